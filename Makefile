@@ -1,0 +1,41 @@
+# The two commands: `make run` serves the app on an embedded database, `make test` runs everything.
+SHELL := /bin/bash
+export PATH := $(HOME)/.local/bin:/usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+RUN := uv run --frozen
+
+.PHONY: run test token bench lint format typecheck schema tools
+
+run: ## Serve on http://$(HOST):$(PORT) (GraphQL IDE at /graphql, REST under /api)
+	@scripts/ensure-tools.sh
+	$(RUN) python -m scripts.dbserver run --data-dir .data/dev -- \
+	  $(RUN) uvicorn main:create_app --factory --host $(HOST) --port $(PORT)
+
+test: ## The whole suite on a throwaway database, then ruff, mypy and the schema drift check
+	@scripts/ensure-tools.sh --test
+	$(RUN) pytest
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy .
+	$(RUN) python -m scripts.export_schema --check
+
+token: ## Print a development token for the IDE's Headers tab
+	@scripts/ensure-tools.sh >/dev/null
+	@$(RUN) python -m scripts.token
+
+bench: ## Time campaign creation against the raw database floor
+	@scripts/ensure-tools.sh
+	$(RUN) python -m scripts.dbserver run --data-dir .data/bench -- $(RUN) python -m bench.create_campaign
+
+lint:
+	$(RUN) ruff check . && $(RUN) ruff format --check .
+
+format:
+	$(RUN) ruff format . && $(RUN) ruff check --fix .
+
+typecheck:
+	$(RUN) mypy .
+
+schema: ## Rewrite schema.graphql after a schema change
+	$(RUN) python -m scripts.export_schema

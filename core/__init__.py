@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every layer needs: settings, auth, the database connection, errors."""

@@ -1,0 +1,117 @@
+"""Bearer-token verification: the only way a request learns who it is and which tenant it is in.
+
+The organization comes from verified claims only — never from a header, a body field or a
+query argument — so a caller cannot name another tenant.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from core.config import Settings
+from core.errors import AuthenticationError
+
+ORG_CLAIM = "org_id"
+NAME_CLAIM = "name"
+ROLES_CLAIM = "roles"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The verified caller: a user acting inside exactly one organization."""
+
+    user_id: ObjectId
+    organization_id: ObjectId
+    full_name: str
+    roles: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _object_id(claims: dict[str, Any], name: str) -> ObjectId:
+    try:
+        return ObjectId(str(claims[name]))
+    except (InvalidId, TypeError) as exc:
+        raise AuthenticationError(f"Token claim '{name}' is not a valid id") from exc
+
+
+def parse_authorization_header(header: str | None) -> str:
+    """Returns the token from `Authorization: Bearer <token>`, refusing any other shape."""
+    if not header:
+        raise AuthenticationError("Authentication required: send 'Authorization: Bearer <token>'")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def verify_token(token: str, settings: Settings) -> Principal:
+    """Verifies signature, algorithm, expiry, audience and issuer, then builds the principal."""
+    try:
+        claims = jwt.decode(
+            token,
+            key=settings.verification_key,
+            algorithms=settings.jwt_algorithms,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway_seconds,
+            options={"require": ["exp", "sub", ORG_CLAIM]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthenticationError("Token has expired") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise AuthenticationError("Token audience is not accepted") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise AuthenticationError("Token issuer is not accepted") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthenticationError(f"Token is missing the '{exc.claim}' claim") from exc
+    except jwt.InvalidAlgorithmError as exc:
+        raise AuthenticationError("Token algorithm is not accepted") from exc
+    except jwt.InvalidSignatureError as exc:
+        raise AuthenticationError("Token signature is invalid") from exc
+    except jwt.InvalidTokenError as exc:
+        raise AuthenticationError("Token is malformed or invalid") from exc
+
+    roles = claims.get(ROLES_CLAIM) or []
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise AuthenticationError(f"Token claim '{ROLES_CLAIM}' must be a list of strings")
+    name = claims.get(NAME_CLAIM) or ""
+    if not isinstance(name, str):
+        raise AuthenticationError(f"Token claim '{NAME_CLAIM}' must be a string")
+    return Principal(
+        user_id=_object_id(claims, "sub"),
+        organization_id=_object_id(claims, ORG_CLAIM),
+        full_name=name,
+        roles=tuple(roles),
+    )
+
+
+def mint_token(
+    settings: Settings,
+    *,
+    user_id: ObjectId | str,
+    organization_id: ObjectId | str,
+    full_name: str,
+    roles: list[str] | None = None,
+    ttl_seconds: int | None = None,
+) -> str:
+    """Signs a development token with the configured secret; never used on a request path."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": str(user_id),
+        ORG_CLAIM: str(organization_id),
+        NAME_CLAIM: full_name,
+        ROLES_CLAIM: roles or ["rep"],
+        "iat": now,
+        "exp": now + (ttl_seconds or settings.dev_token_ttl_seconds),
+    }
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    algorithm = settings.jwt_algorithms[0]
+    return jwt.encode(claims, settings.jwt_secret, algorithm=algorithm)

@@ -1,0 +1,67 @@
+"""Settings read from the environment (and an optional `.env`), validated once at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-insecure-secret-change-me-0123456789"
+"""The development default; `Settings` refuses it outside development."""
+
+
+class Settings(BaseSettings):
+    """All runtime configuration; one instance per process via `get_settings()`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    environment: Literal["development", "test", "staging", "production"] = "development"
+    log_level: str = "INFO"
+
+    mongodb_uri: str = "mongodb://127.0.0.1:27017"
+    mongodb_db: str = "campaigns"
+    mongodb_timeout_ms: int = Field(default=5000, ge=100)
+
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_public_key: str | None = None
+    jwt_algorithms: list[str] = ["HS256"]
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    dev_token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
+
+    default_phone_region: str = "US"
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    max_recipients: int = Field(default=50_000, gt=0)
+    schedule_grace_seconds: int = Field(default=300, ge=0)
+
+    @model_validator(mode="after")
+    def _refuse_insecure_defaults(self) -> Settings:
+        """Fails fast: a production process signing with a published secret is an open door."""
+        if "none" in {a.lower() for a in self.jwt_algorithms}:
+            raise ValueError("JWT_ALGORITHMS must not contain 'none'")
+        asymmetric = any(a.startswith(("RS", "ES", "PS", "Ed")) for a in self.jwt_algorithms)
+        if asymmetric and not self.jwt_public_key:
+            raise ValueError("JWT_PUBLIC_KEY is required for asymmetric JWT_ALGORITHMS")
+        if self.environment not in ("development", "test") and not asymmetric:
+            if self.jwt_secret == DEV_JWT_SECRET:
+                raise ValueError(
+                    f"JWT_SECRET is the development default; set a real secret for "
+                    f"ENVIRONMENT={self.environment}"
+                )
+            if len(self.jwt_secret) < 32:
+                raise ValueError("JWT_SECRET must be at least 32 characters outside development")
+        return self
+
+    @property
+    def verification_key(self) -> str:
+        """Returns the key tokens are verified with: the public key when one is configured."""
+        return self.jwt_public_key or self.jwt_secret
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Returns the process-wide settings."""
+    return Settings()

@@ -1,0 +1,28 @@
+"""FastAPI dependencies shared by the REST routes and the GraphQL context."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from core.auth import Principal, parse_authorization_header, verify_token
+from core.config import Settings, get_settings
+from core.db import MongoClient
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_client(request: Request) -> MongoClient:
+    """Returns the process's database client, created in the app's lifespan."""
+    client: MongoClient = request.app.state.mongo_client
+    return client
+
+
+def get_principal(request: Request, settings: SettingsDep) -> Principal:
+    """Verifies the bearer token; raises `AuthenticationError` (401) when it cannot."""
+    token = parse_authorization_header(request.headers.get("authorization"))
+    return verify_token(token, settings)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

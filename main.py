@@ -1,0 +1,78 @@
+"""The ASGI application: GraphQL at `/graphql`, legacy REST under `/api`, health probes.
+
+Run with `uvicorn main:create_app --factory`; building the app reads settings, so nothing
+happens at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from strawberry.fastapi import GraphQLRouter
+
+from core.config import Settings, get_settings
+from core.db import create_client, init_database
+from core.limits import BodySizeLimit
+from resolvers import health
+from resolvers.context import get_context
+from resolvers.ide import mount_ide_assets, render_graphiql
+from resolvers.rest import campaigns as rest_campaigns
+from resolvers.rest.envelope import install_error_handlers
+from schema import schema
+
+logger = logging.getLogger("campaigns")
+
+
+class IdeGraphQLRouter(GraphQLRouter[object, None]):
+    """Serves a self-hosted GraphiQL: the stock page loads scripts from a public CDN."""
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(render_graphiql(str(request.url.path)))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Builds the app; the database connection opens in the lifespan, not at import."""
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = create_client(settings)
+        app.state.mongo_client = client
+        try:
+            await init_database(client, settings.mongodb_db)
+            yield
+        finally:
+            await client.close()
+
+    app = FastAPI(
+        title="Campaign service",
+        version="0.1.0",
+        description="SMS campaigns for sales teams. GraphQL at /graphql; legacy REST under /api.",
+        lifespan=lifespan,
+    )
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(rest_campaigns.router)
+    app.include_router(
+        IdeGraphQLRouter(schema, context_getter=get_context, multipart_uploads_enabled=False),
+        prefix="/graphql",
+        include_in_schema=False,
+    )
+    mount_ide_assets(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return HTMLResponse(
+            '<p>Campaign service: <a href="/graphql">GraphQL IDE</a>, '
+            '<a href="/docs">REST docs</a></p>'
+        )
+
+    return app

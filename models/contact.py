@@ -1,0 +1,37 @@
+"""A person a campaign can message."""
+
+from __future__ import annotations
+
+import pymongo
+from beanie import PydanticObjectId
+from pymongo import IndexModel
+
+from models.base import TenantDocument
+
+
+class Contact(TenantDocument):
+    """A contact of one organization; the phone (E.164) is unique within the organization."""
+
+    firstName: str = ""
+    lastName: str = ""
+    phoneNumber: str
+    email: str | None = None
+    contactStatus: str | None = None
+    process: str | None = None
+    tags: list[str] = []
+    assignedTo: PydanticObjectId | None = None
+    optedOut: bool = False
+
+    class Settings:
+        name = "contacts"
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("phoneNumber", pymongo.ASCENDING)],
+                name="org_phone_unique",
+                unique=True,
+            ),
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("contactStatus", pymongo.ASCENDING)],
+                name="org_status",
+            ),
+        ]

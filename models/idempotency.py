@@ -1,0 +1,35 @@
+"""A remembered answer to a request that carried an idempotency key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymongo
+from pymongo import IndexModel
+
+from models.base import TenantDocument
+
+
+class IdempotencyRecord(TenantDocument):
+    """Reserved before the work starts, completed with its result; the unique index decides
+    which of two racing requests does the work."""
+
+    scope: str
+    key: str
+    requestHash: str
+    state: str = "in_progress"
+    result: dict[str, Any] | None = None
+
+    class Settings:
+        name = "idempotency_keys"
+        indexes = [
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("scope", pymongo.ASCENDING),
+                    ("key", pymongo.ASCENDING),
+                ],
+                name="org_scope_key_unique",
+                unique=True,
+            ),
+        ]

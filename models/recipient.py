@@ -1,0 +1,49 @@
+"""One (campaign, contact) pair: the unit of sending."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import pymongo
+from beanie import PydanticObjectId
+from pymongo import IndexModel
+
+from models.base import TenantDocument
+
+
+class RecipientStatus(StrEnum):
+    """Where a single message is: `pending → sending → sent | failed | skipped`."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Recipient(TenantDocument):
+    """Kept outside the campaign so a 100,000-contact campaign stays far from 16 MB."""
+
+    campaignId: PydanticObjectId
+    contactId: PydanticObjectId
+    status: RecipientStatus = RecipientStatus.PENDING
+    assignedTo: PydanticObjectId | None = None
+    providerMessageId: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    sentAt: datetime | None = None
+
+    class Settings:
+        name = "recipients"
+        indexes = [
+            IndexModel(
+                [("campaignId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
+                name="campaign_contact_unique",
+                unique=True,
+            ),
+            IndexModel(
+                [("campaignId", pymongo.ASCENDING), ("status", pymongo.ASCENDING)],
+                name="campaign_status",
+            ),
+        ]

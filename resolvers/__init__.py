@@ -1,0 +1,1 @@
+"""The two thin API surfaces: GraphQL resolvers and the legacy REST routes (`resolvers.rest`)."""

@@ -1,0 +1,65 @@
+"""The per-request GraphQL context: who is calling, resolved by the same auth as REST."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from fastapi import Depends, Request
+from graphql import GraphQLError
+from strawberry.fastapi import BaseContext
+from strawberry.permission import BasePermission
+
+from core.auth import Principal, parse_authorization_header, verify_token
+from core.config import Settings, get_settings
+from core.errors import AuthenticationError
+
+
+class Context(BaseContext):
+    """Holds the verified principal, or why there is none; fields needing one ask for it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        principal: Principal | None,
+        auth_error: AuthenticationError | None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self._principal = principal
+        self._auth_error = auth_error
+
+    @property
+    def principal(self) -> Principal:
+        """Returns the caller, or raises an `UNAUTHENTICATED` GraphQL error."""
+        if self._principal is None:
+            error = self._auth_error or AuthenticationError("Authentication required")
+            raise GraphQLError(error.message, extensions={"code": error.code})
+        return self._principal
+
+
+Info = strawberry.Info[Context, None]
+
+
+async def get_context(
+    request: Request, settings: Annotated[Settings, Depends(get_settings)]
+) -> Context:
+    """Builds the context; an anonymous request may still load the IDE and introspect."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return Context(settings, None, None)
+    try:
+        return Context(settings, verify_token(parse_authorization_header(header), settings), None)
+    except AuthenticationError as exc:
+        return Context(settings, None, exc)
+
+
+class IsAuthenticated(BasePermission):
+    """Refuses a field to callers without a verified token, with `extensions.code`."""
+
+    message = "Authentication required"
+    error_extensions = {"code": "UNAUTHENTICATED"}
+
+    def has_permission(self, source: object, info: Info, **kwargs: object) -> bool:
+        _ = info.context.principal  # raises with the precise reason
+        return True

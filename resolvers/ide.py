@@ -1,0 +1,277 @@
+"""Self-hosted GraphiQL for `GET /graphql`.
+
+Why: Strawberry's stock GraphiQL page loads React and GraphiQL from a public CDN. Our
+machines (and customers' air-gapped ones) reach only package registries, so that page
+renders blank. Instead the npm packages pinned in `ide/package.json` (installed with
+`npm ci --prefix ide`, or `make ide`) are served by the API itself under
+`IDE_ASSET_PREFIX`, and `render_graphiql` builds a page that references only those
+local files: no `http(s)://` URL appears in it.
+
+Missing assets: a missing IDE must not take the API down, so `mount_ide_assets` only logs
+a warning when `ide/node_modules` is not installed, and `render_graphiql` then returns a
+small page that explains how to install it. Both look at the disk on every call, so
+running `npm ci --prefix ide` while the server runs makes the IDE appear on the next
+page load, without a restart.
+
+Only a fixed list of files is served (`IDE_ASSETS`), each through an explicit route: the
+rest of `node_modules` is never exposed, and no path from the request reaches the
+filesystem.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from fastapi import FastAPI
+from starlette.responses import FileResponse, PlainTextResponse, Response
+
+logger = logging.getLogger(__name__)
+
+IDE_ASSET_PREFIX: Final = "/ide/assets"
+"""URL prefix under which the GraphiQL browser files are served."""
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+IDE_NODE_MODULES: Path = REPO_ROOT / "ide" / "node_modules"
+"""Where `npm ci --prefix ide` installs the packages; a module variable so tests can move it."""
+
+INSTALL_HINT: Final = "npm ci --prefix ide  (or: make ide)"
+
+TOKEN_PLACEHOLDER: Final = "<token from make token>"
+DEFAULT_HEADERS: Final = json.dumps({"Authorization": f"Bearer {TOKEN_PLACEHOLDER}"}, indent=2)
+DEFAULT_QUERY: Final = """\
+# Put your token in the Headers tab below,
+# then press Ctrl-Enter (or the run button).
+
+query Me {
+  me {
+    userId
+    organizationId
+    fullName
+    roles
+  }
+}
+"""
+
+_JS: Final = "text/javascript; charset=utf-8"
+_CSS: Final = "text/css; charset=utf-8"
+_MAP: Final = "application/json"
+
+
+@dataclass(frozen=True)
+class IdeAsset:
+    """One browser file from an npm package, and the content type it is served with."""
+
+    package: str
+    path: str
+    media_type: str
+    required: bool = True
+
+    def file(self) -> Path:
+        """Absolute path of the file inside `IDE_NODE_MODULES` (read at call time)."""
+        return IDE_NODE_MODULES / self.package / self.path
+
+
+IDE_ASSETS: Final[dict[str, IdeAsset]] = {
+    "react.production.min.js": IdeAsset("react", "umd/react.production.min.js", _JS),
+    "react-dom.production.min.js": IdeAsset("react-dom", "umd/react-dom.production.min.js", _JS),
+    "graphiql.min.js": IdeAsset("graphiql", "graphiql.min.js", _JS),
+    "graphiql.min.css": IdeAsset("graphiql", "graphiql.min.css", _CSS),
+    # Named by `sourceMappingURL` comments in the two files above; only devtools fetch them.
+    "graphiql.min.js.map": IdeAsset("graphiql", "graphiql.min.js.map", _MAP, required=False),
+    "graphiql.min.css.map": IdeAsset("graphiql", "graphiql.min.css.map", _MAP, required=False),
+}
+"""URL name under `IDE_ASSET_PREFIX` -> file in `ide/node_modules`."""
+
+
+def asset_url(name: str) -> str:
+    """The URL of one of `IDE_ASSETS`, with its package version so upgrades bust caches."""
+    asset = IDE_ASSETS[name]
+    return f"{IDE_ASSET_PREFIX}/{name}?v={_package_version(asset.package)}"
+
+
+def missing_ide_assets() -> list[Path]:
+    """The required asset files that are not on disk (empty when the IDE is installed)."""
+    return [a.file() for a in IDE_ASSETS.values() if a.required and not a.file().is_file()]
+
+
+def mount_ide_assets(app: FastAPI) -> None:
+    """Adds `GET {IDE_ASSET_PREFIX}/{name}` for each of `IDE_ASSETS`.
+
+    Never raises for a missing install: it logs a warning, the routes answer 404 with the
+    fix, and `render_graphiql` serves the install instructions instead of a blank page.
+    """
+    if missing := missing_ide_assets():
+        logger.warning(
+            "GraphiQL assets are not installed (missing %s); GET /graphql will show install "
+            "instructions. Fix: %s",
+            ", ".join(str(p) for p in missing),
+            INSTALL_HINT,
+        )
+
+    for name, asset in IDE_ASSETS.items():
+        app.add_api_route(
+            f"{IDE_ASSET_PREFIX}/{name}",
+            _asset_endpoint(asset),
+            methods=["GET", "HEAD"],
+            name=f"ide-asset:{name}",
+            include_in_schema=False,
+        )
+
+
+def _asset_endpoint(asset: IdeAsset) -> Callable[[], Awaitable[Response]]:
+    """A route handler bound to one whitelisted file: nothing from the URL reaches the disk."""
+
+    async def ide_asset() -> Response:
+        path = asset.file()
+        if not path.is_file():
+            return PlainTextResponse(f"GraphiQL asset not installed. Run: {INSTALL_HINT}\n", 404)
+        # Long-lived caching is safe: pages link each file with `?v=<package version>`.
+        return FileResponse(
+            path,
+            media_type=asset.media_type,
+            headers={"Cache-Control": "public, max-age=604800"},
+        )
+
+    return ide_asset
+
+
+def render_graphiql(
+    endpoint: str = "/graphql",
+    *,
+    default_query: str = DEFAULT_QUERY,
+    default_headers: str = DEFAULT_HEADERS,
+) -> str:
+    """The full GraphiQL page for `endpoint`, using only local assets.
+
+    Falls back to an install-instructions page when the assets are missing, so the IDE
+    never renders blank. The keyword arguments only seed a browser that has no saved tabs
+    or headers yet (GraphiQL persists both in localStorage).
+    """
+    if missing_ide_assets():
+        return render_ide_missing()
+    config = {
+        "endpoint": endpoint,
+        "defaultQuery": default_query,
+        "defaultHeaders": default_headers,
+        "tokenPlaceholder": TOKEN_PLACEHOLDER,
+    }
+    return _PAGE.format(
+        css=html.escape(asset_url("graphiql.min.css")),
+        react=html.escape(asset_url("react.production.min.js")),
+        react_dom=html.escape(asset_url("react-dom.production.min.js")),
+        graphiql=html.escape(asset_url("graphiql.min.js")),
+        config=_script_json(config),
+    )
+
+
+def render_ide_missing() -> str:
+    """A small page explaining how to install the IDE assets (no scripts, no URLs)."""
+    missing = "\n".join(html.escape(str(p)) for p in missing_ide_assets())
+    return _MISSING_PAGE.format(hint=html.escape(INSTALL_HINT), missing=missing)
+
+
+def _package_version(package: str) -> str:
+    """The installed version of an npm package, or "missing"."""
+    try:
+        manifest = json.loads((IDE_NODE_MODULES / package / "package.json").read_text())
+    except (OSError, ValueError):
+        return "missing"
+    return str(manifest.get("version", "unknown"))
+
+
+def _script_json(value: object) -> str:
+    """JSON safe to embed in an inline <script>: `</script>` and friends cannot break out."""
+    text = json.dumps(value)
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, escape)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+# Doubled braces are literal braces for str.format.
+_PAGE: Final = """<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <title>GraphiQL</title>
+    <link rel="icon" href="data:," />
+    <link rel="stylesheet" href="{css}" />
+    <style>
+      html, body {{ height: 100%; margin: 0; overflow: hidden; }}
+      #graphiql {{ height: 100vh; }}
+    </style>
+  </head>
+  <body>
+    <div id="graphiql"><p style="font-family: sans-serif; padding: 1em">Loading GraphiQL…</p></div>
+    <script src="{react}"></script>
+    <script src="{react_dom}"></script>
+    <script src="{graphiql}"></script>
+    <script>
+      (function () {{
+        "use strict";
+        const config = {config};
+        const url = new URL(config.endpoint, window.location.href);
+        const subscriptionUrl = new URL(url.href);
+        subscriptionUrl.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+
+        // Sends the headers typed in the Headers tab with every request (introspection
+        // too), except values still holding the placeholder: an unedited hint must not
+        // reach the server as a broken token.
+        const baseFetcher = GraphiQL.createFetcher({{
+          url: url.href,
+          subscriptionUrl: subscriptionUrl.href,
+        }});
+        function fetcher(params, opts) {{
+          if (opts && opts.headers) {{
+            const headers = {{}};
+            for (const [name, value] of Object.entries(opts.headers)) {{
+              if (!(typeof value === "string" && value.includes(config.tokenPlaceholder))) {{
+                headers[name] = value;
+              }}
+            }}
+            opts = Object.assign({{}}, opts, {{ headers: headers }});
+          }}
+          return baseFetcher(params, opts);
+        }}
+
+        const root = ReactDOM.createRoot(document.getElementById("graphiql"));
+        root.render(
+          React.createElement(GraphiQL, {{
+            fetcher: fetcher,
+            defaultQuery: config.defaultQuery,
+            defaultHeaders: config.defaultHeaders,
+            defaultEditorToolsVisibility: "headers",
+            isHeadersEditorEnabled: true,
+            shouldPersistHeaders: true,
+            inputValueDeprecation: true,
+          }}),
+        );
+      }})();
+    </script>
+  </body>
+</html>
+"""
+
+_MISSING_PAGE: Final = """<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <title>GraphiQL not installed</title>
+    <link rel="icon" href="data:," />
+  </head>
+  <body style="font-family: sans-serif; max-width: 50em; margin: 2em auto">
+    <h1>GraphiQL is not installed on this server</h1>
+    <p>The GraphQL API itself works (POST queries to this URL). The in-browser IDE is
+    served from local npm packages, which are missing. From the repository root run:</p>
+    <pre>{hint}</pre>
+    <p>then reload this page (no restart needed). Missing files:</p>
+    <pre>{missing}</pre>
+  </body>
+</html>
+"""

@@ -1,0 +1,1 @@
+"""The legacy REST compatibility surface under `/api`, byte-compatible with existing callers."""

@@ -1,0 +1,69 @@
+"""The legacy envelope `{"success", "message", "data" | "errors"}` and the handlers that emit it.
+
+Every answer under `/api` uses it — including 401s, 404s, body-size refusals and request
+validation — so legacy callers never see FastAPI's default `{"detail": ...}` shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import FieldError, InvalidInput, ServiceError
+from services.inputs import field_errors_from
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(message: str, errors: list[FieldError] | None = None) -> dict[str, Any]:
+    """Builds the legacy error body; `errors[].field` is a dotted path into the request."""
+    body: dict[str, Any] = {"success": False, "message": message}
+    if errors is not None:
+        body["errors"] = [{"field": e.dotted, "code": e.code, "message": e.message} for e in errors]
+    return body
+
+
+def error_response(
+    status: int,
+    message: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Returns an envelope error response."""
+    return JSONResponse(error_body(message, errors), status_code=status, headers=headers)
+
+
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    errors = exc.errors if isinstance(exc, InvalidInput) else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    return error_response(exc.http_status, exc.message, errors, headers)
+
+
+async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(400, "Invalid request", field_errors_from(exc.errors()))
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = str(exc.detail) if exc.detail else "Request failed"
+    return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "Internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Routes every failure through the envelope."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,1 @@
+"""Developer commands: the embedded database bootstrap and the development token minter."""

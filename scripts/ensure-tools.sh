@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what is missing, and nothing that is already there. Safe to run every time.
+#   scripts/ensure-tools.sh            Python env (uv + locked deps), IDE assets, database binary
+#   scripts/ensure-tools.sh --test     the same, plus Chromium for the browser test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '[ensure-tools] %s\n' "$*" >&2; }
+
+export PATH="$HOME/.local/bin:/usr/local/go/bin:$HOME/go/bin:$PATH"
+
+# 1. uv, then the locked Python environment (.venv).
+if ! command -v uv >/dev/null 2>&1; then
+  say "installing uv from PyPI"
+  python3 -m pip install --quiet --user 'uv>=0.5' 2>/dev/null || python3 -m pip install --quiet 'uv>=0.5'
+fi
+uv sync --frozen --quiet
+
+# 2. GraphiQL's browser files (npm registry); the API still serves without them.
+if [ ! -f ide/node_modules/.package-lock.json ] || [ ide/package-lock.json -nt ide/node_modules/.package-lock.json ]; then
+  if command -v npm >/dev/null 2>&1; then
+    say "installing the GraphQL IDE's assets (npm ci --prefix ide)"
+    npm ci --prefix ide --no-audit --no-fund --loglevel=error
+  else
+    say "npm not found: the GraphQL IDE page will explain how to install its assets"
+  fi
+fi
+
+# 3. A database server binary, unless MONGODB_URI points at one.
+if [ -z "${MONGODB_URI:-}" ]; then
+  uv run --frozen python -m scripts.dbserver build
+fi
+
+# 4. Chromium, for the browser test of the IDE.
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian's chromium for the browser test"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null
+  else
+    say "chromium is missing and cannot be installed without root: apt-get install chromium"
+    exit 1
+  fi
+fi

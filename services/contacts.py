@@ -1,0 +1,143 @@
+"""Contacts: phone normalisation and race-safe bulk creation that reuses existing contacts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+from bson import ObjectId
+from pymongo.errors import BulkWriteError
+
+from models import Contact
+from services.tenancy import Tenant
+
+DUPLICATE_KEY = 11000
+
+
+class PhoneError(ValueError):
+    """A phone that cannot be a mobile destination; `code` names the reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def normalize_phone(raw: str | None, default_region: str) -> str:
+    """Returns the E.164 form of `raw`; numbers without `+` are read in `default_region`."""
+    text = (raw or "").strip()
+    if not text:
+        raise PhoneError("MISSING_PHONE", "Phone number is required")
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise PhoneError("INVALID_PHONE", f"'{text}' is not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise PhoneError("INVALID_PHONE", f"'{text}' is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@dataclass(slots=True)
+class ContactDraft:
+    """A normalised contact waiting to be created or matched by phone."""
+
+    phoneNumber: str
+    firstName: str = ""
+    lastName: str = ""
+    email: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ContactRef:
+    """What a recipient needs of a contact: its id and the values templates use."""
+
+    id: ObjectId
+    firstName: str
+    lastName: str
+    phoneNumber: str
+    email: str | None
+    optedOut: bool = False
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> ContactRef:
+        return cls(
+            id=doc["_id"],
+            firstName=doc.get("firstName") or "",
+            lastName=doc.get("lastName") or "",
+            phoneNumber=doc["phoneNumber"],
+            email=doc.get("email"),
+            optedOut=bool(doc.get("optedOut")),
+        )
+
+
+REF_PROJECTION = {"firstName": 1, "lastName": 1, "phoneNumber": 1, "email": 1, "optedOut": 1}
+
+
+async def ensure_contacts(
+    tenant: Tenant, drafts: Sequence[ContactDraft], *, batch_size: int
+) -> dict[str, ContactRef]:
+    """Creates the drafts whose phone is new and returns every draft's contact, keyed by phone.
+
+    Inserts first and lets the unique `(organizationId, phoneNumber)` index say which phones
+    already exist, so two requests racing on one phone both end up with the same contact. One
+    insert per batch, plus one lookup per batch that hit existing phones.
+    """
+    by_phone: dict[str, ContactRef] = {}
+    for start in range(0, len(drafts), batch_size):
+        batch = drafts[start : start + batch_size]
+        docs = [_new_contact_doc(d) for d in batch]
+        existing: list[str] = []
+        try:
+            await tenant.raw_insert_many(Contact, docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            existing = [batch[e["index"]].phoneNumber for e in errors]
+        taken = set(existing)
+        for doc in docs:
+            if doc["phoneNumber"] not in taken:
+                by_phone[doc["phoneNumber"]] = ContactRef.from_document(doc)
+        if existing:
+            query = {"phoneNumber": {"$in": existing}}
+            async for doc in tenant.raw_find(Contact, query, REF_PROJECTION):
+                by_phone[doc["phoneNumber"]] = ContactRef.from_document(doc)
+    return by_phone
+
+
+async def contacts_by_ids(tenant: Tenant, ids: Sequence[ObjectId]) -> dict[ObjectId, ContactRef]:
+    """Returns the contacts among `ids` that exist in the caller's organization."""
+    if not ids:
+        return {}
+    query = {"_id": {"$in": list(ids)}}
+    return {
+        doc["_id"]: ContactRef.from_document(doc)
+        async for doc in tenant.raw_find(Contact, query, REF_PROJECTION)
+    }
+
+
+async def contacts_matching(tenant: Tenant, query: dict[str, Any]) -> list[ContactRef]:
+    """Returns the organization's contacts matching a segmentation query."""
+    return [
+        ContactRef.from_document(doc)
+        async for doc in tenant.raw_find(Contact, query, REF_PROJECTION)
+    ]
+
+
+def _new_contact_doc(draft: ContactDraft) -> dict[str, Any]:
+    return {
+        "_id": ObjectId(),
+        "firstName": draft.firstName,
+        "lastName": draft.lastName,
+        "phoneNumber": draft.phoneNumber,
+        "email": draft.email,
+        "contactStatus": None,
+        "process": None,
+        "tags": [],
+        "assignedTo": None,
+        "optedOut": False,
+        **draft.extra,
+    }

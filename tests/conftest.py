@@ -1,0 +1,78 @@
+"""One database server per session, a fresh database per test, the app driven over ASGI.
+
+The server is `MONGODB_URI` when set, else one started by `scripts.dbserver` (mongod or
+FerretDB). If neither can be had the session errors out: these tests never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+
+from core.config import Settings
+from main import create_app
+from scripts import dbserver
+from tests.factories import TEST_JWT_SECRET
+
+
+@pytest.fixture(scope="session")
+def mongo_uri() -> Iterator[str]:
+    """Yields the URI of the session's database server, starting one if needed."""
+    if uri := os.environ.get("MONGODB_URI"):
+        if not dbserver.ping(uri, timeout_ms=5000):
+            raise RuntimeError(f"MONGODB_URI={uri} does not answer ping")
+        yield uri
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="campaigns-test-db-") as tmp,
+        dbserver.running_server(Path(tmp)) as server,
+    ):
+        yield server.uri
+
+
+def make_settings(mongo_uri: str, **overrides: object) -> Settings:
+    """Returns test settings on a database of its own."""
+    values: dict[str, object] = {
+        "environment": "test",
+        "mongodb_uri": mongo_uri,
+        "mongodb_db": f"test_{uuid.uuid4().hex[:12]}",
+        "mongodb_timeout_ms": 3000,
+        "jwt_secret": TEST_JWT_SECRET,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(mongo_uri: str) -> Settings:
+    return make_settings(mongo_uri)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """Yields a started app on a fresh database, and drops that database afterwards."""
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+    cleanup: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri)
+    try:
+        await cleanup.drop_database(settings.mongodb_db)
+    finally:
+        await cleanup.close()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

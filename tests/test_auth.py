@@ -1,0 +1,135 @@
+"""Bearer-token verification on both surfaces: every bad token is refused the same way."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+import jwt
+import pytest
+from bson import ObjectId
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from core.auth import mint_token, verify_token
+from core.config import DEV_JWT_SECRET, Settings
+from core.errors import AuthenticationError
+from tests.factories import TEST_JWT_SECRET, auth, claims, gql, token
+
+ME = "query { me { userId organizationId fullName roles } }"
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _alg_none_token() -> str:
+    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims())}."
+
+
+def _rs256_token() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode(claims(), key, algorithm="RS256")
+
+
+BAD_TOKENS = {
+    "malformed": "not-a-jwt",
+    "expired": token(exp=int(time.time()) - 3600),
+    "wrong-signature": token(secret="another-secret-0123456789-0123456789"),
+    "alg-none": _alg_none_token(),
+    "alg-not-allowed": _rs256_token(),
+    "no-exp": jwt.encode({k: v for k, v in claims().items() if k != "exp"}, TEST_JWT_SECRET),
+    "no-org": jwt.encode({k: v for k, v in claims().items() if k != "org_id"}, TEST_JWT_SECRET),
+    "org-not-an-id": token(org="acme"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_TOKENS))
+async def test_rest_refuses_bad_token_with_envelope(client: httpx.AsyncClient, kind: str) -> None:
+    response = await client.post("/api/campaigns", json={}, headers=auth(BAD_TOKENS[kind]))
+    assert response.status_code == 401
+    body = response.json()
+    assert body["success"] is False
+    assert isinstance(body["message"], str) and body["message"]
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_TOKENS))
+async def test_graphql_refuses_bad_token_with_code(client: httpx.AsyncClient, kind: str) -> None:
+    body = await gql(client, ME, headers=auth(BAD_TOKENS[kind]))
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_rest_refuses_missing_header(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/campaigns", json={})
+    assert response.status_code == 401
+    assert response.json() == {
+        "success": False,
+        "message": "Authentication required: send 'Authorization: Bearer <token>'",
+    }
+
+
+async def test_rest_refuses_non_bearer_scheme(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/campaigns", json={}, headers={"Authorization": "Basic x"})
+    assert response.status_code == 401
+    assert response.json()["message"] == "Authorization header must be 'Bearer <token>'"
+
+
+async def test_graphql_me_without_token_is_unauthenticated(client: httpx.AsyncClient) -> None:
+    body = await gql(client, ME)
+    assert body["errors"][0]["message"].startswith("Authentication required")
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_expired_token_message_names_expiry(client: httpx.AsyncClient) -> None:
+    body = await gql(client, ME, headers=auth(BAD_TOKENS["expired"]))
+    assert body["errors"][0]["message"] == "Token has expired"
+
+
+async def test_me_returns_the_verified_principal(client: httpx.AsyncClient) -> None:
+    org, user = ObjectId(), ObjectId()
+    body = await gql(client, ME, headers=auth(token(org=org, user=user, roles=["rep", "admin"])))
+    assert body.get("errors") is None
+    assert body["data"]["me"] == {
+        "userId": str(user),
+        "organizationId": str(org),
+        "fullName": "Alex Rep",
+        "roles": ["rep", "admin"],
+    }
+
+
+def test_token_within_leeway_is_accepted(settings: Settings) -> None:
+    tok = token(exp=int(time.time()) - 5)
+    assert verify_token(tok, settings).full_name == "Alex Rep"
+
+
+def test_audience_and_issuer_are_checked_when_configured(settings: Settings) -> None:
+    strict = settings.model_copy(update={"jwt_audience": "campaigns", "jwt_issuer": "crm"})
+    with pytest.raises(AuthenticationError, match="audience"):
+        verify_token(token(aud="other", iss="crm"), strict)
+    with pytest.raises(AuthenticationError, match="issuer"):
+        verify_token(token(aud="campaigns", iss="elsewhere"), strict)
+    assert verify_token(token(aud="campaigns", iss="crm"), strict).roles == ("rep",)
+
+
+def test_minted_dev_token_verifies(settings: Settings) -> None:
+    org, user = ObjectId(), ObjectId()
+    tok = mint_token(settings, user_id=user, organization_id=org, full_name="Dev User")
+    principal = verify_token(tok, settings)
+    assert (principal.user_id, principal.organization_id) == (user, org)
+
+
+def test_production_refuses_default_secret() -> None:
+    with pytest.raises(ValueError, match="development default"):
+        Settings(environment="production", jwt_secret=DEV_JWT_SECRET)
+
+
+def test_production_accepts_a_real_secret() -> None:
+    assert Settings(environment="production", jwt_secret="x" * 40).environment == "production"
+
+
+def test_alg_none_cannot_be_allowed() -> None:
+    with pytest.raises(ValueError, match="none"):
+        Settings(jwt_algorithms=["HS256", "none"])

@@ -1,0 +1,47 @@
+"""Liveness and readiness against a database server this test starts and stops."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from main import create_app
+from scripts import dbserver
+from tests.conftest import make_settings
+
+
+async def test_healthz_answers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_follows_the_database() -> None:
+    with tempfile.TemporaryDirectory(prefix="campaigns-readyz-") as tmp:
+        server = dbserver.new_server(Path(tmp))
+        await asyncio.to_thread(server.start)
+        try:
+            app = create_app(make_settings(server.uri, mongodb_timeout_ms=800))
+            async with LifespanManager(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                    assert (await http.get("/readyz")).status_code == 200
+
+                    await asyncio.to_thread(server.stop)
+                    down = await http.get("/readyz")
+                    assert down.status_code == 503
+                    assert down.json()["database"] == "unreachable"
+                    assert (await http.get("/healthz")).status_code == 200
+
+                    await asyncio.to_thread(server.start)
+                    for _ in range(50):
+                        if (await http.get("/readyz")).status_code == 200:
+                            break
+                        await asyncio.sleep(0.2)
+                    assert (await http.get("/readyz")).status_code == 200
+        finally:
+            await asyncio.to_thread(server.stop)

@@ -1,0 +1,90 @@
+"""Organization B cannot see or touch organization A's documents through the tenant scope."""
+
+from __future__ import annotations
+
+import pytest
+from beanie import PydanticObjectId
+from bson import ObjectId
+from fastapi import FastAPI
+from pymongo.errors import DuplicateKeyError
+
+from core.auth import Principal
+from models import Contact
+from services.tenancy import Tenant
+
+
+def tenant() -> Tenant:
+    return Tenant(Principal(ObjectId(), ObjectId(), "Rep", ("rep",)))
+
+
+async def _contact_of(owner: Tenant, phone: str = "+14155550100") -> Contact:
+    return await owner.insert(
+        Contact(organizationId=owner.organization_id, phoneNumber=phone, firstName="Sam")
+    )
+
+
+async def test_foreign_document_is_not_found_by_id(app: FastAPI) -> None:
+    a, b = tenant(), tenant()
+    contact = await _contact_of(a)
+    assert contact.id is not None
+    assert await a.get(Contact, contact.id) is not None
+    assert await b.get(Contact, contact.id) is None
+
+
+async def test_foreign_documents_are_not_listed_or_counted(app: FastAPI) -> None:
+    a, b = tenant(), tenant()
+    await _contact_of(a)
+    assert await a.count(Contact) == 1
+    assert await b.count(Contact) == 0
+    assert await b.find(Contact, {"phoneNumber": "+14155550100"}).to_list() == []
+
+
+async def test_foreign_document_cannot_be_updated_or_deleted(app: FastAPI) -> None:
+    a, b = tenant(), tenant()
+    contact = await _contact_of(a)
+    assert await b.update_one(Contact, {"_id": contact.id}, {"$set": {"firstName": "X"}}) == 0
+    assert await b.delete_many(Contact, {"_id": contact.id}) == 0
+    stored = await a.get(Contact, contact.id)  # type: ignore[arg-type]
+    assert stored is not None and stored.firstName == "Sam"
+
+
+async def test_insert_stamps_the_callers_organization(app: FastAPI) -> None:
+    a = tenant()
+    forged = Contact(organizationId=PydanticObjectId(), phoneNumber="+14155550101")
+    saved = await a.insert(forged)
+    assert saved.organizationId == a.organization_id
+
+
+def test_scope_refuses_a_caller_supplied_organization() -> None:
+    with pytest.raises(ValueError, match="organizationId"):
+        tenant().find(Contact, {"organizationId": ObjectId()})
+
+
+async def test_same_phone_in_two_organizations_is_allowed(app: FastAPI) -> None:
+    await _contact_of(tenant())
+    await _contact_of(tenant())
+
+
+async def test_duplicate_phone_in_one_organization_is_refused_by_the_server(app: FastAPI) -> None:
+    a = tenant()
+    await _contact_of(a)
+    with pytest.raises(DuplicateKeyError) as excinfo:
+        await _contact_of(a)
+    assert excinfo.value.code == 11000
+
+
+async def test_indexes_exist_on_the_server(app: FastAPI) -> None:
+    from models import Campaign, Recipient
+
+    contacts = await Contact.get_pymongo_collection().index_information()
+    recipients = await Recipient.get_pymongo_collection().index_information()
+    campaigns = await Campaign.get_pymongo_collection().index_information()
+    assert contacts["org_phone_unique"]["unique"] is True
+    assert contacts["org_phone_unique"]["key"] == [("organizationId", 1), ("phoneNumber", 1)]
+    assert recipients["campaign_contact_unique"]["unique"] is True
+    assert "campaign_status" in recipients
+    assert campaigns["org_status_schedule"]["key"] == [
+        ("organizationId", 1),
+        ("status", 1),
+        ("scheduleDate", 1),
+    ]
