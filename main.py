@@ -7,10 +7,11 @@ happens at import time.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pymongo.monitoring import CommandListener
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.fastapi import GraphQLRouter
@@ -35,14 +36,19 @@ class IdeGraphQLRouter(GraphQLRouter[object, None]):
         return HTMLResponse(render_graphiql(str(request.url.path)))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Builds the app; the database connection opens in the lifespan, not at import."""
+def create_app(
+    settings: Settings | None = None, *, event_listeners: Sequence[CommandListener] = ()
+) -> FastAPI:
+    """Builds the app; the database connection opens in the lifespan, not at import.
+
+    `event_listeners` are PyMongo monitoring listeners, for tests that count commands.
+    """
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level.upper())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = create_client(settings)
+        client = create_client(settings, event_listeners=event_listeners)
         app.state.mongo_client = client
         try:
             await init_database(client, settings.mongodb_db)

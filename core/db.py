@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
+from pymongo.monitoring import CommandListener
 
 from core.config import Settings
 from models import DOCUMENT_MODELS
@@ -14,10 +16,13 @@ from models import DOCUMENT_MODELS
 MongoClient = AsyncMongoClient[dict[str, Any]]
 
 
-def create_client(settings: Settings) -> MongoClient:
+def create_client(
+    settings: Settings, event_listeners: Sequence[CommandListener] = ()
+) -> MongoClient:
     """Creates the client; PyMongo connects lazily, so this never blocks on the server."""
     return AsyncMongoClient(
         settings.mongodb_uri,
+        event_listeners=list(event_listeners),
         serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
         connectTimeoutMS=settings.mongodb_timeout_ms,
         tz_aware=True,

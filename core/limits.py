@@ -6,15 +6,15 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import FieldError, PayloadTooLarge
+from core.errors import FieldError
 
 
 class BodySizeLimit:
     """Answers 413 in the legacy envelope once a body passes `max_bytes`.
 
-    A declared `Content-Length` over the limit is refused before reading; chunked bodies have
-    none, so the stream is also counted as it arrives and `PayloadTooLarge` is raised into the
-    app's own error handling once it passes the limit.
+    A declared `Content-Length` over the limit is refused before reading. Chunked bodies have
+    none, so the stream is also counted as it arrives: past the limit the 413 is sent at once,
+    the app is told the client went away, and whatever it answers is dropped.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -30,17 +30,26 @@ class BodySizeLimit:
             await self._refuse(send)
             return
         received = 0
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(self._message, [self._field_error])
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)
 
     @property
     def _message(self) -> str:

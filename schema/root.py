@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations
 from resolvers.errors import ErrorCodes
 from resolvers.users import UserQueries
+
+logger = logging.getLogger(__name__)
 
 
 @strawberry.type(description="Read operations.")
@@ -20,7 +26,17 @@ class Mutation(CampaignMutations):
     pass
 
 
-schema = strawberry.Schema(
+class CampaignSchema(strawberry.Schema):
+    """Logs client mistakes at debug level; `ErrorCodes` logs the unexpected ones with traces."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            logger.debug("graphql error: %s", error.message)
+
+
+schema = CampaignSchema(
     query=Query,
     mutation=Mutation,
     extensions=[

@@ -51,6 +51,8 @@ from services.tenancy import Tenant
 
 MAX_NAME = 200
 WRITE_BATCH = 5000
+MAX_SEGMENTS = 10
+MIN_CHARS_OVER_SEGMENT_LIMIT = 335  # 10 UCS-2 segments hold 670 units: >= 336 characters
 INITIAL_STATUSES = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
 
 
@@ -354,14 +356,21 @@ def _collect_new_contacts(plan: _Plan, input: CreateCampaignInput, settings: Set
 def _collect_csv(plan: _Plan, input: CreateCampaignInput, settings: Settings) -> None:
     assert input.rawCsvData is not None
     rows, problems = csvdata.read_rows(input.rawCsvData)
-    for problem in problems:
-        plan.failed.append(
-            FailedDetail(
-                source="rawCsvData", index=problem.row, code=problem.code, message=problem.message
-            )
-        )
+    pending = {p.row: p for p in problems}
     for row in rows:
+        for number in sorted(n for n in pending if n < row.row):
+            _csv_problem(plan, pending.pop(number))
         _draft(plan, "rawCsvData", row.row, dict(row.values), settings)
+    for number in sorted(pending):
+        _csv_problem(plan, pending[number])
+
+
+def _csv_problem(plan: _Plan, problem: csvdata.CsvProblem) -> None:
+    plan.failed.append(
+        FailedDetail(
+            source="rawCsvData", index=problem.row, code=problem.code, message=problem.message
+        )
+    )
 
 
 def _segment_query(seg: Segmentation, errors: list[FieldError]) -> dict[str, Any]:
@@ -495,13 +504,17 @@ def _precheck_recipients(
     sendable = 0
     for values in candidates:
         try:
-            if not plan.template.render(values).missing:
-                sendable += 1
+            rendered = plan.template.render(values)
         except TemplateError as exc:
             raise InvalidInput(
                 "The message is too long",
                 [FieldError(("message",), code, text) for code, text in exc.problems],
             ) from exc
+        if rendered.missing:
+            continue
+        sendable += 1
+        if len(rendered.text) > MIN_CHARS_OVER_SEGMENT_LIMIT:
+            _check_segments(rendered.text)
     if sendable == 0 and plan.status is CampaignStatus.SCHEDULED:
         raise InvalidInput(
             "A scheduled campaign needs at least one valid recipient",
@@ -510,6 +523,22 @@ def _precheck_recipients(
                     ("status",),
                     "NO_RECIPIENTS",
                     "No valid recipients; fix the recipients or save as 'draft'",
+                )
+            ],
+        )
+
+
+def _check_segments(text: str) -> None:
+    cost = sms_cost(text)
+    if cost.segments > MAX_SEGMENTS:
+        raise InvalidInput(
+            "The message is too long",
+            [
+                FieldError(
+                    ("message",),
+                    "MESSAGE_TOO_LONG",
+                    f"The message renders to {cost.segments} SMS segments ({cost.encoding}, "
+                    f"{cost.characters} characters); the limit is {MAX_SEGMENTS}",
                 )
             ],
         )

@@ -20,6 +20,8 @@ from core.auth import Principal
 from models.base import TenantDocument, utcnow
 
 D = TypeVar("D", bound=TenantDocument)
+RAW_BATCH = 5000
+"""Documents per cursor batch on hot paths: fewer round trips than the driver's 101-first."""
 
 
 class Tenant:
@@ -72,7 +74,9 @@ class Tenant:
         projection: Mapping[str, Any] | None = None,
     ) -> AsyncCursor[dict[str, Any]]:
         """Returns a PyMongo cursor of plain dicts; for hot paths where decoding models costs."""
-        return model.get_pymongo_collection().find(self._filter(query), projection)
+        return model.get_pymongo_collection().find(
+            self._filter(query), projection, batch_size=RAW_BATCH
+        )
 
     async def raw_insert_many(
         self, model: type[D], documents: Sequence[dict[str, Any]], *, ordered: bool

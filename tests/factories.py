@@ -51,3 +51,50 @@ async def gql(
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def principal(org: ObjectId | None = None, user: ObjectId | None = None) -> Any:
+    """Returns a verified-looking principal for service-level tests."""
+    from core.auth import Principal
+
+    return Principal(user or ObjectId(), org or ObjectId(), "Alex Rep", ("rep",))
+
+
+async def make_contact(
+    org: ObjectId, phone: str, *, id: ObjectId | str | None = None, **fields: Any
+) -> Any:
+    """Inserts a contact of `org` directly, as an earlier import would have."""
+    from beanie import PydanticObjectId
+
+    from models import Contact
+    from services.tenancy import Tenant
+
+    contact = Contact(organizationId=PydanticObjectId(org), phoneNumber=phone, **fields)
+    if id is not None:
+        contact.id = PydanticObjectId(id)
+    return await Tenant(principal(org)).insert(contact)
+
+
+async def counts(*names: str) -> dict[str, int]:
+    """Returns document counts of the app's collections in the current test database."""
+    from models import Campaign, Contact, IdempotencyRecord, Recipient, User
+
+    models = {
+        "campaigns": Campaign,
+        "contacts": Contact,
+        "recipients": Recipient,
+        "users": User,
+        "idempotency_keys": IdempotencyRecord,
+    }
+    out = {}
+    for name in names or tuple(models):
+        out[name] = await models[name].get_pymongo_collection().count_documents({})
+    return out
+
+
+def future(days: int = 30) -> str:
+    """Returns an ISO date `days` ahead in the legacy format."""
+    from datetime import UTC, datetime, timedelta
+
+    when = datetime.now(UTC) + timedelta(days=days)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")

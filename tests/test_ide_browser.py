@@ -9,13 +9,14 @@ Debian's headless Chromium loads it. Needs no database; a missing Chromium is a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -213,34 +214,48 @@ class DevTools:
 
 
 @pytest.fixture
-def devtools(base_url: str) -> Iterator[DevTools]:
+def devtools(base_url: str, tmp_path: Path) -> Iterator[DevTools]:
     """Headless Chromium on /graphql, driven over the DevTools protocol."""
-    with tempfile.TemporaryDirectory(prefix="ide-chromium-") as profile:
-        args = [*chromium_args(profile), "--remote-debugging-port=0", f"{base_url}/graphql"]
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            # Chromium writes the port it picked into the profile directory.
-            port_file = Path(profile) / "DevToolsActivePort"
-            deadline = time.monotonic() + 30
-            while not (port_file.is_file() and port_file.read_text().strip()):
-                assert process.poll() is None, "Chromium exited early"
-                assert time.monotonic() < deadline, "Chromium opened no DevTools port"
-                time.sleep(0.1)
-            port = port_file.read_text().split()[0]
+    profile = tmp_path / "profile"
+    args = [*chromium_args(str(profile)), "--remote-debugging-port=0", f"{base_url}/graphql"]
+    # Own process group, so teardown ends Chromium's helper processes too (and only them).
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        # Chromium writes the port it picked into the profile directory.
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            assert process.poll() is None, "Chromium exited early"
+            assert time.monotonic() < deadline, "Chromium opened no DevTools port"
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        page_ws = ""
+        while not page_ws:
+            assert time.monotonic() < deadline, "Chromium opened no page"
             targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-            page = next(t for t in targets if t["type"] == "page")
-            client = DevTools(page["webSocketDebuggerUrl"])
-            try:
-                yield client
-            finally:
-                client.close()
+            page_ws = next((t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page"), "")
+            time.sleep(0.1)
+        client = DevTools(page_ws)
+        try:
+            yield client
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            client.close()
+    finally:
+        stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL, to the group `process` leads (started with a new session)."""
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 # CodeMirror 5 keeps its instance on the wrapper element as `.CodeMirror`.

@@ -1,0 +1,1 @@
+"""Benchmarks; run through `make bench`, which starts a database server for them."""

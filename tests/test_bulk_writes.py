@@ -1,0 +1,122 @@
+"""Creation is bulk: the number of database commands does not grow with the contacts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from bson import ObjectId
+from pymongo import AsyncMongoClient
+from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
+)
+
+from main import create_app
+from tests.conftest import make_settings
+from tests.factories import auth, future, make_contact, token
+
+APP_COMMANDS = {
+    "insert",
+    "find",
+    "update",
+    "delete",
+    "findAndModify",
+    "aggregate",
+    "count",
+    "getMore",
+}
+
+
+class CommandCounter(CommandListener):
+    """Counts data commands sent by the app's own client."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.recording = False
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if self.recording and event.command_name in APP_COMMANDS:
+            self.counts[event.command_name] += 1
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted(mongo_uri: str) -> AsyncIterator[tuple[httpx.AsyncClient, CommandCounter]]:
+    settings = make_settings(mongo_uri)
+    counter = CommandCounter()
+    app = create_app(settings, event_listeners=[counter])
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            yield http, counter
+    cleanup: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_uri)
+    await cleanup.drop_database(settings.mongodb_db)
+    await cleanup.close()
+
+
+async def _commands_for(
+    http: httpx.AsyncClient,
+    counter: CommandCounter,
+    org: ObjectId,
+    phones: list[str],
+    existing_ids: list[str],
+) -> Counter[str]:
+    body = {
+        "name": "Bulk",
+        "message": "Hi {{firstName|there}}",
+        "newContacts": [{"firstName": "N", "phoneNumber": p} for p in phones],
+        "userIds": existing_ids,
+        "scheduleDate": future(),
+    }
+    counter.counts.clear()
+    counter.recording = True
+    response = await http.post("/api/campaigns", json=body, headers=auth(token(org=org)))
+    counter.recording = False
+    assert response.status_code == 201, response.text
+    assert response.json()["data"]["stats"]["total"] == len(phones) + len(existing_ids)
+    return Counter(counter.counts)
+
+
+def _phones(start: int, n: int) -> list[str]:
+    return [f"+1212{2000000 + i:07d}" for i in range(start, start + n)]
+
+
+async def test_command_count_does_not_grow_with_contacts(
+    counted: tuple[httpx.AsyncClient, CommandCounter],
+) -> None:
+    http, counter = counted
+    small = await _commands_for(http, counter, ObjectId(), _phones(0, 5), [])
+    large = await _commands_for(http, counter, ObjectId(), _phones(100, 2000), [])
+    assert small == large
+    assert sum(large.values()) <= 6, large
+
+
+async def test_reused_and_existing_contacts_add_one_lookup_each_not_one_per_contact(
+    counted: tuple[httpx.AsyncClient, CommandCounter],
+) -> None:
+    http, counter = counted
+    seen = []
+    for n in (5, 500):
+        org = ObjectId()
+        phones = _phones(10_000, n)
+        for phone in phones[: n // 2]:
+            await make_contact(org, phone, firstName="Old")
+        existing = [
+            str((await make_contact(org, p, firstName="Ex")).id) for p in _phones(20_000, n)
+        ]
+        seen.append(await _commands_for(http, counter, org, phones, existing))
+    assert seen[0] == seen[1]
+    # contacts, recipients, campaign; the caller's user upsert; ids, reused phones, assignees
+    assert (seen[1]["insert"], seen[1]["update"]) == (3, 1)
+    assert seen[1]["find"] == 2, seen[1]

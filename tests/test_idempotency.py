@@ -1,0 +1,102 @@
+"""Retries with an idempotency key replay the first result instead of creating again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from bson import ObjectId
+
+from tests.factories import auth, counts, future, gql, token
+
+ORG = ObjectId()
+BODY: dict[str, Any] = {
+    "name": "Retry-safe",
+    "message": "Hi {{firstName|there}}",
+    "newContacts": [{"firstName": "Ana", "phoneNumber": "+14155550101"}],
+    "scheduleDate": future(),
+}
+
+
+def headers(key: str, org: ObjectId = ORG) -> dict[str, str]:
+    return {**auth(token(org=org)), "Idempotency-Key": key}
+
+
+async def test_retry_with_same_key_and_body_replays_the_first_response(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await client.post("/api/campaigns", json=BODY, headers=headers("k-1"))
+    again = await client.post("/api/campaigns", json=BODY, headers=headers("k-1"))
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert await counts("campaigns", "recipients") == {"campaigns": 1, "recipients": 1}
+
+
+async def test_concurrent_requests_with_one_key_create_one_campaign(
+    client: httpx.AsyncClient,
+) -> None:
+    responses = await asyncio.gather(
+        *(client.post("/api/campaigns", json=BODY, headers=headers("k-race")) for _ in range(5))
+    )
+    assert [r.status_code for r in responses] == [201] * 5
+    assert len({r.json()["data"]["_id"] for r in responses}) == 1
+    assert (await counts("campaigns"))["campaigns"] == 1
+
+
+async def test_same_key_with_a_different_body_is_a_conflict(client: httpx.AsyncClient) -> None:
+    await client.post("/api/campaigns", json=BODY, headers=headers("k-2"))
+    other = await client.post(
+        "/api/campaigns", json={**BODY, "name": "Other"}, headers=headers("k-2")
+    )
+    assert other.status_code == 409
+    assert other.json() == {
+        "success": False,
+        "message": "This Idempotency-Key was already used with a different request",
+    }
+    assert (await counts("campaigns"))["campaigns"] == 1
+
+
+async def test_keys_are_scoped_to_the_organization(client: httpx.AsyncClient) -> None:
+    a = await client.post("/api/campaigns", json=BODY, headers=headers("shared", ObjectId()))
+    b = await client.post("/api/campaigns", json=BODY, headers=headers("shared", ObjectId()))
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.json()["data"]["_id"] != b.json()["data"]["_id"]
+
+
+async def test_a_refused_request_does_not_burn_its_key(client: httpx.AsyncClient) -> None:
+    bad = await client.post(
+        "/api/campaigns", json={**BODY, "scheduleDate": "2020-01-01T00:00Z"}, headers=headers("k-3")
+    )
+    assert bad.status_code == 400
+    fixed = await client.post(
+        "/api/campaigns", json={**BODY, "scheduleDate": "2020-01-01T00:00Z"}, headers=headers("k-3")
+    )
+    assert fixed.status_code == 400  # the same body is checked again, not replayed as 409
+    assert (await counts("idempotency_keys"))["idempotency_keys"] == 0
+
+
+MUTATION = """
+mutation Create($input: CreateCampaignInput!) {
+  createCampaign(input: $input) { campaign { id stats { total } } userErrors { field code } }
+}"""
+
+
+async def test_graphql_idempotency_key_replays_the_same_campaign(
+    client: httpx.AsyncClient,
+) -> None:
+    variables = {
+        "input": {
+            "name": "G",
+            "message": "Hi",
+            "idempotencyKey": "g-1",
+            "newContacts": [{"phoneNumber": "+14155550101"}],
+        }
+    }
+    first = await gql(client, MUTATION, variables, auth(token(org=ORG)))
+    again = await gql(client, MUTATION, variables, auth(token(org=ORG)))
+    assert (
+        first["data"]["createCampaign"]["campaign"]["id"]
+        == again["data"]["createCampaign"]["campaign"]["id"]
+    )
+    assert (await counts("campaigns"))["campaigns"] == 1
