@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN := uv run --frozen
 
-.PHONY: run test token bench lint format typecheck schema tools
+.PHONY: run test token bench lint format typecheck schema ide
 
 run: ## Serve on http://$(HOST):$(PORT) (GraphQL IDE at /graphql, REST under /api)
 	@scripts/ensure-tools.sh
@@ -39,3 +39,6 @@ typecheck:
 
 schema: ## Rewrite schema.graphql after a schema change
 	$(RUN) python -m scripts.export_schema
+
+ide: ## Install the GraphQL IDE's browser assets (GraphiQL, React) from the npm registry
+	npm ci --prefix ide --no-audit --no-fund
