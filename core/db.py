@@ -7,10 +7,11 @@ from typing import Any
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.monitoring import CommandListener
 
 from core.config import Settings
+from core.errors import Unavailable
 from models import DOCUMENT_MODELS
 
 MongoClient = AsyncMongoClient[dict[str, Any]]
@@ -33,6 +34,13 @@ def create_client(
 async def init_database(client: MongoClient, database_name: str) -> None:
     """Binds the documents to `database_name` and creates their indexes (idempotent)."""
     await init_beanie(database=client[database_name], document_models=DOCUMENT_MODELS)
+
+
+def unavailable(exc: BaseException) -> Unavailable | None:
+    """Returns the domain error for a lost database connection, or None for anything else."""
+    if isinstance(exc, ConnectionFailure):
+        return Unavailable("The database is not answering; retry shortly")
+    return None
 
 
 async def ping(client: MongoClient, timeout_seconds: float = 2.0) -> bool:

@@ -91,6 +91,8 @@ class Campaign(TenantDocument):
     createdBy: CreatedBy
     failedUserIds: list[str] = []
     failedDetails: list[FailedDetail] = []
+    failedDetailsTotal: int = 0
+    """How many parts failed; `failedDetails` keeps the first 1,000 of them."""
     stats: CampaignStats = Field(default_factory=CampaignStats)
     messageStats: MessageStats | None = None
 

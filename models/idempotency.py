@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pymongo
@@ -19,6 +20,7 @@ class IdempotencyRecord(TenantDocument):
     requestHash: str
     state: str = "in_progress"
     result: dict[str, Any] | None = None
+    leaseUntil: datetime
 
     class Settings:
         name = "idempotency_keys"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from core.db import unavailable
 from core.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class ErrorCodes(SchemaExtension):
         if original is None:
             extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
             return _with(error, error.message, extensions)
+        original = unavailable(original) or original
         if isinstance(original, ServiceError):
             extensions["code"] = original.code
             return _with(error, original.message, extensions)

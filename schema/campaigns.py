@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
+from strawberry.types.arguments import InputContext
+from strawberry.types.base import get_object_definition
 
 from models import Campaign as CampaignDocument
 from models.campaign import FailedDetail as FailedDetailModel
@@ -110,6 +114,9 @@ class Campaign:
     failed_details: list[FailedDetail] = strawberry.field(
         description="Every part of the input left out, and why."
     )
+    failed_details_total: int = strawberry.field(
+        description="How many parts of the input failed; failedDetails keeps the first 1,000."
+    )
     stats: CampaignStats = strawberry.field(description="Sending counters.")
     message_stats: MessageStats | None = strawberry.field(description="Cost per message.")
     created_by: CreatedBy = strawberry.field(description="Who created the campaign.")
@@ -134,6 +141,7 @@ class Campaign:
             user_ids=[strawberry.ID(i) for i in contact_ids],
             failed_user_ids=[strawberry.ID(i) for i in doc.failedUserIds],
             failed_details=[FailedDetail.from_model(d) for d in doc.failedDetails],
+            failed_details_total=doc.failedDetailsTotal,
             stats=CampaignStats(
                 total=doc.stats.total,
                 sent=doc.stats.sent,
@@ -165,6 +173,25 @@ class NewContactInput:
         description="Any format; numbers without + are read in the default region."
     )
     email: str | None = strawberry.field(default=None, description="Email address.")
+
+
+def _new_contact_from_input(
+    cls: type[NewContactInput], value: Mapping[str, Any], context: InputContext
+) -> NewContactInput:
+    """Builds the input directly from four already-validated strings.
+
+    Strawberry's generic conversion costs ~25 µs per object: 0.25 s of a 10,000-contact
+    request. `from_input` is Strawberry's hook for exactly this.
+    """
+    return cls(
+        first_name=value.get("firstName"),
+        last_name=value.get("lastName"),
+        phone_number=value["phoneNumber"],
+        email=value.get("email"),
+    )
+
+
+get_object_definition(NewContactInput, strict=True).from_input = _new_contact_from_input
 
 
 @strawberry.input(description="An existing contact of the caller's organization.")

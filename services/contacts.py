@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,11 +26,22 @@ class PhoneError(ValueError):
         self.message = message
 
 
+NANP_E164 = re.compile(r"\+1\d{10}")
+
+
 def normalize_phone(raw: str | None, default_region: str) -> str:
     """Returns the E.164 form of `raw`; numbers without `+` are read in `default_region`."""
     text = (raw or "").strip()
     if not text:
         raise PhoneError("MISSING_PHONE", "Phone number is required")
+    if NANP_E164.fullmatch(text):
+        # Already E.164 in the +1 plan (most imports): skip the general parser, validate only.
+        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
+        if phonenumbers.is_valid_number_for_region(
+            number, default_region
+        ) or phonenumbers.is_valid_number(number):
+            return text
+        raise PhoneError("INVALID_PHONE", f"'{text}' is not a valid phone number")
     try:
         number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
     except phonenumbers.NumberParseException as exc:
@@ -78,14 +90,16 @@ REF_PROJECTION = {"firstName": 1, "lastName": 1, "phoneNumber": 1, "email": 1, "
 
 async def ensure_contacts(
     tenant: Tenant, drafts: Sequence[ContactDraft], *, batch_size: int
-) -> dict[str, ContactRef]:
+) -> tuple[dict[str, ContactRef], list[ObjectId]]:
     """Creates the drafts whose phone is new and returns every draft's contact, keyed by phone.
 
     Inserts first and lets the unique `(organizationId, phoneNumber)` index say which phones
     already exist, so two requests racing on one phone both end up with the same contact. One
-    insert per batch, plus one lookup per batch that hit existing phones.
+    insert per batch, plus one lookup per batch that hit existing phones. Also returns the ids
+    this call inserted, so a caller that must back out can remove exactly those.
     """
     by_phone: dict[str, ContactRef] = {}
+    inserted: list[ObjectId] = []
     for start in range(0, len(drafts), batch_size):
         batch = drafts[start : start + batch_size]
         docs = [_new_contact_doc(d) for d in batch]
@@ -101,11 +115,12 @@ async def ensure_contacts(
         for doc in docs:
             if doc["phoneNumber"] not in taken:
                 by_phone[doc["phoneNumber"]] = ContactRef.from_document(doc)
+                inserted.append(doc["_id"])
         if existing:
             query = {"phoneNumber": {"$in": existing}}
             async for doc in tenant.raw_find(Contact, query, REF_PROJECTION):
                 by_phone[doc["phoneNumber"]] = ContactRef.from_document(doc)
-    return by_phone
+    return by_phone, inserted
 
 
 async def contacts_by_ids(tenant: Tenant, ids: Sequence[ObjectId]) -> dict[ObjectId, ContactRef]:
@@ -119,12 +134,12 @@ async def contacts_by_ids(tenant: Tenant, ids: Sequence[ObjectId]) -> dict[Objec
     }
 
 
-async def contacts_matching(tenant: Tenant, query: dict[str, Any]) -> list[ContactRef]:
-    """Returns the organization's contacts matching a segmentation query."""
-    return [
-        ContactRef.from_document(doc)
-        async for doc in tenant.raw_find(Contact, query, REF_PROJECTION)
-    ]
+async def contacts_matching(
+    tenant: Tenant, query: dict[str, Any], *, limit: int
+) -> list[ContactRef]:
+    """Returns up to `limit` of the organization's contacts matching a segmentation query."""
+    cursor = tenant.raw_find(Contact, query, REF_PROJECTION).sort("_id", 1).limit(limit)
+    return [ContactRef.from_document(doc) async for doc in cursor]
 
 
 def _new_contact_doc(draft: ContactDraft) -> dict[str, Any]:

@@ -97,9 +97,9 @@ def _table(data: CsvData) -> tuple[list[str], Iterator[list[str | None]]]:
             ],
         )
     if data.csv is not None:
-        reader = csv.reader(
-            io.StringIO(data.csv.lstrip("\ufeff")), delimiter=data.delimiter, strict=True
-        )
+        # Excel for Mac writes bare CR line ends; read every convention the same way.
+        text = data.csv.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+        reader = csv.reader(io.StringIO(text), delimiter=data.delimiter, strict=True)
         try:
             headers = next(reader, None)
         except csv.Error as exc:

@@ -1,9 +1,13 @@
 """Run-once semantics for retried requests, decided by a unique index rather than a read.
 
-The first request with a key reserves it (`in_progress`), does the work and stores a small
-result; a retry with the same key and the same request replays that result; the same key with
-a different request is a conflict. A retry that arrives while the first is still working
-waits for it, up to `wait_seconds`, then answers a conflict it may retry.
+The first request with a key reserves it (`in_progress`, with a lease and the result it plans
+to produce, such as the id the new campaign will get), does the work and marks it `completed`.
+A retry with the same key and request replays the result; the same key with another request is
+a conflict. A retry that arrives while the first is working waits for it. If the first died
+(its lease expired), one retry takes the reservation over: it asks `finished` whether the work
+landed before the crash, and either completes the record or does the work itself.
+
+FerretDB has no TTL indexes, so records are not expired by the database.
 """
 
 from __future__ import annotations
@@ -13,24 +17,30 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, FieldError, InvalidInput
 from models import IdempotencyRecord
 from services.tenancy import Tenant
 
 MAX_KEY_LENGTH = 255
+LEASE_SECONDS = 60.0
 
 
 @dataclass
 class Outcome:
-    """Either the fresh `value` of the work, or a replayed stored `result`."""
+    """The work's `value` when this call did it; `replayed` when an earlier call had."""
 
     replayed: bool
     result: dict[str, Any]
     value: object = None
+
+
+Work = Callable[[dict[str, Any], bool], Awaitable[object]]
+"""Does the work for a planned result; the flag says it resumes a crashed attempt."""
 
 
 def request_hash(request: dict[str, Any]) -> str:
@@ -39,64 +49,104 @@ def request_hash(request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def check_key(key: str) -> str:
+    """Returns the key trimmed, or refuses one that is empty or too long."""
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(
+            "Invalid idempotency key",
+            [
+                FieldError(
+                    ("idempotencyKey",),
+                    "INVALID_IDEMPOTENCY_KEY",
+                    f"Use 1 to {MAX_KEY_LENGTH} characters",
+                )
+            ],
+        )
+    return key
+
+
 async def run_once(
     tenant: Tenant,
     *,
     scope: str,
     key: str,
     request: dict[str, Any],
-    work: Callable[[], Awaitable[tuple[object, dict[str, Any]]]],
+    planned: dict[str, Any],
+    work: Work,
+    finished: Callable[[dict[str, Any]], Awaitable[bool]],
     wait_seconds: float = 30.0,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> Outcome:
-    """Runs `work` at most once per (organization, scope, key)."""
-    key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput("Invalid idempotency key", [])
+    """Runs `work` at most once per (organization, scope, key) that succeeds."""
+    key = check_key(key)
     digest = request_hash(request)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     delay = 0.05
     while True:
         record = IdempotencyRecord(
-            organizationId=tenant.organization_id, scope=scope, key=key, requestHash=digest
+            organizationId=tenant.organization_id,
+            scope=scope,
+            key=key,
+            requestHash=digest,
+            result=planned,
+            leaseUntil=_lease(lease_seconds),
         )
         try:
             await tenant.insert(record)
         except DuplicateKeyError:
-            found = await tenant.find(
-                IdempotencyRecord, {"scope": scope, "key": key}
-            ).first_or_none()
-            if found is None:
-                continue  # the first attempt failed and released the key: take it over
-            if found.requestHash != digest:
-                raise Conflict(
-                    "This Idempotency-Key was already used with a different request"
-                ) from None
-            if found.state == "completed" and found.result is not None:
-                return Outcome(replayed=True, result=found.result)
-            if loop.time() >= deadline:
-                raise Conflict(
-                    "A request with this Idempotency-Key is still in progress; retry later"
-                ) from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-            continue
-        return await _work_and_store(tenant, record, work)
+            pass
+        else:
+            return await _work_and_complete(tenant, record.id, planned, work, resumed=False)
+
+        found = await tenant.find(IdempotencyRecord, {"scope": scope, "key": key}).first_or_none()
+        if found is None:
+            continue  # the first attempt failed and released the key: take it over
+        if found.requestHash != digest:
+            raise Conflict("This Idempotency-Key was already used with a different request")
+        result = found.result or {}
+        if found.state == "completed":
+            return Outcome(replayed=True, result=result)
+        if found.leaseUntil <= tenant.now() and await _take_over(tenant, found, lease_seconds):
+            if await finished(result):
+                await _complete(tenant, found.id)
+                return Outcome(replayed=True, result=result)
+            return await _work_and_complete(tenant, found.id, result, work, resumed=True)
+        if loop.time() >= deadline:
+            raise Conflict("A request with this Idempotency-Key is still in progress; retry later")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
-async def _work_and_store(
-    tenant: Tenant,
-    record: IdempotencyRecord,
-    work: Callable[[], Awaitable[tuple[object, dict[str, Any]]]],
+def _lease(seconds: float) -> datetime:
+    return Tenant.now() + timedelta(seconds=seconds)
+
+
+async def _take_over(tenant: Tenant, found: IdempotencyRecord, lease_seconds: float) -> bool:
+    """Extends an expired lease only if nobody else did first."""
+    return await tenant.claim(
+        IdempotencyRecord,
+        {"_id": found.id, "state": "in_progress", "leaseUntil": found.leaseUntil},
+        {"$set": {"leaseUntil": _lease(lease_seconds)}},
+    )
+
+
+async def _work_and_complete(
+    tenant: Tenant, record_id: Any, planned: dict[str, Any], work: Work, *, resumed: bool
 ) -> Outcome:
     try:
-        value, result = await work()
+        value = await work(planned, resumed)
     except BaseException:
-        await tenant.delete_many(IdempotencyRecord, {"_id": record.id})
+        await tenant.delete_many(IdempotencyRecord, {"_id": record_id})
         raise
+    await _complete(tenant, record_id)
+    return Outcome(replayed=False, result=planned, value=value)
+
+
+async def _complete(tenant: Tenant, record_id: Any) -> None:
     await tenant.update_one(
         IdempotencyRecord,
-        {"_id": record.id},
-        {"$set": {"state": "completed", "result": result, "updatedAt": tenant.now()}},
+        {"_id": record_id},
+        {"$set": {"state": "completed", "updatedAt": tenant.now()}},
     )
-    return Outcome(replayed=False, result=result, value=value)

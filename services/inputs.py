@@ -7,12 +7,46 @@ are checked by the service, which owns the messages for them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+)
 
 from core.errors import FieldError, InvalidInput
+
+
+def _encodable(value: str) -> str:
+    """Refuses lone UTF-16 surrogates (`"\\ud800"` in JSON): they cannot be stored or sent."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"contains an invalid character at position {exc.start}") from None
+    return value
+
+
+def _none_as(default: Callable[[], Any]) -> BeforeValidator:
+    """Reads an explicit `null` as the field's default, as legacy callers send both."""
+    return BeforeValidator(lambda value: default() if value is None else value)
+
+
+def _delimiter(value: str) -> str:
+    if len(value) != 1 or value in '"\r\n':
+        raise ValueError("use one character other than a quote or a line break")
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_encodable)]
+T = TypeVar("T")
+NullableList = Annotated[list[T], _none_as(list)]
 
 
 class _Input(BaseModel):
@@ -22,19 +56,19 @@ class _Input(BaseModel):
 class NewContactInput(_Input):
     """A contact typed in by the rep; reused when its phone already exists."""
 
-    firstName: StrictStr | None = None
-    lastName: StrictStr | None = None
-    phoneNumber: StrictStr | None = None
-    email: StrictStr | None = None
+    firstName: Text | None = None
+    lastName: Text | None = None
+    phoneNumber: Text | None = None
+    email: Text | None = None
 
 
 class ExistingContactRef(_Input):
     """A contact picked from the organization's list; only `_id` is read, the rest is a snapshot."""
 
-    id: StrictStr = Field(alias="_id", description="Contact id (24 hex characters)")
-    firstName: StrictStr | None = None
-    lastName: StrictStr | None = None
-    phoneNumber: StrictStr | None = None
+    id: Text = Field(alias="_id", description="Contact id (24 hex characters)")
+    firstName: Any = Field(default=None, description="Snapshot; ignored")
+    lastName: Any = Field(default=None, description="Snapshot; ignored")
+    phoneNumber: Any = Field(default=None, description="Snapshot; ignored")
 
 
 class CsvData(_Input):
@@ -44,51 +78,56 @@ class CsvData(_Input):
     common header spellings are recognised ("Phone", "Phone Number", "First Name", ...).
     """
 
-    csv: StrictStr | None = None
-    headers: list[StrictStr] | None = None
-    rows: list[list[StrictStr | None]] | None = None
-    columns: dict[StrictStr, StrictStr] | None = None
-    delimiter: Annotated[StrictStr, Field(min_length=1, max_length=1)] = ","
+    csv: Text | None = None
+    headers: list[Text] | None = None
+    rows: list[list[Text | None]] | None = None
+    columns: dict[Text, Text] | None = None
+    delimiter: Annotated[Text, AfterValidator(_delimiter)] = ","
 
 
 class Segmentation(_Input):
     """A filter over the organization's contacts, resolved into recipients at creation."""
 
-    contactStatus: StrictStr | list[StrictStr] | None = None
-    process: StrictStr | None = None
-    tags: list[StrictStr] | None = Field(default=None, description="Any of these tags")
-    createdAfter: StrictStr | None = Field(default=None, description="ISO 8601 with a zone")
-    createdBefore: StrictStr | None = Field(default=None, description="ISO 8601 with a zone")
+    contactStatus: Text | list[Text] | None = None
+    process: Text | None = None
+    tags: list[Text] | None = Field(default=None, description="Any of these tags")
+    createdAfter: Text | None = Field(default=None, description="ISO 8601 with a zone")
+    createdBefore: Text | None = Field(default=None, description="ISO 8601 with a zone")
 
 
 class Assignment(_Input):
     """How recipients are shared among reps; the chosen rep is stored on each recipient."""
 
     strategy: Literal["round_robin", "single"] = "round_robin"
-    userIds: list[StrictStr] = Field(min_length=1)
+    userIds: list[Text] = Field(min_length=1)
 
 
 class CreateCampaignInput(_Input):
     """Everything a caller can send to create a campaign."""
 
-    name: StrictStr | None = None
-    message: StrictStr | None = None
-    newContacts: list[NewContactInput] = []
-    selectedExistingContacts: list[ExistingContactRef] = []
-    userIds: list[StrictStr] = Field(default=[], description="Legacy format - contact IDs")
+    name: Text | None = None
+    message: Text | None = None
+    newContacts: NullableList[NewContactInput] = []
+    selectedExistingContacts: NullableList[ExistingContactRef] = []
+    userIds: NullableList[Text] = Field(default=[], description="Legacy format - contact IDs")
     rawCsvData: CsvData | None = None
     segmentation: Segmentation | None = None
     assignment: Assignment | None = None
-    scheduleDate: StrictStr | None = Field(default=None, description="ISO 8601 with a zone")
-    status: StrictStr | None = Field(default=None, description="'draft' or 'scheduled'")
-    process: StrictStr | None = None
-    contactStatus: StrictStr | None = None
-    isAutopilot: StrictBool = False
-    type: StrictStr = "sms"
+    scheduleDate: Text | None = Field(default=None, description="ISO 8601 with a zone")
+    status: Text | None = Field(default=None, description="'draft' or 'scheduled'")
+    process: Text | None = None
+    contactStatus: Text | None = None
+    isAutopilot: Annotated[StrictBool, _none_as(lambda: False)] = False
+    type: Annotated[Text, _none_as(lambda: "sms")] = "sms"
 
     def fingerprint_source(self) -> dict[str, Any]:
-        """Returns the canonical form an idempotency key is bound to."""
-        return self.model_dump(mode="json", by_alias=True)
+        """Returns the canonical form an idempotency key is bound to.
+
+        Contact snapshots are left out: a retry with a refreshed snapshot is the same request.
+        """
+        data = self.model_dump(mode="json", by_alias=True, exclude={"selectedExistingContacts"})
+        data["selectedExistingContacts"] = [c.id for c in self.selectedExistingContacts]
+        return data
 
 
 def field_errors_from(errors: Sequence[Any]) -> list[FieldError]:
@@ -96,6 +135,8 @@ def field_errors_from(errors: Sequence[Any]) -> list[FieldError]:
     out: list[FieldError] = []
     for err in errors:
         path = tuple(p for p in err["loc"] if p != "body")
+        if err["type"] == "json_invalid":
+            path = ()
         out.append(FieldError(path, _code(err["type"]), _message(err)))
     return out
 
@@ -125,7 +166,7 @@ def _message(err: Any) -> str:
     }.get(kind)
     if expected:
         return f"Expected {expected}, got {type(err.get('input')).__name__}"
-    return str(err["msg"])
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def parse_input(data: Any) -> CreateCampaignInput:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 PLACEHOLDER_FIELDS: frozenset[str] = frozenset({"firstName", "lastName", "phoneNumber", "email"})
 MAX_RENDERED_CHARS = 1600
+MAX_PROBLEMS = 20
+"""A template with more problems than this is reported with the first ones only."""
 
 _OPEN = "{{"
 _CLOSE = "}}"
@@ -136,9 +138,17 @@ def _parse(text: str) -> tuple[str | _Placeholder, ...]:
             start += 1
         _check_stray_close(text, i, start, problems)
         end = text.find(_CLOSE, start + 2)
-        if end == -1 or text.find(_OPEN, start + 2, end) != -1:
+        if end == -1:
+            # No `}}` anywhere after this point: every later `{{` is unclosed too, so report
+            # this one and stop (scanning on would be quadratic in the text's length).
+            problems.append(("MALFORMED_PLACEHOLDER", f"Unclosed '{{{{' at position {start}"))
+            i = literal_start = len(text)
+            break
+        if text.find(_OPEN, start + 2, end) != -1:
             problems.append(("MALFORMED_PLACEHOLDER", f"Unclosed '{{{{' at position {start}"))
             i = start + 2
+            if len(problems) >= MAX_PROBLEMS:
+                break
             continue
         name, bar, fallback = text[start + 2 : end].partition("|")
         name = name.strip()
@@ -157,7 +167,7 @@ def _parse(text: str) -> tuple[str | _Placeholder, ...]:
     if literal_length > MAX_RENDERED_CHARS:
         problems.append(_too_long(literal_length))
     if problems:
-        raise TemplateError(problems)
+        raise TemplateError(problems[:MAX_PROBLEMS])
     return tuple(p for p in parts if p)
 
 

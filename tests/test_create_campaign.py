@@ -203,7 +203,7 @@ async def test_assignment_round_robin_is_stored_on_each_recipient(
     from models import User
 
     other = ObjectId()
-    await User(id=other, organizationId=ORG, fullName="Bea Rep").insert()
+    await User(userId=other, organizationId=ORG, fullName="Bea Rep").insert()
     contacts = [{"firstName": f"C{i}", "phoneNumber": f"+1415555010{i}"} for i in range(4)]
     response = await client.post(
         "/api/campaigns",

@@ -151,16 +151,43 @@ async def test_rendering_over_1600_characters(client: httpx.AsyncClient) -> None
     assert fields(errors) == [("message", "MESSAGE_TOO_LONG")]
 
 
-async def test_rendering_over_10_segments(client: httpx.AsyncClient) -> None:
-    errors = await refused(
-        client,
-        body(
-            message="x" * 1521 + " {{firstName}}",
-            newContacts=[{"firstName": "Alexandra", "phoneNumber": "+14155550101"}],
-        ),
-    )
+async def test_template_that_cannot_fit_10_segments_for_anyone(client: httpx.AsyncClient) -> None:
+    errors = await refused(client, body(message="x" * 1530 + " {{firstName}}"))
     assert fields(errors) == [("message", "MESSAGE_TOO_LONG")]
-    assert "11 SMS segments" in errors[0]["message"]
+    assert "at least 11 SMS segments" in errors[0]["message"]
+
+
+async def test_331_emoji_are_11_ucs2_segments_and_refused(client: httpx.AsyncClient) -> None:
+    errors = await refused(client, body(message="\U0001f600" * 331))
+    assert fields(errors) == [("message", "MESSAGE_TOO_LONG")]
+
+
+async def test_template_over_6400_characters_is_refused_before_parsing(
+    client: httpx.AsyncClient,
+) -> None:
+    errors = await refused(client, body(message="{{ " * 100_000))
+    assert fields(errors) == [("message", "MESSAGE_TOO_LONG")]
+
+
+async def test_contact_whose_rendering_is_over_10_segments_is_left_out(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/api/campaigns",
+        json=body(
+            message="x" * 1500 + " {{firstName}}",
+            newContacts=[
+                {"firstName": "Al", "phoneNumber": "+14155550101"},
+                {"firstName": "B" * 60, "phoneNumber": "+14155550102"},
+            ],
+        ),
+        headers=auth(token(org=ORG)),
+    )
+    assert response.status_code == 201
+    data = response.json()["data"]
+    assert data["stats"]["total"] == 1
+    assert [d["code"] for d in data["failedDetails"]] == ["MESSAGE_TOO_LONG"]
+    assert data["messageStats"]["segments"] == 10
 
 
 async def test_rendering_of_exactly_10_segments_is_accepted(client: httpx.AsyncClient) -> None:

@@ -12,12 +12,29 @@ from asgi_lifespan import LifespanManager
 from main import create_app
 from scripts import dbserver
 from tests.conftest import make_settings
+from tests.factories import auth, gql, token
 
 
 async def test_healthz_answers(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def _writes_answer_503_while_down(http: httpx.AsyncClient) -> None:
+    body = {"name": "n", "message": "m", "newContacts": [{"phoneNumber": "+14155550101"}]}
+    rest = await http.post("/api/campaigns", json=body, headers=auth(token()))
+    assert rest.status_code == 503
+    assert rest.json() == {
+        "success": False,
+        "message": "The database is not answering; retry shortly",
+    }
+    assert rest.headers["retry-after"] == "5"
+    mutation = (
+        "mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { userErrors { code } } }"
+    )
+    graphql = await gql(http, mutation, {"i": body}, auth(token()))
+    assert graphql["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
 
 
 async def test_readyz_follows_the_database() -> None:
@@ -36,6 +53,7 @@ async def test_readyz_follows_the_database() -> None:
                     assert down.status_code == 503
                     assert down.json()["database"] == "unreachable"
                     assert (await http.get("/healthz")).status_code == 200
+                    await _writes_answer_503_while_down(http)
 
                     await asyncio.to_thread(server.start)
                     for _ in range(50):

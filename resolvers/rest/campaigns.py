@@ -61,7 +61,8 @@ class CampaignOut(BaseModel):
     status: str
     createdBy: CreatedByOut
     failedUserIds: list[str]
-    failedDetails: list[FailedDetailOut]
+    failedDetails: list[FailedDetailOut] = Field(description="The first 1,000 failures")
+    failedDetailsTotal: int = Field(description="How many parts of the input failed in all")
     stats: StatsOut
     messageStats: MessageStatsOut | None
     createdAt: str
@@ -112,6 +113,7 @@ def campaign_data(created: CreatedCampaign) -> dict[str, Any]:
         "createdBy": {"_id": str(c.createdBy.id), "fullName": c.createdBy.fullName},
         "failedUserIds": c.failedUserIds,
         "failedDetails": [d.model_dump() for d in c.failedDetails],
+        "failedDetailsTotal": c.failedDetailsTotal,
         "stats": {
             "total": c.stats.total,
             "sent": c.stats.sent,

@@ -1,0 +1,350 @@
+"""Who a new campaign goes to: every recipient source resolved, deduplicated and checked.
+
+Sources, in the order recipients are listed: `newContacts`, `rawCsvData` rows,
+`selectedExistingContacts`, legacy `userIds`, then `segmentation`. A contact reached twice is
+one recipient. A part of the input that cannot be used becomes a `FailedDetail`; it never sinks
+the request.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+
+from core.config import Settings
+from core.errors import FieldError, InvalidInput, PayloadTooLarge
+from models.campaign import FailedDetail
+from models.recipient import RecipientStatus
+from services import csvdata
+from services.contacts import (
+    ContactDraft,
+    ContactRef,
+    PhoneError,
+    contacts_by_ids,
+    contacts_matching,
+    normalize_phone,
+)
+from services.dates import parse_instant
+from services.inputs import CreateCampaignInput, Segmentation
+from services.messages import Template, TemplateError, sms_cost
+from services.tenancy import Tenant
+
+MAX_SEGMENTS = 10
+MIN_CHARS_OVER_SEGMENT_LIMIT = 330
+"""Ten UCS-2 segments hold at most 330 surrogate pairs; shorter texts cannot exceed ten."""
+
+ID_SOURCES = ("selectedExistingContacts", "userIds")
+
+
+@dataclass
+class Sources:
+    """Everything the input asks for, parsed but not yet looked up or written."""
+
+    drafts: list[tuple[str, int, ContactDraft]] = field(default_factory=list)
+    ids: list[tuple[str, int, ObjectId]] = field(default_factory=list)
+    segment_query: dict[str, Any] | None = None
+    failed: list[FailedDetail] = field(default_factory=list)
+    failed_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Found:
+    """What the database already holds for the sources (read before any write)."""
+
+    by_id: dict[ObjectId, ContactRef]
+    segment: list[ContactRef]
+
+
+def parse_sources(
+    input: CreateCampaignInput, settings: Settings, errors: list[FieldError]
+) -> Sources:
+    """Parses every source; whole-request problems go to `errors`, per-entry ones to `failed`."""
+    _check_entry_count(input, settings)
+    sources = Sources()
+    for i, contact in enumerate(input.newContacts):
+        _add_draft(sources, "newContacts", i, contact.model_dump(), settings)
+    if input.rawCsvData is not None:
+        try:
+            _add_csv(sources, input, settings)
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+    for i, ref in enumerate(input.selectedExistingContacts):
+        oid = object_id(ref.id, ("selectedExistingContacts", i, "_id"), errors)
+        if oid is not None:
+            sources.ids.append(("selectedExistingContacts", i, oid))
+    for i, raw in enumerate(input.userIds):
+        oid = object_id(raw, ("userIds", i), errors)
+        if oid is not None:
+            sources.ids.append(("userIds", i, oid))
+    if input.segmentation is not None:
+        sources.segment_query = _segment_query(input.segmentation, errors)
+    return sources
+
+
+def object_id(raw: str, path: tuple[str | int, ...], errors: list[FieldError]) -> ObjectId | None:
+    """Parses a 24-hex id, reporting a malformed one as a field error."""
+    text = raw.strip()
+    if ObjectId.is_valid(text):
+        return ObjectId(text)
+    errors.append(FieldError(path, "INVALID_ID", f"'{raw}' is not an id (24 hex characters)"))
+    return None
+
+
+def _check_entry_count(input: CreateCampaignInput, settings: Settings) -> None:
+    """Bounds the work (and the failure report) before a single phone is parsed.
+
+    The exact limit applies to deduplicated recipients later; raw entries may be up to twice
+    that, since legacy callers send the same ids in two lists.
+    """
+    csv_rows = 0
+    if input.rawCsvData is not None:
+        data = input.rawCsvData
+        csv_rows = data.csv.count("\n") if data.csv is not None else len(data.rows or [])
+    entries = (
+        len(input.newContacts) + len(input.selectedExistingContacts) + len(input.userIds) + csv_rows
+    )
+    if entries > 2 * settings.max_recipients:
+        raise PayloadTooLarge(
+            f"The request lists {entries} contacts; at most {2 * settings.max_recipients} "
+            f"entries and {settings.max_recipients} distinct recipients are accepted",
+            [
+                FieldError(
+                    (),
+                    "TOO_MANY_RECIPIENTS",
+                    f"At most {settings.max_recipients} recipients per campaign",
+                )
+            ],
+        )
+
+
+def _add_draft(
+    sources: Sources, source: str, index: int, values: dict[str, str | None], settings: Settings
+) -> None:
+    raw_phone = values.get("phoneNumber")
+    try:
+        phone = normalize_phone(raw_phone, settings.default_phone_region)
+    except PhoneError as exc:
+        sources.failed.append(
+            FailedDetail(
+                source=source,
+                index=index,
+                field="phoneNumber",
+                value=raw_phone,
+                code=exc.code,
+                message=exc.message,
+            )
+        )
+        return
+    sources.drafts.append(
+        (
+            source,
+            index,
+            ContactDraft(
+                phoneNumber=phone,
+                firstName=(values.get("firstName") or "").strip(),
+                lastName=(values.get("lastName") or "").strip(),
+                email=(values.get("email") or "").strip() or None,
+            ),
+        )
+    )
+
+
+def _add_csv(sources: Sources, input: CreateCampaignInput, settings: Settings) -> None:
+    assert input.rawCsvData is not None
+    rows, problems = csvdata.read_rows(input.rawCsvData)
+    events: list[tuple[int, csvdata.CsvRow | csvdata.CsvProblem]] = [(r.row, r) for r in rows]
+    events.extend((p.row, p) for p in problems)
+    for _, event in sorted(events, key=lambda e: e[0]):
+        if isinstance(event, csvdata.CsvRow):
+            _add_draft(sources, "rawCsvData", event.row, dict(event.values), settings)
+        else:
+            sources.failed.append(
+                FailedDetail(
+                    source="rawCsvData", index=event.row, code=event.code, message=event.message
+                )
+            )
+
+
+def _segment_query(seg: Segmentation, errors: list[FieldError]) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    if isinstance(seg.contactStatus, list):
+        query["contactStatus"] = {"$in": seg.contactStatus}
+    elif seg.contactStatus is not None:
+        query["contactStatus"] = seg.contactStatus
+    if seg.process is not None:
+        query["process"] = seg.process
+    if seg.tags:
+        query["tags"] = {"$in": seg.tags}
+    created: dict[str, datetime] = {}
+    after = parse_instant(seg.createdAfter, ("segmentation", "createdAfter"), errors)
+    before = parse_instant(seg.createdBefore, ("segmentation", "createdBefore"), errors)
+    if after:
+        created["$gte"] = after
+    if before:
+        created["$lt"] = before
+    if created:
+        query["createdAt"] = created
+    if not query and not (seg.createdAfter or seg.createdBefore):
+        errors.append(
+            FieldError(
+                ("segmentation",),
+                "EMPTY_SEGMENT",
+                "Give at least one of contactStatus, process, tags, createdAfter, createdBefore",
+            )
+        )
+    return query
+
+
+async def look_up(tenant: Tenant, sources: Sources, settings: Settings) -> Found:
+    """Reads the existing contacts the sources name, reporting unknown and foreign ids."""
+    by_id = await contacts_by_ids(tenant, list(dict.fromkeys(o for _, _, o in sources.ids)))
+    reported: set[ObjectId] = set()
+    for source, index, oid in sources.ids:
+        if oid in by_id or oid in reported:
+            continue
+        reported.add(oid)
+        sources.failed_ids.append(str(oid))
+        sources.failed.append(
+            FailedDetail(
+                source=source,
+                index=index,
+                field="_id" if source != "userIds" else None,
+                value=str(oid),
+                code="CONTACT_NOT_FOUND",
+                message=f"No contact {oid} in your organization",
+            )
+        )
+    segment: list[ContactRef] = []
+    if sources.segment_query is not None:
+        segment = await contacts_matching(
+            tenant, sources.segment_query, limit=settings.max_recipients + 1
+        )
+    return Found(by_id=by_id, segment=segment)
+
+
+def check_limit(sources: Sources, found: Found, settings: Settings) -> None:
+    """Refuses more distinct recipients than allowed (phones are unique per organization)."""
+    phones = {d.phoneNumber for _, _, d in sources.drafts}
+    phones.update(c.phoneNumber for c in found.by_id.values())
+    phones.update(c.phoneNumber for c in found.segment)
+    if len(phones) > settings.max_recipients:
+        raise PayloadTooLarge(
+            f"The campaign would have more than {settings.max_recipients} recipients",
+            [
+                FieldError(
+                    (),
+                    "TOO_MANY_RECIPIENTS",
+                    f"At most {settings.max_recipients} recipients per campaign",
+                )
+            ],
+        )
+
+
+def values_of(contact: ContactRef | ContactDraft) -> dict[str, str | None]:
+    """Returns the values a template can use."""
+    return {
+        "firstName": contact.firstName,
+        "lastName": contact.lastName,
+        "phoneNumber": contact.phoneNumber,
+        "email": contact.email,
+    }
+
+
+def exclusion(template: Template, contact: ContactRef | ContactDraft) -> tuple[str, str] | None:
+    """Returns why this contact cannot get this message, or None if it can."""
+    if isinstance(contact, ContactRef) and contact.optedOut:
+        return "OPTED_OUT", f"{contact.phoneNumber} has opted out of messages"
+    try:
+        rendered = template.render(values_of(contact))
+    except TemplateError as exc:
+        return exc.problems[0]
+    if rendered.missing:
+        missing = rendered.missing
+        return (
+            "MISSING_TEMPLATE_VALUE",
+            f"{contact.phoneNumber} has no {', '.join(missing)}; add a fallback like "
+            f"{{{{{missing[0]}|there}}}} to include such contacts",
+        )
+    if len(rendered.text) > MIN_CHARS_OVER_SEGMENT_LIMIT:
+        cost = sms_cost(rendered.text)
+        if cost.segments > MAX_SEGMENTS:
+            return (
+                "MESSAGE_TOO_LONG",
+                f"The message to {contact.phoneNumber} would be {cost.segments} SMS "
+                f"segments; the limit is {MAX_SEGMENTS}",
+            )
+    return None
+
+
+def any_sendable(template: Template, sources: Sources, found: Found) -> bool:
+    """Tells, before writing, whether at least one recipient could get the message.
+
+    Drafts are judged by the values typed in; if a draft's phone turns out to be an existing
+    contact, its stored values are judged again after the write (see `choose`).
+    """
+    candidates: Iterable[ContactRef | ContactDraft] = itertools.chain(
+        (d for _, _, d in sources.drafts), found.by_id.values(), found.segment
+    )
+    return any(exclusion(template, c) is None for c in candidates)
+
+
+def choose(
+    template: Template, sources: Sources, found: Found, contacts: dict[str, ContactRef]
+) -> list[ContactRef]:
+    """Returns the deduplicated recipients in source order, reporting the excluded ones."""
+    ordered: list[tuple[str, int | None, ContactRef]] = []
+    ordered.extend((s, i, contacts[d.phoneNumber]) for s, i, d in sources.drafts)
+    ordered.extend((s, i, found.by_id[o]) for s, i, o in sources.ids if o in found.by_id)
+    ordered.extend(("segmentation", None, c) for c in found.segment)
+    chosen: dict[ObjectId, ContactRef] = {}
+    excluded: set[ObjectId] = set()
+    failed_ids = set(sources.failed_ids)
+    for source, index, contact in ordered:
+        if contact.id in chosen:
+            continue
+        if contact.id not in excluded:
+            reason = exclusion(template, contact)
+            if reason is None:
+                chosen[contact.id] = contact
+                continue
+            excluded.add(contact.id)
+            sources.failed.append(
+                FailedDetail(
+                    source=source,
+                    index=index,
+                    field=None,
+                    value=str(contact.id),
+                    code=reason[0],
+                    message=reason[1],
+                )
+            )
+        if source in ID_SOURCES and str(contact.id) not in failed_ids:
+            failed_ids.add(str(contact.id))
+            sources.failed_ids.append(str(contact.id))
+    return list(chosen.values())
+
+
+def recipient_documents(
+    campaign_id: ObjectId, recipients: Sequence[ContactRef], assignees: Sequence[ObjectId]
+) -> list[dict[str, Any]]:
+    """Builds the recipient rows, assigning reps round-robin (one rep: all to that rep)."""
+    rotation = itertools.cycle(assignees) if assignees else None
+    return [
+        {
+            "_id": ObjectId(),
+            "campaignId": campaign_id,
+            "contactId": contact.id,
+            "status": RecipientStatus.PENDING.value,
+            "assignedTo": next(rotation) if rotation else None,
+            "providerMessageId": None,
+            "error": None,
+            "attempts": 0,
+            "sentAt": None,
+        }
+        for contact in recipients
+    ]

@@ -1,0 +1,274 @@
+"""Edge cases found in review: each once answered 500, wrote too much, or reported wrongly."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from bson import ObjectId
+
+from models import Campaign, IdempotencyRecord
+from services.tenancy import Tenant
+from tests.factories import auth, counts, future, gql, make_contact, principal, token
+
+ORG = ObjectId()
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "Edges",
+        "message": "Hi {{firstName|there}}",
+        "newContacts": [{"firstName": "Ana", "phoneNumber": "+14155550101"}],
+        "scheduleDate": future(),
+    }
+    base.update(overrides)
+    return base
+
+
+async def post(http: httpx.AsyncClient, payload: Any, key: str | None = None) -> httpx.Response:
+    headers = auth(token(org=ORG))
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return await http.post("/api/campaigns", json=payload, headers=headers)
+
+
+@pytest.mark.parametrize("date", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+async def test_extreme_years_are_invalid_dates_not_500(
+    client: httpx.AsyncClient, date: str
+) -> None:
+    response = await post(client, body(scheduleDate=date, segmentation={"createdAfter": date}))
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == [
+        "scheduleDate",
+        "segmentation.createdAfter",
+    ]
+
+
+async def test_lone_surrogate_is_a_field_error_not_500(client: httpx.AsyncClient) -> None:
+    raw = (
+        b'{"name": "ok", "message": "hi", "newContacts": [{"firstName": "a\\udc00", '
+        b'"phoneNumber": "+14155550101"}]}'
+    )
+    response = await client.post(
+        "/api/campaigns",
+        content=raw,
+        headers={
+            **auth(token(org=ORG)),
+            "Content-Type": "application/json",
+            "Idempotency-Key": "s",
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "newContacts.0.firstName"
+    assert await counts("contacts", "users") == {"contacts": 0, "users": 0}
+
+
+async def test_lone_surrogate_over_graphql_is_a_user_error(client: httpx.AsyncClient) -> None:
+    raw = (
+        '{"query": "mutation($i: CreateCampaignInput!) { createCampaign(input: $i) '
+        '{ userErrors { field code } } }", "variables": {"i": {"name": "\\ud800", '
+        '"message": "hi"}}}'
+    )
+    response = await client.post(
+        "/graphql",
+        content=raw.encode(),
+        headers={**auth(token()), "Content-Type": "application/json"},
+    )
+    errors = response.json()["data"]["createCampaign"]["userErrors"]
+    assert errors == [{"field": ["input", "name"], "code": "INVALID"}]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"query": "{ me { userId } }", "variables": {"n": 1' + b"1" * 5000 + b"}}",
+        b'{"query": "\xff\xfe"}',
+        b"null",
+        b"7",
+    ],
+)
+async def test_graphql_transport_garbage_is_400(client: httpx.AsyncClient, raw: bytes) -> None:
+    response = await client.post(
+        "/graphql", content=raw, headers={**auth(token()), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+async def test_failed_details_are_capped_and_counted(client: httpx.AsyncClient) -> None:
+    contacts = [{"phoneNumber": "12"}] * 1500 + [{"phoneNumber": "+14155550101"}]
+    response = await post(client, body(newContacts=contacts))
+    assert response.status_code == 201
+    data = response.json()["data"]
+    assert (len(data["failedDetails"]), data["failedDetailsTotal"]) == (1000, 1500)
+    assert data["stats"]["total"] == 1
+
+
+async def test_more_csv_rows_than_twice_the_limit_is_413(client: httpx.AsyncClient) -> None:
+    csv = "Phone\n+14155550131\n" + "x\n" * 100_001
+    response = await post(client, body(rawCsvData={"csv": csv}))
+    assert response.status_code == 413
+    assert await counts("contacts") == {"contacts": 0}
+
+
+async def test_one_user_in_two_organizations(client: httpx.AsyncClient) -> None:
+    user = ObjectId()
+    for org in (ObjectId(), ObjectId()):
+        response = await client.post(
+            "/api/campaigns", json=body(), headers=auth(token(org=org, user=user))
+        )
+        assert response.status_code == 201, response.text
+    assert (await counts("users"))["users"] == 2
+
+
+async def test_refused_scheduled_campaign_leaves_no_new_contact(client: httpx.AsyncClient) -> None:
+    await make_contact(ORG, "+14155550101", firstName="Opted", optedOut=True)
+    response = await post(
+        client,
+        body(
+            message="Hi {{firstName}}",
+            newContacts=[
+                {"firstName": "X", "phoneNumber": "+14155550101"},
+                {"phoneNumber": "+14155550102"},
+            ],
+        ),
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "NO_RECIPIENTS"
+    assert await counts("contacts", "users", "campaigns") == {
+        "contacts": 1,
+        "users": 0,
+        "campaigns": 0,
+    }
+
+
+async def test_reused_contact_is_judged_by_its_stored_values(client: httpx.AsyncClient) -> None:
+    await make_contact(ORG, "+14155550101", firstName="")
+    response = await post(
+        client,
+        body(
+            message="Hi {{firstName}}",
+            newContacts=[
+                {"firstName": "Typed", "phoneNumber": "+14155550101"},
+                {"firstName": "Bo", "phoneNumber": "+14155550102"},
+            ],
+        ),
+    )
+    data = response.json()["data"]
+    assert data["stats"]["total"] == 1
+    assert data["failedDetails"][0]["code"] == "MISSING_TEMPLATE_VALUE"
+
+
+async def test_message_stats_use_the_costliest_rendering(client: httpx.AsyncClient) -> None:
+    response = await post(
+        client,
+        body(
+            message="Hi {{firstName}}, " + "a" * 140,
+            newContacts=[
+                {"firstName": "Bartholomew", "phoneNumber": "+14155550101"},
+                {"firstName": "Zoë", "phoneNumber": "+14155550102"},
+            ],
+        ),
+    )
+    stats = response.json()["data"]["messageStats"]
+    assert (stats["encoding"], stats["segments"]) == ("UCS-2", 3)
+
+
+async def test_opted_out_id_reached_twice_is_still_a_failed_user_id(
+    client: httpx.AsyncClient,
+) -> None:
+    out = await make_contact(ORG, "+14155550101", optedOut=True)
+    response = await post(
+        client,
+        body(status="draft", newContacts=[{"phoneNumber": "+14155550101"}], userIds=[str(out.id)]),
+    )
+    assert response.json()["data"]["failedUserIds"] == [str(out.id)]
+
+
+async def test_nulls_are_read_as_absent(client: httpx.AsyncClient) -> None:
+    response = await post(
+        client, body(isAutopilot=None, userIds=None, type=None, selectedExistingContacts=None)
+    )
+    assert response.status_code == 201
+    assert response.json()["data"]["isAutopilot"] is False
+
+
+async def test_snapshot_fields_of_existing_contacts_are_ignored(client: httpx.AsyncClient) -> None:
+    sam = await make_contact(ORG, "+14165550100", firstName="Sam")
+    response = await post(
+        client,
+        body(
+            selectedExistingContacts=[
+                {"_id": str(sam.id), "phoneNumber": 14165550100, "firstName": None}
+            ]
+        ),
+    )
+    assert response.status_code == 201
+    assert str(sam.id) in response.json()["data"]["userIds"]
+
+
+async def test_csv_with_bare_cr_line_ends(client: httpx.AsyncClient) -> None:
+    response = await post(
+        client,
+        body(newContacts=[], rawCsvData={"csv": "Name,Phone\rAna,+14155550101\rBo,+14155550102\r"}),
+    )
+    assert response.json()["data"]["stats"]["total"] == 2
+
+
+@pytest.mark.parametrize("key", ["x" * 1000])
+async def test_overlong_idempotency_key_is_a_field_error(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    response = await post(client, body(), key=key)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "idempotencyKey"
+
+
+async def test_empty_idempotency_key_is_ignored(client: httpx.AsyncClient) -> None:
+    response = await post(client, body(), key=" ")
+    assert response.status_code == 201
+
+
+async def _stale_reservation(key: str, campaign_id: ObjectId) -> None:
+    tenant = Tenant(principal(ORG))
+    from services.idempotency import request_hash
+    from services.inputs import parse_input
+
+    record = IdempotencyRecord(
+        organizationId=ORG,
+        scope="createCampaign",
+        key=key,
+        requestHash=request_hash(parse_input(body(scheduleDate=FIXED)).fingerprint_source()),
+        result={"campaignId": str(campaign_id)},
+        leaseUntil=tenant.now() - timedelta(minutes=5),
+    )
+    await tenant.insert(record)
+
+
+FIXED = future(days=40)
+
+
+async def test_key_of_a_crashed_request_is_taken_over(client: httpx.AsyncClient) -> None:
+    planned = ObjectId()
+    await _stale_reservation("crashed", planned)
+    response = await post(client, body(scheduleDate=FIXED), key="crashed")
+    assert response.status_code == 201, response.text
+    assert response.json()["data"]["_id"] == str(planned)
+    again = await post(client, body(scheduleDate=FIXED), key="crashed")
+    assert again.json()["data"]["_id"] == str(planned)
+    assert (await counts("campaigns"))["campaigns"] == 1
+
+
+async def test_crash_after_the_campaign_landed_replays_it(client: httpx.AsyncClient) -> None:
+    first = await post(client, body(scheduleDate=FIXED))
+    landed = ObjectId(first.json()["data"]["_id"])
+    await _stale_reservation("landed", landed)
+    response = await post(client, body(scheduleDate=FIXED), key="landed")
+    assert response.json()["data"]["_id"] == str(landed)
+    assert await Campaign.find_all().count() == 1
+
+
+async def test_graphql_null_variables_body_is_not_a_500(client: httpx.AsyncClient) -> None:
+    body_ = await gql(client, "{ me { userId } }", None, auth(token()))
+    assert body_["data"]["me"]["userId"]
