@@ -1,6 +1,6 @@
 # The two commands: `make run` serves the app on an embedded database, `make test` runs everything.
 SHELL := /bin/bash
-export PATH := $(HOME)/.local/bin:/usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+export PATH := $(CURDIR)/.bin:$(HOME)/.local/bin:/usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN := uv run --frozen

@@ -6,12 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '[ensure-tools] %s\n' "$*" >&2; }
 
-export PATH="$HOME/.local/bin:/usr/local/go/bin:$HOME/go/bin:$PATH"
+export PATH="$PWD/.bin:$HOME/.local/bin:/usr/local/go/bin:$HOME/go/bin:$PATH"
 
-# 1. uv, then the locked Python environment (.venv).
+# 1. uv (into a venv of its own under .bin/, so no system Python is touched), then the locked
+#    Python environment (.venv).
 if ! command -v uv >/dev/null 2>&1; then
-  say "installing uv from PyPI"
-  python3 -m pip install --quiet --user 'uv>=0.5' 2>/dev/null || python3 -m pip install --quiet 'uv>=0.5'
+  say "installing uv from PyPI into .bin/uv-venv"
+  python3 -m venv .bin/uv-venv
+  .bin/uv-venv/bin/python -m pip install --quiet --disable-pip-version-check 'uv>=0.5,<1'
+  ln -sf uv-venv/bin/uv .bin/uv
 fi
 uv sync --frozen --quiet
 
