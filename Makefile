@@ -1,6 +1,9 @@
 # The two commands: `make run` serves the app on an embedded database, `make test` runs everything.
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.bin:$(HOME)/.local/bin:/usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+# Trust the system's CA store (uv otherwise uses its own roots, which a TLS proxy breaks).
+export UV_SYSTEM_CERTS := 1
+export UV_NATIVE_TLS := 1
 HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN := uv run --frozen

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '[ensure-tools] %s\n' "$*" >&2; }
 
+export UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1  # trust the system CA store, as pip and npm do
 export PATH="$PWD/.bin:$HOME/.local/bin:/usr/local/go/bin:$HOME/go/bin:$PATH"
 
 # 1. uv (into a venv of its own under .bin/, so no system Python is touched), then the locked
