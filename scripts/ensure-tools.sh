@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '[ensure-tools] %s\n' "$*" >&2; }
 
-export UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1  # trust the system CA store, as pip and npm do
+# Trust the system CA store everywhere (a TLS-inspecting proxy's CA lives there).
+export UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 export PATH="$PWD/.bin:$HOME/.local/bin:/usr/local/go/bin:$HOME/go/bin:$PATH"
 
 # 1. uv (into a venv of its own under .bin/, so no system Python is touched), then the locked
