@@ -14,6 +14,7 @@ from strawberry.types.base import get_object_definition
 from models import Campaign as CampaignDocument
 from models.campaign import FailedDetail as FailedDetailModel
 from schema.errors import UserError
+from schema.users import User
 
 
 @strawberry.enum(description="Where a campaign is in its lifecycle.")
@@ -41,12 +42,6 @@ class CampaignType(Enum):
 class AssignmentStrategy(Enum):
     ROUND_ROBIN = "round_robin"
     SINGLE = "single"
-
-
-@strawberry.type(description="Who created a campaign.")
-class CreatedBy:
-    id: strawberry.ID = strawberry.field(description="The user's id.")
-    full_name: str = strawberry.field(description="The user's display name.")
 
 
 @strawberry.type(description="Counters over a campaign's recipients.")
@@ -119,7 +114,7 @@ class Campaign:
     )
     stats: CampaignStats = strawberry.field(description="Sending counters.")
     message_stats: MessageStats | None = strawberry.field(description="Cost per message.")
-    created_by: CreatedBy = strawberry.field(description="Who created the campaign.")
+    created_by: User = strawberry.field(description="Who created the campaign.")
     created_at: datetime = strawberry.field(description="Creation time (UTC).")
     updated_at: datetime = strawberry.field(description="Last change (UTC).")
 
@@ -157,7 +152,7 @@ class Campaign:
             )
             if ms
             else None,
-            created_by=CreatedBy(
+            created_by=User(
                 id=strawberry.ID(str(doc.createdBy.id)), full_name=doc.createdBy.fullName
             ),
             created_at=doc.createdAt,

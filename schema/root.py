@@ -10,6 +10,7 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations
+from resolvers.contacts import ContactQueries
 from resolvers.errors import ErrorCodes
 from resolvers.users import UserQueries
 
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 @strawberry.type(description="Read operations.")
-class Query(UserQueries):
+class Query(UserQueries, ContactQueries):
     pass
 
 

@@ -7,6 +7,12 @@ import strawberry
 from core.auth import Principal
 
 
+@strawberry.type(description="A rep of the organization.")
+class User:
+    id: strawberry.ID = strawberry.field(description="The user's id (the token's `sub`).")
+    full_name: str = strawberry.field(description="The user's display name.")
+
+
 @strawberry.type(description="The verified caller, as read from the bearer token.")
 class Viewer:
     user_id: strawberry.ID = strawberry.field(description="The caller's user id.")

@@ -11,6 +11,7 @@ import phonenumbers
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
+from core.auth import Principal
 from models import Contact
 from services.tenancy import Tenant
 
@@ -156,3 +157,8 @@ def _new_contact_doc(draft: ContactDraft) -> dict[str, Any]:
         "optedOut": False,
         **draft.extra,
     }
+
+
+async def get_contact(*, principal: Principal, contact_id: str) -> Contact | None:
+    """Gets a contact of the caller's organization by its id."""
+    return await Tenant(principal).get(Contact, contact_id)

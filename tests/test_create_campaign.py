@@ -310,3 +310,20 @@ async def test_campaign_lists_in_openapi_with_request_and_response_models(
         "CampaignEnvelope"
     )
     assert set(operation["responses"]) >= {"201", "400", "401", "409", "413"}
+
+
+async def test_racing_requests_with_one_new_phone_share_one_contact(
+    client: httpx.AsyncClient,
+) -> None:
+    import asyncio
+
+    org = ObjectId()
+    responses = await asyncio.gather(
+        *(
+            create(client, org, newContacts=[{"firstName": "Ana", "phoneNumber": "+14155550177"}])
+            for _ in range(6)
+        )
+    )
+    assert [r.status_code for r in responses] == [201] * 6
+    assert len({r.json()["data"]["userIds"][0] for r in responses}) == 1
+    assert await Contact.find({"organizationId": org}).count() == 1

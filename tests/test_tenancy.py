@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -11,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from core.auth import Principal
 from models import Contact
 from services.tenancy import Tenant
+from tests.factories import auth, gql, make_contact, token
 
 
 def tenant() -> Tenant:
@@ -88,3 +90,26 @@ async def test_indexes_exist_on_the_server(app: FastAPI) -> None:
         ("status", 1),
         ("scheduleDate", 1),
     ]
+
+
+CONTACT = "query($id: ID!) { contact(id: $id) { id phoneNumber firstName optedOut tags } }"
+
+
+async def test_contact_query_sees_only_the_callers_organization(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    contact = await make_contact(org, "+14155550100", firstName="Sam", tags=["vip"])
+    mine = await gql(client, CONTACT, {"id": str(contact.id)}, auth(token(org=org)))
+    theirs = await gql(client, CONTACT, {"id": str(contact.id)}, auth(token()))
+    assert mine["data"]["contact"] == {
+        "id": str(contact.id),
+        "phoneNumber": "+14155550100",
+        "firstName": "Sam",
+        "optedOut": False,
+        "tags": ["vip"],
+    }
+    assert theirs == {"data": {"contact": None}}
+
+
+async def test_contact_query_with_a_malformed_id_is_null(client: httpx.AsyncClient) -> None:
+    body = await gql(client, CONTACT, {"id": "not-an-id"}, auth(token()))
+    assert body == {"data": {"contact": None}}
