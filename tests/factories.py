@@ -98,3 +98,15 @@ def future(days: int = 30) -> str:
 
     when = datetime.now(UTC) + timedelta(days=days)
     return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def campaign_body(**overrides: Any) -> dict[str, Any]:
+    """Returns a valid legacy request body; an override of `...` removes that key."""
+    base: dict[str, Any] = {
+        "name": "Spring outreach",
+        "message": "Hi {{firstName|there}}",
+        "newContacts": [{"firstName": "Ana", "phoneNumber": "+14155550101"}],
+        "scheduleDate": future(),
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not ...}

@@ -11,20 +11,10 @@ from fastapi import FastAPI
 
 from core.config import Settings
 from tests.conftest import make_settings
-from tests.factories import auth, counts, future, token
+from tests.factories import auth, counts, token
+from tests.factories import campaign_body as body
 
 ORG = ObjectId()
-
-
-def body(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "name": "Spring outreach",
-        "message": "Hi {{firstName|there}}",
-        "newContacts": [{"firstName": "Ana", "phoneNumber": "+14155550101"}],
-        "scheduleDate": future(),
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not ...}
 
 
 async def refused(http: httpx.AsyncClient, payload: Any, status: int = 400) -> list[dict[str, Any]]:

@@ -12,19 +12,9 @@ from bson import ObjectId
 from models import Campaign, IdempotencyRecord
 from services.tenancy import Tenant
 from tests.factories import auth, counts, future, gql, make_contact, principal, token
+from tests.factories import campaign_body as body
 
 ORG = ObjectId()
-
-
-def body(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "name": "Edges",
-        "message": "Hi {{firstName|there}}",
-        "newContacts": [{"firstName": "Ana", "phoneNumber": "+14155550101"}],
-        "scheduleDate": future(),
-    }
-    base.update(overrides)
-    return base
 
 
 async def post(http: httpx.AsyncClient, payload: Any, key: str | None = None) -> httpx.Response:
