@@ -66,7 +66,7 @@ FULL_NAME = "Bench Rep"
 DEFAULT_MAX_BODY = Settings.model_fields["max_body_bytes"].default
 DEFAULT_MAX_RECIPIENTS = Settings.model_fields["max_recipients"].default
 
-# NANXXX prefixes of US numbers that `phonenumbers` accepts as valid; candidates are still
+# Area-code + exchange prefixes of US numbers that `phonenumbers` accepts as valid; candidates are still
 # checked one by one, and the few it refuses are skipped.
 PHONE_PREFIXES = ("12122", "16462", "19172", "17182", "14152", "13102", "13122", "16172")
 
