@@ -66,8 +66,8 @@ FULL_NAME = "Bench Rep"
 DEFAULT_MAX_BODY = Settings.model_fields["max_body_bytes"].default
 DEFAULT_MAX_RECIPIENTS = Settings.model_fields["max_recipients"].default
 
-# Area-code + exchange prefixes of US numbers that `phonenumbers` accepts as valid; candidates are still
-# checked one by one, and the few it refuses are skipped.
+# Area code + exchange prefixes of US numbers that `phonenumbers` accepts as valid; candidates
+# are still checked one by one, and the few it refuses are skipped.
 PHONE_PREFIXES = ("12122", "16462", "19172", "17182", "14152", "13102", "13122", "16172")
 
 GRAPHQL_MUTATION = """
