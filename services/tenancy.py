@@ -7,7 +7,7 @@ does not exist: it is never found, counted, updated or deleted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -44,23 +44,13 @@ class Tenant:
 
     async def get(self, model: type[D], document_id: ObjectId | str) -> D | None:
         """Returns the document with that id in this organization, or None."""
-        try:
-            oid = PydanticObjectId(document_id)
-        except Exception:
+        if not ObjectId.is_valid(document_id):
             return None
-        return await model.find_one(self._filter({"_id": oid}))
+        return await model.find_one(self._filter({"_id": PydanticObjectId(document_id)}))
 
     async def count(self, model: type[D], query: Mapping[str, Any] | None = None) -> int:
         """Counts this organization's documents matching `query`."""
         return await model.find(self._filter(query)).count()
-
-    async def ids_present(
-        self, model: type[D], ids: Iterable[ObjectId], extra: Mapping[str, Any] | None = None
-    ) -> list[D]:
-        """Returns the documents among `ids` that belong to this organization."""
-        return await model.find(
-            self._filter({**(extra or {}), "_id": {"$in": list(ids)}})
-        ).to_list()
 
     @staticmethod
     def now() -> datetime:
@@ -107,16 +97,6 @@ class Tenant:
     async def insert(self, document: D) -> D:
         """Inserts one new document owned by this organization."""
         return await self.stamp(document).insert()
-
-    async def insert_many(self, model: type[D], documents: Sequence[D], *, ordered: bool) -> None:
-        """Inserts many new documents in one round trip; ids must be assigned beforehand."""
-        if not documents:
-            return
-        for doc in documents:
-            if doc.id is None:
-                raise ValueError("assign ids before insert_many; it does not set them")
-            self.stamp(doc)
-        await model.insert_many(list(documents), ordered=ordered)
 
     async def update_one(
         self, model: type[D], query: Mapping[str, Any], update: Mapping[str, Any]
