@@ -6,11 +6,14 @@ happens at import time.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from pymongo.monitoring import CommandListener
@@ -27,6 +30,7 @@ from resolvers.ide import mount_ide_assets, render_graphiql
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest.envelope import install_error_handlers
 from schema import schema
+from services import idempotency
 
 logger = logging.getLogger("campaigns")
 
@@ -72,7 +76,18 @@ def create_app(
             # full collections from walking them on every large request (~0.1 s each).
             gc.collect()
             gc.freeze()
-            yield
+            purge = asyncio.create_task(
+                idempotency.purge_forever(
+                    retention=timedelta(seconds=settings.idempotency_retention_seconds),
+                    every=timedelta(seconds=settings.idempotency_purge_every_seconds),
+                )
+            )
+            try:
+                yield
+            finally:
+                purge.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purge
         finally:
             await client.close()
 

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     max_recipients: int = Field(default=50_000, gt=0)
     schedule_grace_seconds: int = Field(default=300, ge=0)
+    idempotency_retention_seconds: int = Field(default=24 * 3600, ge=60)
+    idempotency_purge_every_seconds: int = Field(default=600, ge=1)
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:

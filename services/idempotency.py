@@ -7,7 +7,8 @@ a conflict. A retry that arrives while the first is working waits for it. If the
 (its lease expired), one retry takes the reservation over: it asks `finished` whether the work
 landed before the crash, and either completes the record or does the work itself.
 
-FerretDB has no TTL indexes, so records are not expired by the database.
+FerretDB has no TTL indexes, so the app purges records past `IDEMPOTENCY_RETENTION_SECONDS`
+itself (`purge_forever`, started with the app); a key is honoured for at least that long.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core.errors import Conflict, FieldError, InvalidInput
 from models import IdempotencyRecord
 from services.tenancy import Tenant
+
+logger = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255
 LEASE_SECONDS = 60.0
@@ -150,3 +154,38 @@ async def _complete(tenant: Tenant, record_id: Any) -> None:
         {"_id": record_id},
         {"$set": {"state": "completed", "updatedAt": tenant.now()}},
     )
+
+
+async def purge_expired(*, retention: timedelta) -> int:
+    """Deletes records older than `retention`, in every organization; returns how many.
+
+    A maintenance job, so it is the one query here not scoped to a caller's organization: it
+    reads nothing back and touches only records no retry can still be waiting for (a completed
+    record past retention, or a reservation whose lease ended that long ago).
+    """
+    cutoff = Tenant.now() - retention
+    result = await IdempotencyRecord.get_pymongo_collection().delete_many(
+        {
+            "$or": [
+                {"state": "completed", "updatedAt": {"$lt": cutoff}},
+                {"state": "in_progress", "leaseUntil": {"$lt": cutoff}},
+            ]
+        }
+    )
+    return int(result.deleted_count)
+
+
+async def purge_forever(*, retention: timedelta, every: timedelta) -> None:
+    """Runs `purge_expired` every `every` until cancelled; a failed round is logged, not fatal.
+
+    FerretDB has no TTL indexes, so the application expires these records itself.
+    """
+    while True:
+        await asyncio.sleep(every.total_seconds())
+        try:
+            deleted = await purge_expired(retention=retention)
+        except PyMongoError:
+            logger.warning("idempotency purge failed; retrying in %s", every, exc_info=True)
+            continue
+        if deleted:
+            logger.info("purged %d idempotency records older than %s", deleted, retention)

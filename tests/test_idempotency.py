@@ -100,3 +100,22 @@ async def test_graphql_idempotency_key_replays_the_same_campaign(
         == again["data"]["createCampaign"]["campaign"]["id"]
     )
     assert (await counts("campaigns"))["campaigns"] == 1
+
+
+async def test_records_past_retention_are_purged_and_fresh_ones_kept(
+    client: httpx.AsyncClient,
+) -> None:
+    from datetime import timedelta
+
+    from models import IdempotencyRecord
+    from models.base import utcnow
+    from services.idempotency import purge_expired
+
+    await client.post("/api/campaigns", json=BODY, headers=headers("old"))
+    await client.post("/api/campaigns", json=BODY, headers=headers("new"))
+    collection = IdempotencyRecord.get_pymongo_collection()
+    long_ago = utcnow() - timedelta(days=2)
+    await collection.update_one({"key": "old"}, {"$set": {"updatedAt": long_ago}})
+
+    assert await purge_expired(retention=timedelta(days=1)) == 1
+    assert [r["key"] async for r in collection.find({}, {"key": 1})] == ["new"]
