@@ -44,4 +44,4 @@ schema: ## Rewrite schema.graphql after a schema change
 	$(RUN) python -m scripts.export_schema
 
 ide: ## Install the GraphQL IDE's browser assets (GraphiQL, React) from the npm registry
-	npm ci --prefix ide --no-audit --no-fund
+	npm ci --prefix ide --ignore-scripts --no-audit --no-fund

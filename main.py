@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from pymongo.monitoring import CommandListener
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -26,7 +27,7 @@ from core.db import create_client, init_database
 from core.limits import BodySizeLimit
 from resolvers import health
 from resolvers.context import get_context
-from resolvers.ide import mount_ide_assets, render_graphiql
+from resolvers.ide import asset_url, mount_ide_assets, render_graphiql
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest.envelope import install_error_handlers
 from schema import schema
@@ -96,6 +97,8 @@ def create_app(
         version="0.1.0",
         description="SMS campaigns for sales teams. GraphQL at /graphql; legacy REST under /api.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local assets; FastAPI's default page uses a CDN
+        redoc_url=None,
     )
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
@@ -108,6 +111,16 @@ def create_app(
     )
     mount_ide_assets(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - REST",
+            swagger_js_url=asset_url("swagger-ui-bundle.js"),
+            swagger_css_url=asset_url("swagger-ui.css"),
+            swagger_favicon_url="data:,",
+        )
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:

@@ -85,6 +85,9 @@ IDE_ASSETS: Final[dict[str, IdeAsset]] = {
     # Named by `sourceMappingURL` comments in the two files above; only devtools fetch them.
     "graphiql.min.js.map": IdeAsset("graphiql", "graphiql.min.js.map", _MAP, required=False),
     "graphiql.min.css.map": IdeAsset("graphiql", "graphiql.min.css.map", _MAP, required=False),
+    # The REST docs at /docs (FastAPI's Swagger UI page, pointed here instead of a CDN).
+    "swagger-ui-bundle.js": IdeAsset("swagger-ui-dist", "swagger-ui-bundle.js", _JS),
+    "swagger-ui.css": IdeAsset("swagger-ui-dist", "swagger-ui.css", _CSS),
 }
 """URL name under `IDE_ASSET_PREFIX` -> file in `ide/node_modules`."""
 

@@ -27,7 +27,7 @@ uv sync --frozen --quiet
 if [ ! -f ide/node_modules/.package-lock.json ] || [ ide/package-lock.json -nt ide/node_modules/.package-lock.json ]; then
   if command -v npm >/dev/null 2>&1; then
     say "installing the GraphQL IDE's assets (npm ci --prefix ide)"
-    npm ci --prefix ide --no-audit --no-fund --loglevel=error
+    npm ci --prefix ide --ignore-scripts --no-audit --no-fund --loglevel=error
   else
     say "npm not found: the GraphQL IDE page will explain how to install its assets"
   fi
