@@ -15,12 +15,15 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from cross_web import AsyncHTTPRequestAdapter
+from cross_web import HTTPException as GraphQLHTTPError
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from pymongo.monitoring import CommandListener
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLRequestData
 
 from core.config import Settings, get_settings
 from core.db import create_client, init_database
@@ -41,17 +44,24 @@ class IdeGraphQLRouter(GraphQLRouter[object, None]):
     answers 400, not 500, to bodies that are not JSON objects."""
 
     def decode_json(self, data: str | bytes) -> object:
-        # Strawberry answers 400 to JSONDecodeError only; fold the other ways a body can fail
-        # (invalid UTF-8, integers past Python's digit limit, `null`) into it.
+        # Strawberry answers 400 to JSONDecodeError only; fold the other ways JSON can fail
+        # (invalid UTF-8, integers past Python's digit limit, absurd nesting) into it.
         try:
-            decoded = json.loads(data)
+            return json.loads(data)
         except json.JSONDecodeError:
             raise
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise json.JSONDecodeError(str(exc), "", 0) from exc
-        if not isinstance(decoded, dict | list):
-            raise json.JSONDecodeError("the body must be a JSON object", "", 0)
-        return decoded
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise json.JSONDecodeError(str(exc), "", 0) from None
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        # A body that is valid JSON but not an object (`null`, `7`) makes Strawberry call
+        # `.get` on it; answer that as the client error it is.
+        try:
+            return await super().parse_http_body(request)
+        except (AttributeError, TypeError) as exc:
+            raise GraphQLHTTPError(400, "The request body must be a JSON object") from exc
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(render_graphiql(str(request.url.path)))

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import pymongo
+from beanie import PydanticObjectId
 from pymongo import IndexModel
 
 from models.base import TenantDocument
@@ -32,6 +33,27 @@ class IdempotencyRecord(TenantDocument):
                     ("key", pymongo.ASCENDING),
                 ],
                 name="org_scope_key_unique",
+                unique=True,
+            ),
+        ]
+
+
+class IdempotencyTakeover(TenantDocument):
+    """One retry's claim on an expired reservation.
+
+    FerretDB does not make conditional updates atomic (two racing `findAndModify` calls with
+    the same filter can both match), so the unique index here decides which retry takes over.
+    """
+
+    recordId: PydanticObjectId
+    leaseUntil: datetime
+
+    class Settings:
+        name = "idempotency_takeovers"
+        indexes = [
+            IndexModel(
+                [("recordId", pymongo.ASCENDING), ("leaseUntil", pymongo.ASCENDING)],
+                name="record_lease_unique",
                 unique=True,
             ),
         ]

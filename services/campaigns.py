@@ -18,11 +18,12 @@ from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from core.auth import Principal
 from core.config import Settings
 from core.errors import FieldError, InvalidInput
-from models import Campaign, Contact, Recipient, User
+from models import Campaign, Recipient, User
 from models.campaign import (
     CampaignStats,
     CampaignStatus,
@@ -125,17 +126,15 @@ async def _create(
     found = await recipients.look_up(tenant, sources, settings)
     recipients.check_limit(sources, found, settings)
     scheduled = request.status is CampaignStatus.SCHEDULED
-    if scheduled and not recipients.any_sendable(request.template, sources, found):
+    if scheduled and not await recipients.any_sendable(tenant, request.template, sources, found):
         raise _no_recipients()
 
-    contacts, inserted = await ensure_contacts(
+    contacts = await ensure_contacts(
         tenant, [d for _, _, d in sources.drafts], batch_size=WRITE_BATCH
     )
     chosen = recipients.choose(request.template, sources, found, contacts)
     if scheduled and not chosen:
-        # Every sendable draft turned out to be an existing contact that cannot be messaged:
-        # undo this request's new contacts so the refusal writes nothing.
-        await tenant.delete_many(Contact, {"_id": {"$in": inserted}})
+        # Only reachable if another request changed those contacts since the check above.
         raise _no_recipients()
     await _remember_caller(tenant)
 
@@ -167,6 +166,8 @@ async def _create(
     await _insert_recipients(tenant, campaign_id, chosen, request.assignees)
     try:
         await tenant.insert(campaign)
+    except ConnectionFailure:
+        raise  # the insert may have landed: keep its recipients; a keyed retry settles it
     except BaseException:
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
         raise
@@ -252,7 +253,11 @@ def _check_template(raw: str | None, errors: list[FieldError]) -> Template | Non
         errors.extend(FieldError(("message",), code, text) for code, text in exc.problems)
         return None
     # The shortest rendering anyone could get (fallbacks, one-letter values) must fit.
-    cost = sms_cost(template.render(dict.fromkeys(template.required_fields(), "x")).text)
+    try:
+        cost = sms_cost(template.render(dict.fromkeys(template.required_fields(), "x")).text)
+    except TemplateError as exc:  # a fallback alone is over the limit
+        errors.extend(FieldError(("message",), code, text) for code, text in exc.problems)
+        return None
     if cost.segments > recipients.MAX_SEGMENTS:
         errors.append(
             FieldError(
@@ -320,11 +325,14 @@ async def _check_assignees(
 async def _remember_caller(tenant: Tenant) -> None:
     """Keeps a `User` for each rep who creates campaigns, so assignments can name them."""
     principal = tenant.principal
-    await tenant.upsert(
-        User,
-        {"userId": principal.user_id},
-        {"fullName": principal.full_name, "roles": list(principal.roles)},
-    )
+    query = {"userId": principal.user_id}
+    values = {"fullName": principal.full_name, "roles": list(principal.roles)}
+    try:
+        await tenant.upsert(User, query, values)
+    except DuplicateKeyError:
+        # Two first requests of one rep raced and the other inserted the user; MongoDB
+        # retries such an upsert itself, FerretDB does not.
+        await tenant.update_one(User, query, {"$set": values})
 
 
 def _message_stats(

@@ -27,7 +27,7 @@ class PhoneError(ValueError):
         self.message = message
 
 
-NANP_E164 = re.compile(r"\+1\d{10}")
+NANP_E164 = re.compile(r"\+1[0-9]{10}")
 
 
 def normalize_phone(raw: str | None, default_region: str) -> str:
@@ -91,16 +91,14 @@ REF_PROJECTION = {"firstName": 1, "lastName": 1, "phoneNumber": 1, "email": 1, "
 
 async def ensure_contacts(
     tenant: Tenant, drafts: Sequence[ContactDraft], *, batch_size: int
-) -> tuple[dict[str, ContactRef], list[ObjectId]]:
+) -> dict[str, ContactRef]:
     """Creates the drafts whose phone is new and returns every draft's contact, keyed by phone.
 
     Inserts first and lets the unique `(organizationId, phoneNumber)` index say which phones
     already exist, so two requests racing on one phone both end up with the same contact. One
-    insert per batch, plus one lookup per batch that hit existing phones. Also returns the ids
-    this call inserted, so a caller that must back out can remove exactly those.
+    insert per batch, plus one lookup per batch that hit existing phones.
     """
     by_phone: dict[str, ContactRef] = {}
-    inserted: list[ObjectId] = []
     for start in range(0, len(drafts), batch_size):
         batch = drafts[start : start + batch_size]
         docs = [_new_contact_doc(d) for d in batch]
@@ -116,12 +114,11 @@ async def ensure_contacts(
         for doc in docs:
             if doc["phoneNumber"] not in taken:
                 by_phone[doc["phoneNumber"]] = ContactRef.from_document(doc)
-                inserted.append(doc["_id"])
         if existing:
             query = {"phoneNumber": {"$in": existing}}
             async for doc in tenant.raw_find(Contact, query, REF_PROJECTION):
                 by_phone[doc["phoneNumber"]] = ContactRef.from_document(doc)
-    return by_phone, inserted
+    return by_phone
 
 
 async def contacts_by_ids(tenant: Tenant, ids: Sequence[ObjectId]) -> dict[ObjectId, ContactRef]:
@@ -133,6 +130,20 @@ async def contacts_by_ids(tenant: Tenant, ids: Sequence[ObjectId]) -> dict[Objec
         doc["_id"]: ContactRef.from_document(doc)
         async for doc in tenant.raw_find(Contact, query, REF_PROJECTION)
     }
+
+
+async def contacts_by_phones(tenant: Tenant, phones: Sequence[str]) -> dict[str, ContactRef]:
+    """Returns the contacts among `phones` (E.164) that exist in the caller's organization."""
+    query = {"phoneNumber": {"$in": list(phones)}}
+    return {
+        doc["phoneNumber"]: ContactRef.from_document(doc)
+        async for doc in tenant.raw_find(Contact, query, REF_PROJECTION)
+    }
+
+
+async def count_matching(tenant: Tenant, query: dict[str, Any]) -> int:
+    """Counts the organization's contacts matching a segmentation query."""
+    return await tenant.count(Contact, query)
 
 
 async def contacts_matching(

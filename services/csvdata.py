@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from core.errors import FieldError, InvalidInput
+from core.errors import FieldError, InvalidInput, PayloadTooLarge
 from services.inputs import CsvData
 
 FIELDS = ("firstName", "lastName", "phoneNumber", "email")
@@ -136,8 +136,12 @@ class CsvProblem:
     message: str
 
 
-def read_rows(data: CsvData) -> tuple[list[CsvRow], list[CsvProblem]]:
-    """Returns the readable rows and the unreadable ones; a CSV wrong as a whole raises."""
+def read_rows(data: CsvData, *, max_rows: int) -> tuple[list[CsvRow], list[CsvProblem]]:
+    """Returns the readable rows and the unreadable ones; a CSV wrong as a whole raises.
+
+    More than `max_rows` non-empty rows is refused as too large while reading, so a huge
+    file costs no more than the rows it is allowed.
+    """
     headers, rows = _table(data)
     indexes = _column_indexes([h or "" for h in headers], data.columns)
     good: list[CsvRow] = []
@@ -151,9 +155,14 @@ def read_rows(data: CsvData) -> tuple[list[CsvRow], list[CsvProblem]]:
             break
         except csv.Error as exc:
             bad.append(CsvProblem(number, "CSV_MALFORMED", f"Row {number}: {exc}"))
-            break
+            continue  # the reader resumes at the next line
         if not any((c or "").strip() for c in cells):
             continue
+        if len(good) + len(bad) >= max_rows:
+            raise PayloadTooLarge(
+                f"The CSV has more than {max_rows} rows",
+                [FieldError(("rawCsvData",), "TOO_MANY_RECIPIENTS", f"At most {max_rows} rows")],
+            )
         if len(cells) > len(headers):
             bad.append(
                 CsvProblem(

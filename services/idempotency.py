@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from core.errors import Conflict, FieldError, InvalidInput
-from models import IdempotencyRecord
+from models import IdempotencyRecord, IdempotencyTakeover
 from services.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
@@ -56,14 +56,14 @@ def request_hash(request: dict[str, Any]) -> str:
 def check_key(key: str) -> str:
     """Returns the key trimmed, or refuses one that is empty or too long."""
     key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidInput(
             "Invalid idempotency key",
             [
                 FieldError(
                     ("idempotencyKey",),
                     "INVALID_IDEMPOTENCY_KEY",
-                    f"Use 1 to {MAX_KEY_LENGTH} characters",
+                    f"Use 1 to {MAX_KEY_LENGTH} printable characters",
                 )
             ],
         )
@@ -128,12 +128,26 @@ def _lease(seconds: float) -> datetime:
 
 
 async def _take_over(tenant: Tenant, found: IdempotencyRecord, lease_seconds: float) -> bool:
-    """Extends an expired lease only if nobody else did first."""
-    return await tenant.claim(
-        IdempotencyRecord,
-        {"_id": found.id, "state": "in_progress", "leaseUntil": found.leaseUntil},
-        {"$set": {"leaseUntil": _lease(lease_seconds)}},
+    """Claims an expired reservation; of several racing retries exactly one wins.
+
+    The winner is decided by a unique insert of (record, expired lease), not by a conditional
+    update, which FerretDB does not apply atomically.
+    """
+    assert found.id is not None
+    try:
+        await tenant.insert(
+            IdempotencyTakeover(
+                organizationId=tenant.organization_id,
+                recordId=found.id,
+                leaseUntil=found.leaseUntil,
+            )
+        )
+    except DuplicateKeyError:
+        return False
+    await tenant.update_one(
+        IdempotencyRecord, {"_id": found.id}, {"$set": {"leaseUntil": _lease(lease_seconds)}}
     )
+    return True
 
 
 async def _work_and_complete(
@@ -141,6 +155,8 @@ async def _work_and_complete(
 ) -> Outcome:
     try:
         value = await work(planned, resumed)
+    except ConnectionFailure:
+        raise  # the work may have landed: keep the reservation; after its lease a retry decides
     except BaseException:
         await tenant.delete_many(IdempotencyRecord, {"_id": record_id})
         raise
@@ -172,6 +188,8 @@ async def purge_expired(*, retention: timedelta) -> int:
             ]
         }
     )
+    takeovers = IdempotencyTakeover.get_pymongo_collection()
+    await takeovers.delete_many({"createdAt": {"$lt": cutoff}})
     return int(result.deleted_count)
 
 

@@ -9,7 +9,7 @@ the request.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,9 @@ from services.contacts import (
     ContactRef,
     PhoneError,
     contacts_by_ids,
+    contacts_by_phones,
     contacts_matching,
+    count_matching,
     normalize_phone,
 )
 from services.dates import parse_instant
@@ -39,6 +41,7 @@ MIN_CHARS_OVER_SEGMENT_LIMIT = 330
 """Ten UCS-2 segments hold at most 330 surrogate pairs; shorter texts cannot exceed ten."""
 
 ID_SOURCES = ("selectedExistingContacts", "userIds")
+PROBE_BATCH = 100
 
 
 @dataclass
@@ -71,6 +74,8 @@ def parse_sources(
     if input.rawCsvData is not None:
         try:
             _add_csv(sources, input, settings)
+        except PayloadTooLarge:
+            raise
         except InvalidInput as exc:
             errors.extend(exc.errors)
     for i, ref in enumerate(input.selectedExistingContacts):
@@ -99,12 +104,10 @@ def _check_entry_count(input: CreateCampaignInput, settings: Settings) -> None:
     """Bounds the work (and the failure report) before a single phone is parsed.
 
     The exact limit applies to deduplicated recipients later; raw entries may be up to twice
-    that, since legacy callers send the same ids in two lists.
+    that, since legacy callers send the same ids in two lists. CSV text is counted by the
+    parser as it reads (a quoted cell may span lines).
     """
-    csv_rows = 0
-    if input.rawCsvData is not None:
-        data = input.rawCsvData
-        csv_rows = data.csv.count("\n") if data.csv is not None else len(data.rows or [])
+    csv_rows = len(input.rawCsvData.rows or []) if input.rawCsvData is not None else 0
     entries = (
         len(input.newContacts) + len(input.selectedExistingContacts) + len(input.userIds) + csv_rows
     )
@@ -156,7 +159,7 @@ def _add_draft(
 
 def _add_csv(sources: Sources, input: CreateCampaignInput, settings: Settings) -> None:
     assert input.rawCsvData is not None
-    rows, problems = csvdata.read_rows(input.rawCsvData)
+    rows, problems = csvdata.read_rows(input.rawCsvData, max_rows=2 * settings.max_recipients)
     events: list[tuple[int, csvdata.CsvRow | csvdata.CsvProblem]] = [(r.row, r) for r in rows]
     events.extend((p.row, p) for p in problems)
     for _, event in sorted(events, key=lambda e: e[0]):
@@ -221,9 +224,22 @@ async def look_up(tenant: Tenant, sources: Sources, settings: Settings) -> Found
         )
     segment: list[ContactRef] = []
     if sources.segment_query is not None:
+        # Opted-out contacts are counted, not listed: a segment can hold thousands of them.
+        query = sources.segment_query
         segment = await contacts_matching(
-            tenant, sources.segment_query, limit=settings.max_recipients + 1
+            tenant, {**query, "optedOut": {"$ne": True}}, limit=settings.max_recipients + 1
         )
+        opted_out = await count_matching(tenant, {**query, "optedOut": True})
+        if opted_out:
+            sources.failed.append(
+                FailedDetail(
+                    source="segmentation",
+                    field="optedOut",
+                    value=str(opted_out),
+                    code="OPTED_OUT",
+                    message=f"{opted_out} contacts in the segment have opted out and were left out",
+                )
+            )
     return Found(by_id=by_id, segment=segment)
 
 
@@ -263,6 +279,8 @@ def exclusion(template: Template, contact: ContactRef | ContactDraft) -> tuple[s
         rendered = template.render(values_of(contact))
     except TemplateError as exc:
         return exc.problems[0]
+    if not rendered.missing and not rendered.text.strip():
+        return "EMPTY_MESSAGE", f"The message to {contact.phoneNumber} would be empty"
     if rendered.missing:
         missing = rendered.missing
         return (
@@ -281,16 +299,28 @@ def exclusion(template: Template, contact: ContactRef | ContactDraft) -> tuple[s
     return None
 
 
-def any_sendable(template: Template, sources: Sources, found: Found) -> bool:
+async def any_sendable(tenant: Tenant, template: Template, sources: Sources, found: Found) -> bool:
     """Tells, before writing, whether at least one recipient could get the message.
 
-    Drafts are judged by the values typed in; if a draft's phone turns out to be an existing
-    contact, its stored values are judged again after the write (see `choose`).
+    A typed-in contact whose phone already exists is judged by the stored contact (it may be
+    opted out), so drafts are checked against the database in small batches until one is
+    known to be sendable: usually the first batch of new phones settles it.
     """
-    candidates: Iterable[ContactRef | ContactDraft] = itertools.chain(
-        (d for _, _, d in sources.drafts), found.by_id.values(), found.segment
+    if any(
+        exclusion(template, c) is None for c in itertools.chain(found.by_id.values(), found.segment)
+    ):
+        return True
+    phones = list(
+        dict.fromkeys(d.phoneNumber for _, _, d in sources.drafts if exclusion(template, d) is None)
     )
-    return any(exclusion(template, c) is None for c in candidates)
+    for start in range(0, len(phones), PROBE_BATCH):
+        batch = phones[start : start + PROBE_BATCH]
+        stored = await contacts_by_phones(tenant, batch)
+        for phone in batch:
+            contact = stored.get(phone)
+            if contact is None or exclusion(template, contact) is None:
+                return True
+    return False
 
 
 def choose(

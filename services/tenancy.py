@@ -106,17 +106,6 @@ class Tenant:
         result = await collection.update_one(self._filter(query), dict(update))
         return int(result.matched_count)
 
-    async def claim(
-        self, model: type[D], query: Mapping[str, Any], update: Mapping[str, Any]
-    ) -> bool:
-        """Applies `update` to one matching document atomically; tells whether one matched.
-
-        The expected state belongs in `query`, so of two racing callers only one wins.
-        """
-        collection = model.get_pymongo_collection()
-        found = await collection.find_one_and_update(self._filter(query), dict(update))
-        return found is not None
-
     async def upsert(
         self, model: type[D], query: Mapping[str, Any], values: Mapping[str, Any]
     ) -> None:

@@ -262,3 +262,183 @@ async def test_crash_after_the_campaign_landed_replays_it(client: httpx.AsyncCli
 async def test_graphql_null_variables_body_is_not_a_500(client: httpx.AsyncClient) -> None:
     body_ = await gql(client, "{ me { userId } }", None, auth(token()))
     assert body_["data"]["me"]["userId"]
+
+
+async def test_racing_retries_of_a_crashed_request_create_one_campaign(
+    client: httpx.AsyncClient,
+) -> None:
+    import asyncio
+
+    planned = ObjectId()
+    await _stale_reservation("crashed-race", planned)
+    responses = await asyncio.gather(
+        *(post(client, body(scheduleDate=FIXED), key="crashed-race") for _ in range(5))
+    )
+    assert [r.status_code for r in responses] == [201] * 5, [r.text for r in responses]
+    assert {r.json()["data"]["_id"] for r in responses} == {str(planned)}
+    assert await counts("campaigns", "recipients") == {"campaigns": 1, "recipients": 1}
+
+
+async def test_a_new_reps_concurrent_first_campaigns_all_succeed(
+    client: httpx.AsyncClient,
+) -> None:
+    import asyncio
+
+    headers = auth(token(org=ORG, user=ObjectId()))
+    responses = await asyncio.gather(
+        *(client.post("/api/campaigns", json=body(), headers=headers) for _ in range(4))
+    )
+    assert [r.status_code for r in responses] == [201] * 4
+    assert (await counts("users"))["users"] == 1
+
+
+async def test_fallback_longer_than_1600_characters_is_a_field_error(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await post(client, body(message="Hi {{firstName|" + "a" * 1700 + "}}"))
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "MESSAGE_TOO_LONG"
+
+
+async def test_refused_request_with_a_repeated_new_phone_writes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await make_contact(ORG, "+14155550101", firstName="Opted", optedOut=True)
+    response = await post(
+        client,
+        body(
+            message="Hi {{firstName}}",
+            newContacts=[
+                {"firstName": "X", "phoneNumber": "+14155550101"},
+                {"phoneNumber": "+14155550111"},
+                {"phoneNumber": "(415) 555-0111"},
+            ],
+        ),
+    )
+    assert response.status_code == 400
+    assert (await counts("contacts"))["contacts"] == 1
+
+
+async def test_csv_rows_split_by_bare_cr_count_toward_the_limit(mongo_uri: str) -> None:
+    from asgi_lifespan import LifespanManager
+
+    from main import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(mongo_uri, max_recipients=10))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            many = "Phone\r" + "+14155550101\r" * 21
+            quoted = "Name,Phone\n" + '"a\nb\nc",+14155550101\n' * 8
+            too_many = await http.post(
+                "/api/campaigns",
+                json=body(newContacts=[], rawCsvData={"csv": many}),
+                headers=auth(token()),
+            )
+            multiline = await http.post(
+                "/api/campaigns",
+                json=body(newContacts=[], rawCsvData={"csv": quoted}),
+                headers=auth(token()),
+            )
+    assert too_many.status_code == 413
+    assert multiline.status_code == 201
+
+
+async def test_graphql_idempotency_key_with_a_lone_surrogate_is_a_user_error(
+    client: httpx.AsyncClient,
+) -> None:
+    raw = (
+        '{"query": "mutation($i: CreateCampaignInput!) { createCampaign(input: $i) '
+        '{ userErrors { field code } } }", "variables": {"i": {"name": "n", '
+        '"message": "hi", "idempotencyKey": "\\ud800"}}}'
+    )
+    response = await client.post(
+        "/graphql",
+        content=raw.encode(),
+        headers={**auth(token()), "Content-Type": "application/json"},
+    )
+    assert response.json()["data"]["createCampaign"]["userErrors"] == [
+        {"field": ["input", "idempotencyKey"], "code": "INVALID_IDEMPOTENCY_KEY"}
+    ]
+
+
+async def test_graphql_deeply_nested_json_is_400(client: httpx.AsyncClient) -> None:
+    raw = b'{"query": "{ me { userId } }", "variables": {"a": ' + b"[" * 100_000 + b"]" * 100_000
+    response = await client.post(
+        "/graphql",
+        content=raw + b"}}",
+        headers={**auth(token()), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+
+
+async def test_graphql_get_with_null_variables_still_works(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/graphql",
+        params={"query": "{ me { userId } }", "variables": "null"},
+        headers=auth(token()),
+    )
+    assert response.status_code == 200
+    assert response.json()["data"]["me"]["userId"]
+
+
+ARABIC_INDIC = "+1" + "".join(chr(0x0660 + int(d)) for d in "4155550101")
+
+
+async def test_non_ascii_digits_normalise_to_the_same_contact(client: httpx.AsyncClient) -> None:
+    response = await post(
+        client, body(newContacts=[{"phoneNumber": "+14155550101"}, {"phoneNumber": ARABIC_INDIC}])
+    )
+    assert response.json()["data"]["stats"]["total"] == 1
+    assert (await counts("contacts"))["contacts"] == 1
+
+
+async def test_a_malformed_csv_row_does_not_drop_the_rows_after_it(
+    client: httpx.AsyncClient,
+) -> None:
+    csv = 'Name,Phone\nA,+14155550102\n"B"x,+14155550103\nC,+14155550104\nD,+14155550105\n'
+    data = (await post(client, body(newContacts=[], rawCsvData={"csv": csv}))).json()["data"]
+    assert data["stats"]["total"] == 3
+    assert [(d["index"], d["code"]) for d in data["failedDetails"]] == [(3, "CSV_MALFORMED")]
+
+
+async def test_opted_out_contacts_in_a_segment_are_counted_not_limited(mongo_uri: str) -> None:
+    from asgi_lifespan import LifespanManager
+
+    from main import create_app
+    from tests.conftest import make_settings
+
+    org = ObjectId()
+    app = create_app(make_settings(mongo_uri, max_recipients=3))
+    async with LifespanManager(app):
+        for i in range(4):
+            await make_contact(org, f"+1415555012{i}", firstName="S", tags=["t"], optedOut=(i == 0))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.post(
+                "/api/campaigns",
+                json=body(newContacts=[], segmentation={"tags": ["t"]}),
+                headers=auth(token(org=org)),
+            )
+    assert response.status_code == 201, response.text
+    data = response.json()["data"]
+    assert data["stats"]["total"] == 3
+    assert [(d["code"], d["value"]) for d in data["failedDetails"]] == [("OPTED_OUT", "1")]
+
+
+async def test_a_message_that_would_render_empty_is_not_sent(client: httpx.AsyncClient) -> None:
+    data = (
+        await post(
+            client,
+            body(
+                message="{{firstName|}}",
+                newContacts=[
+                    {"phoneNumber": "+14155550101"},
+                    {"firstName": "Al", "phoneNumber": "+14155550102"},
+                ],
+            ),
+        )
+    ).json()["data"]
+    assert data["stats"]["total"] == 1
+    assert data["failedDetails"][0]["code"] == "EMPTY_MESSAGE"

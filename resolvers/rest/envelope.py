@@ -11,9 +11,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from core.db import unavailable
 from core.errors import FieldError, InvalidInput, ServiceError
@@ -64,6 +65,13 @@ async def _database_down(_: Request, exc: Exception) -> JSONResponse:
     return error_response(503, outage.message, headers={"Retry-After": "5"})
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client left, or the body-size limit already answered 413 and cut the body short:
+    # nobody reads this response, and it is not an error of ours.
+    logger.debug("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "Internal server error")
@@ -75,4 +83,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ConnectionFailure, _database_down)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
