@@ -10,6 +10,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -53,6 +54,29 @@ def make_settings(mongo_uri: str, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+async def drop_database(settings: Settings) -> None:
+    """Drops a test's database."""
+    cleanup: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri)
+    try:
+        await cleanup.drop_database(settings.mongodb_db)
+    finally:
+        await cleanup.close()
+
+
+@asynccontextmanager
+async def client_with(mongo_uri: str, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+    """Runs an app with some settings overridden, on a fresh database dropped afterwards."""
+    settings = make_settings(mongo_uri, **overrides)
+    application = create_app(settings)
+    try:
+        async with LifespanManager(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                yield http
+    finally:
+        await drop_database(settings)
+
+
 @pytest.fixture
 def settings(mongo_uri: str) -> Settings:
     return make_settings(mongo_uri)
@@ -64,11 +88,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with LifespanManager(application):
         yield application
-    cleanup: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri)
-    try:
-        await cleanup.drop_database(settings.mongodb_db)
-    finally:
-        await cleanup.close()
+    await drop_database(settings)
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from fastapi import FastAPI
 
 from core.config import Settings
-from tests.conftest import make_settings
+from tests.conftest import client_with
 from tests.factories import auth, counts, token
 from tests.factories import campaign_body as body
 
@@ -285,21 +284,14 @@ async def test_50001_recipients_are_refused_with_413(
 
 
 async def test_recipient_limit_is_configurable(mongo_uri: str) -> None:
-    from asgi_lifespan import LifespanManager
-
-    from main import create_app
-
-    app: FastAPI = create_app(make_settings(mongo_uri, max_recipients=2))
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            three = [{"phoneNumber": f"+1415555010{i}"} for i in range(3)]
-            twice = [{"phoneNumber": "+14155550100"}, {"phoneNumber": "(415) 555-0100"}]
-            over = await http.post(
-                "/api/campaigns", json=body(newContacts=three), headers=auth(token())
-            )
-            deduplicated = await http.post(
-                "/api/campaigns", json=body(newContacts=twice), headers=auth(token())
-            )
+    three = [{"phoneNumber": f"+1415555010{i}"} for i in range(3)]
+    twice = [{"phoneNumber": "+14155550100"}, {"phoneNumber": "(415) 555-0100"}]
+    async with client_with(mongo_uri, max_recipients=2) as http:
+        over = await http.post(
+            "/api/campaigns", json=body(newContacts=three), headers=auth(token())
+        )
+        deduplicated = await http.post(
+            "/api/campaigns", json=body(newContacts=twice), headers=auth(token())
+        )
     assert over.status_code == 413
     assert deduplicated.status_code == 201

@@ -11,6 +11,7 @@ from bson import ObjectId
 
 from models import Campaign, IdempotencyRecord
 from services.tenancy import Tenant
+from tests.conftest import client_with
 from tests.factories import auth, counts, future, gql, make_contact, principal, token
 from tests.factories import campaign_body as body
 
@@ -320,27 +321,19 @@ async def test_refused_request_with_a_repeated_new_phone_writes_nothing(
 
 
 async def test_csv_rows_split_by_bare_cr_count_toward_the_limit(mongo_uri: str) -> None:
-    from asgi_lifespan import LifespanManager
-
-    from main import create_app
-    from tests.conftest import make_settings
-
-    app = create_app(make_settings(mongo_uri, max_recipients=10))
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            many = "Phone\r" + "+14155550101\r" * 21
-            quoted = "Name,Phone\n" + '"a\nb\nc",+14155550101\n' * 8
-            too_many = await http.post(
-                "/api/campaigns",
-                json=body(newContacts=[], rawCsvData={"csv": many}),
-                headers=auth(token()),
-            )
-            multiline = await http.post(
-                "/api/campaigns",
-                json=body(newContacts=[], rawCsvData={"csv": quoted}),
-                headers=auth(token()),
-            )
+    async with client_with(mongo_uri, max_recipients=10) as http:
+        many = "Phone\r" + "+14155550101\r" * 21
+        quoted = "Name,Phone\n" + '"a\nb\nc",+14155550101\n' * 8
+        too_many = await http.post(
+            "/api/campaigns",
+            json=body(newContacts=[], rawCsvData={"csv": many}),
+            headers=auth(token()),
+        )
+        multiline = await http.post(
+            "/api/campaigns",
+            json=body(newContacts=[], rawCsvData={"csv": quoted}),
+            headers=auth(token()),
+        )
     assert too_many.status_code == 413
     assert multiline.status_code == 201
 
@@ -404,23 +397,15 @@ async def test_a_malformed_csv_row_does_not_drop_the_rows_after_it(
 
 
 async def test_opted_out_contacts_in_a_segment_are_counted_not_limited(mongo_uri: str) -> None:
-    from asgi_lifespan import LifespanManager
-
-    from main import create_app
-    from tests.conftest import make_settings
-
     org = ObjectId()
-    app = create_app(make_settings(mongo_uri, max_recipients=3))
-    async with LifespanManager(app):
+    async with client_with(mongo_uri, max_recipients=3) as http:
         for i in range(4):
             await make_contact(org, f"+1415555012{i}", firstName="S", tags=["t"], optedOut=(i == 0))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            response = await http.post(
-                "/api/campaigns",
-                json=body(newContacts=[], segmentation={"tags": ["t"]}),
-                headers=auth(token(org=org)),
-            )
+        response = await http.post(
+            "/api/campaigns",
+            json=body(newContacts=[], segmentation={"tags": ["t"]}),
+            headers=auth(token(org=org)),
+        )
     assert response.status_code == 201, response.text
     data = response.json()["data"]
     assert data["stats"]["total"] == 3
