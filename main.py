@@ -27,10 +27,10 @@ from strawberry.http import GraphQLRequestData
 
 from core.config import Settings, get_settings
 from core.db import create_client, init_database
-from core.limits import BodySizeLimit
 from resolvers import health
 from resolvers.context import get_context
 from resolvers.ide import asset_url, mount_ide_assets, render_graphiql
+from resolvers.limits import BodySizeLimit
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest.envelope import install_error_handlers
 from schema import schema

@@ -90,6 +90,11 @@ def verify_token(token: str, settings: Settings) -> Principal:
     )
 
 
+def authenticate(header: str | None, settings: Settings) -> Principal:
+    """Returns the principal of an `Authorization` header; the one auth rule of both APIs."""
+    return verify_token(parse_authorization_header(header), settings)
+
+
 def mint_token(
     settings: Settings,
     *,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core.auth import Principal, parse_authorization_header, verify_token
+from core.auth import Principal, authenticate
 from core.config import Settings, get_settings
 from core.db import MongoClient
 
@@ -21,8 +21,7 @@ def get_client(request: Request) -> MongoClient:
 
 def get_principal(request: Request, settings: SettingsDep) -> Principal:
     """Verifies the bearer token; raises `AuthenticationError` (401) when it cannot."""
-    token = parse_authorization_header(request.headers.get("authorization"))
-    return verify_token(token, settings)
+    return authenticate(request.headers.get("authorization"), settings)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

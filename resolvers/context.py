@@ -10,7 +10,7 @@ from graphql import GraphQLError
 from strawberry.fastapi import BaseContext
 from strawberry.permission import BasePermission
 
-from core.auth import Principal, parse_authorization_header, verify_token
+from core.auth import Principal, authenticate
 from core.config import Settings, get_settings
 from core.errors import AuthenticationError
 
@@ -49,7 +49,7 @@ async def get_context(
     if header is None:
         return Context(settings, None, None)
     try:
-        return Context(settings, verify_token(parse_authorization_header(header), settings), None)
+        return Context(settings, authenticate(header, settings), None)
     except AuthenticationError as exc:
         return Context(settings, None, exc)
 

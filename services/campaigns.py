@@ -18,7 +18,7 @@ from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import ConnectionFailure
 
 from core.auth import Principal
 from core.config import Settings
@@ -36,7 +36,14 @@ from services import idempotency, recipients
 from services.contacts import ContactRef, ensure_contacts
 from services.dates import parse_instant, truncate_ms
 from services.inputs import CreateCampaignInput
-from services.messages import MAX_RENDERED_CHARS, Template, TemplateError, parse_template, sms_cost
+from services.messages import (
+    MAX_RENDERED_CHARS,
+    SmsCost,
+    Template,
+    TemplateError,
+    parse_template,
+    sms_cost,
+)
 from services.recipients import Sources
 from services.tenancy import Tenant
 
@@ -133,7 +140,7 @@ async def _create(
         tenant, [d for _, _, d in sources.drafts], batch_size=WRITE_BATCH
     )
     chosen = recipients.choose(request.template, sources, found, contacts)
-    if scheduled and not chosen:
+    if scheduled and not chosen.contacts:
         # Only reachable if another request changed those contacts since the check above.
         raise _no_recipients()
     await _remember_caller(tenant)
@@ -160,10 +167,10 @@ async def _create(
         failedUserIds=sources.failed_ids,
         failedDetails=failed[:MAX_FAILED_DETAILS],
         failedDetailsTotal=len(failed),
-        stats=CampaignStats(total=len(chosen)),
-        messageStats=_message_stats(request.template, chosen, failed),
+        stats=CampaignStats(total=len(chosen.contacts)),
+        messageStats=_message_stats(request.template, chosen.worst, failed),
     )
-    await _insert_recipients(tenant, campaign_id, chosen, request.assignees)
+    await _insert_recipients(tenant, campaign_id, chosen.contacts, request.assignees)
     try:
         await tenant.insert(campaign)
     except ConnectionFailure:
@@ -171,7 +178,7 @@ async def _create(
     except BaseException:
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
         raise
-    return CreatedCampaign(campaign=campaign, contact_ids=[str(r.id) for r in chosen])
+    return CreatedCampaign(campaign=campaign, contact_ids=[str(r.id) for r in chosen.contacts])
 
 
 def _no_recipients() -> InvalidInput:
@@ -325,24 +332,20 @@ async def _check_assignees(
 async def _remember_caller(tenant: Tenant) -> None:
     """Keeps a `User` for each rep who creates campaigns, so assignments can name them."""
     principal = tenant.principal
-    query = {"userId": principal.user_id}
-    values = {"fullName": principal.full_name, "roles": list(principal.roles)}
-    try:
-        await tenant.upsert(User, query, values)
-    except DuplicateKeyError:
-        # Two first requests of one rep raced and the other inserted the user; MongoDB
-        # retries such an upsert itself, FerretDB does not.
-        await tenant.update_one(User, query, {"$set": values})
+    await tenant.upsert(
+        User,
+        {"userId": principal.user_id},
+        {"fullName": principal.full_name, "roles": list(principal.roles)},
+    )
 
 
 def _message_stats(
-    template: Template, chosen: list[ContactRef], failed: list[FailedDetail]
+    template: Template, worst: SmsCost | None, failed: list[FailedDetail]
 ) -> MessageStats:
-    """Costs the most expensive rendering (most segments, then most units), not the longest."""
-    texts = [template.render(recipients.values_of(c)).text for c in chosen]
-    if not texts:
-        texts = [template.render({f: "" for f in template.placeholders()}).text or template.text]
-    worst = max((sms_cost(t) for t in texts), key=lambda c: (c.segments, c.units))
+    """Reports the costliest recipient's message; with no recipients, the bare template's."""
+    if worst is None:
+        bare = template.render({f: "" for f in template.placeholders()}).text
+        worst = sms_cost(bare or template.text)
     missing = sum(1 for d in failed if d.code == "MISSING_TEMPLATE_VALUE")
     return MessageStats(
         encoding=worst.encoding,

@@ -33,12 +33,10 @@ from services.contacts import (
 )
 from services.dates import parse_instant
 from services.inputs import CreateCampaignInput, Segmentation
-from services.messages import Template, TemplateError, sms_cost
+from services.messages import SmsCost, Template, TemplateError, sms_cost
 from services.tenancy import Tenant
 
 MAX_SEGMENTS = 10
-MIN_CHARS_OVER_SEGMENT_LIMIT = 330
-"""Ten UCS-2 segments hold at most 330 surrogate pairs; shorter texts cannot exceed ten."""
 
 ID_SOURCES = ("selectedExistingContacts", "userIds")
 PROBE_BATCH = 100
@@ -271,92 +269,130 @@ def values_of(contact: ContactRef | ContactDraft) -> dict[str, str | None]:
     }
 
 
-def exclusion(template: Template, contact: ContactRef | ContactDraft) -> tuple[str, str] | None:
-    """Returns why this contact cannot get this message, or None if it can."""
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a contact can get the message: why not (`reason`), or what it costs."""
+
+    reason: tuple[str, str] | None = None
+    cost: SmsCost | None = None
+
+
+def judge(template: Template, contact: ContactRef | ContactDraft) -> Verdict:
+    """Renders the message for one contact once, and decides from that rendering."""
     if isinstance(contact, ContactRef) and contact.optedOut:
-        return "OPTED_OUT", f"{contact.phoneNumber} has opted out of messages"
+        return Verdict(("OPTED_OUT", f"{contact.phoneNumber} has opted out of messages"))
     try:
         rendered = template.render(values_of(contact))
     except TemplateError as exc:
-        return exc.problems[0]
-    if not rendered.missing and not rendered.text.strip():
-        return "EMPTY_MESSAGE", f"The message to {contact.phoneNumber} would be empty"
+        return Verdict(exc.problems[0])
     if rendered.missing:
         missing = rendered.missing
-        return (
-            "MISSING_TEMPLATE_VALUE",
-            f"{contact.phoneNumber} has no {', '.join(missing)}; add a fallback like "
-            f"{{{{{missing[0]}|there}}}} to include such contacts",
-        )
-    if len(rendered.text) > MIN_CHARS_OVER_SEGMENT_LIMIT:
-        cost = sms_cost(rendered.text)
-        if cost.segments > MAX_SEGMENTS:
-            return (
-                "MESSAGE_TOO_LONG",
-                f"The message to {contact.phoneNumber} would be {cost.segments} SMS "
-                f"segments; the limit is {MAX_SEGMENTS}",
+        return Verdict(
+            (
+                "MISSING_TEMPLATE_VALUE",
+                f"{contact.phoneNumber} has no {', '.join(missing)}; add a fallback like "
+                f"{{{{{missing[0]}|there}}}} to include such contacts",
             )
-    return None
+        )
+    if not rendered.text.strip():
+        return Verdict(("EMPTY_MESSAGE", f"The message to {contact.phoneNumber} would be empty"))
+    cost = sms_cost(rendered.text)
+    if cost.segments > MAX_SEGMENTS:
+        return Verdict(
+            (
+                "MESSAGE_TOO_LONG",
+                f"The message to {contact.phoneNumber} would be {cost.segments} SMS segments; "
+                f"the limit is {MAX_SEGMENTS}",
+            )
+        )
+    return Verdict(cost=cost)
+
+
+def sendable(template: Template, contact: ContactRef | ContactDraft) -> bool:
+    """Tells whether this contact can get this message."""
+    return judge(template, contact).reason is None
 
 
 async def any_sendable(tenant: Tenant, template: Template, sources: Sources, found: Found) -> bool:
     """Tells, before writing, whether at least one recipient could get the message.
 
     A typed-in contact whose phone already exists is judged by the stored contact (it may be
-    opted out), so drafts are checked against the database in small batches until one is
-    known to be sendable: usually the first batch of new phones settles it.
+    opted out), so sendable drafts are checked against the database in small batches, lazily:
+    usually the first batch of new phones settles it.
     """
-    if any(
-        exclusion(template, c) is None for c in itertools.chain(found.by_id.values(), found.segment)
-    ):
+    if any(sendable(template, c) for c in itertools.chain(found.by_id.values(), found.segment)):
         return True
-    phones = list(
-        dict.fromkeys(d.phoneNumber for _, _, d in sources.drafts if exclusion(template, d) is None)
-    )
-    for start in range(0, len(phones), PROBE_BATCH):
-        batch = phones[start : start + PROBE_BATCH]
-        stored = await contacts_by_phones(tenant, batch)
-        for phone in batch:
-            contact = stored.get(phone)
-            if contact is None or exclusion(template, contact) is None:
+
+    async def probe(phones: list[str]) -> bool:
+        stored = await contacts_by_phones(tenant, phones)
+        return any(p not in stored or sendable(template, stored[p]) for p in phones)
+
+    seen: set[str] = set()
+    batch: list[str] = []
+    for _, _, draft in sources.drafts:
+        if draft.phoneNumber in seen or not sendable(template, draft):
+            continue
+        seen.add(draft.phoneNumber)
+        batch.append(draft.phoneNumber)
+        if len(batch) == PROBE_BATCH:
+            if await probe(batch):
                 return True
-    return False
+            batch = []
+    return bool(batch) and await probe(batch)
+
+
+@dataclass
+class Chosen:
+    """The recipients, and the cost of the most expensive message among them."""
+
+    contacts: list[ContactRef]
+    worst: SmsCost | None
 
 
 def choose(
     template: Template, sources: Sources, found: Found, contacts: dict[str, ContactRef]
-) -> list[ContactRef]:
+) -> Chosen:
     """Returns the deduplicated recipients in source order, reporting the excluded ones."""
     ordered: list[tuple[str, int | None, ContactRef]] = []
     ordered.extend((s, i, contacts[d.phoneNumber]) for s, i, d in sources.drafts)
     ordered.extend((s, i, found.by_id[o]) for s, i, o in sources.ids if o in found.by_id)
     ordered.extend(("segmentation", None, c) for c in found.segment)
     chosen: dict[ObjectId, ContactRef] = {}
+    worst: SmsCost | None = None
     excluded: set[ObjectId] = set()
     failed_ids = set(sources.failed_ids)
     for source, index, contact in ordered:
         if contact.id in chosen:
             continue
         if contact.id not in excluded:
-            reason = exclusion(template, contact)
-            if reason is None:
+            verdict = judge(template, contact)
+            if verdict.cost is not None:
                 chosen[contact.id] = contact
+                if worst is None or _costlier(verdict.cost, worst):
+                    worst = verdict.cost
                 continue
+            assert verdict.reason is not None
             excluded.add(contact.id)
+            code, message = verdict.reason
             sources.failed.append(
                 FailedDetail(
                     source=source,
                     index=index,
                     field=None,
                     value=str(contact.id),
-                    code=reason[0],
-                    message=reason[1],
+                    code=code,
+                    message=message,
                 )
             )
         if source in ID_SOURCES and str(contact.id) not in failed_ids:
             failed_ids.add(str(contact.id))
             sources.failed_ids.append(str(contact.id))
-    return list(chosen.values())
+    return Chosen(list(chosen.values()), worst)
+
+
+def _costlier(a: SmsCost, b: SmsCost) -> bool:
+    """Most segments first, then most units: what a carrier bills, not what is longest."""
+    return (a.segments, a.units) > (b.segments, b.units)
 
 
 def recipient_documents(

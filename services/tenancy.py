@@ -15,6 +15,7 @@ from beanie import PydanticObjectId
 from beanie.odm.queries.find import FindMany
 from bson import ObjectId
 from pymongo.asynchronous.cursor import AsyncCursor
+from pymongo.errors import DuplicateKeyError
 
 from core.auth import Principal
 from models.base import TenantDocument, utcnow
@@ -111,11 +112,15 @@ class Tenant:
     ) -> None:
         """Sets `values` on the matching document of this organization, creating it if absent."""
         now = utcnow()
-        await model.get_pymongo_collection().update_one(
-            self._filter(query),
-            {"$set": {**values, "updatedAt": now}, "$setOnInsert": {"createdAt": now}},
-            upsert=True,
-        )
+        filter_ = self._filter(query)
+        update = {"$set": {**values, "updatedAt": now}, "$setOnInsert": {"createdAt": now}}
+        collection = model.get_pymongo_collection()
+        try:
+            await collection.update_one(filter_, update, upsert=True)
+        except DuplicateKeyError:
+            # Two upserts raced and the other inserted first (MongoDB retries this on the
+            # server, FerretDB does not): the document exists now, so update it.
+            await collection.update_one(filter_, {"$set": update["$set"]})
 
     async def delete_many(self, model: type[D], query: Mapping[str, Any]) -> int:
         """Deletes this organization's documents matching `query`; returns how many."""

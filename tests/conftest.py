@@ -6,6 +6,7 @@ FerretDB). If neither can be had the session errors out: these tests never skip.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import uuid
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
@@ -74,6 +76,26 @@ async def client_with(mongo_uri: str, **overrides: object) -> AsyncIterator[http
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
                 yield http
     finally:
+        await drop_database(settings)
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """Serves the app with real uvicorn on a free loopback port; yields its base URL."""
+    port = dbserver.free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(200):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
         await drop_database(settings)
 
 

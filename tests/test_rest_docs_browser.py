@@ -4,38 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from core.config import Settings
-from main import create_app
 from resolvers.ide import IDE_ASSET_PREFIX
+from tests.conftest import serving
 from tests.test_ide_browser import BROWSER_TIMEOUT_S, chromium_args
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_docs_page_renders_the_campaign_route_without_a_cdn(
     settings: Settings, tmp_path: Path
 ) -> None:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
+    async with serving(settings) as base:
         async with httpx.AsyncClient(base_url=base) as http:
             page = (await http.get("/docs")).text
             assert not re.search(r"https?://", page), "the docs page must not name a remote URL"
@@ -54,9 +36,6 @@ async def test_docs_page_renders_the_campaign_route_without_a_cdn(
             stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(browser.communicate(), BROWSER_TIMEOUT_S)
-    finally:
-        server.should_exit = True
-        await serving
     dom = out.decode()
     assert browser.returncode == 0, err.decode()[-2000:]
     assert "swagger-ui" in dom

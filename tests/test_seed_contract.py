@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 from pathlib import Path
 
-import uvicorn
 from bson import ObjectId
 
 from core.auth import mint_token
 from core.config import Settings
-from main import create_app
+from tests.conftest import serving
 from tests.factories import future, make_contact
 
 SEED = json.loads((Path(__file__).parent / "data" / "seed_request.json").read_text())
@@ -39,12 +37,6 @@ SEED_DATA_TYPES: dict[str, type | tuple[type, ...]] = {
     "createdAt": str,
     "updatedAt": str,
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _curl(url: str, token: str, body: str) -> tuple[int, dict[str, object]]:
@@ -75,19 +67,7 @@ async def _curl(url: str, token: str, body: str) -> tuple[int, dict[str, object]
 
 async def test_seed_request_over_curl_returns_the_seed_response_shape(settings: Settings) -> None:
     org, user = ObjectId(), ObjectId()
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "uvicorn did not start"
+    async with serving(settings) as base:
         for ref in SEED["selectedExistingContacts"]:
             await make_contact(
                 org,
@@ -99,10 +79,7 @@ async def test_seed_request_over_curl_returns_the_seed_response_shape(settings: 
         token = mint_token(settings, user_id=user, organization_id=org, full_name="Alex Rep")
         body = json.dumps({**SEED, "scheduleDate": future(days=10)})
 
-        status, response = await _curl(f"http://127.0.0.1:{port}/api/campaigns", token, body)
-    finally:
-        server.should_exit = True
-        await serving
+        status, response = await _curl(f"{base}/api/campaigns", token, body)
 
     assert status == 201
     assert response["success"] is True

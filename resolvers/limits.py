@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import FieldError
+from resolvers.rest.envelope import error_response
 
 
 class BodySizeLimit:
@@ -27,7 +26,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
             return
         received = 0
         refused = False
@@ -41,7 +40,7 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     refused = True
-                    await self._refuse(send)
+                    await self._refuse(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -51,32 +50,11 @@ class BodySizeLimit:
 
         await self.app(scope, counting_receive, guarded_send)
 
-    @property
-    def _message(self) -> str:
-        return f"Request body is larger than the {self.max_bytes} byte limit"
-
-    @property
-    def _field_error(self) -> FieldError:
-        return FieldError((), "PAYLOAD_TOO_LARGE", f"Send at most {self.max_bytes} bytes")
-
-    async def _refuse(self, send: Send) -> None:
-        e = self._field_error
-        body = json.dumps(
-            {
-                "success": False,
-                "message": self._message,
-                "errors": [{"field": e.dotted, "code": e.code, "message": e.message}],
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413,
+            f"Request body is larger than the {self.max_bytes} byte limit",
+            [FieldError((), "PAYLOAD_TOO_LARGE", f"Send at most {self.max_bytes} bytes")],
+            headers={"Connection": "close"},
         )
-        await send({"type": "http.response.body", "body": body})
+        await response(scope, receive, send)
