@@ -6,6 +6,7 @@ refuses, per recipient, to produce a half-personalised message such as "Hi ,".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -189,21 +190,32 @@ class SmsCost:
     units: int
 
 
+_NOT_GSM7 = re.compile("[^" + re.escape("".join(sorted(_GSM7_BASIC | _GSM7_EXTENSION))) + "]")
+_DOUBLE_UNITS = {
+    "GSM-7": re.compile("[" + re.escape("".join(sorted(_GSM7_EXTENSION))) + "]"),
+    "UCS-2": re.compile("[\U00010000-\U0010ffff]"),
+}
+
+
 def sms_cost(text: str) -> SmsCost:
     """Segments are counted by filling greedily, because an escape pair or a surrogate pair is
-    never split across segments; an empty text costs 0 segments."""
-    if all(c in _GSM7_BASIC or c in _GSM7_EXTENSION for c in text):
+    never split across segments; an empty text costs 0 segments.
+
+    Runs once per recipient, so the common case (one segment) is settled with regular
+    expressions, in C, and only a multi-part message is walked character by character.
+    """
+    if _NOT_GSM7.search(text) is None:
         encoding, single, part = "GSM-7", _GSM7_SINGLE, _GSM7_PART
-        sizes = [2 if c in _GSM7_EXTENSION else 1 for c in text]
     else:
         encoding, single, part = "UCS-2", _UCS2_SINGLE, _UCS2_PART
-        sizes = [2 if ord(c) > 0xFFFF else 1 for c in text]
-    units = sum(sizes)
+    double = _DOUBLE_UNITS[encoding]
+    units = len(text) + len(double.findall(text))
     if units <= single:
         segments = 1 if text else 0
     else:
         segments, used = 1, 0
-        for size in sizes:
+        for c in text:
+            size = 2 if double.match(c) else 1
             if used + size > part:
                 segments, used = segments + 1, 0
             used += size
