@@ -52,8 +52,12 @@ class IdempotencyTakeover(TenantDocument):
         name = "idempotency_takeovers"
         indexes = [
             IndexModel(
-                [("recordId", pymongo.ASCENDING), ("leaseUntil", pymongo.ASCENDING)],
-                name="record_lease_unique",
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("recordId", pymongo.ASCENDING),
+                    ("leaseUntil", pymongo.ASCENDING),
+                ],
+                name="org_record_lease_unique",
                 unique=True,
             ),
         ]

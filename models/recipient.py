@@ -38,12 +38,20 @@ class Recipient(TenantDocument):
         name = "recipients"
         indexes = [
             IndexModel(
-                [("campaignId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
-                name="campaign_contact_unique",
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("contactId", pymongo.ASCENDING),
+                ],
+                name="org_campaign_contact_unique",
                 unique=True,
             ),
             IndexModel(
-                [("campaignId", pymongo.ASCENDING), ("status", pymongo.ASCENDING)],
-                name="campaign_status",
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                ],
+                name="org_campaign_status",
             ),
         ]

@@ -6,7 +6,14 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations
@@ -37,13 +44,33 @@ class CampaignSchema(strawberry.Schema):
             logger.debug("graphql error: %s", error.message)
 
 
+_LIMIT_RULES = (
+    *QueryDepthLimiter(max_depth=10).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=30).validation_rules,
+)
+
+
+class QueryLimits(AddValidationRules):
+    """Depth and alias limits, with rule classes built once.
+
+    Strawberry's limiters build new rule classes per instance, so per-request instances made
+    every request's validation rules differ and `ValidationCache` never hit.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(list(_LIMIT_RULES))
+
+
 schema = CampaignSchema(
     query=Query,
     mutation=Mutation,
     extensions=[
         ErrorCodes,
-        lambda: QueryDepthLimiter(max_depth=10),
-        lambda: MaxAliasesLimiter(max_alias_count=30),
+        QueryLimits,
         lambda: MaxTokensLimiter(max_token_count=5000),
+        # Apps send the same few documents over and over: parse and validate each once.
+        # Both caches hold query text and its verdict only, never data, so tenants share them.
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
     ],
 )

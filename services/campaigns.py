@@ -18,7 +18,7 @@ from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from core.auth import Principal
 from core.config import Settings
@@ -315,7 +315,8 @@ async def _check_assignees(
                 "The 'single' strategy takes exactly one user id",
             )
         )
-    known = {u.userId for u in await tenant.find(User, {"userId": {"$in": ids}}).to_list()}
+    users = await tenant.raw_find_in(User, "userId", ids, {"userId": 1})
+    known = {u["userId"] for u in users}
     known.add(PydanticObjectId(tenant.principal.user_id))
     for i, oid in enumerate(ids):
         if oid not in known:
@@ -330,13 +331,33 @@ async def _check_assignees(
 
 
 async def _remember_caller(tenant: Tenant) -> None:
-    """Keeps a `User` for each rep who creates campaigns, so assignments can name them."""
+    """Keeps a `User` for each rep who creates campaigns, so assignments can name them.
+
+    Insert first and let the unique `(organizationId, userId)` index pick the one writer when a
+    new rep's first requests race (an upsert would have them all write the same document, and
+    FerretDB answers a racing upsert with a plain error rather than a duplicate key). A known
+    rep costs one read, and a write only when the token's name or roles changed.
+    """
     principal = tenant.principal
-    await tenant.upsert(
-        User,
-        {"userId": principal.user_id},
-        {"fullName": principal.full_name, "roles": list(principal.roles)},
+    user_id = PydanticObjectId(principal.user_id)
+    profile: dict[str, object] = {"fullName": principal.full_name, "roles": list(principal.roles)}
+    user = User(
+        organizationId=tenant.organization_id,
+        userId=user_id,
+        fullName=principal.full_name,
+        roles=list(principal.roles),
     )
+    try:
+        await tenant.insert(user)
+        return
+    except DuplicateKeyError:
+        pass
+    fields = {"fullName": 1, "roles": 1}
+    stored = await tenant.raw_find(User, {"userId": user_id}, fields).to_list(1)
+    if stored and {k: stored[0].get(k) for k in profile} != profile:
+        await tenant.update_one(
+            User, {"userId": user_id}, {"$set": {**profile, "updatedAt": tenant.now()}}
+        )
 
 
 def _message_stats(

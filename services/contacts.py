@@ -115,30 +115,21 @@ async def ensure_contacts(
             if doc["phoneNumber"] not in taken:
                 by_phone[doc["phoneNumber"]] = ContactRef.from_document(doc)
         if existing:
-            query = {"phoneNumber": {"$in": existing}}
-            async for doc in tenant.raw_find(Contact, query, REF_PROJECTION):
+            for doc in await tenant.raw_find_in(Contact, "phoneNumber", existing, REF_PROJECTION):
                 by_phone[doc["phoneNumber"]] = ContactRef.from_document(doc)
     return by_phone
 
 
 async def contacts_by_ids(tenant: Tenant, ids: Sequence[ObjectId]) -> dict[ObjectId, ContactRef]:
     """Returns the contacts among `ids` that exist in the caller's organization."""
-    if not ids:
-        return {}
-    query = {"_id": {"$in": list(ids)}}
-    return {
-        doc["_id"]: ContactRef.from_document(doc)
-        async for doc in tenant.raw_find(Contact, query, REF_PROJECTION)
-    }
+    docs = await tenant.raw_find_in(Contact, "_id", ids, REF_PROJECTION)
+    return {doc["_id"]: ContactRef.from_document(doc) for doc in docs}
 
 
 async def contacts_by_phones(tenant: Tenant, phones: Sequence[str]) -> dict[str, ContactRef]:
     """Returns the contacts among `phones` (E.164) that exist in the caller's organization."""
-    query = {"phoneNumber": {"$in": list(phones)}}
-    return {
-        doc["phoneNumber"]: ContactRef.from_document(doc)
-        async for doc in tenant.raw_find(Contact, query, REF_PROJECTION)
-    }
+    docs = await tenant.raw_find_in(Contact, "phoneNumber", phones, REF_PROJECTION)
+    return {doc["phoneNumber"]: ContactRef.from_document(doc) for doc in docs}
 
 
 async def count_matching(tenant: Tenant, query: dict[str, Any]) -> int:

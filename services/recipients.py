@@ -9,7 +9,7 @@ the request.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,7 +39,9 @@ from services.tenancy import Tenant
 MAX_SEGMENTS = 10
 
 ID_SOURCES = ("selectedExistingContacts", "userIds")
-PROBE_BATCH = 100
+SINGLE_PROBES = 3
+"""Typed-in phones probed one by one first: usually the first new phone settles it."""
+PROBE_BATCH = 5000
 
 
 @dataclass
@@ -327,18 +329,21 @@ async def any_sendable(tenant: Tenant, template: Template, sources: Sources, fou
         stored = await contacts_by_phones(tenant, phones)
         return any(p not in stored or sendable(template, stored[p]) for p in phones)
 
-    seen: set[str] = set()
-    batch: list[str] = []
-    for _, _, draft in sources.drafts:
-        if draft.phoneNumber in seen or not sendable(template, draft):
-            continue
-        seen.add(draft.phoneNumber)
-        batch.append(draft.phoneNumber)
-        if len(batch) == PROBE_BATCH:
-            if await probe(batch):
-                return True
-            batch = []
-    return bool(batch) and await probe(batch)
+    def candidates() -> Iterator[str]:
+        seen: set[str] = set()
+        for _, _, draft in sources.drafts:
+            if draft.phoneNumber not in seen and sendable(template, draft):
+                seen.add(draft.phoneNumber)
+                yield draft.phoneNumber
+
+    phones = candidates()
+    for size in itertools.chain(itertools.repeat(1, SINGLE_PROBES), itertools.repeat(PROBE_BATCH)):
+        batch = list(itertools.islice(phones, size))
+        if not batch:
+            return False
+        if await probe(batch):
+            return True
+    raise AssertionError("unreachable: the loop ends when the phones do")
 
 
 @dataclass

@@ -7,7 +7,8 @@ does not exist: it is never found, counted, updated or deleted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -15,7 +16,6 @@ from beanie import PydanticObjectId
 from beanie.odm.queries.find import FindMany
 from bson import ObjectId
 from pymongo.asynchronous.cursor import AsyncCursor
-from pymongo.errors import DuplicateKeyError
 
 from core.auth import Principal
 from models.base import TenantDocument, utcnow
@@ -23,6 +23,10 @@ from models.base import TenantDocument, utcnow
 D = TypeVar("D", bound=TenantDocument)
 RAW_BATCH = 5000
 """Documents per cursor batch on hot paths: fewer round trips than the driver's 101-first."""
+POINT_LOOKUPS_MAX = 100
+"""Up to this many values are looked up one equality filter each (see `raw_find_in`)."""
+POINT_LOOKUP_CONCURRENCY = 8
+IN_CHUNK = 5000
 
 
 class Tenant:
@@ -69,6 +73,42 @@ class Tenant:
             self._filter(query), projection, batch_size=RAW_BATCH
         )
 
+    async def raw_find_in(
+        self,
+        model: type[D],
+        field: str,
+        values: Sequence[Hashable],
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Returns this organization's documents whose `field` is one of `values`.
+
+        A short list is looked up one equality filter per value, because an equality is what
+        every server answers from an index (FerretDB pushes it down to PostgreSQL) while `$in`
+        is not pushed down on FerretDB: there it reads every row of the organization. A long
+        list goes as `$in` in chunks (one index walk on MongoDB; on FerretDB one read of the
+        organization per chunk, which beats thousands of round trips).
+        """
+        unique = list(dict.fromkeys(values))
+        if not unique:
+            return []
+        collection = model.get_pymongo_collection()
+        if len(unique) <= POINT_LOOKUPS_MAX:
+            gate = asyncio.Semaphore(POINT_LOOKUP_CONCURRENCY)
+
+            async def one(value: Hashable) -> dict[str, Any] | None:
+                async with gate:
+                    found: dict[str, Any] | None = await collection.find_one(
+                        self._filter({field: value}), projection
+                    )
+                    return found
+
+            return [doc for doc in await asyncio.gather(*map(one, unique)) if doc is not None]
+        docs: list[dict[str, Any]] = []
+        for start in range(0, len(unique), IN_CHUNK):
+            query = {field: {"$in": unique[start : start + IN_CHUNK]}}
+            docs.extend([doc async for doc in self.raw_find(model, query, projection)])
+        return docs
+
     async def raw_insert_many(
         self, model: type[D], documents: Sequence[dict[str, Any]], *, ordered: bool
     ) -> None:
@@ -106,21 +146,6 @@ class Tenant:
         collection = model.get_pymongo_collection()
         result = await collection.update_one(self._filter(query), dict(update))
         return int(result.matched_count)
-
-    async def upsert(
-        self, model: type[D], query: Mapping[str, Any], values: Mapping[str, Any]
-    ) -> None:
-        """Sets `values` on the matching document of this organization, creating it if absent."""
-        now = utcnow()
-        filter_ = self._filter(query)
-        update = {"$set": {**values, "updatedAt": now}, "$setOnInsert": {"createdAt": now}}
-        collection = model.get_pymongo_collection()
-        try:
-            await collection.update_one(filter_, update, upsert=True)
-        except DuplicateKeyError:
-            # Two upserts raced and the other inserted first (MongoDB retries this on the
-            # server, FerretDB does not): the document exists now, so update it.
-            await collection.update_one(filter_, {"$set": update["$set"]})
 
     async def delete_many(self, model: type[D], query: Mapping[str, Any]) -> int:
         """Deletes this organization's documents matching `query`; returns how many."""

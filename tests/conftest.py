@@ -37,7 +37,7 @@ def mongo_uri() -> Iterator[str]:
         return
     with (
         tempfile.TemporaryDirectory(prefix="campaigns-test-db-") as tmp,
-        dbserver.running_server(Path(tmp)) as server,
+        dbserver.running_server(Path(tmp), ephemeral=True) as server,
     ):
         yield server.uri
 

@@ -290,19 +290,6 @@ async def test_racing_retries_of_a_crashed_request_create_one_campaign(
     assert await counts("campaigns", "recipients") == {"campaigns": 1, "recipients": 1}
 
 
-async def test_a_new_reps_concurrent_first_campaigns_all_succeed(
-    client: httpx.AsyncClient,
-) -> None:
-    import asyncio
-
-    headers = auth(token(org=ORG, user=ObjectId()))
-    responses = await asyncio.gather(
-        *(client.post("/api/campaigns", json=body(), headers=headers) for _ in range(4))
-    )
-    assert [r.status_code for r in responses] == [201] * 4
-    assert (await counts("users"))["users"] == 1
-
-
 async def test_fallback_longer_than_1600_characters_is_a_field_error(
     client: httpx.AsyncClient,
 ) -> None:

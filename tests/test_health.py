@@ -39,7 +39,7 @@ async def _writes_answer_503_while_down(http: httpx.AsyncClient) -> None:
 
 async def test_readyz_follows_the_database() -> None:
     with tempfile.TemporaryDirectory(prefix="campaigns-readyz-") as tmp:
-        server = dbserver.new_server(Path(tmp))
+        server = dbserver.new_server(Path(tmp), ephemeral=True)
         await asyncio.to_thread(server.start)
         try:
             app = create_app(make_settings(server.uri, mongodb_timeout_ms=800))
@@ -62,4 +62,4 @@ async def test_readyz_follows_the_database() -> None:
                         await asyncio.sleep(0.2)
                     assert (await http.get("/readyz")).status_code == 200
         finally:
-            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.close)

@@ -83,8 +83,8 @@ async def test_indexes_exist_on_the_server(app: FastAPI) -> None:
     campaigns = await Campaign.get_pymongo_collection().index_information()
     assert contacts["org_phone_unique"]["unique"] is True
     assert contacts["org_phone_unique"]["key"] == [("organizationId", 1), ("phoneNumber", 1)]
-    assert recipients["campaign_contact_unique"]["unique"] is True
-    assert "campaign_status" in recipients
+    assert recipients["org_campaign_contact_unique"]["unique"] is True
+    assert "org_campaign_status" in recipients
     assert campaigns["org_status_schedule"]["key"] == [
         ("organizationId", 1),
         ("status", 1),
@@ -113,3 +113,19 @@ async def test_contact_query_sees_only_the_callers_organization(client: httpx.As
 async def test_contact_query_with_a_malformed_id_is_null(client: httpx.AsyncClient) -> None:
     body = await gql(client, CONTACT, {"id": "not-an-id"}, auth(token()))
     assert body == {"data": {"contact": None}}
+
+
+async def test_every_index_of_tenant_data_starts_with_the_organization(app: FastAPI) -> None:
+    """MongoDB can then answer each tenant's query from its own slice of every index."""
+    from models import DOCUMENT_MODELS
+    from models.base import TenantDocument
+
+    checked = 0
+    for model in DOCUMENT_MODELS:
+        assert issubclass(model, TenantDocument)
+        for name, spec in (await model.get_pymongo_collection().index_information()).items():
+            if name == "_id_":
+                continue
+            assert spec["key"][0][0] == "organizationId", (model.__name__, name, spec["key"])
+            checked += 1
+    assert checked >= 7

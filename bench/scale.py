@@ -1,0 +1,475 @@
+"""Point lookups and creation on a database that already holds a CRM's worth of data.
+
+For each size (default 20,000 and 200,000 contacts) a fresh database is loaded with bulk writes:
+five organizations, four small ones of 2,500 contacts each and one large one holding the rest,
+and 500 campaigns of 100 recipients each (400 of them the large organization's). Then, as a
+small organization and as the large one, interleaved sample by sample, it times:
+
+- `contact(id)` over GraphQL, and its floor: PyMongo `find_one({_id, organizationId})`;
+- `POST /api/campaigns` with 3 existing contact ids, and its floor: the 3 raw lookups plus
+  inserting 3 recipients and the campaign;
+- `POST /api/campaigns` with 1,000 new contacts, and its floor: `insert_many` of the same
+  number of contacts and recipients plus the campaign, into the same loaded collections;
+- the raw query behind a page of 20 of the large organization's campaigns (newest first), and
+  counting its contacts: what the listing routes will cost (they come with the read issue).
+
+Requests go through the app in process (ASGI, no socket). Prints p50/p95 per case and the ratio
+of each API call to its floor, and how the small organization's figures moved between sizes.
+Timing is reported, never failed on; the run exits 1 only if an answer was wrong.
+
+    make bench            # or:
+    uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
+        uv run python -m bench.scale [--sizes 20000 200000] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from beanie import PydanticObjectId
+from beanie.odm.utils.dump import get_dict
+from bson import ObjectId
+
+from bench.create_campaign import (
+    MESSAGE,
+    ContactSource,
+    bench_settings,
+    floor_documents,
+    schedule_date,
+    server_description,
+)
+from core.db import MongoClient, create_client
+from main import create_app
+from models import Campaign
+from models.base import utcnow
+from models.campaign import CampaignStats, CampaignStatus, CreatedBy
+from models.recipient import RecipientStatus
+from tests.factories import auth, token
+
+SMALL_ORGS = 4
+SMALL_CONTACTS = 2_500
+CAMPAIGNS = 500
+LARGE_CAMPAIGNS = 400
+RECIPIENTS_PER_CAMPAIGN = 100
+LOAD_BATCH = 5_000
+STATUSES = ("New Lead", "Contacted", "Qualified", "Customer")
+CONTACT_QUERY = "query($id: ID!) { contact(id: $id) { id phoneNumber firstName } }"
+TARGET_P95_MS = 15.0
+
+
+@dataclass
+class Org:
+    """One loaded organization and a sample of its contact ids to look up."""
+
+    label: str
+    id: ObjectId
+    contacts: int
+    sample: list[ObjectId] = field(default_factory=list)
+
+
+@dataclass
+class Timings:
+    api: list[float] = field(default_factory=list)
+    floor: list[float] = field(default_factory=list)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+async def load(db: Any, total: int, rng: random.Random) -> list[Org]:
+    """Bulk-loads contacts, campaigns and recipients; returns the organizations."""
+    orgs = [Org(f"small-{i + 1}", ObjectId(), SMALL_CONTACTS) for i in range(SMALL_ORGS)]
+    large = Org("large", ObjectId(), total - SMALL_ORGS * SMALL_CONTACTS)
+    orgs.append(large)
+    now = utcnow()
+    serial = 0
+    for org in orgs:
+        keep_every = max(1, org.contacts // 4_000)
+        for start in range(0, org.contacts, LOAD_BATCH):
+            docs: list[dict[str, Any]] = []
+            for i in range(start, min(org.contacts, start + LOAD_BATCH)):
+                serial += 1
+                doc = {
+                    "_id": ObjectId(),
+                    "organizationId": org.id,
+                    "firstName": f"First{serial}",
+                    "lastName": f"Last{serial}",
+                    "phoneNumber": f"+1555{serial:07d}",  # unique, never typed in by the bench
+                    "email": None,
+                    "contactStatus": STATUSES[serial % len(STATUSES)],
+                    "process": None,
+                    "tags": [],
+                    "assignedTo": None,
+                    "optedOut": False,
+                    "createdAt": now,
+                    "updatedAt": now,
+                }
+                docs.append(doc)
+                if i % keep_every == 0:
+                    org.sample.append(ObjectId(str(doc["_id"])))
+            await db.contacts.insert_many(docs, ordered=False)
+    for org in orgs:
+        count = LARGE_CAMPAIGNS if org is large else (CAMPAIGNS - LARGE_CAMPAIGNS) // SMALL_ORGS
+        campaigns: list[dict[str, Any]] = []
+        recipients: list[dict[str, Any]] = []
+        for n in range(count):
+            campaign_id = PydanticObjectId()
+            created = now - timedelta(minutes=n)
+            chosen = rng.sample(org.sample, min(RECIPIENTS_PER_CAMPAIGN, len(org.sample)))
+            recipients.extend(
+                {
+                    "_id": ObjectId(),
+                    "organizationId": org.id,
+                    "campaignId": campaign_id,
+                    "contactId": contact_id,
+                    "status": RecipientStatus.PENDING.value,
+                    "assignedTo": None,
+                    "providerMessageId": None,
+                    "error": None,
+                    "attempts": 0,
+                    "sentAt": None,
+                    "createdAt": created,
+                    "updatedAt": created,
+                }
+                for contact_id in chosen
+            )
+            campaign = Campaign(
+                id=campaign_id,
+                organizationId=PydanticObjectId(org.id),
+                name=f"Campaign {n}",
+                message=MESSAGE,
+                status=CampaignStatus.SCHEDULED,
+                scheduleDate=created + timedelta(days=1),
+                createdBy=CreatedBy(id=PydanticObjectId(), fullName="Loader"),
+                stats=CampaignStats(total=len(chosen)),
+                createdAt=created,
+                updatedAt=created,
+            )
+            campaigns.append(get_dict(campaign, to_db=True))
+        await db.campaigns.insert_many(campaigns)
+        for start in range(0, len(recipients), LOAD_BATCH):
+            await db.recipients.insert_many(recipients[start : start + LOAD_BATCH])
+    return orgs
+
+
+# -- the cases ------------------------------------------------------------------------------
+
+
+async def timed(call: Callable[[], Awaitable[None]]) -> float:
+    started = time.perf_counter()
+    await call()
+    return time.perf_counter() - started
+
+
+@dataclass
+class Session:
+    http: httpx.AsyncClient
+    db: Any
+    source: ContactSource
+    rng: random.Random
+    problems: list[str] = field(default_factory=list)
+
+    def check(self, ok: bool, what: str) -> None:
+        if not ok and len(self.problems) < 20:
+            self.problems.append(what)
+
+
+async def lookup_case(s: Session, org: Org, samples: int) -> Timings:
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+        contact_id = s.rng.choice(org.sample)
+
+        async def api(cid: ObjectId = contact_id) -> None:
+            response = await s.http.post(
+                "/graphql",
+                json={"query": CONTACT_QUERY, "variables": {"id": str(cid)}},
+                headers=headers,
+            )
+            data = response.json().get("data") or {}
+            s.check((data.get("contact") or {}).get("id") == str(cid), f"contact {cid}")
+
+        async def floor(cid: ObjectId = contact_id) -> None:
+            doc = await s.db.contacts.find_one({"_id": cid, "organizationId": org.id})
+            s.check(doc is not None, f"raw contact {cid}")
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
+def campaign_doc(org: Org, campaign_id: PydanticObjectId, total: int) -> dict[str, Any]:
+    now = utcnow()
+    campaign = Campaign(
+        id=campaign_id,
+        organizationId=PydanticObjectId(org.id),
+        name="Bench",
+        message=MESSAGE,
+        status=CampaignStatus.SCHEDULED,
+        scheduleDate=datetime.now(UTC) + timedelta(days=1),
+        createdBy=CreatedBy(id=PydanticObjectId(), fullName="Bench Rep"),
+        stats=CampaignStats(total=total),
+        createdAt=now,
+        updatedAt=now,
+    )
+    doc: dict[str, Any] = get_dict(campaign, to_db=True)
+    return doc
+
+
+async def three_ids_case(s: Session, org: Org, samples: int) -> Timings:
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+        ids = s.rng.sample(org.sample, 3)
+
+        async def api(chosen: list[ObjectId] = ids) -> None:
+            body = {
+                "name": "Three",
+                "message": MESSAGE,
+                "selectedExistingContacts": [{"_id": str(i)} for i in chosen],
+                "scheduleDate": schedule_date(),
+            }
+            response = await s.http.post("/api/campaigns", json=body, headers=headers)
+            ok = response.status_code == 201 and response.json()["data"]["stats"]["total"] == 3
+            s.check(ok, f"3 ids: {response.status_code} {response.text[:200]}")
+
+        async def floor(chosen: list[ObjectId] = ids) -> None:
+            found = [
+                await s.db.contacts.find_one({"_id": i, "organizationId": org.id}) for i in chosen
+            ]
+            campaign_id = PydanticObjectId()
+            now = utcnow()
+            await s.db.recipients.insert_many(
+                [
+                    {
+                        "_id": ObjectId(),
+                        "organizationId": org.id,
+                        "campaignId": campaign_id,
+                        "contactId": doc["_id"],
+                        "status": RecipientStatus.PENDING.value,
+                        "createdAt": now,
+                        "updatedAt": now,
+                    }
+                    for doc in found
+                    if doc is not None
+                ]
+            )
+            await s.db.campaigns.insert_one(campaign_doc(org, campaign_id, len(found)))
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
+async def new_contacts_case(s: Session, org: Org, samples: int, count: int) -> Timings:
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+        contacts = s.source.take(count)
+        floor_contacts = s.source.take(count)
+
+        async def api(chosen: list[dict[str, str]] = contacts) -> None:
+            body = {
+                "name": "New",
+                "message": MESSAGE,
+                "newContacts": chosen,
+                "scheduleDate": schedule_date(),
+            }
+            response = await s.http.post("/api/campaigns", json=body, headers=headers)
+            ok = response.status_code == 201 and response.json()["data"]["stats"]["total"] == count
+            s.check(ok, f"{count} new: {response.status_code} {response.text[:200]}")
+
+        docs = floor_documents(floor_contacts, org.id)
+
+        async def floor(built: tuple[Any, Any, Any] = docs) -> None:
+            contact_docs, recipient_docs, campaign = built
+            await s.db.contacts.insert_many(contact_docs, ordered=False)
+            await s.db.recipients.insert_many(recipient_docs, ordered=True)
+            await s.db.campaigns.insert_one(campaign)
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
+async def listing_floor(s: Session, org: Org, samples: int) -> dict[str, list[float]]:
+    pages, counts = [], []
+    for _ in range(samples):
+
+        async def page() -> None:
+            cursor = s.db.campaigns.find({"organizationId": org.id}).sort("createdAt", -1)
+            docs = await cursor.limit(20).to_list(20)
+            s.check(len(docs) == 20, "page of 20 campaigns")
+
+        async def count() -> None:
+            n = await s.db.contacts.count_documents({"organizationId": org.id})
+            s.check(n >= org.contacts, f"count {n}")
+
+        pages.append(await timed(page))
+        counts.append(await timed(count))
+    return {"page of 20 campaigns (raw)": pages, "count contacts (raw)": counts}
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+async def run_size(
+    uri: str, admin: MongoClient, total: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    rng = random.Random(total)
+    settings = bench_settings(uri, 1000, 1 << 20)
+    db = admin[settings.mongodb_db]
+    app = create_app(settings)
+    result: dict[str, Any] = {"contacts": total, "cases": {}}
+    try:
+        async with (
+            LifespanManager(app, startup_timeout=120, shutdown_timeout=60),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=None
+            ) as http,
+        ):
+            started = time.perf_counter()
+            orgs = await load(db, total, rng)
+            result["load_seconds"] = time.perf_counter() - started
+            if args.settle:
+                # Right after a bulk load PostgreSQL has no statistics for the new rows yet
+                # and may plan an organization's whole index list into a point lookup; the
+                # embedded cluster analyzes within ~5 s. Measure the steady state.
+                await asyncio.sleep(args.settle)
+            print(
+                f"\n== {total:,} contacts in {len(orgs)} organizations, {CAMPAIGNS} campaigns, "
+                f"{CAMPAIGNS * RECIPIENTS_PER_CAMPAIGN:,} recipients "
+                f"(loaded in {result['load_seconds']:.1f} s)",
+                flush=True,
+            )
+            s = Session(http, db, ContactSource(), rng)
+            for org in (orgs[0], orgs[-1]):
+                cases = {
+                    "contact(id) GraphQL": await lookup_case(s, org, args.lookups),
+                    "POST 3 existing ids": await three_ids_case(s, org, args.creations),
+                    f"POST {args.new_contacts:,} new contacts": await new_contacts_case(
+                        s, org, args.big_creations, args.new_contacts
+                    ),
+                }
+                for name, t in cases.items():
+                    row = summarize(t)
+                    result["cases"][f"{name} | {org.label}"] = row
+                    print_row(name, org, row)
+            for name, values in (await listing_floor(s, orgs[-1], args.listings)).items():
+                row = {"p50_ms": pct(values, 0.5), "p95_ms": pct(values, 0.95)}
+                result["cases"][f"{name} | large"] = row
+                print(f"  {name:<32} {'large':<8} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f}")
+            result["problems"] = s.problems
+    finally:
+        await admin.drop_database(settings.mongodb_db)
+    return result
+
+
+def summarize(t: Timings) -> dict[str, float]:
+    row = {
+        "p50_ms": pct(t.api, 0.5),
+        "p95_ms": pct(t.api, 0.95),
+        "floor_p50_ms": pct(t.floor, 0.5),
+        "floor_p95_ms": pct(t.floor, 0.95),
+        "samples": len(t.api),
+    }
+    row["ratio_p50"] = row["p50_ms"] / row["floor_p50_ms"] if row["floor_p50_ms"] else 0.0
+    return row
+
+
+def print_row(name: str, org: Org, row: dict[str, float]) -> None:
+    if not getattr(print_row, "header", False):
+        print(
+            f"  {'case':<32} {'org':<8} {'p50 ms':>8} {'p95 ms':>8} "
+            f"{'floor p50':>10} {'floor p95':>10} {'ratio p50':>10}"
+        )
+        print_row.header = True  # type: ignore[attr-defined]
+    print(
+        f"  {name:<32} {org.label:<8} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f} "
+        f"{row['floor_p50_ms']:10.1f} {row['floor_p95_ms']:10.1f} {row['ratio_p50']:10.2f}",
+        flush=True,
+    )
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    uri = os.environ.get("MONGODB_URI")
+    if not uri:
+        print(
+            "MONGODB_URI is not set; run through `make bench` (scripts.dbserver)", file=sys.stderr
+        )
+        return 2
+    admin = create_client(bench_settings(uri, 1, 1))
+    try:
+        server = await server_description(admin)
+        print(f"server: {server['name']} {server['version']} ({uri.split('@')[-1]})")
+        results = []
+        for total in args.sizes:
+            print_row.header = False  # type: ignore[attr-defined]
+            results.append(await run_size(uri, admin, total, args))
+    finally:
+        await admin.close()
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        print(f"\nsmall organization, {first['contacts']:,} -> {last['contacts']:,} contacts:")
+        for key, row in first["cases"].items():
+            if key.endswith("| small-1"):
+                other = last["cases"][key]
+                print(
+                    f"  {key.split(' | ')[0]:<32} p95 {row['p95_ms']:7.1f} -> "
+                    f"{other['p95_ms']:7.1f} ms"
+                )
+    for r in results:
+        for org in ("small-1", "large"):
+            p95 = r["cases"][f"contact(id) GraphQL | {org}"]["p95_ms"]
+            verdict = "meets" if p95 <= TARGET_P95_MS else "misses"
+            print(
+                f"target: contact(id) p95 {p95:.1f} ms at {r['contacts']:,} ({org}) "
+                f"{verdict} <= {TARGET_P95_MS:.0f} ms"
+            )
+    if args.json:
+        report = json.dumps({"server": server, "results": results}, indent=2)
+        await asyncio.to_thread(Path(args.json).write_text, report)
+    problems = [p for r in results for p in r["problems"]]
+    for problem in problems:
+        print(f"WRONG: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
+    parser.add_argument("--lookups", type=int, default=200, help="samples per lookup case")
+    parser.add_argument("--creations", type=int, default=40, help="samples of 3-id creation")
+    parser.add_argument("--big-creations", type=int, default=5, help="samples of bulk creation")
+    parser.add_argument("--new-contacts", type=int, default=1000)
+    parser.add_argument("--listings", type=int, default=5, help="samples of the raw listing")
+    parser.add_argument(
+        "--settle", type=float, default=15.0, help="seconds to wait after loading (statistics)"
+    )
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    if min(args.sizes) <= SMALL_ORGS * SMALL_CONTACTS:
+        parser.error(f"sizes must exceed {SMALL_ORGS * SMALL_CONTACTS:,} (the small orgs)")
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
