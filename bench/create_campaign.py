@@ -37,7 +37,8 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +50,7 @@ from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
 from beanie.odm.utils.dump import get_dict
 from bson import ObjectId
+from fastapi import FastAPI
 
 from core.config import Settings
 from core.db import MongoClient, create_client, init_database
@@ -235,6 +237,18 @@ def check_graphql(response: httpx.Response, count: int, problems: list[str]) -> 
         problems.append(f"{len(campaign['userIds'])} userIds, expected {count}")
 
 
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Starts the app (its lifespan creates the indexes) and yields an in-process client."""
+    async with (
+        LifespanManager(app, startup_timeout=120, shutdown_timeout=60),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=None
+        ) as http,
+    ):
+        yield http
+
+
 async def run_app_case(
     bench: Bench,
     case: str,
@@ -256,12 +270,7 @@ async def run_app_case(
     app = create_app(settings)
     problems: list[str] = []
     try:
-        async with (
-            LifespanManager(app, startup_timeout=120, shutdown_timeout=60),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=None
-            ) as http,
-        ):
+        async with serving(app) as http:
             if profiler is not None:
                 profiler.enable()
             started = time.perf_counter()
@@ -277,6 +286,22 @@ async def run_app_case(
 
 
 # -- (c): the floor -------------------------------------------------------------------------
+
+
+def raw_recipient(campaign_id: ObjectId, contact_id: Any, stamp: dict[str, Any]) -> dict[str, Any]:
+    """Returns a pending recipient as the service stores it; `stamp` has owner and times."""
+    return {
+        "_id": ObjectId(),
+        "campaignId": campaign_id,
+        "contactId": contact_id,
+        "status": RecipientStatus.PENDING.value,
+        "assignedTo": None,
+        "providerMessageId": None,
+        "error": None,
+        "attempts": 0,
+        "sentAt": None,
+        **stamp,
+    }
 
 
 def floor_documents(
@@ -302,21 +327,7 @@ def floor_documents(
         for c in contacts
     ]
     campaign_id = PydanticObjectId()
-    recipient_docs = [
-        {
-            "_id": ObjectId(),
-            "campaignId": campaign_id,
-            "contactId": doc["_id"],
-            "status": RecipientStatus.PENDING.value,
-            "assignedTo": None,
-            "providerMessageId": None,
-            "error": None,
-            "attempts": 0,
-            "sentAt": None,
-            **stamp,
-        }
-        for doc in contact_docs
-    ]
+    recipient_docs = [raw_recipient(campaign_id, doc["_id"], stamp) for doc in contact_docs]
     template = parse_template(MESSAGE)
     longest = max(
         (template.render(c).text for c in contacts), key=len, default=template.render({}).text

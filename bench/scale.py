@@ -33,12 +33,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
 from beanie.odm.utils.dump import get_dict
 from bson import ObjectId
@@ -48,15 +47,16 @@ from bench.create_campaign import (
     ContactSource,
     bench_settings,
     floor_documents,
+    raw_recipient,
     schedule_date,
     server_description,
+    serving,
 )
 from core.db import MongoClient, create_client
 from main import create_app
 from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus, CreatedBy
-from models.recipient import RecipientStatus
 from tests.factories import auth, token
 
 SMALL_ORGS = 4
@@ -134,36 +134,9 @@ async def load(db: Any, total: int, rng: random.Random) -> list[Org]:
             campaign_id = PydanticObjectId()
             created = now - timedelta(minutes=n)
             chosen = rng.sample(org.sample, min(RECIPIENTS_PER_CAMPAIGN, len(org.sample)))
-            recipients.extend(
-                {
-                    "_id": ObjectId(),
-                    "organizationId": org.id,
-                    "campaignId": campaign_id,
-                    "contactId": contact_id,
-                    "status": RecipientStatus.PENDING.value,
-                    "assignedTo": None,
-                    "providerMessageId": None,
-                    "error": None,
-                    "attempts": 0,
-                    "sentAt": None,
-                    "createdAt": created,
-                    "updatedAt": created,
-                }
-                for contact_id in chosen
-            )
-            campaign = Campaign(
-                id=campaign_id,
-                organizationId=PydanticObjectId(org.id),
-                name=f"Campaign {n}",
-                message=MESSAGE,
-                status=CampaignStatus.SCHEDULED,
-                scheduleDate=created + timedelta(days=1),
-                createdBy=CreatedBy(id=PydanticObjectId(), fullName="Loader"),
-                stats=CampaignStats(total=len(chosen)),
-                createdAt=created,
-                updatedAt=created,
-            )
-            campaigns.append(get_dict(campaign, to_db=True))
+            stamp = {"organizationId": org.id, "createdAt": created, "updatedAt": created}
+            recipients.extend(raw_recipient(campaign_id, c, stamp) for c in chosen)
+            campaigns.append(campaign_doc(org, campaign_id, len(chosen), f"Campaign {n}", created))
         await db.campaigns.insert_many(campaigns)
         for start in range(0, len(recipients), LOAD_BATCH):
             await db.recipients.insert_many(recipients[start : start + LOAD_BATCH])
@@ -216,15 +189,22 @@ async def lookup_case(s: Session, org: Org, samples: int) -> Timings:
     return t
 
 
-def campaign_doc(org: Org, campaign_id: PydanticObjectId, total: int) -> dict[str, Any]:
-    now = utcnow()
+def campaign_doc(
+    org: Org,
+    campaign_id: PydanticObjectId,
+    total: int,
+    name: str = "Bench",
+    created: datetime | None = None,
+) -> dict[str, Any]:
+    """Returns a scheduled campaign as the service stores it."""
+    now = created or utcnow()
     campaign = Campaign(
         id=campaign_id,
         organizationId=PydanticObjectId(org.id),
-        name="Bench",
+        name=name,
         message=MESSAGE,
         status=CampaignStatus.SCHEDULED,
-        scheduleDate=datetime.now(UTC) + timedelta(days=1),
+        scheduleDate=now + timedelta(days=1),
         createdBy=CreatedBy(id=PydanticObjectId(), fullName="Bench Rep"),
         stats=CampaignStats(total=total),
         createdAt=now,
@@ -257,20 +237,9 @@ async def three_ids_case(s: Session, org: Org, samples: int) -> Timings:
             ]
             campaign_id = PydanticObjectId()
             now = utcnow()
+            stamp = {"organizationId": org.id, "createdAt": now, "updatedAt": now}
             await s.db.recipients.insert_many(
-                [
-                    {
-                        "_id": ObjectId(),
-                        "organizationId": org.id,
-                        "campaignId": campaign_id,
-                        "contactId": doc["_id"],
-                        "status": RecipientStatus.PENDING.value,
-                        "createdAt": now,
-                        "updatedAt": now,
-                    }
-                    for doc in found
-                    if doc is not None
-                ]
+                [raw_recipient(campaign_id, doc["_id"], stamp) for doc in found if doc is not None]
             )
             await s.db.campaigns.insert_one(campaign_doc(org, campaign_id, len(found)))
 
@@ -340,12 +309,7 @@ async def run_size(
     app = create_app(settings)
     result: dict[str, Any] = {"contacts": total, "cases": {}}
     try:
-        async with (
-            LifespanManager(app, startup_timeout=120, shutdown_timeout=60),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=None
-            ) as http,
-        ):
+        async with serving(app) as http:
             started = time.perf_counter()
             orgs = await load(db, total, rng)
             result["load_seconds"] = time.perf_counter() - started
