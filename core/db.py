@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from beanie import init_beanie
-from pymongo import AsyncMongoClient
+from beanie import Document, init_beanie
+from beanie.odm.fields import IndexModelField
+from pymongo import AsyncMongoClient, IndexModel
 from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.monitoring import CommandListener
 
@@ -32,8 +33,30 @@ def create_client(
 
 
 async def init_database(client: MongoClient, database_name: str) -> None:
-    """Binds the documents to `database_name` and creates their indexes (idempotent)."""
-    await init_beanie(database=client[database_name], document_models=DOCUMENT_MODELS)
+    """Binds the documents to `database_name` and creates their missing indexes (idempotent)."""
+    await init_beanie(
+        database=client[database_name], document_models=DOCUMENT_MODELS, skip_indexes=True
+    )
+    for model in DOCUMENT_MODELS:
+        await ensure_indexes(model)
+
+
+async def ensure_indexes(model: type[Document]) -> None:
+    """Creates the model's declared indexes that do not exist yet, one command each.
+
+    Beanie re-sends every declared index whenever one is missing, and FerretDB v1.24 answers a
+    `createIndexes` naming two or more existing indexes by dropping the connection (a panic in
+    its handler), so a restart on an existing database failed. Indexes are named explicitly, so
+    a name that exists is the index we declared.
+    """
+    collection = model.get_pymongo_collection()
+    existing = {index["name"] async for index in await collection.list_indexes()}
+    for declared in model.get_settings().indexes or []:
+        index = declared.index if isinstance(declared, IndexModelField) else declared
+        if not isinstance(index, IndexModel):
+            raise TypeError(f"{model.__name__}: declare indexes as named pymongo.IndexModel")
+        if index.document["name"] not in existing:
+            await collection.create_indexes([index])
 
 
 def unavailable(exc: BaseException) -> Unavailable | None:

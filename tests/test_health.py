@@ -9,9 +9,10 @@ from pathlib import Path
 import httpx
 from asgi_lifespan import LifespanManager
 
+from core.config import Settings
 from main import create_app
 from scripts import dbserver
-from tests.conftest import make_settings
+from tests.conftest import drop_database, make_settings
 from tests.factories import auth, gql, token
 
 
@@ -63,3 +64,22 @@ async def test_readyz_follows_the_database() -> None:
                     assert (await http.get("/readyz")).status_code == 200
         finally:
             await asyncio.to_thread(server.close)
+
+
+async def test_the_app_starts_again_on_a_database_it_already_set_up(settings: Settings) -> None:
+    """FerretDB drops the connection on a `createIndexes` naming existing indexes; a restart
+    must create only what is missing."""
+    try:
+        for _ in range(2):
+            async with LifespanManager(create_app(settings)) as manager:
+                transport = httpx.ASGITransport(app=manager.app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                    body = {
+                        "name": "n",
+                        "message": "m",
+                        "newContacts": [{"phoneNumber": "+14155550101"}],
+                    }
+                    response = await http.post("/api/campaigns", json=body, headers=auth(token()))
+                    assert response.status_code == 201, response.text
+    finally:
+        await drop_database(settings)
