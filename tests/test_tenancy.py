@@ -63,8 +63,12 @@ def test_scope_refuses_a_caller_supplied_organization() -> None:
 
 
 async def test_same_phone_in_two_organizations_is_allowed(app: FastAPI) -> None:
-    await _contact_of(tenant())
-    await _contact_of(tenant())
+    a, b = tenant(), tenant()
+    first, second = await _contact_of(a), await _contact_of(b)
+    assert first.id != second.id
+    for owner, mine in ((a, first), (b, second)):
+        stored = await owner.find(Contact, {"phoneNumber": "+14155550100"}).to_list()
+        assert [c.id for c in stored] == [mine.id]
 
 
 async def test_duplicate_phone_in_one_organization_is_refused_by_the_server(app: FastAPI) -> None:
