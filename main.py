@@ -32,6 +32,7 @@ from resolvers.context import get_context
 from resolvers.ide import asset_url, mount_ide_assets, render_graphiql
 from resolvers.limits import BodySizeLimit
 from resolvers.rest import campaigns as rest_campaigns
+from resolvers.rest import contacts as rest_contacts
 from resolvers.rest.envelope import install_error_handlers
 from schema import schema
 from services import idempotency
@@ -114,6 +115,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(rest_campaigns.router)
+    app.include_router(rest_contacts.router)
     app.include_router(
         IdeGraphQLRouter(schema, context_getter=get_context, multipart_uploads_enabled=False),
         prefix="/graphql",

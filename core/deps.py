@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from core.auth import Principal, authenticate
 from core.config import Settings, get_settings
 from core.db import MongoClient
+from services.tenancy import Tenant
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -25,3 +26,11 @@ def get_principal(request: Request, settings: SettingsDep) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_tenant(principal: CurrentPrincipal) -> Tenant:
+    """Returns the caller's organization scope, through which every query goes."""
+    return Tenant(principal)
+
+
+CurrentTenant = Annotated[Tenant, Depends(get_tenant)]

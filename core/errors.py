@@ -1,16 +1,18 @@
 """Domain errors raised by services and mapped once per API surface.
 
     ServiceError
-     ├── AuthenticationError   401 / UNAUTHENTICATED
-     ├── PermissionDenied      403 / FORBIDDEN
-     ├── NotFound              404 / NOT_FOUND
-     ├── InvalidInput          400 / BAD_USER_INPUT   (carries FieldErrors)
-     │    └── PayloadTooLarge  413 / PAYLOAD_TOO_LARGE
-     ├── Conflict              409 / CONFLICT
-     └── Unavailable           503 / SERVICE_UNAVAILABLE
+     ├── AuthenticationError    UNAUTHENTICATED
+     ├── PermissionDenied       FORBIDDEN
+     ├── NotFound               NOT_FOUND
+     ├── InvalidInput           BAD_USER_INPUT   (carries FieldErrors)
+     │    └── PayloadTooLarge   PAYLOAD_TOO_LARGE
+     ├── Conflict               CONFLICT
+     │    └── InvalidTransition INVALID_TRANSITION
+     └── Unavailable            SERVICE_UNAVAILABLE
 
-Services raise these; REST maps them to the legacy envelope and GraphQL to `userErrors`
-or `extensions.code`. Anything else is a bug and is answered as an opaque 500.
+Services raise these and know nothing of HTTP: `resolvers/rest/envelope.py` maps them to
+statuses and the legacy envelope, `resolvers/payloads.py` to `userErrors`, and
+`resolvers/errors.py` to `extensions.code`. Anything else is a bug, answered opaquely.
 """
 
 from __future__ import annotations
@@ -36,64 +38,71 @@ class FieldError:
 
 
 class ServiceError(Exception):
-    """Base of every expected failure; `code` is the stable machine-readable name."""
+    """Base of every expected failure; `code` is the stable machine-readable name.
+
+    `errors` names the parts of the input the failure is about, when there are such parts.
+    """
 
     code = "INTERNAL_SERVER_ERROR"
-    http_status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, errors: Sequence[FieldError] = ()) -> None:
         super().__init__(message)
         self.message = message
+        self.errors: list[FieldError] = list(errors)
 
 
 class AuthenticationError(ServiceError):
     """The caller could not be identified from a verified token."""
 
     code = "UNAUTHENTICATED"
-    http_status = 401
 
 
 class PermissionDenied(ServiceError):
     """The caller is known but may not do this."""
 
     code = "FORBIDDEN"
-    http_status = 403
 
 
 class NotFound(ServiceError):
-    """Nothing with that id exists in the caller's organization."""
+    """Nothing with that id exists in the caller's organization (or it is another's)."""
 
     code = "NOT_FOUND"
-    http_status = 404
+
+    def __init__(self, what: str, path: Path = ("id",)) -> None:
+        message = f"No {what} with that id in your organization"
+        super().__init__(message, [FieldError(path, self.code, message)])
 
 
 class InvalidInput(ServiceError):
     """The request is wrong as a whole; nothing was written."""
 
     code = "BAD_USER_INPUT"
-    http_status = 400
-
-    def __init__(self, message: str, errors: Sequence[FieldError] = ()) -> None:
-        super().__init__(message)
-        self.errors: list[FieldError] = list(errors)
 
 
 class PayloadTooLarge(InvalidInput):
     """The body or the number of recipients is over a configured limit."""
 
     code = "PAYLOAD_TOO_LARGE"
-    http_status = 413
 
 
 class Conflict(ServiceError):
     """The request contradicts the stored state (a reused idempotency key, a lost race)."""
 
     code = "CONFLICT"
-    http_status = 409
+
+
+class InvalidTransition(Conflict):
+    """The campaign's status does not allow this action (or changed while it was asked)."""
+
+    code = "INVALID_TRANSITION"
+
+    def __init__(self, action: str, current: str, path: Path = ("id",)) -> None:
+        message = f"Cannot {action} a campaign whose status is '{current}'"
+        super().__init__(message, [FieldError(path, self.code, message)])
+        self.current = current
 
 
 class Unavailable(ServiceError):
     """A dependency (the database) is not answering; retrying later may succeed."""
 
     code = "SERVICE_UNAVAILABLE"
-    http_status = 503

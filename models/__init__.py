@@ -4,6 +4,7 @@ from beanie import Document
 
 from models.campaign import Campaign
 from models.contact import Contact
+from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.recipient import Recipient
 from models.user import User
@@ -15,11 +16,13 @@ DOCUMENT_MODELS: list[type[Document]] = [
     Recipient,
     IdempotencyRecord,
     IdempotencyTakeover,
+    Change,
 ]
 
 __all__ = [
     "DOCUMENT_MODELS",
     "Campaign",
+    "Change",
     "Contact",
     "IdempotencyRecord",
     "IdempotencyTakeover",

@@ -1,4 +1,4 @@
-"""A campaign: a message template, a schedule, and counters kept true by atomic `$inc`."""
+"""A campaign: a message template, a schedule, its lifecycle status and its counters."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ class CampaignStatus(StrEnum):
     PAUSED = "paused"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+
+
+class InitialStatus(StrEnum):
+    """The statuses a campaign can be created in."""
+
+    DRAFT = CampaignStatus.DRAFT.value
+    SCHEDULED = CampaignStatus.SCHEDULED.value
 
 
 class CampaignType(StrEnum):
@@ -52,18 +59,12 @@ class FailedDetail(BaseModel):
 
 
 class CampaignStats(BaseModel):
-    """Counters; `successRate` is derived on read so `$inc` alone keeps them consistent."""
+    """Counters over the recipients; the legacy `successRate` string is derived on output."""
 
     total: int = 0
     sent: int = 0
     failed: int = 0
     skipped: int = 0
-
-    @property
-    def success_rate(self) -> str:
-        """Returns sent / processed as the legacy string ("0%" until something is processed)."""
-        processed = self.sent + self.failed
-        return f"{round(100 * self.sent / processed)}%" if processed else "0%"
 
 
 class MessageStats(BaseModel):
@@ -75,8 +76,15 @@ class MessageStats(BaseModel):
     recipientsMissingValues: int = 0
 
 
+DEFAULT_CONTACT_STATUS = "New Lead"
+
+
 class Campaign(TenantDocument):
-    """Recipients live in their own collection; `stats.total` counts them."""
+    """Recipients live in their own collection; `stats.total` counts them.
+
+    `version` counts changes: each change first claims the next version with a unique insert
+    (`models.history.Change`), so two writers never modify one campaign at once.
+    """
 
     name: str
     message: str
@@ -95,6 +103,10 @@ class Campaign(TenantDocument):
     """How many parts failed; `failedDetails` keeps the first 1,000 of them."""
     stats: CampaignStats = Field(default_factory=CampaignStats)
     messageStats: MessageStats | None = None
+    version: int = 0
+    nextSeq: int = 0
+    """The `seq` the next added recipient gets; recipients are numbered from 0."""
+    startedAt: datetime | None = None
 
     class Settings:
         name = "campaigns"
@@ -108,7 +120,19 @@ class Campaign(TenantDocument):
                 name="org_status_schedule",
             ),
             IndexModel(
-                [("organizationId", pymongo.ASCENDING), ("createdAt", pymongo.DESCENDING)],
-                name="org_created",
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("createdAt", pymongo.DESCENDING),
+                    ("_id", pymongo.DESCENDING),
+                ],
+                name="org_created_id",
+            ),
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("scheduleDate", pymongo.ASCENDING),
+                    ("_id", pymongo.ASCENDING),
+                ],
+                name="org_schedule_id",
             ),
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pymongo
 from beanie import PydanticObjectId
 from pymongo import IndexModel
@@ -21,6 +23,10 @@ class Contact(TenantDocument):
     tags: list[str] = []
     assignedTo: PydanticObjectId | None = None
     optedOut: bool = False
+    optedOutAt: datetime | None = None
+    optOutReason: str | None = None
+    version: int = 0
+    """Counts changes; each claims the next version first (see `services.history`)."""
 
     class Settings:
         name = "contacts"
@@ -33,5 +39,9 @@ class Contact(TenantDocument):
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("contactStatus", pymongo.ASCENDING)],
                 name="org_status",
+            ),
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
+                name="org_id",
             ),
         ]

@@ -22,11 +22,23 @@ class RecipientStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+RECIPIENT_BATCH = 100
+"""Recipients per `batch`: the unit that pages and sends are read by, with one equality."""
+
+
 class Recipient(TenantDocument):
-    """Kept outside the campaign so a 100,000-contact campaign stays far from 16 MB."""
+    """Kept outside the campaign so a 100,000-contact campaign stays far from 16 MB.
+
+    `seq` numbers a campaign's recipients from 0 in the order they were added, and
+    `batch = seq // RECIPIENT_BATCH`. Reads go by `{campaignId, batch}` equality plus a `seq`
+    range: an index range on MongoDB, and a pushed-down equality on FerretDB, which does not
+    push ranges or sorts down.
+    """
 
     campaignId: PydanticObjectId
     contactId: PydanticObjectId
+    seq: int = 0
+    batch: int = 0
     status: RecipientStatus = RecipientStatus.PENDING
     assignedTo: PydanticObjectId | None = None
     providerMessageId: str | None = None
@@ -50,8 +62,17 @@ class Recipient(TenantDocument):
                 [
                     ("organizationId", pymongo.ASCENDING),
                     ("campaignId", pymongo.ASCENDING),
-                    ("status", pymongo.ASCENDING),
+                    ("seq", pymongo.ASCENDING),
                 ],
-                name="org_campaign_status",
+                name="org_campaign_seq",
+            ),
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                    ("seq", pymongo.ASCENDING),
+                ],
+                name="org_campaign_status_seq",
             ),
         ]

@@ -1,4 +1,8 @@
-"""Campaign mutations: translate the GraphQL input, call the service, shape the payload."""
+"""Campaign queries and mutations: parse the GraphQL input, call a service, shape the answer.
+
+No rule lives here: each resolver builds the same service command the REST route builds
+(`services.inputs`), and answers with `schema.outputs` objects the GraphQL types read.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,31 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from strawberry.permission import BasePermission
 
-from core.errors import FieldError, InvalidInput
+from core.errors import NotFound
+from models import Campaign as CampaignDocument
 from resolvers.context import Info, IsAuthenticated
-from schema.campaigns import Campaign, CreateCampaignInput, CreateCampaignPayload
-from schema.errors import UserError
+from resolvers.payloads import command, user_errors
+from schema.campaigns import (
+    Campaign,
+    CampaignFilter,
+    CampaignOrder,
+    CampaignPayload,
+    CreateCampaignInput,
+    CreateCampaignPayload,
+    DeleteCampaignPayload,
+    MessagePreview,
+    MessagePreviewPayload,
+    UpdateCampaignInput,
+    UpdateCampaignPayload,
+)
+from schema.outputs import CampaignOut, CampaignSummaryOut
+from schema.pagination import Connection
+from services import campaign_edits, campaign_queries, lifecycle, previews
 from services import campaigns as campaign_service
-from services.inputs import parse_input
+from services import inputs as commands
+from services.inputs import parse_as, parse_input
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -83,18 +105,73 @@ def to_service_input(data: CreateCampaignInput) -> dict[str, Any]:
     }
 
 
-_GRAPHQL_NAMES = {"_id": "id"}
+AUTH: list[type[BasePermission]] = [IsAuthenticated]
 
 
-def user_errors(errors: list[FieldError]) -> list[UserError]:
-    """Returns the errors with paths spelled as the GraphQL input spells them."""
-    renamed = [
-        FieldError(tuple(_GRAPHQL_NAMES.get(str(p), p) for p in e.path), e.code, e.message)
-        for e in errors
-    ]
-    return [UserError.from_field_error(e) for e in renamed] or [
-        UserError(field=["input"], code="BAD_USER_INPUT", message="Invalid input")
-    ]
+@strawberry.type
+class CampaignQueries:
+    @strawberry.field(
+        description="A campaign of the caller's organization; null when there is none "
+        "(another organization's campaigns do not exist here).",
+        permission_classes=AUTH,
+    )
+    async def campaign(self, info: Info, id: strawberry.ID) -> Campaign | None:
+        try:
+            found = await campaign_queries.get_campaign(info.context.tenant, id)
+        except NotFound:
+            return None
+        return CampaignSummaryOut.of(found)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="Campaigns, newest first unless `orderBy` says otherwise; at most 100 "
+        "per page.",
+        permission_classes=AUTH,
+    )
+    async def campaigns(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: CampaignFilter | None = None,
+        order_by: CampaignOrder | None = None,
+    ) -> Connection[Campaign]:
+        context = info.context
+        filter_command = (
+            parse_as(commands.CampaignFilter, command(filter), "filter") if filter else None
+        )
+        order = parse_as(commands.CampaignOrder, command(order_by), "order") if order_by else None
+        page = await campaign_queries.list_campaigns(
+            context.tenant,
+            context.settings,
+            filter=filter_command,
+            order=order,
+            first=first,
+            after=after,
+        )
+
+        async def count() -> int:
+            return await campaign_queries.count_campaigns(context.tenant, filter_command)
+
+        return Connection.of(page, CampaignSummaryOut.of, count)
+
+    @strawberry.field(
+        description="Renders a template for one contact, with the checks creation applies.",
+        permission_classes=AUTH,
+    )
+    @user_errors
+    async def preview_message(
+        self, info: Info, message: str, contact_id: strawberry.ID
+    ) -> MessagePreviewPayload:
+        preview = await previews.preview_message(info.context.tenant, message, contact_id)
+        return MessagePreviewPayload(
+            preview=MessagePreview(
+                text=preview.text,
+                encoding=preview.encoding,
+                segments=preview.segments,
+                characters=preview.characters,
+                missing=preview.missing,
+            )
+        )
 
 
 @strawberry.type
@@ -103,21 +180,108 @@ class CampaignMutations:
         description="Creates a campaign from new contacts, existing contacts, CSV and a "
         "segment. Parts of the input that cannot be used are listed in "
         "campaign.failedDetails; input wrong as a whole comes back in userErrors.",
-        permission_classes=[IsAuthenticated],
+        permission_classes=AUTH,
     )
+    @user_errors
     async def create_campaign(
         self, info: Info, input: CreateCampaignInput
     ) -> CreateCampaignPayload:
-        try:
-            created = await campaign_service.create_campaign(
-                principal=info.context.principal,
-                input=parse_input(to_service_input(input)),
-                settings=info.context.settings,
-                idempotency_key=input.idempotency_key,
-            )
-        except InvalidInput as exc:
-            errors = exc.errors or [FieldError((), exc.code, exc.message)]
-            return CreateCampaignPayload(campaign=None, user_errors=user_errors(errors))
-        return CreateCampaignPayload(
-            campaign=Campaign.from_document(created.campaign, created.contact_ids), user_errors=[]
+        created = await campaign_service.create_campaign(
+            principal=info.context.principal,
+            input=parse_input(to_service_input(input)),
+            settings=info.context.settings,
+            idempotency_key=input.idempotency_key,
         )
+        campaign = CampaignOut.with_recipients(created.campaign, created.contact_ids)
+        return CreateCampaignPayload(campaign=campaign)  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description="Changes a draft, scheduled or paused campaign: its fields, and its "
+        "recipients by contact id. Ids that could not be added or removed are in "
+        "failedDetails.",
+        permission_classes=AUTH,
+    )
+    @user_errors
+    async def update_campaign(
+        self, info: Info, id: strawberry.ID, input: UpdateCampaignInput
+    ) -> UpdateCampaignPayload:
+        context = info.context
+        updated = await campaign_edits.update_campaign(
+            context.tenant,
+            id,
+            parse_as(commands.UpdateCampaignInput, command(input), "campaign update"),
+            context.settings,
+        )
+        return UpdateCampaignPayload(
+            campaign=CampaignSummaryOut.of(updated.campaign),  # type: ignore[arg-type]
+            failedDetails=updated.failed,  # type: ignore[arg-type]
+        )
+
+    @strawberry.mutation(
+        description="Schedules (or reschedules) a draft, scheduled or paused campaign.",
+        permission_classes=AUTH,
+    )
+    @user_errors
+    async def schedule_campaign(
+        self, info: Info, id: strawberry.ID, schedule_date: datetime
+    ) -> CampaignPayload:
+        campaign = await lifecycle.schedule(
+            info.context.tenant, id, schedule_date.isoformat(), info.context.settings
+        )
+        return _campaign_payload(campaign)
+
+    @strawberry.mutation(
+        description="Starts sending a draft, scheduled or paused campaign now.",
+        permission_classes=AUTH,
+    )
+    @user_errors
+    async def send_campaign_now(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+        return _campaign_payload(await lifecycle.send_now(info.context.tenant, id))
+
+    @strawberry.mutation(
+        description="Pauses a scheduled or sending campaign.", permission_classes=AUTH
+    )
+    @user_errors
+    async def pause_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+        return _campaign_payload(await lifecycle.pause(info.context.tenant, id))
+
+    @strawberry.mutation(
+        description="Resumes a paused campaign where it stopped.", permission_classes=AUTH
+    )
+    @user_errors
+    async def resume_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+        return _campaign_payload(await lifecycle.resume(info.context.tenant, id))
+
+    @strawberry.mutation(
+        description="Cancels a campaign that is not completed; nothing more is sent.",
+        permission_classes=AUTH,
+    )
+    @user_errors
+    async def cancel_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+        return _campaign_payload(await lifecycle.cancel(info.context.tenant, id))
+
+    @strawberry.mutation(
+        description="Deletes a draft or cancelled campaign and its recipients.",
+        permission_classes=AUTH,
+    )
+    @user_errors
+    async def delete_campaign(self, info: Info, id: strawberry.ID) -> DeleteCampaignPayload:
+        deleted = await lifecycle.delete(info.context.tenant, id)
+        return DeleteCampaignPayload(deletedId=strawberry.ID(deleted))
+
+    @strawberry.mutation(
+        description="Copies a campaign as a new draft with the same template, settings and "
+        "recipients (contacts that opted out since are left out, in failedDetails).",
+        permission_classes=AUTH,
+    )
+    @user_errors
+    async def duplicate_campaign(self, info: Info, id: strawberry.ID) -> CreateCampaignPayload:
+        created = await campaign_edits.duplicate_campaign(
+            info.context.tenant, id, info.context.settings
+        )
+        campaign = CampaignOut.with_recipients(created.campaign, created.contact_ids)
+        return CreateCampaignPayload(campaign=campaign)  # type: ignore[arg-type]
+
+
+def _campaign_payload(campaign: CampaignDocument) -> CampaignPayload:
+    return CampaignPayload(campaign=CampaignSummaryOut.of(campaign))  # type: ignore[arg-type]

@@ -13,6 +13,8 @@ from strawberry.permission import BasePermission
 from core.auth import Principal, authenticate
 from core.config import Settings, get_settings
 from core.errors import AuthenticationError
+from resolvers.loaders import Loaders
+from services.tenancy import Tenant
 
 
 class Context(BaseContext):
@@ -28,6 +30,22 @@ class Context(BaseContext):
         self.settings = settings
         self._principal = principal
         self._auth_error = auth_error
+        self._tenant: Tenant | None = None
+        self._loaders: Loaders | None = None
+
+    @property
+    def tenant(self) -> Tenant:
+        """Returns the caller's organization scope (raises `UNAUTHENTICATED` without one)."""
+        if self._tenant is None:
+            self._tenant = Tenant(self.principal)
+        return self._tenant
+
+    @property
+    def loaders(self) -> Loaders:
+        """Returns this request's batch loaders, made on first use."""
+        if self._loaders is None:
+            self._loaders = Loaders(self.tenant, self.settings)
+        return self._loaders
 
     @property
     def principal(self) -> Principal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 from graphql import GraphQLError
@@ -43,6 +44,8 @@ class ErrorCodes(SchemaExtension):
             return _with(error, original.message, extensions)
         if isinstance(original, GraphQLError):
             extensions.setdefault("code", "BAD_USER_INPUT")
+            if (found := variable_error(error.message, original.message)) is not None:
+                extensions["userErrors"] = [found]
             return _with(error, error.message, extensions)
         logger.error("unhandled error in %s", error.path, exc_info=original)
         return GraphQLError(
@@ -51,6 +54,42 @@ class ErrorCodes(SchemaExtension):
             path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR"},
         )
+
+
+_VARIABLE = re.compile(r"^Variable '\$(?P<name>\w+)' (?:has invalid value(?: at (?P<at>\S+))?:|)")
+_STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
+_MISSING_FIELD = re.compile(r"to include required field '(\w+)'")
+_UNKNOWN_FIELD = re.compile(r"not to include unknown field '(\w+)'")
+_ENUM = re.compile(r"does not exist in '(\w+)' enum")
+ENUM_CODES = {"InitialCampaignStatus": "INVALID_STATUS", "CampaignType": "UNSUPPORTED_TYPE"}
+"""The code the services give a bad value of these enums' fields, so both APIs agree."""
+
+
+def variable_error(message: str, reason: str) -> dict[str, object] | None:
+    """Reads graphql-core's refusal of a variable into a `userErrors`-shaped entry.
+
+    GraphQL checks variables against the schema before any resolver runs, so these refusals
+    never reach a payload. Giving them the payload's `{field, code, message}` shape (under
+    `extensions.userErrors`) lets a client handle a missing `name` the same way whether the
+    type system or the service caught it, and lets the parity test compare them with REST.
+    """
+    match = _VARIABLE.match(message)
+    if match is None:
+        return None
+    path: list[str] = [match["name"]]
+    for step in _STEP.finditer(match["at"] or ""):
+        path.append(step[1] or step[2])
+    if missing := _MISSING_FIELD.search(reason):
+        return {"field": [*path, missing[1]], "code": "REQUIRED", "message": "Field is required"}
+    if unknown := _UNKNOWN_FIELD.search(reason):
+        return {"field": [*path, unknown[1]], "code": "UNKNOWN_FIELD", "message": reason}
+    if "not to be None" in reason or "to be provided" in reason:
+        return {"field": path, "code": "REQUIRED", "message": "Field is required"}
+    if "cannot represent a DateTime" in reason:
+        return {"field": path, "code": "INVALID_DATE", "message": reason}
+    if enum := _ENUM.search(reason):
+        return {"field": path, "code": ENUM_CODES.get(enum[1], "INVALID_CHOICE"), "message": reason}
+    return {"field": path, "code": "INVALID_TYPE", "message": reason}
 
 
 def _with(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:

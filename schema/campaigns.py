@@ -1,47 +1,44 @@
-"""GraphQL types for campaigns, mirroring the stored documents in camelCase."""
+"""GraphQL types for campaigns and recipients.
+
+The object types read the attributes of `schema.outputs` models — the same objects the REST
+routes return — so each type is mapped from its document once. Enums are the models' enums.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 import strawberry
+from beanie import PydanticObjectId
 from strawberry.types.arguments import InputContext
 from strawberry.types.base import get_object_definition
 
-from models import Campaign as CampaignDocument
-from models.campaign import FailedDetail as FailedDetailModel
-from schema.errors import UserError
+from models.campaign import CampaignStatus, CampaignType, InitialStatus
+from models.recipient import RecipientStatus
+from resolvers.context import Info
+from resolvers.loaders import RecipientsKey
+from schema.contacts import Contact
+from schema.errors import Payload
+from schema.outputs import (
+    CampaignSummaryOut,
+    ContactOut,
+    HistoryEntryOut,
+    RecipientOut,
+)
+from schema.pagination import Connection
 from schema.users import User
+from services import campaign_queries
+from services.inputs import AssignmentStrategy, CampaignOrderField, SortDirection
 
-
-@strawberry.enum(description="Where a campaign is in its lifecycle.")
-class CampaignStatus(Enum):
-    DRAFT = "draft"
-    SCHEDULED = "scheduled"
-    SENDING = "sending"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-
-
-@strawberry.enum(description="A new campaign starts as a draft or scheduled.")
-class InitialCampaignStatus(Enum):
-    DRAFT = "draft"
-    SCHEDULED = "scheduled"
-
-
-@strawberry.enum(description="The channel a campaign sends on.")
-class CampaignType(Enum):
-    SMS = "sms"
-
-
-@strawberry.enum(description="How recipients are shared among reps.")
-class AssignmentStrategy(Enum):
-    ROUND_ROBIN = "round_robin"
-    SINGLE = "single"
+strawberry.enum(CampaignStatus, description="Where a campaign is in its lifecycle.")
+strawberry.enum(InitialStatus, name="InitialCampaignStatus", description="A new campaign's.")
+strawberry.enum(CampaignType, description="The channel.")
+strawberry.enum(RecipientStatus, description="Where one recipient's message is.")
+strawberry.enum(AssignmentStrategy, description="How recipients are shared among reps.")
+strawberry.enum(CampaignOrderField, description="What campaigns are ordered by.")
+strawberry.enum(SortDirection, description="Ascending or descending.")
 
 
 @strawberry.type(description="Counters over a campaign's recipients.")
@@ -50,7 +47,7 @@ class CampaignStats:
     sent: int = strawberry.field(description="Messages accepted by the provider.")
     failed: int = strawberry.field(description="Messages the provider refused.")
     skipped: int = strawberry.field(description="Recipients not messaged (opted out since).")
-    success_rate: str = strawberry.field(description='sent / (sent + failed), e.g. "0%".')
+    successRate: str = strawberry.field(description='sent / (sent + failed), e.g. "0%".')
 
 
 @strawberry.type(description="The cost of one message, for its longest rendering.")
@@ -58,15 +55,16 @@ class MessageStats:
     encoding: str = strawberry.field(description="GSM-7 or UCS-2.")
     segments: int = strawberry.field(description="SMS segments billed per recipient.")
     characters: int = strawberry.field(description="Characters of the longest rendering.")
-    recipients_missing_values: int = strawberry.field(
+    recipientsMissingValues: int = strawberry.field(
         description="Contacts left out because a placeholder had no value and no fallback."
     )
 
 
-@strawberry.type(description="A part of the input left out of the campaign, and why.")
+@strawberry.type(description="A part of the input left out, and why.")
 class FailedDetail:
     source: str = strawberry.field(
-        description="newContacts, selectedExistingContacts, userIds, rawCsvData or segmentation."
+        description="newContacts, selectedExistingContacts, userIds, rawCsvData, segmentation, "
+        "addRecipients or removeRecipients."
     )
     index: int | None = strawberry.field(
         description="Position in that list; for CSV, the spreadsheet row number (header = 1)."
@@ -76,96 +74,140 @@ class FailedDetail:
     code: str = strawberry.field(description="Machine-readable reason, e.g. INVALID_PHONE.")
     message: str = strawberry.field(description="Human-readable reason.")
 
-    @classmethod
-    def from_model(cls, detail: FailedDetailModel) -> FailedDetail:
-        return cls(
-            source=detail.source,
-            index=detail.index,
-            field=detail.field,
-            value=detail.value,
-            code=detail.code,
-            message=detail.message,
-        )
+
+@strawberry.type(description="One change of a campaign.")
+class HistoryEntry:
+    version: int = strawberry.field(description="0 is the creation; each change adds one.")
+    action: str = strawberry.field(
+        description="create, update, schedule, send, pause, resume or cancel."
+    )
+    fromStatus: CampaignStatus | None = strawberry.field(description="Status before.")
+    toStatus: CampaignStatus | None = strawberry.field(description="Status after.")
+    at: datetime = strawberry.field(description="When (UTC).")
+    by: User | None = strawberry.field(description="Who; null for the service's own changes.")
+
+
+@strawberry.type(description="One contact of one campaign, and what happened to its message.")
+class Recipient:
+    id: strawberry.ID = strawberry.field(description="The recipient's id.")
+    campaignId: strawberry.ID = strawberry.field(description="Its campaign.")
+    contactId: strawberry.ID = strawberry.field(description="Its contact.")
+    position: int = strawberry.field(description="Order in the campaign, from 0.")
+    status: RecipientStatus = strawberry.field(description="Where its message is.")
+    assignedTo: strawberry.ID | None = strawberry.field(description="The rep it is assigned to.")
+    providerMessageId: str | None = strawberry.field(description="The provider's message id.")
+    error: str | None = strawberry.field(description="Why sending failed, if it did.")
+    attempts: int = strawberry.field(description="Send attempts so far.")
+    sentAt: datetime | None = strawberry.field(description="When the provider accepted it.")
+    createdAt: datetime = strawberry.field(description="When it was added.")
+    updatedAt: datetime = strawberry.field(description="Last change.")
+
+    @strawberry.field(description="The contact; null if it was deleted since.")
+    async def contact(self, root: strawberry.Parent[RecipientOut], info: Info) -> Contact | None:
+        found = await info.context.loaders.contacts.load(_oid(root.contactId))
+        return ContactOut.of(found) if found else None  # type: ignore[return-value]
 
 
 @strawberry.type(description="An SMS campaign.")
 class Campaign:
     id: strawberry.ID = strawberry.field(description="The campaign's id.")
-    organization_id: strawberry.ID = strawberry.field(description="The owning organization.")
+    organizationId: strawberry.ID = strawberry.field(description="The owning organization.")
     name: str = strawberry.field(description="Internal name shown to reps.")
     message: str = strawberry.field(description="The template, e.g. 'Hi {{firstName|there}}'.")
     type: CampaignType = strawberry.field(description="The channel.")
     status: CampaignStatus = strawberry.field(description="Lifecycle state.")
-    schedule_date: datetime | None = strawberry.field(description="When sending starts (UTC).")
+    scheduleDate: datetime | None = strawberry.field(description="When sending starts (UTC).")
     process: str | None = strawberry.field(description="Pipeline id the campaign belongs to.")
-    contact_status: str | None = strawberry.field(description="Pipeline stage targeted.")
-    is_autopilot: bool = strawberry.field(description="Whether follow-ups run automatically.")
-    user_ids: list[strawberry.ID] = strawberry.field(
-        description="Contact ids of the recipients (legacy name)."
+    contactStatus: str | None = strawberry.field(
+        description="Pipeline stage; 'New Lead' by default."
     )
-    failed_user_ids: list[strawberry.ID] = strawberry.field(
+    isAutopilot: bool = strawberry.field(description="Whether follow-ups run automatically.")
+    failedUserIds: list[strawberry.ID] = strawberry.field(
         description="Requested contact ids that were not added."
     )
-    failed_details: list[FailedDetail] = strawberry.field(
-        description="Every part of the input left out, and why."
+    failedDetails: list[FailedDetail] = strawberry.field(
+        description="Every part of the creation input left out, and why (first 1,000)."
     )
-    failed_details_total: int = strawberry.field(
-        description="How many parts of the input failed; failedDetails keeps the first 1,000."
-    )
+    failedDetailsTotal: int = strawberry.field(description="How many parts of the input failed.")
     stats: CampaignStats = strawberry.field(description="Sending counters.")
-    message_stats: MessageStats | None = strawberry.field(description="Cost per message.")
-    created_by: User = strawberry.field(description="Who created the campaign.")
-    created_at: datetime = strawberry.field(description="Creation time (UTC).")
-    updated_at: datetime = strawberry.field(description="Last change (UTC).")
+    messageStats: MessageStats | None = strawberry.field(description="Cost per message.")
+    startedAt: datetime | None = strawberry.field(description="When sending first started.")
+    createdAt: datetime = strawberry.field(description="Creation time (UTC).")
+    updatedAt: datetime = strawberry.field(description="Last change (UTC).")
 
-    @classmethod
-    def from_document(cls, doc: CampaignDocument, contact_ids: list[str]) -> Campaign:
-        """Maps a stored campaign (and its recipients' contact ids) to the GraphQL type."""
-        ms = doc.messageStats
-        return cls(
-            id=strawberry.ID(str(doc.id)),
-            organization_id=strawberry.ID(str(doc.organizationId)),
-            name=doc.name,
-            message=doc.message,
-            type=CampaignType(doc.type.value),
-            status=CampaignStatus(doc.status.value),
-            schedule_date=doc.scheduleDate,
-            process=doc.process,
-            contact_status=doc.contactStatus,
-            is_autopilot=doc.isAutopilot,
-            user_ids=[strawberry.ID(i) for i in contact_ids],
-            failed_user_ids=[strawberry.ID(i) for i in doc.failedUserIds],
-            failed_details=[FailedDetail.from_model(d) for d in doc.failedDetails],
-            failed_details_total=doc.failedDetailsTotal,
-            stats=CampaignStats(
-                total=doc.stats.total,
-                sent=doc.stats.sent,
-                failed=doc.stats.failed,
-                skipped=doc.stats.skipped,
-                success_rate=doc.stats.success_rate,
-            ),
-            message_stats=MessageStats(
-                encoding=ms.encoding,
-                segments=ms.segments,
-                characters=ms.characters,
-                recipients_missing_values=ms.recipientsMissingValues,
+    @strawberry.field(description="Who created the campaign (their current name).")
+    async def createdBy(self, root: strawberry.Parent[CampaignSummaryOut], info: Info) -> User:
+        snapshot = root.createdBy
+        name = await info.context.loaders.users.load(snapshot.id)
+        return User(id=strawberry.ID(str(snapshot.id)), fullName=name or snapshot.fullName)
+
+    @strawberry.field(
+        description="Contact ids of every recipient, in order (legacy). Loads them all: for "
+        "large campaigns page through `recipients` instead."
+    )
+    async def userIds(
+        self, root: strawberry.Parent[CampaignSummaryOut], info: Info
+    ) -> list[strawberry.ID]:
+        known = getattr(root, "userIds", None)
+        if known is None:
+            known = await campaign_queries.recipient_contact_ids(info.context.tenant, _oid(root.id))
+        return [strawberry.ID(i) for i in known]
+
+    @strawberry.field(description="The campaign's recipients, in the order they were added.")
+    async def recipients(
+        self,
+        root: strawberry.Parent[CampaignSummaryOut],
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        status: RecipientStatus | None = None,
+    ) -> Connection[Recipient]:
+        context = info.context
+        document = root.document
+        if after is None and status is None:
+            result = await context.loaders.first_recipients.load(RecipientsKey(document, first))
+        else:
+            result = await campaign_queries.recipients_page(
+                context.tenant,
+                context.settings,
+                document,
+                first=first,
+                after=after,
+                status=status.value if status else None,
             )
-            if ms
-            else None,
-            created_by=User(
-                id=strawberry.ID(str(doc.createdBy.id)), full_name=doc.createdBy.fullName
-            ),
-            created_at=doc.createdAt,
-            updated_at=doc.updatedAt,
-        )
+        total = result.total
+
+        async def count() -> int:
+            if total is not None:
+                return total
+            return await campaign_queries.count_recipients(
+                context.tenant, document, status.value if status else None
+            )
+
+        return Connection.of(result.page, RecipientOut.of, count)
+
+    @strawberry.field(description="Every change of the campaign, oldest first.")
+    async def history(
+        self, root: strawberry.Parent[CampaignSummaryOut], info: Info
+    ) -> list[HistoryEntry]:
+        changes = await campaign_queries.campaign_history(info.context.tenant, root.document)
+        entries = [HistoryEntryOut.creation(root.document, changes[0] if changes else None)]
+        entries.extend(HistoryEntryOut.of(c) for c in changes)
+        return entries  # type: ignore[return-value]
+
+
+def _oid(value: Any) -> PydanticObjectId:
+    return PydanticObjectId(str(value))
 
 
 @strawberry.input(description="A contact typed in by the rep.")
 class NewContactInput:
     first_name: str | None = strawberry.field(default=None, description="Given name.")
     last_name: str | None = strawberry.field(default=None, description="Family name.")
-    phone_number: str = strawberry.field(
-        description="Any format; numbers without + are read in the default region."
+    phone_number: str | None = strawberry.field(
+        default=None,
+        description="Any format; numbers without + are read in the default region. A missing "
+        "or invalid phone leaves this contact out (see failedDetails), not the campaign.",
     )
     email: str | None = strawberry.field(default=None, description="Email address.")
 
@@ -181,7 +223,7 @@ def _new_contact_from_input(
     return cls(
         first_name=value.get("firstName"),
         last_name=value.get("lastName"),
-        phone_number=value["phoneNumber"],
+        phone_number=value.get("phoneNumber"),
         email=value.get("email"),
     )
 
@@ -252,7 +294,7 @@ class CreateCampaignInput:
     schedule_date: datetime | None = strawberry.field(
         default=None, description="When to send; with a time zone; not in the past."
     )
-    status: InitialCampaignStatus | None = strawberry.field(
+    status: InitialStatus | None = strawberry.field(
         default=None, description="Defaults to SCHEDULED with a date, DRAFT without."
     )
     process: str | None = strawberry.field(default=None, description="Pipeline id.")
@@ -267,8 +309,109 @@ class CreateCampaignInput:
 
 
 @strawberry.type(description="The result of createCampaign.")
-class CreateCampaignPayload:
-    campaign: Campaign | None = strawberry.field(description="The campaign, unless refused.")
-    user_errors: list[UserError] = strawberry.field(
-        description="Why the input was refused; empty on success."
+class CreateCampaignPayload(Payload):
+    campaign: Campaign | None = strawberry.field(
+        default=None, description="The campaign, unless refused."
+    )
+
+
+@strawberry.type(description="The result of a campaign mutation.")
+class CampaignPayload(Payload):
+    campaign: Campaign | None = strawberry.field(
+        default=None, description="The campaign as it is now, unless refused."
+    )
+
+
+@strawberry.type(description="The result of updateCampaign.")
+class UpdateCampaignPayload(Payload):
+    campaign: Campaign | None = strawberry.field(
+        default=None, description="The campaign as it is now, unless refused."
+    )
+    failedDetails: list[FailedDetail] = strawberry.field(
+        default_factory=list,
+        description="Recipients asked to be added or removed that were not, and why.",
+    )
+
+
+@strawberry.type(description="The result of deleteCampaign.")
+class DeleteCampaignPayload(Payload):
+    deletedId: strawberry.ID | None = strawberry.field(
+        default=None, description="The id of the deleted campaign."
+    )
+
+
+@strawberry.input(description="Changes to a campaign; only the fields given change.")
+class UpdateCampaignInput:
+    name: str | None = strawberry.field(default=strawberry.UNSET, description="1-200 characters.")
+    message: str | None = strawberry.field(default=strawberry.UNSET, description="Template.")
+    scheduleDate: datetime | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="With a zone, not in the past; null clears it on a draft. The status does "
+        "not change: use scheduleCampaign for that.",
+    )
+    process: str | None = strawberry.UNSET
+    contactStatus: str | None = strawberry.UNSET
+    isAutopilot: bool | None = strawberry.UNSET
+    addRecipients: list[strawberry.ID] | None = strawberry.field(
+        default=strawberry.UNSET, description="Contact ids to add as recipients."
+    )
+    removeRecipients: list[strawberry.ID] | None = strawberry.field(
+        default=strawberry.UNSET, description="Contact ids to remove (not yet messaged ones)."
+    )
+
+
+@strawberry.input(description="Which campaigns to list; every condition given must hold.")
+class CampaignFilter:
+    status: list[CampaignStatus] | None = strawberry.field(
+        default=strawberry.UNSET, description="Any of these statuses."
+    )
+    type: CampaignType | None = strawberry.UNSET
+    createdBy: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="User id of the creator."
+    )
+    scheduledAfter: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="scheduleDate on or after."
+    )
+    scheduledBefore: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="scheduleDate before."
+    )
+    createdAfter: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="Created on or after."
+    )
+    createdBefore: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="Created before."
+    )
+    search: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Part of the name, any case."
+    )
+
+
+@strawberry.input(description="How campaigns are ordered; ties go by id.")
+class CampaignOrder:
+    field: CampaignOrderField = strawberry.field(
+        default=CampaignOrderField.CREATED_AT,
+        description="What to order by.",
+    )
+    direction: SortDirection = strawberry.field(
+        default=SortDirection.DESC,
+        description="Which way.",
+    )
+
+
+@strawberry.type(description="One contact's message, rendered.")
+class MessagePreview:
+    text: str = strawberry.field(description="What the contact would receive.")
+    encoding: str = strawberry.field(description="GSM-7 or UCS-2.")
+    segments: int = strawberry.field(description="SMS segments billed.")
+    characters: int = strawberry.field(description="Characters.")
+    missing: list[str] = strawberry.field(
+        description="Placeholders this contact has no value for (creation leaves such "
+        "contacts out unless the placeholder has a fallback)."
+    )
+
+
+@strawberry.type(description="The result of previewMessage.")
+class MessagePreviewPayload(Payload):
+    preview: MessagePreview | None = strawberry.field(
+        default=None, description="The rendering, unless the template or contact is wrong."
     )

@@ -1,4 +1,4 @@
-"""GraphQL types for contacts."""
+"""GraphQL types for contacts; they read the attributes of `schema.outputs.ContactOut`."""
 
 from __future__ import annotations
 
@@ -6,38 +6,82 @@ from datetime import datetime
 
 import strawberry
 
-from models import Contact as ContactDocument
+from schema.errors import Payload
 
 
 @strawberry.type(description="A person campaigns can message.")
 class Contact:
     id: strawberry.ID = strawberry.field(description="The contact's id.")
-    first_name: str = strawberry.field(description="Given name; may be empty.")
-    last_name: str = strawberry.field(description="Family name; may be empty.")
-    phone_number: str = strawberry.field(description="E.164, unique in the organization.")
+    firstName: str = strawberry.field(description="Given name; may be empty.")
+    lastName: str = strawberry.field(description="Family name; may be empty.")
+    phoneNumber: str = strawberry.field(description="E.164, unique in the organization.")
     email: str | None = strawberry.field(description="Email address.")
-    contact_status: str | None = strawberry.field(description="Pipeline stage, e.g. New Lead.")
+    contactStatus: str | None = strawberry.field(description="Pipeline stage, e.g. New Lead.")
     process: str | None = strawberry.field(description="Pipeline id.")
     tags: list[str] = strawberry.field(description="Free-form labels used by segments.")
-    assigned_to: strawberry.ID | None = strawberry.field(description="The rep who owns it.")
-    opted_out: bool = strawberry.field(description="Never messaged when true.")
-    created_at: datetime = strawberry.field(description="Creation time (UTC).")
-    updated_at: datetime = strawberry.field(description="Last change (UTC).")
+    assignedTo: strawberry.ID | None = strawberry.field(description="The rep who owns it.")
+    optedOut: bool = strawberry.field(description="Never messaged while true.")
+    optedOutAt: datetime | None = strawberry.field(description="When the contact opted out.")
+    optOutReason: str | None = strawberry.field(description="Why, as recorded.")
+    createdAt: datetime = strawberry.field(description="Creation time (UTC).")
+    updatedAt: datetime = strawberry.field(description="Last change (UTC).")
 
-    @classmethod
-    def from_document(cls, doc: ContactDocument) -> Contact:
-        """Maps a stored contact to the GraphQL type."""
-        return cls(
-            id=strawberry.ID(str(doc.id)),
-            first_name=doc.firstName,
-            last_name=doc.lastName,
-            phone_number=doc.phoneNumber,
-            email=doc.email,
-            contact_status=doc.contactStatus,
-            process=doc.process,
-            tags=list(doc.tags),
-            assigned_to=strawberry.ID(str(doc.assignedTo)) if doc.assignedTo else None,
-            opted_out=doc.optedOut,
-            created_at=doc.createdAt,
-            updated_at=doc.updatedAt,
-        )
+
+@strawberry.input(description="A new contact.")
+class CreateContactInput:
+    phoneNumber: str = strawberry.field(description="Any format; stored as E.164; unique.")
+    firstName: str | None = strawberry.UNSET
+    lastName: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    contactStatus: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Pipeline stage."
+    )
+    process: str | None = strawberry.field(default=strawberry.UNSET, description="Pipeline id.")
+    tags: list[str] | None = strawberry.UNSET
+    assignedTo: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="User id of the owning rep."
+    )
+
+
+@strawberry.input(description="Changes to a contact; only the fields given change.")
+class UpdateContactInput:
+    phoneNumber: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Any format; must not belong to another contact."
+    )
+    firstName: str | None = strawberry.UNSET
+    lastName: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    contactStatus: str | None = strawberry.UNSET
+    process: str | None = strawberry.UNSET
+    tags: list[str] | None = strawberry.UNSET
+    assignedTo: strawberry.ID | None = strawberry.UNSET
+
+
+@strawberry.input(description="Which contacts to list; every condition given must hold.")
+class ContactFilter:
+    contactStatus: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="Any of these stages."
+    )
+    process: str | None = strawberry.UNSET
+    tags: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="Any of these tags."
+    )
+    optedOut: bool | None = strawberry.UNSET
+    search: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A phone in any format (exact match), digits, or part of a name.",
+    )
+
+
+@strawberry.type(description="The result of a contact mutation.")
+class ContactPayload(Payload):
+    contact: Contact | None = strawberry.field(
+        default=None, description="The contact, unless refused."
+    )
+
+
+@strawberry.type(description="The result of deleteContact.")
+class DeleteContactPayload(Payload):
+    deletedId: strawberry.ID | None = strawberry.field(
+        default=None, description="The id of the deleted contact."
+    )

@@ -16,8 +16,8 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
-from resolvers.campaigns import CampaignMutations
-from resolvers.contacts import ContactQueries
+from resolvers.campaigns import CampaignMutations, CampaignQueries
+from resolvers.contacts import ContactMutations, ContactQueries
 from resolvers.errors import ErrorCodes
 from resolvers.users import UserQueries
 
@@ -25,12 +25,12 @@ logger = logging.getLogger(__name__)
 
 
 @strawberry.type(description="Read operations.")
-class Query(UserQueries, ContactQueries):
+class Query(UserQueries, CampaignQueries, ContactQueries):
     pass
 
 
 @strawberry.type(description="Write operations.")
-class Mutation(CampaignMutations):
+class Mutation(CampaignMutations, ContactMutations):
     pass
 
 

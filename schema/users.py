@@ -10,7 +10,7 @@ from core.auth import Principal
 @strawberry.type(description="A rep of the organization.")
 class User:
     id: strawberry.ID = strawberry.field(description="The user's id (the token's `sub`).")
-    full_name: str = strawberry.field(description="The user's display name.")
+    fullName: str = strawberry.field(description="The user's display name.")
 
 
 @strawberry.type(description="The verified caller, as read from the bearer token.")

@@ -25,11 +25,13 @@ from core.config import Settings
 from core.errors import FieldError, InvalidInput
 from models import Campaign, Recipient, User
 from models.campaign import (
+    DEFAULT_CONTACT_STATUS,
     CampaignStats,
     CampaignStatus,
     CampaignType,
     CreatedBy,
     FailedDetail,
+    InitialStatus,
     MessageStats,
 )
 from services import idempotency, recipients
@@ -51,7 +53,7 @@ MAX_NAME = 200
 MAX_TEMPLATE_CHARS = 4 * MAX_RENDERED_CHARS
 MAX_FAILED_DETAILS = 1000
 WRITE_BATCH = 5000
-INITIAL_STATUSES = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
+INITIAL_STATUSES = tuple(CampaignStatus(s.value) for s in InitialStatus)
 
 
 @dataclass
@@ -89,13 +91,13 @@ async def create_campaign(
     """
     tenant = Tenant(principal)
     if idempotency_key is None or not idempotency_key.strip():
-        return await _create(tenant, input, settings, PydanticObjectId())
+        return await create_in(tenant, input, settings, PydanticObjectId())
 
     async def work(planned: dict[str, Any], resumed: bool) -> object:
         campaign_id = PydanticObjectId(planned["campaignId"])
         if resumed:  # a crashed attempt may have left recipients without their campaign
             await tenant.delete_many(Recipient, {"campaignId": campaign_id})
-        return await _create(tenant, input, settings, campaign_id)
+        return await create_in(tenant, input, settings, campaign_id)
 
     async def finished(planned: dict[str, Any]) -> bool:
         return await tenant.get(Campaign, planned["campaignId"]) is not None
@@ -125,9 +127,10 @@ async def get_created_campaign(tenant: Tenant, campaign_id: PydanticObjectId) ->
     return CreatedCampaign(campaign=campaign, contact_ids=contact_ids, replayed=True)
 
 
-async def _create(
+async def create_in(
     tenant: Tenant, input: CreateCampaignInput, settings: Settings, campaign_id: PydanticObjectId
 ) -> CreatedCampaign:
+    """Creates a campaign in `tenant` without an idempotency key (duplication uses this)."""
     request = await _check_request(tenant, input, settings)
     sources = request.sources
     found = await recipients.look_up(tenant, sources, settings)
@@ -136,8 +139,12 @@ async def _create(
     if scheduled and not await recipients.any_sendable(tenant, request.template, sources, found):
         raise _no_recipients()
 
+    contact_status = input.contactStatus or DEFAULT_CONTACT_STATUS
     contacts = await ensure_contacts(
-        tenant, [d for _, _, d in sources.drafts], batch_size=WRITE_BATCH
+        tenant,
+        [d for _, _, d in sources.drafts],
+        batch_size=WRITE_BATCH,
+        contact_status=contact_status,
     )
     chosen = recipients.choose(request.template, sources, found, contacts)
     if scheduled and not chosen.contacts:
@@ -155,7 +162,7 @@ async def _create(
         status=request.status,
         scheduleDate=request.schedule,
         process=input.process,
-        contactStatus=input.contactStatus,
+        contactStatus=contact_status,
         isAutopilot=input.isAutopilot,
         segmentation=input.segmentation.model_dump(exclude_none=True)
         if input.segmentation
@@ -168,7 +175,8 @@ async def _create(
         failedDetails=failed[:MAX_FAILED_DETAILS],
         failedDetailsTotal=len(failed),
         stats=CampaignStats(total=len(chosen.contacts)),
-        messageStats=_message_stats(request.template, chosen.worst, failed),
+        nextSeq=len(chosen.contacts),
+        messageStats=message_stats(request.template, chosen.worst, failed),
     )
     await _insert_recipients(tenant, campaign_id, chosen.contacts, request.assignees)
     try:
@@ -198,15 +206,8 @@ async def _check_request(
     tenant: Tenant, input: CreateCampaignInput, settings: Settings
 ) -> _Request:
     errors: list[FieldError] = []
-    name = (input.name or "").strip()
-    if not name:
-        errors.append(FieldError(("name",), "REQUIRED", "Name is required"))
-    elif len(name) > MAX_NAME:
-        errors.append(
-            FieldError(("name",), "TOO_LONG", f"Name is longer than {MAX_NAME} characters")
-        )
-
-    template = _check_template(input.message, errors)
+    name = check_name(input.name, errors)
+    template = check_template(input.message, errors)
 
     if input.type.strip().lower() != CampaignType.SMS:
         errors.append(
@@ -239,7 +240,20 @@ async def _check_request(
     return _Request(name, template, status, schedule, sources, assignees)
 
 
-def _check_template(raw: str | None, errors: list[FieldError]) -> Template | None:
+def check_name(raw: str | None, errors: list[FieldError]) -> str:
+    """Returns the name trimmed; a blank or overlong name goes to `errors`."""
+    name = (raw or "").strip()
+    if not name:
+        errors.append(FieldError(("name",), "REQUIRED", "Name is required"))
+    elif len(name) > MAX_NAME:
+        errors.append(
+            FieldError(("name",), "TOO_LONG", f"Name is longer than {MAX_NAME} characters")
+        )
+    return name
+
+
+def check_template(raw: str | None, errors: list[FieldError]) -> Template | None:
+    """Parses the message template; its problems go to `errors` and give None."""
     message = (raw or "").strip()
     if not message:
         errors.append(FieldError(("message",), "REQUIRED", "Message is required"))
@@ -360,7 +374,7 @@ async def _remember_caller(tenant: Tenant) -> None:
         )
 
 
-def _message_stats(
+def message_stats(
     template: Template, worst: SmsCost | None, failed: list[FailedDetail]
 ) -> MessageStats:
     """Reports the costliest recipient's message; with no recipients, the bare template's."""

@@ -11,7 +11,6 @@ import phonenumbers
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
-from core.auth import Principal
 from models import Contact
 from services.tenancy import Tenant
 
@@ -90,7 +89,11 @@ REF_PROJECTION = {"firstName": 1, "lastName": 1, "phoneNumber": 1, "email": 1, "
 
 
 async def ensure_contacts(
-    tenant: Tenant, drafts: Sequence[ContactDraft], *, batch_size: int
+    tenant: Tenant,
+    drafts: Sequence[ContactDraft],
+    *,
+    batch_size: int,
+    contact_status: str | None = None,
 ) -> dict[str, ContactRef]:
     """Creates the drafts whose phone is new and returns every draft's contact, keyed by phone.
 
@@ -101,7 +104,7 @@ async def ensure_contacts(
     by_phone: dict[str, ContactRef] = {}
     for start in range(0, len(drafts), batch_size):
         batch = drafts[start : start + batch_size]
-        docs = [_new_contact_doc(d) for d in batch]
+        docs = [_new_contact_doc(d, contact_status) for d in batch]
         existing: list[str] = []
         try:
             await tenant.raw_insert_many(Contact, docs, ordered=False)
@@ -145,22 +148,20 @@ async def contacts_matching(
     return [ContactRef.from_document(doc) async for doc in cursor]
 
 
-def _new_contact_doc(draft: ContactDraft) -> dict[str, Any]:
+def _new_contact_doc(draft: ContactDraft, contact_status: str | None) -> dict[str, Any]:
     return {
         "_id": ObjectId(),
         "firstName": draft.firstName,
         "lastName": draft.lastName,
         "phoneNumber": draft.phoneNumber,
         "email": draft.email,
-        "contactStatus": None,
+        "contactStatus": contact_status,
         "process": None,
         "tags": [],
         "assignedTo": None,
         "optedOut": False,
+        "optedOutAt": None,
+        "optOutReason": None,
+        "version": 0,
         **draft.extra,
     }
-
-
-async def get_contact(*, principal: Principal, contact_id: str) -> Contact | None:
-    """Gets a contact of the caller's organization by its id."""
-    return await Tenant(principal).get(Contact, contact_id)

@@ -31,6 +31,8 @@ from services.tenancy import Tenant
 logger = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255
+_REUSED = "Use a new key for a different request"
+_IN_USE = "The first request with this key has not finished"
 LEASE_SECONDS = 60.0
 
 
@@ -108,7 +110,10 @@ async def run_once(
         if found is None:
             continue  # the first attempt failed and released the key: take it over
         if found.requestHash != digest:
-            raise Conflict("This Idempotency-Key was already used with a different request")
+            raise Conflict(
+                "This idempotency key was already used with a different request",
+                [FieldError(("idempotencyKey",), "IDEMPOTENCY_KEY_REUSED", _REUSED)],
+            )
         result = found.result or {}
         if found.state == "completed":
             return Outcome(replayed=True, result=result)
@@ -118,7 +123,10 @@ async def run_once(
                 return Outcome(replayed=True, result=result)
             return await _work_and_complete(tenant, found.id, result, work, resumed=True)
         if loop.time() >= deadline:
-            raise Conflict("A request with this Idempotency-Key is still in progress; retry later")
+            raise Conflict(
+                "A request with this idempotency key is still in progress; retry later",
+                [FieldError(("idempotencyKey",), "IDEMPOTENCY_KEY_IN_USE", _IN_USE)],
+            )
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
 
@@ -173,24 +181,27 @@ async def _complete(tenant: Tenant, record_id: Any) -> None:
 
 
 async def purge_expired(*, retention: timedelta) -> int:
-    """Deletes records older than `retention`, in every organization; returns how many.
+    """Deletes records older than `retention`, organization by organization; returns how many.
 
-    A maintenance job, so it is the one query here not scoped to a caller's organization: it
-    reads nothing back and touches only records no retry can still be waiting for (a completed
-    record past retention, or a reservation whose lease ended that long ago).
+    Touches only records no retry can still be waiting for (a completed record past
+    retention, or a reservation whose lease ended that long ago).
     """
     cutoff = Tenant.now() - retention
-    result = await IdempotencyRecord.get_pymongo_collection().delete_many(
-        {
-            "$or": [
-                {"state": "completed", "updatedAt": {"$lt": cutoff}},
-                {"state": "in_progress", "leaseUntil": {"$lt": cutoff}},
-            ]
-        }
-    )
-    takeovers = IdempotencyTakeover.get_pymongo_collection()
-    await takeovers.delete_many({"createdAt": {"$lt": cutoff}})
-    return int(result.deleted_count)
+    deleted = 0
+    records = IdempotencyRecord.get_pymongo_collection()
+    for organization_id in await records.distinct("organizationId"):
+        tenant = Tenant.for_organization(organization_id)
+        deleted += await tenant.delete_many(
+            IdempotencyRecord,
+            {
+                "$or": [
+                    {"state": "completed", "updatedAt": {"$lt": cutoff}},
+                    {"state": "in_progress", "leaseUntil": {"$lt": cutoff}},
+                ]
+            },
+        )
+        await tenant.delete_many(IdempotencyTakeover, {"createdAt": {"$lt": cutoff}})
+    return deleted
 
 
 async def purge_forever(*, retention: timedelta, every: timedelta) -> None:

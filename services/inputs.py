@@ -8,7 +8,8 @@ are checked by the service, which owns the messages for them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal, TypeVar
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -95,18 +96,28 @@ class Segmentation(_Input):
     createdBefore: Text | None = Field(default=None, description="ISO 8601 with a zone")
 
 
+class AssignmentStrategy(StrEnum):
+    """How recipients are shared among reps."""
+
+    ROUND_ROBIN = "round_robin"
+    SINGLE = "single"
+
+
 class Assignment(_Input):
     """How recipients are shared among reps; the chosen rep is stored on each recipient."""
 
-    strategy: Literal["round_robin", "single"] = "round_robin"
+    strategy: AssignmentStrategy = AssignmentStrategy.ROUND_ROBIN
     userIds: list[Text] = Field(min_length=1)
 
 
 class CreateCampaignInput(_Input):
     """Everything a caller can send to create a campaign."""
 
-    name: Text | None = None
-    message: Text | None = None
+    name: Text = Field(description="1-200 characters")
+    message: Text = Field(
+        description="Template: {{firstName}}, {{lastName}}, {{phoneNumber}}, {{email}}, "
+        "with fallbacks like {{firstName|there}}"
+    )
     newContacts: NullableList[NewContactInput] = []
     selectedExistingContacts: NullableList[ExistingContactRef] = []
     userIds: NullableList[Text] = Field(default=[], description="Legacy format - contact IDs")
@@ -130,19 +141,23 @@ class CreateCampaignInput(_Input):
         return data
 
 
+_LOCATIONS = ("body", "query", "path", "header")
+"""FastAPI's first `loc` element says where a value came from; callers know fields by name."""
+
+
 def field_errors_from(errors: Sequence[Any]) -> list[FieldError]:
     """Turns pydantic's (or FastAPI's) errors into field errors with paths into the body."""
     out: list[FieldError] = []
     for err in errors:
-        path = tuple(p for p in err["loc"] if p != "body")
+        path = tuple(p for p in err["loc"][:1] if p not in _LOCATIONS) + tuple(err["loc"][1:])
         if err["type"] == "json_invalid":
             path = ()
-        out.append(FieldError(path, _code(err["type"]), _message(err)))
+        out.append(FieldError(path, _code(err["type"], err.get("input", "")), _message(err)))
     return out
 
 
-def _code(kind: str) -> str:
-    if kind == "missing":
+def _code(kind: str, value: object = "") -> str:
+    if kind == "missing" or (value is None and kind.endswith("_type")):
         return "REQUIRED"
     if kind == "json_invalid":
         return "INVALID_JSON"
@@ -153,7 +168,7 @@ def _code(kind: str) -> str:
 
 def _message(err: Any) -> str:
     kind = err["type"]
-    if kind == "missing":
+    if kind == "missing" or (err.get("input", "") is None and kind.endswith("_type")):
         return "This field is required"
     expected = {
         "string_type": "a string",
@@ -169,9 +184,111 @@ def _message(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def parse_input(data: Any) -> CreateCampaignInput:
-    """Validates a decoded body; a wrong shape is refused as a whole with field errors."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_as(model: type[M], data: Any, what: str = "input") -> M:
+    """Validates decoded data as `model`; a wrong shape is refused as a whole with field errors.
+
+    Both APIs build their service commands through this, so a shape mistake gets the same
+    code and path from each.
+    """
     try:
-        return CreateCampaignInput.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput("Invalid campaign input", field_errors_from(exc.errors())) from exc
+        raise InvalidInput(f"Invalid {what}", field_errors_from(exc.errors())) from exc
+
+
+def parse_input(data: Any) -> CreateCampaignInput:
+    """Validates a decoded createCampaign body."""
+    return parse_as(CreateCampaignInput, data, "campaign input")
+
+
+class UpdateCampaignInput(_Input):
+    """A partial change of a campaign: only the fields sent are changed."""
+
+    name: Text | None = None
+    message: Text | None = None
+    scheduleDate: Text | None = Field(default=None, description="ISO 8601 with a zone")
+    process: Text | None = None
+    contactStatus: Text | None = None
+    isAutopilot: StrictBool | None = None
+    addRecipients: list[Text] = Field(default=[], description="Contact ids to add")
+    removeRecipients: list[Text] = Field(default=[], description="Contact ids to remove")
+
+
+class ScheduleInput(_Input):
+    """When a campaign should start sending."""
+
+    scheduleDate: Text = Field(description="ISO 8601 with a zone, not in the past")
+
+
+class CampaignFilter(_Input):
+    """Which campaigns to list; every condition given must hold."""
+
+    status: list[Text] | None = Field(default=None, description="Any of these statuses")
+    type: Text | None = None
+    createdBy: Text | None = Field(default=None, description="User id of the creator")
+    scheduledAfter: Text | None = Field(default=None, description="Inclusive, ISO 8601")
+    scheduledBefore: Text | None = Field(default=None, description="Exclusive, ISO 8601")
+    createdAfter: Text | None = Field(default=None, description="Inclusive, ISO 8601")
+    createdBefore: Text | None = Field(default=None, description="Exclusive, ISO 8601")
+    search: Text | None = Field(default=None, description="Case-insensitive part of the name")
+
+
+class CampaignOrderField(StrEnum):
+    """What campaigns are ordered by."""
+
+    CREATED_AT = "createdAt"
+    SCHEDULE_DATE = "scheduleDate"
+
+
+class SortDirection(StrEnum):
+    """Ascending or descending."""
+
+    ASC = "asc"
+    DESC = "desc"
+
+
+class CampaignOrder(_Input):
+    """How campaigns are ordered; ties are broken by id, so pages never skip or repeat."""
+
+    field: CampaignOrderField = CampaignOrderField.CREATED_AT
+    direction: SortDirection = SortDirection.DESC
+
+
+class ContactFields(_Input):
+    """The editable fields of a contact."""
+
+    firstName: Text | None = None
+    lastName: Text | None = None
+    phoneNumber: Text | None = Field(default=None, description="Any format; stored as E.164")
+    email: Text | None = None
+    contactStatus: Text | None = None
+    process: Text | None = None
+    tags: list[Text] | None = None
+    assignedTo: Text | None = Field(default=None, description="User id of the owning rep")
+
+
+class CreateContactInput(ContactFields):
+    """A new contact; the phone is required and unique in the organization."""
+
+    phoneNumber: Text = Field(description="Any format; stored as E.164")
+
+
+class ContactFilter(_Input):
+    """Which contacts to list; every condition given must hold."""
+
+    contactStatus: list[Text] | None = Field(default=None, description="Any of these stages")
+    process: Text | None = None
+    tags: list[Text] | None = Field(default=None, description="Any of these tags")
+    optedOut: StrictBool | None = None
+    search: Text | None = Field(
+        default=None, description="A phone in any format (exact match) or part of a name"
+    )
+
+
+class OptOutInput(_Input):
+    """Why a contact asked not to be messaged."""
+
+    reason: Text | None = Field(default=None, description="e.g. 'Replied STOP'")

@@ -19,7 +19,7 @@ from bson import ObjectId
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, PayloadTooLarge
 from models.campaign import FailedDetail
-from models.recipient import RecipientStatus
+from models.recipient import RECIPIENT_BATCH, RecipientStatus
 from services import csvdata
 from services.contacts import (
     ContactDraft,
@@ -401,15 +401,21 @@ def _costlier(a: SmsCost, b: SmsCost) -> bool:
 
 
 def recipient_documents(
-    campaign_id: ObjectId, recipients: Sequence[ContactRef], assignees: Sequence[ObjectId]
+    campaign_id: ObjectId,
+    recipients: Sequence[ContactRef],
+    assignees: Sequence[ObjectId],
+    *,
+    first_seq: int = 0,
 ) -> list[dict[str, Any]]:
-    """Builds the recipient rows, assigning reps round-robin (one rep: all to that rep)."""
+    """Builds the recipient rows numbered from `first_seq`, assigning reps round-robin."""
     rotation = itertools.cycle(assignees) if assignees else None
     return [
         {
             "_id": ObjectId(),
             "campaignId": campaign_id,
             "contactId": contact.id,
+            "seq": seq,
+            "batch": seq // RECIPIENT_BATCH,
             "status": RecipientStatus.PENDING.value,
             "assignedTo": next(rotation) if rotation else None,
             "providerMessageId": None,
@@ -417,5 +423,5 @@ def recipient_documents(
             "attempts": 0,
             "sentAt": None,
         }
-        for contact in recipients
+        for seq, contact in enumerate(recipients, start=first_seq)
     ]

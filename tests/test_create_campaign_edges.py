@@ -223,7 +223,7 @@ async def test_overlong_idempotency_key_is_a_field_error(
 ) -> None:
     response = await post(client, body(), key=key)
     assert response.status_code == 400
-    assert response.json()["errors"][0]["field"] == "idempotencyKey"
+    assert response.json()["errors"][0]["field"] == "Idempotency-Key"  # REST names the header
 
 
 async def test_empty_idempotency_key_is_ignored(client: httpx.AsyncClient) -> None:

@@ -52,7 +52,14 @@ async def test_same_key_with_a_different_body_is_a_conflict(client: httpx.AsyncC
     assert other.status_code == 409
     assert other.json() == {
         "success": False,
-        "message": "This Idempotency-Key was already used with a different request",
+        "message": "This idempotency key was already used with a different request",
+        "errors": [
+            {
+                "field": "Idempotency-Key",
+                "code": "IDEMPOTENCY_KEY_REUSED",
+                "message": "Use a new key for a different request",
+            }
+        ],
     }
     assert (await counts("campaigns"))["campaigns"] == 1
 

@@ -1,140 +1,62 @@
-"""`POST /api/campaigns`: the legacy contract, answered by the shared campaign service."""
+"""The legacy REST surface for campaigns: parse, call the service GraphQL calls, wrap the answer.
+
+Every answer is one of the `schema.outputs` models inside the legacy envelope, and each
+route's `response_model` is that very shape, so OpenAPI shows what is really returned.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Header, Query
 
-from core.deps import CurrentPrincipal, SettingsDep
+from core.deps import CurrentTenant, SettingsDep
+from resolvers.rest.models import (
+    Deleted,
+    Envelope,
+    ListEnvelope,
+    Pagination,
+    UpdateEnvelope,
+    error_responses,
+)
+from schema.outputs import CampaignOut, CampaignSummaryOut, RecipientOut
+from services import campaign_edits, campaign_queries, lifecycle
 from services import campaigns as campaign_service
-from services.campaigns import CreatedCampaign
-from services.inputs import CreateCampaignInput
+from services.inputs import (
+    CampaignFilter,
+    CreateCampaignInput,
+    ScheduleInput,
+    UpdateCampaignInput,
+)
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 
-
-class CreatedByOut(BaseModel):
-    id: str = Field(alias="_id")
-    fullName: str
+PageNumber = Annotated[int, Query(ge=1, description="Page number, from 1")]
+Limit = Annotated[int, Query(ge=1, le=100, description="Items per page (at most 100)")]
 
 
-class StatsOut(BaseModel):
-    total: int
-    sent: int
-    failed: int
-    successRate: str = Field(examples=["0%"])
+class CampaignEnvelope(Envelope[CampaignOut]):
+    """A campaign with its recipients' contact ids (the creation answer's shape)."""
 
 
-class FailedDetailOut(BaseModel):
-    source: str = Field(
-        description="newContacts, selectedExistingContacts, userIds, rawCsvData or segmentation"
-    )
-    index: int | None = Field(description="Position in that list; CSV: spreadsheet row number")
-    field: str | None
-    value: str | None
-    code: str
-    message: str
+class SummaryEnvelope(Envelope[CampaignSummaryOut]):
+    """A campaign without its recipients' ids."""
 
 
-class MessageStatsOut(BaseModel):
-    encoding: str = Field(examples=["GSM-7"])
-    segments: int
-    characters: int
-    recipientsMissingValues: int
+class CampaignListEnvelope(ListEnvelope[CampaignSummaryOut]):
+    """A page of campaigns."""
 
 
-class CampaignOut(BaseModel):
-    id: str = Field(alias="_id")
-    organizationId: str
-    name: str
-    message: str
-    userIds: list[str] = Field(description="Contact ids of the recipients")
-    scheduleDate: str | None = Field(examples=["2026-05-20T15:00:00.000Z"])
-    process: str | None
-    contactStatus: str | None
-    isAutopilot: bool
-    type: str
-    status: str
-    createdBy: CreatedByOut
-    failedUserIds: list[str]
-    failedDetails: list[FailedDetailOut] = Field(description="The first 1,000 failures")
-    failedDetailsTotal: int = Field(description="How many parts of the input failed in all")
-    stats: StatsOut
-    messageStats: MessageStatsOut | None
-    createdAt: str
-    updatedAt: str
+class CampaignUpdateEnvelope(UpdateEnvelope[CampaignSummaryOut]):
+    """An updated campaign, and the recipient changes that were not made."""
 
 
-class CampaignEnvelope(BaseModel):
-    success: bool = True
-    message: str = "Campaign created"
-    data: CampaignOut
+class RecipientListEnvelope(ListEnvelope[RecipientOut]):
+    """A page of a campaign's recipients."""
 
 
-class ErrorItem(BaseModel):
-    field: str
-    code: str
-    message: str
-
-
-class ErrorEnvelope(BaseModel):
-    success: bool = False
-    message: str
-    errors: list[ErrorItem] | None = None
-
-
-def iso_millis(value: datetime | None) -> str | None:
-    """Formats like the legacy API: `2026-05-20T15:00:00.000Z`."""
-    if value is None:
-        return None
-    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def campaign_data(created: CreatedCampaign) -> dict[str, Any]:
-    """Shapes a created campaign as the legacy `data` object."""
-    c = created.campaign
-    return {
-        "_id": str(c.id),
-        "organizationId": str(c.organizationId),
-        "name": c.name,
-        "message": c.message,
-        "userIds": created.contact_ids,
-        "scheduleDate": iso_millis(c.scheduleDate),
-        "process": c.process,
-        "contactStatus": c.contactStatus,
-        "isAutopilot": c.isAutopilot,
-        "type": c.type.value,
-        "status": c.status.value,
-        "createdBy": {"_id": str(c.createdBy.id), "fullName": c.createdBy.fullName},
-        "failedUserIds": c.failedUserIds,
-        "failedDetails": [d.model_dump() for d in c.failedDetails],
-        "failedDetailsTotal": c.failedDetailsTotal,
-        "stats": {
-            "total": c.stats.total,
-            "sent": c.stats.sent,
-            "failed": c.stats.failed,
-            "successRate": c.stats.success_rate,
-        },
-        "messageStats": c.messageStats.model_dump() if c.messageStats else None,
-        "createdAt": iso_millis(c.createdAt),
-        "updatedAt": iso_millis(c.updatedAt),
-    }
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": text}
-    for status, text in {
-        400: "Invalid input; `errors[].field` names each problem",
-        401: "Missing or invalid bearer token",
-        409: "Idempotency-Key reused with a different body, or still in progress",
-        413: "Body or recipient count over the configured limits",
-    }.items()
-}
+class DeletedEnvelope(Envelope[Deleted]):
+    """The id of what was deleted."""
 
 
 @router.post(
@@ -142,11 +64,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     summary="Create a new campaign",
     response_model=CampaignEnvelope,
-    responses=ERRORS,
+    responses=error_responses(409, 413),
 )
 async def create_campaign(
     body: CreateCampaignInput,
-    principal: CurrentPrincipal,
+    tenant: CurrentTenant,
     settings: SettingsDep,
     idempotency_key: Annotated[
         str | None,
@@ -156,9 +78,174 @@ async def create_campaign(
             "first response instead of creating again",
         ),
     ] = None,
-) -> JSONResponse:
+) -> CampaignEnvelope:
     created = await campaign_service.create_campaign(
-        principal=principal, input=body, settings=settings, idempotency_key=idempotency_key
+        principal=tenant.principal, input=body, settings=settings, idempotency_key=idempotency_key
     )
-    envelope = {"success": True, "message": "Campaign created", "data": campaign_data(created)}
-    return JSONResponse(envelope, status_code=201)
+    data = CampaignOut.with_recipients(created.campaign, created.contact_ids)
+    return CampaignEnvelope(message="Campaign created", data=data)
+
+
+@router.get(
+    "",
+    summary="List campaigns, newest first",
+    response_model=CampaignListEnvelope,
+    responses=error_responses(),
+)
+async def list_campaigns(
+    tenant: CurrentTenant,
+    page: PageNumber = 1,
+    limit: Limit = 20,
+    status: Annotated[
+        list[str] | None,
+        Query(description="Statuses, repeated or comma-separated: status=draft,scheduled"),
+    ] = None,
+    search: Annotated[str | None, Query(description="Part of the name, any case")] = None,
+) -> CampaignListEnvelope:
+    statuses = [s for value in status or [] for s in value.split(",") if s.strip()]
+    filter = CampaignFilter(status=statuses or None, search=search)
+    found, total = await campaign_queries.list_campaigns_by_page(
+        tenant, filter, page=page, limit=limit
+    )
+    return CampaignListEnvelope(
+        message="Campaigns",
+        data=[CampaignSummaryOut.of(c) for c in found],
+        pagination=Pagination.of(page, limit, total),
+    )
+
+
+@router.get(
+    "/{id}",
+    summary="Get a campaign, with its recipients' contact ids",
+    response_model=CampaignEnvelope,
+    responses=error_responses(404),
+)
+async def get_campaign(id: str, tenant: CurrentTenant) -> CampaignEnvelope:
+    campaign = await campaign_queries.get_campaign(tenant, id)
+    assert campaign.id is not None
+    user_ids = await campaign_queries.recipient_contact_ids(tenant, campaign.id)
+    return CampaignEnvelope(
+        message="Campaign", data=CampaignOut.with_recipients(campaign, user_ids)
+    )
+
+
+@router.patch(
+    "/{id}",
+    summary="Change a draft, scheduled or paused campaign",
+    response_model=CampaignUpdateEnvelope,
+    responses=error_responses(404, 409),
+)
+async def update_campaign(
+    id: str, body: UpdateCampaignInput, tenant: CurrentTenant, settings: SettingsDep
+) -> CampaignUpdateEnvelope:
+    updated = await campaign_edits.update_campaign(tenant, id, body, settings)
+    return CampaignUpdateEnvelope(
+        message="Campaign updated",
+        data=CampaignSummaryOut.of(updated.campaign),
+        failedDetails=updated.failed,
+    )
+
+
+@router.delete(
+    "/{id}",
+    summary="Delete a draft or cancelled campaign and its recipients",
+    response_model=DeletedEnvelope,
+    responses=error_responses(404, 409),
+)
+async def delete_campaign(id: str, tenant: CurrentTenant) -> DeletedEnvelope:
+    deleted = await lifecycle.delete(tenant, id)
+    return DeletedEnvelope(message="Campaign deleted", data=Deleted(_id=deleted))
+
+
+@router.post(
+    "/{id}/schedule",
+    summary="Schedule or reschedule a campaign",
+    response_model=SummaryEnvelope,
+    responses=error_responses(404, 409),
+)
+async def schedule_campaign(
+    id: str, body: ScheduleInput, tenant: CurrentTenant, settings: SettingsDep
+) -> SummaryEnvelope:
+    campaign = await lifecycle.schedule(tenant, id, body.scheduleDate, settings)
+    return SummaryEnvelope(message="Campaign scheduled", data=CampaignSummaryOut.of(campaign))
+
+
+@router.post(
+    "/{id}/send",
+    summary="Start sending now",
+    response_model=SummaryEnvelope,
+    responses=error_responses(404, 409),
+)
+async def send_campaign_now(id: str, tenant: CurrentTenant) -> SummaryEnvelope:
+    campaign = await lifecycle.send_now(tenant, id)
+    return SummaryEnvelope(message="Campaign sending", data=CampaignSummaryOut.of(campaign))
+
+
+@router.post(
+    "/{id}/pause",
+    summary="Pause a scheduled or sending campaign",
+    response_model=SummaryEnvelope,
+    responses=error_responses(404, 409),
+)
+async def pause_campaign(id: str, tenant: CurrentTenant) -> SummaryEnvelope:
+    campaign = await lifecycle.pause(tenant, id)
+    return SummaryEnvelope(message="Campaign paused", data=CampaignSummaryOut.of(campaign))
+
+
+@router.post(
+    "/{id}/resume",
+    summary="Resume a paused campaign",
+    response_model=SummaryEnvelope,
+    responses=error_responses(404, 409),
+)
+async def resume_campaign(id: str, tenant: CurrentTenant) -> SummaryEnvelope:
+    campaign = await lifecycle.resume(tenant, id)
+    return SummaryEnvelope(message="Campaign resumed", data=CampaignSummaryOut.of(campaign))
+
+
+@router.post(
+    "/{id}/cancel",
+    summary="Cancel a campaign that is not completed",
+    response_model=SummaryEnvelope,
+    responses=error_responses(404, 409),
+)
+async def cancel_campaign(id: str, tenant: CurrentTenant) -> SummaryEnvelope:
+    campaign = await lifecycle.cancel(tenant, id)
+    return SummaryEnvelope(message="Campaign cancelled", data=CampaignSummaryOut.of(campaign))
+
+
+@router.post(
+    "/{id}/duplicate",
+    status_code=201,
+    summary="Copy a campaign as a new draft",
+    response_model=CampaignEnvelope,
+    responses=error_responses(404),
+)
+async def duplicate_campaign(
+    id: str, tenant: CurrentTenant, settings: SettingsDep
+) -> CampaignEnvelope:
+    created = await campaign_edits.duplicate_campaign(tenant, id, settings)
+    data = CampaignOut.with_recipients(created.campaign, created.contact_ids)
+    return CampaignEnvelope(message="Campaign created", data=data)
+
+
+@router.get(
+    "/{id}/recipients",
+    summary="List a campaign's recipients in order",
+    response_model=RecipientListEnvelope,
+    responses=error_responses(404),
+)
+async def list_recipients(
+    id: str,
+    tenant: CurrentTenant,
+    settings: SettingsDep,
+    page: PageNumber = 1,
+    limit: Limit = 20,
+) -> RecipientListEnvelope:
+    campaign = await campaign_queries.get_campaign(tenant, id)
+    found = await campaign_queries.recipients_by_page(tenant, campaign, page=page, limit=limit)
+    return RecipientListEnvelope(
+        message="Recipients",
+        data=[RecipientOut.of(r) for r in found],
+        pagination=Pagination.of(page, limit, campaign.stats.total),
+    )

@@ -17,17 +17,53 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from core.db import unavailable
-from core.errors import FieldError, InvalidInput, ServiceError
+from core.errors import (
+    AuthenticationError,
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    ServiceError,
+    Unavailable,
+)
 from services.inputs import field_errors_from
 
 logger = logging.getLogger(__name__)
+
+
+HTTP_STATUS: dict[type[ServiceError], int] = {
+    AuthenticationError: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    PayloadTooLarge: 413,
+    InvalidInput: 400,
+    Conflict: 409,
+    Unavailable: 503,
+}
+"""The HTTP status of each kind of service error (the nearest listed ancestor decides)."""
+
+REST_NAMES = {"idempotencyKey": "Idempotency-Key"}
+"""Inputs REST callers send somewhere other than the body, by the name they know them by."""
+
+
+def http_status(exc: ServiceError) -> int:
+    """Returns the status for a service error; an unlisted kind is a server error."""
+    for kind in type(exc).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 500
 
 
 def error_body(message: str, errors: list[FieldError] | None = None) -> dict[str, Any]:
     """Builds the legacy error body; `errors[].field` is a dotted path into the request."""
     body: dict[str, Any] = {"success": False, "message": message}
     if errors is not None:
-        body["errors"] = [{"field": e.dotted, "code": e.code, "message": e.message} for e in errors]
+        body["errors"] = [
+            {"field": REST_NAMES.get(e.dotted, e.dotted), "code": e.code, "message": e.message}
+            for e in errors
+        ]
     return body
 
 
@@ -43,9 +79,9 @@ def error_response(
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    errors = exc.errors if isinstance(exc, InvalidInput) else None
-    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-    return error_response(exc.http_status, exc.message, errors, headers)
+    status = http_status(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return error_response(status, exc.message, exc.errors or None, headers)
 
 
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:

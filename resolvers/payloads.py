@@ -1,0 +1,82 @@
+"""The one place service errors become a mutation's `userErrors`, and inputs become commands.
+
+A mutation resolver is decorated with `@user_errors`: a refusal the caller can act on
+(`InvalidInput`, `NotFound`, `Conflict` and their kinds) comes back as the payload with
+`userErrors` and nothing else; anything else (no token, the database down, a bug) stays a
+top-level error with `extensions.code`. Paths are spelled as the mutation's arguments: a path
+that starts with an argument name is kept, any other is inside `input`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from enum import Enum
+from typing import Any, ParamSpec, TypeVar, get_type_hints
+
+import strawberry
+
+from core.errors import Conflict, FieldError, InvalidInput, NotFound, ServiceError
+from schema.errors import UserError
+
+USER_ERRORS = (InvalidInput, NotFound, Conflict)
+"""Refusals a mutation answers in its payload; the others are top-level errors."""
+
+_GRAPHQL_NAMES = {"_id": "id"}
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def user_errors(resolver: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Answers the resolver's expected refusals as its payload type with `userErrors`."""
+    payload = get_type_hints(resolver)["return"]
+    arguments = set(inspect.signature(resolver).parameters) - {"self", "info", "root"}
+
+    @functools.wraps(resolver)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await resolver(*args, **kwargs)
+        except USER_ERRORS as exc:
+            result: R = payload(user_errors=to_user_errors(exc, arguments))
+            return result
+
+    return wrapper
+
+
+def to_user_errors(exc: ServiceError, arguments: set[str]) -> list[UserError]:
+    """Returns the error's field errors as `UserError`s with GraphQL argument paths."""
+    errors = exc.errors or [FieldError((), exc.code, exc.message)]
+    out = []
+    for error in errors:
+        path = [str(_GRAPHQL_NAMES.get(str(p), p)) for p in error.path]
+        if "input" in arguments and (not path or path[0] not in arguments):
+            path = ["input", *path]
+        out.append(UserError(field=path, code=error.code, message=error.message))
+    return out
+
+
+def command(value: Any) -> Any:
+    """Turns a Strawberry input into plain data for a service's pydantic command.
+
+    Fields the caller left out (`UNSET`) are dropped, so a partial update changes only what
+    was sent; enums become their values and dates ISO strings, as REST callers send them.
+    """
+    if value is strawberry.UNSET:
+        raise ValueError("UNSET is dropped by the caller")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: command(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) is not strawberry.UNSET
+        }
+    if isinstance(value, list):
+        return [command(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,72 @@
+"""The legacy envelope as response models, so OpenAPI documents what the routes return."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from models.campaign import FailedDetail
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    """`{"success": true, "message": ..., "data": ...}`"""
+
+    success: bool = True
+    message: str
+    data: T
+
+
+class Pagination(BaseModel):
+    page: int = Field(description="This page, from 1")
+    limit: int = Field(description="Items per page")
+    total: int = Field(description="Items matching in all")
+    pages: int = Field(description="Pages in all")
+
+    @classmethod
+    def of(cls, page: int, limit: int, total: int) -> Pagination:
+        return cls(page=page, limit=limit, total=total, pages=-(-total // limit))
+
+
+class ListEnvelope(Envelope[list[T]], Generic[T]):
+    """A page of items with its numbered-page position."""
+
+    pagination: Pagination
+
+
+class UpdateEnvelope(Envelope[T], Generic[T]):
+    """An update's answer: the item as written, and what of the request was not done."""
+
+    failedDetails: list[FailedDetail] = Field(
+        description="Recipients asked to be added or removed that were not, and why"
+    )
+
+
+class Deleted(BaseModel):
+    id: str = Field(alias="_id")
+
+
+class ErrorItem(BaseModel):
+    field: str = Field(description="Dotted path into the request, e.g. newContacts.3.phoneNumber")
+    code: str
+    message: str
+
+
+class ErrorEnvelope(BaseModel):
+    success: bool = False
+    message: str
+    errors: list[ErrorItem] | None = None
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Documents the envelope errors a route can answer."""
+    text = {
+        400: "Invalid input; `errors[].field` names each problem",
+        401: "Missing or invalid bearer token",
+        404: "No such item in your organization (another organization's ids answer the same)",
+        409: "The item's state does not allow this, or an Idempotency-Key was reused",
+        413: "Body or recipient count over the configured limits",
+    }
+    return {s: {"model": ErrorEnvelope, "description": text[s]} for s in (400, 401, *statuses)}

@@ -1,0 +1,258 @@
+"""Changing a campaign's content: its fields, its recipients, and copying it as a new draft.
+
+Content changes only while the campaign is a draft, scheduled or paused: a template swapped
+in the middle of sending would give one campaign two messages. Each update is one numbered
+change (`services.history`), so racing edits apply one after the other and never lose a field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from beanie import PydanticObjectId
+from bson import ObjectId
+
+from core.config import Settings
+from core.errors import FieldError, InvalidInput, InvalidTransition
+from models import Campaign, Recipient
+from models.campaign import CampaignStatus, FailedDetail
+from services import campaign_queries, recipients
+from services.campaigns import (
+    MAX_FAILED_DETAILS,
+    WRITE_BATCH,
+    CreatedCampaign,
+    check_name,
+    check_template,
+    create_in,
+    message_stats,
+)
+from services.contacts import ContactRef, contacts_by_ids
+from services.dates import parse_instant
+from services.history import LostToStatusChange, Planned, change
+from services.inputs import CreateCampaignInput, UpdateCampaignInput
+from services.lifecycle import EDITABLE
+from services.messages import Template, parse_template
+from services.tenancy import Tenant
+
+MAX_CHANGED_RECIPIENTS = 10_000
+"""Contact ids one update may add or remove; larger lists go through a new campaign."""
+
+
+@dataclass
+class UpdatedCampaign:
+    """The campaign as written, and the requested recipient changes that were not made."""
+
+    campaign: Campaign
+    failed: list[FailedDetail]
+
+
+async def update_campaign(
+    tenant: Tenant, campaign_id: str, input: UpdateCampaignInput, settings: Settings
+) -> UpdatedCampaign:
+    """Changes the fields sent; adds and removes recipients by contact id."""
+    given = input.model_fields_set
+    errors: list[FieldError] = []
+    add = _ids(input.addRecipients, "addRecipients", errors)
+    remove = _ids(input.removeRecipients, "removeRecipients", errors)
+    if len(add) + len(remove) > MAX_CHANGED_RECIPIENTS:
+        errors.append(
+            FieldError(
+                ("addRecipients",),
+                "TOO_MANY_RECIPIENTS",
+                f"Add or remove at most {MAX_CHANGED_RECIPIENTS} contacts per update",
+            )
+        )
+    fields: dict[str, Any] = {}
+    template: Template | None = None
+    if "name" in given:
+        fields["name"] = check_name(input.name, errors)
+    if "message" in given:
+        template = check_template(input.message, errors)
+        if template is not None:
+            fields["message"] = template.text
+    schedule_given = "scheduleDate" in given
+    when = parse_instant(input.scheduleDate, ("scheduleDate",), errors)
+    grace = timedelta(seconds=settings.schedule_grace_seconds)
+    if when is not None and when < datetime.now(UTC) - grace:
+        errors.append(FieldError(("scheduleDate",), "DATE_IN_PAST", "scheduleDate is in the past"))
+    for name in ("process", "contactStatus", "isAutopilot"):
+        if name in given:
+            value = getattr(input, name)
+            if name == "isAutopilot" and value is None:
+                errors.append(FieldError((name,), "REQUIRED", "isAutopilot is true or false"))
+            fields[name] = value
+    if errors:
+        raise InvalidInput("Invalid campaign update", errors)
+
+    failed: list[FailedDetail] = []
+    new_rows: list[dict[str, Any]] = []
+    removals: list[ObjectId] = []
+
+    async def plan(campaign: Campaign) -> Planned:
+        if campaign.status not in EDITABLE:
+            raise InvalidTransition("update", campaign.status.value)
+        applied = dict(fields)
+        if schedule_given:
+            if when is None and campaign.status is CampaignStatus.SCHEDULED:
+                message = "A scheduled campaign needs a date; pause or cancel it instead"
+                raise InvalidInput(message, [FieldError(("scheduleDate",), "REQUIRED", message)])
+            applied["scheduleDate"] = when
+        failed.clear()
+        new_rows.clear()
+        removals.clear()
+        current = template or parse_template(campaign.message)
+        added = await _added(tenant, campaign, current, add, failed)
+        removable = await _removable(tenant, campaign, remove, failed)
+        if added or removable:
+            assert campaign.id is not None
+            new_rows.extend(
+                recipients.recipient_documents(campaign.id, added, [], first_seq=campaign.nextSeq)
+            )
+            total = campaign.stats.total + len(added) - len(removable)
+            applied["stats"] = {**campaign.stats.model_dump(), "total": total}
+            applied["nextSeq"] = campaign.nextSeq + len(added)
+        if template is not None:
+            applied["messageStats"] = message_stats(template, None, []).model_dump()
+        removals.extend(removable)
+        return Planned("update", applied, campaign.status.value, campaign.status.value)
+
+    async def write_recipients(campaign: Campaign, _: Planned) -> None:
+        for start in range(0, len(new_rows), WRITE_BATCH):
+            await tenant.raw_insert_many(
+                Recipient, new_rows[start : start + WRITE_BATCH], ordered=False
+            )
+        if removals:
+            await tenant.delete_many(
+                Recipient, {"campaignId": campaign.id, "_id": {"$in": removals}}
+            )
+
+    try:
+        campaign, _ = await change(
+            tenant, Campaign, campaign_id, plan, what="campaign", after_claim=write_recipients
+        )
+    except LostToStatusChange as lost:  # pragma: no cover - an update never moves the status
+        raise InvalidTransition("update", lost.status) from None
+    return UpdatedCampaign(campaign, failed[:MAX_FAILED_DETAILS])
+
+
+async def duplicate_campaign(
+    tenant: Tenant, campaign_id: str, settings: Settings
+) -> CreatedCampaign:
+    """Creates a draft with the same template, settings and recipients (as they are now)."""
+    source = await campaign_queries.get_campaign(tenant, campaign_id)
+    assert source.id is not None
+    contact_ids = await campaign_queries.recipient_contact_ids(tenant, source.id)
+    name = f"{source.name} (copy)"
+    input = CreateCampaignInput(
+        name=name if len(name) <= 200 else source.name,
+        message=source.message,
+        userIds=contact_ids,
+        process=source.process,
+        contactStatus=source.contactStatus,
+        isAutopilot=source.isAutopilot,
+        status=CampaignStatus.DRAFT.value,
+    )
+    return await create_in(tenant, input, settings, PydanticObjectId())
+
+
+def _ids(raw: list[str], source: str, errors: list[FieldError]) -> list[ObjectId]:
+    out: list[ObjectId] = []
+    for i, value in enumerate(raw):
+        oid = recipients.object_id(value, (source, i), errors)
+        if oid is not None and oid not in out:
+            out.append(oid)
+    return out
+
+
+async def _added(
+    tenant: Tenant,
+    campaign: Campaign,
+    template: Template,
+    add: list[ObjectId],
+    failed: list[FailedDetail],
+) -> list[ContactRef]:
+    """Returns the contacts to add: known, not yet recipients, and able to get the message."""
+    if not add:
+        return []
+    found = await contacts_by_ids(tenant, add)
+    present = {
+        doc["contactId"]
+        for doc in await _recipients_of(tenant, campaign, [c for c in add if c in found])
+    }
+    chosen: list[ContactRef] = []
+    for index, oid in enumerate(add):
+        contact = found.get(oid)
+        if contact is None:
+            failed.append(
+                _failed(
+                    "addRecipients",
+                    index,
+                    oid,
+                    "CONTACT_NOT_FOUND",
+                    f"No contact {oid} in your organization",
+                )
+            )
+            continue
+        if oid in present:
+            continue  # already a recipient: adding again changes nothing
+        verdict = recipients.judge(template, contact)
+        if verdict.reason is not None:
+            code, message = verdict.reason
+            failed.append(_failed("addRecipients", index, oid, code, message))
+            continue
+        chosen.append(contact)
+    return chosen
+
+
+async def _removable(
+    tenant: Tenant, campaign: Campaign, remove: list[ObjectId], failed: list[FailedDetail]
+) -> list[ObjectId]:
+    """Returns the recipient ids to delete: those of the contacts named, not yet messaged."""
+    if not remove:
+        return []
+    rows = {doc["contactId"]: doc for doc in await _recipients_of(tenant, campaign, remove)}
+    out: list[ObjectId] = []
+    for index, oid in enumerate(remove):
+        row = rows.get(oid)
+        if row is None:
+            failed.append(
+                _failed(
+                    "removeRecipients",
+                    index,
+                    oid,
+                    "NOT_A_RECIPIENT",
+                    f"Contact {oid} is not a recipient of this campaign",
+                )
+            )
+        elif row.get("status") != "pending":
+            failed.append(
+                _failed(
+                    "removeRecipients",
+                    index,
+                    oid,
+                    "ALREADY_PROCESSED",
+                    f"Contact {oid} was already {row.get('status')}; kept",
+                )
+            )
+        else:
+            out.append(row["_id"])
+    return out
+
+
+async def _recipients_of(
+    tenant: Tenant, campaign: Campaign, contact_ids: list[ObjectId]
+) -> list[dict[str, Any]]:
+    if not contact_ids:
+        return []
+    query: dict[str, Any] = {
+        "campaignId": campaign.id,
+        "contactId": contact_ids[0] if len(contact_ids) == 1 else {"$in": contact_ids},
+    }
+    cursor = tenant.raw_find(Recipient, query, {"contactId": 1, "status": 1})
+    return [doc async for doc in cursor]
+
+
+def _failed(source: str, index: int, oid: ObjectId, code: str, message: str) -> FailedDetail:
+    return FailedDetail(source=source, index=index, value=str(oid), code=code, message=message)

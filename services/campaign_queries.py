@@ -1,0 +1,341 @@
+"""Reading campaigns, their recipients and their history, always inside one organization.
+
+Listing sorts on `(field, _id)` with a keyset cursor, which an index answers on MongoDB.
+Recipients are read by `{campaignId, batch}` equality plus a `seq` range (see
+`models.recipient`), so a page costs the same on the first batch and the thousandth, on
+MongoDB and on FerretDB alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from beanie import PydanticObjectId, SortDirection
+from bson import ObjectId
+
+from core.config import Settings
+from core.errors import FieldError, InvalidInput, NotFound, Path
+from models import Campaign, Change, Recipient
+from models.campaign import CampaignStatus, CampaignType
+from models.recipient import RECIPIENT_BATCH, RecipientStatus
+from services import history
+from services.dates import parse_instant
+from services.inputs import CampaignFilter, CampaignOrder
+from services.pages import Cursors, Page, after_filter, page_size
+from services.tenancy import Tenant
+
+MAX_SEARCH = 100
+
+
+async def get_campaign(tenant: Tenant, campaign_id: str) -> Campaign:
+    """Returns the campaign, or raises `NotFound` (also for another organization's id)."""
+    campaign = await tenant.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound("campaign")
+    return campaign
+
+
+def campaign_query(filter: CampaignFilter | None, at: Path = ("filter",)) -> dict[str, Any]:
+    """Turns a filter into a query (without the organization, which `Tenant` adds)."""
+    if filter is None:
+        return {}
+    errors: list[FieldError] = []
+    query: dict[str, Any] = {}
+    if filter.status:
+        statuses = [
+            _choice(CampaignStatus, s, (*at, "status", i), errors)
+            for i, s in enumerate(filter.status)
+        ]
+        query["status"] = statuses[0] if len(statuses) == 1 else {"$in": statuses}
+    if filter.type is not None:
+        query["type"] = _choice(CampaignType, filter.type, (*at, "type"), errors)
+    if filter.createdBy is not None:
+        if ObjectId.is_valid(filter.createdBy):
+            query["createdBy._id"] = ObjectId(filter.createdBy)
+        else:
+            errors.append(FieldError((*at, "createdBy"), "INVALID_ID", "Not an id"))
+    _range(
+        query,
+        "scheduleDate",
+        filter.scheduledAfter,
+        filter.scheduledBefore,
+        (*at, "scheduledAfter"),
+        (*at, "scheduledBefore"),
+        errors,
+    )
+    _range(
+        query,
+        "createdAt",
+        filter.createdAfter,
+        filter.createdBefore,
+        (*at, "createdAfter"),
+        (*at, "createdBefore"),
+        errors,
+    )
+    if filter.search is not None and filter.search.strip():
+        text = filter.search.strip()
+        if len(text) > MAX_SEARCH:
+            errors.append(
+                FieldError((*at, "search"), "TOO_LONG", f"At most {MAX_SEARCH} characters")
+            )
+        query["name"] = {"$regex": re.escape(text), "$options": "i"}
+    if errors:
+        raise InvalidInput("Invalid filter", errors)
+    return query
+
+
+async def list_campaigns(
+    tenant: Tenant,
+    settings: Settings,
+    *,
+    filter: CampaignFilter | None = None,
+    order: CampaignOrder | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[Campaign]:
+    """Returns one page of campaigns in `order` (newest first by default)."""
+    order = order or CampaignOrder()
+    size = page_size(first)
+    query = campaign_query(filter)
+    cursors = Cursors(settings, f"campaigns:{order.field.value}:{order.direction.value}")
+    descending = order.direction.value == "desc"
+    if after is not None:
+        value, last_id = cursors.decode(after)
+        query = {"$and": [query, after_filter(order.field, value, last_id, descending=descending)]}
+    direction = SortDirection.DESCENDING if descending else SortDirection.ASCENDING
+    found = (
+        await tenant.find(Campaign, query)
+        .sort([(order.field.value, direction), ("_id", direction)])
+        .limit(size + 1)
+        .to_list()
+    )
+    items = found[:size]
+    return Page(
+        items=items,
+        cursors=[cursors.encode(getattr(c, order.field), c.id) for c in items],  # type: ignore[arg-type]
+        has_next=len(found) > size,
+    )
+
+
+async def count_campaigns(tenant: Tenant, filter: CampaignFilter | None = None) -> int:
+    """Counts the campaigns a filter matches."""
+    return await tenant.count(Campaign, campaign_query(filter))
+
+
+async def list_campaigns_by_page(
+    tenant: Tenant, filter: CampaignFilter | None, *, page: int, limit: int
+) -> tuple[list[Campaign], int]:
+    """Returns numbered page `page` (from 1) of `limit` campaigns, newest first, and the total:
+    the legacy REST listing's shape."""
+    query = campaign_query(filter, at=())
+    total = await tenant.count(Campaign, query)
+    found = (
+        await tenant.find(Campaign, query)
+        .sort([("createdAt", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)])
+        .skip((page - 1) * limit)
+        .limit(limit)
+        .to_list()
+    )
+    return found, total
+
+
+async def recipient_contact_ids(tenant: Tenant, campaign_id: PydanticObjectId) -> list[str]:
+    """Returns every recipient's contact id in recipient order (the legacy `userIds`)."""
+    cursor = tenant.raw_find(Recipient, {"campaignId": campaign_id}, {"contactId": 1, "seq": 1})
+    rows = [(doc.get("seq", 0), str(doc["contactId"])) async for doc in cursor]
+    rows.sort()
+    return [contact_id for _, contact_id in rows]
+
+
+@dataclass(frozen=True)
+class RecipientsPage:
+    """One page of one campaign's recipients."""
+
+    campaign_id: PydanticObjectId
+    page: Page[Recipient]
+    total: int | None
+    """How many recipients the campaign has, when no status filter narrowed the page."""
+
+
+def recipient_cursors(settings: Settings, campaign_id: ObjectId, status: str | None) -> Cursors:
+    return Cursors(settings, f"recipients:{campaign_id}:{status or '*'}")
+
+
+async def recipients_page(
+    tenant: Tenant,
+    settings: Settings,
+    campaign: Campaign,
+    *,
+    first: int | None = None,
+    after: str | None = None,
+    status: str | None = None,
+) -> RecipientsPage:
+    """Returns recipients in order, walking batches by equality (no sort of the campaign)."""
+    assert campaign.id is not None
+    size = page_size(first)
+    status_value = _status_filter(status)
+    cursors = recipient_cursors(settings, campaign.id, status_value)
+    after_seq = -1
+    if after is not None:
+        value, _ = cursors.decode(after)
+        if not isinstance(value, int):
+            raise InvalidInput(
+                "Invalid cursor", [FieldError(("after",), "INVALID_CURSOR", "Bad cursor")]
+            )
+        after_seq = value
+    found: list[Recipient] = []
+    if status_value is not None:
+        found = (
+            await tenant.find(
+                Recipient,
+                {"campaignId": campaign.id, "status": status_value, "seq": {"$gt": after_seq}},
+            )
+            .sort("seq")
+            .limit(size + 1)
+            .to_list()
+        )
+    else:
+        last_batch = (campaign.nextSeq - 1) // RECIPIENT_BATCH
+        batch = (after_seq + 1) // RECIPIENT_BATCH
+        while len(found) <= size and batch <= last_batch:
+            rows = await tenant.find(
+                Recipient,
+                {"campaignId": campaign.id, "batch": batch, "seq": {"$gt": after_seq}},
+            ).to_list()
+            found.extend(sorted(rows, key=lambda r: r.seq))
+            batch += 1
+    items = found[:size]
+    page = Page(
+        items=items,
+        cursors=[cursors.encode(r.seq, r.id) for r in items],  # type: ignore[arg-type]
+        has_next=len(found) > size,
+    )
+    total = campaign.stats.total if status_value is None else None
+    return RecipientsPage(campaign.id, page, total)
+
+
+async def recipients_by_page(
+    tenant: Tenant, campaign: Campaign, *, page: int, limit: int
+) -> list[Recipient]:
+    """Returns numbered page `page` (from 1): the recipients at positions
+    `[(page - 1) * limit, page * limit)`, read batch by batch (legacy REST). Removing
+    recipients leaves gaps, so such pages can be shorter than `limit`."""
+    start = (page - 1) * limit
+    end = min(start + limit, campaign.nextSeq)
+    found: list[Recipient] = []
+    for batch in range(start // RECIPIENT_BATCH, (end - 1) // RECIPIENT_BATCH + 1):
+        rows = await tenant.find(
+            Recipient,
+            {"campaignId": campaign.id, "batch": batch, "seq": {"$gte": start, "$lt": end}},
+        ).to_list()
+        found.extend(sorted(rows, key=lambda r: r.seq))
+    return found
+
+
+async def count_recipients(tenant: Tenant, campaign: Campaign, status: str | None) -> int:
+    """Counts a campaign's recipients in one status (all of them: `stats.total`)."""
+    if status is None:
+        return campaign.stats.total
+    return await tenant.count(
+        Recipient, {"campaignId": campaign.id, "status": _status_filter(status)}
+    )
+
+
+async def first_recipients(
+    tenant: Tenant, settings: Settings, campaigns: Sequence[Campaign], first: int | None
+) -> list[RecipientsPage]:
+    """Returns the first page of recipients of many campaigns in one query.
+
+    The first batch of every campaign is read at once (`campaignId` in the list, `batch` 0,
+    `seq` below the page size): an index range per campaign on MongoDB. A campaign whose first
+    batch has gaps (recipients removed) is completed by `recipients_page`.
+    """
+    size = page_size(first)
+    ids = [c.id for c in campaigns if c.id is not None]
+    by_campaign: dict[ObjectId, list[Recipient]] = defaultdict(list)
+    if ids and size < RECIPIENT_BATCH:
+        query = {
+            "campaignId": {"$in": ids} if len(ids) > 1 else ids[0],
+            "batch": 0,
+            "seq": {"$lte": size},
+        }
+        for recipient in await tenant.find(Recipient, query).to_list():
+            by_campaign[recipient.campaignId].append(recipient)
+    pages: list[RecipientsPage] = []
+    for campaign in campaigns:
+        assert campaign.id is not None
+        rows = sorted(by_campaign.get(campaign.id, []), key=lambda r: r.seq)
+        wanted = min(size + 1, campaign.nextSeq)
+        if size >= RECIPIENT_BATCH or len(rows) < wanted:
+            pages.append(await recipients_page(tenant, settings, campaign, first=size))
+            continue
+        cursors = recipient_cursors(settings, campaign.id, None)
+        items = rows[:size]
+        pages.append(
+            RecipientsPage(
+                campaign.id,
+                Page(
+                    items=items,
+                    cursors=[cursors.encode(r.seq, r.id) for r in items],  # type: ignore[arg-type]
+                    has_next=len(rows) > size,
+                ),
+                campaign.stats.total,
+            )
+        )
+    return pages
+
+
+async def campaign_history(tenant: Tenant, campaign: Campaign) -> list[Change]:
+    """Returns the campaign's recorded changes, oldest first (creation is not among them)."""
+    assert campaign.id is not None
+    return await history.history(tenant, campaign.id)
+
+
+def _status_filter(status: str | None) -> str | None:
+    if status is None:
+        return None
+    errors: list[FieldError] = []
+    value = _choice(RecipientStatus, status, ("status",), errors)
+    if errors:
+        raise InvalidInput("Invalid status", errors)
+    return value
+
+
+def _choice(
+    kind: type[CampaignStatus] | type[CampaignType] | type[RecipientStatus],
+    raw: str,
+    path: Path,
+    errors: list[FieldError],
+) -> str:
+    value = raw.strip().lower()
+    allowed = [m.value for m in kind]
+    if value not in allowed:
+        errors.append(
+            FieldError(path, "INVALID_CHOICE", f"'{raw}' is not one of {', '.join(allowed)}")
+        )
+    return value
+
+
+def _range(
+    query: dict[str, Any],
+    field: str,
+    after: str | None,
+    before: str | None,
+    after_path: Path,
+    before_path: Path,
+    errors: list[FieldError],
+) -> None:
+    bounds: dict[str, datetime] = {}
+    start = parse_instant(after, after_path, errors)
+    end = parse_instant(before, before_path, errors)
+    if start is not None:
+        bounds["$gte"] = start
+    if end is not None:
+        bounds["$lt"] = end
+    if bounds:
+        query[field] = bounds

@@ -1,0 +1,155 @@
+"""Creating, changing, deleting and opting out contacts.
+
+The phone is unique in the organization: a new contact or a changed phone that is already
+taken is refused with `DUPLICATE_PHONE`, naming the contact that has it. Changes are numbered
+(`services.history`), so two reps editing one contact at once both land, one after the other.
+Deleting a contact leaves the campaigns that messaged it intact: their recipients keep the
+contact id and status, and `Recipient.contact` becomes null.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beanie import PydanticObjectId
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from core.config import Settings
+from core.errors import Conflict, FieldError, InvalidInput
+from models import Contact, User
+from services import history
+from services.contact_queries import get_contact
+from services.contacts import PhoneError, contacts_by_phones, normalize_phone
+from services.history import Planned
+from services.inputs import ContactFields, CreateContactInput
+from services.tenancy import Tenant
+
+MAX_TAGS = 50
+MAX_TEXT = 200
+
+
+async def create_contact(tenant: Tenant, input: CreateContactInput, settings: Settings) -> Contact:
+    """Creates a contact; its phone must not belong to another contact of the organization."""
+    fields = await _check(tenant, input, input.model_fields_set | {"phoneNumber"}, settings)
+    contact = Contact(organizationId=tenant.organization_id, **fields)
+    try:
+        return await tenant.insert(contact)
+    except DuplicateKeyError:
+        raise await _duplicate(tenant, fields["phoneNumber"]) from None
+
+
+async def update_contact(
+    tenant: Tenant, contact_id: str, input: ContactFields, settings: Settings
+) -> Contact:
+    """Changes the fields sent; a new phone must not belong to another contact."""
+    fields = await _check(tenant, input, input.model_fields_set, settings)
+
+    async def plan(contact: Contact) -> Planned:
+        if "phoneNumber" in fields and fields["phoneNumber"] != contact.phoneNumber:
+            holders = await contacts_by_phones(tenant, [fields["phoneNumber"]])
+            if holders:
+                raise await _duplicate(tenant, fields["phoneNumber"])
+        return Planned("update", {k: v for k, v in fields.items() if getattr(contact, k) != v})
+
+    try:
+        contact, _ = await history.change(tenant, Contact, contact_id, plan, what="contact")
+    except (DuplicateKeyError, OperationFailure) as exc:
+        # The phone was taken between the check and the write (FerretDB reports it as a
+        # plain OperationFailure, MongoDB as a duplicate key).
+        if "phoneNumber" not in fields:
+            raise
+        raise await _duplicate(tenant, fields["phoneNumber"]) from exc
+    return contact
+
+
+async def delete_contact(tenant: Tenant, contact_id: str) -> str:
+    """Deletes a contact; campaigns that included it keep their recipients and stats."""
+    contact = await get_contact(tenant, contact_id)
+    assert contact.id is not None
+    await tenant.delete_many(Contact, {"_id": contact.id})
+    await history.forget(tenant, contact.id)
+    return str(contact.id)
+
+
+async def set_opt_out(
+    tenant: Tenant, contact_id: str, opted_out: bool, reason: str | None = None
+) -> Contact:
+    """Records that a contact opted out (when, and why) or back in; repeating it is a no-op."""
+
+    async def plan(contact: Contact) -> Planned:
+        if contact.optedOut == opted_out:
+            return Planned("opt-out" if opted_out else "opt-in")
+        return Planned(
+            "opt-out" if opted_out else "opt-in",
+            {
+                "optedOut": opted_out,
+                "optedOutAt": tenant.now() if opted_out else None,
+                "optOutReason": (reason or "").strip()[:MAX_TEXT] or None if opted_out else None,
+            },
+        )
+
+    contact, _ = await history.change(tenant, Contact, contact_id, plan, what="contact")
+    return contact
+
+
+async def _check(
+    tenant: Tenant, input: ContactFields, given: set[str], settings: Settings
+) -> dict[str, Any]:
+    """Returns the given fields normalised, or refuses them all with field errors."""
+    errors: list[FieldError] = []
+    fields: dict[str, Any] = {}
+    for name in ("firstName", "lastName"):
+        if name in given:
+            fields[name] = _text(getattr(input, name), name, errors) or ""
+    for name in ("email", "contactStatus", "process"):
+        if name in given:
+            fields[name] = _text(getattr(input, name), name, errors)
+    if "phoneNumber" in given:
+        try:
+            fields["phoneNumber"] = normalize_phone(
+                input.phoneNumber, settings.default_phone_region
+            )
+        except PhoneError as exc:
+            errors.append(FieldError(("phoneNumber",), exc.code, exc.message))
+    if "tags" in given:
+        tags = list(dict.fromkeys(t.strip() for t in input.tags or [] if t.strip()))
+        if len(tags) > MAX_TAGS:
+            errors.append(FieldError(("tags",), "TOO_MANY", f"At most {MAX_TAGS} tags"))
+        fields["tags"] = tags
+    if "assignedTo" in given:
+        fields["assignedTo"] = await _assignee(tenant, input.assignedTo, errors)
+    if errors:
+        raise InvalidInput("Invalid contact", errors)
+    return fields
+
+
+def _text(value: str | None, name: str, errors: list[FieldError]) -> str | None:
+    text = (value or "").strip()
+    if len(text) > MAX_TEXT:
+        errors.append(FieldError((name,), "TOO_LONG", f"At most {MAX_TEXT} characters"))
+    return text or None
+
+
+async def _assignee(
+    tenant: Tenant, raw: str | None, errors: list[FieldError]
+) -> PydanticObjectId | None:
+    if raw is None:
+        return None
+    if not ObjectId.is_valid(raw):
+        errors.append(FieldError(("assignedTo",), "INVALID_ID", f"'{raw}' is not an id"))
+        return None
+    user_id = PydanticObjectId(raw)
+    if user_id != tenant.principal.user_id and not await tenant.count(User, {"userId": user_id}):
+        errors.append(
+            FieldError(("assignedTo",), "UNKNOWN_USER", f"No user {raw} in your organization")
+        )
+    return user_id
+
+
+async def _duplicate(tenant: Tenant, phone: str) -> Conflict:
+    holders = await contacts_by_phones(tenant, [phone])
+    holder = next(iter(holders.values()), None)
+    which = f" ({holder.id})" if holder else ""
+    message = f"Another contact{which} already has the phone {phone}"
+    return Conflict(message, [FieldError(("phoneNumber",), "DUPLICATE_PHONE", message)])

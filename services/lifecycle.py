@@ -1,0 +1,156 @@
+"""A campaign's status moves: schedule, send now, pause, resume, cancel, delete.
+
+    draft ──schedule──▶ scheduled ──(due)──▶ sending ──(all done)──▶ completed
+      │                   │  ▲                 │  ▲
+      │                   ▼  │resume           ▼  │resume
+      │                  paused ◀──pause──── sending
+      └───────────── cancel (from any status but completed/cancelled) ──▶ cancelled
+
+`sendCampaignNow` moves draft, scheduled or paused straight to sending. Every move is a
+numbered change (`services.history`): of two racing requests exactly one wins, and the other
+is refused with `INVALID_TRANSITION` naming the status the winner left — a move is decided
+for the status the caller saw, so it is not replayed on top of another move.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from core.config import Settings
+from core.errors import FieldError, InvalidInput, InvalidTransition
+from models import Campaign, Recipient
+from models.campaign import CampaignStatus
+from services import history
+from services.dates import parse_instant
+from services.history import LostToStatusChange, Planned
+from services.tenancy import Tenant
+
+S = CampaignStatus
+FINAL = frozenset({S.COMPLETED, S.CANCELLED})
+EDITABLE = frozenset({S.DRAFT, S.SCHEDULED, S.PAUSED})
+"""Statuses in which a campaign's template, date and recipients may change."""
+DELETABLE = frozenset({S.DRAFT, S.CANCELLED})
+
+
+async def schedule(
+    tenant: Tenant, campaign_id: str, schedule_date: str, settings: Settings
+) -> Campaign:
+    """Schedules (or reschedules) a campaign to start sending at `schedule_date`."""
+    errors: list[FieldError] = []
+    when = parse_instant(schedule_date, ("scheduleDate",), errors)
+    if when is None and not errors:
+        errors.append(FieldError(("scheduleDate",), "REQUIRED", "scheduleDate is required"))
+    if when is not None and when < _now() - timedelta(seconds=settings.schedule_grace_seconds):
+        errors.append(FieldError(("scheduleDate",), "DATE_IN_PAST", "scheduleDate is in the past"))
+    if errors:
+        raise InvalidInput("Invalid schedule", errors)
+
+    async def plan(campaign: Campaign) -> Planned:
+        _allow("schedule", campaign, EDITABLE)
+        _need_recipients(campaign)
+        return _move("schedule", campaign, S.SCHEDULED, scheduleDate=when)
+
+    return await _apply(tenant, campaign_id, "schedule", plan)
+
+
+async def send_now(tenant: Tenant, campaign_id: str) -> Campaign:
+    """Starts sending at once, whatever the schedule said."""
+
+    async def plan(campaign: Campaign) -> Planned:
+        _allow("send", campaign, EDITABLE)
+        _need_recipients(campaign)
+        now = _now()
+        return _move("send", campaign, S.SENDING, scheduleDate=now, startedAt=now)
+
+    return await _apply(tenant, campaign_id, "send", plan)
+
+
+async def pause(tenant: Tenant, campaign_id: str) -> Campaign:
+    """Holds a scheduled or sending campaign; nothing more is sent until it resumes."""
+
+    async def plan(campaign: Campaign) -> Planned:
+        _allow("pause", campaign, {S.SCHEDULED, S.SENDING})
+        return _move("pause", campaign, S.PAUSED)
+
+    return await _apply(tenant, campaign_id, "pause", plan)
+
+
+async def resume(tenant: Tenant, campaign_id: str) -> Campaign:
+    """Continues a paused campaign: sending again if it had started, else scheduled."""
+
+    async def plan(campaign: Campaign) -> Planned:
+        _allow("resume", campaign, {S.PAUSED})
+        target = S.SENDING if campaign.startedAt is not None else S.SCHEDULED
+        if target is S.SCHEDULED and campaign.scheduleDate is None:
+            target = S.SENDING  # paused before any date was set: resuming means send
+        return _move("resume", campaign, target)
+
+    return await _apply(tenant, campaign_id, "resume", plan)
+
+
+async def cancel(tenant: Tenant, campaign_id: str) -> Campaign:
+    """Stops a campaign for good; recipients not yet sent to are never sent to."""
+
+    async def plan(campaign: Campaign) -> Planned:
+        _allow("cancel", campaign, set(S) - FINAL)
+        return _move("cancel", campaign, S.CANCELLED)
+
+    return await _apply(tenant, campaign_id, "cancel", plan)
+
+
+async def delete(tenant: Tenant, campaign_id: str) -> str:
+    """Deletes a draft or cancelled campaign with its recipients and history; returns its id."""
+
+    async def plan(campaign: Campaign) -> Planned:
+        _allow("delete", campaign, DELETABLE)
+        return Planned("delete", {}, campaign.status.value, "deleted")
+
+    async def remove_recipients(campaign: Campaign, _: Planned) -> None:
+        await tenant.delete_many(Recipient, {"campaignId": campaign.id})
+
+    campaign = await _apply(tenant, campaign_id, "delete", plan, after_claim=remove_recipients)
+    assert campaign.id is not None
+    await tenant.delete_many(Campaign, {"_id": campaign.id})
+    await history.forget(tenant, campaign.id)
+    return str(campaign.id)
+
+
+def _allow(action: str, campaign: Campaign, allowed: set[S] | frozenset[S]) -> None:
+    if campaign.status not in allowed:
+        raise InvalidTransition(action, campaign.status.value)
+
+
+def _need_recipients(campaign: Campaign) -> None:
+    if campaign.stats.total == 0:
+        message = "The campaign has no recipients; add some first"
+        raise InvalidInput(message, [FieldError(("id",), "NO_RECIPIENTS", message)])
+
+
+def _move(action: str, campaign: Campaign, target: S, **fields: object) -> Planned:
+    return Planned(
+        action,
+        {"status": target.value, **fields},
+        campaign.status.value,
+        target.value,
+    )
+
+
+async def _apply(
+    tenant: Tenant,
+    campaign_id: str,
+    action: str,
+    plan: history.Plan[Campaign],
+    after_claim: history.AfterClaim[Campaign] | None = None,
+) -> Campaign:
+    try:
+        campaign, _ = await history.change(
+            tenant, Campaign, campaign_id, plan, what="campaign", after_claim=after_claim
+        )
+    except LostToStatusChange as lost:
+        raise InvalidTransition(action, lost.status) from None
+    return campaign
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
