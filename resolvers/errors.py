@@ -41,6 +41,11 @@ class ErrorCodes(SchemaExtension):
         original = unavailable(original) or original
         if isinstance(original, ServiceError):
             extensions["code"] = original.code
+            if original.errors:  # a query's bad argument: name it as payloads do
+                extensions["userErrors"] = [
+                    {"field": [str(p) for p in e.path], "code": e.code, "message": e.message}
+                    for e in original.errors
+                ]
             return _with(error, original.message, extensions)
         if isinstance(original, GraphQLError):
             extensions.setdefault("code", "BAD_USER_INPUT")

@@ -58,7 +58,7 @@ class Loaders:
     async def _contacts(self, ids: Sequence[PydanticObjectId]) -> list[Contact | None]:
         unique = list(dict.fromkeys(ids))
         query = {"_id": unique[0]} if len(unique) == 1 else {"_id": {"$in": unique}}
-        found = {c.id: c for c in await self.tenant.find(Contact, query).to_list()}
+        found = {c.id: c for c in await self.tenant.find_all(Contact, query)}
         return [found.get(i) for i in ids]
 
     async def _first_recipients(self, keys: Sequence[RecipientsKey]) -> list[RecipientsPage]:

@@ -107,12 +107,9 @@ async def list_campaigns(
     if after is not None:
         value, last_id = cursors.decode(after)
         query = {"$and": [query, after_filter(order.field, value, last_id, descending=descending)]}
-    direction = SortDirection.DESCENDING if descending else SortDirection.ASCENDING
-    found = (
-        await tenant.find(Campaign, query)
-        .sort([(order.field.value, direction), ("_id", direction)])
-        .limit(size + 1)
-        .to_list()
+    direction = -1 if descending else 1
+    found = await tenant.find_all(
+        Campaign, query, sort=[(order.field.value, direction), ("_id", direction)], limit=size + 1
     )
     items = found[:size]
     return Page(
@@ -264,7 +261,7 @@ async def first_recipients(
             "batch": 0,
             "seq": {"$lte": size},
         }
-        for recipient in await tenant.find(Recipient, query).to_list():
+        for recipient in await tenant.find_all(Recipient, query):
             by_campaign[recipient.campaignId].append(recipient)
     pages: list[RecipientsPage] = []
     for campaign in campaigns:

@@ -39,6 +39,11 @@ def _none_as(default: Callable[[], Any]) -> BeforeValidator:
     return BeforeValidator(lambda value: default() if value is None else value)
 
 
+def _one_as_list() -> BeforeValidator:
+    """Reads a single value as a one-item list, as GraphQL's list coercion does."""
+    return BeforeValidator(lambda value: [value] if isinstance(value, str) else value)
+
+
 def _delimiter(value: str) -> str:
     if len(value) != 1 or value in '"\r\n':
         raise ValueError("use one character other than a quote or a line break")
@@ -89,7 +94,9 @@ class CsvData(_Input):
 class Segmentation(_Input):
     """A filter over the organization's contacts, resolved into recipients at creation."""
 
-    contactStatus: Text | list[Text] | None = None
+    contactStatus: Annotated[list[Text], _one_as_list()] | None = Field(
+        default=None, description="Any of these stages; one stage may be sent as a string"
+    )
     process: Text | None = None
     tags: list[Text] | None = Field(default=None, description="Any of these tags")
     createdAfter: Text | None = Field(default=None, description="ISO 8601 with a zone")

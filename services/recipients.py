@@ -175,10 +175,9 @@ def _add_csv(sources: Sources, input: CreateCampaignInput, settings: Settings) -
 
 def _segment_query(seg: Segmentation, errors: list[FieldError]) -> dict[str, Any]:
     query: dict[str, Any] = {}
-    if isinstance(seg.contactStatus, list):
-        query["contactStatus"] = {"$in": seg.contactStatus}
-    elif seg.contactStatus is not None:
-        query["contactStatus"] = seg.contactStatus
+    if seg.contactStatus:
+        statuses = seg.contactStatus
+        query["contactStatus"] = statuses[0] if len(statuses) == 1 else {"$in": statuses}
     if seg.process is not None:
         query["process"] = seg.process
     if seg.tags:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from beanie import PydanticObjectId
 from beanie.odm.queries.find import FindMany
+from beanie.odm.utils.parsing import parse_obj
 from bson import ObjectId
 from pymongo.asynchronous.cursor import AsyncCursor
 
@@ -124,6 +125,24 @@ class Tenant:
             query = {field: {"$in": unique[start : start + IN_CHUNK]}}
             docs.extend([doc async for doc in self.raw_find(model, query, projection)])
         return docs
+
+    async def find_all(
+        self,
+        model: type[D],
+        query: Mapping[str, Any] | None = None,
+        *,
+        sort: Sequence[tuple[str, int]] | None = None,
+        limit: int = 0,
+    ) -> list[D]:
+        """Returns the matching documents as models, in one round trip when they fit one batch.
+
+        Beanie's own `find` starts with the driver's 101-document batch and then asks for more
+        (`getMore`); per-request loaders read hundreds of documents and want one command.
+        """
+        cursor = self.raw_find(model, query).limit(limit)
+        if sort:
+            cursor = cursor.sort(list(sort))
+        return [cast(D, parse_obj(model, doc)) async for doc in cursor]
 
     async def find_by(
         self,

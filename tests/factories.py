@@ -110,3 +110,21 @@ def campaign_body(**overrides: Any) -> dict[str, Any]:
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not ...}
+
+
+async def create_campaign(http: Any, org: ObjectId, **overrides: Any) -> dict[str, Any]:
+    """Creates a campaign of `org` through REST and returns its `data`."""
+    response = await http.post(
+        "/api/campaigns", json=campaign_body(**overrides), headers=auth(token(org=org))
+    )
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def phones(count: int, start: int = 0) -> list[dict[str, str]]:
+    """Returns `count` distinct valid new contacts."""
+    return [
+        {"firstName": f"P{i}", "phoneNumber": f"+1212{2000000 + i:07d}"}
+        for i in range(start, start + count)
+    ]

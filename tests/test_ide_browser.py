@@ -2,20 +2,22 @@
 
 Why a browser: the failure this guards against (the IDE loading scripts from a CDN that
 is unreachable) gives a 200 page that renders blank, which no HTTP-level test notices.
-A real uvicorn server on a loopback port serves a tiny app wired like `main.py`, and
-Debian's headless Chromium loads it. Needs no database; a missing Chromium is a failure
+A real uvicorn server on a loopback port serves the real app (`main.create_app`, lifespan
+and database included), and Debian's headless Chromium loads it and runs a query of the
+real schema with a token typed into the headers editor. A missing Chromium is a failure
 (never a skip), with the install command in the message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -24,76 +26,65 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
-import strawberry
-import uvicorn
-from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from strawberry.fastapi import GraphQLRouter
-from strawberry.types import Info
 from websockets.sync.client import connect
 
 from resolvers import ide
-from resolvers.ide import IDE_ASSET_PREFIX, mount_ide_assets, render_graphiql
+from resolvers.ide import IDE_ASSET_PREFIX, render_graphiql
+from tests.conftest import client_with, make_settings, serving
+from tests.factories import token
 
 CHROMIUM_HINT = "apt-get update && apt-get install -y chromium"
-HELLO = "Hello from the self-hosted IDE"
 BROWSER_TIMEOUT_S = 90.0
-
-
-@strawberry.type
-class Query:
-    @strawberry.field
-    def hello(self) -> str | None:
-        """The query the IDE runs in the end-to-end test."""
-        return HELLO
-
-    @strawberry.field
-    def authorization(self, info: Info) -> str | None:
-        """Echoes the Authorization header, to see what the headers editor sent."""
-        request: Request = info.context["request"]
-        return request.headers.get("authorization")
-
-
-class IdeGraphQLRouter(GraphQLRouter[Any, None]):
-    """The same hook `main.py` uses."""
-
-    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(render_graphiql(str(request.url.path)))
-
-
-def make_app() -> FastAPI:
-    """A tiny app wired like the real one: GraphQL router with the IDE hook plus assets."""
-    app = FastAPI()
-    app.include_router(IdeGraphQLRouter(strawberry.Schema(query=Query)), prefix="/graphql")
-    mount_ide_assets(app)
-    return app
+SERVER_START_TIMEOUT_S = 60.0
+PARSE_TIMEOUT_S = 10.0
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    """Runs uvicorn in a thread on a free loopback port; yields its base URL."""
+def base_url(mongo_uri: str) -> Iterator[str]:
+    """Serves the real app with uvicorn on a loopback port; yields its base URL.
+
+    The server runs in a thread with its own event loop (not pytest's session loop): the
+    browser tests are synchronous and block this thread while Chromium talks to the server.
+    `serving` runs the app's lifespan (so the database connection) and drops the database.
+    """
     missing = ide.missing_ide_assets()
     assert not missing, f"GraphiQL assets not installed ({missing}); run: {ide.INSTALL_HINT}"
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(make_app(), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    settings = make_settings(mongo_uri)
+    started: queue.Queue[str | BaseException] = queue.Queue()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    async def serve() -> None:
+        async with serving(settings) as url:
+            started.put(url)
+            await asyncio.to_thread(stop.wait)
+
+    def run() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:  # reported to the test thread, not lost in this one
+            errors.append(exc)
+            started.put(exc)
+
+    thread = threading.Thread(target=run, name="uvicorn-ide-tests", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "uvicorn thread died during startup"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        try:
+            first = started.get(timeout=SERVER_START_TIMEOUT_S)
+        except queue.Empty:
+            raise AssertionError(
+                f"uvicorn did not start within {SERVER_START_TIMEOUT_S} s"
+            ) from None
+        if isinstance(first, BaseException):
+            raise AssertionError(f"uvicorn failed to start: {first!r}") from first
+        yield first
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "uvicorn did not stop within 30 s"
+    assert not errors, f"the server thread failed: {errors!r}"
 
 
 def chromium() -> str:
@@ -199,13 +190,20 @@ class DevTools:
         assert "exceptionDetails" not in result, result
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, what: str) -> Any:
-        """Polls `expression` until it is truthy."""
-        deadline = time.monotonic() + BROWSER_TIMEOUT_S
+    def wait_for(
+        self,
+        expression: str,
+        what: str,
+        *,
+        timeout_s: float = BROWSER_TIMEOUT_S,
+        interval_s: float = 0.2,
+    ) -> Any:
+        """Polls `expression` until it is truthy; fails after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if value := self.evaluate(expression):
                 return value
-            time.sleep(0.2)
+            time.sleep(interval_s)
         html = self.evaluate("document.body.outerHTML.slice(0, 3000)")
         raise AssertionError(f"timed out waiting for {what}; page: {html}")
 
@@ -273,8 +271,15 @@ JS_RESPONSE = (
 def run_query(page: DevTools, query: str) -> dict[str, Any]:
     """Types `query`, clears the result pane, clicks Run and returns the shown JSON."""
     page.evaluate(f"{JS_EDITOR}.setValue({json.dumps(query)})")
-    # GraphiQL re-parses the operation name debounced after an edit; a human is slower.
-    time.sleep(1)
+    # GraphiQL re-parses the query (and so the operation name it sends) debounced after an
+    # edit; Run before that would send the previous operation name. Wait until the parsed
+    # document on the editor is the text just typed.
+    page.wait_for(
+        f"{JS_EDITOR}.documentAST?.loc?.source.body === {json.dumps(query)}",
+        "GraphiQL to parse the new query",
+        timeout_s=PARSE_TIMEOUT_S,
+        interval_s=0.1,
+    )
     page.evaluate(
         "document.querySelector('.graphiql-response .CodeMirror').CodeMirror.setValue('')"
     )
@@ -291,34 +296,40 @@ def test_graphiql_runs_a_query_with_the_headers_editor(devtools: DevTools) -> No
     assert json.loads(headers) == {"Authorization": f"Bearer {ide.TOKEN_PLACEHOLDER}"}
     assert "query Me" in devtools.evaluate(f"{JS_EDITOR}.getValue()")
 
-    # The untouched placeholder is not sent as a token.
-    result = run_query(devtools, "{ hello authorization }")
-    assert result == {"data": {"hello": HELLO, "authorization": None}}
+    # The untouched placeholder is not sent as a token: the server sees no header at all
+    # (a sent placeholder would be refused as "Token is malformed or invalid").
+    result = run_query(devtools, "query NoToken { me { userId organizationId } }")
+    assert result["data"] is None, result
+    assert [e["message"] for e in result["errors"]] == ["Authentication required"], result
+    assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", result
 
-    # A value typed into the headers editor is.
-    devtools.evaluate(
-        f"{JS_HEADERS}.setValue(JSON.stringify({{Authorization: 'Bearer test-token'}}))"
-    )
-    result = run_query(devtools, "query Again { hello authorization }")
-    assert result == {"data": {"hello": HELLO, "authorization": "Bearer test-token"}}
+    # A token typed into the headers editor is sent, and the real auth accepts it.
+    tok = token()
+    claims = jwt.decode(tok, options={"verify_signature": False})
+    typed = json.dumps({"Authorization": f"Bearer {tok}"})
+    devtools.evaluate(f"{JS_HEADERS}.setValue({json.dumps(typed)})")
+    result = run_query(devtools, "{ me { userId organizationId } }")
+    assert result == {
+        "data": {"me": {"userId": claims["sub"], "organizationId": claims["org_id"]}}
+    }, result
 
 
 async def test_missing_assets_show_install_instructions(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    mongo_uri: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Without `ide/node_modules` the API still starts and /graphql says how to fix it."""
     monkeypatch.setattr(ide, "IDE_NODE_MODULES", tmp_path / "node_modules")
-    app = make_app()  # must not raise
     page = render_graphiql("/graphql")
     assert "npm ci --prefix ide" in page
     assert "<script" not in page
     assert not re.search(r"https?://", page)
 
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    # The real app, built and started (lifespan included) with the assets missing.
+    async with client_with(mongo_uri) as client:
         served = await client.get("/graphql", headers={"Accept": "text/html"})
         assert served.status_code == 200
         assert "npm ci --prefix ide" in served.text
+        assert "<script" not in served.text
         asset = await client.get(f"{IDE_ASSET_PREFIX}/graphiql.min.js")
         assert asset.status_code == 404
         assert "npm ci --prefix ide" in asset.text

@@ -1,0 +1,322 @@
+"""Reading campaigns: connections, filters, ordering, recipients, and batched loading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from bson import ObjectId
+from pymongo import monitoring
+
+from main import create_app
+from tests.conftest import drop_database, make_settings
+from tests.factories import auth, create_campaign, future, gql, phones, token
+
+LIST = """
+query List($first: Int, $after: String, $filter: CampaignFilter, $orderBy: CampaignOrder) {
+  campaigns(first: $first, after: $after, filter: $filter, orderBy: $orderBy) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { id name status scheduleDate } }
+  }
+}
+"""
+
+
+async def list_all(http: httpx.AsyncClient, org: ObjectId, **variables: Any) -> list[str]:
+    """Pages through `campaigns` and returns the names in order."""
+    names: list[str] = []
+    after = None
+    for _ in range(50):
+        body = await gql(http, LIST, {**variables, "after": after}, auth(token(org=org)))
+        assert "errors" not in body, body
+        page = body["data"]["campaigns"]
+        names.extend(e["node"]["name"] for e in page["edges"])
+        if not page["pageInfo"]["hasNextPage"]:
+            return names
+        after = page["pageInfo"]["endCursor"]
+    raise AssertionError("too many pages")
+
+
+async def test_pages_cover_every_campaign_once_in_order(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    for i in range(7):
+        await create_campaign(client, org, name=f"C{i}", status="draft", scheduleDate=...)
+    await create_campaign(client, ObjectId(), name="other org")
+    newest_first = await list_all(client, org, first=3)
+    assert newest_first == [f"C{i}" for i in reversed(range(7))]
+    oldest_first = await list_all(client, org, first=2, orderBy={"direction": "ASC"})
+    assert oldest_first == [f"C{i}" for i in range(7)]
+    body = await gql(client, LIST, {"first": 3}, auth(token(org=org)))
+    assert body["data"]["campaigns"]["totalCount"] == 7
+
+
+async def test_schedule_order_is_stable_under_ties_and_puts_drafts_last_when_descending(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    same = future(10)
+    for i in range(4):
+        await create_campaign(client, org, name=f"tie{i}", scheduleDate=same)
+    await create_campaign(client, org, name="later", scheduleDate=future(20))
+    await create_campaign(client, org, name="draft", status="draft", scheduleDate=...)
+    order = {"field": "SCHEDULE_DATE", "direction": "DESC"}
+    names = await list_all(client, org, first=2, orderBy=order)
+    assert names[0] == "later" and names[-1] == "draft"
+    assert sorted(names[1:5]) == [f"tie{i}" for i in range(4)] and len(names) == 6
+    ascending = await list_all(client, org, first=2, orderBy={**order, "direction": "ASC"})
+    assert ascending == ["draft", *reversed(names[1:5]), "later"]
+
+
+async def test_filters(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    await create_campaign(client, org, name="Spring (a+b)", scheduleDate=future(5))
+    await create_campaign(client, org, name="spring sale", status="draft", scheduleDate=...)
+    await create_campaign(client, org, name="Autumn", scheduleDate=future(40))
+
+    async def names(filter: dict[str, Any]) -> list[str]:
+        return sorted(await list_all(client, org, filter=filter))
+
+    assert await names({"search": "SPRING"}) == ["Spring (a+b)", "spring sale"]
+    assert await names({"search": "(a+b)"}) == ["Spring (a+b)"]  # regex characters are literal
+    assert await names({"search": ".*"}) == []
+    assert await names({"status": ["DRAFT"]}) == ["spring sale"]
+    assert await names({"status": ["DRAFT", "SCHEDULED"]}) == [
+        "Autumn",
+        "Spring (a+b)",
+        "spring sale",
+    ]
+    assert await names({"scheduledAfter": future(20)}) == ["Autumn"]
+    assert await names({"scheduledBefore": future(20), "type": "SMS"}) == ["Spring (a+b)"]
+    me = token(org=org)
+    created_by = (await gql(client, "{ me { userId } }", headers=auth(me)))["data"]["me"]
+    assert await names({"createdBy": str(ObjectId())}) == []
+    assert created_by  # the creator filter with a real id is covered in the REST list test
+
+
+@pytest.mark.parametrize("first", [0, -1, 101])
+async def test_page_size_outside_1_to_100_is_bad_user_input(
+    client: httpx.AsyncClient, first: int
+) -> None:
+    body = await gql(client, LIST, {"first": first}, auth(token()))
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["userErrors"][0]["field"] == ["first"]
+
+
+@pytest.mark.parametrize(
+    "cursor", ["garbage", "", "e30.AAAA", "WyJjYW1wYWlnbnMiLDEsIjEiXQ.xxxxxxxxxxxxxxxx"]
+)
+async def test_invalid_or_tampered_cursor_is_bad_user_input(
+    client: httpx.AsyncClient, cursor: str
+) -> None:
+    org = ObjectId()
+    await create_campaign(client, org)
+    body = await gql(client, LIST, {"first": 1, "after": cursor}, auth(token(org=org)))
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["extensions"]["userErrors"][0]["code"] == "INVALID_CURSOR"
+
+
+async def test_a_cursor_of_another_ordering_is_refused(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    for _ in range(2):
+        await create_campaign(client, org)
+    first = await gql(client, LIST, {"first": 1}, auth(token(org=org)))
+    cursor = first["data"]["campaigns"]["pageInfo"]["endCursor"]
+    other = await gql(
+        client,
+        LIST,
+        {"first": 1, "after": cursor, "orderBy": {"field": "SCHEDULE_DATE"}},
+        auth(token(org=org)),
+    )
+    assert other["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_another_organizations_campaign_is_null(client: httpx.AsyncClient) -> None:
+    mine = await create_campaign(client, ObjectId())
+    query = "query($id: ID!) { campaign(id: $id) { id name } }"
+    body = await gql(client, query, {"id": mine["_id"]}, auth(token()))
+    assert body == {"data": {"campaign": None}}
+    for bad in ("nope", str(ObjectId())):
+        assert (await gql(client, query, {"id": bad}, auth(token())))["data"]["campaign"] is None
+
+
+RECIPIENTS = """
+query($id: ID!, $first: Int, $after: String, $status: RecipientStatus) {
+  campaign(id: $id) {
+    recipients(first: $first, after: $after, status: $status) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { node { id position status contactId contact { id firstName phoneNumber } } }
+    }
+  }
+}
+"""
+
+
+async def test_recipients_page_in_order_across_batches(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    campaign = await create_campaign(client, org, newContacts=phones(250))
+    seen: list[int] = []
+    after = None
+    while True:
+        body = await gql(
+            client,
+            RECIPIENTS,
+            {"id": campaign["_id"], "first": 100, "after": after},
+            auth(token(org=org)),
+        )
+        page = body["data"]["campaign"]["recipients"]
+        assert page["totalCount"] == 250
+        for edge in page["edges"]:
+            node = edge["node"]
+            assert node["contact"]["id"] == node["contactId"]
+            assert node["contact"]["firstName"] == f"P{node['position']}"
+            seen.append(node["position"])
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == list(range(250))
+    pending = await gql(
+        client, RECIPIENTS, {"id": campaign["_id"], "first": 5, "status": "PENDING"},
+        auth(token(org=org)),
+    )
+    assert pending["data"]["campaign"]["recipients"]["totalCount"] == 250
+    sent = await gql(
+        client, RECIPIENTS, {"id": campaign["_id"], "status": "SENT"}, auth(token(org=org))
+    )
+    assert sent["data"]["campaign"]["recipients"] == {
+        "totalCount": 0,
+        "pageInfo": {"hasNextPage": False, "endCursor": None},
+        "edges": [],
+    }
+
+
+async def test_a_deleted_contact_leaves_a_recipient_with_a_null_contact(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    campaign = await create_campaign(client, org, newContacts=phones(2))
+    deleted = await client.delete(
+        f"/api/contacts/{campaign['userIds'][0]}", headers=auth(token(org=org))
+    )
+    assert deleted.status_code == 200
+    body = await gql(client, RECIPIENTS, {"id": campaign["_id"]}, auth(token(org=org)))
+    nodes = [e["node"] for e in body["data"]["campaign"]["recipients"]["edges"]]
+    assert [n["contact"] is None for n in nodes] == [True, False]
+    assert nodes[0]["contactId"] == campaign["userIds"][0]
+
+
+PREVIEW = """
+query($message: String!, $contactId: ID!) {
+  previewMessage(message: $message, contactId: $contactId) {
+    preview { text encoding segments characters missing }
+    userErrors { field code }
+  }
+}
+"""
+
+
+async def test_preview_renders_for_one_contact_with_creations_checks(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    campaign = await create_campaign(client, org, newContacts=[phones(1)[0]])
+    contact_id = campaign["userIds"][0]
+    ok = await gql(
+        client, PREVIEW, {"message": "Hi {{firstName}}! {{lastName|}}", "contactId": contact_id},
+        auth(token(org=org)),
+    )
+    assert ok["data"]["previewMessage"] == {
+        "preview": {
+            "text": "Hi P0! ",
+            "encoding": "GSM-7",
+            "segments": 1,
+            "characters": 7,
+            "missing": [],
+        },
+        "userErrors": [],
+    }
+    left_out = await gql(
+        client, PREVIEW, {"message": "Hi {{lastName}}", "contactId": contact_id},
+        auth(token(org=org)),
+    )
+    preview = left_out["data"]["previewMessage"]["preview"]
+    assert (preview["text"], preview["missing"]) == ("", ["lastName"])  # would not be sent
+    bad = await gql(
+        client, PREVIEW, {"message": "Hi {{fristName}}", "contactId": contact_id},
+        auth(token(org=org)),
+    )
+    assert bad["data"]["previewMessage"]["userErrors"] == [
+        {"field": ["message"], "code": "UNKNOWN_PLACEHOLDER"}
+    ]
+    foreign = await gql(
+        client, PREVIEW, {"message": "Hi", "contactId": contact_id}, auth(token())
+    )
+    assert foreign["data"]["previewMessage"]["userErrors"] == [
+        {"field": ["contactId"], "code": "NOT_FOUND"}
+    ]
+
+
+ROUND_TRIP = """
+query {
+  campaigns(first: 100) {
+    edges { node {
+      id createdBy { id fullName } stats { total sent successRate }
+      recipients(first: 5) { edges { node { status contact { firstName } } } }
+    } }
+  }
+}
+"""
+
+
+class Commands(monitoring.CommandListener):
+    """Counts the commands the app sends, by name."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.counting = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.counting:
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.mark.parametrize("campaigns", [10, 100])
+async def test_listing_with_nested_fields_costs_the_same_few_commands(
+    mongo_uri: str, campaigns: int
+) -> None:
+    from asgi_lifespan import LifespanManager
+
+    listener = Commands()
+    settings = make_settings(mongo_uri)
+    app = create_app(settings, event_listeners=[listener])
+    org = ObjectId()
+    try:
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                for i in range(campaigns):
+                    await create_campaign(http, org, newContacts=phones(6, start=i * 6))
+                listener.counting = True
+                body = await gql(http, ROUND_TRIP, headers=auth(token(org=org)))
+                listener.counting = False
+    finally:
+        await drop_database(settings)
+    edges = body["data"]["campaigns"]["edges"]
+    assert len(edges) == campaigns
+    assert all(len(e["node"]["recipients"]["edges"]) == 5 for e in edges)
+    assert all(
+        r["node"]["contact"]["firstName"].startswith("P")
+        for e in edges
+        for r in e["node"]["recipients"]["edges"]
+    )
+    assert listener.names.count("find") == 4, listener.names  # campaigns, users, recipients, contacts
+    assert len(listener.names) <= 5, listener.names
