@@ -89,7 +89,10 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     ),
     "contact missing a placeholder value": campaign_body(
         message="Hi {{firstName}}",
-        newContacts=[{"phoneNumber": "+14155550101"}, {"firstName": "Bo", "phoneNumber": "+14155550102"}],
+        newContacts=[
+            {"phoneNumber": "+14155550101"},
+            {"firstName": "Bo", "phoneNumber": "+14155550102"},
+        ],
     ),
 }
 

@@ -179,7 +179,9 @@ async def test_recipients_page_in_order_across_batches(client: httpx.AsyncClient
         after = page["pageInfo"]["endCursor"]
     assert seen == list(range(250))
     pending = await gql(
-        client, RECIPIENTS, {"id": campaign["_id"], "first": 5, "status": "PENDING"},
+        client,
+        RECIPIENTS,
+        {"id": campaign["_id"], "first": 5, "status": "PENDING"},
         auth(token(org=org)),
     )
     assert pending["data"]["campaign"]["recipients"]["totalCount"] == 250
@@ -225,7 +227,9 @@ async def test_preview_renders_for_one_contact_with_creations_checks(
     campaign = await create_campaign(client, org, newContacts=[phones(1)[0]])
     contact_id = campaign["userIds"][0]
     ok = await gql(
-        client, PREVIEW, {"message": "Hi {{firstName}}! {{lastName|}}", "contactId": contact_id},
+        client,
+        PREVIEW,
+        {"message": "Hi {{firstName}}! {{lastName|}}", "contactId": contact_id},
         auth(token(org=org)),
     )
     assert ok["data"]["previewMessage"] == {
@@ -239,21 +243,23 @@ async def test_preview_renders_for_one_contact_with_creations_checks(
         "userErrors": [],
     }
     left_out = await gql(
-        client, PREVIEW, {"message": "Hi {{lastName}}", "contactId": contact_id},
+        client,
+        PREVIEW,
+        {"message": "Hi {{lastName}}", "contactId": contact_id},
         auth(token(org=org)),
     )
     preview = left_out["data"]["previewMessage"]["preview"]
     assert (preview["text"], preview["missing"]) == ("", ["lastName"])  # would not be sent
     bad = await gql(
-        client, PREVIEW, {"message": "Hi {{fristName}}", "contactId": contact_id},
+        client,
+        PREVIEW,
+        {"message": "Hi {{fristName}}", "contactId": contact_id},
         auth(token(org=org)),
     )
     assert bad["data"]["previewMessage"]["userErrors"] == [
         {"field": ["message"], "code": "UNKNOWN_PLACEHOLDER"}
     ]
-    foreign = await gql(
-        client, PREVIEW, {"message": "Hi", "contactId": contact_id}, auth(token())
-    )
+    foreign = await gql(client, PREVIEW, {"message": "Hi", "contactId": contact_id}, auth(token()))
     assert foreign["data"]["previewMessage"]["userErrors"] == [
         {"field": ["contactId"], "code": "NOT_FOUND"}
     ]
@@ -318,5 +324,7 @@ async def test_listing_with_nested_fields_costs_the_same_few_commands(
         for e in edges
         for r in e["node"]["recipients"]["edges"]
     )
-    assert listener.names.count("find") == 4, listener.names  # campaigns, users, recipients, contacts
+    assert listener.names.count("find") == 4, (
+        listener.names
+    )  # campaigns, users, recipients, contacts
     assert len(listener.names) <= 5, listener.names

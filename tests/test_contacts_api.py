@@ -1,0 +1,183 @@
+"""Managing contacts through both APIs: create, change, delete, opt out, list and search."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from bson import ObjectId
+
+from models import Contact
+from tests.factories import auth, create_campaign, gql, token
+
+CREATE = """
+mutation($input: CreateContactInput!) {
+  createContact(input: $input) {
+    contact { id phoneNumber firstName contactStatus tags optedOut }
+    userErrors { field code }
+  }
+}
+"""
+LIST = """
+query($filter: ContactFilter, $first: Int, $after: String) {
+  contacts(filter: $filter, first: $first, after: $after) {
+    totalCount pageInfo { hasNextPage endCursor } edges { node { firstName phoneNumber } }
+  }
+}
+"""
+
+
+async def rest(http: httpx.AsyncClient, org: ObjectId, method: str, path: str, **kw: Any) -> Any:
+    return await http.request(method, f"/api/contacts{path}", headers=auth(token(org=org)), **kw)
+
+
+async def test_create_normalises_the_phone_and_refuses_a_taken_one(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    body = await gql(
+        client,
+        CREATE,
+        {"input": {"phoneNumber": "(415) 555-0101", "firstName": " Ana ", "tags": ["a", "a", " "]}},
+        auth(token(org=org)),
+    )
+    created = body["data"]["createContact"]
+    assert created["userErrors"] == []
+    assert created["contact"]["phoneNumber"] == "+14155550101"
+    assert (created["contact"]["firstName"], created["contact"]["tags"]) == ("Ana", ["a"])
+    again = await rest(client, org, "POST", "", json={"phoneNumber": "+1 415 555 0101"})
+    assert again.status_code == 409
+    assert again.json()["errors"][0]["code"] == "DUPLICATE_PHONE"
+    assert created["contact"]["id"] in again.json()["message"]
+    other_org = await rest(client, ObjectId(), "POST", "", json={"phoneNumber": "+14155550101"})
+    assert other_org.status_code == 201  # phones are unique per organization only
+    invalid = await gql(client, CREATE, {"input": {"phoneNumber": "12"}}, auth(token(org=org)))
+    assert invalid["data"]["createContact"]["userErrors"] == [
+        {"field": ["input", "phoneNumber"], "code": "INVALID_PHONE"}
+    ]
+    assert await Contact.find({"organizationId": org}).count() == 1
+
+
+async def test_update_and_a_phone_taken_meanwhile(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    a = (await rest(client, org, "POST", "", json={"phoneNumber": "+14155550101"})).json()["data"]
+    b = (await rest(client, org, "POST", "", json={"phoneNumber": "+14155550102"})).json()["data"]
+    changed = await rest(
+        client, org, "PATCH", f"/{a['_id']}", json={"lastName": "Lee", "contactStatus": "Won"}
+    )
+    assert changed.status_code == 200
+    assert (changed.json()["data"]["lastName"], changed.json()["data"]["contactStatus"]) == (
+        "Lee",
+        "Won",
+    )
+    taken = await rest(client, org, "PATCH", f"/{a['_id']}", json={"phoneNumber": "415-555-0102"})
+    assert taken.status_code == 409
+    assert taken.json()["errors"][0] == {
+        "field": "phoneNumber",
+        "code": "DUPLICATE_PHONE",
+        "message": f"Another contact ({b['_id']}) already has the phone +14155550102",
+    }
+    stored = await Contact.get(a["_id"])
+    assert stored is not None and stored.phoneNumber == "+14155550101" and stored.lastName == "Lee"
+
+
+async def test_concurrent_edits_of_one_contact_lose_no_field(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    made = (await rest(client, org, "POST", "", json={"phoneNumber": "+14155550101"})).json()
+    id = made["data"]["_id"]
+    edits = [
+        {"firstName": "F"},
+        {"lastName": "L"},
+        {"email": "e@x.io"},
+        {"process": "p"},
+        {"contactStatus": "s"},
+        {"tags": ["t"]},
+    ]
+    answers = await asyncio.gather(*(rest(client, org, "PATCH", f"/{id}", json=e) for e in edits))
+    assert [a.status_code for a in answers] == [200] * len(edits)
+    stored = await Contact.get(id)
+    assert stored is not None
+    assert (stored.firstName, stored.lastName, stored.email, stored.process) == (
+        "F",
+        "L",
+        "e@x.io",
+        "p",
+    )
+    assert (stored.contactStatus, stored.tags, stored.version) == ("s", ["t"], len(edits))
+
+
+async def test_opt_out_records_when_and_why_and_opt_in_clears_it(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    made = (await rest(client, org, "POST", "", json={"phoneNumber": "+14155550101"})).json()
+    id = made["data"]["_id"]
+    out = await rest(client, org, "POST", f"/{id}/opt-out", json={"reason": "Replied STOP"})
+    data = out.json()["data"]
+    assert (data["optedOut"], data["optOutReason"]) == (True, "Replied STOP")
+    assert data["optedOutAt"].endswith("Z")
+    body = await gql(
+        client,
+        "mutation($id: ID!) { optInContact(id: $id) { contact { optedOut optedOutAt } } }",
+        {"id": id},
+        auth(token(org=org)),
+    )
+    assert body["data"]["optInContact"]["contact"] == {"optedOut": False, "optedOutAt": None}
+
+
+async def test_deleting_a_contact_keeps_its_campaigns(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    campaign = await create_campaign(
+        client, org, newContacts=[{"phoneNumber": "+14155550101"}, {"phoneNumber": "+14155550102"}]
+    )
+    gone = await rest(client, org, "DELETE", f"/{campaign['userIds'][0]}")
+    assert gone.json()["data"] == {"_id": campaign["userIds"][0]}
+    assert (await rest(client, org, "GET", f"/{campaign['userIds'][0]}")).status_code == 404
+    detail = await client.get(f"/api/campaigns/{campaign['_id']}", headers=auth(token(org=org)))
+    assert detail.json()["data"]["userIds"] == campaign["userIds"]
+    assert detail.json()["data"]["stats"]["total"] == 2
+
+
+async def test_filters_and_search_by_any_phone_format_or_name(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    people = [
+        {"phoneNumber": "+14155550101", "firstName": "Ana", "lastName": "Lopez", "tags": ["vip"]},
+        {"phoneNumber": "+14155550102", "firstName": "Bo", "contactStatus": "Won"},
+        {"phoneNumber": "+442071838750", "firstName": "Cy", "lastName": "A.na"},
+    ]
+    for person in people:
+        assert (await rest(client, org, "POST", "", json=person)).status_code == 201
+    await rest(client, ObjectId(), "POST", "", json={"phoneNumber": "+14155550103"})
+
+    async def names(filter: dict[str, Any]) -> list[str]:
+        body = await gql(client, LIST, {"filter": filter}, auth(token(org=org)))
+        return [e["node"]["firstName"] for e in body["data"]["contacts"]["edges"]]
+
+    assert await names({"search": "(415) 555-0102"}) == ["Bo"]
+    assert await names({"search": "+1 415.555.0101"}) == ["Ana"]
+    assert await names({"search": "555010"}) == ["Ana", "Bo"]
+    assert await names({"search": "ana"}) == ["Ana"]
+    assert await names({"search": "a.n"}) == ["Cy"]  # a dot is a dot, not any character
+    assert await names({"tags": ["vip"]}) == ["Ana"]
+    assert await names({"contactStatus": ["Won"], "optedOut": False}) == ["Bo"]
+    listed = await rest(client, org, "GET", "?search=4155550101&limit=1")
+    assert listed.json()["pagination"] == {"page": 1, "limit": 1, "total": 1, "pages": 1}
+
+
+async def test_contacts_page_through_in_creation_order(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    for i in range(5):
+        await rest(
+            client, org, "POST", "", json={"phoneNumber": f"+1415555010{i}", "firstName": f"C{i}"}
+        )
+    seen: list[str] = []
+    after = None
+    while True:
+        body = await gql(client, LIST, {"first": 2, "after": after}, auth(token(org=org)))
+        page = body["data"]["contacts"]
+        seen += [e["node"]["firstName"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == [f"C{i}" for i in range(5)] and page["totalCount"] == 5
