@@ -58,7 +58,7 @@ from main import create_app
 from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus, CreatedBy, MessageStats
-from models.recipient import RecipientStatus
+from models.recipient import RECIPIENT_BATCH, RecipientStatus
 from services.messages import parse_template, sms_cost
 from tests.factories import TEST_JWT_SECRET, auth, token
 
@@ -288,12 +288,16 @@ async def run_app_case(
 # -- (c): the floor -------------------------------------------------------------------------
 
 
-def raw_recipient(campaign_id: ObjectId, contact_id: Any, stamp: dict[str, Any]) -> dict[str, Any]:
+def raw_recipient(
+    campaign_id: ObjectId, contact_id: Any, stamp: dict[str, Any], seq: int = 0
+) -> dict[str, Any]:
     """Returns a pending recipient as the service stores it; `stamp` has owner and times."""
     return {
         "_id": ObjectId(),
         "campaignId": campaign_id,
         "contactId": contact_id,
+        "seq": seq,
+        "batch": seq // RECIPIENT_BATCH,
         "status": RecipientStatus.PENDING.value,
         "assignedTo": None,
         "providerMessageId": None,
@@ -327,7 +331,9 @@ def floor_documents(
         for c in contacts
     ]
     campaign_id = PydanticObjectId()
-    recipient_docs = [raw_recipient(campaign_id, doc["_id"], stamp) for doc in contact_docs]
+    recipient_docs = [
+        raw_recipient(campaign_id, doc["_id"], stamp, seq) for seq, doc in enumerate(contact_docs)
+    ]
     template = parse_template(MESSAGE)
     longest = max(
         (template.render(c).text for c in contacts), key=len, default=template.render({}).text

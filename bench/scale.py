@@ -10,8 +10,13 @@ small organization and as the large one, interleaved sample by sample, it times:
   inserting 3 recipients and the campaign;
 - `POST /api/campaigns` with 1,000 new contacts, and its floor: `insert_many` of the same
   number of contacts and recipients plus the campaign, into the same loaded collections;
+- a dashboard's first screen over GraphQL (20 campaigns, each with its creator and 5
+  recipients with their contacts), and its floor: the same three finds in raw PyMongo;
+- `contacts(first: 20)`, and `contacts(search:)` with a phone typed as `(555) 000-1234`, each
+  against the raw find behind it;
+- `pauseCampaign`, against a raw read, change-record insert and update;
 - the raw query behind a page of 20 of the large organization's campaigns (newest first), and
-  counting its contacts: what the listing routes will cost (they come with the read issue).
+  counting its contacts.
 
 Requests go through the app in process (ASGI, no socket). Prints p50/p95 per case and the ratio
 of each API call to its floor, and how the small organization's figures moved between sizes.
@@ -135,7 +140,9 @@ async def load(db: Any, total: int, rng: random.Random) -> list[Org]:
             created = now - timedelta(minutes=n)
             chosen = rng.sample(org.sample, min(RECIPIENTS_PER_CAMPAIGN, len(org.sample)))
             stamp = {"organizationId": org.id, "createdAt": created, "updatedAt": created}
-            recipients.extend(raw_recipient(campaign_id, c, stamp) for c in chosen)
+            recipients.extend(
+                raw_recipient(campaign_id, c, stamp, seq) for seq, c in enumerate(chosen)
+            )
             campaigns.append(campaign_doc(org, campaign_id, len(chosen), f"Campaign {n}", created))
         await db.campaigns.insert_many(campaigns)
         for start in range(0, len(recipients), LOAD_BATCH):
@@ -207,6 +214,7 @@ def campaign_doc(
         scheduleDate=now + timedelta(days=1),
         createdBy=CreatedBy(id=PydanticObjectId(), fullName="Bench Rep"),
         stats=CampaignStats(total=total),
+        nextSeq=total,
         createdAt=now,
         updatedAt=now,
     )
@@ -279,6 +287,140 @@ async def new_contacts_case(s: Session, org: Org, samples: int, count: int) -> T
     return t
 
 
+LISTING = """
+query {
+  campaigns(first: 20) {
+    edges { node {
+      id name createdBy { fullName } stats { total successRate }
+      recipients(first: 5) { edges { node { status contact { firstName } } } }
+    } }
+  }
+}
+"""
+CONTACTS_PAGE = "query { contacts(first: 20) { edges { node { id firstName } } } }"
+CONTACT_SEARCH = "query($q: String!) { contacts(filter: {search: $q}) { edges { node { id } } } }"
+RECIPIENTS_PAGE = """
+query($id: ID!, $after: String) {
+  campaign(id: $id) { recipients(first: 50, after: $after) { edges { node { id } } } }
+}
+"""
+
+
+async def listing_case(s: Session, org: Org, samples: int) -> Timings:
+    """A dashboard's first screen: 20 campaigns, each with its creator and 5 recipients."""
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+
+        async def api() -> None:
+            response = await s.http.post("/graphql", json={"query": LISTING}, headers=headers)
+            edges = ((response.json().get("data") or {}).get("campaigns") or {}).get("edges")
+            s.check(len(edges or []) == 20, f"listing: {response.text[:200]}")
+
+        async def floor() -> None:
+            query = {"organizationId": org.id}
+            page = (
+                await s.db.campaigns.find(query)
+                .sort([("createdAt", -1), ("_id", -1)])
+                .limit(21)
+                .to_list(None)
+            )
+            ids = [c["_id"] for c in page[:20]]
+            rows = await s.db.recipients.find(
+                {
+                    "organizationId": org.id,
+                    "campaignId": {"$in": ids},
+                    "batch": 0,
+                    "seq": {"$lte": 5},
+                }
+            ).to_list(None)
+            contacts = list({r["contactId"] for r in rows})
+            found = await s.db.contacts.find(
+                {"organizationId": org.id, "_id": {"$in": contacts}}
+            ).to_list(None)
+            s.check(len(found) == len(contacts), "listing floor contacts")
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
+async def contacts_page_case(s: Session, org: Org, samples: int) -> Timings:
+    """The contacts screen: the first 20 contacts in creation order."""
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+
+        async def api() -> None:
+            response = await s.http.post("/graphql", json={"query": CONTACTS_PAGE}, headers=headers)
+            edges = ((response.json().get("data") or {}).get("contacts") or {}).get("edges")
+            s.check(len(edges or []) == 20, f"contacts: {response.text[:200]}")
+
+        async def floor() -> None:
+            cursor = s.db.contacts.find({"organizationId": org.id}).sort("_id", 1).limit(21)
+            s.check(len(await cursor.to_list(None)) == 21, "contacts floor")
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
+async def search_case(s: Session, org: Org, samples: int) -> Timings:
+    """Finding a contact by a phone typed in another format."""
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+        doc = await s.db.contacts.find_one({"_id": s.rng.choice(org.sample)})
+        phone = doc["phoneNumber"]
+        typed = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
+
+        async def api(q: str = typed) -> None:
+            response = await s.http.post(
+                "/graphql", json={"query": CONTACT_SEARCH, "variables": {"q": q}}, headers=headers
+            )
+            edges = ((response.json().get("data") or {}).get("contacts") or {}).get("edges")
+            s.check(edges is not None and len(edges) == 1, f"search {q}: {response.text[:200]}")
+
+        async def floor(p: str = phone) -> None:
+            found = await s.db.contacts.find({"organizationId": org.id, "phoneNumber": p}).to_list(
+                None
+            )
+            s.check(len(found) == 1, "search floor")
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
+async def lifecycle_case(s: Session, org: Org, samples: int) -> Timings:
+    """Pausing a campaign: one numbered change claimed by a unique insert, then written."""
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+        campaign_id = PydanticObjectId()
+        await s.db.campaigns.insert_one(campaign_doc(org, campaign_id, 0))
+        floor_id = PydanticObjectId()
+        await s.db.campaigns.insert_one(campaign_doc(org, floor_id, 0))
+
+        async def api(cid: PydanticObjectId = campaign_id) -> None:
+            query = f'mutation {{ pauseCampaign(id: "{cid}") {{ campaign {{ status }} }} }}'
+            response = await s.http.post("/graphql", json={"query": query}, headers=headers)
+            data = (response.json().get("data") or {}).get("pauseCampaign") or {}
+            s.check((data.get("campaign") or {}).get("status") == "PAUSED", "pause")
+
+        async def floor(cid: PydanticObjectId = floor_id) -> None:
+            scope = {"_id": cid, "organizationId": org.id}
+            await s.db.campaigns.find_one(scope)
+            await s.db.changes.insert_one(
+                {"organizationId": org.id, "subjectId": cid, "version": 1, "action": "pause"}
+            )
+            await s.db.campaigns.update_one({**scope, "version": 0}, {"$set": {"status": "paused"}})
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
 async def listing_floor(s: Session, org: Org, samples: int) -> dict[str, list[float]]:
     pages, counts = [], []
     for _ in range(samples):
@@ -332,6 +474,10 @@ async def run_size(
                     f"POST {args.new_contacts:,} new contacts": await new_contacts_case(
                         s, org, args.big_creations, args.new_contacts
                     ),
+                    "campaigns(20) + recipients(5)": await listing_case(s, org, args.listings),
+                    "contacts(first: 20)": await contacts_page_case(s, org, args.listings),
+                    "contacts(search: phone)": await search_case(s, org, args.listings),
+                    "pauseCampaign": await lifecycle_case(s, org, args.creations),
                 }
                 for name, t in cases.items():
                     row = summarize(t)
@@ -424,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--creations", type=int, default=40, help="samples of 3-id creation")
     parser.add_argument("--big-creations", type=int, default=5, help="samples of bulk creation")
     parser.add_argument("--new-contacts", type=int, default=1000)
-    parser.add_argument("--listings", type=int, default=5, help="samples of the raw listing")
+    parser.add_argument("--listings", type=int, default=10, help="samples of each listing")
     parser.add_argument(
         "--settle", type=float, default=15.0, help="seconds to wait after loading (statistics)"
     )

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from bson import ObjectId
 
-from tests.factories import auth, counts, future, gql, token
+from models import Campaign, IdempotencyRecord
+from services.tenancy import Tenant
+from tests.factories import auth, counts, future, gql, principal, token
+from tests.factories import campaign_body as body
 
 ORG = ObjectId()
 BODY: dict[str, Any] = {
@@ -126,3 +131,76 @@ async def test_records_past_retention_are_purged_and_fresh_ones_kept(
 
     assert await purge_expired(retention=timedelta(days=1)) == 1
     assert [r["key"] async for r in collection.find({}, {"key": 1})] == ["new"]
+
+
+# Odd keys, and requests that crashed while holding their key.
+
+FIXED = future(days=40)
+
+
+async def post(http: httpx.AsyncClient, payload: Any, key: str | None = None) -> httpx.Response:
+    request_headers = headers(key) if key is not None else auth(token(org=ORG))
+    return await http.post("/api/campaigns", json=payload, headers=request_headers)
+
+
+@pytest.mark.parametrize("key", ["x" * 1000])
+async def test_overlong_idempotency_key_is_a_field_error(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    response = await post(client, body(), key=key)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "Idempotency-Key"  # REST names the header
+
+
+async def test_empty_idempotency_key_is_ignored(client: httpx.AsyncClient) -> None:
+    response = await post(client, body(), key=" ")
+    assert response.status_code == 201
+
+
+async def _stale_reservation(key: str, campaign_id: ObjectId) -> None:
+    tenant = Tenant(principal(ORG))
+    from services.idempotency import request_hash
+    from services.inputs import parse_input
+
+    record = IdempotencyRecord(
+        organizationId=ORG,
+        scope="createCampaign",
+        key=key,
+        requestHash=request_hash(parse_input(body(scheduleDate=FIXED)).fingerprint_source()),
+        result={"campaignId": str(campaign_id)},
+        leaseUntil=tenant.now() - timedelta(minutes=5),
+    )
+    await tenant.insert(record)
+
+
+async def test_key_of_a_crashed_request_is_taken_over(client: httpx.AsyncClient) -> None:
+    planned = ObjectId()
+    await _stale_reservation("crashed", planned)
+    response = await post(client, body(scheduleDate=FIXED), key="crashed")
+    assert response.status_code == 201, response.text
+    assert response.json()["data"]["_id"] == str(planned)
+    again = await post(client, body(scheduleDate=FIXED), key="crashed")
+    assert again.json()["data"]["_id"] == str(planned)
+    assert (await counts("campaigns"))["campaigns"] == 1
+
+
+async def test_crash_after_the_campaign_landed_replays_it(client: httpx.AsyncClient) -> None:
+    first = await post(client, body(scheduleDate=FIXED))
+    landed = ObjectId(first.json()["data"]["_id"])
+    await _stale_reservation("landed", landed)
+    response = await post(client, body(scheduleDate=FIXED), key="landed")
+    assert response.json()["data"]["_id"] == str(landed)
+    assert await Campaign.find_all().count() == 1
+
+
+async def test_racing_retries_of_a_crashed_request_create_one_campaign(
+    client: httpx.AsyncClient,
+) -> None:
+    planned = ObjectId()
+    await _stale_reservation("crashed-race", planned)
+    responses = await asyncio.gather(
+        *(post(client, body(scheduleDate=FIXED), key="crashed-race") for _ in range(5))
+    )
+    assert [r.status_code for r in responses] == [201] * 5, [r.text for r in responses]
+    assert {r.json()["data"]["_id"] for r in responses} == {str(planned)}
+    assert await counts("campaigns", "recipients") == {"campaigns": 1, "recipients": 1}
