@@ -366,12 +366,26 @@ async def contacts_page_case(s: Session, org: Org, samples: int) -> Timings:
 
 
 async def search_case(s: Session, org: Org, samples: int) -> Timings:
-    """Finding a contact by a phone typed in another format."""
+    """Finding a contact by a phone typed in another format (a contact with a real number,
+    added as an import would: the loaded ones have numbers no one can type)."""
     t = Timings()
     headers = auth(token(org=org.id))
     for _ in range(samples):
-        doc = await s.db.contacts.find_one({"_id": s.rng.choice(org.sample)})
-        phone = doc["phoneNumber"]
+        phone = s.source.take(1)[0]["phoneNumber"]
+        now = utcnow()
+        await s.db.contacts.insert_one(
+            {
+                "organizationId": org.id,
+                "firstName": "Typed",
+                "lastName": "",
+                "phoneNumber": phone,
+                "tags": [],
+                "optedOut": False,
+                "version": 0,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+        )
         typed = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
 
         async def api(q: str = typed) -> None:

@@ -136,7 +136,9 @@ async def _write(
     applied: dict[str, Any],
 ) -> None:
     update = {**applied, "version": version + 1, "updatedAt": tenant.now()}
-    await tenant.update_one(model, {"_id": document_id, "version": version}, {"$set": update})
+    # Documents stored before versions existed have no `version`: they are version 0.
+    current = version if version else {"$in": [0, None]}
+    await tenant.update_one(model, {"_id": document_id, "version": current}, {"$set": update})
 
 
 async def _winner(tenant: Tenant, model: type[Doc], current: Doc, version: int) -> Change | None:

@@ -328,3 +328,30 @@ async def test_listing_with_nested_fields_costs_the_same_few_commands(
         listener.names
     )  # campaigns, users, recipients, contacts
     assert len(listener.names) <= 5, listener.names
+
+
+async def test_a_node_fetched_through_two_paths_has_the_same_id(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    created = await create_campaign(client, org, newContacts=phones(1))
+    query = """
+    query($id: ID!, $contact: ID!) {
+      campaign(id: $id) { id createdBy { id } recipients { edges { node { contact { id } } } } }
+      campaigns { edges { node { id createdBy { id } } } }
+      contact(id: $contact) { id }
+      me { userId }
+    }
+    """
+    body = await gql(
+        client,
+        query,
+        {"id": created["_id"], "contact": created["userIds"][0]},
+        auth(token(org=org, user=created["createdBy"]["_id"])),
+    )
+    data = body["data"]
+    listed = data["campaigns"]["edges"][0]["node"]
+    assert data["campaign"]["id"] == listed["id"] == created["_id"]
+    assert data["campaign"]["createdBy"]["id"] == listed["createdBy"]["id"] == data["me"]["userId"]
+    via_recipient = data["campaign"]["recipients"]["edges"][0]["node"]["contact"]["id"]
+    assert via_recipient == data["contact"]["id"] == created["userIds"][0]

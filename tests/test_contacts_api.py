@@ -181,3 +181,15 @@ async def test_contacts_page_through_in_creation_order(client: httpx.AsyncClient
             break
         after = page["pageInfo"]["endCursor"]
     assert seen == [f"C{i}" for i in range(5)] and page["totalCount"] == 5
+
+
+async def test_contacts_stored_before_versions_existed_can_be_changed(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    legacy = {"organizationId": org, "phoneNumber": "+14155550101", "firstName": "Old"}
+    inserted = await Contact.get_pymongo_collection().insert_one(legacy)
+    changed = await rest(client, org, "PATCH", f"/{inserted.inserted_id}", json={"lastName": "New"})
+    assert changed.status_code == 200, changed.text
+    stored = await Contact.get(inserted.inserted_id)
+    assert stored is not None and (stored.lastName, stored.version) == ("New", 1)

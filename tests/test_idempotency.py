@@ -123,13 +123,15 @@ async def test_records_past_retention_are_purged_and_fresh_ones_kept(
     from models.base import utcnow
     from services.idempotency import purge_expired
 
+    other = ObjectId()  # the purge runs organization by organization: both are covered
     await client.post("/api/campaigns", json=BODY, headers=headers("old"))
-    await client.post("/api/campaigns", json=BODY, headers=headers("new"))
+    await client.post("/api/campaigns", json=BODY, headers=headers("old", other))
+    await client.post("/api/campaigns", json=BODY, headers=headers("new", other))
     collection = IdempotencyRecord.get_pymongo_collection()
     long_ago = utcnow() - timedelta(days=2)
-    await collection.update_one({"key": "old"}, {"$set": {"updatedAt": long_ago}})
+    await collection.update_many({"key": "old"}, {"$set": {"updatedAt": long_ago}})
 
-    assert await purge_expired(retention=timedelta(days=1)) == 1
+    assert await purge_expired(retention=timedelta(days=1)) == 2
     assert [r["key"] async for r in collection.find({}, {"key": 1})] == ["new"]
 
 

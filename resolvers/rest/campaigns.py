@@ -6,11 +6,13 @@ route's `response_model` is that very shape, so OpenAPI shows what is really ret
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
 from core.deps import CurrentTenant, SettingsDep
+from models import Campaign
 from resolvers.rest.models import (
     Deleted,
     Envelope,
@@ -28,6 +30,7 @@ from services.inputs import (
     ScheduleInput,
     UpdateCampaignInput,
 )
+from services.tenancy import Tenant
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 
@@ -170,48 +173,31 @@ async def schedule_campaign(
     return SummaryEnvelope(message="Campaign scheduled", data=CampaignSummaryOut.of(campaign))
 
 
-@router.post(
-    "/{id}/send",
-    summary="Start sending now",
-    response_model=SummaryEnvelope,
-    responses=error_responses(404, 409),
-)
-async def send_campaign_now(id: str, tenant: CurrentTenant) -> SummaryEnvelope:
-    campaign = await lifecycle.send_now(tenant, id)
-    return SummaryEnvelope(message="Campaign sending", data=CampaignSummaryOut.of(campaign))
+def _action_route(action: str, summary: str, done: str, move: Move) -> None:
+    """Adds `POST /api/campaigns/{id}/<action>`: one status move, answered the same way."""
+
+    async def route(id: str, tenant: CurrentTenant) -> SummaryEnvelope:
+        campaign = await move(tenant, id)
+        return SummaryEnvelope(message=done, data=CampaignSummaryOut.of(campaign))
+
+    route.__name__ = f"{action}_campaign"
+    router.post(
+        f"/{{id}}/{action}",
+        summary=summary,
+        response_model=SummaryEnvelope,
+        responses=error_responses(404, 409),
+    )(route)
 
 
-@router.post(
-    "/{id}/pause",
-    summary="Pause a scheduled or sending campaign",
-    response_model=SummaryEnvelope,
-    responses=error_responses(404, 409),
-)
-async def pause_campaign(id: str, tenant: CurrentTenant) -> SummaryEnvelope:
-    campaign = await lifecycle.pause(tenant, id)
-    return SummaryEnvelope(message="Campaign paused", data=CampaignSummaryOut.of(campaign))
+Move = Callable[[Tenant, str], Awaitable[Campaign]]
 
-
-@router.post(
-    "/{id}/resume",
-    summary="Resume a paused campaign",
-    response_model=SummaryEnvelope,
-    responses=error_responses(404, 409),
-)
-async def resume_campaign(id: str, tenant: CurrentTenant) -> SummaryEnvelope:
-    campaign = await lifecycle.resume(tenant, id)
-    return SummaryEnvelope(message="Campaign resumed", data=CampaignSummaryOut.of(campaign))
-
-
-@router.post(
-    "/{id}/cancel",
-    summary="Cancel a campaign that is not completed",
-    response_model=SummaryEnvelope,
-    responses=error_responses(404, 409),
-)
-async def cancel_campaign(id: str, tenant: CurrentTenant) -> SummaryEnvelope:
-    campaign = await lifecycle.cancel(tenant, id)
-    return SummaryEnvelope(message="Campaign cancelled", data=CampaignSummaryOut.of(campaign))
+for _action, _summary, _done, _move in (
+    ("send", "Start sending now", "Campaign sending", lifecycle.send_now),
+    ("pause", "Pause a scheduled or sending campaign", "Campaign paused", lifecycle.pause),
+    ("resume", "Resume a paused campaign", "Campaign resumed", lifecycle.resume),
+    ("cancel", "Cancel a campaign that is not completed", "Campaign cancelled", lifecycle.cancel),
+):
+    _action_route(_action, _summary, _done, _move)
 
 
 @router.post(
