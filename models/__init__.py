@@ -3,7 +3,7 @@
 from beanie import Document
 
 from models.campaign import Campaign
-from models.contact import Contact
+from models.contact import Contact, ContactPage
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.recipient import Recipient
@@ -17,6 +17,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     IdempotencyRecord,
     IdempotencyTakeover,
     Change,
+    ContactPage,
 ]
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Campaign",
     "Change",
     "Contact",
+    "ContactPage",
     "IdempotencyRecord",
     "IdempotencyTakeover",
     "Recipient",

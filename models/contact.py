@@ -27,6 +27,8 @@ class Contact(TenantDocument):
     optOutReason: str | None = None
     version: int = 0
     """Counts changes; each claims the next version first (see `services.history`)."""
+    page: int | None = None
+    """Its page in the organization's list, from 0 (see `services.positions`)."""
 
     class Settings:
         name = "contacts"
@@ -41,7 +43,24 @@ class Contact(TenantDocument):
                 name="org_status",
             ),
             IndexModel(
-                [("organizationId", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
-                name="org_id",
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("page", pymongo.ASCENDING),
+                    ("_id", pymongo.ASCENDING),
+                ],
+                name="org_page_id",
             ),
         ]
+
+
+class ContactPage(TenantDocument):
+    """A claimed page number of an organization's contact list (see `services.positions`).
+
+    `_id` is `"<organizationId>:<page>"`, so the primary key itself makes a claim unique.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    page: int
+
+    class Settings:
+        name = "contact_pages"

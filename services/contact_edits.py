@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from core.config import Settings
 from core.errors import Conflict, FieldError, InvalidInput
 from models import Contact, User
-from services import history
+from services import history, positions
 from services.contact_queries import get_contact
 from services.contacts import PhoneError, contacts_by_phones, normalize_phone
 from services.history import Planned
@@ -32,7 +32,8 @@ MAX_TEXT = 200
 async def create_contact(tenant: Tenant, input: CreateContactInput, settings: Settings) -> Contact:
     """Creates a contact; its phone must not belong to another contact of the organization."""
     fields = await _check(tenant, input, input.model_fields_set | {"phoneNumber"}, settings)
-    contact = Contact(organizationId=tenant.organization_id, **fields)
+    page = await positions.page_for_one(tenant)
+    contact = Contact(organizationId=tenant.organization_id, page=page, **fields)
     try:
         return await tenant.insert(contact)
     except DuplicateKeyError:

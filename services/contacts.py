@@ -12,6 +12,7 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from models import Contact
+from services import positions
 from services.tenancy import Tenant
 
 DUPLICATE_KEY = 11000
@@ -105,6 +106,9 @@ async def ensure_contacts(
     for start in range(0, len(drafts), batch_size):
         batch = drafts[start : start + batch_size]
         docs = [_new_contact_doc(d, contact_status) for d in batch]
+        pages = await positions.claim_pages(tenant, len(docs))
+        for i, doc in enumerate(docs):
+            doc["page"] = pages[i // positions.CONTACTS_PER_PAGE]
         existing: list[str] = []
         try:
             await tenant.raw_insert_many(Contact, docs, ordered=False)

@@ -35,10 +35,12 @@ class Page(Generic[T]):
     items: list[T]
     cursors: list[str]
     has_next: bool
+    resume: str | None = None
+    """Where to continue when the page ended before its last item (a read limit)."""
 
     @property
     def end_cursor(self) -> str | None:
-        return self.cursors[-1] if self.cursors else None
+        return self.resume or (self.cursors[-1] if self.cursors else None)
 
 
 def page_size(first: int | None, path: tuple[str | int, ...] = ("first",)) -> int:

@@ -8,8 +8,12 @@ from typing import Any
 import httpx
 from bson import ObjectId
 
-from models import Contact
-from tests.factories import auth, create_campaign, gql, token
+from core.config import Settings
+from models import Contact, ContactPage
+from services.contact_queries import list_contacts
+from services.inputs import ContactFilter
+from services.tenancy import Tenant
+from tests.factories import auth, create_campaign, gql, phones, token
 
 CREATE = """
 mutation($input: CreateContactInput!) {
@@ -162,7 +166,8 @@ async def test_filters_and_search_by_any_phone_format_or_name(client: httpx.Asyn
     assert await names({"tags": ["vip"]}) == ["Ana"]
     assert await names({"contactStatus": ["Won"], "optedOut": False}) == ["Bo"]
     listed = await rest(client, org, "GET", "?search=4155550101&limit=1")
-    assert listed.json()["pagination"] == {"page": 1, "limit": 1, "total": 1, "pages": 1}
+    assert listed.json()["pagination"] == {"limit": 1, "hasMore": False, "nextCursor": None}
+    assert [c["firstName"] for c in listed.json()["data"]] == ["Ana"]
 
 
 async def test_contacts_page_through_in_creation_order(client: httpx.AsyncClient) -> None:
@@ -193,3 +198,72 @@ async def test_contacts_stored_before_versions_existed_can_be_changed(
     assert changed.status_code == 200, changed.text
     stored = await Contact.get(inserted.inserted_id)
     assert stored is not None and (stored.lastName, stored.version) == ("New", 1)
+
+
+async def test_the_list_walks_pages_in_order_and_shows_every_contact_once(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    imported = await create_campaign(client, org, newContacts=phones(250), status="draft")
+    singles = [
+        (await rest(client, org, "POST", "", json={"phoneNumber": f"+1415555020{i}"})).json()
+        for i in range(3)
+    ]
+    again = await create_campaign(
+        client, org, newContacts=[*phones(2), *phones(3, start=900)], status="draft"
+    )
+    expected = imported["userIds"] + [s["data"]["_id"] for s in singles] + again["userIds"][2:]
+    seen: list[str] = []
+    after = None
+    while True:
+        path = f"?limit=30&after={after}" if after else "?limit=30"
+        answer = (await rest(client, org, "GET", path)).json()
+        seen += [c["_id"] for c in answer["data"]]
+        if not answer["pagination"]["hasMore"]:
+            break
+        after = answer["pagination"]["nextCursor"]
+    assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen)) == 256
+    stored = {c.id: c.page for c in await Contact.find({"organizationId": org}).to_list()}
+    pages = [stored[ObjectId(i)] for i in seen]
+    assert pages == sorted(pages)  # list order is page order
+    assert pages[:250] == [i // 100 for i in range(250)]  # the import fills pages of 100
+    assert {stored[ObjectId(s["data"]["_id"])] for s in singles} == {2}  # singles join page 2
+
+
+async def test_concurrent_creations_each_get_listed(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    made = await asyncio.gather(
+        *(rest(client, org, "POST", "", json={"phoneNumber": f"+1415555030{i}"}) for i in range(8)),
+        *(
+            create_campaign(client, org, newContacts=phones(120, start=1000 * i), status="draft")
+            for i in range(1, 4)
+        ),
+    )
+    assert all(getattr(m, "status_code", 201) == 201 for m in made)
+    total = 0
+    after = None
+    while True:
+        body = await gql(client, LIST, {"first": 100, "after": after}, auth(token(org=org)))
+        page = body["data"]["contacts"]
+        total += len(page["edges"])
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert total == 8 + 3 * 120 == page["totalCount"]
+    claimed = sorted([p["page"] async for p in ContactPage.get_pymongo_collection().find()])
+    assert claimed == list(range(len(claimed)))  # claims stay a dense prefix
+
+
+async def test_a_sparse_filter_stops_after_a_bounded_read_with_a_cursor(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    org = ObjectId()
+    await create_campaign(client, org, newContacts=phones(350), status="draft")
+    tenant = Tenant.for_organization(org)
+    nobody = ContactFilter(contactStatus=["Customer"])
+    first = await list_contacts(tenant, settings, filter=nobody, first=10, max_pages=2)
+    assert (first.items, first.has_next) == ([], True) and first.end_cursor is not None
+    rest_of_it = await list_contacts(
+        tenant, settings, filter=nobody, first=10, after=first.end_cursor, max_pages=2
+    )
+    assert (rest_of_it.items, rest_of_it.has_next) == ([], False)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from core.deps import CurrentTenant, SettingsDep
-from resolvers.rest.models import Deleted, Envelope, ListEnvelope, Pagination, error_responses
+from resolvers.rest.models import CursorPagination, Deleted, Envelope, error_responses
 from schema.outputs import ContactOut
 from services import contact_edits, contact_queries
 from services.inputs import ContactFields, ContactFilter, CreateContactInput, OptOutInput
@@ -19,8 +19,10 @@ class ContactEnvelope(Envelope[ContactOut]):
     """A contact."""
 
 
-class ContactListEnvelope(ListEnvelope[ContactOut]):
-    """A page of contacts."""
+class ContactListEnvelope(Envelope[list[ContactOut]]):
+    """A page of contacts; `pagination.nextCursor` fetches the next one."""
+
+    pagination: CursorPagination
 
 
 class DeletedContactEnvelope(Envelope[Deleted]):
@@ -29,15 +31,17 @@ class DeletedContactEnvelope(Envelope[Deleted]):
 
 @router.get(
     "",
-    summary="List contacts in the order they were created",
+    summary="List contacts, in list order, a page at a time",
     response_model=ContactListEnvelope,
     responses=error_responses(),
 )
 async def list_contacts(
     tenant: CurrentTenant,
     settings: SettingsDep,
-    page: Annotated[int, Query(ge=1, description="Page number, from 1")] = 1,
     limit: Annotated[int, Query(ge=1, le=100, description="At most 100")] = 20,
+    after: Annotated[
+        str | None, Query(description="`pagination.nextCursor` of the previous page")
+    ] = None,
     contactStatus: Annotated[list[str] | None, Query(description="Any of these stages")] = None,
     process: str | None = None,
     tags: Annotated[list[str] | None, Query(description="Any of these tags")] = None,
@@ -49,13 +53,17 @@ async def list_contacts(
     filter = ContactFilter(
         contactStatus=contactStatus, process=process, tags=tags, optedOut=optedOut, search=search
     )
-    found, total = await contact_queries.list_contacts_by_page(
-        tenant, settings, filter, page=page, limit=limit
+    page = await contact_queries.list_contacts(
+        tenant, settings, filter=filter, first=limit, after=after
     )
     return ContactListEnvelope(
         message="Contacts",
-        data=[ContactOut.of(c) for c in found],
-        pagination=Pagination.of(page, limit, total),
+        data=[ContactOut.of(c) for c in page.items],
+        pagination=CursorPagination(
+            limit=limit,
+            hasMore=page.has_next,
+            nextCursor=page.end_cursor if page.has_next else None,
+        ),
     )
 
 

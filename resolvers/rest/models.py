@@ -30,6 +30,12 @@ class Pagination(BaseModel):
         return cls(page=page, limit=limit, total=total, pages=-(-total // limit))
 
 
+class CursorPagination(BaseModel):
+    limit: int = Field(description="Items per page")
+    hasMore: bool = Field(description="Whether another page follows")
+    nextCursor: str | None = Field(description="Pass as `after` for the next page")
+
+
 class ListEnvelope(Envelope[list[T]], Generic[T]):
     """A page of items with its numbered-page position."""
 
