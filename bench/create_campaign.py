@@ -58,7 +58,7 @@ from main import create_app
 from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus, CreatedBy, MessageStats
-from models.recipient import RECIPIENT_BATCH, RecipientStatus
+from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientStatus
 from services.messages import parse_template, sms_cost
 from tests.factories import TEST_JWT_SECRET, auth, token
 
@@ -298,6 +298,7 @@ def raw_recipient(
         "contactId": contact_id,
         "seq": seq,
         "batch": seq // RECIPIENT_BATCH,
+        "head": seq < HEAD_SIZE,
         "status": RecipientStatus.PENDING.value,
         "assignedTo": None,
         "providerMessageId": None,

@@ -24,6 +24,8 @@ class RecipientStatus(StrEnum):
 
 RECIPIENT_BATCH = 100
 """Recipients per `batch`: the unit that pages and sends are read by, with one equality."""
+HEAD_SIZE = 10
+"""The first recipients of a campaign carry `head: true`, for lists that show a few of each."""
 
 
 class Recipient(TenantDocument):
@@ -39,6 +41,7 @@ class Recipient(TenantDocument):
     contactId: PydanticObjectId
     seq: int = 0
     batch: int = 0
+    head: bool = False
     status: RecipientStatus = RecipientStatus.PENDING
     assignedTo: PydanticObjectId | None = None
     providerMessageId: str | None = None

@@ -22,7 +22,7 @@ from core.config import Settings
 from core.errors import FieldError, InvalidInput, NotFound, Path
 from models import Campaign, Change, Recipient
 from models.campaign import CampaignStatus, CampaignType
-from models.recipient import RECIPIENT_BATCH, RecipientStatus
+from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientStatus
 from services import history
 from services.dates import parse_instant
 from services.inputs import CampaignFilter, CampaignOrder
@@ -248,17 +248,21 @@ async def first_recipients(
 ) -> list[RecipientsPage]:
     """Returns the first page of recipients of many campaigns in one query.
 
-    The first batch of every campaign is read at once (`campaignId` in the list, `batch` 0,
-    `seq` below the page size): an index range per campaign on MongoDB. A campaign whose first
-    batch has gaps (recipients removed) is completed by `recipients_page`.
+    The start of every campaign is read at once (`campaignId` in the list, `seq` up to the page
+    size): an index range per campaign on MongoDB. FerretDB cannot narrow by the `$in`, only by
+    equality, so the query also says `head: true` (the first `HEAD_SIZE` recipients) for short
+    pages, or `batch: 0`: it then reads the heads, or first batches, of the organization's
+    campaigns. A campaign whose start has gaps (recipients removed) is completed by
+    `recipients_page`.
     """
     size = page_size(first)
     ids = [c.id for c in campaigns if c.id is not None]
     by_campaign: dict[ObjectId, list[Recipient]] = defaultdict(list)
     if ids and size < RECIPIENT_BATCH:
+        narrow: dict[str, Any] = {"head": True} if size < HEAD_SIZE else {"batch": 0}
         query = {
             "campaignId": {"$in": ids} if len(ids) > 1 else ids[0],
-            "batch": 0,
+            **narrow,
             "seq": {"$lte": size},
         }
         for recipient in await tenant.find_all(Recipient, query):

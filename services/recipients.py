@@ -19,7 +19,7 @@ from bson import ObjectId
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, PayloadTooLarge
 from models.campaign import FailedDetail
-from models.recipient import RECIPIENT_BATCH, RecipientStatus
+from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientStatus
 from services import csvdata
 from services.contacts import (
     ContactDraft,
@@ -415,6 +415,7 @@ def recipient_documents(
             "contactId": contact.id,
             "seq": seq,
             "batch": seq // RECIPIENT_BATCH,
+            "head": seq < HEAD_SIZE,
             "status": RecipientStatus.PENDING.value,
             "assignedTo": next(rotation) if rotation else None,
             "providerMessageId": None,

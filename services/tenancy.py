@@ -108,18 +108,8 @@ class Tenant:
         unique = list(dict.fromkeys(values))
         if not unique:
             return []
-        collection = model.get_pymongo_collection()
         if len(unique) <= POINT_LOOKUPS_MAX:
-            gate = asyncio.Semaphore(POINT_LOOKUP_CONCURRENCY)
-
-            async def one(value: Hashable) -> dict[str, Any] | None:
-                async with gate:
-                    found: dict[str, Any] | None = await collection.find_one(
-                        self._filter({field: value}), projection
-                    )
-                    return found
-
-            return [doc for doc in await asyncio.gather(*map(one, unique)) if doc is not None]
+            return await self._point_lookups(model, field, unique, projection)
         docs: list[dict[str, Any]] = []
         for start in range(0, len(unique), IN_CHUNK):
             query = {field: {"$in": unique[start : start + IN_CHUNK]}}
@@ -165,8 +155,28 @@ class Tenant:
         if not unique:
             return []
         if len(unique) <= point_lookups:
-            return await self.raw_find_in(model, field, unique, projection)
+            return await self._point_lookups(model, field, unique, projection)
         return [d async for d in self.raw_find(model, {field: {"$in": unique}}, projection)]
+
+    async def _point_lookups(
+        self,
+        model: type[D],
+        field: str,
+        values: Sequence[Hashable],
+        projection: Mapping[str, Any] | None,
+    ) -> list[dict[str, Any]]:
+        """Looks each value up with its own equality filter, a few at a time."""
+        collection = model.get_pymongo_collection()
+        gate = asyncio.Semaphore(POINT_LOOKUP_CONCURRENCY)
+
+        async def one(value: Hashable) -> dict[str, Any] | None:
+            async with gate:
+                found: dict[str, Any] | None = await collection.find_one(
+                    self._filter({field: value}), projection
+                )
+                return found
+
+        return [doc for doc in await asyncio.gather(*map(one, values)) if doc is not None]
 
     async def raw_insert_many(
         self, model: type[D], documents: Sequence[dict[str, Any]], *, ordered: bool
