@@ -25,7 +25,7 @@ test: ## The whole suite on a throwaway database, then ruff, mypy and the schema
 
 token: ## Print a development token for the IDE's Headers tab
 	@scripts/ensure-tools.sh >/dev/null
-	@$(RUN) python -m scripts.token
+	@$(RUN) python -m scripts.token $(ARGS)
 
 bench: ## Creation, and lookups on a loaded database (20k and 200k contacts), against the raw floor
 	@scripts/ensure-tools.sh

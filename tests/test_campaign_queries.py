@@ -326,6 +326,7 @@ async def test_listing_with_nested_fields_costs_the_same_few_commands(
     )
     # campaigns, users, recipients, contacts (one `$in` each), and at most one probe of the
     # organization's contact pages (how the contact loader picks `$in` or lookups by id)
+    print(f"commands for {campaigns} campaigns: {listener.names}")
     assert listener.names == ["find"] * len(listener.names), listener.names
     assert 4 <= len(listener.names) <= 5, listener.names
 
