@@ -28,6 +28,8 @@ class Change(TenantDocument):
     fromStatus: str | None = None
     toStatus: str | None = None
     applied: dict[str, Any] = {}
+    work: dict[str, Any] = {}
+    """Other documents to change first, recorded so the change can be finished by anyone."""
     by: CreatedBy | None = None
 
     class Settings:

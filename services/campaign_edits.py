@@ -21,7 +21,6 @@ from models.campaign import CampaignStatus, FailedDetail
 from services import campaign_queries, recipients
 from services.campaigns import (
     MAX_FAILED_DETAILS,
-    WRITE_BATCH,
     CreatedCampaign,
     check_name,
     check_template,
@@ -30,7 +29,7 @@ from services.campaigns import (
 )
 from services.contacts import ContactRef, contacts_by_ids
 from services.dates import parse_instant
-from services.history import LostToStatusChange, Planned, change
+from services.history import Planned, change
 from services.inputs import CreateCampaignInput, UpdateCampaignInput
 from services.lifecycle import EDITABLE
 from services.messages import Template, parse_template
@@ -53,17 +52,13 @@ async def update_campaign(
 ) -> UpdatedCampaign:
     """Changes the fields sent; adds and removes recipients by contact id."""
     given = input.model_fields_set
+    for name in ("addRecipients", "removeRecipients"):  # before any work on the lists
+        if len(getattr(input, name)) > MAX_CHANGED_RECIPIENTS:
+            message = f"Add or remove at most {MAX_CHANGED_RECIPIENTS} contacts per update"
+            raise InvalidInput(message, [FieldError((name,), "TOO_MANY_RECIPIENTS", message)])
     errors: list[FieldError] = []
     add = _ids(input.addRecipients, "addRecipients", errors)
     remove = _ids(input.removeRecipients, "removeRecipients", errors)
-    if len(add) + len(remove) > MAX_CHANGED_RECIPIENTS:
-        errors.append(
-            FieldError(
-                ("addRecipients",),
-                "TOO_MANY_RECIPIENTS",
-                f"Add or remove at most {MAX_CHANGED_RECIPIENTS} contacts per update",
-            )
-        )
     fields: dict[str, Any] = {}
     template: Template | None = None
     if "name" in given:
@@ -87,8 +82,6 @@ async def update_campaign(
         raise InvalidInput("Invalid campaign update", errors)
 
     failed: list[FailedDetail] = []
-    new_rows: list[dict[str, Any]] = []
-    removals: list[ObjectId] = []
 
     async def plan(campaign: Campaign) -> Planned:
         if campaign.status not in EDITABLE:
@@ -100,40 +93,25 @@ async def update_campaign(
                 raise InvalidInput(message, [FieldError(("scheduleDate",), "REQUIRED", message)])
             applied["scheduleDate"] = when
         failed.clear()
-        new_rows.clear()
-        removals.clear()
         current = template or parse_template(campaign.message)
         added = await _added(tenant, campaign, current, add, failed)
         removable = await _removable(tenant, campaign, remove, failed)
+        work: dict[str, Any] = {}
         if added or removable:
             assert campaign.id is not None
-            new_rows.extend(
-                recipients.recipient_documents(campaign.id, added, [], first_seq=campaign.nextSeq)
+            work["insertRecipients"] = recipients.recipient_documents(
+                campaign.id, added, [], first_seq=campaign.nextSeq
             )
+            if removable:
+                work["deletePendingRecipients"] = removable
             total = campaign.stats.total + len(added) - len(removable)
             applied["stats"] = {**campaign.stats.model_dump(), "total": total}
             applied["nextSeq"] = campaign.nextSeq + len(added)
         if template is not None:
             applied["messageStats"] = message_stats(template, None, []).model_dump()
-        removals.extend(removable)
-        return Planned("update", applied, campaign.status.value, campaign.status.value)
+        return Planned("update", applied, campaign.status.value, campaign.status.value, work)
 
-    async def write_recipients(campaign: Campaign, _: Planned) -> None:
-        for start in range(0, len(new_rows), WRITE_BATCH):
-            await tenant.raw_insert_many(
-                Recipient, new_rows[start : start + WRITE_BATCH], ordered=False
-            )
-        if removals:
-            await tenant.delete_many(
-                Recipient, {"campaignId": campaign.id, "_id": {"$in": removals}}
-            )
-
-    try:
-        campaign, _ = await change(
-            tenant, Campaign, campaign_id, plan, what="campaign", after_claim=write_recipients
-        )
-    except LostToStatusChange as lost:  # pragma: no cover - an update never moves the status
-        raise InvalidTransition("update", lost.status) from None
+    campaign, _ = await change(tenant, Campaign, campaign_id, plan, what="campaign")
     return UpdatedCampaign(campaign, failed[:MAX_FAILED_DETAILS])
 
 
@@ -158,12 +136,12 @@ async def duplicate_campaign(
 
 
 def _ids(raw: list[str], source: str, errors: list[FieldError]) -> list[ObjectId]:
-    out: list[ObjectId] = []
+    out: dict[ObjectId, None] = {}
     for i, value in enumerate(raw):
         oid = recipients.object_id(value, (source, i), errors)
-        if oid is not None and oid not in out:
-            out.append(oid)
-    return out
+        if oid is not None:
+            out[oid] = None
+    return list(out)
 
 
 async def _added(

@@ -9,39 +9,51 @@ fields) or is refused (a status change asked of a status the document no longer 
 
 If a winner dies between its claim and its write, the document stays at `v` with `v + 1`
 claimed. The next writer that loses to that claim and finds it older than `STALE_AFTER`
-finishes it from the record (`applied`), so a crash delays changes but never blocks them.
+finishes it from the record: the fields (`applied`) and the work on other documents (`work`:
+recipients to insert or delete) are recorded with the claim and redone idempotently, so a
+writer that was only slow and the one finishing for it write the same things.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from beanie import PydanticObjectId
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from core.errors import NotFound
-from models import Change
+from core.errors import Conflict, FieldError, NotFound
+from models import Change, Recipient
 from models.base import TenantDocument
 from models.campaign import CreatedBy
 from services.tenancy import Tenant
 
-STALE_AFTER = timedelta(seconds=10)
-MAX_ATTEMPTS = 8
+STALE_AFTER = timedelta(seconds=30)
+"""A claim this old whose document was not written is finished by the next writer."""
+GIVE_UP_AFTER = timedelta(seconds=10)
+DUPLICATE_KEY = 11000
 
 Doc = TypeVar("Doc", bound=TenantDocument)
 
 
 @dataclass
 class Planned:
-    """What one change writes: top-level fields of the document, and the status move if any."""
+    """What one change writes: top-level fields of the document, and the status move if any.
+
+    `work` is what must happen to other documents before the write (recipients to insert or
+    delete). It is recorded with the claim and done idempotently, so whoever finishes a change
+    (its writer, or the next writer after that one died) does exactly the same thing.
+    """
 
     action: str
     applied: dict[str, Any] = field(default_factory=dict)
     from_status: str | None = None
     to_status: str | None = None
+    work: dict[str, Any] = field(default_factory=dict)
 
     @property
     def moves_status(self) -> bool:
@@ -58,8 +70,6 @@ class LostToStatusChange(Exception):
 
 Plan = Callable[[Doc], Awaitable[Planned]]
 """Decides the change from the current document; raises a `ServiceError` to refuse it."""
-AfterClaim = Callable[[Doc, Planned], Awaitable[None]]
-"""Work that must happen only if this change won, before the document is written."""
 
 
 async def change(
@@ -69,21 +79,23 @@ async def change(
     plan: Plan[Doc],
     *,
     what: str,
-    after_claim: AfterClaim[Doc] | None = None,
 ) -> tuple[Doc, Planned]:
     """Applies the change `plan` decides to the current document; returns it as written.
 
     A lost race to a change that moved the status raises `LostToStatusChange` when this change
     moves the status too (it was decided for a status that no longer holds); any other lost
-    race re-reads and plans again. `after_claim` runs between claim and write, for work that
-    must happen only if this change wins (adding recipients, say).
+    race waits a little (the winner is writing) and plans again on the new version. A document
+    that keeps changing for `GIVE_UP_AFTER` is a `Conflict` the caller may retry.
     """
-    for _ in range(MAX_ATTEMPTS):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GIVE_UP_AFTER.total_seconds()
+    delay = 0.01
+    while True:
         current = await tenant.get(model, document_id)
         if current is None:
             raise NotFound(what)
         planned = await plan(current)
-        if not planned.applied and not planned.moves_status:
+        if not planned.applied and not planned.moves_status and not planned.work:
             return current, planned  # nothing to change: no claim, no write
         version = _version(current)
         claim = Change(
@@ -94,6 +106,7 @@ async def change(
             fromStatus=planned.from_status,
             toStatus=planned.to_status,
             applied=planned.applied,
+            work=planned.work,
             by=_caller(tenant),
         )
         try:
@@ -104,18 +117,23 @@ async def change(
             if moved and planned.moves_status:
                 assert winner is not None
                 raise LostToStatusChange(str(winner.toStatus)) from None
+            if loop.time() > deadline:
+                raise Conflict(
+                    f"This {what} is being changed by other requests; try again",
+                    [FieldError(("id",), "BUSY", "Changed concurrently; retry the request")],
+                ) from None
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.5)
             continue
+        now = tenant.now()
         try:
-            if after_claim is not None:
-                await after_claim(current, planned)
-            await _write(tenant, model, _id(current), version, planned.applied)
+            await _finish(tenant, model, claim, now)
         except (DuplicateKeyError, OperationFailure):
             # The write itself was refused (a unique field taken meanwhile): free the version.
             await tenant.delete_many(Change, {"_id": claim.id})
             raise
         written = {**current.model_dump(), **planned.applied, "version": version + 1}
-        return model.model_validate(written), planned
-    raise RuntimeError(f"{what} {document_id} kept changing; gave up after {MAX_ATTEMPTS} tries")
+        return model.model_validate({**written, "updatedAt": now}), planned
 
 
 async def history(tenant: Tenant, subject_id: PydanticObjectId) -> list[Change]:
@@ -128,17 +146,30 @@ async def forget(tenant: Tenant, subject_id: PydanticObjectId) -> None:
     await tenant.delete_many(Change, {"subjectId": subject_id})
 
 
-async def _write(
-    tenant: Tenant,
-    model: type[Doc],
-    document_id: PydanticObjectId,
-    version: int,
-    applied: dict[str, Any],
-) -> None:
-    update = {**applied, "version": version + 1, "updatedAt": tenant.now()}
+async def _finish(tenant: Tenant, model: type[Doc], claim: Change, now: datetime) -> None:
+    """Does a claimed change: its recorded work, then the document write. Idempotent, so a
+    writer that was only slow and the one finishing for it do no harm to each other."""
+    work = claim.work
+    if rows := work.get("insertRecipients"):
+        try:
+            await tenant.raw_insert_many(Recipient, [dict(r) for r in rows], ordered=False)
+        except BulkWriteError as exc:  # rows an earlier attempt already inserted
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+    if ids := work.get("deletePendingRecipients"):  # not ones a sender picked up meanwhile
+        await tenant.delete_many(Recipient, {"_id": {"$in": ids}, "status": "pending"})
+    if campaign_id := work.get("deleteRecipientsOf"):
+        await tenant.delete_many(Recipient, {"campaignId": campaign_id})
+    update = {**claim.applied, "version": claim.version, "updatedAt": now}
     # Documents stored before versions existed have no `version`: they are version 0.
-    current = version if version else {"$in": [0, None]}
-    await tenant.update_one(model, {"_id": document_id, "version": current}, {"$set": update})
+    before = claim.version - 1
+    current = before if before else {"$in": [0, None]}
+    matched = await tenant.update_one(
+        model, {"_id": claim.subjectId, "version": current}, {"$set": update}
+    )
+    if not matched and await tenant.get(model, claim.subjectId) is None:
+        await tenant.delete_many(Change, {"subjectId": claim.subjectId})
+        raise NotFound(model.__name__.lower())
 
 
 async def _winner(tenant: Tenant, model: type[Doc], current: Doc, version: int) -> Change | None:
@@ -151,7 +182,7 @@ async def _winner(tenant: Tenant, model: type[Doc], current: Doc, version: int) 
         stored = await tenant.get(model, subject)
         if stored is not None and _version(stored) == version - 1:
             try:
-                await _write(tenant, model, subject, version - 1, winner.applied)
+                await _finish(tenant, model, winner, tenant.now())
             except (DuplicateKeyError, OperationFailure):
                 await tenant.delete_many(Change, {"_id": winner.id})
                 return None

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, InvalidTransition
-from models import Campaign, Recipient
+from models import Campaign
 from models.campaign import CampaignStatus
 from services import history
 from services.dates import parse_instant
@@ -60,7 +60,8 @@ async def send_now(tenant: Tenant, campaign_id: str) -> Campaign:
         _allow("send", campaign, EDITABLE)
         _need_recipients(campaign)
         now = _now()
-        return _move("send", campaign, S.SENDING, scheduleDate=now, startedAt=now)
+        started = campaign.startedAt or now  # resuming a paused send keeps when it began
+        return _move("send", campaign, S.SENDING, scheduleDate=now, startedAt=started)
 
     return await _apply(tenant, campaign_id, "send", plan)
 
@@ -103,12 +104,10 @@ async def delete(tenant: Tenant, campaign_id: str) -> str:
 
     async def plan(campaign: Campaign) -> Planned:
         _allow("delete", campaign, DELETABLE)
-        return Planned("delete", {}, campaign.status.value, "deleted")
+        work = {"deleteRecipientsOf": campaign.id}
+        return Planned("delete", {}, campaign.status.value, "deleted", work)
 
-    async def remove_recipients(campaign: Campaign, _: Planned) -> None:
-        await tenant.delete_many(Recipient, {"campaignId": campaign.id})
-
-    campaign = await _apply(tenant, campaign_id, "delete", plan, after_claim=remove_recipients)
+    campaign = await _apply(tenant, campaign_id, "delete", plan)
     assert campaign.id is not None
     await tenant.delete_many(Campaign, {"_id": campaign.id})
     await history.forget(tenant, campaign.id)
@@ -140,12 +139,9 @@ async def _apply(
     campaign_id: str,
     action: str,
     plan: history.Plan[Campaign],
-    after_claim: history.AfterClaim[Campaign] | None = None,
 ) -> Campaign:
     try:
-        campaign, _ = await history.change(
-            tenant, Campaign, campaign_id, plan, what="campaign", after_claim=after_claim
-        )
+        campaign, _ = await history.change(tenant, Campaign, campaign_id, plan, what="campaign")
     except LostToStatusChange as lost:
         raise InvalidTransition(action, lost.status) from None
     return campaign

@@ -395,3 +395,71 @@ async def test_racing_cancel_and_send_never_both_apply_to_one_status(
         )
         single_winner_rounds += len(winners) == 1
     print(f"rounds with a single winner: {single_winner_rounds}/20")
+
+
+async def test_many_concurrent_edits_wait_their_turn_instead_of_failing(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    campaign = await create_campaign(client, org)
+    answers = await asyncio.gather(
+        *(
+            client.patch(
+                f"/api/campaigns/{campaign['_id']}",
+                json={"name": f"N{i}"},
+                headers=auth(token(org=org)),
+            )
+            for i in range(16)
+        )
+    )
+    assert [a.status_code for a in answers] == [200] * 16
+    stored = await Campaign.find_one({"_id": ObjectId(campaign["_id"])})
+    assert stored is not None and stored.version == 16
+
+
+async def test_a_change_whose_writer_died_is_finished_with_its_work(
+    client: httpx.AsyncClient,
+) -> None:
+    """A claim recorded, its recipients never inserted, the campaign never written: the next
+    change finishes it (recipients included) before doing its own."""
+    from datetime import timedelta
+
+    from beanie import PydanticObjectId
+
+    from models import Recipient
+    from models.base import utcnow
+    from services.recipients import recipient_documents
+
+    org = ObjectId()
+    campaign = await create_campaign(client, org, newContacts=phones(1), status="draft")
+    extra = await create_campaign(client, org, newContacts=phones(1, start=50), status="draft")
+    cid = ObjectId(campaign["_id"])
+    from services.contacts import ContactRef
+
+    ref = ContactRef(ObjectId(extra["userIds"][0]), "P50", "", "+12122000050", None)
+    rows = recipient_documents(cid, [ref], [], first_seq=1)
+    long_ago = utcnow() - timedelta(minutes=5)
+    await Change.get_pymongo_collection().insert_one(
+        {
+            "organizationId": org,
+            "subjectId": cid,
+            "version": 1,
+            "action": "update",
+            "fromStatus": "draft",
+            "toStatus": "draft",
+            "applied": {"stats": {"total": 2, "sent": 0, "failed": 0, "skipped": 0}, "nextSeq": 2},
+            "work": {"insertRecipients": rows},
+            "createdAt": long_ago,
+            "updatedAt": long_ago,
+        }
+    )
+    renamed = await client.patch(
+        f"/api/campaigns/{cid}", json={"name": "After"}, headers=auth(token(org=org))
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["data"]["stats"]["total"] == 2
+    assert await Recipient.find({"campaignId": PydanticObjectId(cid)}).count() == 2
+    detail = await client.get(f"/api/campaigns/{cid}", headers=auth(token(org=org)))
+    assert detail.json()["data"]["userIds"] == [campaign["userIds"][0], extra["userIds"][0]]
+    stored = await Campaign.find_one({"_id": cid})
+    assert stored is not None and (stored.version, stored.name, stored.nextSeq) == (2, "After", 2)
