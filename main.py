@@ -27,6 +27,7 @@ from strawberry.http import GraphQLRequestData
 
 from core.config import Settings, get_settings
 from core.db import create_client, init_database
+from core.requests import RequestIds, configure_logging
 from resolvers import health
 from resolvers.context import get_context
 from resolvers.ide import asset_url, mount_ide_assets, render_graphiql
@@ -76,7 +77,7 @@ def create_app(
     `event_listeners` are PyMongo monitoring listeners, for tests that count commands.
     """
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -123,6 +124,7 @@ def create_app(
     )
     mount_ide_assets(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIds)  # outermost: even a 413 carries the id
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

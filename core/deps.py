@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from core.auth import Principal, authenticate
 from core.config import Settings, get_settings
 from core.db import MongoClient
+from core.errors import AuthenticationError
 from services.tenancy import Tenant
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -20,9 +21,18 @@ def get_client(request: Request) -> MongoClient:
     return client
 
 
+def authorization_header(request: Request) -> str | None:
+    """Returns the one `Authorization` header; two are ambiguous (which one is the caller?),
+    so they are refused rather than the first being picked."""
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise AuthenticationError("Send exactly one Authorization header")
+    return values[0] if values else None
+
+
 def get_principal(request: Request, settings: SettingsDep) -> Principal:
     """Verifies the bearer token; raises `AuthenticationError` (401) when it cannot."""
-    return authenticate(request.headers.get("authorization"), settings)
+    return authenticate(authorization_header(request), settings)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

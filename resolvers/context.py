@@ -12,6 +12,7 @@ from strawberry.permission import BasePermission
 
 from core.auth import Principal, authenticate
 from core.config import Settings, get_settings
+from core.deps import authorization_header
 from core.errors import AuthenticationError
 from resolvers.loaders import Loaders
 from services.tenancy import Tenant
@@ -63,10 +64,10 @@ async def get_context(
     request: Request, settings: Annotated[Settings, Depends(get_settings)]
 ) -> Context:
     """Builds the context; an anonymous request may still load the IDE and introspect."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return Context(settings, None, None)
     try:
+        header = authorization_header(request)
+        if header is None:
+            return Context(settings, None, None)
         return Context(settings, authenticate(header, settings), None)
     except AuthenticationError as exc:
         return Context(settings, None, exc)

@@ -11,6 +11,7 @@ from strawberry.extensions import SchemaExtension
 
 from core.db import unavailable
 from core.errors import ServiceError
+from core.requests import request_id
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,10 @@ class ErrorCodes(SchemaExtension):
             return _with(error, error.message, extensions)
         logger.error("unhandled error in %s", error.path, exc_info=original)
         return GraphQLError(
-            INTERNAL_MESSAGE,
+            f"{INTERNAL_MESSAGE}; quote request id {request_id()}",
             nodes=error.nodes,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR"},
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id()},
         )
 
 

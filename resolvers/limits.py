@@ -1,7 +1,8 @@
-"""A request-body size limit enforced while reading, before anything is parsed."""
+"""A request-body size limit enforced while reading, and request ids on every answer."""
 
 from __future__ import annotations
 
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import FieldError
@@ -51,10 +52,17 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, guarded_send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413,
-            f"Request body is larger than the {self.max_bytes} byte limit",
-            [FieldError((), "PAYLOAD_TOO_LARGE", f"Send at most {self.max_bytes} bytes")],
-            headers={"Connection": "close"},
-        )
+        message = f"Request body is larger than the {self.max_bytes} byte limit"
+        response: Response
+        if str(scope.get("path", "")).startswith("/graphql"):
+            # GraphQL clients read `errors`, never the legacy envelope.
+            body = {"errors": [{"message": message, "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}
+            response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
+        else:
+            response = error_response(
+                413,
+                message,
+                [FieldError((), "PAYLOAD_TOO_LARGE", f"Send at most {self.max_bytes} bytes")],
+                headers={"Connection": "close"},
+            )
         await response(scope, receive, send)

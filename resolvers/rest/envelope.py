@@ -28,6 +28,7 @@ from core.errors import (
     ServiceError,
     Unavailable,
 )
+from core.requests import HEADER, request_id
 from services.inputs import field_errors_from
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,10 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "Internal server error")
+    rid = request_id()  # this answer is sent outside the middleware that sets the header
+    return error_response(
+        500, f"Internal server error; quote request id {rid}", headers={HEADER: rid}
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

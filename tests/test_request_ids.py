@@ -1,0 +1,102 @@
+"""Request ids, ambiguous credentials and size refusals, answered in each protocol's shape."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from bson import ObjectId
+from fastapi import FastAPI
+
+from tests.conftest import client_with
+from tests.factories import auth, campaign_body, create_campaign, token
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/api/campaigns"), ("POST", "/graphql"), ("GET", "/api/nope"), ("GET", "/healthz")],
+)
+async def test_every_answer_carries_a_request_id(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    body = {"query": "{ me { userId } }"} if path == "/graphql" else None
+    given = await client.request(
+        method, path, json=body, headers={"X-Request-ID": "gateway-1234.abcd"}
+    )
+    assert given.headers["X-Request-ID"] == "gateway-1234.abcd"
+    made = await client.request(method, path, json=body)
+    bad = await client.request(method, path, json=body, headers={"X-Request-ID": "a b\tc"})
+    ids = {made.headers["X-Request-ID"], bad.headers["X-Request-ID"]}
+    assert len(ids) == 2 and all(len(i) == 32 and i.isalnum() for i in ids)
+
+
+async def test_log_lines_of_a_request_name_its_id(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="schema.root"):
+        await client.post(
+            "/graphql", json={"query": "{ nope }"}, headers={"X-Request-ID": "trace-5678-efgh"}
+        )
+    lines = [r for r in caplog.records if r.name == "schema.root"]
+    assert lines and all(getattr(r, "request_id", None) == "trace-5678-efgh" for r in lines)
+
+
+async def test_a_masked_internal_error_carries_the_id_to_quote(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service function made to fail like a bug (not the database driver: that stays real)."""
+    from services import campaign_queries
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug with secrets in it")
+
+    monkeypatch.setattr(campaign_queries, "get_campaign", broken)
+    # Starlette re-raises after answering 500; the transport must not turn that into a raise.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    client = httpx.AsyncClient(transport=transport, base_url="http://t")
+    org = ObjectId()
+    rid = "quote-me-0001"
+    headers = {**auth(token(org=org)), "X-Request-ID": rid}
+    answer = await client.post(
+        "/graphql", json={"query": f'{{ campaign(id: "{ObjectId()}") {{ id }} }}'}, headers=headers
+    )
+    error = answer.json()["errors"][0]
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": rid}
+    assert "secrets" not in answer.text and rid in error["message"]
+    rest = await client.get(f"/api/campaigns/{ObjectId()}", headers=headers)
+    assert rest.status_code == 500 and rest.headers["X-Request-ID"] == rid
+    assert rid in rest.json()["message"] and "secrets" not in rest.text
+    await client.aclose()
+
+
+async def test_two_authorization_headers_are_refused(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    await create_campaign(client, org)
+    both = [("Authorization", f"Bearer {token(org=org)}"), ("Authorization", "Bearer garbage")]
+    rest = await client.get("/api/campaigns", headers=httpx.Headers(both))
+    assert rest.status_code == 401
+    assert rest.json()["message"] == "Send exactly one Authorization header"
+    graphql = await client.post(
+        "/graphql", json={"query": "{ me { userId } }"}, headers=httpx.Headers(both)
+    )
+    assert graphql.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert graphql.json()["data"] is None
+
+
+async def test_a_body_over_the_limit_is_answered_in_each_protocols_shape(mongo_uri: str) -> None:
+    async with client_with(mongo_uri, max_body_bytes=2_000) as http:
+        big = campaign_body(name="x" * 5_000)
+        graphql = await http.post("/graphql", json={"query": "{ me { userId } }", "x": big})
+        rest = await http.post("/api/campaigns", json=big, headers=auth(token()))
+    assert graphql.status_code == 413
+    assert graphql.json() == {
+        "errors": [
+            {
+                "message": "Request body is larger than the 2000 byte limit",
+                "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+            }
+        ]
+    }
+    assert rest.status_code == 413 and rest.json()["success"] is False
+    assert "X-Request-ID" in graphql.headers and "X-Request-ID" in rest.headers
