@@ -5,7 +5,17 @@ from __future__ import annotations
 import logging
 
 import strawberry
-from graphql import GraphQLError
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    ValidationRule,
+)
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -44,9 +54,60 @@ class CampaignSchema(strawberry.Schema):
             logger.debug("graphql error: %s", error.message)
 
 
+MAX_CREATIONS = 1
+"""`createCampaign` fields per request: each can write up to 50,000 recipients, so aliases of
+it must not multiply one request's writes (30 aliases once made 30 campaigns from 34 KB)."""
+
+
+class OneCreationPerRequest(ValidationRule):
+    """Refuses a mutation document that would run `createCampaign` more than once, counting
+    aliases and each use of a fragment."""
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_: object) -> None:
+        if node.operation is not OperationType.MUTATION:
+            return
+        fragments = {
+            f.name.value: f
+            for f in self.context.document.definitions
+            if isinstance(f, FragmentDefinitionNode)
+        }
+        found: list[FieldNode] = []
+        _collect(node.selection_set, fragments, found, depth=0)
+        if len(found) > MAX_CREATIONS:
+            self.report_error(
+                GraphQLError(
+                    f"A request may create at most {MAX_CREATIONS} campaign; this one asks for "
+                    f"{len(found)}. Send them as separate requests.",
+                    found,
+                    extensions={"code": "TOO_MANY_CREATIONS"},
+                )
+            )
+
+
+def _collect(
+    selections: SelectionSetNode | None,
+    fragments: dict[str, FragmentDefinitionNode],
+    found: list[FieldNode],
+    depth: int,
+) -> None:
+    if selections is None or depth > 20:  # deeper is refused by the depth limit anyway
+        return
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            if selection.name.value == "createCampaign":
+                found.append(selection)
+        elif isinstance(selection, InlineFragmentNode):
+            _collect(selection.selection_set, fragments, found, depth + 1)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                _collect(fragment.selection_set, fragments, found, depth + 1)
+
+
 _LIMIT_RULES = (
     *QueryDepthLimiter(max_depth=10).validation_rules,
     *MaxAliasesLimiter(max_alias_count=30).validation_rules,
+    OneCreationPerRequest,
 )
 
 

@@ -100,3 +100,34 @@ async def test_a_body_over_the_limit_is_answered_in_each_protocols_shape(mongo_u
     }
     assert rest.status_code == 413 and rest.json()["success"] is False
     assert "X-Request-ID" in graphql.headers and "X-Request-ID" in rest.headers
+
+
+async def test_one_request_creates_at_most_one_campaign(client: httpx.AsyncClient) -> None:
+    from tests.factories import counts
+
+    variables = {"input": {"name": "A", "message": "Hi", "status": "DRAFT"}}
+    create = "createCampaign(input: $input) { campaign { id } }"
+    documents = [
+        f"mutation($input: CreateCampaignInput!) {{ a: {create} b: {create} }}",
+        "mutation($input: CreateCampaignInput!) { ...C ...C }"
+        f" fragment C on Mutation {{ {create} }}",
+        f"mutation($input: CreateCampaignInput!) {{ a: {create} ... on Mutation {{ {create} }} }}",
+    ]
+    for document in documents:
+        answer = await client.post(
+            "/graphql",
+            json={"query": document, "variables": variables},
+            headers=auth(token()),
+        )
+        errors = answer.json()["errors"]
+        assert [e["extensions"]["code"] for e in errors] == ["TOO_MANY_CREATIONS"], errors
+    assert (await counts("campaigns"))["campaigns"] == 0
+    one = await client.post(
+        "/graphql",
+        json={
+            "query": f"mutation($input: CreateCampaignInput!) {{ {create} }}",
+            "variables": variables,
+        },
+        headers=auth(token()),
+    )
+    assert one.json()["data"]["createCampaign"]["campaign"]["id"]
