@@ -113,6 +113,9 @@ def create_app(
         redoc_url=None,
     )
     app.dependency_overrides[get_settings] = lambda: settings
+    # Apollo's BatchHttpLink sends a JSON array of operations; each gets its own answer, in
+    # order. The schema is shared, so the last app built sets the limit (one per process).
+    schema.config.batching_config = {"max_operations": settings.graphql_max_batch}
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(rest_campaigns.router)

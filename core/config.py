@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     schedule_grace_seconds: int = Field(default=300, ge=0)
     idempotency_retention_seconds: int = Field(default=24 * 3600, ge=60)
     idempotency_purge_every_seconds: int = Field(default=600, ge=1)
+    graphql_max_batch: int = Field(default=10, ge=1, le=100)
+    """Operations one batched GraphQL request (a JSON array) may carry."""
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:

@@ -186,6 +186,7 @@ class CampaignMutations:
     async def create_campaign(
         self, info: Info, input: CreateCampaignInput
     ) -> CreateCampaignPayload:
+        info.context.claim_creation()
         created = await campaign_service.create_campaign(
             principal=info.context.principal,
             input=parse_input(to_service_input(input)),
@@ -276,6 +277,7 @@ class CampaignMutations:
     )
     @user_errors
     async def duplicate_campaign(self, info: Info, id: strawberry.ID) -> CreateCampaignPayload:
+        info.context.claim_creation()
         created = await campaign_edits.duplicate_campaign(
             info.context.tenant, id, info.context.settings
         )

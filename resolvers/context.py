@@ -17,6 +17,9 @@ from core.errors import AuthenticationError
 from resolvers.loaders import Loaders
 from services.tenancy import Tenant
 
+MAX_CREATIONS = 1
+"""Campaign creations per request: each can write 50,000 recipients."""
+
 
 class Context(BaseContext):
     """Holds the verified principal, or why there is none; fields needing one ask for it."""
@@ -33,6 +36,18 @@ class Context(BaseContext):
         self._auth_error = auth_error
         self._tenant: Tenant | None = None
         self._loaders: Loaders | None = None
+        self._creations = 0
+
+    def claim_creation(self) -> None:
+        """Counts a campaign creation against the request's limit, across a whole batch (its
+        operations share this context); one over it is refused before anything is written."""
+        self._creations += 1
+        if self._creations > MAX_CREATIONS:
+            raise GraphQLError(
+                f"A request may create at most {MAX_CREATIONS} campaign; send the others "
+                "as separate requests",
+                extensions={"code": "TOO_MANY_CREATIONS"},
+            )
 
     @property
     def tenant(self) -> Tenant:

@@ -28,6 +28,7 @@ from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations, CampaignQueries
 from resolvers.contacts import ContactMutations, ContactQueries
+from resolvers.context import MAX_CREATIONS
 from resolvers.errors import ErrorCodes
 from resolvers.users import UserQueries
 
@@ -54,9 +55,10 @@ class CampaignSchema(strawberry.Schema):
             logger.debug("graphql error: %s", error.message)
 
 
-MAX_CREATIONS = 1
-"""`createCampaign` fields per request: each can write up to 50,000 recipients, so aliases of
-it must not multiply one request's writes (30 aliases once made 30 campaigns from 34 KB)."""
+CREATIONS = frozenset({"createCampaign", "duplicateCampaign"})
+"""Fields that create a campaign: each can write up to 50,000 recipients, so aliases of them
+must not multiply one request's writes (30 aliases once made 30 campaigns from 34 KB). A batch
+is counted at run time by `Context.claim_creation`."""
 
 
 class OneCreationPerRequest(ValidationRule):
@@ -94,7 +96,7 @@ def _collect(
         return
     for selection in selections.selections:
         if isinstance(selection, FieldNode):
-            if selection.name.value == "createCampaign":
+            if selection.name.value in CREATIONS:
                 found.append(selection)
         elif isinstance(selection, InlineFragmentNode):
             _collect(selection.selection_set, fragments, found, depth + 1)

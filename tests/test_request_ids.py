@@ -131,3 +131,45 @@ async def test_one_request_creates_at_most_one_campaign(client: httpx.AsyncClien
         headers=auth(token()),
     )
     assert one.json()["data"]["createCampaign"]["campaign"]["id"]
+
+
+async def test_a_batch_answers_each_operation_in_order(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    await create_campaign(client, org, name="Only")
+    batch = [
+        {"query": "{ me { organizationId } }"},
+        {"query": "{ campaigns { edges { node { name } } } }"},
+        {"query": "{ nope }"},
+    ]
+    answer = await client.post("/graphql", json=batch, headers=auth(token(org=org)))
+    assert answer.status_code == 200
+    first, second, third = answer.json()
+    assert first == {"data": {"me": {"organizationId": str(org)}}}
+    assert second["data"]["campaigns"]["edges"][0]["node"]["name"] == "Only"
+    assert third["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    too_many = await client.post(
+        "/graphql", json=[{"query": "{ me { userId } }"}] * 11, headers=auth(token(org=org))
+    )
+    assert too_many.status_code == 400 and "Too many operations" in too_many.text
+
+
+async def test_creations_in_a_batch_count_toward_one_per_request(
+    client: httpx.AsyncClient,
+) -> None:
+    from tests.factories import counts
+
+    create = (
+        "mutation($input: CreateCampaignInput!) "
+        "{ createCampaign(input: $input) { campaign { id } } }"
+    )
+    variables = {"input": {"name": "A", "message": "Hi", "status": "DRAFT"}}
+    answer = await client.post(
+        "/graphql",
+        json=[{"query": create, "variables": variables}] * 3,
+        headers=auth(token()),
+    )
+    results = answer.json()
+    created = [r for r in results if (r.get("data") or {}).get("createCampaign")]
+    refused = [r["errors"][0]["extensions"]["code"] for r in results if r.get("errors")]
+    assert len(created) == 1 and refused == ["TOO_MANY_CREATIONS"] * 2
+    assert (await counts("campaigns"))["campaigns"] == 1
