@@ -24,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.types import ExecutionResult
 
 from core.config import Settings, get_settings
 from core.db import create_client, init_database
@@ -32,6 +34,7 @@ from resolvers import health
 from resolvers.context import get_context
 from resolvers.ide import asset_url, mount_ide_assets, render_graphiql
 from resolvers.limits import BodySizeLimit
+from resolvers.persisted import PersistedQueries
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts
 from resolvers.rest.envelope import install_error_handlers
@@ -44,6 +47,14 @@ logger = logging.getLogger("campaigns")
 class IdeGraphQLRouter(GraphQLRouter[object, None]):
     """Serves a self-hosted GraphiQL (the stock page loads scripts from a public CDN) and
     answers 400, not 500, to bodies that are not JSON objects."""
+
+    persisted = PersistedQueries(1000)
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET with only `extensions` is a persisted query (Apollo sends `Accept: */*`), not a
+        # person opening the IDE.
+        extensions = request.query_params.get("extensions")
+        return extensions is None and super().should_render_graphql_ide(request)
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry answers 400 to JSONDecodeError only; fold the other ways JSON can fail
@@ -64,6 +75,23 @@ class IdeGraphQLRouter(GraphQLRouter[object, None]):
             return await super().parse_http_body(request)
         except (AttributeError, TypeError) as exc:
             raise GraphQLHTTPError(400, "The request body must be a JSON object") from exc
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: object,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        # Every operation, batched or not, passes here: persisted queries are filled in first.
+        refusal = self.persisted.resolve(request_data)
+        if refusal is not None:
+            return ExecutionResult(data=None, errors=[refusal])
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(render_graphiql(str(request.url.path)))
@@ -120,11 +148,9 @@ def create_app(
     app.include_router(health.router)
     app.include_router(rest_campaigns.router)
     app.include_router(rest_contacts.router)
-    app.include_router(
-        IdeGraphQLRouter(schema, context_getter=get_context, multipart_uploads_enabled=False),
-        prefix="/graphql",
-        include_in_schema=False,
-    )
+    graphql = IdeGraphQLRouter(schema, context_getter=get_context, multipart_uploads_enabled=False)
+    graphql.persisted = PersistedQueries(settings.graphql_persisted_queries)
+    app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     mount_ide_assets(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIds)  # outermost: even a 413 carries the id

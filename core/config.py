@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     idempotency_purge_every_seconds: int = Field(default=600, ge=1)
     graphql_max_batch: int = Field(default=10, ge=1, le=100)
     """Operations one batched GraphQL request (a JSON array) may carry."""
+    graphql_persisted_queries: int = Field(default=1000, ge=1)
+    """Automatic persisted queries kept (least recently used go first)."""
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:
