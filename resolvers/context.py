@@ -50,6 +50,11 @@ class Context(BaseContext):
             )
 
     @property
+    def anonymous(self) -> bool:
+        """Whether the request came without a verified token (it gets smaller budgets)."""
+        return self._principal is None
+
+    @property
     def tenant(self) -> Tenant:
         """Returns the caller's organization scope (raises `UNAUTHENTICATED` without one)."""
         if self._tenant is None:

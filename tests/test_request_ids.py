@@ -173,3 +173,21 @@ async def test_creations_in_a_batch_count_toward_one_per_request(
     refused = [r["errors"][0]["extensions"]["code"] for r in results if r.get("errors")]
     assert len(created) == 1 and refused == ["TOO_MANY_CREATIONS"] * 2
     assert (await counts("campaigns"))["campaigns"] == 1
+
+
+async def test_too_many_fields_are_refused_before_validation(client: httpx.AsyncClient) -> None:
+    from graphql import get_introspection_query
+
+    hundred_and_one = "{ " + " ".join(["__typename"] * 101) + " }"
+    anonymous = await client.post("/graphql", json={"query": hundred_and_one})
+    error = anonymous.json()["errors"][0]
+    assert error["extensions"] == {"code": "TOO_MANY_FIELDS", "fields": 101, "max": 100}
+    signed_in = await client.post(
+        "/graphql", json={"query": hundred_and_one}, headers=auth(token())
+    )
+    assert signed_in.json() == {"data": {"__typename": "Query"}}
+    flood = "{ " + " ".join(["me { userId }"] * 1_000) + " }"
+    refused = await client.post("/graphql", json={"query": flood}, headers=auth(token()))
+    assert refused.json()["errors"][0]["extensions"]["code"] == "TOO_MANY_FIELDS"
+    ide = await client.post("/graphql", json={"query": get_introspection_query(descriptions=True)})
+    assert "errors" not in ide.json() and ide.json()["data"]["__schema"]["types"]
