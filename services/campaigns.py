@@ -13,7 +13,7 @@ half-made campaign behind: the orphaned recipients are deleted and never visible
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -24,6 +24,7 @@ from core.auth import Principal
 from core.config import Settings
 from core.errors import FieldError, InvalidInput
 from models import Campaign, Recipient, User
+from models.base import utcnow
 from models.campaign import (
     DEFAULT_CONTACT_STATUS,
     CampaignStats,
@@ -36,7 +37,7 @@ from models.campaign import (
 )
 from services import idempotency, recipients
 from services.contacts import ContactRef, ensure_contacts
-from services.dates import parse_instant, truncate_ms
+from services.dates import parse_send_time
 from services.inputs import CreateCampaignInput
 from services.messages import (
     MAX_RENDERED_CHARS,
@@ -218,20 +219,13 @@ async def _check_request(
             )
         )
 
-    schedule = parse_instant(input.scheduleDate, ("scheduleDate",), errors)
-    earliest = datetime.now(UTC) - timedelta(seconds=settings.schedule_grace_seconds)
-    if schedule is not None and schedule < earliest:
-        errors.append(
-            FieldError(
-                ("scheduleDate",),
-                "DATE_IN_PAST",
-                "scheduleDate is in the past; pick a time from now on",
-            )
-        )
+    schedule = parse_send_time(
+        input.scheduleDate, ("scheduleDate",), settings.schedule_grace_seconds, errors
+    )
 
     status = _initial_status(input.status, schedule, errors)
     if status is CampaignStatus.SCHEDULED and schedule is None:
-        schedule = truncate_ms(datetime.now(UTC))  # 'scheduled' without a date: send now
+        schedule = utcnow()  # 'scheduled' without a date: send now
 
     sources = recipients.parse_sources(input, settings, errors)
     assignees = await _check_assignees(tenant, input, errors)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from core.errors import FieldError, Path
 
@@ -39,3 +39,19 @@ def parse_instant(raw: str | None, path: Path, errors: list[FieldError]) -> date
         )
         return None
     return truncate_ms(value.astimezone(UTC))
+
+
+def parse_send_time(
+    raw: str | None, path: Path, grace_seconds: int, errors: list[FieldError]
+) -> datetime | None:
+    """Parses a time to send at: an instant as above, no earlier than `grace_seconds` ago.
+
+    Creation, scheduling and editing a campaign all take their `scheduleDate` through here.
+    """
+    when = parse_instant(raw, path, errors)
+    if when is not None and when < datetime.now(UTC) - timedelta(seconds=grace_seconds):
+        errors.append(
+            FieldError(path, "DATE_IN_PAST", "scheduleDate is in the past; pick a time from now on")
+        )
+        return None
+    return when

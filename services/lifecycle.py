@@ -14,14 +14,13 @@ for the status the caller saw, so it is not replayed on top of another move.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, InvalidTransition
 from models import Campaign
+from models.base import utcnow
 from models.campaign import CampaignStatus
 from services import history
-from services.dates import parse_instant
+from services.dates import parse_send_time
 from services.history import LostToStatusChange, Planned
 from services.tenancy import Tenant
 
@@ -37,11 +36,11 @@ async def schedule(
 ) -> Campaign:
     """Schedules (or reschedules) a campaign to start sending at `schedule_date`."""
     errors: list[FieldError] = []
-    when = parse_instant(schedule_date, ("scheduleDate",), errors)
+    when = parse_send_time(
+        schedule_date, ("scheduleDate",), settings.schedule_grace_seconds, errors
+    )
     if when is None and not errors:
         errors.append(FieldError(("scheduleDate",), "REQUIRED", "scheduleDate is required"))
-    if when is not None and when < _now() - timedelta(seconds=settings.schedule_grace_seconds):
-        errors.append(FieldError(("scheduleDate",), "DATE_IN_PAST", "scheduleDate is in the past"))
     if errors:
         raise InvalidInput("Invalid schedule", errors)
 
@@ -59,7 +58,7 @@ async def send_now(tenant: Tenant, campaign_id: str) -> Campaign:
     async def plan(campaign: Campaign) -> Planned:
         _allow("send", campaign, EDITABLE)
         _need_recipients(campaign)
-        now = _now()
+        now = utcnow()
         started = campaign.startedAt or now  # resuming a paused send keeps when it began
         return _move("send", campaign, S.SENDING, scheduleDate=now, startedAt=started)
 
@@ -145,8 +144,3 @@ async def _apply(
     except LostToStatusChange as lost:
         raise InvalidTransition(action, lost.status) from None
     return campaign
-
-
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)

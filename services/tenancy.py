@@ -96,6 +96,8 @@ class Tenant:
         field: str,
         values: Sequence[Hashable],
         projection: Mapping[str, Any] | None = None,
+        *,
+        where: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Returns this organization's documents whose `field` is one of `values`.
 
@@ -109,10 +111,10 @@ class Tenant:
         if not unique:
             return []
         if len(unique) <= POINT_LOOKUPS_MAX:
-            return await self._point_lookups(model, field, unique, projection)
+            return await self._point_lookups(model, field, unique, projection, where)
         docs: list[dict[str, Any]] = []
         for start in range(0, len(unique), IN_CHUNK):
-            query = {field: {"$in": unique[start : start + IN_CHUNK]}}
+            query = {**(where or {}), field: {"$in": unique[start : start + IN_CHUNK]}}
             docs.extend([doc async for doc in self.raw_find(model, query, projection)])
         return docs
 
@@ -164,15 +166,16 @@ class Tenant:
         field: str,
         values: Sequence[Hashable],
         projection: Mapping[str, Any] | None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Looks each value up with its own equality filter, a few at a time."""
+        """Looks each value up with its own equality filter (and `where`), a few at a time."""
         collection = model.get_pymongo_collection()
         gate = asyncio.Semaphore(POINT_LOOKUP_CONCURRENCY)
 
         async def one(value: Hashable) -> dict[str, Any] | None:
             async with gate:
                 found: dict[str, Any] | None = await collection.find_one(
-                    self._filter({field: value}), projection
+                    self._filter({**(where or {}), field: value}), projection
                 )
                 return found
 
