@@ -157,7 +157,7 @@ async def _finish(tenant: Tenant, model: type[Doc], claim: Change, now: datetime
             if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
     if ids := work.get("deletePendingRecipients"):  # not ones a sender picked up meanwhile
-        await tenant.delete_many(Recipient, {"_id": {"$in": ids}, "status": "pending"})
+        await tenant.delete_in(Recipient, "_id", ids, where={"status": "pending"})
     if campaign_id := work.get("deleteRecipientsOf"):
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
     update = {**claim.applied, "version": claim.version, "updatedAt": now}
