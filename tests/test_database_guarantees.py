@@ -78,7 +78,12 @@ async def test_concurrent_conditional_updates_have_one_winner_only_on_mongodb(db
     """FerretDB reads, modifies in Go and writes back: several `findAndModify` can match."""
     jobs = db.jobs
     most_winners = 0
-    for round_ in range(30):
+    ferretdb = await is_ferretdb(db)
+    # Racing is timing: on FerretDB a double win showed in 28 of 30 rounds, but a busy machine
+    # can serialise a run; keep racing (up to 300 rounds) until it shows, on MongoDB all 300.
+    for round_ in range(300):
+        if ferretdb and most_winners > 1:
+            break
         await jobs.insert_one({"_id": round_, "state": "pending"})
         results = await asyncio.gather(
             *(
@@ -91,7 +96,7 @@ async def test_concurrent_conditional_updates_have_one_winner_only_on_mongodb(db
             )
         )
         most_winners = max(most_winners, sum(r is not None for r in results))
-    if await is_ferretdb(db):
+    if ferretdb:
         assert most_winners > 1, "FerretDB made conditional updates atomic: revisit the rule"
     else:
         assert most_winners == 1
