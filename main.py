@@ -22,18 +22,20 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from pymongo.monitoring import CommandListener
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.websockets import WebSocket
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
 from core.config import Settings, get_settings
 from core.db import create_client, init_database
 from core.requests import RequestIds, configure_logging
 from resolvers import health
 from resolvers.context import get_context
-from resolvers.ide import asset_url, mount_ide_assets, render_graphiql
-from resolvers.limits import BodySizeLimit
+from resolvers.ide import asset_url, dev_token_for, mount_ide_assets, render_graphiql
+from resolvers.limits import BodySizeLimit, graphql_error_response
 from resolvers.persisted import PersistedQueries
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts
@@ -49,6 +51,21 @@ class IdeGraphQLRouter(GraphQLRouter[object, None]):
     answers 400, not 500, to bodies that are not JSON objects."""
 
     persisted = PersistedQueries(1000)
+    settings: Settings
+
+    async def run(  # type: ignore[override]  # one body for both of the base's overloads
+        self, request: Request | WebSocket, context: object = UNSET, root_value: None = UNSET
+    ) -> Response | WebSocket:
+        # Strawberry answers its own refusals (bad JSON, wrong content type, too many
+        # operations, a mutation over GET) in plain text; GraphQL clients read `errors`.
+        try:
+            return await super().run(request, context=context, root_value=root_value)
+        except GraphQLHTTPError as exc:
+            if exc.reason == "mutations are not allowed when using GET":
+                # GraphQL over HTTP: 405, and say which method to use.
+                message = "Mutations are not run over GET; send them with POST"
+                return graphql_error_response(405, message, headers={"Allow": "POST"})
+            return graphql_error_response(exc.status_code, exc.reason)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET with only `extensions` is a persisted query (Apollo sends `Accept: */*`), not a
@@ -94,7 +111,11 @@ class IdeGraphQLRouter(GraphQLRouter[object, None]):
         )
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(render_graphiql(str(request.url.path)))
+        token = dev_token_for(request, self.settings)
+        # The page may carry a token: never let a shared cache keep it.
+        headers = {"Cache-Control": "no-store"} if token else None
+        page = render_graphiql(str(request.url.path), dev_token=token)
+        return HTMLResponse(page, headers=headers)
 
 
 def create_app(
@@ -150,6 +171,7 @@ def create_app(
     app.include_router(rest_contacts.router)
     graphql = IdeGraphQLRouter(schema, context_getter=get_context, multipart_uploads_enabled=False)
     graphql.persisted = PersistedQueries(settings.graphql_persisted_queries)
+    graphql.settings = settings
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     mount_ide_assets(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

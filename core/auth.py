@@ -95,6 +95,23 @@ def authenticate(header: str | None, settings: Settings) -> Principal:
     return verify_token(parse_authorization_header(header), settings)
 
 
+DEV_ORGANIZATION_ID = "64ee9a8b1e7f2a0011223344"
+DEV_USER_ID = "64ee9a8b1e7f2a0011223399"
+"""The development identity: fixed, so every development token of a machine sees the same data."""
+
+
+def mint_dev_token(settings: Settings) -> str:
+    """A token for the development identity (`make token`, and the IDE opened from loopback in
+    development); callers check the environment first."""
+    return mint_token(
+        settings,
+        user_id=DEV_USER_ID,
+        organization_id=DEV_ORGANIZATION_ID,
+        full_name="Alex Rep",
+        roles=["rep", "admin"],
+    )
+
+
 def mint_token(
     settings: Settings,
     *,
@@ -104,7 +121,9 @@ def mint_token(
     roles: list[str] | None = None,
     ttl_seconds: int | None = None,
 ) -> str:
-    """Signs a development token with the configured secret; never used on a request path."""
+    """Signs a development token with the configured secret.
+
+    On a request path only for the development IDE (`resolvers.ide.dev_token_for`)."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": str(user_id),

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     """Operations one batched GraphQL request (a JSON array) may carry."""
     graphql_persisted_queries: int = Field(default=1000, ge=1)
     """Automatic persisted queries kept (least recently used go first)."""
+    graphql_introspection: bool = True
+    """Whether `__schema`/`__type` are answered; the IDE needs them, a locked-down production
+    deployment may switch them off (`GRAPHQL_INTROSPECTION=false`)."""
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:

@@ -21,6 +21,7 @@ filesystem.
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,11 @@ from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI
+from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
+
+from core.auth import mint_dev_token
+from core.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +50,11 @@ INSTALL_HINT: Final = "npm ci --prefix ide  (or: make ide)"
 TOKEN_PLACEHOLDER: Final = "<token from make token>"
 DEFAULT_HEADERS: Final = json.dumps({"Authorization": f"Bearer {TOKEN_PLACEHOLDER}"}, indent=2)
 DEFAULT_QUERY: Final = """\
-# Put your token in the Headers tab below,
-# then press Ctrl-Enter (or the run button).
+# Press Ctrl-Enter or the run button.
+# The token goes in the Headers tab below
+# (in development, on this machine, a fresh
+# one is already there). More examples are
+# in the other tabs.
 
 query Me {
   me {
@@ -57,6 +65,56 @@ query Me {
   }
 }
 """
+
+EXAMPLE_CAMPAIGNS: Final = """\
+# Newest first, 10 at a time: pass pageInfo.endCursor as $after
+# for the next page.
+query Campaigns($after: String) {
+  campaigns(first: 10, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges {
+      node {
+        id
+        name
+        status
+        scheduleDate
+        createdBy { fullName }
+        stats { total sent failed successRate }
+      }
+    }
+  }
+}
+"""
+
+EXAMPLE_CREATE: Final = """\
+# Creates a campaign for two new contacts; see the Variables tab.
+# Problems with single contacts come back in failedDetails.
+mutation CreateCampaign($input: CreateCampaignInput!) {
+  createCampaign(input: $input) {
+    campaign {
+      id name status scheduleDate
+      stats { total }
+      failedDetails { source index field value code message }
+    }
+    userErrors { field code message }
+  }
+}
+"""
+
+EXAMPLE_CREATE_VARIABLES: Final = json.dumps(
+    {
+        "input": {
+            "name": "Spring follow-up",
+            "message": "Hi {{firstName|there}}, are you free for a quick call this week?",
+            "newContacts": [
+                {"firstName": "Ada", "lastName": "Lovelace", "phoneNumber": "+1 415 555 2671"},
+                {"firstName": "Alan", "lastName": "Turing", "phoneNumber": "+1 415 555 2672"},
+            ],
+        }
+    },
+    indent=2,
+)
 
 _JS: Final = "text/javascript; charset=utf-8"
 _CSS: Final = "text/css; charset=utf-8"
@@ -144,24 +202,65 @@ def _asset_endpoint(asset: IdeAsset) -> Callable[[], Awaitable[Response]]:
     return ide_asset
 
 
-def render_graphiql(
-    endpoint: str = "/graphql",
-    *,
-    default_query: str = DEFAULT_QUERY,
-    default_headers: str = DEFAULT_HEADERS,
-) -> str:
+LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
+FORWARDING_HEADERS: Final = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
+
+
+def dev_token_for(request: Request, settings: Settings) -> str | None:
+    """A fresh development token for the IDE page, or None.
+
+    Only in development and only for a browser on this machine: the connection comes from a
+    loopback address, no proxy forwarded it (a reverse proxy on the same host connects from
+    loopback on behalf of anyone), and the Host header names loopback too (otherwise a DNS
+    rebinding page could read the token from a name that resolves to 127.0.0.1).
+    """
+    if settings.environment != "development" or request.client is None:
+        return None
+    try:
+        if not ipaddress.ip_address(request.client.host).is_loopback:
+            return None
+    except ValueError:
+        return None
+    if any(name in request.headers for name in FORWARDING_HEADERS):
+        return None
+    host = request.headers.get("host", "").lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if name not in LOOPBACK_HOSTS:
+        return None
+    return mint_dev_token(settings)
+
+
+def example_tabs(headers: str) -> list[dict[str, str]]:
+    """The IDE's first-visit tabs: who am I, a campaigns page, a creation with variables."""
+    return [
+        {"query": DEFAULT_QUERY, "headers": headers},
+        {"query": EXAMPLE_CAMPAIGNS, "headers": headers},
+        {"query": EXAMPLE_CREATE, "variables": EXAMPLE_CREATE_VARIABLES, "headers": headers},
+    ]
+
+
+def bearer_headers(token: str) -> str:
+    """The Headers tab's text for `token`."""
+    return json.dumps({"Authorization": f"Bearer {token}"}, indent=2)
+
+
+def render_graphiql(endpoint: str = "/graphql", *, dev_token: str | None = None) -> str:
     """The full GraphiQL page for `endpoint`, using only local assets.
 
     Falls back to an install-instructions page when the assets are missing, so the IDE
-    never renders blank. The keyword arguments only seed a browser that has no saved tabs
-    or headers yet (GraphiQL persists both in localStorage).
+    never renders blank. `dev_token` (development, loopback callers only: see
+    `main.IdeGraphQLRouter`) fills the Headers tab of every example tab, and replaces a
+    missing, placeholder or expired token in the tabs the browser saved on an earlier visit
+    (GraphiQL restores saved tabs instead of the defaults); a token the developer pasted
+    that is still valid is left alone.
     """
     if missing_ide_assets():
         return render_ide_missing()
+    headers = bearer_headers(dev_token) if dev_token else DEFAULT_HEADERS
     config = {
         "endpoint": endpoint,
-        "defaultQuery": default_query,
-        "defaultHeaders": default_headers,
+        "tabs": example_tabs(headers),
+        "devToken": dev_token,
         "tokenPlaceholder": TOKEN_PLACEHOLDER,
     }
     return _PAGE.format(
@@ -243,12 +342,62 @@ _PAGE: Final = """<!doctype html>
           return baseFetcher(params, opts);
         }}
 
+        // In development the page carries a fresh token: put it into saved tabs whose
+        // token is missing, the placeholder, or expired. Anything else is left as typed.
+        function stale(authorization) {{
+          if (!authorization || authorization.includes(config.tokenPlaceholder)) return true;
+          try {{
+            const payload = authorization.replace(/^Bearer\\s+/i, "").split(".")[1];
+            const claims = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")));
+            return typeof claims.exp === "number" && claims.exp * 1000 < Date.now();
+          }} catch (e) {{
+            return false;  // not a token we can read: the developer's own text
+          }}
+        }}
+        // The text of a Headers editor with `token` in place of a stale one, or null when
+        // the text holds a token to keep (or is not JSON: the developer's own text).
+        function refreshed(text, token) {{
+          let headers;
+          try {{
+            headers = text ? JSON.parse(text) : {{}};
+          }} catch (e) {{
+            return null;
+          }}
+          if (headers === null || typeof headers !== "object" || Array.isArray(headers)) {{
+            return null;
+          }}
+          if (!stale(headers.Authorization)) return null;
+          headers.Authorization = "Bearer " + token;
+          return JSON.stringify(headers, null, 2);
+        }}
+        function refreshSavedTabs(token) {{
+          const headersKey = "graphiql:headers";
+          const current = refreshed(localStorage.getItem(headersKey), token);
+          if (current !== null && localStorage.getItem(headersKey) !== null) {{
+            localStorage.setItem(headersKey, current);
+          }}
+          const key = "graphiql:tabState";
+          let state;
+          try {{
+            state = JSON.parse(localStorage.getItem(key) || "null");
+          }} catch (e) {{
+            return;
+          }}
+          if (!state || !Array.isArray(state.tabs)) return;
+          for (const tab of state.tabs) {{
+            const text = refreshed(tab.headers, token);
+            if (text !== null) tab.headers = text;
+          }}
+          localStorage.setItem(key, JSON.stringify(state));
+        }}
+        if (config.devToken) refreshSavedTabs(config.devToken);
+
         const root = ReactDOM.createRoot(document.getElementById("graphiql"));
         root.render(
           React.createElement(GraphiQL, {{
             fetcher: fetcher,
-            defaultQuery: config.defaultQuery,
-            defaultHeaders: config.defaultHeaders,
+            defaultTabs: config.tabs,
+            defaultHeaders: config.tabs[0].headers,
             defaultEditorToolsVisibility: "headers",
             isHeadersEditorEnabled: true,
             shouldPersistHeaders: true,

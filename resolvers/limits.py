@@ -8,6 +8,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.errors import FieldError
 from resolvers.rest.envelope import error_response
 
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def graphql_error_response(
+    status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A refusal of the whole HTTP request in GraphQL's shape: clients read `errors`, and an
+    Apollo link finds `extensions.code` there, never the legacy envelope or plain text."""
+    extensions = {"code": code or HTTP_CODES.get(status, f"HTTP_{status}")}
+    body = {"errors": [{"message": message, "extensions": extensions}]}
+    return JSONResponse(body, status_code=status, headers=headers)
+
 
 class BodySizeLimit:
     """Answers 413 in the legacy envelope once a body passes `max_bytes`.
@@ -56,8 +74,7 @@ class BodySizeLimit:
         response: Response
         if str(scope.get("path", "")).startswith("/graphql"):
             # GraphQL clients read `errors`, never the legacy envelope.
-            body = {"errors": [{"message": message, "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}
-            response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
+            response = graphql_error_response(413, message, headers={"Connection": "close"})
         else:
             response = error_response(
                 413,

@@ -110,9 +110,17 @@ def _collect(
                 _collect(fragment.selection_set, fragments, found, depth + 1)
 
 
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_FIELDS = 1_000
+MAX_DEPTH_ANONYMOUS = 5
+MAX_ALIASES_ANONYMOUS = 5
+MAX_FIELDS_ANONYMOUS = 100
+INTROSPECTION = frozenset({"__schema", "__type"})
+
 _LIMIT_RULES = (
-    *QueryDepthLimiter(max_depth=10).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=30).validation_rules,
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
     OneCreationPerRequest,
 )
 
@@ -128,37 +136,62 @@ class QueryLimits(AddValidationRules):
         super().__init__(list(_LIMIT_RULES))
 
 
-MAX_FIELDS = 1_000
-MAX_FIELDS_ANONYMOUS = 100
-
-
 class FieldBudget(SchemaExtension):
-    """Refuses a document with too many fields before validation looks at it.
+    """Refuses an oversized document before validation looks at it; without a token, the
+    budgets are smaller, and introspection can be switched off by a setting.
 
     Validation compares fields pairwise where they could merge, so `{ me { userId } }` repeated
     1,000 times cost ~0.6 s of CPU and answered an opaque "Validation aborted." — the cheapest
     way to burn CPU without a token. Counting is one linear walk (each fragment once). A caller
-    without a token gets a tenth of the budget, which still fits the IDE's schema introspection
-    (72 fields).
+    without a token can run nothing but `me` and introspection, so it gets a tenth of the field
+    budget (the IDE's introspection selects 72 fields), depth 5 and 5 aliases; introspection's
+    own nesting (`ofType { ofType ... }`) does not count toward depth.
     """
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
-            anonymous = getattr(context.context, "anonymous", False)
-            budget = MAX_FIELDS_ANONYMOUS if anonymous else MAX_FIELDS
-            fields = sum(1 for _ in _fields(document))
-            if fields > budget:
-                who = "without a token" if anonymous else "per request"
-                context.pre_execution_errors = [
-                    GraphQLError(
-                        f"This document selects {fields} fields; at most {budget} are "
-                        f"accepted {who}",
-                        extensions={"code": "TOO_MANY_FIELDS", "fields": fields, "max": budget},
-                    )
-                ]
+            error = self._refusal(document, context.context)
+            if error is not None:
+                context.pre_execution_errors = [error]
         yield
+
+    @staticmethod
+    def _refusal(document: DocumentNode, request: object) -> GraphQLError | None:
+        anonymous = getattr(request, "anonymous", False)
+        settings = getattr(request, "settings", None)
+        who = "without a token" if anonymous else "per request"
+        fields = list(_fields(document))
+        budget = MAX_FIELDS_ANONYMOUS if anonymous else MAX_FIELDS
+        if len(fields) > budget:
+            return GraphQLError(
+                f"This document selects {len(fields)} fields; at most {budget} are accepted {who}",
+                extensions={"code": "TOO_MANY_FIELDS", "fields": len(fields), "max": budget},
+            )
+        introspection = settings is None or settings.graphql_introspection
+        if not introspection and any(f.name.value in INTROSPECTION for f in fields):
+            return GraphQLError(
+                "Introspection is switched off on this server",
+                extensions={"code": "INTROSPECTION_DISABLED"},
+            )
+        if not anonymous:
+            return None  # the validation rules hold the larger depth and alias limits
+        aliases = sum(1 for f in fields if f.alias is not None)
+        if aliases > MAX_ALIASES_ANONYMOUS:
+            return GraphQLError(
+                f"This document uses {aliases} aliases; at most {MAX_ALIASES_ANONYMOUS} are "
+                f"accepted {who}",
+                extensions={"code": "TOO_MANY_ALIASES", "max": MAX_ALIASES_ANONYMOUS},
+            )
+        depth = _depth(document)
+        if depth > MAX_DEPTH_ANONYMOUS:
+            return GraphQLError(
+                f"This document is {depth} levels deep; at most {MAX_DEPTH_ANONYMOUS} are "
+                f"accepted {who}",
+                extensions={"code": "TOO_DEEP", "depth": depth, "max": MAX_DEPTH_ANONYMOUS},
+            )
+        return None
 
 
 def _fields(document: DocumentNode) -> Iterator[FieldNode]:
@@ -170,6 +203,35 @@ def _fields(document: DocumentNode) -> Iterator[FieldNode]:
         selection_set = getattr(node, "selection_set", None)
         if selection_set is not None:
             stack.extend(selection_set.selections)
+
+
+def _depth(document: DocumentNode) -> int:
+    """The deepest field nesting of any operation, fragments expanded (each measured once),
+    introspection fields not descended into."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    memo: dict[str, int] = {}
+
+    def of(selections: SelectionSetNode | None, seen: frozenset[str]) -> int:
+        deepest = 0
+        for selection in selections.selections if selections is not None else ():
+            if isinstance(selection, FieldNode):
+                if not selection.name.value.startswith("__"):
+                    deepest = max(deepest, 1 + of(selection.selection_set, seen))
+            elif isinstance(selection, InlineFragmentNode):
+                deepest = max(deepest, of(selection.selection_set, seen))
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in seen or name not in fragments:
+                    continue  # a cycle or unknown fragment: validation refuses it
+                if name not in memo:
+                    memo[name] = of(fragments[name].selection_set, seen | {name})
+                deepest = max(deepest, memo[name])
+        return deepest
+
+    operations = (d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    return max((of(op.selection_set, frozenset()) for op in operations), default=0)
 
 
 class CachedValidation(ValidationCache):

@@ -13,11 +13,8 @@ import argparse
 import json
 import sys
 
-from core.auth import mint_token
+from core.auth import DEV_ORGANIZATION_ID, DEV_USER_ID, mint_token
 from core.config import get_settings
-
-DEV_ORGANIZATION_ID = "64ee9a8b1e7f2a0011223344"
-DEV_USER_ID = "64ee9a8b1e7f2a0011223399"
 
 
 def main(argv: list[str] | None = None) -> int:

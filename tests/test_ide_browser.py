@@ -11,6 +11,7 @@ real schema with a token typed into the headers editor. A missing Chromium is a 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -30,6 +31,7 @@ import jwt
 import pytest
 from websockets.sync.client import connect
 
+from core.auth import DEV_ORGANIZATION_ID, DEV_USER_ID
 from resolvers import ide
 from resolvers.ide import IDE_ASSET_PREFIX, render_graphiql
 from tests.conftest import client_with, make_settings, serving
@@ -51,7 +53,8 @@ def base_url(mongo_uri: str) -> Iterator[str]:
     """
     missing = ide.missing_ide_assets()
     assert not missing, f"GraphiQL assets not installed ({missing}); run: {ide.INSTALL_HINT}"
-    settings = make_settings(mongo_uri)
+    # Development: a browser on this machine gets the IDE with a fresh token prefilled.
+    settings = make_settings(mongo_uri, environment="development")
     started: queue.Queue[str | BaseException] = queue.Queue()
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -100,6 +103,7 @@ def chromium_args(user_data_dir: str) -> list[str]:
     return [
         chromium(),
         "--headless",
+        "--window-size=1280,800",
         "--no-sandbox",
         "--disable-gpu",
         "--disable-quic",
@@ -289,21 +293,39 @@ def run_query(page: DevTools, query: str) -> dict[str, Any]:
     return data
 
 
-def test_graphiql_runs_a_query_with_the_headers_editor(devtools: DevTools) -> None:
-    """Clicks Run in the real page: the fetcher posts to the server and shows the answer."""
+def test_graphiql_runs_a_query_with_the_prefilled_token(devtools: DevTools) -> None:
+    """A newcomer's first minute: open /graphql, press Run, see who they are. The token came
+    with the page; then the headers editor is shown to send exactly what it holds."""
     devtools.wait_for("!!document.querySelector('.graphiql-execute-button')", "GraphiQL")
-    headers = devtools.wait_for(f"{JS_HEADERS}?.getValue()", "the headers editor hint")
-    assert json.loads(headers) == {"Authorization": f"Bearer {ide.TOKEN_PLACEHOLDER}"}
-    assert "query Me" in devtools.evaluate(f"{JS_EDITOR}.getValue()")
+    headers = json.loads(devtools.wait_for(f"{JS_HEADERS}?.getValue()", "the headers editor"))
+    prefilled = headers["Authorization"].removeprefix("Bearer ")
+    assert jwt.decode(prefilled, options={"verify_signature": False})["sub"] == DEV_USER_ID
+    tabs = devtools.evaluate(
+        "[...document.querySelectorAll('.graphiql-tab')].map(t => t.textContent)"
+    )
+    assert [t for t in ("Me", "Campaigns", "CreateCampaign") if any(t in x for x in tabs)] == [
+        "Me",
+        "Campaigns",
+        "CreateCampaign",
+    ], tabs
 
-    # The untouched placeholder is not sent as a token: the server sees no header at all
-    # (a sent placeholder would be refused as "Token is malformed or invalid").
+    # Run the first tab as it is: the page's token is accepted by the real auth.
+    query = devtools.evaluate(f"{JS_EDITOR}.getValue()")
+    assert "query Me" in query
+    result = run_query(devtools, query)
+    assert result["data"]["me"]["userId"] == DEV_USER_ID, result
+    assert result["data"]["me"]["organizationId"] == DEV_ORGANIZATION_ID, result
+    save_screenshot(devtools, "graphiql-prefilled-token.png")
+
+    # The placeholder hint is not sent as a token: the server sees no header at all (a sent
+    # placeholder would be refused as "Token is malformed or invalid").
+    devtools.evaluate(f"{JS_HEADERS}.setValue({json.dumps(ide.DEFAULT_HEADERS)})")
     result = run_query(devtools, "query NoToken { me { userId organizationId } }")
     assert result["data"] is None, result
     assert [e["message"] for e in result["errors"]] == ["Authentication required"], result
     assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", result
 
-    # A token typed into the headers editor is sent, and the real auth accepts it.
+    # Another organization's token typed into the headers editor is sent as typed.
     tok = token()
     claims = jwt.decode(tok, options={"verify_signature": False})
     typed = json.dumps({"Authorization": f"Bearer {tok}"})
@@ -312,6 +334,68 @@ def test_graphiql_runs_a_query_with_the_headers_editor(devtools: DevTools) -> No
     assert result == {
         "data": {"me": {"userId": claims["sub"], "organizationId": claims["org_id"]}}
     }, result
+
+
+def test_a_saved_expired_token_is_replaced_on_the_next_visit(devtools: DevTools) -> None:
+    """GraphiQL restores saved tabs instead of the page's; an expired token in them would
+    greet the developer with "Token expired" every morning."""
+    devtools.wait_for("!!document.querySelector('.graphiql-execute-button')", "GraphiQL")
+    expired = token(exp=int(time.time()) - 3600)
+    pasted = token()  # still valid: a token the developer chose is kept
+    state = {
+        "activeTabIndex": 0,
+        "tabs": [
+            {
+                "id": "a",
+                "hash": None,
+                "title": "Old",
+                "query": "query Old { me { userId } }",
+                "variables": None,
+                "headers": json.dumps({"Authorization": f"Bearer {expired}"}),
+                "operationName": "Old",
+                "response": None,
+            },
+            {
+                "id": "b",
+                "hash": None,
+                "title": "Mine",
+                "query": "query Mine { me { userId } }",
+                "variables": None,
+                "headers": json.dumps({"Authorization": f"Bearer {pasted}"}),
+                "operationName": "Mine",
+                "response": None,
+            },
+        ],
+    }
+    devtools.evaluate(
+        f"localStorage.setItem('graphiql:tabState', {json.dumps(json.dumps(state))});"
+        f"localStorage.setItem('graphiql:headers', "
+        f"{json.dumps(json.dumps({'Authorization': f'Bearer {expired}'}))})"
+    )
+    devtools.call("Page.reload", ignoreCache=True)
+    time.sleep(0.5)
+    devtools.wait_for("!!document.querySelector('.graphiql-execute-button')", "GraphiQL")
+    saved = json.loads(devtools.evaluate("localStorage.getItem('graphiql:tabState')"))
+    by_title = {t["title"]: json.loads(t["headers"])["Authorization"] for t in saved["tabs"]}
+    assert by_title["Mine"] == f"Bearer {pasted}"
+    fresh = by_title["Old"].removeprefix("Bearer ")
+    assert fresh != expired
+    assert jwt.decode(fresh, options={"verify_signature": False})["sub"] == DEV_USER_ID
+    result = run_query(devtools, "query Old { me { userId } }")
+    assert result == {"data": {"me": {"userId": DEV_USER_ID}}}, result
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def save_screenshot(page: DevTools, name: str) -> Path:
+    """Saves what the browser shows under `test-artifacts/` (CI keeps the folder)."""
+    shot = page.call("Page.captureScreenshot", format="png")
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    path.write_bytes(base64.b64decode(shot["data"]))
+    assert path.stat().st_size > 10_000, "the screenshot is suspiciously small"
+    return path
 
 
 async def test_missing_assets_show_install_instructions(

@@ -150,7 +150,10 @@ async def test_a_batch_answers_each_operation_in_order(client: httpx.AsyncClient
     too_many = await client.post(
         "/graphql", json=[{"query": "{ me { userId } }"}] * 11, headers=auth(token(org=org))
     )
-    assert too_many.status_code == 400 and "Too many operations" in too_many.text
+    assert too_many.status_code == 400
+    assert too_many.json() == {
+        "errors": [{"message": "Too many operations", "extensions": {"code": "BAD_REQUEST"}}]
+    }
 
 
 async def test_creations_in_a_batch_count_toward_one_per_request(
