@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import strawberry
-from fastapi import Depends, Request
 from graphql import GraphQLError
+from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 from strawberry.permission import BasePermission
 
 from core.auth import Principal, authenticate
-from core.config import Settings, get_settings
+from core.config import Settings
 from core.deps import authorization_header
 from core.errors import AuthenticationError
 from resolvers.loaders import Loaders
@@ -80,10 +78,12 @@ class Context(BaseContext):
 Info = strawberry.Info[Context, None]
 
 
-async def get_context(
-    request: Request, settings: Annotated[Settings, Depends(get_settings)]
-) -> Context:
-    """Builds the context; an anonymous request may still load the IDE and introspect."""
+async def get_context(request: HTTPConnection) -> Context:
+    """Builds the context; an anonymous request may still load the IDE and introspect.
+
+    Reads the settings off the app rather than through a sub-dependency: every dependency
+    level is solved again on every request."""
+    settings: Settings = request.app.state.settings
     try:
         header = authorization_header(request)
         if header is None:

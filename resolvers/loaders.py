@@ -52,6 +52,10 @@ class Loaders:
 
     def __post_init__(self) -> None:
         self.users = DataLoader(load_fn=self._users)
+        # The caller's own name is in the verified token, which is where user records get
+        # it from: a rep reading their own campaigns costs no `users` query.
+        principal = self.tenant.principal
+        self.users.prime(PydanticObjectId(principal.user_id), principal.full_name)
         self.contacts = DataLoader(load_fn=self._contacts)
         self.first_recipients = DataLoader(
             load_fn=self._first_recipients, cache_key_fn=lambda key: key.cache_key

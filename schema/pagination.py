@@ -3,7 +3,7 @@ only counted when asked for (counting is the expensive part of a page)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
@@ -19,10 +19,17 @@ class PageInfo:
     end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page.")
 
 
+def _edge_cursor(root: Edge[Any]) -> str:
+    # Signed here, when asked for: most clients read only `pageInfo.endCursor`.
+    return root.cursors[root.index]
+
+
 @strawberry.type(description="One item of a page, with the cursor that resumes after it.")
 class Edge(Generic[T]):
-    cursor: str = strawberry.field(description="Opaque; pass as `after`.")
+    cursor: str = strawberry.field(resolver=_edge_cursor, description="Opaque; pass as `after`.")
     node: T = strawberry.field(description="The item.")
+    cursors: strawberry.Private[Sequence[str]]
+    index: strawberry.Private[int]
 
 
 @strawberry.type(description="A page of items.")
@@ -42,8 +49,8 @@ class Connection(Generic[T]):
         """Builds a connection from a service page, mapping each item with `to_node`."""
         return cls(
             edges=[
-                Edge(cursor=cursor, node=to_node(item))
-                for item, cursor in zip(page.items, page.cursors, strict=True)
+                Edge(node=to_node(item), cursors=page.cursors, index=i)
+                for i, item in enumerate(page.items)
             ],
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
             count=count,

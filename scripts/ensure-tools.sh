@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, and nothing that is already there. Safe to run every time.
 #   scripts/ensure-tools.sh            Python env (uv + locked deps), IDE assets, database binary
-#   scripts/ensure-tools.sh --test     the same, plus Chromium for the browser test
+#   scripts/ensure-tools.sh --test     the same, plus Chromium for the browser test and the
+#                                      Node packages of the Apollo end-to-end test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '[ensure-tools] %s\n' "$*" >&2; }
@@ -49,5 +50,18 @@ if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
   else
     say "chromium is missing and cannot be installed without root: apt-get install chromium"
     exit 1
+  fi
+fi
+
+# 5. The @apollo/client end-to-end test's Node packages (npm registry), from their lock file.
+if [ "${1:-}" = "--test" ]; then
+  if [ ! -f e2e/apollo/node_modules/.package-lock.json ] || [ e2e/apollo/package-lock.json -nt e2e/apollo/node_modules/.package-lock.json ]; then
+    if command -v npm >/dev/null 2>&1; then
+      say "installing the Apollo end-to-end test's packages (npm ci --prefix e2e/apollo)"
+      npm ci --prefix e2e/apollo --ignore-scripts --no-audit --no-fund --loglevel=error
+    else
+      say "npm not found: the Apollo end-to-end test needs Node.js and npm (apt-get install -y nodejs npm)"
+      exit 1
+    fi
   fi
 fi

@@ -26,7 +26,7 @@ from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientStatus
 from services import history
 from services.dates import parse_instant
 from services.inputs import CampaignFilter, CampaignOrder
-from services.pages import Cursors, Page, after_filter, page_size
+from services.pages import Cursors, LazyCursors, Page, after_filter, page_size
 from services.tenancy import Tenant
 
 MAX_SEARCH = 100
@@ -114,7 +114,7 @@ async def list_campaigns(
     items = found[:size]
     return Page(
         items=items,
-        cursors=[cursors.encode(getattr(c, order.field), c.id) for c in items],  # type: ignore[arg-type]
+        cursors=LazyCursors(cursors, items, lambda c: (getattr(c, order.field), c.id)),
         has_next=len(found) > size,
     )
 
@@ -209,7 +209,7 @@ async def recipients_page(
     items = found[:size]
     page = Page(
         items=items,
-        cursors=[cursors.encode(r.seq, r.id) for r in items],  # type: ignore[arg-type]
+        cursors=LazyCursors(cursors, items, lambda r: (r.seq, r.id)),
         has_next=len(found) > size,
     )
     total = campaign.stats.total if status_value is None else None
@@ -265,7 +265,8 @@ async def first_recipients(
             **narrow,
             "seq": {"$lte": size},
         }
-        for recipient in await tenant.find_all(Recipient, query):
+        # Read only, and `RecipientOut.of` validates what it shows: skip Beanie's parsing.
+        for recipient in await tenant.find_all(Recipient, query, validate=False):
             by_campaign[recipient.campaignId].append(recipient)
     pages: list[RecipientsPage] = []
     for campaign in campaigns:
@@ -282,7 +283,7 @@ async def first_recipients(
                 campaign.id,
                 Page(
                     items=items,
-                    cursors=[cursors.encode(r.seq, r.id) for r in items],  # type: ignore[arg-type]
+                    cursors=LazyCursors(cursors, items, lambda r: (r.seq, r.id)),
                     has_next=len(rows) > size,
                 ),
                 campaign.stats.total,

@@ -13,7 +13,7 @@ from models import Contact
 from services import positions
 from services.contacts import PhoneError, normalize_phone
 from services.inputs import ContactFilter
-from services.pages import Cursors, Page, page_size
+from services.pages import Cursors, LazyCursors, Page, page_size
 from services.tenancy import Tenant
 
 MAX_SEARCH = 100
@@ -97,7 +97,7 @@ async def list_contacts(
         page_number = value
     if isinstance(query.get("phoneNumber"), str):  # one exact number: at most one contact
         exact = [] if after else await tenant.find_all(Contact, query, limit=1)
-        return Page(exact, [cursors.encode(c.page or 0, c.id) for c in exact], False)  # type: ignore[arg-type]
+        return Page(exact, LazyCursors(cursors, exact, lambda c: (c.page or 0, c.id)), False)
     last = await positions.last_page(tenant)
     found: list[Contact] = []
     read = 0
@@ -112,7 +112,7 @@ async def list_contacts(
         page_number += 1
         read += 1
     items = found[:size]
-    cursor_list = [cursors.encode(c.page or 0, c.id) for c in items]  # type: ignore[arg-type]
+    cursor_list = LazyCursors(cursors, items, lambda c: (c.page or 0, c.id))
     more = len(found) > size or page_number <= last
     resume = None
     if more and len(found) <= size:  # stopped by the read limit: resume at the next page

@@ -13,9 +13,10 @@ import binascii
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from bson import ObjectId
 
@@ -33,7 +34,7 @@ class Page(Generic[T]):
     """One page of items, each with the cursor that resumes after it."""
 
     items: list[T]
-    cursors: list[str]
+    cursors: Sequence[str]
     has_next: bool
     resume: str | None = None
     """Where to continue when the page ended before its last item (a read limit)."""
@@ -51,6 +52,33 @@ def page_size(first: int | None, path: tuple[str | int, ...] = ("first",)) -> in
         message = f"Ask for 1 to {MAX_PAGE} items per page"
         raise InvalidInput(message, [FieldError(path, "INVALID_PAGE_SIZE", message)])
     return first
+
+
+class LazyCursors(Sequence[str], Generic[T]):
+    """The cursors of a page's items, each signed only when read.
+
+    A page of 100 would sign 100 HMACs; clients mostly read `endCursor` alone.
+    """
+
+    def __init__(
+        self, cursors: Cursors, items: Sequence[T], key: Callable[[T], tuple[object, Any]]
+    ) -> None:
+        self._cursors = cursors
+        self._items = items
+        self._key = key
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        value, document_id = self._key(self._items[index])
+        return self._cursors.encode(value, document_id)
 
 
 class Cursors:

@@ -367,14 +367,20 @@ def test_a_saved_expired_token_is_replaced_on_the_next_visit(devtools: DevTools)
             },
         ],
     }
-    devtools.evaluate(
+    # Planted before any script of the next page load runs: the open page would otherwise
+    # write its own tabs over them (GraphiQL saves on a debounce).
+    plant = (
         f"localStorage.setItem('graphiql:tabState', {json.dumps(json.dumps(state))});"
         f"localStorage.setItem('graphiql:headers', "
-        f"{json.dumps(json.dumps({'Authorization': f'Bearer {expired}'}))})"
+        f"{json.dumps(json.dumps({'Authorization': f'Bearer {expired}'}))});"
     )
+    devtools.call("Page.enable")
+    devtools.call("Page.addScriptToEvaluateOnNewDocument", source=plant)
     devtools.call("Page.reload", ignoreCache=True)
-    time.sleep(0.5)
-    devtools.wait_for("!!document.querySelector('.graphiql-execute-button')", "GraphiQL")
+    devtools.wait_for(
+        "document.readyState === 'complete' && !!document.querySelector('.graphiql-tab')",
+        "GraphiQL after the reload",
+    )
     saved = json.loads(devtools.evaluate("localStorage.getItem('graphiql:tabState')"))
     by_title = {t["title"]: json.loads(t["headers"])["Authorization"] for t in saved["tabs"]}
     assert by_title["Mine"] == f"Bearer {pasted}"

@@ -1,0 +1,110 @@
+"""The GraphQL endpoint: Strawberry's ASGI app with this service's transport rules.
+
+A plain ASGI app on a Starlette route rather than `strawberry.fastapi.GraphQLRouter`: the router
+resolves its context through FastAPI dependencies, four of them solved again on every request
+(~0.5 ms of CPU, a tenth of a small query), and this app needs none of them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cross_web import AsyncHTTPRequestAdapter
+from cross_web import HTTPException as GraphQLHTTPError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.websockets import WebSocket
+from strawberry import Schema
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
+
+from core.config import Settings
+from resolvers.context import Context, get_context
+from resolvers.ide import dev_token_for, render_graphiql
+from resolvers.limits import graphql_error_response
+from resolvers.persisted import PersistedQueries
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """Serves a self-hosted GraphiQL (the stock page loads scripts from a public CDN), answers
+    every refusal in GraphQL's shape, and speaks automatic persisted queries."""
+
+    def __init__(self, schema: Schema, settings: Settings) -> None:
+        super().__init__(schema, multipart_uploads_enabled=False)
+        self.settings = settings
+        self.persisted = PersistedQueries(settings.graphql_persisted_queries)
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        context = await get_context(request)
+        context.request = request
+        context.response = response  # type: ignore[assignment]
+        return context
+
+    async def run(  # type: ignore[override]  # one body for both of the base's overloads
+        self, request: Request | WebSocket, context: Context = UNSET, root_value: None = UNSET
+    ) -> Response | WebSocket:
+        # Strawberry answers its own refusals (bad JSON, wrong content type, too many
+        # operations, a mutation over GET) in plain text; GraphQL clients read `errors`.
+        try:
+            return await super().run(request, context=context, root_value=root_value)
+        except GraphQLHTTPError as exc:
+            if exc.reason == "mutations are not allowed when using GET":
+                # GraphQL over HTTP: 405, and say which method to use.
+                message = "Mutations are not run over GET; send them with POST"
+                return graphql_error_response(405, message, headers={"Allow": "POST"})
+            return graphql_error_response(exc.status_code, exc.reason)
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET with only `extensions` is a persisted query (Apollo sends `Accept: */*`), not a
+        # person opening the IDE.
+        extensions = request.query_params.get("extensions")
+        return extensions is None and super().should_render_graphql_ide(request)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry answers 400 to JSONDecodeError only; fold the other ways JSON can fail
+        # (invalid UTF-8, integers past Python's digit limit, absurd nesting) into it.
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise json.JSONDecodeError(str(exc), "", 0) from None
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        # A body that is valid JSON but not an object (`null`, `7`) makes Strawberry call
+        # `.get` on it; answer that as the client error it is.
+        try:
+            return await super().parse_http_body(request)
+        except (AttributeError, TypeError) as exc:
+            raise GraphQLHTTPError(400, "The request body must be a JSON object") from exc
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        # Every operation, batched or not, passes here: persisted queries are filled in first.
+        refusal = self.persisted.resolve(request_data)
+        if refusal is not None:
+            return ExecutionResult(data=None, errors=[refusal])
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        token = dev_token_for(request, self.settings)
+        # The page may carry a token: never let a shared cache keep it.
+        headers = {"Cache-Control": "no-store"} if token else None
+        page = render_graphiql(str(request.url.path), dev_token=token)
+        return HTMLResponse(page, headers=headers)

@@ -1,0 +1,103 @@
+"""The API as an Apollo web app uses it: `@apollo/client` in Node against the real server.
+
+`e2e/apollo/run.mjs` (its own npm package, locked) drives the real app (`main.create_app`,
+lifespan and database included) served by uvicorn on a loopback port, through
+`BatchHttpLink` and then the persisted-queries link: campaigns created one per request, paged
+with `fetchMore` into one cached list, read back from the normalised cache, changed by
+lifecycle mutations, and invisible to a second organization. A missing Node or missing
+packages is a failure (never a skip), with the install command in the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from bson import ObjectId
+
+from core.config import Settings
+from tests.conftest import serving
+from tests.factories import token
+
+ROOT = Path(__file__).resolve().parent.parent
+E2E_DIR = ROOT / "e2e" / "apollo"
+SCRIPT = E2E_DIR / "run.mjs"
+INSTALL_HINT = (
+    "npm ci --prefix e2e/apollo --ignore-scripts --no-audit --no-fund"
+    "  (or: scripts/ensure-tools.sh --test)"
+)
+NODE_HINT = "install Node.js 18 or newer (e.g. apt-get install -y nodejs npm)"
+RUN_TIMEOUT_S = 120.0
+
+
+def node() -> str:
+    """Path of the `node` binary; fails (never skips) when it is missing."""
+    path = shutil.which(os.environ.get("NODE") or "node")
+    if not path:
+        pytest.fail(f"node not found on PATH; {NODE_HINT}, then: {INSTALL_HINT}")
+    return path
+
+
+def check_installed() -> None:
+    """Fails with the install command when the e2e package's modules are not installed."""
+    lock = E2E_DIR / "package-lock.json"
+    installed = E2E_DIR / "node_modules" / ".package-lock.json"
+    client = E2E_DIR / "node_modules" / "@apollo" / "client" / "package.json"
+    if not (installed.is_file() and client.is_file()):
+        pytest.fail(f"e2e/apollo packages are not installed; run: {INSTALL_HINT}")
+    if lock.stat().st_mtime > installed.stat().st_mtime:
+        pytest.fail(f"e2e/apollo/package-lock.json changed since install; run: {INSTALL_HINT}")
+
+
+async def test_apollo_client_batched_and_persisted_against_the_real_server(
+    settings: Settings,
+) -> None:
+    binary = node()
+    check_installed()
+    org, other_org = ObjectId(), ObjectId()
+    env = {
+        **os.environ,
+        "TOKEN": token(org=org),
+        "OTHER_TOKEN": token(org=other_org),
+        "NODE_ENV": "test",
+        "NO_COLOR": "1",
+    }
+    started = time.monotonic()
+    # The server runs in this event loop; the subprocess is awaited, never blocked on.
+    async with serving(settings) as base:
+        env["GRAPHQL_URL"] = f"{base}/graphql"
+        process = await asyncio.create_subprocess_exec(
+            binary,
+            str(SCRIPT),
+            cwd=E2E_DIR,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
+        except TimeoutError:
+            process.kill()
+            out, err = await process.communicate()
+            pytest.fail(
+                f"run.mjs did not finish within {RUN_TIMEOUT_S} s\n"
+                f"stdout:\n{out.decode()}\nstderr:\n{err.decode()}"
+            )
+    elapsed = time.monotonic() - started
+    stdout, stderr = out.decode(), err.decode()
+    assert process.returncode == 0, (
+        f"e2e/apollo/run.mjs exited with {process.returncode} after {elapsed:.1f} s\n"
+        f"stdout:\n{stdout}\nstderr:\n{stderr}"
+    )
+    print(stdout, end="")  # the passes' summaries, shown with -rP or on failure
+    # Both passes reported, and the second organization was checked in each.
+    lines = stdout.splitlines()
+    for name in ("batch", "persisted"):
+        summary = [line for line in lines if line.startswith(f"[{name}] ok:")]
+        assert summary, f"no summary of the {name} pass\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        assert "other organization" in summary[0], summary
+    assert "all checks passed" in stdout, stdout
