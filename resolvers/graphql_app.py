@@ -57,6 +57,9 @@ class GraphQLApp(GraphQL[Context, None]):
                 # GraphQL over HTTP: 405, and say which method to use.
                 message = "Mutations are not run over GET; send them with POST"
                 return graphql_error_response(405, message, headers={"Allow": "POST"})
+            if exc.reason == "Unsupported content type":
+                message = "Send application/json (or GET with query parameters)"
+                return graphql_error_response(415, message)
             return graphql_error_response(exc.status_code, exc.reason)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
