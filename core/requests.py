@@ -14,6 +14,7 @@ from contextvars import ContextVar
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.logging import AccessFormatter
 
 HEADER = "X-Request-ID"
 WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{8,128}")
@@ -66,3 +67,15 @@ def configure_logging(level: str) -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
             handler.addFilter(RequestIdFilter())
+    # Uvicorn's access line is written while the response starts, inside the request's task,
+    # so it can name the id too; uvicorn set its handlers up before building the app.
+    for handler in logging.getLogger("uvicorn.access").handlers:
+        if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+            handler.addFilter(RequestIdFilter())
+            handler.setFormatter(
+                AccessFormatter(
+                    "%(asctime)s %(levelname)s [%(request_id)s] uvicorn.access: %(client_addr)s - "
+                    '"%(request_line)s" %(status_code)s',
+                    use_colors=False,
+                )
+            )

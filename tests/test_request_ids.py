@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import httpx
 import pytest
@@ -194,3 +195,48 @@ async def test_too_many_fields_are_refused_before_validation(client: httpx.Async
     assert refused.json()["errors"][0]["extensions"]["code"] == "TOO_MANY_FIELDS"
     ide = await client.post("/graphql", json={"query": get_introspection_query(descriptions=True)})
     assert "errors" not in ide.json() and ide.json()["data"]["__schema"]["types"]
+
+
+async def test_uvicorns_access_line_names_the_id(mongo_uri: str) -> None:
+    """The access line is a log line of the request too: a real uvicorn, its logging set up as
+    `uvicorn main:create_app --factory` sets it up, access log on."""
+    import asyncio
+    import io
+
+    import uvicorn
+
+    from main import create_app
+    from scripts import dbserver
+    from tests.conftest import drop_database, make_settings
+
+    settings = make_settings(mongo_uri, log_level="INFO")
+    port = dbserver.free_port()
+    stream = io.StringIO()
+    config = uvicorn.Config(
+        lambda: create_app(settings), factory=True, host="127.0.0.1", port=port, access_log=True
+    )  # loads uvicorn's logging config, then builds the app (which adds the id to it)
+    access = logging.getLogger("uvicorn.access")
+    capture = logging.StreamHandler(stream)
+    access.handlers = [capture]
+    server = uvicorn.Server(config)
+    config.load()
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(200):  # polls the server's flag; uvicorn offers no event to await
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        async with httpx.AsyncClient() as http:
+            await http.get(
+                f"http://127.0.0.1:{port}/healthz", headers={"X-Request-ID": "access-0001"}
+            )
+            await http.get(f"http://127.0.0.1:{port}/healthz")
+    finally:
+        server.should_exit = True
+        await task
+        await drop_database(settings)
+    lines = stream.getvalue().splitlines()
+    assert any("[access-0001]" in line and "GET /healthz" in line for line in lines), lines
+    generated = [line for line in lines if "GET /healthz" in line and "access-0001" not in line]
+    assert generated and all(re.search(r"\[[0-9a-f]{32}\]", line) for line in generated), lines
