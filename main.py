@@ -32,6 +32,8 @@ from resolvers.rest import contacts as rest_contacts
 from resolvers.rest.envelope import install_error_handlers
 from schema import schema
 from services import idempotency
+from services.dispatch import Dispatcher, config_from
+from services.providers import provider_from
 
 logger = logging.getLogger("campaigns")
 
@@ -62,12 +64,22 @@ def create_app(
                     every=timedelta(seconds=settings.idempotency_purge_every_seconds),
                 )
             )
+            stop_sending = asyncio.Event()
+            sending = None
+            if settings.dispatch_in_process:
+                dispatcher = Dispatcher(provider_from(settings), config_from(settings))
+                sending = asyncio.create_task(dispatcher.run(stop_sending))
             try:
                 yield
             finally:
                 purge.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await purge
+                stop_sending.set()
+                if sending is not None:
+                    # A batch in flight finishes its chunk; a lease left behind expires.
+                    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                        await asyncio.wait_for(sending, timeout=10)
         finally:
             await client.close()
 

@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     """Whether `__schema`/`__type` are answered; the IDE needs them, a locked-down production
     deployment may switch them off (`GRAPHQL_INTROSPECTION=false`)."""
 
+    dispatch_in_process: bool = True
+    """Whether API processes also send (the embedded default); `python -m worker` always does."""
+    dispatch_provider: Literal["log", "simulated"] = "log"
+    dispatch_lease_seconds: float = Field(default=30.0, ge=1.0)
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    dispatch_max_in_flight: int = Field(default=10, ge=1, le=1000)
+    simulated_ledger: str = ".data/simulated-ledger.jsonl"
+    simulated_latency_ms: float = Field(default=0.0, ge=0)
+    simulated_failure_rate: float = Field(default=0.0, ge=0, le=1)
+
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:
         """Fails fast: a production process signing with a published secret is an open door."""

@@ -4,6 +4,7 @@ from beanie import Document
 
 from models.campaign import Campaign
 from models.contact import Contact, ContactPage
+from models.dispatch import BatchCounts, BatchLease
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.recipient import Recipient
@@ -18,10 +19,14 @@ DOCUMENT_MODELS: list[type[Document]] = [
     IdempotencyTakeover,
     Change,
     ContactPage,
+    BatchLease,
+    BatchCounts,
 ]
 
 __all__ = [
     "DOCUMENT_MODELS",
+    "BatchCounts",
+    "BatchLease",
     "Campaign",
     "Change",
     "Contact",

@@ -65,6 +65,7 @@ class CampaignStats(BaseModel):
     sent: int = 0
     failed: int = 0
     skipped: int = 0
+    unknown: int = 0
 
 
 class MessageStats(BaseModel):

@@ -13,13 +13,18 @@ from models.base import TenantDocument
 
 
 class RecipientStatus(StrEnum):
-    """Where a single message is: `pending → sending → sent | failed | skipped`."""
+    """Where a single message is: `pending → sending → sent | failed | skipped | unknown`.
+
+    `unknown`: handed to a provider that keeps no idempotency keys by a sender that then died,
+    so whether it went out cannot be known; it is never resent blindly.
+    """
 
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    UNKNOWN = "unknown"
 
 
 RECIPIENT_BATCH = 100
@@ -48,6 +53,11 @@ class Recipient(TenantDocument):
     error: str | None = None
     attempts: int = 0
     sentAt: datetime | None = None
+    errorCode: str | None = None
+    """Why it failed or was skipped, machine-readable (`OPTED_OUT`, `INVALID_NUMBER`, ...)."""
+    leaseEpoch: int | None = None
+    """The lease epoch of the sender that marked it `sending`: a later holder finding it
+    `sending` under an older epoch knows that sender died mid-send."""
 
     class Settings:
         name = "recipients"

@@ -47,6 +47,9 @@ class CampaignStats:
     sent: int = strawberry.field(description="Messages accepted by the provider.")
     failed: int = strawberry.field(description="Messages the provider refused.")
     skipped: int = strawberry.field(description="Recipients not messaged (opted out since).")
+    unknown: int = strawberry.field(
+        description="Handed to a provider by a sender that died; never resent blindly."
+    )
     successRate: str = strawberry.field(description='sent / (sent + failed), e.g. "0%".')
 
 

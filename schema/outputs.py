@@ -56,6 +56,9 @@ class StatsOut(_Out):
     sent: int = Field(description="Messages accepted by the provider")
     failed: int = Field(description="Messages the provider refused")
     skipped: int = Field(description="Recipients not messaged (opted out since, say)")
+    unknown: int = Field(
+        default=0, description="Handed to a provider by a sender that died; never resent blindly"
+    )
     successRate: str = Field(description="sent / (sent + failed)", examples=["0%"])
 
 

@@ -25,6 +25,7 @@ from models.campaign import CampaignStatus, CampaignType
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientStatus
 from services import history
 from services.dates import parse_instant
+from services.dispatch import with_live_stats
 from services.inputs import CampaignFilter, CampaignOrder
 from services.pages import Cursors, LazyCursors, Page, after_filter, page_size
 from services.tenancy import Tenant
@@ -37,6 +38,7 @@ async def get_campaign(tenant: Tenant, campaign_id: str) -> Campaign:
     campaign = await tenant.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound("campaign")
+    await with_live_stats(tenant, [campaign])
     return campaign
 
 
@@ -112,6 +114,7 @@ async def list_campaigns(
         Campaign, query, sort=[(order.field.value, direction), ("_id", direction)], limit=size + 1
     )
     items = found[:size]
+    await with_live_stats(tenant, items)
     return Page(
         items=items,
         cursors=LazyCursors(cursors, items, lambda c: (getattr(c, order.field), c.id)),
@@ -138,6 +141,7 @@ async def list_campaigns_by_page(
         .limit(limit)
         .to_list()
     )
+    await with_live_stats(tenant, found)
     return found, total
 
 

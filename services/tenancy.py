@@ -16,6 +16,7 @@ from beanie import PydanticObjectId
 from beanie.odm.queries.find import FindMany
 from beanie.odm.utils.parsing import parse_obj
 from bson import ObjectId
+from pymongo import UpdateOne
 from pymongo.asynchronous.cursor import AsyncCursor
 
 from core.auth import Principal
@@ -28,6 +29,9 @@ POINT_LOOKUPS_MAX = 100
 """Up to this many values are looked up one equality filter each (see `raw_find_in`)."""
 POINT_LOOKUP_CONCURRENCY = 8
 IN_CHUNK = 5000
+BULK_CHUNK = 25
+"""Statements per bulk update command (see `Tenant.update_each`)."""
+_BULK_GATE = asyncio.Semaphore(1)
 
 
 class Tenant:
@@ -73,6 +77,15 @@ class Tenant:
     async def count(self, model: type[D], query: Mapping[str, Any] | None = None) -> int:
         """Counts this organization's documents matching `query`."""
         return await model.find(self._filter(query)).count()
+
+    @staticmethod
+    async def across_organizations(
+        model: type[D], query: Mapping[str, Any], projection: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Finds documents of every organization: only for background work discovering what is
+        due (the dispatcher), which then reads and writes through `for_organization`."""
+        cursor = model.get_pymongo_collection().find(dict(query), dict(projection))
+        return [doc async for doc in cursor]
 
     @staticmethod
     def now() -> datetime:
@@ -224,6 +237,34 @@ class Tenant:
         collection = model.get_pymongo_collection()
         result = await collection.update_one(self._filter(query), dict(update))
         return int(result.matched_count)
+
+    async def update_many(
+        self, model: type[D], query: Mapping[str, Any], update: Mapping[str, Any]
+    ) -> int:
+        """Applies `update` to every matching document of this organization; returns matches."""
+        collection = model.get_pymongo_collection()
+        result = await collection.update_many(self._filter(query), dict(update))
+        return int(result.matched_count)
+
+    async def update_each(
+        self, model: type[D], updates: Sequence[tuple[ObjectId | str, Mapping[str, Any]]]
+    ) -> None:
+        """Sets fields on many documents by `_id`, each its own update, in few commands.
+
+        An `_id` equality per document is what both servers answer from an index (a shared
+        `$in` would read the organization on FerretDB). FerretDB v1 takes a pool connection per
+        statement of an `update` command and waits for them all: one command of 400 statements,
+        or two of 100 at once, exhaust its pool (120) and hang it for good. So statements go
+        `BULK_CHUNK` per command, one command at a time per process.
+        """
+        operations = [
+            UpdateOne(self._filter({"_id": document_id}), {"$set": dict(fields)})
+            for document_id, fields in updates
+        ]
+        collection = model.get_pymongo_collection()
+        for start in range(0, len(operations), BULK_CHUNK):
+            async with _BULK_GATE:
+                await collection.bulk_write(operations[start : start + BULK_CHUNK], ordered=True)
 
     async def delete_in(
         self,

@@ -51,6 +51,9 @@ def make_settings(mongo_uri: str, **overrides: object) -> Settings:
         "mongodb_timeout_ms": 3000,
         "jwt_secret": TEST_JWT_SECRET,
         "log_level": "WARNING",
+        # Tests that send start a dispatcher of their own; others keep campaigns where they put
+        # them (a `sending` campaign would otherwise complete under them).
+        "dispatch_in_process": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,73 @@
+"""What the dispatcher keeps in the database: batch leases and per-batch counts.
+
+Both follow the embedded server's rule (no two writers on one document): a lease is *inserted*,
+never updated into being, and only its holder writes to it afterwards; a batch's counts are
+written only by the holder of that batch's lease.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pymongo
+from beanie import PydanticObjectId
+from pymongo import IndexModel
+
+from models.base import TenantDocument
+
+
+class BatchLease(TenantDocument):
+    """A claim on one batch of one campaign, for one epoch.
+
+    `_id` is `"<campaignId>:<batch>:<epoch>"`, so inserting it is the claim and the unique primary
+    key admits exactly one holder per epoch, on MongoDB as on FerretDB (whose conditional updates
+    can have several winners). A newer epoch fences the older holder: before each step the holder
+    checks that no later epoch exists.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    campaignId: PydanticObjectId
+    batch: int
+    epoch: int
+    owner: str
+    expiresAt: datetime
+    done: bool = False
+
+    class Settings:
+        name = "dispatch_leases"
+        indexes = [
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("batch", pymongo.ASCENDING),
+                ],
+                name="org_campaign_batch",
+            ),
+        ]
+
+
+class BatchCounts(TenantDocument):
+    """How one batch's recipients ended; `_id` is `"<campaignId>:<batch>"`.
+
+    A campaign's live stats are the sum over its batches (concurrent `$inc`s on the campaign
+    would lose increments on FerretDB); completion folds the sum into the campaign.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    campaignId: PydanticObjectId
+    batch: int
+    epoch: int
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unknown: int = 0
+
+    class Settings:
+        name = "dispatch_batch_counts"
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("campaignId", pymongo.ASCENDING)],
+                name="org_campaign",
+            ),
+        ]

@@ -1,0 +1,490 @@
+"""The dispatcher: sends due campaigns, coordinated by nothing but the database.
+
+Any number of dispatchers (inside API processes, or `python -m worker` processes) run the same
+loop: start campaigns whose time has come, then claim batches of their recipients and send them.
+
+- **A claim is an insert.** A batch (`seq // 100`, assigned at creation, so found by equality) is
+  claimed by inserting `BatchLease` `"<campaign>:<batch>:<epoch>"`. The unique primary key lets
+  exactly one claimer win each epoch, on FerretDB too, where a conditional update can have several
+  winners. An expired lease is taken over by inserting the next epoch; a holder that sees a later
+  epoch stops (fencing). The holder renews its lease while it works.
+- **One writer per document.** Recipients of a batch are written only by the batch's holder, in
+  bulk (one command to mark them `sending`, one for the outcomes); the batch's counts go to its
+  own `BatchCounts` document; the campaign is written only through numbered changes
+  (`services.history`): starting and completing are changes like a user's.
+- **Never twice.** The provider gets the recipient's id as its idempotency key. A recipient left
+  `sending` by a holder that died is retried with the same key through a provider that honours
+  keys, and marked `unknown` through any other.
+- **Pause and cancel** are read before a batch and between chunks of it: they take effect within
+  one batch; recipients not sent yet go back to `pending`, and resuming continues from there.
+- **Opt-outs** are read at send time: a contact opted out since creation is `skipped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from beanie import PydanticObjectId
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError, PyMongoError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from core.config import Settings
+from models import BatchCounts, BatchLease, Campaign, Contact, Recipient
+from models.campaign import CampaignStats, CampaignStatus
+from models.recipient import RECIPIENT_BATCH, RecipientStatus
+from services import history
+from services.history import LostToStatusChange, Planned
+from services.messages import Template, TemplateError, parse_template
+from services.providers import Provider, SendError
+from services.tenancy import Tenant
+
+logger = logging.getLogger(__name__)
+
+R = RecipientStatus
+FINAL = frozenset({R.SENT, R.FAILED, R.SKIPPED, R.UNKNOWN})
+STARTED = frozenset({CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.CANCELLED})
+"""Statuses in which a campaign may have batch counts not yet folded into it."""
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    """How one dispatcher works; every process may differ (a worker's owner name, say)."""
+
+    lease_seconds: float = 30.0
+    poll_seconds: float = 1.0
+    max_in_flight: int = 10
+    """Sends one dispatcher has open at once."""
+    chunk: int = 20
+    """Recipients sent between two looks at the campaign's status (pause and cancel)."""
+    send_attempts: int = 4
+    """Tries per message on transient errors, with exponential backoff and jitter."""
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 5.0
+    owner: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
+
+
+@dataclass
+class Claim:
+    """A batch this dispatcher holds."""
+
+    tenant: Tenant
+    campaign_id: ObjectId
+    batch: int
+    epoch: int
+    takeover: bool
+
+
+@dataclass
+class Outcome:
+    status: RecipientStatus
+    message_id: str | None = None
+    code: str | None = None
+    error: str | None = None
+
+
+def config_from(settings: Settings) -> DispatchConfig:
+    """The dispatcher settings of this process."""
+    return DispatchConfig(
+        lease_seconds=settings.dispatch_lease_seconds,
+        poll_seconds=settings.dispatch_poll_seconds,
+        max_in_flight=settings.dispatch_max_in_flight,
+    )
+
+
+class Dispatcher:
+    """Starts due campaigns and sends their batches; `run` until told to stop."""
+
+    def __init__(self, provider: Provider, config: DispatchConfig | None = None) -> None:
+        self.provider = provider
+        self.config = config or DispatchConfig()
+        self._gate = asyncio.Semaphore(self.config.max_in_flight)
+        self._done: set[tuple[ObjectId, int]] = set()
+        self.claimed = 0
+        self.takeovers = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Works until `stop` is set; a database outage is waited out, never fatal."""
+        while not stop.is_set():
+            try:
+                worked = await self.tick()
+            except PyMongoError as exc:
+                logger.warning("dispatcher: database unavailable (%s); retrying", exc)
+                worked = 0
+            if not worked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.config.poll_seconds)
+
+    async def tick(self) -> int:
+        """One pass: starts due campaigns, then sends every batch it can claim; returns how
+        many batches it worked on."""
+        await self.start_due()
+        worked = 0
+        sending = await Tenant.across_organizations(
+            Campaign, {"status": CampaignStatus.SENDING.value}, {"organizationId": 1, "nextSeq": 1}
+        )
+        for row in sending:
+            tenant = Tenant.for_organization(row["organizationId"])
+            worked += await self.work_campaign(tenant, row["_id"], int(row.get("nextSeq") or 0))
+        return worked
+
+    async def start_due(self) -> None:
+        """Moves scheduled campaigns whose date has come to `sending` (one change each: of
+        several dispatchers, one wins and the others see it moved)."""
+        now = Tenant.now()
+        scheduled = await Tenant.across_organizations(
+            Campaign,
+            {"status": CampaignStatus.SCHEDULED.value},
+            {"organizationId": 1, "scheduleDate": 1},
+        )
+        for row in scheduled:
+            due = row.get("scheduleDate")
+            if due is None or _aware(due) > now:
+                continue
+            tenant = Tenant.for_organization(row["organizationId"])
+
+            async def plan(campaign: Campaign) -> Planned:
+                if campaign.status is not CampaignStatus.SCHEDULED:
+                    return Planned("start", {}, campaign.status.value, campaign.status.value)
+                started = campaign.startedAt or Tenant.now()
+                return Planned(
+                    "start",
+                    {"status": CampaignStatus.SENDING.value, "startedAt": started},
+                    CampaignStatus.SCHEDULED.value,
+                    CampaignStatus.SENDING.value,
+                )
+
+            with contextlib.suppress(LostToStatusChange):
+                await history.change(tenant, Campaign, row["_id"], plan, what="campaign")
+
+    async def work_campaign(self, tenant: Tenant, campaign_id: ObjectId, next_seq: int) -> int:
+        """Sends every batch of one campaign this dispatcher can claim; completes the campaign
+        when no batch is left."""
+        batches = math.ceil(next_seq / RECIPIENT_BATCH)
+        worked = 0
+        open_batches = False
+        for batch in range(batches):
+            if (campaign_id, batch) in self._done:
+                continue
+            claim = await self.claim(tenant, campaign_id, batch)
+            if claim is None:
+                open_batches = open_batches or (campaign_id, batch) not in self._done
+                continue
+            worked += 1
+            finished = await self.send_batch(claim)
+            if not finished:
+                return worked  # paused, cancelled or fenced: leave the campaign for now
+        if not open_batches:
+            await self.complete(tenant, campaign_id)
+        return worked
+
+    async def claim(self, tenant: Tenant, campaign_id: ObjectId, batch: int) -> Claim | None:
+        """Claims a batch by inserting the next lease epoch; None if it is done or held."""
+        leases = [
+            row
+            async for row in tenant.raw_find(
+                BatchLease, {"campaignId": campaign_id, "batch": batch}
+            )
+        ]
+        if any(row.get("done") for row in leases):
+            self._done.add((campaign_id, batch))
+            return None
+        latest = max(leases, key=lambda row: int(row["epoch"]), default=None)
+        now = Tenant.now()
+        if latest is not None and _aware(latest["expiresAt"]) > now:
+            return None
+        epoch = int(latest["epoch"]) + 1 if latest is not None else 0
+        lease = BatchLease(
+            id=_lease_id(campaign_id, batch, epoch),
+            organizationId=tenant.organization_id,
+            campaignId=campaign_id,
+            batch=batch,
+            epoch=epoch,
+            owner=self.config.owner,
+            expiresAt=now + timedelta(seconds=self.config.lease_seconds),
+        )
+        try:
+            await tenant.insert(lease)
+        except DuplicateKeyError:
+            return None  # another dispatcher won this epoch
+        self.claimed += 1
+        if latest is not None:
+            self.takeovers += 1
+            logger.info("took over %s batch %d (epoch %d)", campaign_id, batch, epoch)
+        return Claim(tenant, campaign_id, batch, epoch, takeover=latest is not None)
+
+    async def holds(self, claim: Claim) -> bool:
+        """Whether no later epoch of this batch exists (fencing)."""
+        later = await claim.tenant.raw_find(
+            BatchLease, {"_id": _lease_id(claim.campaign_id, claim.batch, claim.epoch + 1)}
+        ).to_list()
+        return not later
+
+    async def send_batch(self, claim: Claim) -> bool:
+        """Sends one claimed batch; returns whether it is finished (else paused or fenced)."""
+        renewing = asyncio.create_task(self._renew(claim))
+        try:
+            return await self._send_batch(claim)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _send_batch(self, claim: Claim) -> bool:
+        tenant = claim.tenant
+        campaign = await tenant.get(Campaign, claim.campaign_id)
+        if campaign is None or campaign.status is not CampaignStatus.SENDING:
+            await self._release(claim, done=campaign is None)
+            return False
+        rows = await tenant.raw_find(
+            Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}
+        ).to_list()
+        outcomes: dict[ObjectId, Outcome] = {}
+        queue: list[dict[str, Any]] = []
+        for row in rows:
+            status = R(row["status"])
+            if status is R.PENDING:
+                queue.append(row)
+            elif status is R.SENDING and row.get("leaseEpoch") != claim.epoch:
+                # Its sender died between handing it over and recording the answer.
+                if self.provider.honours_idempotency:
+                    queue.append(row)  # the same key: the provider answers, never sends twice
+                else:
+                    outcomes[row["_id"]] = Outcome(
+                        R.UNKNOWN,
+                        code="OUTCOME_UNKNOWN",
+                        error="The sender stopped while sending; not resent, as the provider "
+                        "keeps no idempotency keys",
+                    )
+        if queue:
+            # One command: every pending recipient of the batch is now this holder's.
+            await tenant.update_many(
+                Recipient,
+                {"campaignId": claim.campaign_id, "batch": claim.batch, "status": "pending"},
+                {"$set": {"status": R.SENDING.value, "leaseEpoch": claim.epoch}},
+            )
+        contacts = await self._contacts(tenant, [row["contactId"] for row in queue])
+        try:
+            template = parse_template(campaign.message)
+        except TemplateError:
+            template = None
+        stopped = False
+        for start in range(0, len(queue), self.config.chunk):
+            if start and not await self._still_sending(claim):
+                stopped = True
+                break
+            if not await self.holds(claim):
+                logger.info("fenced out of %s batch %d", claim.campaign_id, claim.batch)
+                return False
+            chunk = queue[start : start + self.config.chunk]
+            results = await asyncio.gather(
+                *(self._deliver(row, contacts.get(row["contactId"]), template) for row in chunk)
+            )
+            outcomes.update(
+                {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
+            )
+        now = Tenant.now()
+        updates: list[tuple[ObjectId, Mapping[str, Any]]] = []
+        for row in queue:
+            outcome = outcomes.get(row["_id"])
+            if outcome is None:  # paused or cancelled before its turn: back in the queue
+                updates.append((row["_id"], {"status": R.PENDING.value, "leaseEpoch": None}))
+        for recipient_id, outcome in outcomes.items():
+            fields: dict[str, Any] = {
+                "status": outcome.status.value,
+                "leaseEpoch": claim.epoch,
+                "updatedAt": now,
+                "errorCode": outcome.code,
+                "error": outcome.error,
+            }
+            if outcome.status is R.SENT:
+                fields.update(providerMessageId=outcome.message_id, sentAt=now)
+            updates.append((recipient_id, fields))
+        await tenant.update_each(Recipient, updates)
+        final = {row["_id"]: R(row["status"]) for row in rows}
+        final.update({rid: outcome.status for rid, outcome in outcomes.items()})
+        await self._write_counts(claim, Counter(final.values()))
+        if stopped:
+            await self._release(claim, done=False)
+            return False
+        await self._release(claim, done=True)
+        self._done.add((claim.campaign_id, claim.batch))
+        return True
+
+    async def _deliver(
+        self, row: Mapping[str, Any], contact: Mapping[str, Any] | None, template: Template | None
+    ) -> Outcome:
+        if contact is None:
+            return Outcome(R.SKIPPED, code="CONTACT_DELETED", error="The contact was deleted")
+        if contact.get("optedOut"):
+            return Outcome(R.SKIPPED, code="OPTED_OUT", error="The contact opted out")
+        if template is None:
+            return Outcome(
+                R.FAILED, code="INVALID_TEMPLATE", error="The message cannot be rendered"
+            )
+        try:
+            rendered = template.render({k: contact.get(k) for k in template.placeholders()})
+        except TemplateError as exc:
+            return Outcome(R.FAILED, code="MESSAGE_TOO_LONG", error=str(exc))
+        if rendered.missing:
+            missing = ", ".join(rendered.missing)
+            return Outcome(R.SKIPPED, code="MISSING_FIELDS", error=f"No value for {missing}")
+        key = str(row["_id"])
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(lambda e: isinstance(e, SendError) and e.transient),
+                stop=stop_after_attempt(self.config.send_attempts),
+                wait=wait_exponential_jitter(
+                    multiplier=self.config.retry_initial_s,
+                    max=self.config.retry_max_s,
+                    jitter=self.config.retry_initial_s,
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    async with self._gate:
+                        message_id = await self.provider.send(
+                            contact["phoneNumber"], rendered.text, key
+                        )
+        except SendError as exc:
+            return Outcome(R.FAILED, code=exc.code, error=exc.message)
+        return Outcome(R.SENT, message_id=message_id)
+
+    async def _contacts(
+        self, tenant: Tenant, ids: Sequence[ObjectId]
+    ) -> dict[ObjectId, dict[str, Any]]:
+        fields = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
+        rows = await tenant.raw_find_in(Contact, "_id", ids, fields)
+        return {row["_id"]: row for row in rows}
+
+    async def _still_sending(self, claim: Claim) -> bool:
+        rows = await claim.tenant.raw_find(
+            Campaign, {"_id": claim.campaign_id}, {"status": 1}
+        ).to_list()
+        return bool(rows) and rows[0].get("status") == CampaignStatus.SENDING.value
+
+    async def _write_counts(self, claim: Claim, tally: Counter[RecipientStatus]) -> None:
+        counts = {
+            "sent": tally[R.SENT],
+            "failed": tally[R.FAILED],
+            "skipped": tally[R.SKIPPED],
+            "unknown": tally[R.UNKNOWN],
+            "epoch": claim.epoch,
+            "updatedAt": Tenant.now(),
+        }
+        collection = BatchCounts.get_pymongo_collection()
+        doc_id = f"{claim.campaign_id}:{claim.batch}"
+        await collection.update_one(
+            {"_id": doc_id, "organizationId": claim.tenant.organization_id},
+            {
+                "$set": counts,
+                "$setOnInsert": {
+                    "campaignId": claim.campaign_id,
+                    "batch": claim.batch,
+                    "createdAt": Tenant.now(),
+                },
+            },
+            upsert=True,
+        )
+
+    async def _release(self, claim: Claim, *, done: bool) -> None:
+        fields: dict[str, Any] = {"done": done}
+        if not done:
+            fields["expiresAt"] = Tenant.now()  # free at once: resuming picks it up
+        await claim.tenant.update_one(
+            BatchLease,
+            {"_id": _lease_id(claim.campaign_id, claim.batch, claim.epoch)},
+            {"$set": fields},
+        )
+
+    async def _renew(self, claim: Claim) -> None:
+        every = self.config.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            expires = Tenant.now() + timedelta(seconds=self.config.lease_seconds)
+            await claim.tenant.update_one(
+                BatchLease,
+                {"_id": _lease_id(claim.campaign_id, claim.batch, claim.epoch)},
+                {"$set": {"expiresAt": expires}},
+            )
+
+    async def complete(self, tenant: Tenant, campaign_id: ObjectId) -> None:
+        """Moves a sending campaign with no batch left to `completed`, folding the batch
+        counts into its stats (one change: of several dispatchers, one wins)."""
+        campaign = await tenant.get(Campaign, campaign_id)
+        if campaign is None or campaign.status is not CampaignStatus.SENDING:
+            return
+        batches = math.ceil(campaign.nextSeq / RECIPIENT_BATCH)
+        done = {
+            int(row["batch"])
+            async for row in tenant.raw_find(
+                BatchLease, {"campaignId": campaign_id, "done": True}, {"batch": 1}
+            )
+        }
+        if len(done) < batches:
+            return
+        stats = await live_stats(tenant, campaign)
+
+        async def plan(current: Campaign) -> Planned:
+            if current.status is not CampaignStatus.SENDING:
+                return Planned("complete", {}, current.status.value, current.status.value)
+            return Planned(
+                "complete",
+                {"status": CampaignStatus.COMPLETED.value, "stats": stats.model_dump()},
+                CampaignStatus.SENDING.value,
+                CampaignStatus.COMPLETED.value,
+            )
+
+        with contextlib.suppress(LostToStatusChange):
+            await history.change(
+                tenant, Campaign, PydanticObjectId(campaign_id), plan, what="campaign"
+            )
+
+
+async def live_stats(tenant: Tenant, campaign: Campaign) -> CampaignStats:
+    """The campaign's counters: stored ones, plus its batches' while it sends (the batch
+    counts are folded into the campaign when it completes)."""
+    if campaign.status not in STARTED or campaign.startedAt is None:
+        return campaign.stats
+    total = Counter[str]()
+    async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign.id}):
+        for key in ("sent", "failed", "skipped", "unknown"):
+            total[key] += int(row.get(key) or 0)
+    return CampaignStats(total=campaign.stats.total, **total)
+
+
+async def with_live_stats(tenant: Tenant, campaigns: Sequence[Campaign]) -> None:
+    """Replaces the stats of campaigns that are sending (or stopped mid-send) by live ones."""
+    started = [c for c in campaigns if c.status in STARTED and c.startedAt is not None]
+    for campaign, stats in zip(
+        started, await asyncio.gather(*(live_stats(tenant, c) for c in started)), strict=True
+    ):
+        campaign.stats = stats
+
+
+def _lease_id(campaign_id: ObjectId, batch: int, epoch: int) -> str:
+    return f"{campaign_id}:{batch}:{epoch}"
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

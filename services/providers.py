@@ -1,0 +1,150 @@
+"""SMS providers the dispatcher sends through.
+
+Every send carries an idempotency key (the recipient's id). A provider that `honours_idempotency`
+answers a repeated key with the first send's message id instead of sending again, so a recipient
+whose outcome is unknown after a crash may be retried through it; through any other provider such
+a recipient is marked `unknown` and never resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import random
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from core.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class SendError(Exception):
+    """The provider refused a message. `transient` ones (rate limits, 5xx, timeouts) may be
+    retried; permanent ones (an invalid or unsubscribed number) never are."""
+
+    def __init__(self, code: str, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.transient = transient
+
+
+class Provider(Protocol):
+    """What the dispatcher needs from a provider."""
+
+    name: str
+    honours_idempotency: bool
+
+    async def send(self, to: str, body: str, key: str) -> str:
+        """Sends one message; returns the provider's message id or raises `SendError`."""
+        ...
+
+
+class LogProvider:
+    """Writes one JSON line per message to the log: the default for `make run`. It keeps no
+    keys, so a send interrupted by a crash is reported `unknown`, not repeated."""
+
+    name = "log"
+    honours_idempotency = False
+
+    async def send(self, to: str, body: str, key: str) -> str:
+        message_id = f"log-{uuid.uuid4().hex}"
+        logger.info(
+            json.dumps({"provider": "log", "to": to, "body": body, "key": key, "id": message_id})
+        )
+        return message_id
+
+
+@dataclass
+class SimulatedProvider:
+    """A stand-in for a real gateway, for tests and benchmarks: configurable latency and failure
+    rate, idempotency keys honoured, and a durable ledger of every message it accepted.
+
+    The ledger is a JSON-lines file shared by every process using it (as a real provider is
+    shared): each send takes an exclusive `flock`, catches up on lines other processes appended,
+    answers a known key with its first message id, else appends. So "every recipient exactly once
+    in the ledger" is checkable after workers were killed at random.
+
+    `fail` maps a phone number to a failure: `"permanent:CODE"` always, `"transient:CODE:N"` for
+    its first N attempts.
+    """
+
+    ledger: Path
+    latency_s: float = 0.0
+    failure_rate: float = 0.0
+    fail: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None
+    name: str = "simulated"
+    honours_idempotency: bool = True
+    _known: dict[str, str] = field(default_factory=dict, init=False)
+    _offset: int = field(default=0, init=False)
+    _attempts: dict[str, int] = field(default_factory=dict, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+        self.ledger.parent.mkdir(parents=True, exist_ok=True)
+        self.ledger.touch(exist_ok=True)
+
+    async def send(self, to: str, body: str, key: str) -> str:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        self._maybe_fail(to)
+        async with self._lock:  # one thread at a time holds the file lock
+            return await asyncio.to_thread(self._record, to, body, key)
+
+    def _maybe_fail(self, to: str) -> None:
+        rule = self.fail.get(to)
+        if rule is not None:
+            kind, code, *rest = rule.split(":")
+            attempts = self._attempts[to] = self._attempts.get(to, 0) + 1
+            if kind == "permanent" or attempts <= int(rest[0] if rest else 1):
+                raise SendError(code, f"simulated {kind} failure", transient=kind == "transient")
+        if self.failure_rate and self._random.random() < self.failure_rate:
+            raise SendError("SIMULATED_5XX", "simulated provider error", transient=True)
+
+    def _record(self, to: str, body: str, key: str) -> str:
+        with self.ledger.open("r+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                handle.seek(self._offset)
+                for line in handle:
+                    if line.endswith("\n"):
+                        entry = json.loads(line)
+                        self._known[entry["key"]] = entry["id"]
+                self._offset = handle.tell()
+                if key in self._known:
+                    return self._known[key]
+                message_id = f"sim-{uuid.uuid4().hex}"
+                line = json.dumps({"key": key, "id": message_id, "to": to, "body": body}) + "\n"
+                handle.seek(0, os.SEEK_END)
+                handle.write(line)
+                handle.flush()
+                self._offset = handle.tell()
+                self._known[key] = message_id
+                return message_id
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_ledger(path: Path) -> list[dict[str, str]]:
+    """Every message a simulated provider accepted, in order (for tests and the crash run)."""
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.endswith("\n")]
+
+
+def provider_from(settings: Settings) -> Provider:
+    """The provider `DISPATCH_PROVIDER` names."""
+    if settings.dispatch_provider == "simulated":
+        return SimulatedProvider(
+            Path(settings.simulated_ledger),
+            latency_s=settings.simulated_latency_ms / 1000,
+            failure_rate=settings.simulated_failure_rate,
+        )
+    return LogProvider()

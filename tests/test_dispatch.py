@@ -1,0 +1,354 @@
+"""Sending: campaigns go out once per recipient, coordinated only by the database.
+
+Each test drives `services.dispatch.Dispatcher` against the real server, on the database of a
+started app (the app's own dispatcher is off in tests), through the simulated provider, whose
+ledger is what a real gateway would have accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from bson import ObjectId
+
+from models import BatchLease, Campaign, Recipient
+from models.base import utcnow
+from services.dispatch import DispatchConfig, Dispatcher
+from services.providers import LogProvider, SimulatedProvider, read_ledger
+from services.tenancy import Tenant
+from tests.factories import auth, campaign_body, gql, phones, token
+
+FAST = DispatchConfig(lease_seconds=5, poll_seconds=0.05, retry_initial_s=0.01, retry_max_s=0.05)
+
+
+class Org:
+    """One organization's API caller."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.id = ObjectId()
+        self.user = ObjectId()
+        self.headers = auth(token(org=self.id, user=self.user))
+
+    async def create(self, count: int, *, start: int = 0, **overrides: Any) -> str:
+        body = campaign_body(newContacts=phones(count, start), scheduleDate=None, **overrides)
+        answer = await self.client.post("/api/campaigns", json=body, headers=self.headers)
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["data"]["_id"])
+
+    async def mutate(self, name: str, campaign_id: str) -> dict[str, Any]:
+        query = (
+            f'mutation {{ {name}(id: "{campaign_id}") '
+            "{ campaign { status } userErrors { code } } }"
+        )
+        body = await gql(self.client, query, None, self.headers)
+        assert "errors" not in body, body
+        payload: dict[str, Any] = body["data"][name]
+        assert payload["userErrors"] == [], payload
+        return payload
+
+    async def campaign(self, campaign_id: str) -> dict[str, Any]:
+        answer = await self.client.get(f"/api/campaigns/{campaign_id}", headers=self.headers)
+        assert answer.status_code == 200, answer.text
+        data: dict[str, Any] = answer.json()["data"]
+        return data
+
+    def tenant(self) -> Tenant:
+        return Tenant.for_organization(self.id)
+
+
+async def until_done(
+    org: Org, campaign_id: str, *dispatchers: Dispatcher, ticks: int = 40
+) -> dict[str, Any]:
+    """Ticks the dispatchers (concurrently) until the campaign leaves `sending`."""
+    for _ in range(ticks):
+        await asyncio.gather(*(d.tick() for d in dispatchers))
+        campaign = await org.campaign(campaign_id)
+        if campaign["status"] not in ("sending", "scheduled"):
+            return campaign
+    raise AssertionError(f"still {campaign['status']} after {ticks} ticks: {campaign['stats']}")
+
+
+async def statuses(org: Org, campaign_id: str) -> Counter[str]:
+    rows = await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+    return Counter(row["status"] for row in rows)
+
+
+def ledger_keys(path: Path) -> Counter[str]:
+    return Counter(entry["key"] for entry in read_ledger(path))
+
+
+async def test_a_campaign_goes_out_once_per_recipient(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org, other = Org(client), Org(client)
+    campaign_id = await org.create(250, message="Hi {{firstName}}, a quick question")
+    bystander = await other.create(30, start=5000)  # another organization's, not sent
+    await org.mutate("sendCampaignNow", campaign_id)
+    provider = SimulatedProvider(tmp_path / "ledger.jsonl")
+    done = await until_done(org, campaign_id, Dispatcher(provider, FAST))
+
+    assert done["status"] == "completed"
+    assert done["stats"] == {
+        "total": 250, "sent": 250, "failed": 0, "skipped": 0, "unknown": 0, "successRate": "100%",
+    }  # fmt: skip
+    keys = ledger_keys(tmp_path / "ledger.jsonl")
+    rows = await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+    assert set(keys) == {str(r["_id"]) for r in rows} and set(keys.values()) == {1}
+    entries = {e["to"]: e["body"] for e in read_ledger(tmp_path / "ledger.jsonl")}
+    assert entries["+12122000007"] == "Hi P7, a quick question"
+    assert all(r["status"] == "sent" and r["providerMessageId"] for r in rows)
+    assert (await other.campaign(bystander))["status"] == "draft"
+
+    # The recipients answer by status over GraphQL, and the history names the dispatcher's moves.
+    query = (
+        f'{{ campaign(id: "{campaign_id}") {{ '
+        "recipients(first: 3, status: SENT) { edges { node { status providerMessageId } } } "
+        "history { action fromStatus toStatus by { id } } } }"
+    )
+    body = await gql(client, query, None, org.headers)
+    edges = body["data"]["campaign"]["recipients"]["edges"]
+    assert len(edges) == 3 and all(e["node"]["status"] == "SENT" for e in edges)
+    moves = [(h["action"], h["toStatus"], h["by"]) for h in body["data"]["campaign"]["history"]]
+    assert moves[-2:] == [
+        ("send", "SENDING", {"id": str(org.user)}),
+        ("complete", "COMPLETED", None),
+    ]
+
+
+async def test_a_due_scheduled_campaign_starts_and_a_future_one_waits(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(client)
+    due = await org.create(3)
+    later = await org.create(3, start=10)
+    await org.client.post(
+        f"/api/campaigns/{due}/schedule",
+        json={"scheduleDate": (utcnow() + timedelta(seconds=1)).isoformat()},
+        headers=org.headers,
+    )
+    await org.client.post(
+        f"/api/campaigns/{later}/schedule",
+        json={"scheduleDate": (utcnow() + timedelta(hours=1)).isoformat()},
+        headers=org.headers,
+    )
+    assert (await org.campaign(due))["status"] == "scheduled"
+    await asyncio.sleep(1.1)
+    done = await until_done(org, due, Dispatcher(SimulatedProvider(tmp_path / "l.jsonl"), FAST))
+    assert done["status"] == "completed" and done["stats"]["sent"] == 3
+    assert (await org.campaign(later))["status"] == "scheduled"
+    assert len(read_ledger(tmp_path / "l.jsonl")) == 3
+
+
+async def test_opted_out_since_creation_is_skipped_and_failures_are_recorded(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(client)
+    campaign_id = await org.create(12)
+    contacts = (
+        await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+    )
+    first_contact = str(sorted(contacts, key=lambda r: r["seq"])[0]["contactId"])
+    query = (
+        f'mutation {{ optOutContact(id: "{first_contact}", reason: "STOP") '
+        "{ userErrors { code } } }"
+    )
+    assert (await gql(client, query, None, org.headers))["data"]["optOutContact"][
+        "userErrors"
+    ] == []
+    provider = SimulatedProvider(
+        tmp_path / "l.jsonl",
+        fail={
+            "+12122000001": "permanent:INVALID_NUMBER",  # never retried
+            "+12122000002": "transient:RATE_LIMITED:2",  # third try goes through
+            "+12122000003": "transient:TIMEOUT:99",  # retries run out
+        },
+    )
+    await org.mutate("sendCampaignNow", campaign_id)
+    done = await until_done(org, campaign_id, Dispatcher(provider, FAST))
+    assert done["stats"] == {
+        "total": 12, "sent": 9, "failed": 2, "skipped": 1, "unknown": 0, "successRate": "82%",
+    }  # fmt: skip
+    sent_to = {e["to"] for e in read_ledger(tmp_path / "l.jsonl")}
+    assert "+12122000000" not in sent_to and "+12122000002" in sent_to
+    assert provider._attempts["+12122000001"] == 1  # permanent: one try
+    assert provider._attempts["+12122000003"] == FAST.send_attempts
+    rows = {
+        r["seq"]: r
+        for r in await org.tenant()
+        .raw_find(Recipient, {"campaignId": ObjectId(campaign_id)})
+        .to_list()
+    }
+    assert (rows[0]["status"], rows[0]["errorCode"]) == ("skipped", "OPTED_OUT")
+    assert (rows[1]["status"], rows[1]["errorCode"]) == ("failed", "INVALID_NUMBER")
+    assert (rows[3]["status"], rows[3]["errorCode"]) == ("failed", "TIMEOUT")
+
+
+class PausingProvider(SimulatedProvider):
+    """Pauses (or cancels) the campaign through the API while its first message is in flight."""
+
+    action: str = "pauseCampaign"
+    org: Org | None = None
+    campaign_id: str = ""
+    fired: bool = False
+
+    async def send(self, to: str, body: str, key: str) -> str:
+        if not self.fired and self.org is not None:
+            self.fired = True
+            await self.org.mutate(self.action, self.campaign_id)
+        return await super().send(to, body, key)
+
+
+@pytest.mark.parametrize("action", ["pauseCampaign", "cancelCampaign"])
+async def test_pause_and_cancel_take_effect_within_a_batch(
+    client: httpx.AsyncClient, tmp_path: Path, action: str
+) -> None:
+    org = Org(client)
+    campaign_id = await org.create(150)
+    provider = PausingProvider(tmp_path / "l.jsonl")
+    provider.action, provider.org, provider.campaign_id = action, org, campaign_id
+    config = DispatchConfig(lease_seconds=5, chunk=10, max_in_flight=10)
+    dispatcher = Dispatcher(provider, config)
+    await org.mutate("sendCampaignNow", campaign_id)
+    await dispatcher.tick()
+    stopped = await org.campaign(campaign_id)
+    sent = len(read_ledger(tmp_path / "l.jsonl"))
+    assert stopped["status"] == ("paused" if action == "pauseCampaign" else "cancelled")
+    assert sent == 10  # the chunk in flight finished; nothing after it
+    assert stopped["stats"]["sent"] == 10
+    assert await statuses(org, campaign_id) == Counter({"pending": 140, "sent": 10})
+    for _ in range(3):  # nothing more goes out while it is stopped
+        await dispatcher.tick()
+    assert len(read_ledger(tmp_path / "l.jsonl")) == 10
+    if action == "cancelCampaign":
+        return
+    await org.mutate("resumeCampaign", campaign_id)
+    done = await until_done(org, campaign_id, dispatcher)
+    assert done["status"] == "completed" and done["stats"]["sent"] == 150
+    assert set(ledger_keys(tmp_path / "l.jsonl").values()) == {1}
+    assert len(read_ledger(tmp_path / "l.jsonl")) == 150
+
+
+async def plant_dead_sender(
+    org: Org, campaign_id: str, provider_send: Any, handed_over: int
+) -> None:
+    """What a sender that died mid-batch leaves: a lease (expired), its batch marked `sending`,
+    and some messages accepted by the provider but not recorded."""
+    tenant = org.tenant()
+    cid = ObjectId(campaign_id)
+    await tenant.insert(
+        BatchLease(id=f"{cid}:0:0", organizationId=tenant.organization_id, campaignId=cid, batch=0,
+                   epoch=0, owner="dead", expiresAt=utcnow() - timedelta(seconds=1))
+    )  # fmt: skip
+    await tenant.update_many(
+        Recipient, {"campaignId": cid, "batch": 0}, {"$set": {"status": "sending", "leaseEpoch": 0}}
+    )
+    rows = sorted(
+        await tenant.raw_find(Recipient, {"campaignId": cid}).to_list(), key=lambda r: r["seq"]
+    )
+    for row in rows[:handed_over]:
+        await provider_send(f"+1212{2000000 + row['seq']:07d}", "Hi", str(row["_id"]))
+
+
+async def test_a_dead_senders_batch_is_taken_over_without_sending_twice(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(client)
+    campaign_id = await org.create(120)
+    await org.mutate("sendCampaignNow", campaign_id)
+    provider = SimulatedProvider(tmp_path / "l.jsonl")
+    await plant_dead_sender(org, campaign_id, provider.send, handed_over=37)
+    assert len(read_ledger(tmp_path / "l.jsonl")) == 37
+    survivor = Dispatcher(provider, FAST)
+    done = await until_done(org, campaign_id, survivor)
+    assert survivor.takeovers == 1
+    keys = ledger_keys(tmp_path / "l.jsonl")
+    assert len(keys) == 120 and set(keys.values()) == {1}  # the 37 were not sent again
+    assert done["stats"]["sent"] == 120 and done["stats"]["unknown"] == 0
+
+
+async def test_without_idempotency_a_dead_senders_messages_are_unknown_not_resent(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    org = Org(client)
+    campaign_id = await org.create(120)
+    await org.mutate("sendCampaignNow", campaign_id)
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    await plant_dead_sender(org, campaign_id, nothing, handed_over=0)
+    done = await until_done(org, campaign_id, Dispatcher(LogProvider(), FAST))
+    # Batch 0 (100 recipients) was in the dead sender's hands; batch 1 went out normally.
+    assert done["stats"]["unknown"] == 100 and done["stats"]["sent"] == 20
+    assert await statuses(org, campaign_id) == Counter({"unknown": 100, "sent": 20})
+    query = (
+        f'{{ campaign(id: "{campaign_id}") {{ '
+        "recipients(first: 5, status: UNKNOWN) { edges { node { status error } } } } }"
+    )
+    edges = (await gql(client, query, None, org.headers))["data"]["campaign"]["recipients"]["edges"]
+    assert len(edges) == 5 and all(e["node"]["status"] == "UNKNOWN" for e in edges)
+
+
+async def test_concurrent_claimers_never_hold_one_batch_twice(client: httpx.AsyncClient) -> None:
+    """5 claimers race for each of 1,000 batches, then again once every lease expired: exactly
+    one holder per batch and epoch, on the server the tests run on."""
+    org = Org(client)
+    tenant = org.tenant()
+    cid = ObjectId()
+    claimers = [
+        Dispatcher(LogProvider(), DispatchConfig(lease_seconds=0.5, owner=f"c{i}"))
+        for i in range(5)
+    ]
+    batches = 1000
+
+    async def race(batch: int) -> list[int]:
+        got = await asyncio.gather(*(c.claim(tenant, cid, batch) for c in claimers))
+        return [claim.epoch for claim in got if claim is not None]
+
+    async def round_(expected_epoch: int) -> None:
+        gate = asyncio.Semaphore(10)
+
+        async def one(batch: int) -> list[int]:
+            async with gate:
+                return await race(batch)
+
+        results = await asyncio.gather(*(one(b) for b in range(batches)))
+        assert all(r == [expected_epoch] for r in results), [
+            r for r in results if r != [expected_epoch]
+        ][:5]
+
+    await round_(0)
+    assert sum(c.claimed for c in claimers) == batches
+    await asyncio.sleep(0.6)  # every lease expires
+    await round_(1)
+    assert sum(c.takeovers for c in claimers) == batches
+    leases = await tenant.raw_find(BatchLease, {"campaignId": cid}).to_list()
+    assert Counter((row["batch"], row["epoch"]) for row in leases) == Counter(
+        {(b, e): 1 for b in range(batches) for e in (0, 1)}
+    )
+
+
+async def test_two_dispatchers_split_a_campaign_and_send_each_message_once(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(client)
+    campaign_id = await org.create(1000)
+    await org.mutate("sendCampaignNow", campaign_id)
+    ledger = tmp_path / "l.jsonl"
+    first = Dispatcher(SimulatedProvider(ledger, latency_s=0.001), FAST)
+    second = Dispatcher(SimulatedProvider(ledger, latency_s=0.001), FAST)
+    done = await until_done(org, campaign_id, first, second)
+    keys = ledger_keys(ledger)
+    assert len(keys) == 1000 and set(keys.values()) == {1}
+    assert first.claimed > 0 and second.claimed > 0, (first.claimed, second.claimed)
+    assert first.claimed + second.claimed == 10
+    assert done["status"] == "completed" and done["stats"]["sent"] == 1000
+    stored = await org.tenant().get(Campaign, campaign_id)
+    assert stored is not None and stored.stats.sent == 1000  # folded into the campaign
