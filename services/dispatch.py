@@ -71,6 +71,8 @@ class DispatchConfig:
     poll_seconds: float = 1.0
     max_in_flight: int = 10
     """Sends one dispatcher has open at once."""
+    parallel_batches: int = 4
+    """Batches one dispatcher works on at once."""
     chunk: int = 20
     """Recipients sent between two looks at the campaign's status (pause and cancel)."""
     send_attempts: int = 4
@@ -176,23 +178,40 @@ class Dispatcher:
                 await history.change(tenant, Campaign, row["_id"], plan, what="campaign")
 
     async def work_campaign(self, tenant: Tenant, campaign_id: ObjectId, next_seq: int) -> int:
-        """Sends every batch of one campaign this dispatcher can claim; completes the campaign
-        when no batch is left."""
+        """Sends every batch of one campaign this dispatcher can claim, `parallel_batches` at a
+        time (a batch waits mostly on the database); completes the campaign when none is left."""
         batches = math.ceil(next_seq / RECIPIENT_BATCH)
         worked = 0
         open_batches = False
+        stopped = False
+        gate = asyncio.Semaphore(self.config.parallel_batches)
+        running: set[asyncio.Task[bool]] = set()
+
+        async def send(claim: Claim) -> bool:
+            try:
+                return await self.send_batch(claim)
+            finally:
+                gate.release()
+
         for batch in range(batches):
+            if stopped:
+                break
             if (campaign_id, batch) in self._done:
                 continue
+            await gate.acquire()
+            if any(task.done() and not task.result() for task in running):
+                gate.release()
+                stopped = True  # paused, cancelled or fenced: leave the campaign for now
+                break
             claim = await self.claim(tenant, campaign_id, batch)
             if claim is None:
+                gate.release()
                 open_batches = open_batches or (campaign_id, batch) not in self._done
                 continue
             worked += 1
-            finished = await self.send_batch(claim)
-            if not finished:
-                return worked  # paused, cancelled or fenced: leave the campaign for now
-        if not open_batches:
+            running.add(asyncio.create_task(send(claim)))
+        results = await asyncio.gather(*running)
+        if not stopped and not open_batches and all(results):
             await self.complete(tenant, campaign_id)
         return worked
 
