@@ -69,9 +69,7 @@ async def seed(settings: Settings, size: int) -> tuple[str, str]:
         campaign_id = str(answer.json()["data"]["_id"])
         answer = await http.post(
             "/graphql",
-            json={
-                "query": f'mutation {{ sendCampaignNow(id: "{campaign_id}") {{ userErrors {{ code }} }} }}'
-            },
+            json={"query": SEND_NOW % campaign_id},
             headers=auth(token(org=org)),
         )
         assert answer.json()["data"]["sendCampaignNow"]["userErrors"] == [], answer.text
