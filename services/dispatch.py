@@ -131,6 +131,9 @@ class Dispatcher:
             except PyMongoError as exc:
                 logger.warning("dispatcher: database unavailable (%s); retrying", exc)
                 worked = 0
+            except Exception:  # a bug must not stop sending for good; the next pass retries
+                logger.exception("dispatcher: pass failed; retrying")
+                worked = 0
             if not worked:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.config.poll_seconds)
