@@ -35,6 +35,7 @@ from bson import ObjectId
 from pymongo import UpdateOne
 
 from bench.create_campaign import ContactSource, bench_settings, serving
+from bench.verdict import exit_code
 from core.config import Settings
 from main import create_app
 from models import Campaign, Recipient
@@ -197,10 +198,7 @@ async def main_async(args: argparse.Namespace) -> int:
         growth = results[-1]["peak_rss_mb"] / results[0]["peak_rss_mb"]
         sizes = f"{results[0]['size']:,} -> {results[-1]['size']:,}"
         print(f"peak RSS {sizes}: {growth:.2f}x (target <= 1.5x)")
-    problems = [p for r in results for p in r["problems"]]
-    for problem in problems:
-        print(f"WRONG: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return exit_code([p for r in results for p in r["problems"]])
 
 
 def main(argv: list[str] | None = None) -> int:

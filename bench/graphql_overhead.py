@@ -47,6 +47,7 @@ import httpx
 from bson import ObjectId
 
 from bench.create_campaign import ContactSource, bench_settings, serving
+from bench.verdict import exit_code
 from core.db import create_client
 from main import create_app
 from scripts import dbserver
@@ -307,9 +308,7 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.json:
         report = json.dumps({"median_rps": median}, indent=2)
         await asyncio.to_thread(Path(args.json).write_text, report)
-    for problem in problems:
-        print(f"WRONG: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return exit_code(problems)
 
 
 async def seed_small(http: httpx.AsyncClient) -> tuple[str, str, str]:

@@ -57,6 +57,7 @@ from bench.create_campaign import (
     server_description,
     serving,
 )
+from bench.verdict import exit_code
 from core.db import MongoClient, create_client
 from main import create_app
 from models import Campaign
@@ -605,10 +606,7 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.json:
         report = json.dumps({"server": server, "results": results}, indent=2)
         await asyncio.to_thread(Path(args.json).write_text, report)
-    problems = [p for r in results for p in r["problems"]]
-    for problem in problems:
-        print(f"WRONG: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return exit_code([p for r in results for p in r["problems"]])
 
 
 def main(argv: list[str] | None = None) -> int:
