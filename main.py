@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.monitoring import CommandListener
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -118,6 +119,12 @@ def create_app(
             swagger_css_url=asset_url("swagger-ui.css"),
             swagger_favicon_url="data:,",
         )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        # This process's counters (sending, when it dispatches); workers serve theirs on
+        # WORKER_METRICS_PORT.
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:

@@ -11,6 +11,8 @@ import asyncio
 import logging
 import signal
 
+from prometheus_client import start_http_server
+
 from core.config import get_settings
 from core.db import create_client, init_database
 from core.requests import configure_logging
@@ -30,6 +32,8 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await init_database(client, settings.mongodb_db)
+        if settings.worker_metrics_port:
+            start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
         dispatcher = Dispatcher(provider_from(settings), config_from(settings))
         logger.info(
             "worker %s sending through %s", dispatcher.config.owner, dispatcher.provider.name

@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import socket
+import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -49,7 +50,7 @@ from core.config import Settings
 from models import BatchCounts, BatchLease, Campaign, Contact, Recipient
 from models.campaign import CampaignStats, CampaignStatus
 from models.recipient import RECIPIENT_BATCH, RecipientStatus
-from services import history
+from services import history, metrics
 from services.history import LostToStatusChange, Planned
 from services.messages import Template, TemplateError, parse_template
 from services.providers import Provider, SendError
@@ -248,8 +249,10 @@ class Dispatcher:
         except DuplicateKeyError:
             return None  # another dispatcher won this epoch
         self.claimed += 1
+        metrics.BATCHES_CLAIMED.inc()
         if latest is not None:
             self.takeovers += 1
+            metrics.LEASE_TAKEOVERS.inc()
             logger.info("took over %s batch %d (epoch %d)", campaign_id, batch, epoch)
         return Claim(tenant, campaign_id, batch, epoch, takeover=latest is not None)
 
@@ -341,6 +344,8 @@ class Dispatcher:
                 fields.update(providerMessageId=outcome.message_id, sentAt=now)
             updates.append((recipient_id, fields))
         await tenant.update_each(Recipient, updates)
+        for outcome in outcomes.values():
+            metrics.MESSAGES.labels(self.provider.name, outcome.status.value).inc()
         final = {row["_id"]: R(row["status"]) for row in rows}
         final.update({rid: outcome.status for rid, outcome in outcomes.items()})
         await self._write_counts(claim, Counter(final.values()))
@@ -349,6 +354,7 @@ class Dispatcher:
             return False
         await self._release(claim, done=True)
         self._done.add((claim.campaign_id, claim.batch))
+        metrics.BATCHES_DONE.inc()
         return True
 
     async def _deliver(
@@ -370,6 +376,7 @@ class Dispatcher:
             missing = ", ".join(rendered.missing)
             return Outcome(R.SKIPPED, code="MISSING_FIELDS", error=f"No value for {missing}")
         key = str(row["_id"])
+        started = time.perf_counter()
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(lambda e: isinstance(e, SendError) and e.transient),
@@ -388,6 +395,8 @@ class Dispatcher:
                         )
         except SendError as exc:
             return Outcome(R.FAILED, code=exc.code, error=exc.message)
+        finally:
+            metrics.SEND_SECONDS.labels(self.provider.name).observe(time.perf_counter() - started)
         return Outcome(R.SENT, message_id=message_id)
 
     async def _contacts(

@@ -354,3 +354,40 @@ async def test_two_dispatchers_split_a_campaign_and_send_each_message_once(
     assert done["status"] == "completed" and done["stats"]["sent"] == 1000
     stored = await org.tenant().get(Campaign, campaign_id)
     assert stored is not None and stored.stats.sent == 1000  # folded into the campaign
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    """One sample's value from Prometheus' text format (0 when absent)."""
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_metrics_count_what_was_sent(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    async def scrape() -> str:
+        answer = await client.get("/metrics")
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/plain")
+        return answer.text
+
+    sent_label = 'outcome="sent",provider="simulated"'
+    before = await scrape()
+    org = Org(client)
+    campaign_id = await org.create(130)
+    await org.mutate("sendCampaignNow", campaign_id)
+    await until_done(org, campaign_id, Dispatcher(SimulatedProvider(tmp_path / "l.jsonl"), FAST))
+    after = await scrape()
+    assert (
+        metric(after, "campaign_messages_total", sent_label)
+        - metric(before, "campaign_messages_total", sent_label)
+        == 130
+    )
+    claimed = "campaign_batches_claimed_total"
+    assert metric(after, claimed) - metric(before, claimed) == 2
+    count = "campaign_send_seconds_count"
+    assert (
+        metric(after, count, 'provider="simulated"') - metric(before, count, 'provider="simulated"')
+        == 130
+    )
