@@ -6,14 +6,18 @@ No rule lives here: each resolver builds the same service command the REST route
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.permission import BasePermission
 
 from core.errors import NotFound
 from models import Campaign as CampaignDocument
+from models.campaign import CampaignStatus
 from resolvers.context import Info, IsAuthenticated
 from resolvers.payloads import command, user_errors
 from schema.campaigns import (
@@ -21,6 +25,7 @@ from schema.campaigns import (
     CampaignFilter,
     CampaignOrder,
     CampaignPayload,
+    CampaignStats,
     CreateCampaignInput,
     CreateCampaignPayload,
     DeleteCampaignPayload,
@@ -287,3 +292,50 @@ class CampaignMutations:
 
 def _campaign_payload(campaign: CampaignDocument) -> CampaignPayload:
     return CampaignPayload(campaign=CampaignSummaryOut.of(campaign))  # type: ignore[arg-type]
+
+
+PROGRESS_EVERY_S = 0.5
+"""How often a `campaignProgress` subscription reads the campaign: at most two values a
+second, from the database, so any API process serves it whichever process sends."""
+ENDED = frozenset({"completed", "cancelled"})
+
+
+@strawberry.type(description="Where a campaign's sending is, pushed as it changes.")
+class CampaignProgress:
+    status: CampaignStatus = strawberry.field(description="The lifecycle status.")
+    stats: CampaignStats = strawberry.field(description="Sending counters, live.")
+    next_send_at: datetime | None = strawberry.field(
+        description="When the next message may go (quiet hours); null while nothing waits."
+    )
+
+
+@strawberry.type
+class CampaignSubscriptions:
+    @strawberry.subscription(
+        description="A campaign's status and counters: a value now, another whenever they "
+        "change (at most two a second), and the end when the campaign completes or is "
+        "cancelled. Over graphql-transport-ws, with the token in `connection_init`'s payload "
+        '(`{"Authorization": "Bearer ..."}`).',
+        permission_classes=AUTH,
+    )
+    async def campaign_progress(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncGenerator[CampaignProgress, None]:
+        last: tuple[object, ...] | None = None
+        while True:
+            try:
+                found = await campaign_queries.get_campaign(info.context.tenant, id)
+            except NotFound as exc:
+                raise GraphQLError(exc.message, extensions={"code": exc.code}) from None
+            out = CampaignSummaryOut.of(found)
+            current = (out.status, out.stats.model_dump())
+            if current != last:
+                last = current
+                yield CampaignProgress(
+                    status=out.status,
+                    stats=out.stats,  # type: ignore[arg-type]
+                    next_send_at=None,
+                )
+            if out.status in ENDED:
+                return
+            await asyncio.sleep(PROGRESS_EVERY_S)

@@ -35,6 +35,16 @@ class Context(BaseContext):
         self._tenant: Tenant | None = None
         self._loaders: Loaders | None = None
         self._creations = 0
+        self.connection_params: dict[str, object] | None = None
+        """A websocket's `connection_init` payload (set by Strawberry)."""
+
+    def sign_in(self, header: str | None) -> None:
+        """Verifies a websocket's token from its `connection_init` payload, with the same rules
+        as an HTTP request's header; raises `AuthenticationError` when it cannot."""
+        self._principal = authenticate(header, self.settings)
+        self._auth_error = None
+        self._tenant = None
+        self._loaders = None
 
     def claim_creation(self) -> None:
         """Counts a campaign creation against the request's limit, across a whole batch (its

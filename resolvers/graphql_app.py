@@ -16,12 +16,14 @@ from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry import Schema
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.types import ExecutionResult
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from core.config import Settings
+from core.errors import AuthenticationError
 from resolvers.context import Context, get_context
 from resolvers.ide import dev_token_for, render_graphiql
 from resolvers.limits import graphql_error_response
@@ -44,6 +46,21 @@ class GraphQLApp(GraphQL[Context, None]):
         context.request = request
         context.response = response  # type: ignore[assignment]
         return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        # Browsers cannot set headers on a websocket, so the token travels in `connection_init`
+        # (`{"Authorization": "Bearer ..."}`), checked with the HTTP rules; without a valid
+        # one the socket is closed (4403) before any subscription starts.
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization")
+        if header is None and context.request is not None:
+            header = context.request.headers.get("authorization")
+        try:
+            context.sign_in(header if isinstance(header, str) else None)
+        except AuthenticationError as exc:
+            raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
+        unset: UnsetType = UNSET
+        return unset
 
     async def run(  # type: ignore[override]  # one body for both of the base's overloads
         self, request: Request | WebSocket, context: Context = UNSET, root_value: None = UNSET

@@ -171,12 +171,14 @@ class RecipientOut(_Out):
 
     @classmethod
     def of(cls, doc: Recipient) -> RecipientOut:
-        return cls(
+        # Built without validation: every field is typed below from a stored, typed document
+        # (a page maps up to 100 of these per request; validating cost ~15 us each).
+        return cls.model_construct(
             id=str(doc.id),
             campaignId=str(doc.campaignId),
             contactId=str(doc.contactId),
-            position=doc.seq,
-            status=doc.status,
+            position=int(doc.seq),
+            status=RecipientStatus(doc.status),
             assignedTo=str(doc.assignedTo) if doc.assignedTo else None,
             providerMessageId=doc.providerMessageId,
             error=doc.error,

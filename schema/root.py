@@ -30,7 +30,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
-from resolvers.campaigns import CampaignMutations, CampaignQueries
+from resolvers.campaigns import CampaignMutations, CampaignQueries, CampaignSubscriptions
 from resolvers.contacts import ContactMutations, ContactQueries
 from resolvers.context import MAX_CREATIONS
 from resolvers.errors import ErrorCodes
@@ -46,6 +46,11 @@ class Query(UserQueries, CampaignQueries, ContactQueries):
 
 @strawberry.type(description="Write operations.")
 class Mutation(CampaignMutations, ContactMutations):
+    pass
+
+
+@strawberry.type(description="Values pushed over a websocket (graphql-transport-ws).")
+class Subscription(CampaignSubscriptions):
     pass
 
 
@@ -247,6 +252,7 @@ class CachedValidation(ValidationCache):
 schema = CampaignSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     extensions=[
         ErrorCodes,
         QueryLimits,
