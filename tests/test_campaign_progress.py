@@ -35,6 +35,15 @@ async def open_socket(base: str, tok: str) -> ClientConnection:
     return socket
 
 
+async def subscribe(base: str, tok: str, campaign_id: str) -> ClientConnection:
+    """Opens a socket, signs in and subscribes to the campaign's progress."""
+    socket = await open_socket(base, tok)
+    assert (await receive(socket))["type"] == "connection_ack"
+    payload = {"query": PROGRESS, "variables": {"id": campaign_id}}
+    await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    return socket
+
+
 async def receive(socket: ClientConnection) -> dict[str, Any]:
     message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), 30))
     return message
@@ -49,17 +58,7 @@ async def test_progress_is_pushed_until_the_campaign_completes(
         body = campaign_body(newContacts=phones(250), scheduleDate=None)
         created = await http.post("/api/campaigns", json=body, headers=auth(tok))
         campaign_id = created.json()["data"]["_id"]
-        socket = await open_socket(base, tok)
-        assert (await receive(socket))["type"] == "connection_ack"
-        await socket.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": PROGRESS, "variables": {"id": campaign_id}},
-                }
-            )
-        )
+        socket = await subscribe(base, tok, campaign_id)
         first = await receive(socket)
         assert first["type"] == "next", first
         assert first["payload"]["data"]["campaignProgress"] == {
@@ -100,17 +99,7 @@ async def test_another_organizations_campaign_ends_with_not_found(settings: Sett
             "/api/campaigns", json=campaign_body(), headers=auth(token(org=org))
         )
         campaign_id = created.json()["data"]["_id"]
-        socket = await open_socket(base, token())  # a token of another organization
-        assert (await receive(socket))["type"] == "connection_ack"
-        await socket.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": PROGRESS, "variables": {"id": campaign_id}},
-                }
-            )
-        )
+        socket = await subscribe(base, token(), campaign_id)  # another organization's token
         message = await receive(socket)
         assert message["type"] in ("next", "error"), message
         errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
