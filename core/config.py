@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     dispatch_lease_seconds: float = Field(default=30.0, ge=1.0)
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     dispatch_max_in_flight: int = Field(default=10, ge=1, le=1000)
+    dispatch_rate_per_second: int = Field(default=10, ge=0)
+    """Messages an organization may start per second across all dispatchers; 0: no limit."""
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """Where `python -m worker` serves its Prometheus metrics (loopback only); off when unset."""
     simulated_ledger: str = ".data/simulated-ledger.jsonl"

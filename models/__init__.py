@@ -4,7 +4,7 @@ from beanie import Document
 
 from models.campaign import Campaign
 from models.contact import Contact, ContactPage
-from models.dispatch import BatchCounts, BatchLease
+from models.dispatch import BatchCounts, BatchLease, SendSlot
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.recipient import Recipient
@@ -21,6 +21,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ContactPage,
     BatchLease,
     BatchCounts,
+    SendSlot,
 ]
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "IdempotencyRecord",
     "IdempotencyTakeover",
     "Recipient",
+    "SendSlot",
     "User",
 ]

@@ -47,7 +47,7 @@ from tenacity import (
 )
 
 from core.config import Settings
-from models import BatchCounts, BatchLease, Campaign, Contact, Recipient
+from models import BatchCounts, BatchLease, Campaign, Contact, Recipient, SendSlot
 from models.campaign import CampaignStats, CampaignStatus
 from models.recipient import RECIPIENT_BATCH, RecipientStatus
 from services import history, metrics
@@ -74,6 +74,8 @@ class DispatchConfig:
     """Sends one dispatcher has open at once."""
     parallel_batches: int = 4
     """Batches one dispatcher works on at once."""
+    rate_per_second: int | None = None
+    """Messages an organization may start per second, across all dispatchers (None: no limit)."""
     chunk: int = 20
     """Recipients sent between two looks at the campaign's status (pause and cancel)."""
     send_attempts: int = 4
@@ -110,6 +112,7 @@ def config_from(settings: Settings) -> DispatchConfig:
         lease_seconds=settings.dispatch_lease_seconds,
         poll_seconds=settings.dispatch_poll_seconds,
         max_in_flight=settings.dispatch_max_in_flight,
+        rate_per_second=settings.dispatch_rate_per_second or None,
     )
 
 
@@ -312,14 +315,18 @@ class Dispatcher:
         except TemplateError:
             template = None
         stopped = False
-        for start in range(0, len(queue), self.config.chunk):
+        size = self.config.chunk
+        if self.config.rate_per_second:
+            size = min(size, self.config.rate_per_second)
+        for start in range(0, len(queue), size):
             if start and not await self._still_sending(claim):
                 stopped = True
                 break
             if not await self.holds(claim):
                 logger.info("fenced out of %s batch %d", claim.campaign_id, claim.batch)
                 return False
-            chunk = queue[start : start + self.config.chunk]
+            chunk = queue[start : start + size]
+            await self._take_slot(tenant, size)
             results = await asyncio.gather(
                 *(self._deliver(row, contacts.get(row["contactId"]), template) for row in chunk)
             )
@@ -356,6 +363,29 @@ class Dispatcher:
         self._done.add((claim.campaign_id, claim.batch))
         metrics.BATCHES_DONE.inc()
         return True
+
+    async def _take_slot(self, tenant: Tenant, chunk: int) -> None:
+        """Waits for a slot of the organization's rate (see `SendSlot`) for one chunk."""
+        rate = self.config.rate_per_second
+        if not rate:
+            return
+        slots = max(1, rate // chunk)
+        while True:
+            now = time.time()
+            second = int(now)
+            for slot in range(slots):
+                claim = SendSlot(
+                    id=f"{tenant.organization_id}:{second}:{slot}",
+                    organizationId=tenant.organization_id,
+                    second=second,
+                    slot=slot,
+                )
+                try:
+                    await tenant.insert(claim)
+                    return
+                except DuplicateKeyError:
+                    continue  # taken by this or another dispatcher
+            await asyncio.sleep(second + 1 - now)  # this second is used up
 
     async def _deliver(
         self, row: Mapping[str, Any], contact: Mapping[str, Any] | None, template: Template | None

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from models import BatchLease, Campaign, Recipient
+from models import BatchLease, Campaign, Recipient, SendSlot
 from models.base import utcnow
 from services.dispatch import DispatchConfig, Dispatcher
 from services.providers import LogProvider, SimulatedProvider, read_ledger
@@ -391,3 +391,23 @@ async def test_metrics_count_what_was_sent(client: httpx.AsyncClient, tmp_path: 
         metric(after, count, 'provider="simulated"') - metric(before, count, 'provider="simulated"')
         == 130
     )
+
+
+async def test_the_rate_limit_holds_across_dispatchers(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """10 messages a second for the organization, shared by two dispatchers: no second ever
+    holds more than 10 starts (read from the slots they claimed, not from a clock)."""
+    org = Org(client)
+    campaign_id = await org.create(60)
+    await org.mutate("sendCampaignNow", campaign_id)
+    config = DispatchConfig(lease_seconds=30, chunk=5, rate_per_second=10, parallel_batches=1)
+    ledger = tmp_path / "l.jsonl"
+    dispatchers = [Dispatcher(SimulatedProvider(ledger), config) for _ in range(2)]
+    done = await until_done(org, campaign_id, *dispatchers, ticks=100)
+    assert done["stats"]["sent"] == 60
+    slots = await org.tenant().raw_find(SendSlot, {}).to_list()
+    per_second = Counter(row["second"] for row in slots)
+    assert sum(per_second.values()) == 12  # 60 messages in chunks of 5
+    assert max(per_second.values()) <= 2, per_second  # 2 chunks of 5 = 10 a second
+    assert len(per_second) >= 6  # so 60 messages were spread over at least 6 seconds

@@ -45,6 +45,7 @@ def start_worker(settings: Settings, ledger: Path, name: str) -> subprocess.Pope
         "SIMULATED_LATENCY_MS": "5",
         "DISPATCH_LEASE_SECONDS": "2",
         "DISPATCH_POLL_SECONDS": "0.2",
+        "DISPATCH_RATE_PER_SECOND": "0",
     }
     log = (ledger.parent / f"{name}.log").open("ab")
     return subprocess.Popen(
