@@ -350,7 +350,10 @@ async def test_two_dispatchers_split_a_campaign_and_send_each_message_once(
     keys = ledger_keys(ledger)
     assert len(keys) == 1000 and set(keys.values()) == {1}
     assert first.claimed > 0 and second.claimed > 0, (first.claimed, second.claimed)
-    assert first.claimed + second.claimed == 10
+    # Each of the 10 batches was claimed fresh once; a busy machine may let a lease lapse and
+    # the other dispatcher take the batch over (safely: the ledger above holds each key once).
+    fresh = first.claimed + second.claimed - first.takeovers - second.takeovers
+    assert fresh == 10, (first.claimed, second.claimed, first.takeovers, second.takeovers)
     assert done["status"] == "completed" and done["stats"]["sent"] == 1000
     stored = await org.tenant().get(Campaign, campaign_id)
     assert stored is not None and stored.stats.sent == 1000  # folded into the campaign
