@@ -6,7 +6,6 @@ No rule lives here: each resolver builds the same service command the REST route
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
@@ -297,7 +296,6 @@ def _campaign_payload(campaign: CampaignDocument) -> CampaignPayload:
 PROGRESS_EVERY_S = 0.5
 """How often a `campaignProgress` subscription reads the campaign: at most two values a
 second, from the database, so any API process serves it whichever process sends."""
-ENDED = frozenset({"completed", "cancelled"})
 
 
 @strawberry.type(description="Where a campaign's sending is, pushed as it changes.")
@@ -321,21 +319,14 @@ class CampaignSubscriptions:
     async def campaign_progress(
         self, info: Info, id: strawberry.ID
     ) -> AsyncGenerator[CampaignProgress, None]:
-        last: tuple[object, ...] | None = None
-        while True:
-            try:
-                found = await campaign_queries.get_campaign(info.context.tenant, id)
-            except NotFound as exc:
-                raise GraphQLError(exc.message, extensions={"code": exc.code}) from None
-            out = CampaignSummaryOut.of(found)
-            current = (out.status, out.stats.model_dump())
-            if current != last:
-                last = current
+        updates = campaign_queries.progress(info.context.tenant, id, PROGRESS_EVERY_S)
+        try:
+            async for found in updates:
+                out = CampaignSummaryOut.of(found)
                 yield CampaignProgress(
                     status=out.status,
                     stats=out.stats,  # type: ignore[arg-type]
                     next_send_at=None,
                 )
-            if out.status in ENDED:
-                return
-            await asyncio.sleep(PROGRESS_EVERY_S)
+        except NotFound as exc:
+            raise GraphQLError(exc.message, extensions={"code": exc.code}) from None

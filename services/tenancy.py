@@ -231,11 +231,19 @@ class Tenant:
         return await self.stamp(document).insert()
 
     async def update_one(
-        self, model: type[D], query: Mapping[str, Any], update: Mapping[str, Any]
+        self,
+        model: type[D],
+        query: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
     ) -> int:
-        """Applies `update` to one matching document of this organization; returns matches."""
+        """Applies `update` to one matching document of this organization; returns matches.
+
+        With `upsert`, a missing document is created, owned by this organization (the filter's
+        equalities, `organizationId` among them, become its fields)."""
         collection = model.get_pymongo_collection()
-        result = await collection.update_one(self._filter(query), dict(update))
+        result = await collection.update_one(self._filter(query), dict(update), upsert=upsert)
         return int(result.matched_count)
 
     async def update_many(
