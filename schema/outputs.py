@@ -16,7 +16,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PrivateAttr
 
-from models import Campaign, Change, Contact, Recipient
+from models import Campaign, Change, Contact
 from models.campaign import (
     CampaignStats,
     CampaignStatus,
@@ -25,7 +25,7 @@ from models.campaign import (
     FailedDetail,
     MessageStats,
 )
-from models.recipient import RecipientStatus
+from models.recipient import RecipientRow, RecipientStatus
 
 
 def iso_millis(value: datetime) -> str:
@@ -170,22 +170,24 @@ class RecipientOut(_Out):
     updatedAt: LegacyDateTime
 
     @classmethod
-    def of(cls, doc: Recipient) -> RecipientOut:
-        # Built without validation: every field is typed below from a stored, typed document
-        # (a page maps up to 100 of these per request; validating cost ~15 us each).
+    def of(cls, row: RecipientRow) -> RecipientOut:
+        # From the stored fields, without validation: each is typed here (a page maps up to
+        # 100 of these per request; validating cost ~15 us each). Defaults are `Recipient`'s,
+        # for fields a document written before them lacks.
+        assigned, sent_at = row.get("assignedTo"), row.get("sentAt")
         return cls.model_construct(
-            id=str(doc.id),
-            campaignId=str(doc.campaignId),
-            contactId=str(doc.contactId),
-            position=int(doc.seq),
-            status=RecipientStatus(doc.status),
-            assignedTo=str(doc.assignedTo) if doc.assignedTo else None,
-            providerMessageId=doc.providerMessageId,
-            error=doc.error,
-            attempts=doc.attempts,
-            sentAt=doc.sentAt,
-            createdAt=doc.createdAt,
-            updatedAt=doc.updatedAt,
+            id=str(row["_id"]),
+            campaignId=str(row["campaignId"]),
+            contactId=str(row["contactId"]),
+            position=int(row.get("seq", 0)),
+            status=RecipientStatus(row.get("status", RecipientStatus.PENDING)),
+            assignedTo=str(assigned) if assigned else None,
+            providerMessageId=row.get("providerMessageId"),
+            error=row.get("error"),
+            attempts=int(row.get("attempts", 0)),
+            sentAt=sent_at,
+            createdAt=row["createdAt"],
+            updatedAt=row["updatedAt"],
         )
 
 

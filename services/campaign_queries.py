@@ -23,7 +23,7 @@ from core.config import Settings
 from core.errors import FieldError, InvalidInput, NotFound, Path
 from models import Campaign, Change, Recipient
 from models.campaign import CampaignStatus, CampaignType
-from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientStatus
+from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientRow, RecipientStatus
 from services import history, lifecycle
 from services.dates import parse_instant
 from services.dispatch import with_live_stats
@@ -175,7 +175,7 @@ class RecipientsPage:
     """One page of one campaign's recipients."""
 
     campaign_id: PydanticObjectId
-    page: Page[Recipient]
+    page: Page[RecipientRow]
     total: int | None
     """How many recipients the campaign has, when no status filter narrowed the page."""
 
@@ -206,52 +206,47 @@ async def recipients_page(
                 "Invalid cursor", [FieldError(("after",), "INVALID_CURSOR", "Bad cursor")]
             )
         after_seq = value
-    found: list[Recipient] = []
+    found: list[RecipientRow] = []
     if status_value is not None:
-        found = (
-            await tenant.find(
-                Recipient,
-                {"campaignId": campaign.id, "status": status_value, "seq": {"$gt": after_seq}},
-            )
-            .sort("seq")
-            .limit(size + 1)
-            .to_list()
-        )
+        query = {"campaignId": campaign.id, "status": status_value, "seq": {"$gt": after_seq}}
+        found.extend(await tenant.raw_find(Recipient, query).sort("seq").limit(size + 1).to_list())
     else:
         last_batch = (campaign.nextSeq - 1) // RECIPIENT_BATCH
         batch = (after_seq + 1) // RECIPIENT_BATCH
         while len(found) <= size and batch <= last_batch:
-            rows = await tenant.find(
-                Recipient,
-                {"campaignId": campaign.id, "batch": batch, "seq": {"$gt": after_seq}},
-            ).to_list()
-            found.extend(sorted(rows, key=lambda r: r.seq))
+            query = {"campaignId": campaign.id, "batch": batch, "seq": {"$gt": after_seq}}
+            found.extend(sorted(await tenant.raw_find(Recipient, query).to_list(), key=_seq))
             batch += 1
     items = found[:size]
     page = Page(
         items=items,
-        cursors=LazyCursors(cursors, items, lambda r: (r.seq, r.id)),
+        cursors=LazyCursors(cursors, items, _position),
         has_next=len(found) > size,
     )
     total = campaign.stats.total if status_value is None else None
     return RecipientsPage(campaign.id, page, total)
 
 
+def _seq(row: RecipientRow) -> int:
+    return int(row["seq"])
+
+
+def _position(row: RecipientRow) -> tuple[int, ObjectId]:
+    return int(row["seq"]), row["_id"]
+
+
 async def recipients_by_page(
     tenant: Tenant, campaign: Campaign, *, page: int, limit: int
-) -> list[Recipient]:
+) -> list[RecipientRow]:
     """Returns numbered page `page` (from 1): the recipients at positions
     `[(page - 1) * limit, page * limit)`, read batch by batch (legacy REST). Removing
     recipients leaves gaps, so such pages can be shorter than `limit`."""
     start = (page - 1) * limit
     end = min(start + limit, campaign.nextSeq)
-    found: list[Recipient] = []
+    found: list[RecipientRow] = []
     for batch in range(start // RECIPIENT_BATCH, (end - 1) // RECIPIENT_BATCH + 1):
-        rows = await tenant.find(
-            Recipient,
-            {"campaignId": campaign.id, "batch": batch, "seq": {"$gte": start, "$lt": end}},
-        ).to_list()
-        found.extend(sorted(rows, key=lambda r: r.seq))
+        query = {"campaignId": campaign.id, "batch": batch, "seq": {"$gte": start, "$lt": end}}
+        found.extend(sorted(await tenant.raw_find(Recipient, query).to_list(), key=_seq))
     return found
 
 
@@ -278,7 +273,7 @@ async def first_recipients(
     """
     size = page_size(first)
     ids = [c.id for c in campaigns if c.id is not None]
-    by_campaign: dict[ObjectId, list[Recipient]] = defaultdict(list)
+    by_campaign: dict[ObjectId, list[RecipientRow]] = defaultdict(list)
     if ids and size < RECIPIENT_BATCH:
         narrow: dict[str, Any] = {"head": True} if size < HEAD_SIZE else {"batch": 0}
         query = {
@@ -286,13 +281,12 @@ async def first_recipients(
             **narrow,
             "seq": {"$lte": size},
         }
-        # Read only, and `RecipientOut.of` validates what it shows: skip Beanie's parsing.
-        for recipient in await tenant.find_all(Recipient, query, validate=False):
-            by_campaign[recipient.campaignId].append(recipient)
+        for row in await tenant.raw_find(Recipient, query).to_list():
+            by_campaign[row["campaignId"]].append(row)
     pages: list[RecipientsPage] = []
     for campaign in campaigns:
         assert campaign.id is not None
-        rows = sorted(by_campaign.get(campaign.id, []), key=lambda r: r.seq)
+        rows = sorted(by_campaign.get(campaign.id, []), key=_seq)
         wanted = min(size + 1, campaign.nextSeq)
         if size >= RECIPIENT_BATCH or len(rows) < wanted:
             pages.append(await recipients_page(tenant, settings, campaign, first=size))
@@ -304,7 +298,7 @@ async def first_recipients(
                 campaign.id,
                 Page(
                     items=items,
-                    cursors=LazyCursors(cursors, items, lambda r: (r.seq, r.id)),
+                    cursors=LazyCursors(cursors, items, _position),
                     has_next=len(rows) > size,
                 ),
                 campaign.stats.total,
