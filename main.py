@@ -24,7 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 from core.config import Settings, get_settings
 from core.db import create_client, init_database
 from core.requests import RequestIds, configure_logging
-from resolvers import health
+from resolvers import health, webhooks
 from resolvers.graphql_app import GraphQLApp
 from resolvers.ide import asset_url, mount_ide_assets
 from resolvers.limits import BodySizeLimit
@@ -106,6 +106,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(rest_campaigns.router)
     app.include_router(rest_contacts.router)
+    app.include_router(webhooks.router)
     mount_ide_assets(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIds)  # outermost: even a 413 carries the id

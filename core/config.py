@@ -48,7 +48,7 @@ class Settings(BaseSettings):
 
     dispatch_in_process: bool = True
     """Whether API processes also send (the embedded default); `python -m worker` always does."""
-    dispatch_provider: Literal["log", "simulated"] = "log"
+    dispatch_provider: Literal["log", "simulated", "twilio"] = "log"
     dispatch_lease_seconds: float = Field(default=30.0, ge=1.0)
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     dispatch_max_in_flight: int = Field(default=10, ge=1, le=1000)
@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     simulated_ledger: str = ".data/simulated-ledger.jsonl"
     simulated_latency_ms: float = Field(default=0.0, ge=0)
     simulated_failure_rate: float = Field(default=0.0, ge=0, le=1)
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    """Signs Twilio's webhooks; they are refused (403) while it is unset."""
+    twilio_messaging_service_sid: str | None = None
+    twilio_from_number: str | None = None
+    """The sender when no Messaging Service is set (E.164)."""
+    twilio_public_url: str | None = None
+    """This service's address as Twilio reaches it (`https://sms.example.com`, no trailing
+    slash): status callbacks point there, and webhook signatures are checked against it, since
+    behind a proxy the URL the app sees is not the one Twilio signed."""
+    twilio_api_base: str = "https://api.twilio.com"
+    """Only tests change it (to a local server that plays Twilio's API)."""
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:
@@ -76,6 +90,22 @@ class Settings(BaseSettings):
                 )
             if len(self.jwt_secret) < 32:
                 raise ValueError("JWT_SECRET must be at least 32 characters outside development")
+        if self.dispatch_provider == "twilio":
+            missing = [
+                name
+                for name, value in (
+                    ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                    ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                    ("TWILIO_PUBLIC_URL", self.twilio_public_url),
+                    (
+                        "TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER",
+                        self.twilio_messaging_service_sid or self.twilio_from_number,
+                    ),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"DISPATCH_PROVIDER=twilio needs {', '.join(missing)}")
         return self
 
     @property

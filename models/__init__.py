@@ -4,6 +4,7 @@ from beanie import Document
 
 from models.campaign import Campaign
 from models.contact import Contact, ContactPage
+from models.delivery import DeliveryReport
 from models.dispatch import BatchCounts, BatchLease, SendSlot
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
@@ -22,6 +23,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     BatchLease,
     BatchCounts,
     SendSlot,
+    DeliveryReport,
 ]
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "Change",
     "Contact",
     "ContactPage",
+    "DeliveryReport",
     "IdempotencyRecord",
     "IdempotencyTakeover",
     "Recipient",

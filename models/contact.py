@@ -38,6 +38,8 @@ class Contact(TenantDocument):
                 name="org_phone_unique",
                 unique=True,
             ),
+            # A reply (STOP, START) names a phone, not an organization.
+            IndexModel([("phoneNumber", pymongo.ASCENDING)], name="phone"),
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("contactStatus", pymongo.ASCENDING)],
                 name="org_status",

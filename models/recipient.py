@@ -29,6 +29,28 @@ class RecipientStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+class DeliveryStatus(StrEnum):
+    """What the carrier reported after the provider accepted a message (Twilio's status
+    callbacks). It only moves forward: `queued → sent → delivered | undelivered | failed`."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+
+
+DELIVERY_RANK = {
+    DeliveryStatus.QUEUED: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.UNDELIVERED: 3,
+    DeliveryStatus.FAILED: 3,
+}
+"""A report replaces the recorded one only with a higher rank: callbacks arrive late, twice
+and out of order, and a late `sent` must not undo `delivered`."""
+
+
 RECIPIENT_BATCH = 100
 """Recipients per `batch`: the unit that pages and sends are read by, with one equality."""
 HEAD_SIZE = 10
@@ -63,6 +85,10 @@ class Recipient(TenantDocument):
     sentAt: datetime | None = None
     errorCode: str | None = None
     """Why it failed or was skipped, machine-readable (`OPTED_OUT`, `INVALID_NUMBER`, ...)."""
+    deliveryStatus: DeliveryStatus | None = None
+    deliveryRank: int = 0
+    deliveryErrorCode: str | None = None
+    deliveryUpdatedAt: datetime | None = None
     leaseEpoch: int | None = None
     """The lease epoch of the sender that marked it `sending`: a later holder finding it
     `sending` under an older epoch knows that sender died mid-send."""

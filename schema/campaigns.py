@@ -16,7 +16,7 @@ from strawberry.types.arguments import InputContext
 from strawberry.types.base import get_object_definition
 
 from models.campaign import CampaignStatus, CampaignType, InitialStatus
-from models.recipient import RecipientStatus
+from models.recipient import DeliveryStatus, RecipientStatus
 from resolvers.context import Info
 from resolvers.loaders import RecipientsKey
 from schema.contacts import Contact
@@ -36,6 +36,7 @@ strawberry.enum(CampaignStatus, description="Where a campaign is in its lifecycl
 strawberry.enum(InitialStatus, name="InitialCampaignStatus", description="A new campaign's.")
 strawberry.enum(CampaignType, description="The channel.")
 strawberry.enum(RecipientStatus, description="Where one recipient's message is.")
+strawberry.enum(DeliveryStatus, description="What the carrier reported about a sent message.")
 strawberry.enum(AssignmentStrategy, description="How recipients are shared among reps.")
 strawberry.enum(CampaignOrderField, description="What campaigns are ordered by.")
 strawberry.enum(SortDirection, description="Ascending or descending.")
@@ -99,7 +100,15 @@ class Recipient:
     status: RecipientStatus = strawberry.field(description="Where its message is.")
     assignedTo: strawberry.ID | None = strawberry.field(description="The rep it is assigned to.")
     providerMessageId: str | None = strawberry.field(description="The provider's message id.")
+    errorCode: str | None = strawberry.field(
+        description="Why it failed or was skipped, machine-readable: OPTED_OUT, INVALID_NUMBER, "
+        "OUTCOME_UNKNOWN, ..."
+    )
     error: str | None = strawberry.field(description="Why sending failed, if it did.")
+    deliveryStatus: DeliveryStatus | None = strawberry.field(
+        description="What the carrier reported after the provider accepted it; only moves "
+        "forward (null until a report arrives; the log and simulated providers send none)."
+    )
     attempts: int = strawberry.field(description="Send attempts so far.")
     sentAt: datetime | None = strawberry.field(description="When the provider accepted it.")
     createdAt: datetime = strawberry.field(description="When it was added.")

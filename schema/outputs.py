@@ -25,7 +25,7 @@ from models.campaign import (
     FailedDetail,
     MessageStats,
 )
-from models.recipient import RecipientRow, RecipientStatus
+from models.recipient import DeliveryStatus, RecipientRow, RecipientStatus
 
 
 def iso_millis(value: datetime) -> str:
@@ -163,7 +163,9 @@ class RecipientOut(_Out):
     status: RecipientStatus
     assignedTo: str | None
     providerMessageId: str | None
+    errorCode: str | None = Field(description="Why it failed or was skipped: OPTED_OUT, ...")
     error: str | None
+    deliveryStatus: DeliveryStatus | None = Field(description="What the carrier reported")
     attempts: int
     sentAt: LegacyDateTime | None
     createdAt: LegacyDateTime
@@ -175,6 +177,7 @@ class RecipientOut(_Out):
         # 100 of these per request; validating cost ~15 us each). Defaults are `Recipient`'s,
         # for fields a document written before them lacks.
         assigned, sent_at = row.get("assignedTo"), row.get("sentAt")
+        delivery = row.get("deliveryStatus")
         return cls.model_construct(
             id=str(row["_id"]),
             campaignId=str(row["campaignId"]),
@@ -183,7 +186,9 @@ class RecipientOut(_Out):
             status=RecipientStatus(row.get("status", RecipientStatus.PENDING)),
             assignedTo=str(assigned) if assigned else None,
             providerMessageId=row.get("providerMessageId"),
+            errorCode=row.get("errorCode"),
             error=row.get("error"),
+            deliveryStatus=DeliveryStatus(delivery) if delivery else None,
             attempts=int(row.get("attempts", 0)),
             sentAt=sent_at,
             createdAt=row["createdAt"],

@@ -50,10 +50,10 @@ from core.config import Settings
 from models import BatchCounts, BatchLease, Campaign, Contact, Recipient, SendSlot
 from models.campaign import CampaignStats, CampaignStatus
 from models.recipient import RECIPIENT_BATCH, RecipientStatus
-from services import history, metrics
+from services import delivery, history, metrics
 from services.history import LostToStatusChange, Planned
 from services.messages import Template, TemplateError, parse_template
-from services.providers import Provider, SendError
+from services.providers import UNSUBSCRIBED, Provider, SendError
 from services.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
@@ -340,7 +340,10 @@ class Dispatcher:
             chunk = queue[start : start + size]
             await self._take_slot(tenant, size)
             results = await asyncio.gather(
-                *(self._deliver(row, contacts.get(row["contactId"]), template) for row in chunk)
+                *(
+                    self._deliver(tenant, row, contacts.get(row["contactId"]), template)
+                    for row in chunk
+                )
             )
             outcomes.update(
                 {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
@@ -400,7 +403,11 @@ class Dispatcher:
             await asyncio.sleep(second + 1 - now)  # this second is used up
 
     async def _deliver(
-        self, row: Mapping[str, Any], contact: Mapping[str, Any] | None, template: Template | None
+        self,
+        tenant: Tenant,
+        row: Mapping[str, Any],
+        contact: Mapping[str, Any] | None,
+        template: Template | None,
     ) -> Outcome:
         if contact is None:
             return Outcome(R.SKIPPED, code="CONTACT_DELETED", error="The contact was deleted")
@@ -436,6 +443,11 @@ class Dispatcher:
                             contact["phoneNumber"], rendered.text, key
                         )
         except SendError as exc:
+            if exc.unknown:
+                return Outcome(R.UNKNOWN, code=exc.code, error=exc.message)
+            if exc.code == UNSUBSCRIBED:
+                await delivery.opt_out_unsubscribed(tenant, row["contactId"])
+                return Outcome(R.SKIPPED, code="OPTED_OUT", error=exc.message)
             return Outcome(R.FAILED, code=exc.code, error=exc.message)
         finally:
             metrics.SEND_SECONDS.labels(self.provider.name).observe(time.perf_counter() - started)

@@ -7,7 +7,7 @@ dispatcher's logic, so the names are declared once.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
     "campaign_messages_total",
@@ -25,3 +25,17 @@ LEASE_TAKEOVERS = Counter(
     "campaign_lease_takeovers_total", "Batches claimed after another holder's lease expired"
 )
 BATCHES_DONE = Counter("campaign_batches_done_total", "Batches this process finished")
+WEBHOOKS = Counter(
+    "campaign_webhook_events_total",
+    "Provider webhooks answered, by kind (status, inbound) and outcome (applied, duplicate, "
+    "stale, ignored, unknown_recipient, opted_out, opted_in, bad_signature)",
+    ["kind", "outcome"],
+)
+DUE_RECIPIENTS = Gauge(
+    "campaign_due_recipients",
+    "Recipients of sending campaigns not finished yet, as of this dispatcher's last pass (lag)",
+)
+WAITING_RECIPIENTS = Gauge(
+    "campaign_quiet_hours_waiting",
+    "Recipients this dispatcher left for later because it is quiet hours where they are",
+)

@@ -25,14 +25,22 @@ logger = logging.getLogger(__name__)
 
 
 class SendError(Exception):
-    """The provider refused a message. `transient` ones (rate limits, 5xx, timeouts) may be
-    retried; permanent ones (an invalid or unsubscribed number) never are."""
+    """The provider refused a message. `transient` ones (rate limits, 5xx, a connection that
+    never opened) may be retried; permanent ones (an invalid or unsubscribed number) never are.
+    `unknown`: the request may have reached the provider (a read timeout), so whether the
+    message went out cannot be known; it is never retried through a provider without keys."""
 
-    def __init__(self, code: str, message: str, *, transient: bool) -> None:
+    def __init__(self, code: str, message: str, *, transient: bool, unknown: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.transient = transient
+        self.unknown = unknown
+
+
+UNSUBSCRIBED = "UNSUBSCRIBED"
+"""The code of a provider's refusal because the recipient opted out with it (Twilio 21610):
+the contact is opted out here too, and the recipient `skipped`."""
 
 
 class Provider(Protocol):
@@ -141,6 +149,10 @@ def read_ledger(path: Path) -> list[dict[str, str]]:
 
 def provider_from(settings: Settings) -> Provider:
     """The provider `DISPATCH_PROVIDER` names."""
+    if settings.dispatch_provider == "twilio":
+        from services.twilio import TwilioProvider  # its HTTP client only when configured
+
+        return TwilioProvider.from_settings(settings)
     if settings.dispatch_provider == "simulated":
         return SimulatedProvider(
             Path(settings.simulated_ledger),

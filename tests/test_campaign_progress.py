@@ -17,7 +17,7 @@ from services.dispatch import Dispatcher
 from services.providers import SimulatedProvider
 from tests.conftest import serving
 from tests.factories import auth, campaign_body, phones, token
-from tests.test_dispatch import FAST
+from tests.sending import FAST
 
 PROGRESS = """subscription($id: ID!) {
   campaignProgress(id: $id) { status stats { total sent failed successRate } nextSendAt }

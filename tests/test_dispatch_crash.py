@@ -25,7 +25,7 @@ from core.config import Settings
 from models import BatchLease, Campaign, Recipient
 from services.providers import read_ledger
 from tests.factories import TEST_JWT_SECRET
-from tests.test_dispatch import Org
+from tests.sending import Org
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPIENTS = 1500

@@ -1,0 +1,35 @@
+"""What providers report back: one document per delivery report received."""
+
+from __future__ import annotations
+
+import pymongo
+from beanie import PydanticObjectId
+from pymongo import IndexModel
+
+from models.base import TenantDocument
+
+
+class DeliveryReport(TenantDocument):
+    """One status callback; `_id` is `"<recipientId>:<status>"`.
+
+    Inserting it is how a report is recorded, so a repeated callback is a duplicate key (no
+    effect), and the recipient's delivery state can always be recomputed from the reports: on
+    FerretDB two conditional updates racing can both apply, and the one that lost the race is
+    then repaired from here.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    recipientId: PydanticObjectId
+    status: str
+    rank: int
+    messageSid: str | None = None
+    errorCode: str | None = None
+
+    class Settings:
+        name = "delivery_reports"
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("recipientId", pymongo.ASCENDING)],
+                name="org_recipient",
+            ),
+        ]

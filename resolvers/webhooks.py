@@ -1,0 +1,73 @@
+"""Provider webhooks: Twilio's delivery reports and inbound replies.
+
+Thin like every route: verify, parse, call `services.delivery`, answer. A request whose
+`X-Twilio-Signature` does not match (or is missing, or no auth token is configured) is refused
+with 403 before anything is read from it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from starlette.responses import PlainTextResponse, Response
+
+from core.deps import SettingsDep
+from services import delivery, metrics
+from services.twilio import signature_valid
+
+router = APIRouter(prefix="/webhooks/twilio", include_in_schema=False)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+"""No automatic answer: Twilio's own opt-out handling replies to STOP and START."""
+
+
+class BadSignature(Exception):
+    pass
+
+
+async def _verified_form(request: Request, settings: SettingsDep, kind: str) -> dict[str, str]:
+    body = await request.body()
+    try:
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        form = {}
+    signature = request.headers.get("x-twilio-signature")
+    query = request.url.query
+    if not signature_valid(settings, request.url.path, query, form, signature):
+        metrics.WEBHOOKS.labels(kind, "bad_signature").inc()
+        raise BadSignature
+    return form
+
+
+def _refused() -> Response:
+    return PlainTextResponse("Invalid or missing X-Twilio-Signature", status_code=403)
+
+
+@router.post("/status")
+async def twilio_status(request: Request, settings: SettingsDep) -> Response:
+    """A message's delivery state changed (Twilio's `StatusCallback`)."""
+    try:
+        form = await _verified_form(request, settings, "status")
+    except BadSignature:
+        return _refused()
+    outcome = await delivery.record_status(
+        request.query_params.get("recipient", ""),
+        form.get("MessageStatus", ""),
+        form.get("MessageSid"),
+        form.get("ErrorCode"),
+    )
+    metrics.WEBHOOKS.labels("status", outcome.value).inc()
+    return Response(status_code=204)
+
+
+@router.post("/inbound")
+async def twilio_inbound(request: Request, settings: SettingsDep) -> Response:
+    """Someone replied to a campaign's number: STOP and START words opt out and back in."""
+    try:
+        form = await _verified_form(request, settings, "inbound")
+    except BadSignature:
+        return _refused()
+    outcome = await delivery.record_reply(form.get("From", ""), form.get("Body", ""))
+    metrics.WEBHOOKS.labels("inbound", outcome.value).inc()
+    return Response(EMPTY_TWIML, media_type="text/xml")

@@ -1,0 +1,178 @@
+"""What happens after a message left: carrier delivery reports, and replies that opt in or out.
+
+Both arrive as provider webhooks, already verified by the route. Neither names an
+organization: a delivery report names a recipient (its id rides in the callback URL), a reply
+names a phone number. The organization is read from what they name, and every write then goes
+through that organization's scope.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from enum import StrEnum
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from core.errors import NotFound
+from models import Contact, DeliveryReport, Recipient
+from models.recipient import DELIVERY_RANK, DeliveryStatus
+from services import contact_edits
+from services.tenancy import Tenant
+
+logger = logging.getLogger(__name__)
+
+TWILIO_STATUSES = {
+    "accepted": DeliveryStatus.QUEUED,
+    "scheduled": DeliveryStatus.QUEUED,
+    "queued": DeliveryStatus.QUEUED,
+    "sending": DeliveryStatus.QUEUED,
+    "sent": DeliveryStatus.SENT,
+    "delivered": DeliveryStatus.DELIVERED,
+    "read": DeliveryStatus.DELIVERED,
+    "undelivered": DeliveryStatus.UNDELIVERED,
+    "failed": DeliveryStatus.FAILED,
+}
+"""Twilio's `MessageStatus` values, read as delivery states (`canceled` and the inbound
+statuses are not reports about a message sent here)."""
+
+UNSUBSCRIBED_ERROR = "21610"
+
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+START_WORDS = frozenset({"START", "UNSTOP"})
+
+
+class Outcome(StrEnum):
+    """What a webhook did, for the log and the `webhook_events_total` metric."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    IGNORED = "ignored"
+    UNKNOWN_RECIPIENT = "unknown_recipient"
+    OPTED_OUT = "opted_out"
+    OPTED_IN = "opted_in"
+
+
+async def record_status(
+    recipient_id: str, status: str, message_sid: str | None, error_code: str | None
+) -> Outcome:
+    """Records one delivery report; late, repeated and out-of-order reports are harmless."""
+    delivery = TWILIO_STATUSES.get(status.strip().lower())
+    if delivery is None:
+        return Outcome.IGNORED
+    if not ObjectId.is_valid(recipient_id):
+        return Outcome.UNKNOWN_RECIPIENT
+    rid = ObjectId(recipient_id)
+    found = await Tenant.across_organizations(
+        Recipient, {"_id": rid}, {"organizationId": 1, "providerMessageId": 1, "contactId": 1}
+    )
+    if not found:
+        return Outcome.UNKNOWN_RECIPIENT
+    row = found[0]
+    known_sid = row.get("providerMessageId")
+    if message_sid and known_sid and known_sid != message_sid:
+        return Outcome.IGNORED  # about another message than the one recorded
+    tenant = Tenant.for_organization(row["organizationId"])
+    rank = DELIVERY_RANK[delivery]
+    report = DeliveryReport(
+        id=f"{rid}:{delivery.value}",
+        organizationId=tenant.organization_id,
+        recipientId=rid,
+        status=delivery.value,
+        rank=rank,
+        messageSid=message_sid,
+        errorCode=error_code or None,
+    )
+    outcome = Outcome.APPLIED
+    try:
+        await tenant.insert(report)
+    except DuplicateKeyError:
+        outcome = Outcome.DUPLICATE
+    if error_code == UNSUBSCRIBED_ERROR:
+        await opt_out_unsubscribed(tenant, row["contactId"])
+    advanced = await _advance(tenant, rid, delivery, rank, error_code)
+    if outcome is Outcome.APPLIED and not advanced:
+        outcome = Outcome.STALE
+    await _repair(tenant, rid)
+    return outcome
+
+
+async def _advance(
+    tenant: Tenant, rid: ObjectId, delivery: DeliveryStatus, rank: int, error_code: str | None
+) -> bool:
+    """Moves the recipient's delivery state forward; never back (a conditional update)."""
+    matched = await tenant.update_many(
+        Recipient,
+        {
+            "_id": rid,
+            "$or": [{"deliveryRank": {"$exists": False}}, {"deliveryRank": {"$lt": rank}}],
+        },
+        {
+            "$set": {
+                "deliveryStatus": delivery.value,
+                "deliveryRank": rank,
+                "deliveryErrorCode": error_code or None,
+                "deliveryUpdatedAt": Tenant.now(),
+            }
+        },
+    )
+    return matched > 0
+
+
+async def _repair(tenant: Tenant, rid: ObjectId) -> None:
+    """Sets the recipient to its highest report if a racing update left it lower.
+
+    On MongoDB the conditional update above is atomic and this finds nothing to do. FerretDB
+    reads and writes a conditional update in two steps, so two reports at once can both
+    apply, the lower one last; the reports themselves are inserts (each kept exactly once), so
+    the highest is always known."""
+    reports = await tenant.raw_find(DeliveryReport, {"recipientId": rid}).to_list()
+    if not reports:
+        return
+    best = max(reports, key=lambda r: (int(r["rank"]), r["createdAt"]))
+    current = await tenant.raw_find(Recipient, {"_id": rid}, {"deliveryRank": 1}).to_list()
+    if current and int(current[0].get("deliveryRank") or 0) < int(best["rank"]):
+        await _advance(
+            tenant, rid, DeliveryStatus(best["status"]), int(best["rank"]), best.get("errorCode")
+        )
+
+
+async def record_reply(phone: str, body: str) -> Outcome:
+    """Opts the sender out on a STOP-like reply, back in on START; anything else is a reply
+    for the reps, not an instruction. Only a keyword that is the whole reply counts (trimmed,
+    any case): "please don't stop" changes nothing.
+
+    Every organization sends from the same Twilio sender, and Twilio itself blocks that sender
+    for a number after STOP, so the number is opted out (or back in) in every organization
+    that has it as a contact."""
+    word = body.strip().upper()
+    if word in STOP_WORDS:
+        opted_out, outcome = True, Outcome.OPTED_OUT
+    elif word in START_WORDS:
+        opted_out, outcome = False, Outcome.OPTED_IN
+    else:
+        return Outcome.IGNORED
+    contacts = await Tenant.across_organizations(
+        Contact, {"phoneNumber": phone.strip()}, {"organizationId": 1}
+    )
+    for row in contacts:
+        tenant = Tenant.for_organization(row["organizationId"])
+        if opted_out:
+            await _opt_out(tenant, row["_id"], f"Replied {word}")
+        else:
+            await contact_edits.set_opt_out(tenant, str(row["_id"]), False)
+    return outcome if contacts else Outcome.IGNORED
+
+
+async def opt_out_unsubscribed(tenant: Tenant, contact_id: ObjectId) -> None:
+    """The provider refused a message because the number unsubscribed there (Twilio 21610):
+    the contact is opted out here too, so no campaign tries it again."""
+    await _opt_out(tenant, contact_id, "Unsubscribed at the carrier (Twilio 21610)")
+
+
+async def _opt_out(tenant: Tenant, contact_id: ObjectId, reason: str) -> None:
+    # A contact deleted since is nothing to opt out.
+    with contextlib.suppress(NotFound):
+        await contact_edits.set_opt_out(tenant, str(contact_id), True, reason)

@@ -1,0 +1,76 @@
+"""Helpers for tests that send: an organization's API caller, and ticking dispatchers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from bson import ObjectId
+
+from models import Recipient
+from services.dispatch import DispatchConfig, Dispatcher
+from services.providers import read_ledger
+from services.tenancy import Tenant
+from tests.factories import auth, campaign_body, gql, phones, token
+
+FAST = DispatchConfig(lease_seconds=5, poll_seconds=0.05, retry_initial_s=0.01, retry_max_s=0.05)
+
+
+class Org:
+    """One organization's API caller."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.id = ObjectId()
+        self.user = ObjectId()
+        self.headers = auth(token(org=self.id, user=self.user))
+
+    async def create(self, count: int, *, start: int = 0, **overrides: Any) -> str:
+        body = campaign_body(newContacts=phones(count, start), scheduleDate=None, **overrides)
+        answer = await self.client.post("/api/campaigns", json=body, headers=self.headers)
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["data"]["_id"])
+
+    async def mutate(self, name: str, campaign_id: str) -> dict[str, Any]:
+        query = (
+            f'mutation {{ {name}(id: "{campaign_id}") '
+            "{ campaign { status } userErrors { code } } }"
+        )
+        body = await gql(self.client, query, None, self.headers)
+        assert "errors" not in body, body
+        payload: dict[str, Any] = body["data"][name]
+        assert payload["userErrors"] == [], payload
+        return payload
+
+    async def campaign(self, campaign_id: str) -> dict[str, Any]:
+        answer = await self.client.get(f"/api/campaigns/{campaign_id}", headers=self.headers)
+        assert answer.status_code == 200, answer.text
+        data: dict[str, Any] = answer.json()["data"]
+        return data
+
+    def tenant(self) -> Tenant:
+        return Tenant.for_organization(self.id)
+
+
+async def until_done(
+    org: Org, campaign_id: str, *dispatchers: Dispatcher, ticks: int = 40
+) -> dict[str, Any]:
+    """Ticks the dispatchers (concurrently) until the campaign leaves `sending`."""
+    for _ in range(ticks):
+        await asyncio.gather(*(d.tick() for d in dispatchers))
+        campaign = await org.campaign(campaign_id)
+        if campaign["status"] not in ("sending", "scheduled"):
+            return campaign
+    raise AssertionError(f"still {campaign['status']} after {ticks} ticks: {campaign['stats']}")
+
+
+async def statuses(org: Org, campaign_id: str) -> Counter[str]:
+    rows = await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+    return Counter(row["status"] for row in rows)
+
+
+def ledger_keys(path: Path) -> Counter[str]:
+    return Counter(entry["key"] for entry in read_ledger(path))
