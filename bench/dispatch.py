@@ -40,6 +40,7 @@ from core.config import Settings
 from main import create_app
 from models import Campaign, Recipient
 from services.dispatch import DispatchConfig, Dispatcher
+from services.organizations import OrganizationSettings
 from services.providers import SimulatedProvider, read_ledger
 from services.tenancy import BULK_CHUNK, Tenant
 from tests.factories import auth, token
@@ -119,7 +120,12 @@ async def child(settings: Settings, org: str, campaign_id: str, size: int) -> di
     with tempfile.TemporaryDirectory() as tmp:
         ledger = Path(tmp) / "ledger.jsonl"
         dispatcher = Dispatcher(
-            SimulatedProvider(ledger), DispatchConfig(max_in_flight=100, chunk=100)
+            SimulatedProvider(ledger),
+            DispatchConfig(
+                max_in_flight=100,
+                chunk=100,
+                defaults=OrganizationSettings("00:00", "24:00", "UTC"),  # no quiet hours
+            ),
         )
         started = time.perf_counter()
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,14 @@ class Settings(BaseSettings):
     dev_token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
 
     default_phone_region: str = "US"
+    send_window_start: str = Field(default="08:00", pattern=r"^(?:[01]\d|2[0-3]):[0-5]\d$")
+    """Quiet hours for organizations that set none: messages go out from this local time of
+    the recipient..."""
+    send_window_end: str = Field(default="21:00", pattern=r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
+    """...until this one (`24:00`: the end of the day; `00:00`-`24:00` sends at any hour)."""
+    default_timezone: str = "America/New_York"
+    """Quiet hours are kept in this zone for numbers whose zone the number does not tell,
+    unless the organization set its own (`updateOrganizationSettings`)."""
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     max_recipients: int = Field(default=50_000, gt=0)
     schedule_grace_seconds: int = Field(default=300, ge=0)
@@ -90,6 +99,14 @@ class Settings(BaseSettings):
                 )
             if len(self.jwt_secret) < 32:
                 raise ValueError("JWT_SECRET must be at least 32 characters outside development")
+        if self.send_window_start == self.send_window_end:
+            raise ValueError("SEND_WINDOW_START and SEND_WINDOW_END must differ")
+        try:
+            ZoneInfo(self.default_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"DEFAULT_TIMEZONE={self.default_timezone!r} is no IANA zone"
+            ) from None
         if self.dispatch_provider == "twilio":
             missing = [
                 name

@@ -8,6 +8,7 @@ from models.delivery import DeliveryReport
 from models.dispatch import BatchCounts, BatchLease, SendSlot
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
+from models.organization import Organization
 from models.recipient import Recipient
 from models.user import User
 
@@ -24,6 +25,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     BatchCounts,
     SendSlot,
     DeliveryReport,
+    Organization,
 ]
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "DeliveryReport",
     "IdempotencyRecord",
     "IdempotencyTakeover",
+    "Organization",
     "Recipient",
     "SendSlot",
     "User",

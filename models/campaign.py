@@ -8,7 +8,7 @@ from typing import Any
 
 import pymongo
 from beanie import PydanticObjectId
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pymongo import IndexModel
 
 from models.base import TenantDocument
@@ -108,6 +108,14 @@ class Campaign(TenantDocument):
     nextSeq: int = 0
     """The `seq` the next added recipient gets; recipients are numbered from 0."""
     startedAt: datetime | None = None
+    _next_send_at: datetime | None = PrivateAttr(default=None)
+
+    @property
+    def nextSendAt(self) -> datetime | None:
+        """When recipients waiting for quiet hours to end may be sent (None while nothing
+        waits). Read live from the batches (`services.dispatch.with_live_stats`), never stored:
+        the dispatcher writes only to its own batch documents."""
+        return self._next_send_at
 
     class Settings:
         name = "campaigns"

@@ -62,6 +62,10 @@ class BatchCounts(TenantDocument):
     failed: int = 0
     skipped: int = 0
     unknown: int = 0
+    nextSendAt: datetime | None = None
+    """When this batch's recipients waiting for quiet hours to end go out (None: none wait)."""
+    waiting: int = 0
+    """How many wait for it."""
 
     class Settings:
         name = "dispatch_batch_counts"
@@ -88,3 +92,9 @@ class SendSlot(TenantDocument):
 
     class Settings:
         name = "dispatch_send_slots"
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("second", pymongo.ASCENDING)],
+                name="org_second",
+            ),
+        ]

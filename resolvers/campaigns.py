@@ -326,7 +326,7 @@ class CampaignSubscriptions:
                 yield CampaignProgress(
                     status=out.status,
                     stats=out.stats,  # type: ignore[arg-type]
-                    next_send_at=None,
+                    next_send_at=out.nextSendAt,
                 )
         except NotFound as exc:
             raise GraphQLError(exc.message, extensions={"code": exc.code}) from None

@@ -144,6 +144,10 @@ class Campaign:
     stats: CampaignStats = strawberry.field(description="Sending counters.")
     messageStats: MessageStats | None = strawberry.field(description="Cost per message.")
     startedAt: datetime | None = strawberry.field(description="When sending first started.")
+    nextSendAt: datetime | None = strawberry.field(
+        description="When recipients waiting for quiet hours to end go out (each in their own "
+        "time zone); null while none wait."
+    )
     createdAt: datetime = strawberry.field(description="Creation time (UTC).")
     updatedAt: datetime = strawberry.field(description="Last change (UTC).")
 

@@ -82,6 +82,9 @@ class CampaignSummaryOut(_Out):
     stats: StatsOut
     messageStats: MessageStats | None
     startedAt: LegacyDateTime | None = Field(description="When sending first started")
+    nextSendAt: LegacyDateTime | None = Field(
+        description="When recipients waiting for quiet hours to end go out; null while none wait"
+    )
     createdAt: LegacyDateTime
     updatedAt: LegacyDateTime
 

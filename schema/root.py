@@ -34,18 +34,19 @@ from resolvers.campaigns import CampaignMutations, CampaignQueries, CampaignSubs
 from resolvers.contacts import ContactMutations, ContactQueries
 from resolvers.context import MAX_CREATIONS
 from resolvers.errors import ErrorCodes
+from resolvers.organizations import OrganizationMutations, OrganizationQueries
 from resolvers.users import UserQueries
 
 logger = logging.getLogger(__name__)
 
 
 @strawberry.type(description="Read operations.")
-class Query(UserQueries, CampaignQueries, ContactQueries):
+class Query(UserQueries, CampaignQueries, ContactQueries, OrganizationQueries):
     pass
 
 
 @strawberry.type(description="Write operations.")
-class Mutation(CampaignMutations, ContactMutations):
+class Mutation(CampaignMutations, ContactMutations, OrganizationMutations):
     pass
 
 

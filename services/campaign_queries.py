@@ -130,7 +130,7 @@ async def progress(tenant: Tenant, campaign_id: str, every_s: float) -> AsyncIte
     last: tuple[object, ...] | None = None
     while True:
         campaign = await get_campaign(tenant, campaign_id)
-        current = (campaign.status, campaign.stats)
+        current = (campaign.status, campaign.stats, campaign.nextSendAt)
         if current != last:
             last = current
             yield campaign

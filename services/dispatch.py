@@ -31,9 +31,10 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -48,9 +49,10 @@ from tenacity import (
 
 from core.config import Settings
 from models import BatchCounts, BatchLease, Campaign, Contact, Recipient, SendSlot
+from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus
 from models.recipient import RECIPIENT_BATCH, RecipientStatus
-from services import delivery, history, metrics
+from services import delivery, history, metrics, organizations
 from services.history import LostToStatusChange, Planned
 from services.messages import Template, TemplateError, parse_template
 from services.providers import UNSUBSCRIBED, Provider, SendError
@@ -82,6 +84,13 @@ class DispatchConfig:
     """Tries per message on transient errors, with exponential backoff and jitter."""
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
+    defaults: organizations.OrganizationSettings = field(
+        default_factory=lambda: organizations.defaults_from(Settings.model_construct())
+    )
+    """Quiet hours (and their zone for numbers that span zones) of organizations that set
+    none."""
+    clock: Callable[[], datetime] = utcnow
+    """What time it is (leases, due dates, quiet hours); tests freeze it."""
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
@@ -96,6 +105,14 @@ class Claim:
     batch: int
     epoch: int
     takeover: bool
+
+
+class BatchResult(Enum):
+    DONE = "done"
+    WAITING = "waiting"
+    """Some recipients wait for their quiet hours to end; the lease is released until then."""
+    STOPPED = "stopped"
+    """Paused, cancelled or fenced out: leave the campaign for now."""
 
 
 @dataclass
@@ -113,6 +130,7 @@ def config_from(settings: Settings) -> DispatchConfig:
         poll_seconds=settings.dispatch_poll_seconds,
         max_in_flight=settings.dispatch_max_in_flight,
         rate_per_second=settings.dispatch_rate_per_second or None,
+        defaults=organizations.defaults_from(settings),
     )
 
 
@@ -124,8 +142,12 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self._gate = asyncio.Semaphore(self.config.max_in_flight)
         self._done: set[tuple[ObjectId, int]] = set()
+        self._slots_purged: dict[ObjectId, int] = {}
         self.claimed = 0
         self.takeovers = 0
+
+    def now(self) -> datetime:
+        return self.config.clock()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Works until `stop` is set; a database outage is waited out, never fatal."""
@@ -148,17 +170,25 @@ class Dispatcher:
         await self.start_due()
         worked = 0
         sending = await Tenant.across_organizations(
-            Campaign, {"status": CampaignStatus.SENDING.value}, {"organizationId": 1, "nextSeq": 1}
+            Campaign,
+            {"status": CampaignStatus.SENDING.value},
+            {"organizationId": 1, "nextSeq": 1, "stats.total": 1},
         )
+        due = waiting = 0
         for row in sending:
             tenant = Tenant.for_organization(row["organizationId"])
             worked += await self.work_campaign(tenant, row["_id"], int(row.get("nextSeq") or 0))
+            total = int((row.get("stats") or {}).get("total") or 0)
+            left, quiet = await unfinished(tenant, row["_id"], total, self.now())
+            due, waiting = due + left - quiet, waiting + quiet
+        metrics.DUE_RECIPIENTS.set(due)
+        metrics.WAITING_RECIPIENTS.set(waiting)
         return worked
 
     async def start_due(self) -> None:
         """Moves scheduled campaigns whose date has come to `sending` (one change each: of
         several dispatchers, one wins and the others see it moved)."""
-        now = Tenant.now()
+        now = self.now()
         scheduled = await Tenant.across_organizations(
             Campaign,
             {"status": CampaignStatus.SCHEDULED.value},
@@ -197,9 +227,9 @@ class Dispatcher:
         open_batches = False
         stopped = False
         gate = asyncio.Semaphore(self.config.parallel_batches)
-        running: set[asyncio.Task[bool]] = set()
+        running: set[asyncio.Task[BatchResult]] = set()
 
-        async def send(claim: Claim) -> bool:
+        async def send(claim: Claim) -> BatchResult:
             try:
                 return await self.send_batch(claim)
             finally:
@@ -211,7 +241,7 @@ class Dispatcher:
             if (campaign_id, batch) in self._done:
                 continue
             await gate.acquire()
-            if any(task.done() and not task.result() for task in running):
+            if any(task.done() and task.result() is BatchResult.STOPPED for task in running):
                 gate.release()
                 stopped = True  # paused, cancelled or fenced: leave the campaign for now
                 break
@@ -223,7 +253,7 @@ class Dispatcher:
             worked += 1
             running.add(asyncio.create_task(send(claim)))
         results = await asyncio.gather(*running)
-        if not stopped and not open_batches and all(results):
+        if not stopped and not open_batches and all(r is BatchResult.DONE for r in results):
             await self.complete(tenant, campaign_id)
         return worked
 
@@ -246,7 +276,7 @@ class Dispatcher:
             self._done.add((campaign_id, batch))
             return None
         latest = max(leases, key=lambda row: int(row["epoch"]), default=None)
-        now = Tenant.now()
+        now = self.now()
         if latest is not None and latest["expiresAt"] > now:
             return None
         epoch = int(latest["epoch"]) + 1 if latest is not None else 0
@@ -265,11 +295,14 @@ class Dispatcher:
             return None  # another dispatcher won this epoch
         self.claimed += 1
         metrics.BATCHES_CLAIMED.inc()
-        if latest is not None:
+        # A lease its holder released (paused, waiting for quiet hours to end) is picked up,
+        # not taken over; one that expired under a holder is.
+        takeover = latest is not None and not latest.get("released")
+        if takeover:
             self.takeovers += 1
             metrics.LEASE_TAKEOVERS.inc()
             logger.info("took over %s batch %d (epoch %d)", campaign_id, batch, epoch)
-        return Claim(tenant, campaign_id, batch, epoch, takeover=latest is not None)
+        return Claim(tenant, campaign_id, batch, epoch, takeover=takeover)
 
     async def holds(self, claim: Claim) -> bool:
         """Whether no later epoch of this batch exists (fencing)."""
@@ -278,8 +311,9 @@ class Dispatcher:
         ).to_list()
         return not later
 
-    async def send_batch(self, claim: Claim) -> bool:
-        """Sends one claimed batch; returns whether it is finished (else paused or fenced)."""
+    async def send_batch(self, claim: Claim) -> BatchResult:
+        """Sends one claimed batch; says whether it is done, waits for quiet hours to end, or
+        was stopped (paused, cancelled, fenced out)."""
         renewing = asyncio.create_task(self._renew(claim))
         try:
             return await self._send_batch(claim)
@@ -288,12 +322,12 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
 
-    async def _send_batch(self, claim: Claim) -> bool:
+    async def _send_batch(self, claim: Claim) -> BatchResult:
         tenant = claim.tenant
         campaign = await tenant.get(Campaign, claim.campaign_id)
         if campaign is None or campaign.status is not CampaignStatus.SENDING:
             await self._release(claim, done=campaign is None)
-            return False
+            return BatchResult.STOPPED
         rows = await tenant.raw_find(
             Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}
         ).to_list()
@@ -314,14 +348,20 @@ class Dispatcher:
                         error="The sender stopped while sending; not resent, as the provider "
                         "keeps no idempotency keys",
                     )
-        if queue:
-            # One command: every pending recipient of the batch is now this holder's.
-            await tenant.update_many(
-                Recipient,
-                {"campaignId": claim.campaign_id, "batch": claim.batch, "status": "pending"},
-                {"$set": {"status": R.SENDING.value, "leaseEpoch": claim.epoch}},
-            )
         contacts = await self._contacts(tenant, [row["contactId"] for row in queue])
+        # Quiet hours: who may be messaged now, in their own time zone; the others wait.
+        window = await organizations.send_window(tenant, self.config.defaults)
+        now = self.now()
+        ready: list[dict[str, Any]] = []
+        next_send: datetime | None = None
+        for row in queue:
+            contact = contacts.get(row["contactId"])
+            phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
+            if phone and not window.is_open(phone, now):
+                opens = window.next_opening(phone, now)
+                next_send = opens if next_send is None else min(next_send, opens)
+            else:
+                ready.append(row)
         try:
             template = parse_template(campaign.message)
         except TemplateError:
@@ -330,15 +370,16 @@ class Dispatcher:
         size = self.config.chunk
         if self.config.rate_per_second:
             size = min(size, self.config.rate_per_second)
-        for start in range(0, len(queue), size):
+        for start in range(0, len(ready), size):
             if start and not await self._still_sending(claim):
                 stopped = True
                 break
             if not await self.holds(claim):
                 logger.info("fenced out of %s batch %d", claim.campaign_id, claim.batch)
-                return False
-            chunk = queue[start : start + size]
+                return BatchResult.STOPPED
+            chunk = ready[start : start + size]
             await self._take_slot(tenant, size)
+            await self._mark_sending(claim, chunk)
             results = await asyncio.gather(
                 *(
                     self._deliver(tenant, row, contacts.get(row["contactId"]), template)
@@ -348,36 +389,53 @@ class Dispatcher:
             outcomes.update(
                 {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
             )
-        now = Tenant.now()
+        written = Tenant.now()
         updates: list[tuple[ObjectId, Mapping[str, Any]]] = []
-        for row in queue:
-            outcome = outcomes.get(row["_id"])
-            if outcome is None:  # paused or cancelled before its turn: back in the queue
-                updates.append((row["_id"], {"status": R.PENDING.value, "leaseEpoch": None}))
         for recipient_id, outcome in outcomes.items():
             fields: dict[str, Any] = {
                 "status": outcome.status.value,
                 "leaseEpoch": claim.epoch,
-                "updatedAt": now,
+                "updatedAt": written,
                 "errorCode": outcome.code,
                 "error": outcome.error,
             }
             if outcome.status is R.SENT:
-                fields.update(providerMessageId=outcome.message_id, sentAt=now)
+                fields.update(providerMessageId=outcome.message_id, sentAt=written)
             updates.append((recipient_id, fields))
         await tenant.update_each(Recipient, updates)
         for outcome in outcomes.values():
             metrics.MESSAGES.labels(self.provider.name, outcome.status.value).inc()
         final = {row["_id"]: R(row["status"]) for row in rows}
         final.update({rid: outcome.status for rid, outcome in outcomes.items()})
-        await self._write_counts(claim, Counter(final.values()))
+        await self._write_counts(claim, Counter(final.values()), next_send, len(queue) - len(ready))
         if stopped:
             await self._release(claim, done=False)
-            return False
+            return BatchResult.STOPPED
+        if next_send is not None:
+            await self._release(claim, done=False, until=next_send)
+            return BatchResult.WAITING
         await self._release(claim, done=True)
         self._done.add((claim.campaign_id, claim.batch))
         metrics.BATCHES_DONE.inc()
-        return True
+        return BatchResult.DONE
+
+    async def _mark_sending(self, claim: Claim, chunk: Sequence[Mapping[str, Any]]) -> None:
+        """Marks one chunk's pending recipients `sending` under this epoch, in one command,
+        just before they are handed over: a recipient found `sending` later was handed to the
+        provider, and only those can end `unknown`. The batch equality narrows it on every
+        server; the id list then picks the chunk among at most 100 rows."""
+        pending = [row["_id"] for row in chunk if row["status"] == R.PENDING.value]
+        if pending:
+            await claim.tenant.update_many(
+                Recipient,
+                {
+                    "campaignId": claim.campaign_id,
+                    "batch": claim.batch,
+                    "status": R.PENDING.value,
+                    "_id": {"$in": pending},
+                },
+                {"$set": {"status": R.SENDING.value, "leaseEpoch": claim.epoch}},
+            )
 
     async def _take_slot(self, tenant: Tenant, chunk: int) -> None:
         """Waits for a slot of the organization's rate (see `SendSlot`) for one chunk."""
@@ -397,10 +455,21 @@ class Dispatcher:
                 )
                 try:
                     await tenant.insert(claim)
-                    return
                 except DuplicateKeyError:
                     continue  # taken by this or another dispatcher
+                await self._purge_slots(tenant, second)
+                return
             await asyncio.sleep(second + 1 - now)  # this second is used up
+
+    async def _purge_slots(self, tenant: Tenant, second: int) -> None:
+        """Deletes the organization's slots of past minutes, once a minute per dispatcher (a
+        second's slots matter only during that second; FerretDB has no TTL indexes, so the
+        dispatcher that uses the slots clears them, leaving at most two minutes of them)."""
+        minute = second // 60
+        if self._slots_purged.get(tenant.organization_id) == minute:
+            return
+        self._slots_purged[tenant.organization_id] = minute
+        await tenant.delete_many(SendSlot, {"second": {"$lt": second - 60}})
 
     async def _deliver(
         self,
@@ -466,12 +535,20 @@ class Dispatcher:
         ).to_list()
         return bool(rows) and rows[0].get("status") == CampaignStatus.SENDING.value
 
-    async def _write_counts(self, claim: Claim, tally: Counter[RecipientStatus]) -> None:
+    async def _write_counts(
+        self,
+        claim: Claim,
+        tally: Counter[RecipientStatus],
+        next_send: datetime | None,
+        waiting: int,
+    ) -> None:
         counts = {
             "sent": tally[R.SENT],
             "failed": tally[R.FAILED],
             "skipped": tally[R.SKIPPED],
             "unknown": tally[R.UNKNOWN],
+            "nextSendAt": next_send,
+            "waiting": waiting if next_send is not None else 0,
             "epoch": claim.epoch,
             "updatedAt": Tenant.now(),
         }
@@ -489,10 +566,12 @@ class Dispatcher:
             upsert=True,
         )
 
-    async def _release(self, claim: Claim, *, done: bool) -> None:
-        fields: dict[str, Any] = {"done": done}
+    async def _release(self, claim: Claim, *, done: bool, until: datetime | None = None) -> None:
+        """Gives the batch up: done, or free again at `until` (quiet hours) or at once (paused:
+        resuming picks it up)."""
+        fields: dict[str, Any] = {"done": done, "released": True}
         if not done:
-            fields["expiresAt"] = Tenant.now()  # free at once: resuming picks it up
+            fields["expiresAt"] = until or self.now()
         await claim.tenant.update_one(
             BatchLease,
             {"_id": _lease_id(claim.campaign_id, claim.batch, claim.epoch)},
@@ -503,7 +582,7 @@ class Dispatcher:
         every = self.config.lease_seconds / 3
         while True:
             await asyncio.sleep(every)
-            expires = Tenant.now() + timedelta(seconds=self.config.lease_seconds)
+            expires = self.now() + timedelta(seconds=self.config.lease_seconds)
             await claim.tenant.update_one(
                 BatchLease,
                 {"_id": _lease_id(claim.campaign_id, claim.batch, claim.epoch)},
@@ -543,25 +622,47 @@ class Dispatcher:
             )
 
 
-async def live_stats(tenant: Tenant, campaign: Campaign) -> CampaignStats:
-    """The campaign's counters: stored ones, plus its batches' while it sends (the batch
-    counts are folded into the campaign when it completes)."""
+async def live_state(tenant: Tenant, campaign: Campaign) -> tuple[CampaignStats, datetime | None]:
+    """The campaign's counters (stored ones, plus its batches' while it sends: the batch counts
+    are folded into the campaign when it completes), and when recipients waiting for quiet
+    hours to end go out (the earliest of its batches')."""
     if campaign.status not in STARTED or campaign.startedAt is None:
-        return campaign.stats
+        return campaign.stats, None
     total = Counter[str]()
+    waiting: list[datetime] = []
     async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign.id}):
         for key in ("sent", "failed", "skipped", "unknown"):
             total[key] += int(row.get(key) or 0)
-    return CampaignStats(total=campaign.stats.total, **total)
+        if row.get("nextSendAt") is not None:
+            waiting.append(row["nextSendAt"])
+    return CampaignStats(total=campaign.stats.total, **total), min(waiting, default=None)
+
+
+async def live_stats(tenant: Tenant, campaign: Campaign) -> CampaignStats:
+    return (await live_state(tenant, campaign))[0]
 
 
 async def with_live_stats(tenant: Tenant, campaigns: Sequence[Campaign]) -> None:
-    """Replaces the stats of campaigns that are sending (or stopped mid-send) by live ones."""
+    """Replaces the stats of campaigns that are sending (or stopped mid-send) by live ones,
+    and sets their `nextSendAt`."""
     started = [c for c in campaigns if c.status in STARTED and c.startedAt is not None]
-    for campaign, stats in zip(
-        started, await asyncio.gather(*(live_stats(tenant, c) for c in started)), strict=True
-    ):
+    states = await asyncio.gather(*(live_state(tenant, c) for c in started))
+    for campaign, (stats, next_send_at) in zip(started, states, strict=True):
         campaign.stats = stats
+        campaign._next_send_at = next_send_at
+
+
+async def unfinished(
+    tenant: Tenant, campaign_id: ObjectId, total: int, now: datetime
+) -> tuple[int, int]:
+    """Recipients of a sending campaign with no outcome yet, and how many of them wait for
+    quiet hours to end (the lag gauge counts the others: due, and not sent yet)."""
+    finished = waiting = 0
+    async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign_id}):
+        finished += sum(int(row.get(k) or 0) for k in ("sent", "failed", "skipped", "unknown"))
+        if row.get("nextSendAt") is not None and row["nextSendAt"] > now:
+            waiting += int(row.get("waiting") or 0)
+    return max(0, total - finished), waiting
 
 
 def batch_count(next_seq: int) -> int:

@@ -299,3 +299,11 @@ class OptOutInput(_Input):
     """Why a contact asked not to be messaged."""
 
     reason: Text | None = Field(default=None, description="e.g. 'Replied STOP'")
+
+
+class UpdateOrganizationSettingsInput(_Input):
+    """A partial change of the organization's settings: only the fields sent are changed."""
+
+    sendWindowStart: Text | None = Field(default=None, description="HH:MM, 24-hour")
+    sendWindowEnd: Text | None = Field(default=None, description="HH:MM, 24-hour")
+    timezone: Text | None = Field(default=None, description="IANA name, e.g. Europe/Berlin")

@@ -37,5 +37,6 @@ DUE_RECIPIENTS = Gauge(
 )
 WAITING_RECIPIENTS = Gauge(
     "campaign_quiet_hours_waiting",
-    "Recipients this dispatcher left for later because it is quiet hours where they are",
+    "Recipients of sending campaigns waiting for quiet hours to end where they are, as of this "
+    "dispatcher's last pass (not counted in campaign_due_recipients)",
 )

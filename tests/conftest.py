@@ -54,6 +54,9 @@ def make_settings(mongo_uri: str, **overrides: object) -> Settings:
         # Tests that send start a dispatcher of their own; others keep campaigns where they put
         # them (a `sending` campaign would otherwise complete under them).
         "dispatch_in_process": False,
+        # No quiet hours unless a test sets them: a test must not wait for 08:00 in New York.
+        "send_window_start": "00:00",
+        "send_window_end": "24:00",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,11 +15,16 @@ from bson import ObjectId
 
 from models import Recipient
 from services.dispatch import DispatchConfig, Dispatcher
+from services.organizations import OrganizationSettings
 from services.providers import read_ledger
 from services.tenancy import Tenant
-from tests.factories import auth, campaign_body, gql, phones, token
+from tests.factories import TEST_JWT_SECRET, auth, campaign_body, gql, phones, token
 
-FAST = DispatchConfig(lease_seconds=5, poll_seconds=0.05, retry_initial_s=0.01, retry_max_s=0.05)
+ANY_HOUR = OrganizationSettings("00:00", "24:00", "America/New_York")
+"""No quiet hours: tests that are not about them send whatever the hour (they have their own)."""
+FAST = DispatchConfig(
+    lease_seconds=5, poll_seconds=0.05, retry_initial_s=0.01, retry_max_s=0.05, defaults=ANY_HOUR
+)
 
 
 class Org:
@@ -74,3 +82,34 @@ async def statuses(org: Org, campaign_id: str) -> Counter[str]:
 
 def ledger_keys(path: Path) -> Counter[str]:
     return Counter(entry["key"] for entry in read_ledger(path))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_worker(
+    uri: str, database: str, ledger: Path, name: str, *, latency_ms: int = 5
+) -> subprocess.Popen[bytes]:
+    """A real `python -m worker` on that database, sending through the simulated provider into
+    `ledger`, with short leases (a killed one's batches are taken over within 2 s) and no
+    quiet hours or rate limit; its output goes to `<name>.log` beside the ledger."""
+    env = {
+        **os.environ,
+        "MONGODB_URI": uri,
+        "MONGODB_DB": database,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "WARNING",
+        "DISPATCH_PROVIDER": "simulated",
+        "SIMULATED_LEDGER": str(ledger),
+        "SIMULATED_LATENCY_MS": str(latency_ms),
+        "DISPATCH_LEASE_SECONDS": "2",
+        "DISPATCH_POLL_SECONDS": "0.2",
+        "DISPATCH_RATE_PER_SECOND": "0",
+        "SEND_WINDOW_START": "00:00",
+        "SEND_WINDOW_END": "24:00",
+    }
+    log = (ledger.parent / f"{name}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )

@@ -8,6 +8,7 @@ ledger is what a real gateway would have accepted.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -21,8 +22,9 @@ from models import BatchLease, Campaign, Recipient, SendSlot
 from models.base import utcnow
 from services.dispatch import DispatchConfig, Dispatcher
 from services.providers import LogProvider, SimulatedProvider, read_ledger
+from services.tenancy import Tenant
 from tests.factories import gql
-from tests.sending import FAST, Org, ledger_keys, statuses, until_done
+from tests.sending import ANY_HOUR, FAST, Org, ledger_keys, statuses, until_done
 
 
 async def test_a_campaign_goes_out_once_per_recipient(
@@ -138,11 +140,14 @@ class PausingProvider(SimulatedProvider):
     org: Org | None = None
     campaign_id: str = ""
     fired: bool = False
+    accepted_by_then: int = -1
+    """Messages the provider had accepted when the pause (or cancel) was committed."""
 
     async def send(self, to: str, body: str, key: str) -> str:
         if not self.fired and self.org is not None:
             self.fired = True
             await self.org.mutate(self.action, self.campaign_id)
+            self.accepted_by_then = len(read_ledger(self.ledger))
         return await super().send(to, body, key)
 
 
@@ -154,16 +159,17 @@ async def test_pause_and_cancel_take_effect_within_a_batch(
     campaign_id = await org.create(150)
     provider = PausingProvider(tmp_path / "l.jsonl")
     provider.action, provider.org, provider.campaign_id = action, org, campaign_id
-    config = DispatchConfig(lease_seconds=5, chunk=10, max_in_flight=10)
+    config = DispatchConfig(lease_seconds=5, chunk=10, max_in_flight=10, defaults=ANY_HOUR)
     dispatcher = Dispatcher(provider, config)
     await org.mutate("sendCampaignNow", campaign_id)
     await dispatcher.tick()
     stopped = await org.campaign(campaign_id)
     sent = len(read_ledger(tmp_path / "l.jsonl"))
     assert stopped["status"] == ("paused" if action == "pauseCampaign" else "cancelled")
-    # The chunk in flight in each batch being sent (the two batches of 150 go at once, if the
-    # second started before the pause landed) finished; nothing after it.
-    assert sent in (config.chunk, 2 * config.chunk), sent
+    # Once the pause was committed, the chunk in flight in each batch being sent (the two
+    # batches of 150 go at once) finished, and nothing after it.
+    assert 0 <= provider.accepted_by_then < sent <= provider.accepted_by_then + 2 * config.chunk
+    assert sent < 150
     assert stopped["stats"]["sent"] == sent
     assert await statuses(org, campaign_id) == Counter({"pending": 150 - sent, "sent": sent})
     for _ in range(3):  # nothing more goes out while it is stopped
@@ -246,7 +252,9 @@ async def test_concurrent_claimers_never_hold_one_batch_twice(client: httpx.Asyn
     tenant = org.tenant()
     cid = ObjectId()
     claimers = [
-        Dispatcher(LogProvider(), DispatchConfig(lease_seconds=0.5, owner=f"c{i}"))
+        Dispatcher(
+            LogProvider(), DispatchConfig(lease_seconds=0.5, owner=f"c{i}", defaults=ANY_HOUR)
+        )
         for i in range(5)
     ]
     batches = 1000
@@ -345,11 +353,26 @@ async def test_the_rate_limit_holds_across_dispatchers(
     org = Org(client)
     campaign_id = await org.create(60)
     await org.mutate("sendCampaignNow", campaign_id)
-    config = DispatchConfig(lease_seconds=30, chunk=5, rate_per_second=10, parallel_batches=1)
+    config = DispatchConfig(
+        lease_seconds=30, chunk=5, rate_per_second=10, parallel_batches=1, defaults=ANY_HOUR
+    )
     ledger = tmp_path / "l.jsonl"
+    # Slots of an hour ago, this organization's and another's: the dispatcher clears its own.
+    hour_ago = int(time.time()) - 3600
+    other = Tenant.for_organization(ObjectId())
+    for tenant in (org.tenant(), other):
+        await tenant.insert(
+            SendSlot(
+                id=f"{tenant.organization_id}:{hour_ago}:0",
+                organizationId=tenant.organization_id,
+                second=hour_ago,
+                slot=0,
+            )
+        )
     dispatchers = [Dispatcher(SimulatedProvider(ledger), config) for _ in range(2)]
     done = await until_done(org, campaign_id, *dispatchers, ticks=100)
     assert done["stats"]["sent"] == 60
+    assert await other.raw_find(SendSlot, {}).to_list() != []  # not this dispatcher's to clear
     slots = await org.tenant().raw_find(SendSlot, {}).to_list()
     per_second = Counter(row["second"] for row in slots)
     assert sum(per_second.values()) == 12  # 60 messages in chunks of 5

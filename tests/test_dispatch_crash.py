@@ -10,11 +10,9 @@ crash run described in the README (which uses 10,000 recipients and 20 kills).
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,33 +22,10 @@ from bson import ObjectId
 from core.config import Settings
 from models import BatchLease, Campaign, Recipient
 from services.providers import read_ledger
-from tests.factories import TEST_JWT_SECRET
-from tests.sending import Org
+from tests.sending import Org, start_worker
 
-ROOT = Path(__file__).resolve().parent.parent
 RECIPIENTS = 1500
 KILLS = 6
-
-
-def start_worker(settings: Settings, ledger: Path, name: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MONGODB_URI": settings.mongodb_uri,
-        "MONGODB_DB": settings.mongodb_db,
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "ENVIRONMENT": "test",
-        "LOG_LEVEL": "WARNING",
-        "DISPATCH_PROVIDER": "simulated",
-        "SIMULATED_LEDGER": str(ledger),
-        "SIMULATED_LATENCY_MS": "5",
-        "DISPATCH_LEASE_SECONDS": "2",
-        "DISPATCH_POLL_SECONDS": "0.2",
-        "DISPATCH_RATE_PER_SECOND": "0",
-    }
-    log = (ledger.parent / f"{name}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
 
 
 async def test_killed_workers_never_message_a_recipient_twice(
@@ -60,7 +35,10 @@ async def test_killed_workers_never_message_a_recipient_twice(
     campaign_id = await org.create(RECIPIENTS)
     ledger = tmp_path / "ledger.jsonl"
     ledger.touch()
-    workers = {name: start_worker(settings, ledger, name) for name in ("a", "b")}
+    workers = {
+        name: start_worker(settings.mongodb_uri, settings.mongodb_db, ledger, name)
+        for name in ("a", "b")
+    }
     rng = random.Random(7)
     kills = 0
     try:
@@ -76,7 +54,9 @@ async def test_killed_workers_never_message_a_recipient_twice(
                 workers[victim].send_signal(signal.SIGKILL)
                 workers[victim].wait(timeout=10)
                 kills += 1
-                workers[victim] = start_worker(settings, ledger, victim)
+                workers[victim] = start_worker(
+                    settings.mongodb_uri, settings.mongodb_db, ledger, victim
+                )
         assert status == "completed", (status, len(read_ledger(ledger)), kills)
     finally:
         for process in workers.values():

@@ -1,0 +1,157 @@
+"""The full crash run: workers killed with SIGKILL mid-send, and still no recipient messaged twice.
+
+A campaign of 10,000 recipients (and another organization's 2,000, not sent) is created through
+the API; two `python -m worker` processes send it through the simulated provider, whose durable
+ledger is what a real provider would have accepted. At random moments (0.3-1.5 s apart) one of
+the two, picked at random, is killed with SIGKILL and restarted, 20 times. At the end:
+
+- every recipient is in the ledger exactly once, or is `unknown` (reported: the simulated
+  provider honours idempotency keys, so there should be none);
+- recipient states and the campaign's stats agree, and the campaign is `completed`;
+- the figures: elapsed time, kills, batches taken over, messages, duplicates, unknown.
+
+`tests/test_dispatch_crash.py` is the smaller variant `make test` runs (1,500 recipients, 6 kills).
+
+    uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
+        uv run python -m bench.crash [--recipients 10000 --kills 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from bson import ObjectId
+
+from bench.create_campaign import bench_settings
+from bench.dispatch import seed
+from bench.verdict import exit_code
+from core.db import create_client, init_database
+from models import BatchLease, Campaign, Recipient
+from schema.outputs import success_rate
+from services.dispatch import live_stats
+from services.providers import read_ledger
+from services.tenancy import Tenant
+from tests.sending import start_worker
+
+
+async def run(recipients: int, kills_wanted: int, latency_ms: int, seed_value: int) -> int:
+    uri = os.environ.get("MONGODB_URI")
+    if not uri:
+        print("MONGODB_URI is not set; run through scripts.dbserver", file=sys.stderr)
+        return 2
+    settings = bench_settings(uri, recipients, 64 * 1024 * 1024)
+    print(f"seeding {recipients:,} recipients (and 2,000 of another organization) ...", flush=True)
+    org, campaign_id = await seed(settings, recipients)
+    client = create_client(settings)
+    await init_database(client, settings.mongodb_db)
+    tenant = Tenant.for_organization(org)
+    rng = random.Random(seed_value)
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = Path(tmp) / "ledger.jsonl"
+        ledger.touch()
+
+        def start(name: str) -> subprocess.Popen[bytes]:
+            return start_worker(
+                settings.mongodb_uri, settings.mongodb_db, ledger, name, latency_ms=latency_ms
+            )
+
+        workers = {name: start(name) for name in ("a", "b")}
+        kills = 0
+        started = time.perf_counter()
+        next_kill = started + rng.uniform(0.3, 1.5)
+        status = "sending"
+        try:
+            while time.perf_counter() - started < 900:
+                await asyncio.sleep(0.1)
+                campaign = await tenant.get(Campaign, campaign_id)
+                assert campaign is not None
+                status = campaign.status.value
+                if status == "completed":
+                    break
+                if kills < kills_wanted and time.perf_counter() >= next_kill:
+                    victim = rng.choice(list(workers))
+                    workers[victim].send_signal(signal.SIGKILL)
+                    workers[victim].wait(timeout=10)
+                    kills += 1
+                    sent = len(read_ledger(ledger))
+                    print(f"  kill {kills:>2}: worker {victim} at {sent:,} messages", flush=True)
+                    workers[victim] = start(victim)
+                    next_kill = time.perf_counter() + rng.uniform(0.3, 1.5)
+        finally:
+            for process in workers.values():
+                process.terminate()
+            for process in workers.values():
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        elapsed = time.perf_counter() - started
+        entries = read_ledger(ledger)
+        logs = {name: (Path(tmp) / f"{name}.log").read_text(errors="replace") for name in "ab"}
+
+    keys = Counter(entry["key"] for entry in entries)
+    rows = await tenant.raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+    states = Counter(row["status"] for row in rows)
+    ids = {str(row["_id"]) for row in rows}
+    unknown = {str(row["_id"]) for row in rows if row["status"] == "unknown"}
+    twice = sum(1 for count in keys.values() if count > 1)
+    leases = await tenant.raw_find(BatchLease, {"campaignId": ObjectId(campaign_id)}).to_list()
+    takeovers = sum(1 for lease in leases if lease["epoch"] > 0)
+    stored = await tenant.get(Campaign, campaign_id)
+    assert stored is not None
+    stats = await live_stats(tenant, stored)
+
+    if status != "completed":
+        problems.append(f"the campaign is {status} after {elapsed:.0f} s")
+    if kills < kills_wanted:
+        problems.append(f"only {kills} of {kills_wanted} kills: the campaign finished first")
+    if twice:
+        problems.append(f"{twice} recipients were messaged more than once")
+    if set(keys) - ids:
+        problems.append(f"{len(set(keys) - ids)} ledger keys name no recipient")
+    if ids - set(keys) - unknown:
+        problems.append(f"{len(ids - set(keys) - unknown)} recipients neither messaged nor unknown")
+    if states != Counter(sent=states["sent"], unknown=len(unknown)):
+        problems.append(f"recipient states {dict(states)}")
+    if (stats.sent, stats.unknown, stats.total) != (states["sent"], len(unknown), recipients):
+        problems.append(f"stats {stats} disagree with recipient states {dict(states)}")
+    for name, text in logs.items():
+        if "Traceback" in text:
+            problems.append(f"worker {name} logged a traceback (see its log)")
+            print(text[-3000:], file=sys.stderr)
+    await client.drop_database(settings.mongodb_db)
+    await client.close()
+
+    print(
+        f"{recipients:,} recipients, 2 workers, {kills} SIGKILLs: completed in {elapsed:.1f} s; "
+        f"{len(keys):,} messages in the ledger, {twice} recipients messaged twice, "
+        f"{len(unknown)} unknown, {takeovers} batches taken over after a kill; "
+        f"stats sent {stats.sent:,} / unknown {stats.unknown} / total {stats.total:,} "
+        f"(successRate {success_rate(stats)})"
+    )
+    return exit_code(problems)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipients", type=int, default=10_000)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--latency-ms", type=int, default=20, help="the simulated provider's")
+    parser.add_argument("--seed", type=int, default=20261127, help="of the kill schedule")
+    args = parser.parse_args(argv)
+    return asyncio.run(run(args.recipients, args.kills, args.latency_ms, args.seed))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

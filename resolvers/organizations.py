@@ -1,0 +1,60 @@
+"""The organization's settings: read by every member, changed by admins."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.permission import BasePermission
+
+from resolvers.context import Info, IsAuthenticated
+from resolvers.payloads import command, user_errors
+from schema.organizations import (
+    OrganizationSettings,
+    OrganizationSettingsPayload,
+    UpdateOrganizationSettingsInput,
+)
+from services import organizations
+from services.inputs import UpdateOrganizationSettingsInput as UpdateCommand
+from services.inputs import parse_as
+
+AUTH: list[type[BasePermission]] = [IsAuthenticated]
+
+
+def _out(found: organizations.OrganizationSettings) -> OrganizationSettings:
+    return OrganizationSettings(
+        sendWindowStart=found.sendWindowStart,
+        sendWindowEnd=found.sendWindowEnd,
+        timezone=found.timezone,
+    )
+
+
+@strawberry.type
+class OrganizationQueries:
+    @strawberry.field(
+        description="Your organization's sending window and time zone.", permission_classes=AUTH
+    )
+    async def organization_settings(self, info: Info) -> OrganizationSettings:
+        context = info.context
+        return _out(
+            await organizations.organization_settings(
+                context.tenant, organizations.defaults_from(context.settings)
+            )
+        )
+
+
+@strawberry.type
+class OrganizationMutations:
+    @strawberry.mutation(
+        description="Changes the sending window or time zone (admins only). Recipients outside "
+        "the window wait for it to open; campaigns say when in `nextSendAt`.",
+        permission_classes=AUTH,
+    )
+    @user_errors
+    async def update_organization_settings(
+        self, info: Info, input: UpdateOrganizationSettingsInput
+    ) -> OrganizationSettingsPayload:
+        context = info.context
+        data = parse_as(UpdateCommand, command(input), "settings")
+        found = await organizations.update_settings(
+            context.tenant, organizations.defaults_from(context.settings), data
+        )
+        return OrganizationSettingsPayload(settings=_out(found))

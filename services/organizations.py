@@ -1,0 +1,98 @@
+"""An organization's settings: the sending window (quiet hours) and its time zone.
+
+Only admins change them (the token's `admin` role); every member reads them. The document is
+created on the first change, so organizations that never changed anything cost no document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.config import Settings
+from core.errors import FieldError, InvalidInput, PermissionDenied
+from models import Organization
+from services.inputs import UpdateOrganizationSettingsInput
+from services.quiet_hours import SendWindow, known_zones, parse_clock
+from services.tenancy import Tenant
+
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class OrganizationSettings:
+    sendWindowStart: str
+    sendWindowEnd: str
+    timezone: str
+
+
+def defaults_from(settings: Settings) -> OrganizationSettings:
+    """What an organization that changed nothing gets: the service's configured defaults."""
+    return OrganizationSettings(
+        sendWindowStart=settings.send_window_start,
+        sendWindowEnd=settings.send_window_end,
+        timezone=settings.default_timezone,
+    )
+
+
+async def organization_settings(
+    tenant: Tenant, defaults: OrganizationSettings
+) -> OrganizationSettings:
+    """The organization's settings, its unset ones taken from `defaults`."""
+    rows = await tenant.raw_find(Organization, {"_id": tenant.organization_id}).to_list()
+    stored = rows[0] if rows else {}
+    return OrganizationSettings(
+        sendWindowStart=stored.get("sendWindowStart") or defaults.sendWindowStart,
+        sendWindowEnd=stored.get("sendWindowEnd") or defaults.sendWindowEnd,
+        timezone=stored.get("timezone") or defaults.timezone,
+    )
+
+
+async def send_window(tenant: Tenant, defaults: OrganizationSettings) -> SendWindow:
+    """The window the dispatcher keeps for this organization (one read by id)."""
+    current = await organization_settings(tenant, defaults)
+    start = parse_clock(current.sendWindowStart)
+    end = parse_clock(current.sendWindowEnd, end=True)
+    assert start is not None and end is not None  # checked when they were written
+    return SendWindow(start, end, current.timezone)
+
+
+async def update_settings(
+    tenant: Tenant, defaults: OrganizationSettings, data: UpdateOrganizationSettingsInput
+) -> OrganizationSettings:
+    """Changes the fields sent; all are checked first, and nothing is written if one is wrong."""
+    if ADMIN not in tenant.principal.roles:
+        raise PermissionDenied("Only an organization admin can change its settings")
+    current = await organization_settings(tenant, defaults)
+    wanted = {
+        "sendWindowStart": (data.sendWindowStart or current.sendWindowStart).strip(),
+        "sendWindowEnd": (data.sendWindowEnd or current.sendWindowEnd).strip(),
+        "timezone": (data.timezone or current.timezone).strip(),
+    }
+    errors: list[FieldError] = []
+    start = parse_clock(wanted["sendWindowStart"])
+    end = parse_clock(wanted["sendWindowEnd"], end=True)
+    if start is None:
+        errors.append(
+            FieldError(("sendWindowStart",), "INVALID_TIME", "Use HH:MM, 24-hour (e.g. 08:00)")
+        )
+    if end is None:
+        message = "Use HH:MM, 24-hour (e.g. 21:00; 24:00 for the end of the day)"
+        errors.append(FieldError(("sendWindowEnd",), "INVALID_TIME", message))
+    if start is not None and start == end:
+        message = "The window must not be empty: start and end differ (00:00 to 24:00 is all day)"
+        errors.append(FieldError(("sendWindowEnd",), "EMPTY_WINDOW", message))
+    if wanted["timezone"] not in known_zones():
+        message = "Use an IANA time zone name (e.g. Europe/Berlin)"
+        errors.append(FieldError(("timezone",), "INVALID_TIMEZONE", message))
+    if errors:
+        raise InvalidInput("Invalid organization settings", errors)
+    await tenant.update_one(
+        Organization,
+        {"_id": tenant.organization_id},
+        {
+            "$set": {**wanted, "updatedAt": Tenant.now()},
+            "$setOnInsert": {"createdAt": Tenant.now()},
+        },
+        upsert=True,
+    )
+    return OrganizationSettings(**wanted)

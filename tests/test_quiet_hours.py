@@ -1,0 +1,231 @@
+"""Quiet hours: recipients are messaged only inside the organization's window, in their own
+local time, and the campaign says when the waiting ones go out (`nextSendAt`).
+
+The clock is frozen at 2026-11-27 14:00 UTC: 09:00 in New York and 14:00 in London (open),
+06:00 in Los Angeles (opens at 16:00 UTC) and 23:00 in Tokyo (opens at 23:00 UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from bson import ObjectId
+
+from models import Recipient
+from services.dispatch import Dispatcher
+from services.organizations import OrganizationSettings
+from services.providers import SimulatedProvider, read_ledger
+from services.quiet_hours import SendWindow, parse_clock
+from tests.factories import auth, campaign_body, gql, token
+from tests.sending import FAST, Org, ledger_keys
+
+FROZEN = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+NEW_YORK, LONDON, LOS_ANGELES, TOKYO = (
+    "+12125551234",
+    "+442079460018",
+    "+14155551234",
+    "+81312345678",
+)
+AUSTRALIAN_MOBILE = "+61412345678"  # its range spans Perth to Sydney: the organization's zone
+OFFICE_HOURS = OrganizationSettings("08:00", "21:00", "America/New_York")
+
+SETTINGS = "{ sendWindowStart sendWindowEnd timezone }"
+READ = f"query {{ organizationSettings {SETTINGS} }}"
+UPDATE = f"""
+mutation ($input: UpdateOrganizationSettingsInput!) {{
+  updateOrganizationSettings(input: $input) {{
+    settings {SETTINGS}
+    userErrors {{ field code message }}
+  }}
+}}"""
+CAMPAIGN = "query ($id: ID!) { campaign(id: $id) { status nextSendAt stats { sent total } } }"
+
+
+def window(start: str, end: str, zone: str = "America/New_York") -> SendWindow:
+    opens, closes = parse_clock(start), parse_clock(end, end=True)
+    assert opens is not None and closes is not None
+    return SendWindow(opens, closes, zone)
+
+
+def test_the_window_is_kept_in_each_numbers_own_zone() -> None:
+    office = window("08:00", "21:00")
+    assert office.is_open(NEW_YORK, FROZEN)
+    assert office.is_open(LONDON, FROZEN)
+    assert not office.is_open(LOS_ANGELES, FROZEN)
+    assert office.next_opening(LOS_ANGELES, FROZEN) == datetime(2026, 11, 27, 16, tzinfo=UTC)
+    assert not office.is_open(TOKYO, FROZEN)
+    assert office.next_opening(TOKYO, FROZEN) == datetime(2026, 11, 27, 23, tzinfo=UTC)
+    assert office.next_opening(NEW_YORK, FROZEN) == FROZEN
+    # 01:00 in Sydney but 09:00 in New York: a number spanning zones takes the organization's.
+    assert office.is_open(AUSTRALIAN_MOBILE, FROZEN)
+    assert not window("08:00", "21:00", "Australia/Sydney").is_open(AUSTRALIAN_MOBILE, FROZEN)
+    # 21:00 is the first closed minute; a window may cross midnight; 00:00-24:00 is all day.
+    assert not office.is_open(NEW_YORK, datetime(2026, 11, 28, 2, tzinfo=UTC))
+    assert office.is_open(NEW_YORK, datetime(2026, 11, 28, 1, 59, tzinfo=UTC))
+    night = window("22:00", "06:00")
+    assert night.is_open(NEW_YORK, datetime(2026, 11, 28, 4, tzinfo=UTC))  # 23:00
+    assert not night.is_open(NEW_YORK, FROZEN)
+    assert night.next_opening(NEW_YORK, FROZEN) == datetime(2026, 11, 28, 3, tzinfo=UTC)
+    always = window("00:00", "24:00")
+    assert all(always.is_open(TOKYO, FROZEN + timedelta(minutes=m)) for m in range(0, 1440, 7))
+    assert parse_clock("24:00") is None  # only as an end
+
+
+class Clock:
+    """A frozen clock the test moves forward."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_recipients_wait_for_their_window_and_the_campaign_says_when(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(client)
+    admin = auth(token(org=org.id, roles=["admin"]))
+    body = await gql(client, UPDATE, {"input": {"sendWindowStart": "08:00"}}, admin)
+    assert body["data"]["updateOrganizationSettings"] == {
+        "settings": {
+            "sendWindowStart": "08:00",
+            "sendWindowEnd": "24:00",  # the test service's default end was kept
+            "timezone": "America/New_York",
+        },
+        "userErrors": [],
+    }
+    body = await gql(client, UPDATE, {"input": {"sendWindowEnd": "21:00"}}, admin)
+    assert body["data"]["updateOrganizationSettings"]["userErrors"] == []
+    # Two recipients in each zone.
+    contacts = [
+        {"firstName": f"{zone}{i}", "phoneNumber": number[:-1] + str(i)}
+        for zone, number in (("ny", NEW_YORK), ("ldn", LONDON), ("la", LOS_ANGELES), ("tyo", TOKYO))
+        for i in (1, 2)
+    ]
+    answer = await client.post(
+        "/api/campaigns",
+        json=campaign_body(newContacts=contacts, scheduleDate=None),
+        headers=org.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    campaign_id = answer.json()["data"]["_id"]
+    await org.mutate("sendCampaignNow", campaign_id)
+    clock = Clock(FROZEN)
+    ledger = tmp_path / "ledger.jsonl"
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock))
+
+    names = {c["phoneNumber"]: c["firstName"] for c in contacts}
+
+    async def sent_to() -> set[str]:
+        """Who the provider got a message for; each recipient's row says `sent` too."""
+        rows = (
+            await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+        )
+        sent = {entry["to"] for entry in read_ledger(ledger)}
+        assert sum(row["status"] == "sent" for row in rows) == len(sent)
+        return {names[number] for number in sent}
+
+    async def read() -> dict[str, Any]:
+        body = await gql(client, CAMPAIGN, {"id": campaign_id}, org.headers)
+        campaign: dict[str, Any] = body["data"]["campaign"]
+        rest = (await org.campaign(campaign_id))["nextSendAt"]
+        # The same instant in each API's date format (the legacy one has milliseconds and Z).
+        graphql = campaign["nextSendAt"]
+        assert (rest, graphql) == (None, None) or rest == graphql.replace("+00:00", ".000Z")
+        return campaign
+
+    await dispatcher.tick()
+    assert await sent_to() == {"ny1", "ny2", "ldn1", "ldn2"}
+    assert await read() == {
+        "status": "SENDING",
+        "nextSendAt": "2026-11-27T16:00:00+00:00",
+        "stats": {"sent": 4, "total": 8},
+    }
+    # Operators see them waiting, not lagging.
+    scraped = (await client.get("/metrics")).text.splitlines()
+    assert "campaign_quiet_hours_waiting 4.0" in scraped
+    assert "campaign_due_recipients 0.0" in scraped
+    # Nothing changes while the window stays shut, however often the dispatcher looks.
+    clock.now = datetime(2026, 11, 27, 15, 59, tzinfo=UTC)
+    for _ in range(3):
+        await dispatcher.tick()
+    assert await sent_to() == {"ny1", "ny2", "ldn1", "ldn2"}
+
+    clock.now = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    await dispatcher.tick()
+    assert await sent_to() == {"ny1", "ny2", "ldn1", "ldn2", "la1", "la2"}
+    assert (await read())["nextSendAt"] == "2026-11-27T23:00:00+00:00"
+
+    clock.now = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)
+    await dispatcher.tick()
+    await dispatcher.tick()
+    assert len(await sent_to()) == 8
+    assert await read() == {
+        "status": "COMPLETED",
+        "nextSendAt": None,
+        "stats": {"sent": 8, "total": 8},
+    }
+    assert sorted(ledger_keys(ledger).values()) == [1] * 8  # each once, none twice
+
+
+async def test_only_admins_change_settings_and_bad_ones_are_refused_by_field(
+    client: httpx.AsyncClient,
+) -> None:
+    org, other = ObjectId(), ObjectId()
+    admin = auth(token(org=org, roles=["admin"]))
+    rep = auth(token(org=org))
+    defaults = {
+        "sendWindowStart": "00:00",
+        "sendWindowEnd": "24:00",
+        "timezone": "America/New_York",
+    }
+    assert (await gql(client, READ, None, rep))["data"]["organizationSettings"] == defaults
+
+    refused = await gql(client, UPDATE, {"input": {"sendWindowStart": "09:00"}}, rep)
+    # A permission refusal is an error of the operation (as Apollo clients expect), not a
+    # user error of the input.
+    assert refused["data"] is None
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["FORBIDDEN"]
+    assert "admin" in refused["errors"][0]["message"]
+
+    bad = {"sendWindowStart": "9am", "sendWindowEnd": "25:00", "timezone": "Mars/Olympus"}
+    payload = (await gql(client, UPDATE, {"input": bad}, admin))["data"][
+        "updateOrganizationSettings"
+    ]
+    assert {(tuple(e["field"]), e["code"]) for e in payload["userErrors"]} == {
+        (("input", "sendWindowStart"), "INVALID_TIME"),
+        (("input", "sendWindowEnd"), "INVALID_TIME"),
+        (("input", "timezone"), "INVALID_TIMEZONE"),
+    }
+    empty = {"sendWindowStart": "10:00", "sendWindowEnd": "10:00"}
+    payload = (await gql(client, UPDATE, {"input": empty}, admin))["data"][
+        "updateOrganizationSettings"
+    ]
+    assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [
+        (["input", "sendWindowEnd"], "EMPTY_WINDOW")
+    ]
+    # Nothing of a refused change was kept.
+    assert (await gql(client, READ, None, admin))["data"]["organizationSettings"] == defaults
+
+    good = {"sendWindowStart": " 22:00 ", "sendWindowEnd": "06:00", "timezone": "Europe/Berlin"}
+    payload = (await gql(client, UPDATE, {"input": good}, admin))["data"][
+        "updateOrganizationSettings"
+    ]
+    changed = {"sendWindowStart": "22:00", "sendWindowEnd": "06:00", "timezone": "Europe/Berlin"}
+    assert payload == {"settings": changed, "userErrors": []}
+    assert (await gql(client, READ, None, rep))["data"]["organizationSettings"] == changed
+    # Another organization keeps its own.
+    theirs = auth(token(org=other))
+    assert (await gql(client, READ, None, theirs))["data"]["organizationSettings"] == defaults
+
+
+@pytest.mark.parametrize("query", [READ, UPDATE])
+async def test_settings_need_a_token(client: httpx.AsyncClient, query: str) -> None:
+    body = await gql(client, query, {"input": {"sendWindowStart": "09:00"}}, {})
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
