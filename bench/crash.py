@@ -3,7 +3,8 @@
 A campaign of 10,000 recipients (and another organization's 2,000, not sent) is created through
 the API; two `python -m worker` processes send it through the simulated provider, whose durable
 ledger is what a real provider would have accepted. At random moments (0.3-1.5 s apart) one of
-the two, picked at random, is killed with SIGKILL and restarted, 20 times. At the end:
+the two, picked at random, is killed with SIGKILL and restarted, 20 times, each time after
+more messages went out since the previous kill (so every kill lands mid-send). At the end:
 
 - every recipient is in the ledger exactly once, or is `unknown` (reported: the simulated
   provider honours idempotency keys, so there should be none);
@@ -67,7 +68,7 @@ async def run(recipients: int, kills_wanted: int, latency_ms: int, seed_value: i
             )
 
         workers = {name: start(name) for name in ("a", "b")}
-        kills = 0
+        kills = accepted_at_kill = 0
         started = time.perf_counter()
         next_kill = started + rng.uniform(0.3, 1.5)
         status = "sending"
@@ -79,13 +80,18 @@ async def run(recipients: int, kills_wanted: int, latency_ms: int, seed_value: i
                 status = campaign.status.value
                 if status == "completed":
                     break
-                if kills < kills_wanted and time.perf_counter() >= next_kill:
+                accepted = ledger.read_bytes().count(b"\n")
+                # A kill lands mid-send: after messages went out since the previous one.
+                due = time.perf_counter() >= next_kill and accepted > accepted_at_kill
+                if kills < kills_wanted and due:
                     victim = rng.choice(list(workers))
                     workers[victim].send_signal(signal.SIGKILL)
                     workers[victim].wait(timeout=10)
                     kills += 1
-                    sent = len(read_ledger(ledger))
-                    print(f"  kill {kills:>2}: worker {victim} at {sent:,} messages", flush=True)
+                    accepted_at_kill = accepted
+                    print(
+                        f"  kill {kills:>2}: worker {victim} at {accepted:,} messages", flush=True
+                    )
                     workers[victim] = start(victim)
                     next_kill = time.perf_counter() + rng.uniform(0.3, 1.5)
         finally:
