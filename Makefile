@@ -25,7 +25,7 @@ test: ## The whole suite on a throwaway database, then ruff, mypy and the schema
 
 worker: ## A sending worker on the same database as `make run` (any number may run)
 	@scripts/ensure-tools.sh >/dev/null
-	$(RUN) python -m worker
+	$(RUN) python -m scripts.dbserver attach --data-dir .data/dev -- $(RUN) python -m worker
 
 token: ## Print a development token for the IDE's Headers tab
 	@scripts/ensure-tools.sh >/dev/null

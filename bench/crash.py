@@ -52,7 +52,8 @@ async def run(recipients: int, kills_wanted: int, latency_ms: int, seed_value: i
         return 2
     settings = bench_settings(uri, recipients, 64 * 1024 * 1024)
     print(f"seeding {recipients:,} recipients (and 2,000 of another organization) ...", flush=True)
-    org, campaign_id = await seed(settings, recipients)
+    seeded = await seed(settings, recipients)
+    org, campaign_id = seeded.org, seeded.campaign_id
     client = create_client(settings)
     await init_database(client, settings.mongodb_db)
     tenant = Tenant.for_organization(org)

@@ -74,6 +74,9 @@ class Recipient(TenantDocument):
 
     campaignId: PydanticObjectId
     contactId: PydanticObjectId
+    contactPage: int | None = None
+    """The contact's list page (fixed when the contact was created): the dispatcher reads a
+    batch's contacts a page at a time, by equality, instead of one lookup per recipient."""
     seq: int = 0
     batch: int = 0
     head: bool = False

@@ -20,6 +20,7 @@ running.
 
 Usage:
     python -m scripts.dbserver run [--data-dir DIR] -- COMMAND...   # COMMAND gets MONGODB_URI
+    python -m scripts.dbserver attach [--data-dir DIR] -- COMMAND... # the server `run` started
     python -m scripts.dbserver build          # make sure the binaries exist (installs, builds)
 """
 
@@ -591,8 +592,34 @@ def _run(args: argparse.Namespace) -> int:
         if stopping:
             return 130
         env = {**os.environ, "MONGODB_URI": server.uri}
-        child = subprocess.Popen(command, env=env)
-        return child.wait()
+        published = Path(args.data_dir) / URI_FILE
+        published.write_text(server.uri)
+        try:
+            child = subprocess.Popen(command, env=env)
+            return child.wait()
+        finally:
+            published.unlink(missing_ok=True)
+
+
+URI_FILE = "server.uri"
+"""Where `run` publishes its server's address while it runs, for `attach`."""
+
+
+def _attach(args: argparse.Namespace) -> int:
+    """Runs COMMAND against the server a `run` on the same data directory started (a worker
+    beside `make run`), or against `MONGODB_URI` when it is set."""
+    command = [c for c in args.command if c != "--"]
+    if not command:
+        raise SystemExit("nothing to run: pass a command after --")
+    if os.environ.get("MONGODB_URI"):
+        return subprocess.call(command)
+    published = Path(args.data_dir) / URI_FILE
+    uri = published.read_text().strip() if published.exists() else ""
+    if not uri or not ping(uri, timeout_ms=2000):
+        _log(f"no database server is running for {args.data_dir}: start `make run` first")
+        return 2
+    _log(f"attached to {uri}")
+    return subprocess.call(command, env={**os.environ, "MONGODB_URI": uri})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -605,6 +632,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the embedded server, run COMMAND, stop the server")
     run.add_argument("--data-dir", default=str(ROOT / ".data" / "dev"))
     run.add_argument("command", nargs=argparse.REMAINDER)
+    attach = sub.add_parser("attach", help="run COMMAND against the server `run` started")
+    attach.add_argument("--data-dir", default=str(ROOT / ".data" / "dev"))
+    attach.add_argument("command", nargs=argparse.REMAINDER)
     sub.add_parser("build", help="make sure the server's programs exist (installs, builds)")
     args = parser.parse_args(argv)
     try:
@@ -614,6 +644,8 @@ def main(argv: list[str] | None = None) -> int:
                 if embedded_backend() == "postgresql":
                     ensure_postgres()
             return 0
+        if args.action == "attach":
+            return _attach(args)
         return _run(args)
     except ServerUnavailable as exc:
         _log(str(exc))

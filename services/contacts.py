@@ -73,6 +73,9 @@ class ContactRef:
     phoneNumber: str
     email: str | None
     optedOut: bool = False
+    page: int | None = None
+    """Its list page (fixed at creation): recipients keep it so the dispatcher reads a batch's
+    contacts by page, an equality every server answers from an index."""
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> ContactRef:
@@ -83,10 +86,18 @@ class ContactRef:
             phoneNumber=doc["phoneNumber"],
             email=doc.get("email"),
             optedOut=bool(doc.get("optedOut")),
+            page=doc.get("page"),
         )
 
 
-REF_PROJECTION = {"firstName": 1, "lastName": 1, "phoneNumber": 1, "email": 1, "optedOut": 1}
+REF_PROJECTION = {
+    "firstName": 1,
+    "lastName": 1,
+    "phoneNumber": 1,
+    "email": 1,
+    "optedOut": 1,
+    "page": 1,
+}
 
 
 async def ensure_contacts(

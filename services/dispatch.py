@@ -9,15 +9,19 @@ loop: start campaigns whose time has come, then claim batches of their recipient
   winners. An expired lease is taken over by inserting the next epoch; a holder that sees a later
   epoch stops (fencing). The holder renews its lease while it works.
 - **One writer per document.** Recipients of a batch are written only by the batch's holder, in
-  bulk (one command to mark them `sending`, one for the outcomes); the batch's counts go to its
-  own `BatchCounts` document; the campaign is written only through numbered changes
+  bulk (outcomes `BULK_CHUNK` statements per command); the batch's counts go to its own
+  `BatchCounts` document; the campaign is written only through numbered changes
   (`services.history`): starting and completing are changes like a user's.
-- **Never twice.** The provider gets the recipient's id as its idempotency key. A recipient left
-  `sending` by a holder that died is retried with the same key through a provider that honours
-  keys, and marked `unknown` through any other.
+- **Never twice.** The provider gets the recipient's id as its idempotency key. Through a
+  provider that keeps no keys, each chunk is marked `sending` just before it is handed over, and
+  a recipient the next holder finds `sending` is marked `unknown`; through one that honours keys
+  nothing is marked, and whatever is unfinished is sent again with the same key.
 - **Pause and cancel** are read before a batch and between chunks of it: they take effect within
-  one batch; recipients not sent yet go back to `pending`, and resuming continues from there.
+  one batch; recipients not sent yet stay `pending`, and resuming continues from there.
 - **Opt-outs** are read at send time: a contact opted out since creation is `skipped`.
+- **Quiet hours** (`services.quiet_hours`): recipients outside their local sending window stay
+  `pending`; the lease is given back until the earliest opening, which the batch's counts keep
+  as `nextSendAt`.
 """
 
 from __future__ import annotations
@@ -75,6 +79,10 @@ class DispatchConfig:
     max_in_flight: int = 10
     """Sends one dispatcher has open at once."""
     parallel_batches: int = 4
+    batches_per_pass: int = 16
+    """Batches of one campaign claimed per pass, before the next campaign's turn: a campaign
+    of 100,000 does not hold up every other organization's for the minutes it takes, and a
+    pass's memory stays the same whatever the campaign's size."""
     """Batches one dispatcher works on at once."""
     rate_per_second: int | None = None
     """Messages an organization may start per second, across all dispatchers (None: no limit)."""
@@ -105,6 +113,12 @@ class Claim:
     batch: int
     epoch: int
     takeover: bool
+
+
+CONTACT_FIELDS = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
+PAGE_READ_MIN = 10
+"""A contact page (up to 100 contacts) is read whole when at least this many of a batch's
+recipients are on it; fewer are looked up by id."""
 
 
 class BatchResult(Enum):
@@ -215,8 +229,9 @@ class Dispatcher:
                 await history.change(tenant, Campaign, row["_id"], plan, what="campaign")
 
     async def work_campaign(self, tenant: Tenant, campaign_id: ObjectId, next_seq: int) -> int:
-        """Sends every batch of one campaign this dispatcher can claim, `parallel_batches` at a
-        time (a batch waits mostly on the database); completes the campaign when none is left."""
+        """Sends up to `batches_per_pass` batches of one campaign that this dispatcher can
+        claim, `parallel_batches` at a time (a batch waits mostly on the database); completes
+        the campaign when none is left."""
         batches = batch_count(next_seq)
         # One read of the campaign's leases (an equality) instead of one per batch: a campaign
         # of 100,000 has 1,000 batches, re-examined every pass while others hold some.
@@ -240,6 +255,9 @@ class Dispatcher:
                 break
             if (campaign_id, batch) in self._done:
                 continue
+            if worked >= self.config.batches_per_pass:
+                open_batches = True  # the rest on the next pass, after the other campaigns
+                break
             await gate.acquire()
             if any(task.done() and task.result() is BatchResult.STOPPED for task in running):
                 gate.release()
@@ -253,6 +271,7 @@ class Dispatcher:
             worked += 1
             running.add(asyncio.create_task(send(claim)))
         results = await asyncio.gather(*running)
+        running.clear()
         if not stopped and not open_batches and all(r is BatchResult.DONE for r in results):
             await self.complete(tenant, campaign_id)
         return worked
@@ -348,7 +367,7 @@ class Dispatcher:
                         error="The sender stopped while sending; not resent, as the provider "
                         "keeps no idempotency keys",
                     )
-        contacts = await self._contacts(tenant, [row["contactId"] for row in queue])
+        contacts = await self._contacts(tenant, queue)
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         window = await organizations.send_window(tenant, self.config.defaults)
         now = self.now()
@@ -423,7 +442,13 @@ class Dispatcher:
         """Marks one chunk's pending recipients `sending` under this epoch, in one command,
         just before they are handed over: a recipient found `sending` later was handed to the
         provider, and only those can end `unknown`. The batch equality narrows it on every
-        server; the id list then picks the chunk among at most 100 rows."""
+        server; the id list then picks the chunk among at most 100 rows.
+
+        A provider that honours idempotency keys needs no mark (one write per chunk saved):
+        whatever is unfinished after a crash goes to it again with the same key, and it answers
+        with the first message's id instead of sending a second."""
+        if self.provider.honours_idempotency:
+            return
         pending = [row["_id"] for row in chunk if row["status"] == R.PENDING.value]
         if pending:
             await claim.tenant.update_many(
@@ -523,11 +548,29 @@ class Dispatcher:
         return Outcome(R.SENT, message_id=message_id)
 
     async def _contacts(
-        self, tenant: Tenant, ids: Sequence[ObjectId]
+        self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]
     ) -> dict[ObjectId, dict[str, Any]]:
-        fields = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
-        rows = await tenant.raw_find_in(Contact, "_id", ids, fields)
-        return {row["_id"]: row for row in rows}
+        """The queued recipients' contacts as they are now (opt-outs are read at send time).
+
+        Contacts created together sit on the same few list pages, and recipients keep their
+        contact's page: a batch of a campaign built from new contacts is one or two reads of a
+        page by equality. Recipients whose contacts are scattered over many pages (or that
+        predate `contactPage`) are looked up by id.
+        """
+        wanted = {row["contactId"] for row in queue}
+        pages = Counter(row.get("contactPage") for row in queue)
+        by_page = {page for page, n in pages.items() if page is not None and n >= PAGE_READ_MIN}
+        found: dict[ObjectId, dict[str, Any]] = {}
+        reads = [
+            tenant.raw_find(Contact, {"page": page}, CONTACT_FIELDS).to_list()
+            for page in sorted(by_page)
+        ]
+        for rows in await asyncio.gather(*reads):
+            found.update({row["_id"]: row for row in rows if row["_id"] in wanted})
+        rest = [row["contactId"] for row in queue if row.get("contactPage") not in by_page]
+        for row in await tenant.raw_find_in(Contact, "_id", rest, CONTACT_FIELDS):
+            found[row["_id"]] = row
+        return found
 
     async def _still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(

@@ -413,6 +413,7 @@ def recipient_documents(
             "_id": ObjectId(),
             "campaignId": campaign_id,
             "contactId": contact.id,
+            "contactPage": contact.page,
             "seq": seq,
             "batch": seq // RECIPIENT_BATCH,
             "head": seq < HEAD_SIZE,

@@ -95,12 +95,26 @@ def test_the_default_embedded_server_is_ferretdb_on_postgresql() -> None:
         assert "postgres" in names and "ferretdb" in names, names
 
 
+def attach(data_dir: str) -> subprocess.CompletedProcess[str]:
+    """What `make worker` runs: a command against the server `run` started on `data_dir`."""
+    command = [sys.executable, "-m", "scripts.dbserver", "attach", "--data-dir", data_dir, "--"]
+    command += [sys.executable, "-c", "import os; print(os.environ['MONGODB_URI'])"]
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
 def test_ctrl_c_stops_the_command_then_both_servers() -> None:
-    with bootstrap() as (proc, _, tmp):
+    with bootstrap() as (proc, uri, tmp):
         assert processes_mentioning(tmp)
+        # A worker started beside it finds the same server.
+        attached = attach(tmp)
+        assert (attached.returncode, attached.stdout.strip()) == (0, uri), attached.stderr
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) != 0
         assert wait_until_gone(tmp) == []
+        # And once it stopped, a worker is told to start it instead of hanging.
+        attached = attach(tmp)
+        assert attached.returncode == 2 and "start `make run` first" in attached.stderr
 
 
 def test_killing_the_bootstrap_takes_the_servers_with_it() -> None:
