@@ -184,6 +184,44 @@ async def test_pause_and_cancel_take_effect_within_a_batch(
     assert len(read_ledger(tmp_path / "l.jsonl")) == 150
 
 
+class OptingOutProvider(SimulatedProvider):
+    """Opts a contact out through the API while the campaign's first message is in flight."""
+
+    org: Org | None = None
+    contact_id: str = ""
+    fired: bool = False
+
+    async def send(self, to: str, body: str, key: str) -> str:
+        if not self.fired and self.org is not None:
+            self.fired = True
+            query = (
+                f'mutation {{ optOutContact(id: "{self.contact_id}") {{ userErrors {{ code }} }} }}'
+            )
+            answer = await gql(self.org.client, query, None, self.org.headers)
+            assert answer["data"]["optOutContact"]["userErrors"] == []
+        return await super().send(to, body, key)
+
+
+async def test_a_contact_opted_out_mid_send_is_skipped(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The opt-out lands while the first batch is going out; the contact is in the second."""
+    org = Org(client)
+    campaign_id = await org.create(150)
+    rows = await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+    later = next(row for row in rows if row["seq"] == 120)
+    provider = OptingOutProvider(tmp_path / "l.jsonl")
+    provider.org, provider.contact_id = org, str(later["contactId"])
+    config = DispatchConfig(lease_seconds=5, chunk=10, parallel_batches=1, defaults=ANY_HOUR)
+    await org.mutate("sendCampaignNow", campaign_id)
+    done = await until_done(org, campaign_id, Dispatcher(provider, config))
+    assert provider.fired
+    assert (done["stats"]["sent"], done["stats"]["skipped"]) == (149, 1)
+    assert "+12122000120" not in {entry["to"] for entry in read_ledger(tmp_path / "l.jsonl")}
+    stored = await org.tenant().raw_find(Recipient, {"_id": later["_id"]}).to_list()
+    assert (stored[0]["status"], stored[0]["errorCode"]) == ("skipped", "OPTED_OUT")
+
+
 async def plant_dead_sender(
     org: Org, campaign_id: str, provider_send: Any, handed_over: int
 ) -> None:
