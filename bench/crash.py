@@ -42,7 +42,7 @@ from schema.outputs import success_rate
 from services.dispatch import live_stats
 from services.providers import read_ledger
 from services.tenancy import Tenant
-from tests.sending import start_worker
+from tests.sending import start_worker, stop_workers
 
 
 async def run(recipients: int, kills_wanted: int, latency_ms: int, seed_value: int) -> int:
@@ -96,13 +96,7 @@ async def run(recipients: int, kills_wanted: int, latency_ms: int, seed_value: i
                     workers[victim] = start(victim)
                     next_kill = time.perf_counter() + rng.uniform(0.3, 1.5)
         finally:
-            for process in workers.values():
-                process.terminate()
-            for process in workers.values():
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_workers(workers)
         elapsed = time.perf_counter() - started
         entries = read_ledger(ledger)
         logs = {name: (Path(tmp) / f"{name}.log").read_text(errors="replace") for name in "ab"}

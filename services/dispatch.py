@@ -9,9 +9,9 @@ loop: start campaigns whose time has come, then claim batches of their recipient
   winners. An expired lease is taken over by inserting the next epoch; a holder that sees a later
   epoch stops (fencing). The holder renews its lease while it works.
 - **One writer per document.** Recipients of a batch are written only by the batch's holder, in
-  bulk (outcomes `BULK_CHUNK` statements per command); the batch's counts go to its own
-  `BatchCounts` document; the campaign is written only through numbered changes
-  (`services.history`): starting and completing are changes like a user's.
+  bulk after every chunk (`BULK_CHUNK` statements per command); the batch's counts go to its own
+  `BatchCounts` document, after every chunk too; the campaign is written only through numbered
+  changes (`services.history`): starting and completing are changes like a user's.
 - **Never twice.** The provider gets the recipient's id as its idempotency key. Through a
   provider that keeps no keys, each chunk is marked `sending` just before it is handed over, and
   a recipient the next holder finds `sending` is marked `unknown`; through one that honours keys
@@ -389,6 +389,19 @@ class Dispatcher:
         size = self.config.chunk
         if self.config.rate_per_second:
             size = min(size, self.config.rate_per_second)
+        waiting = len(queue) - len(ready)
+        recorded: set[ObjectId] = set()
+
+        async def record() -> None:
+            """Writes the outcomes not written yet and the batch's counts: after every chunk,
+            so recipients and stats stay true while a rate-limited batch takes minutes."""
+            fresh = {rid: o for rid, o in outcomes.items() if rid not in recorded}
+            await self._write_outcomes(claim, fresh)
+            recorded.update(fresh)
+            final = {row["_id"]: R(row["status"]) for row in rows}
+            final.update({rid: outcome.status for rid, outcome in outcomes.items()})
+            await self._write_counts(claim, Counter(final.values()), next_send, waiting)
+
         for start in range(0, len(ready), size):
             if start and not await self._still_sending(claim):
                 stopped = True
@@ -408,6 +421,22 @@ class Dispatcher:
             outcomes.update(
                 {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
             )
+            await record()
+        if not ready or len(recorded) < len(outcomes):
+            await record()  # nothing was sent (or only outcomes decided up front): still counts
+        if stopped:
+            await self._release(claim, done=False)
+            return BatchResult.STOPPED
+        if next_send is not None:
+            await self._release(claim, done=False, until=next_send)
+            return BatchResult.WAITING
+        await self._release(claim, done=True)
+        self._done.add((claim.campaign_id, claim.batch))
+        metrics.BATCHES_DONE.inc()
+        return BatchResult.DONE
+
+    async def _write_outcomes(self, claim: Claim, outcomes: Mapping[ObjectId, Outcome]) -> None:
+        """Records each outcome on its recipient (`BULK_CHUNK` statements per command)."""
         written = Tenant.now()
         updates: list[tuple[ObjectId, Mapping[str, Any]]] = []
         for recipient_id, outcome in outcomes.items():
@@ -421,22 +450,9 @@ class Dispatcher:
             if outcome.status is R.SENT:
                 fields.update(providerMessageId=outcome.message_id, sentAt=written)
             updates.append((recipient_id, fields))
-        await tenant.update_each(Recipient, updates)
+        await claim.tenant.update_each(Recipient, updates)
         for outcome in outcomes.values():
             metrics.MESSAGES.labels(self.provider.name, outcome.status.value).inc()
-        final = {row["_id"]: R(row["status"]) for row in rows}
-        final.update({rid: outcome.status for rid, outcome in outcomes.items()})
-        await self._write_counts(claim, Counter(final.values()), next_send, len(queue) - len(ready))
-        if stopped:
-            await self._release(claim, done=False)
-            return BatchResult.STOPPED
-        if next_send is not None:
-            await self._release(claim, done=False, until=next_send)
-            return BatchResult.WAITING
-        await self._release(claim, done=True)
-        self._done.add((claim.campaign_id, claim.batch))
-        metrics.BATCHES_DONE.inc()
-        return BatchResult.DONE
 
     async def _mark_sending(self, claim: Claim, chunk: Sequence[Mapping[str, Any]]) -> None:
         """Marks one chunk's pending recipients `sending` under this epoch, in one command,

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,14 @@ def start_worker(
     return subprocess.Popen(
         [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
+
+
+def stop_workers(workers: Mapping[str, subprocess.Popen[bytes]]) -> None:
+    """Stops worker processes as a supervisor would: SIGTERM, then SIGKILL after 15 s."""
+    for process in workers.values():
+        process.terminate()
+    for process in workers.values():
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()

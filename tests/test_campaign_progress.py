@@ -70,7 +70,7 @@ async def test_progress_is_pushed_until_the_campaign_completes(
             f'mutation {{ sendCampaignNow(id: "{campaign_id}") {{ userErrors {{ code }} }} }}'
         )
         await http.post("/graphql", json={"query": send_now}, headers=auth(tok))
-        dispatcher = Dispatcher(SimulatedProvider(tmp_path / "l.jsonl", latency_s=0.002), FAST)
+        dispatcher = Dispatcher(SimulatedProvider(tmp_path / "l.jsonl", latency_s=0.05), FAST)
         stop = asyncio.Event()
         sending = asyncio.create_task(dispatcher.run(stop))
         values = []

@@ -408,8 +408,18 @@ async def test_the_rate_limit_holds_across_dispatchers(
             )
         )
     dispatchers = [Dispatcher(SimulatedProvider(ledger), config) for _ in range(2)]
-    done = await until_done(org, campaign_id, *dispatchers, ticks=100)
+    seen: list[int] = []
+
+    async def watch() -> None:
+        """Reads the stats while the one batch of 60 goes out at 10 a second."""
+        while (campaign := await org.campaign(campaign_id))["status"] == "sending":
+            seen.append(campaign["stats"]["sent"])
+            await asyncio.sleep(0.3)
+
+    done, _ = await asyncio.gather(until_done(org, campaign_id, *dispatchers, ticks=100), watch())
     assert done["stats"]["sent"] == 60
+    # The stats moved while the batch was still going (written after every chunk), forwards.
+    assert seen == sorted(seen) and len({n for n in seen if 0 < n < 60}) >= 3, seen
     assert await other.raw_find(SendSlot, {}).to_list() != []  # not this dispatcher's to clear
     slots = await org.tenant().raw_find(SendSlot, {}).to_list()
     per_second = Counter(row["second"] for row in slots)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from bson import ObjectId
 from core.config import Settings
 from models import BatchLease, Campaign, Recipient
 from services.providers import read_ledger
-from tests.sending import Org, start_worker
+from tests.sending import Org, start_worker, stop_workers
 
 RECIPIENTS = 1500
 KILLS = 6
@@ -59,13 +58,7 @@ async def test_killed_workers_never_message_a_recipient_twice(
                 )
         assert status == "completed", (status, len(read_ledger(ledger)), kills)
     finally:
-        for process in workers.values():
-            process.terminate()
-        for process in workers.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_workers(workers)
 
     tenant = org.tenant()
     rows = await tenant.raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()

@@ -66,49 +66,17 @@ def check_installed() -> None:
 async def test_apollo_client_batched_and_persisted_against_the_real_server(
     settings: Settings,
 ) -> None:
-    binary = node()
     check_installed()
-    org, other_org = ObjectId(), ObjectId()
-    env = {
-        **os.environ,
-        "TOKEN": token(org=org),
-        "OTHER_TOKEN": token(org=other_org),
-        "NODE_ENV": "test",
-        "NO_COLOR": "1",
-    }
-    started = time.monotonic()
+    env = {"TOKEN": token(org=ObjectId()), "OTHER_TOKEN": token(org=ObjectId())}
     # The server runs in this event loop; the subprocess is awaited, never blocked on.
     async with serving(settings) as base:
-        env["GRAPHQL_URL"] = f"{base}/graphql"
-        process = await asyncio.create_subprocess_exec(
-            binary,
-            str(SCRIPT),
-            cwd=E2E_DIR,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
-        except TimeoutError:
-            process.kill()
-            out, err = await process.communicate()
-            pytest.fail(
-                f"run.mjs did not finish within {RUN_TIMEOUT_S} s\n"
-                f"stdout:\n{out.decode()}\nstderr:\n{err.decode()}"
-            )
-    elapsed = time.monotonic() - started
-    stdout, stderr = out.decode(), err.decode()
-    assert process.returncode == 0, (
-        f"e2e/apollo/run.mjs exited with {process.returncode} after {elapsed:.1f} s\n"
-        f"stdout:\n{stdout}\nstderr:\n{stderr}"
-    )
+        stdout = await run_node(SCRIPT, {**env, "GRAPHQL_URL": f"{base}/graphql"})
     print(stdout, end="")  # the passes' summaries, shown with -rP or on failure
     # Both passes reported, and the second organization was checked in each.
     lines = stdout.splitlines()
     for name in ("batch", "persisted"):
         summary = [line for line in lines if line.startswith(f"[{name}] ok:")]
-        assert summary, f"no summary of the {name} pass\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        assert summary, f"no summary of the {name} pass\nstdout:\n{stdout}"
         assert "other organization" in summary[0], summary
     assert "all checks passed" in stdout, stdout
 
@@ -123,14 +91,19 @@ async def run_node(script: Path, env: dict[str, str]) -> str:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    started = time.monotonic()
     try:
         out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
     except TimeoutError:
         process.kill()
         out, err = await process.communicate()
+        pytest.fail(
+            f"{script.name} did not finish within {RUN_TIMEOUT_S} s\n"
+            f"stdout:\n{out.decode()}\nstderr:\n{err.decode()}"
+        )
     assert process.returncode == 0, (
-        f"{script.name} exited with {process.returncode}\nstdout:\n{out.decode()}\n"
-        f"stderr:\n{err.decode()}"
+        f"e2e/apollo/{script.name} exited with {process.returncode} after "
+        f"{time.monotonic() - started:.1f} s\nstdout:\n{out.decode()}\nstderr:\n{err.decode()}"
     )
     return out.decode()
 
