@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import strawberry
 from strawberry.permission import BasePermission
 
@@ -20,11 +22,7 @@ AUTH: list[type[BasePermission]] = [IsAuthenticated]
 
 
 def _out(found: organizations.OrganizationSettings) -> OrganizationSettings:
-    return OrganizationSettings(
-        sendWindowStart=found.sendWindowStart,
-        sendWindowEnd=found.sendWindowEnd,
-        timezone=found.timezone,
-    )
+    return OrganizationSettings(**asdict(found))
 
 
 @strawberry.type

@@ -60,6 +60,7 @@ from services import delivery, history, metrics, organizations
 from services.history import LostToStatusChange, Planned
 from services.messages import Template, TemplateError, parse_template
 from services.providers import UNSUBSCRIBED, Provider, SendError
+from services.quiet_hours import SendWindow
 from services.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,10 @@ PAGE_READ_MIN = 10
 recipients are on it; fewer are looked up by id."""
 
 
+GAUGES_EVERY_S = 10.0
+"""How often a dispatcher recomputes the lag gauges (Prometheus scrapes every 15 s or so)."""
+
+
 class BatchResult(Enum):
     DONE = "done"
     WAITING = "waiting"
@@ -157,6 +162,7 @@ class Dispatcher:
         self._gate = asyncio.Semaphore(self.config.max_in_flight)
         self._done: set[tuple[ObjectId, int]] = set()
         self._slots_purged: dict[ObjectId, int] = {}
+        self._gauges_at = -math.inf
         self.claimed = 0
         self.takeovers = 0
 
@@ -188,16 +194,26 @@ class Dispatcher:
             {"status": CampaignStatus.SENDING.value},
             {"organizationId": 1, "nextSeq": 1, "stats.total": 1},
         )
-        due = waiting = 0
         for row in sending:
             tenant = Tenant.for_organization(row["organizationId"])
             worked += await self.work_campaign(tenant, row["_id"], int(row.get("nextSeq") or 0))
+        if time.monotonic() - self._gauges_at >= GAUGES_EVERY_S:
+            await self._set_gauges(sending)
+        return worked
+
+    async def _set_gauges(self, sending: Sequence[Mapping[str, Any]]) -> None:
+        """The lag and quiet-hours gauges, from the batch counts of every sending campaign
+        (a read of all of a campaign's batches, so not on every pass)."""
+        self._gauges_at = time.monotonic()
+        due = waiting = 0
+        for row in sending:
+            tenant = Tenant.for_organization(row["organizationId"])
+            totals = await batch_totals(tenant, row["_id"], self.now())
             total = int((row.get("stats") or {}).get("total") or 0)
-            left, quiet = await unfinished(tenant, row["_id"], total, self.now())
-            due, waiting = due + left - quiet, waiting + quiet
+            due += max(0, total - sum(totals.counts.values()) - totals.waiting)
+            waiting += totals.waiting
         metrics.DUE_RECIPIENTS.set(due)
         metrics.WAITING_RECIPIENTS.set(waiting)
-        return worked
 
     async def start_due(self) -> None:
         """Moves scheduled campaigns whose date has come to `sending` (one change each: of
@@ -238,6 +254,8 @@ class Dispatcher:
         known: dict[int, list[dict[str, Any]]] = {}
         async for row in tenant.raw_find(BatchLease, {"campaignId": campaign_id}):
             known.setdefault(int(row["batch"]), []).append(row)
+        # Quiet hours: one read of the organization's window for the whole pass.
+        window = await organizations.send_window(tenant, self.config.defaults)
         worked = 0
         open_batches = False
         stopped = False
@@ -246,7 +264,7 @@ class Dispatcher:
 
         async def send(claim: Claim) -> BatchResult:
             try:
-                return await self.send_batch(claim)
+                return await self.send_batch(claim, window)
             finally:
                 gate.release()
 
@@ -330,23 +348,26 @@ class Dispatcher:
         ).to_list()
         return not later
 
-    async def send_batch(self, claim: Claim) -> BatchResult:
+    async def send_batch(self, claim: Claim, window: SendWindow) -> BatchResult:
         """Sends one claimed batch; says whether it is done, waits for quiet hours to end, or
         was stopped (paused, cancelled, fenced out)."""
         renewing = asyncio.create_task(self._renew(claim))
         try:
-            return await self._send_batch(claim)
+            return await self._send_batch(claim, window)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
 
-    async def _send_batch(self, claim: Claim) -> BatchResult:
+    async def _send_batch(self, claim: Claim, window: SendWindow) -> BatchResult:
         tenant = claim.tenant
-        campaign = await tenant.get(Campaign, claim.campaign_id)
-        if campaign is None or campaign.status is not CampaignStatus.SENDING:
-            await self._release(claim, done=campaign is None)
+        found = await tenant.raw_find(
+            Campaign, {"_id": claim.campaign_id}, {"status": 1, "message": 1}
+        ).to_list()
+        if not found or found[0].get("status") != CampaignStatus.SENDING.value:
+            await self._release(claim, done=not found)
             return BatchResult.STOPPED
+        message = str(found[0].get("message") or "")
         rows = await tenant.raw_find(
             Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}
         ).to_list()
@@ -369,7 +390,6 @@ class Dispatcher:
                     )
         contacts = await self._contacts(tenant, queue)
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
-        window = await organizations.send_window(tenant, self.config.defaults)
         now = self.now()
         ready: list[dict[str, Any]] = []
         next_send: datetime | None = None
@@ -382,7 +402,7 @@ class Dispatcher:
             else:
                 ready.append(row)
         try:
-            template = parse_template(campaign.message)
+            template = parse_template(message)
         except TemplateError:
             template = None
         stopped = False
@@ -458,7 +478,10 @@ class Dispatcher:
         """Marks one chunk's pending recipients `sending` under this epoch, in one command,
         just before they are handed over: a recipient found `sending` later was handed to the
         provider, and only those can end `unknown`. The batch equality narrows it on every
-        server; the id list then picks the chunk among at most 100 rows.
+        server; the id list then picks the chunk among at most 100 rows (FerretDB evaluates the
+        `$in` itself, over the batch's rows only). Measured with 110,000 recipients of one
+        organization and 60,000 of another: 159 ms, against 204 ms for the same update without
+        the `$in` and 584 ms for 100 updates by `_id` in 4 commands.
 
         A provider that honours idempotency keys needs no mark (one write per chunk saved):
         whatever is unfinished after a crash goes to it again with the same key, and it answers
@@ -681,20 +704,41 @@ class Dispatcher:
             )
 
 
+@dataclass
+class BatchTotals:
+    """A campaign's batch counts summed (one read of all its `BatchCounts`)."""
+
+    counts: Counter[str]
+    """sent, failed, skipped, unknown."""
+    next_send_at: datetime | None
+    """The earliest time a batch's recipients waiting for quiet hours go out."""
+    waiting: int
+    """Recipients waiting for a window that opens after `now`."""
+
+
+async def batch_totals(tenant: Tenant, campaign_id: ObjectId, now: datetime) -> BatchTotals:
+    counts = Counter[str]()
+    opens: list[datetime] = []
+    waiting = 0
+    async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign_id}):
+        for key in ("sent", "failed", "skipped", "unknown"):
+            counts[key] += int(row.get(key) or 0)
+        if row.get("nextSendAt") is not None:
+            opens.append(row["nextSendAt"])
+            if row["nextSendAt"] > now:
+                waiting += int(row.get("waiting") or 0)
+    return BatchTotals(counts, min(opens, default=None), waiting)
+
+
 async def live_state(tenant: Tenant, campaign: Campaign) -> tuple[CampaignStats, datetime | None]:
     """The campaign's counters (stored ones, plus its batches' while it sends: the batch counts
     are folded into the campaign when it completes), and when recipients waiting for quiet
     hours to end go out (the earliest of its batches')."""
     if campaign.status not in STARTED or campaign.startedAt is None:
         return campaign.stats, None
-    total = Counter[str]()
-    waiting: list[datetime] = []
-    async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign.id}):
-        for key in ("sent", "failed", "skipped", "unknown"):
-            total[key] += int(row.get(key) or 0)
-        if row.get("nextSendAt") is not None:
-            waiting.append(row["nextSendAt"])
-    return CampaignStats(total=campaign.stats.total, **total), min(waiting, default=None)
+    assert campaign.id is not None
+    totals = await batch_totals(tenant, campaign.id, Tenant.now())
+    return CampaignStats(total=campaign.stats.total, **totals.counts), totals.next_send_at
 
 
 async def live_stats(tenant: Tenant, campaign: Campaign) -> CampaignStats:
@@ -709,19 +753,6 @@ async def with_live_stats(tenant: Tenant, campaigns: Sequence[Campaign]) -> None
     for campaign, (stats, next_send_at) in zip(started, states, strict=True):
         campaign.stats = stats
         campaign._next_send_at = next_send_at
-
-
-async def unfinished(
-    tenant: Tenant, campaign_id: ObjectId, total: int, now: datetime
-) -> tuple[int, int]:
-    """Recipients of a sending campaign with no outcome yet, and how many of them wait for
-    quiet hours to end (the lag gauge counts the others: due, and not sent yet)."""
-    finished = waiting = 0
-    async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign_id}):
-        finished += sum(int(row.get(k) or 0) for k in ("sent", "failed", "skipped", "unknown"))
-        if row.get("nextSendAt") is not None and row["nextSendAt"] > now:
-            waiting += int(row.get("waiting") or 0)
-    return max(0, total - finished), waiting
 
 
 def batch_count(next_seq: int) -> int:

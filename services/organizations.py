@@ -6,13 +6,13 @@ created on the first change, so organizations that never changed anything cost n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, PermissionDenied
 from models import Organization
 from services.inputs import UpdateOrganizationSettingsInput
-from services.quiet_hours import SendWindow, known_zones, parse_clock
+from services.quiet_hours import SendWindow, is_zone, parse_clock
 from services.tenancy import Tenant
 
 ADMIN = "admin"
@@ -62,12 +62,18 @@ async def update_settings(
     """Changes the fields sent; all are checked first, and nothing is written if one is wrong."""
     if ADMIN not in tenant.principal.roles:
         raise PermissionDenied("Only an organization admin can change its settings")
-    current = await organization_settings(tenant, defaults)
-    wanted = {
-        "sendWindowStart": (data.sendWindowStart or current.sendWindowStart).strip(),
-        "sendWindowEnd": (data.sendWindowEnd or current.sendWindowEnd).strip(),
-        "timezone": (data.timezone or current.timezone).strip(),
+    sent = {
+        name: value.strip()
+        for name, value in (
+            ("sendWindowStart", data.sendWindowStart),
+            ("sendWindowEnd", data.sendWindowEnd),
+            ("timezone", data.timezone),
+        )
+        if value
     }
+    # The window is checked whole (a new start against the current end), but only the fields
+    # sent are stored: the others keep following the service's defaults.
+    wanted = {**asdict(await organization_settings(tenant, defaults)), **sent}
     errors: list[FieldError] = []
     start = parse_clock(wanted["sendWindowStart"])
     end = parse_clock(wanted["sendWindowEnd"], end=True)
@@ -81,7 +87,7 @@ async def update_settings(
     if start is not None and start == end:
         message = "The window must not be empty: start and end differ (00:00 to 24:00 is all day)"
         errors.append(FieldError(("sendWindowEnd",), "EMPTY_WINDOW", message))
-    if wanted["timezone"] not in known_zones():
+    if not is_zone(wanted["timezone"]):
         message = "Use an IANA time zone name (e.g. Europe/Berlin)"
         errors.append(FieldError(("timezone",), "INVALID_TIMEZONE", message))
     if errors:
@@ -90,7 +96,7 @@ async def update_settings(
         Organization,
         {"_id": tenant.organization_id},
         {
-            "$set": {**wanted, "updatedAt": Tenant.now()},
+            "$set": {**sent, "updatedAt": Tenant.now()},
             "$setOnInsert": {"createdAt": Tenant.now()},
         },
         upsert=True,

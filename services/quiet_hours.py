@@ -36,6 +36,11 @@ def known_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def is_zone(name: str) -> bool:
+    """Whether `name` is an IANA time zone this machine knows (`Europe/Berlin`)."""
+    return name in known_zones()
+
+
 @lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
     try:

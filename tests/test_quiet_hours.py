@@ -16,7 +16,7 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from models import Recipient
+from models import Organization, Recipient
 from services.dispatch import Dispatcher
 from services.organizations import OrganizationSettings
 from services.providers import SimulatedProvider, read_ledger
@@ -100,6 +100,9 @@ async def test_recipients_wait_for_their_window_and_the_campaign_says_when(
         },
         "userErrors": [],
     }
+    # Only what was sent is stored: the rest keeps following the service's defaults.
+    [stored] = await org.tenant().raw_find(Organization, {}).to_list()
+    assert {k for k in stored if k.startswith(("send", "time"))} == {"sendWindowStart"}
     body = await gql(client, UPDATE, {"input": {"sendWindowEnd": "21:00"}}, admin)
     assert body["data"]["updateOrganizationSettings"]["userErrors"] == []
     # Two recipients in each zone.
