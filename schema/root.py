@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
 
 import strawberry
 from graphql import (
@@ -12,6 +14,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     Node,
     OperationDefinitionNode,
@@ -19,6 +22,7 @@ from graphql import (
     SelectionSetNode,
     ValidationRule,
 )
+from graphql.validation import ASTValidationRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -26,8 +30,8 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
+from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations, CampaignQueries, CampaignSubscriptions
@@ -36,6 +40,7 @@ from resolvers.context import MAX_CREATIONS
 from resolvers.errors import ErrorCodes
 from resolvers.organizations import OrganizationMutations, OrganizationQueries
 from resolvers.users import UserQueries
+from schema.execution import PlainFieldsExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +140,7 @@ class QueryLimits(AddValidationRules):
     """Depth and alias limits, with rule classes built once.
 
     Strawberry's limiters build new rule classes per instance, so per-request instances made
-    every request's validation rules differ and `ValidationCache` never hit.
+    every request's validation rules differ and the validation cache never hit.
     """
 
     def __init__(self) -> None:
@@ -158,46 +163,98 @@ class FieldBudget(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
-            error = self._refusal(document, context.context)
+            error = self._refusal(ParsedText(context.query, document), context.context)
             if error is not None:
                 context.pre_execution_errors = [error]
         yield
 
     @staticmethod
-    def _refusal(document: DocumentNode, request: object) -> GraphQLError | None:
+    def _refusal(parsed: ParsedText, request: object) -> GraphQLError | None:
         anonymous = getattr(request, "anonymous", False)
         settings = getattr(request, "settings", None)
         who = "without a token" if anonymous else "per request"
-        fields = list(_fields(document))
+        size = _measure(parsed)
         budget = MAX_FIELDS_ANONYMOUS if anonymous else MAX_FIELDS
-        if len(fields) > budget:
+        if size.fields > budget:
             return GraphQLError(
-                f"This document selects {len(fields)} fields; at most {budget} are accepted {who}",
-                extensions={"code": "TOO_MANY_FIELDS", "fields": len(fields), "max": budget},
+                f"This document selects {size.fields} fields; at most {budget} are accepted {who}",
+                extensions={"code": "TOO_MANY_FIELDS", "fields": size.fields, "max": budget},
             )
         introspection = settings is None or settings.graphql_introspection
-        if not introspection and any(f.name.value in INTROSPECTION for f in fields):
+        if not introspection and size.introspects:
             return GraphQLError(
                 "Introspection is switched off on this server",
                 extensions={"code": "INTROSPECTION_DISABLED"},
             )
         if not anonymous:
             return None  # the validation rules hold the larger depth and alias limits
-        aliases = sum(1 for f in fields if f.alias is not None)
-        if aliases > MAX_ALIASES_ANONYMOUS:
+        if size.aliases > MAX_ALIASES_ANONYMOUS:
             return GraphQLError(
-                f"This document uses {aliases} aliases; at most {MAX_ALIASES_ANONYMOUS} are "
-                f"accepted {who}",
+                f"This document uses {size.aliases} aliases; at most {MAX_ALIASES_ANONYMOUS} "
+                f"are accepted {who}",
                 extensions={"code": "TOO_MANY_ALIASES", "max": MAX_ALIASES_ANONYMOUS},
             )
-        depth = _depth(document)
-        if depth > MAX_DEPTH_ANONYMOUS:
+        if size.depth > MAX_DEPTH_ANONYMOUS:
             return GraphQLError(
-                f"This document is {depth} levels deep; at most {MAX_DEPTH_ANONYMOUS} are "
+                f"This document is {size.depth} levels deep; at most {MAX_DEPTH_ANONYMOUS} are "
                 f"accepted {who}",
-                extensions={"code": "TOO_DEEP", "depth": depth, "max": MAX_DEPTH_ANONYMOUS},
+                extensions={"code": "TOO_DEEP", "depth": size.depth, "max": MAX_DEPTH_ANONYMOUS},
             )
         return None
+
+
+@dataclass(frozen=True)
+class _Size:
+    fields: int
+    aliases: int
+    depth: int
+    introspects: bool
+
+
+class ParsedText:
+    """A parsed document as a cache key: hashed and compared by its text.
+
+    graphql-core's nodes hash by walking the whole tree (~40 us for a 60-field screen), and
+    Strawberry's `ValidationCache` keys on the document, so every request paid that walk just
+    to find its cached verdict; hashing the text is one pass in C. The same text always parses
+    to the same document, so the text is as good a key.
+    """
+
+    __slots__ = ("document", "text")
+
+    def __init__(self, text: str | None, document: DocumentNode) -> None:
+        self.text = text
+        self.document = document
+
+    def __hash__(self) -> int:
+        return hash(self.text) if self.text is not None else id(self.document)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedText):
+            return NotImplemented
+        if self.text is None or other.text is None:
+            return self.document is other.document
+        return self.text == other.text
+
+
+@lru_cache(maxsize=512)
+def _measure(parsed: ParsedText) -> _Size:
+    """A document's size, once per text: apps send the same few operations over and over."""
+    document = parsed.document
+    fields = list(_fields(document))
+    return _Size(
+        fields=len(fields),
+        aliases=sum(1 for f in fields if f.alias is not None),
+        depth=_depth(document),
+        introspects=any(f.name.value in INTROSPECTION for f in fields),
+    )
+
+
+@lru_cache(maxsize=512)
+def _validate(
+    graphql_schema: GraphQLSchema, parsed: ParsedText, rules: tuple[type[ASTValidationRule], ...]
+) -> list[GraphQLError]:
+    return validate_document(graphql_schema, parsed.document, rules)
 
 
 def _fields(document: DocumentNode) -> Iterator[FieldNode]:
@@ -240,14 +297,21 @@ def _depth(document: DocumentNode) -> int:
     return max((of(op.selection_set, frozenset()) for op in operations), default=0)
 
 
-class CachedValidation(ValidationCache):
-    """Strawberry's validation cache, skipped when an earlier check already refused."""
+class CachedValidation(SchemaExtension):
+    """Validation, once per document text and rules (Strawberry's `ValidationCache`, keyed by
+    `ParsedText`); skipped when an earlier check already refused. Holds query text and its
+    verdict only, never data, so tenants share it."""
 
     def on_validate(self) -> Iterator[None]:
-        if self.execution_context.pre_execution_errors is not None:
-            yield
-            return
-        yield from super().on_validate()
+        context = self.execution_context
+        document = context.graphql_document
+        if context.pre_execution_errors is None and document is not None:
+            context.pre_execution_errors = _validate(
+                context.schema._schema,
+                ParsedText(context.query, document),
+                tuple(context.validation_rules),
+            )
+        yield
 
 
 schema = CampaignSchema(
@@ -262,6 +326,7 @@ schema = CampaignSchema(
         # Both caches hold query text and its verdict only, never data, so tenants share them.
         lambda: ParserCache(maxsize=512),
         FieldBudget,
-        lambda: CachedValidation(maxsize=512),
+        CachedValidation,
     ],
+    execution_context_class=PlainFieldsExecutor,
 )
