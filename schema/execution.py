@@ -5,12 +5,13 @@ A campaign screen selects ~60 fields, and most of them are read straight off an 
 resolve info (a 16-field tuple), checks for arguments and completes the value through two levels
 of `complete_value`; an attribute read uses none of that. Here such a field is read directly: a
 leaf is coerced by its scalar or enum, an object goes straight to its sub-selection (a failing
-sub-field is handled at that field as graphql-core does: null there if allowed). Anything
-unusual (null where null is not allowed, a value the scalar refuses, an exception, an
-awaitable) goes back through graphql-core's own path, which reads it again and words the error
-with its exact message, path and location. Fields with resolvers or arguments, lists, abstract
-types, types with `is_type_of`, and every field while a schema extension has a `resolve` hook
-(resolve middleware) always take the full path.
+sub-field is handled at that field as graphql-core does: null there if allowed). A value read
+that is anything else (null where null is not allowed, a value the scalar refuses, an exception,
+an awaitable) is completed by graphql-core's own completion, so errors keep their exact
+messages, paths and locations, and no attribute is read twice. Only Strawberry's basic fields
+qualify (no resolver, no field extensions: permission classes are one); fields with arguments,
+lists, abstract types, types with `is_type_of`, and every field while a schema extension has a
+`resolve` hook (resolve middleware) take the full path.
 
 The hook is Strawberry's documented `execution_context_class`. Measured on the campaign screen
 of `bench/graphql_overhead.py`: see the README's performance section.
@@ -18,8 +19,8 @@ of `bench/graphql_overhead.py`: see the README's performance section.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
-from inspect import isawaitable, iscoroutine
 from operator import attrgetter
 from typing import Any
 
@@ -35,8 +36,8 @@ from graphql import (
     is_object_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.executor import to_nodes
 from graphql.pyutils import Path
-from strawberry.resolvers import is_default_resolver
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
@@ -61,32 +62,36 @@ class _Plain:
         self.nullable = not is_non_null_type(field_type)
 
 
-_PLANS: dict[int, tuple[GraphQLObjectType, dict[str, _Plain | None]]] = {}
-"""Per object type (by identity, kept alive with it: a schema lives as long as the process),
-per field name: how to read the field plainly, or None when it takes graphql-core's path."""
+_PLANS: dict[int, dict[str, _Plain | None]] = {}
+"""Per object type (by identity; an entry goes when its type is collected), per field name: how
+to read the field plainly, or None when it takes graphql-core's path."""
 
 
 def _plans(parent_type: GraphQLObjectType) -> dict[str, _Plain | None]:
-    known = _PLANS.get(id(parent_type))
-    if known is None or known[0] is not parent_type:
-        known = (parent_type, {name: _plan(f) for name, f in parent_type.fields.items()})
-        _PLANS[id(parent_type)] = known
-    return known[1]
+    plans = _PLANS.get(id(parent_type))
+    if plans is None:
+        plans = {name: _plan(field) for name, field in parent_type.fields.items()}
+        _PLANS[id(parent_type)] = plans
+        weakref.finalize(parent_type, _PLANS.pop, id(parent_type), None)
+    return plans
 
 
 def _plan(field: GraphQLField) -> _Plain | None:
-    resolve = field.resolve
-    if resolve is None or not is_default_resolver(resolve) or field.args:
-        return None
     definition = field.extensions.get("strawberry-definition")
-    if isinstance(definition, StrawberryField) and definition.default_resolver is getattr:
-        # What Strawberry's basic-field resolver ends up doing, without its two calls.
-        resolve = attrgetter(definition.python_name)
+    if (
+        not isinstance(definition, StrawberryField)
+        # Strawberry's own rule: no resolver, no field extensions (permission classes are one)
+        or not definition.is_basic_field
+        or definition.default_resolver is not getattr
+        or field.args
+    ):
+        return None
+    read = attrgetter(definition.python_name)  # what Strawberry's basic resolver ends up doing
     inner = get_nullable_type(field.type)
     if is_leaf_type(inner):
-        return _Plain(resolve, field.type, inner, None)
+        return _Plain(read, field.type, inner, None)
     if is_object_type(inner) and inner.is_type_of is None:
-        return _Plain(resolve, field.type, None, inner)
+        return _Plain(read, field.type, None, inner)
     return None
 
 
@@ -106,22 +111,58 @@ class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         position_context: Any,
     ) -> Any:
-        if self._short_path:
-            node = field_details_list[0].node
-            plan = _plans(parent_type).get(node.name.value)
-            if plan is not None and not node.arguments:
-                value = _read(plan, source)
-                if value is None:
-                    return None
-                if value is not Undefined:
-                    if plan.object_type is None:
-                        return value
-                    return self._sub_selection(
-                        plan, value, field_details_list, path, position_context
-                    )
-        return super().execute_field(
-            parent_type, source, field_details_list, path, position_context
-        )
+        node = field_details_list[0].node
+        plan = _plans(parent_type).get(node.name.value) if self._short_path else None
+        if plan is None or node.arguments:
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        try:
+            value = plan.read(source)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, plan.field_type, field_details_list, path)
+            return None
+        if value is None and plan.nullable:
+            return None
+        if value is not None and not isinstance(value, Exception) and not self.is_awaitable(value):
+            if plan.leaf is None:
+                return self._sub_selection(plan, value, field_details_list, path, position_context)
+            try:
+                coerced = plan.leaf.coerce_output_value(value)
+            except Exception:
+                coerced = None  # graphql-core's completion below raises it, located
+            if coerced is not None and coerced is not Undefined:
+                return coerced
+        return self._complete(parent_type, plan, value, field_details_list, path, position_context)
+
+    def _complete(
+        self,
+        parent_type: GraphQLObjectType,
+        plan: _Plain,
+        value: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's completion of a value already read (its `execute_field` after the
+        resolver): for nulls where none is allowed, exceptions, awaitables and values a scalar
+        refuses, so errors read exactly as they always did and nothing is read twice."""
+        field = parent_type.fields[field_details_list[0].node.name.value]
+        info = self.build_resolve_info(field, to_nodes(field_details_list), parent_type, path)
+        try:
+            if self.is_awaitable(value):
+                return self.complete_awaitable_value(
+                    plan.field_type, field_details_list, info, path, value, position_context
+                )
+            completed = self.complete_value(
+                plan.field_type, field_details_list, info, path, value, position_context
+            )
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, plan.field_type, field_details_list, path)
+            return None
+        if self.is_awaitable(completed):
+            return self._awaited(completed, plan, field_details_list, path)
+        return completed
 
     def _sub_selection(
         self,
@@ -158,31 +199,3 @@ class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, plan.field_type, field_details_list, path)
             return None
-
-
-_PLAIN_VALUES: set[type] = {str, int, float, bool}
-"""Types of values seen to be neither exceptions nor awaitables (enums join on first sight)."""
-
-
-def _read(plan: _Plain, source: Any) -> Any:
-    """The field's value (coerced, for a leaf), None for an allowed null, or `Undefined` when
-    graphql-core must decide (and word the error)."""
-    try:
-        value = plan.read(source)
-        if value is None:
-            return None if plan.nullable else Undefined
-        kind = type(value)
-        if kind not in _PLAIN_VALUES:
-            if issubclass(kind, BaseException):
-                return Undefined
-            if isawaitable(value):
-                if iscoroutine(value):
-                    value.close()  # graphql-core reads the field again and awaits that one
-                return Undefined
-            _PLAIN_VALUES.add(kind)
-        if plan.leaf is None:
-            return value
-        coerced = plan.leaf.coerce_output_value(value)
-    except Exception:
-        return Undefined
-    return Undefined if coerced is None else coerced

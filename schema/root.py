@@ -232,7 +232,7 @@ class ParsedText:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ParsedText):
             return NotImplemented
-        if self.text is None or other.text is None:
+        if self.text is None and other.text is None:
             return self.document is other.document
         return self.text == other.text
 
