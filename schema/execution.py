@@ -125,8 +125,19 @@ class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
         if value is None and plan.nullable:
             return None
         if value is not None and not isinstance(value, Exception) and not self.is_awaitable(value):
-            if plan.leaf is None:
-                return self._sub_selection(plan, value, field_details_list, path, position_context)
+            object_type = plan.object_type
+            if object_type is not None:
+                # Straight to the sub-selection; a failing non-null sub-field nulls this field
+                # if it may be null, or goes on up if it may not.
+                return self._guarded(
+                    plan,
+                    field_details_list,
+                    path,
+                    lambda: self.collect_and_execute_subfields(
+                        object_type, field_details_list, path, value, position_context
+                    ),
+                )
+            assert plan.leaf is not None
             try:
                 coerced = plan.leaf.coerce_output_value(value)
             except Exception:
@@ -149,37 +160,31 @@ class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
         refuses, so errors read exactly as they always did and nothing is read twice."""
         field = parent_type.fields[field_details_list[0].node.name.value]
         info = self.build_resolve_info(field, to_nodes(field_details_list), parent_type, path)
-        try:
-            if self.is_awaitable(value):
-                return self.complete_awaitable_value(
-                    plan.field_type, field_details_list, info, path, value, position_context
-                )
-            completed = self.complete_value(
+        if self.is_awaitable(value):  # completes and handles its own errors
+            return self.complete_awaitable_value(
                 plan.field_type, field_details_list, info, path, value, position_context
             )
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, plan.field_type, field_details_list, path)
-            return None
-        if self.is_awaitable(completed):
-            return self._awaited(completed, plan, field_details_list, path)
-        return completed
+        return self._guarded(
+            plan,
+            field_details_list,
+            path,
+            lambda: self.complete_value(
+                plan.field_type, field_details_list, info, path, value, position_context
+            ),
+        )
 
-    def _sub_selection(
+    def _guarded(
         self,
         plan: _Plain,
-        value: Any,
         field_details_list: FieldDetailsList,
         path: Path,
-        position_context: Any,
+        complete: Callable[[], Any],
     ) -> Any:
-        """An object's sub-selection, with graphql-core's error handling at this field: a
-        failing non-null sub-field nulls this field if it may be null (recording the error
-        once), or goes on up if it may not."""
-        assert plan.object_type is not None
+        """Runs a completion with graphql-core's error handling at this field (the end of its
+        `execute_field`): an error nulls the field if it may be null, recorded once, or goes
+        on up if it may not; the same for an error that comes when awaited."""
         try:
-            completed = self.collect_and_execute_subfields(
-                plan.object_type, field_details_list, path, value, position_context
-            )
+            completed = complete()
         except Exception as raw_error:
             self.handle_field_error(raw_error, plan.field_type, field_details_list, path)
             return None
