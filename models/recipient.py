@@ -53,8 +53,11 @@ and out of order, and a late `sent` must not undo `delivered`."""
 
 RECIPIENT_BATCH = 100
 """Recipients per `batch`: the unit that pages and sends are read by, with one equality."""
-HEAD_SIZE = 10
-"""The first recipients of a campaign carry `head: true`, for lists that show a few of each."""
+HEAD_SIZE = 21
+"""The first recipients of a campaign carry `head: true`, for lists that show a few of each: a
+page of up to 20 (GraphQL's default) plus the one that says whether more follow. Campaigns
+created when this was 10 keep 10 such recipients; a longer first page of theirs is completed
+from their first batch (`first_recipients` sees the gap)."""
 
 
 RecipientRow: TypeAlias = Mapping[str, Any]

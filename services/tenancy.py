@@ -173,6 +173,24 @@ class Tenant:
             return await self._point_lookups(model, field, unique, projection)
         return [d async for d in self.raw_find(model, {field: {"$in": unique}}, projection)]
 
+    async def find_each(
+        self,
+        model: type[D],
+        field: str,
+        values: Sequence[Hashable],
+        where: Mapping[str, Any] | None = None,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Returns every document of this organization matching `where` whose `field` is one of
+        `values`, read with one equality filter per value, a few at a time.
+
+        For a page's worth of values whose documents are few each (the first recipients of 20
+        campaigns): an equality is answered from an index on both servers, so the cost follows
+        the page, while an `$in` on FerretDB reads every candidate row of the organization
+        (the first batch of each of its campaigns: 4 s at 400 campaigns).
+        """
+        return await self._point_lookups(model, field, values, projection, where, many=True)
+
     async def _point_lookups(
         self,
         model: type[D],
@@ -180,19 +198,25 @@ class Tenant:
         values: Sequence[Hashable],
         projection: Mapping[str, Any] | None,
         where: Mapping[str, Any] | None = None,
+        *,
+        many: bool = False,
     ) -> list[dict[str, Any]]:
-        """Looks each value up with its own equality filter (and `where`), a few at a time."""
+        """Looks each value up with its own equality filter (and `where`), a few at a time:
+        its one document, or with `many` all of them."""
         collection = model.get_pymongo_collection()
         gate = asyncio.Semaphore(POINT_LOOKUP_CONCURRENCY)
 
-        async def one(value: Hashable) -> dict[str, Any] | None:
+        async def one(value: Hashable) -> list[dict[str, Any]]:
+            query = self._filter({**(where or {}), field: value})
             async with gate:
-                found: dict[str, Any] | None = await collection.find_one(
-                    self._filter({**(where or {}), field: value}), projection
-                )
-                return found
+                if many:
+                    return await collection.find(query, projection).to_list()
+                found: dict[str, Any] | None = await collection.find_one(query, projection)
+                return [found] if found is not None else []
 
-        return [doc for doc in await asyncio.gather(*map(one, values)) if doc is not None]
+        return [
+            doc for docs in await asyncio.gather(*map(one, dict.fromkeys(values))) for doc in docs
+        ]
 
     async def raw_insert_many(
         self, model: type[D], documents: Sequence[dict[str, Any]], *, ordered: bool
