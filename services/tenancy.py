@@ -214,9 +214,10 @@ class Tenant:
                 found: dict[str, Any] | None = await collection.find_one(query, projection)
                 return [found] if found is not None else []
 
-        return [
-            doc for docs in await asyncio.gather(*map(one, dict.fromkeys(values))) for doc in docs
-        ]
+        unique = list(dict.fromkeys(values))
+        if len(unique) == 1:
+            return await one(unique[0])  # a detail page: no task for a gather of one
+        return [doc for docs in await asyncio.gather(*map(one, unique)) for doc in docs]
 
     async def raw_insert_many(
         self, model: type[D], documents: Sequence[dict[str, Any]], *, ordered: bool
