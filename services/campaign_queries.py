@@ -266,11 +266,9 @@ async def first_recipients(
 
     Each campaign's start is read with an equality on `campaignId` plus `head: true` (its first
     `HEAD_SIZE` recipients) for short pages or `batch: 0` otherwise, and `seq` up to the page
-    size: an index range on MongoDB, a pushed-down equality on FerretDB. One read per campaign,
-    a few at a time, so the cost follows the page: one `$in` over the campaigns was one command,
-    but FerretDB does not push `$in` down and read the first batch of every campaign of the
-    organization (4 s for a 20-campaign page at 400 campaigns). A campaign whose start has gaps
-    (recipients removed) is completed by `recipients_page`.
+    size. `Tenant.raw_find_in` reads a page's campaigns (at most `MAX_PAGE`) one equality each,
+    so the cost follows the page, not the organization's campaigns. A campaign whose start has
+    gaps (recipients removed) is completed by `recipients_page`.
     """
     size = page_size(first)
     ids = [c.id for c in campaigns if c.id is not None]
@@ -278,7 +276,7 @@ async def first_recipients(
     if ids and size < RECIPIENT_BATCH:
         narrow: dict[str, Any] = {"head": True} if size < HEAD_SIZE else {"batch": 0}
         where = {**narrow, "seq": {"$lte": size}}
-        for row in await tenant.find_each(Recipient, "campaignId", ids, where):
+        for row in await tenant.raw_find_in(Recipient, "campaignId", ids, where=where):
             by_campaign[row["campaignId"]].append(row)
     pages: list[RecipientsPage] = []
     for campaign in campaigns:
