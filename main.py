@@ -31,10 +31,10 @@ from resolvers.limits import BodySizeLimit
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts
 from resolvers.rest.envelope import install_error_handlers
-from schema import schema
-from services import idempotency
-from services.dispatch import Dispatcher, config_from
-from services.providers import provider_from
+from resolvers.root import schema
+from services.sending.dispatcher import Dispatcher, config_from
+from services.sending.providers import provider_from
+from services.storage import idempotency
 
 logger = logging.getLogger("campaigns")
 
@@ -92,7 +92,7 @@ def create_app(
         docs_url=None,  # served below from local assets; FastAPI's default page uses a CDN
         redoc_url=None,
     )
-    app.state.settings = settings  # read by `core.deps.app_settings`
+    app.state.settings = settings  # read by `resolvers.deps.app_settings`
     # Apollo's BatchHttpLink sends a JSON array of operations; each gets its own answer, in
     # order. The schema is shared, so the last app built sets the limit (one per process).
     schema.config.batching_config = {"max_operations": settings.graphql_max_batch}

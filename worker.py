@@ -16,8 +16,8 @@ from prometheus_client import start_http_server
 from core.config import get_settings
 from core.db import create_client, init_database
 from core.requests import configure_logging
-from services.dispatch import Dispatcher, config_from
-from services.providers import provider_from
+from services.sending.dispatcher import Dispatcher, config_from
+from services.sending.providers import provider_from
 
 logger = logging.getLogger("worker")
 

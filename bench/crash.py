@@ -39,9 +39,9 @@ from bench.verdict import exit_code
 from core.db import create_client, init_database
 from models import BatchLease, Campaign, Recipient
 from schema.outputs import success_rate
-from services.dispatch import live_stats
-from services.providers import read_ledger
-from services.tenancy import Tenant
+from services.campaigns.stats import live_stats
+from services.sending.providers import read_ledger
+from services.storage.tenancy import Tenant
 from tests.sending import start_worker, stop_workers
 
 

@@ -59,7 +59,7 @@ from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus, CreatedBy, MessageStats
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientStatus
-from services.messages import parse_template, sms_cost
+from services.campaigns.templates import parse_template, sms_cost
 from tests.factories import TEST_JWT_SECRET, auth, token
 
 TARGET_RATIO = 1.5

@@ -44,10 +44,11 @@ from bench.verdict import exit_code
 from core.config import Settings
 from main import create_app
 from models import Campaign, Recipient
-from services.dispatch import DispatchConfig, Dispatcher, batch_count
-from services.organizations import OrganizationSettings
-from services.providers import SimulatedProvider
-from services.tenancy import BULK_CHUNK, Tenant
+from services.campaigns.stats import batch_count
+from services.organizations.settings import OrganizationSettings
+from services.sending.dispatcher import DispatchConfig, Dispatcher
+from services.sending.providers import SimulatedProvider
+from services.storage.tenancy import BULK_CHUNK, Tenant
 from tests.factories import auth, token
 
 TARGET = 0.7

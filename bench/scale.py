@@ -63,7 +63,7 @@ from main import create_app
 from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus, CreatedBy
-from services.positions import CONTACTS_PER_PAGE
+from services.storage.positions import CONTACTS_PER_PAGE
 from tests.factories import auth, token
 
 SMALL_ORGS = 4

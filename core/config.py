@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.clock import is_zone, parse_clock
+
 DEV_JWT_SECRET = "dev-insecure-secret-change-me-0123456789"
 """The development default; `Settings` refuses it outside development."""
 
@@ -98,8 +100,6 @@ class Settings(BaseSettings):
                 )
             if len(self.jwt_secret) < 32:
                 raise ValueError("JWT_SECRET must be at least 32 characters outside development")
-        # The rules organizations' own settings are held to (`services.quiet_hours`).
-        from services.quiet_hours import is_zone, parse_clock
 
         start = parse_clock(self.send_window_start)
         end = parse_clock(self.send_window_end, end=True)

@@ -15,7 +15,7 @@ def utcnow() -> datetime:
 
 
 class TenantDocument(Document):
-    """A document owned by one organization; only `services.tenancy` queries these.
+    """A document owned by one organization; only `services.storage.tenancy` queries these.
 
     Field names are camelCase on purpose: they are the stored names and the legacy REST
     contract's names, so one spelling runs from the database to the wire.

@@ -113,7 +113,8 @@ class Campaign(TenantDocument):
     @property
     def nextSendAt(self) -> datetime | None:
         """When recipients waiting for quiet hours to end may be sent (None while nothing
-        waits). Read live from the batches (`services.dispatch.with_live_stats`), never stored:
+        waits). Read live from the batches
+        (`services.campaigns.stats.with_live_stats`), never stored:
         the dispatcher writes only to its own batch documents."""
         return self._next_send_at
 

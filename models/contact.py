@@ -26,9 +26,9 @@ class Contact(TenantDocument):
     optedOutAt: datetime | None = None
     optOutReason: str | None = None
     version: int = 0
-    """Counts changes; each claims the next version first (see `services.history`)."""
+    """Counts changes; each claims the next version first (see `services.storage.history`)."""
     page: int | None = None
-    """Its page in the organization's list, from 0 (see `services.positions`)."""
+    """Its page in the organization's list, from 0 (see `services.storage.positions`)."""
 
     class Settings:
         name = "contacts"
@@ -56,7 +56,7 @@ class Contact(TenantDocument):
 
 
 class ContactPage(TenantDocument):
-    """A claimed page number of an organization's contact list (see `services.positions`).
+    """A claimed page number of an organization's contact list (see `services.storage.positions`).
 
     `_id` is `"<organizationId>:<page>"`, so the primary key itself makes a claim unique.
     """

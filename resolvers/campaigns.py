@@ -17,7 +17,6 @@ from strawberry.permission import BasePermission
 from core.errors import NotFound
 from models import Campaign as CampaignDocument
 from models.campaign import CampaignStatus
-from resolvers.context import Info, IsAuthenticated
 from resolvers.payloads import command, user_errors
 from schema.campaigns import (
     Campaign,
@@ -33,11 +32,14 @@ from schema.campaigns import (
     UpdateCampaignInput,
     UpdateCampaignPayload,
 )
+from schema.context import Info, IsAuthenticated
 from schema.outputs import CampaignOut, CampaignSummaryOut
 from schema.pagination import Connection
-from services import campaign_edits, campaign_queries, lifecycle, previews
-from services import campaigns as campaign_service
 from services import inputs as commands
+from services.campaigns import creation as campaign_service
+from services.campaigns import edits as campaign_edits
+from services.campaigns import lifecycle, previews
+from services.campaigns import queries as campaign_queries
 from services.inputs import parse_as, parse_input
 
 

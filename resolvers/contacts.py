@@ -7,7 +7,6 @@ from strawberry.permission import BasePermission
 
 from core.errors import NotFound
 from models import Contact as ContactDocument
-from resolvers.context import Info, IsAuthenticated
 from resolvers.payloads import command, user_errors
 from schema.contacts import (
     Contact,
@@ -17,10 +16,12 @@ from schema.contacts import (
     DeleteContactPayload,
     UpdateContactInput,
 )
+from schema.context import Info, IsAuthenticated
 from schema.outputs import ContactOut
 from schema.pagination import Connection
-from services import contact_edits, contact_queries
 from services import inputs as commands
+from services.contacts import edits as contact_edits
+from services.contacts import queries as contact_queries
 from services.inputs import parse_as
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]

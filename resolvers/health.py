@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from core.db import ping
-from core.deps import get_client
+from resolvers.deps import get_client
 
 router = APIRouter(tags=["health"])
 

@@ -7,16 +7,16 @@ from dataclasses import asdict
 import strawberry
 from strawberry.permission import BasePermission
 
-from resolvers.context import Info, IsAuthenticated
 from resolvers.payloads import command, user_errors
+from schema.context import Info, IsAuthenticated
 from schema.organizations import (
     OrganizationSettings,
     OrganizationSettingsPayload,
     UpdateOrganizationSettingsInput,
 )
-from services import organizations
 from services.inputs import UpdateOrganizationSettingsInput as UpdateCommand
 from services.inputs import parse_as
+from services.organizations import settings as organizations
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 

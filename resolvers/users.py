@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers.context import Info, IsAuthenticated
+from schema.context import Info, IsAuthenticated
 from schema.users import Viewer
 
 

@@ -1,6 +1,6 @@
 """Provider webhooks: Twilio's delivery reports and inbound replies.
 
-Thin like every route: verify, parse, call `services.delivery`, answer. A request whose
+Thin like every route: verify, parse, call `services.sending.delivery`, answer. A request whose
 `X-Twilio-Signature` does not match (or is missing, or no auth token is configured) is refused
 with 403 before anything is read from it.
 """
@@ -12,9 +12,9 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
-from core.deps import SettingsDep
-from services import delivery, metrics
-from services.twilio import signature_valid
+from resolvers.deps import SettingsDep
+from services.sending import delivery, metrics
+from services.sending.twilio import signature_valid
 
 router = APIRouter(prefix="/webhooks/twilio", include_in_schema=False)
 

@@ -1,5 +1,1 @@
-"""The GraphQL schema: Strawberry types in this package, resolvers in `resolvers/`."""
-
-from schema.root import schema
-
-__all__ = ["schema"]
+"""GraphQL types, one module per domain; the schema is assembled in `resolvers.root`."""

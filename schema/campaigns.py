@@ -17,10 +17,10 @@ from strawberry.types.base import get_object_definition
 
 from models.campaign import CampaignStatus, CampaignType, InitialStatus
 from models.recipient import DeliveryStatus, RecipientStatus
-from resolvers.context import Info
-from resolvers.loaders import RecipientsKey
 from schema.contacts import Contact
+from schema.context import Info
 from schema.errors import Payload
+from schema.loaders import RecipientsKey
 from schema.outputs import (
     CampaignSummaryOut,
     ContactOut,
@@ -29,7 +29,7 @@ from schema.outputs import (
 )
 from schema.pagination import Connection
 from schema.users import User
-from services import campaign_queries
+from services.campaigns import queries as campaign_queries
 from services.inputs import AssignmentStrategy, CampaignOrderField, SortDirection
 
 strawberry.enum(CampaignStatus, description="Where a campaign is in its lifecycle.")

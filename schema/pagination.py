@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 
-from services.pages import Page
+from services.storage.pages import Page
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from schema import schema
+from resolvers.root import schema
 
 TARGET = Path(__file__).resolve().parent.parent / "schema.graphql"
 

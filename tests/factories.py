@@ -67,7 +67,7 @@ async def make_contact(
     from beanie import PydanticObjectId
 
     from models import Contact
-    from services.tenancy import Tenant
+    from services.storage.tenancy import Tenant
 
     contact = Contact(organizationId=PydanticObjectId(org), phoneNumber=phone, **fields)
     if id is not None:

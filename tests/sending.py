@@ -15,10 +15,10 @@ import httpx
 from bson import ObjectId
 
 from models import Recipient
-from services.dispatch import DispatchConfig, Dispatcher
-from services.organizations import OrganizationSettings
-from services.providers import read_ledger
-from services.tenancy import Tenant
+from services.organizations.settings import OrganizationSettings
+from services.sending.dispatcher import DispatchConfig, Dispatcher
+from services.sending.providers import read_ledger
+from services.storage.tenancy import Tenant
 from tests.factories import TEST_JWT_SECRET, auth, campaign_body, gql, phones, token
 
 ANY_HOUR = OrganizationSettings("00:00", "24:00", "America/New_York")

@@ -428,13 +428,13 @@ async def test_a_change_whose_writer_died_is_finished_with_its_work(
 
     from models import Recipient
     from models.base import utcnow
-    from services.recipients import recipient_documents
+    from services.campaigns.recipients import recipient_documents
 
     org = ObjectId()
     campaign = await create_campaign(client, org, newContacts=phones(1), status="draft")
     extra = await create_campaign(client, org, newContacts=phones(1, start=50), status="draft")
     cid = ObjectId(campaign["_id"])
-    from services.contacts import ContactRef
+    from services.contacts.records import ContactRef
 
     ref = ContactRef(ObjectId(extra["userIds"][0]), "P50", "", "+12122000050", None)
     rows = recipient_documents(cid, [ref], [], first_seq=1)

@@ -13,8 +13,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from core.config import Settings
-from services.dispatch import Dispatcher
-from services.providers import SimulatedProvider
+from services.sending.dispatcher import Dispatcher
+from services.sending.providers import SimulatedProvider
 from tests.conftest import serving
 from tests.factories import auth, campaign_body, phones, token
 from tests.sending import FAST

@@ -10,9 +10,9 @@ from bson import ObjectId
 
 from core.config import Settings
 from models import Contact, ContactPage
-from services.contact_queries import list_contacts
+from services.contacts.queries import list_contacts
 from services.inputs import ContactFilter
-from services.tenancy import Tenant
+from services.storage.tenancy import Tenant
 from tests.factories import auth, create_campaign, gql, phones, token
 
 CREATE = """

@@ -1,6 +1,7 @@
 """Sending: campaigns go out once per recipient, coordinated only by the database.
 
-Each test drives `services.dispatch.Dispatcher` against the real server, on the database of a
+Each test drives `services.sending.dispatcher.Dispatcher` against the real server,
+on the database of a
 started app (the app's own dispatcher is off in tests), through the simulated provider, whose
 ledger is what a real gateway would have accepted.
 """
@@ -20,9 +21,9 @@ from bson import ObjectId
 
 from models import BatchLease, Campaign, Recipient, SendSlot
 from models.base import utcnow
-from services.dispatch import DispatchConfig, Dispatcher
-from services.providers import LogProvider, SimulatedProvider, read_ledger
-from services.tenancy import Tenant
+from services.sending.dispatcher import DispatchConfig, Dispatcher
+from services.sending.providers import LogProvider, SimulatedProvider, read_ledger
+from services.storage.tenancy import Tenant
 from tests.factories import gql
 from tests.sending import ANY_HOUR, FAST, Org, ledger_keys, statuses, until_done
 

@@ -20,7 +20,7 @@ from bson import ObjectId
 
 from core.config import Settings
 from models import BatchLease, Campaign, Recipient
-from services.providers import read_ledger
+from services.sending.providers import read_ledger
 from tests.sending import Org, start_worker, stop_workers
 
 RECIPIENTS = 1500

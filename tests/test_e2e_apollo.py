@@ -24,8 +24,8 @@ import pytest
 from bson import ObjectId
 
 from core.config import Settings
-from services.dispatch import Dispatcher
-from services.providers import SimulatedProvider
+from services.sending.dispatcher import Dispatcher
+from services.sending.providers import SimulatedProvider
 from tests.conftest import serving
 from tests.factories import auth, campaign_body, phones, token
 from tests.sending import FAST

@@ -24,9 +24,9 @@ from strawberry.extensions import FieldExtension, SchemaExtension
 from strawberry.permission import BasePermission
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from resolvers.root import _measure, _validate
+from resolvers.root import schema as app_schema
 from schema.execution import _PLANS, PlainFieldsExecutor, _plans
-from schema.root import _measure, _validate
-from schema.root import schema as app_schema
 
 
 @strawberry.enum

@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 
 from models import Campaign, IdempotencyRecord
-from services.tenancy import Tenant
+from services.storage.tenancy import Tenant
 from tests.factories import auth, counts, future, gql, principal, token
 from tests.factories import campaign_body as body
 
@@ -121,7 +121,7 @@ async def test_records_past_retention_are_purged_and_fresh_ones_kept(
 
     from models import IdempotencyRecord
     from models.base import utcnow
-    from services.idempotency import purge_expired
+    from services.storage.idempotency import purge_expired
 
     other = ObjectId()  # the purge runs organization by organization: both are covered
     await client.post("/api/campaigns", json=BODY, headers=headers("old"))
@@ -161,8 +161,8 @@ async def test_empty_idempotency_key_is_ignored(client: httpx.AsyncClient) -> No
 
 async def _stale_reservation(key: str, campaign_id: ObjectId) -> None:
     tenant = Tenant(principal(ORG))
-    from services.idempotency import request_hash
     from services.inputs import parse_input
+    from services.storage.idempotency import request_hash
 
     record = IdempotencyRecord(
         organizationId=ORG,

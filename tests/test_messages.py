@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.messages import (
+from services.campaigns.templates import (
     MAX_RENDERED_CHARS,
     PLACEHOLDER_FIELDS,
     Rendered,

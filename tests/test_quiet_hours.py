@@ -16,11 +16,12 @@ import httpx
 import pytest
 from bson import ObjectId
 
+from core.clock import parse_clock
 from models import Organization, Recipient
-from services.dispatch import Dispatcher
-from services.organizations import OrganizationSettings
-from services.providers import SimulatedProvider, read_ledger
-from services.quiet_hours import SendWindow, parse_clock
+from services.organizations.quiet_hours import SendWindow
+from services.organizations.settings import OrganizationSettings
+from services.sending.dispatcher import Dispatcher
+from services.sending.providers import SimulatedProvider, read_ledger
 from tests.factories import auth, campaign_body, gql, token
 from tests.sending import FAST, Org, ledger_keys
 

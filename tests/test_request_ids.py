@@ -35,11 +35,11 @@ async def test_every_answer_carries_a_request_id(
 async def test_log_lines_of_a_request_name_its_id(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG, logger="schema.root"):
+    with caplog.at_level(logging.DEBUG, logger="resolvers.root"):
         await client.post(
             "/graphql", json={"query": "{ nope }"}, headers={"X-Request-ID": "trace-5678-efgh"}
         )
-    lines = [r for r in caplog.records if r.name == "schema.root"]
+    lines = [r for r in caplog.records if r.name == "resolvers.root"]
     assert lines and all(getattr(r, "request_id", None) == "trace-5678-efgh" for r in lines)
 
 
@@ -47,7 +47,7 @@ async def test_a_masked_internal_error_carries_the_id_to_quote(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A service function made to fail like a bug (not the database driver: that stays real)."""
-    from services import campaign_queries
+    from services.campaigns import queries as campaign_queries
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug with secrets in it")

@@ -11,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from core.auth import Principal
 from models import Contact
-from services.tenancy import Tenant
+from services.storage.tenancy import Tenant
 from tests.factories import auth, gql, make_contact, token
 
 

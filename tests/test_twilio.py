@@ -32,9 +32,10 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 
 from models import Contact, Recipient
 from scripts import dbserver
-from services.dispatch import Dispatcher
-from services.providers import UNSUBSCRIBED, SendError, SimulatedProvider
-from services.twilio import TwilioProvider
+from services.sending.dispatcher import Dispatcher
+from services.sending.provider import UNSUBSCRIBED, SendError
+from services.sending.providers import SimulatedProvider
+from services.sending.twilio import TwilioProvider
 from tests.conftest import client_with, make_settings
 from tests.factories import gql
 from tests.sending import FAST, Org, statuses, until_done

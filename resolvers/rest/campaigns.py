@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from core.deps import CurrentTenant, SettingsDep
 from models import Campaign
+from resolvers.deps import CurrentTenant, SettingsDep
 from resolvers.rest.models import (
     Deleted,
     Envelope,
@@ -22,15 +22,17 @@ from resolvers.rest.models import (
     error_responses,
 )
 from schema.outputs import CampaignOut, CampaignSummaryOut, RecipientOut
-from services import campaign_edits, campaign_queries, lifecycle
-from services import campaigns as campaign_service
+from services.campaigns import creation as campaign_service
+from services.campaigns import edits as campaign_edits
+from services.campaigns import lifecycle
+from services.campaigns import queries as campaign_queries
 from services.inputs import (
     CampaignFilter,
     CreateCampaignInput,
     ScheduleInput,
     UpdateCampaignInput,
 )
-from services.tenancy import Tenant
+from services.storage.tenancy import Tenant
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 

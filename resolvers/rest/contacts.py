@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from core.deps import CurrentTenant, SettingsDep
+from resolvers.deps import CurrentTenant, SettingsDep
 from resolvers.rest.models import CursorPagination, Deleted, Envelope, error_responses
 from schema.outputs import ContactOut
-from services import contact_edits, contact_queries
+from services.contacts import edits as contact_edits
+from services.contacts import queries as contact_queries
 from services.inputs import ContactFields, ContactFilter, CreateContactInput, OptOutInput
 
 router = APIRouter(prefix="/api/contacts", tags=["contacts"])

@@ -12,8 +12,8 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from models import Contact
-from services import positions
-from services.tenancy import Tenant
+from services.storage import positions
+from services.storage.tenancy import Tenant
 
 DUPLICATE_KEY = 11000
 

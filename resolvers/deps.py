@@ -15,7 +15,7 @@ from core.auth import Principal, authenticate
 from core.config import Settings
 from core.db import MongoClient
 from core.errors import AuthenticationError
-from services.tenancy import Tenant
+from services.storage.tenancy import Tenant
 
 
 async def app_settings(request: Request) -> Settings:

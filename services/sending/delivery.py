@@ -18,8 +18,8 @@ from pymongo.errors import DuplicateKeyError
 from core.errors import NotFound
 from models import Contact, DeliveryReport, Recipient
 from models.recipient import DELIVERY_RANK, DeliveryStatus
-from services import contact_edits
-from services.tenancy import Tenant
+from services.contacts import edits as contact_edits
+from services.storage.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
 

@@ -35,11 +35,9 @@ from models.campaign import (
     InitialStatus,
     MessageStats,
 )
-from services import idempotency, recipients
-from services.contacts import ContactRef, ensure_contacts
-from services.dates import parse_send_time
-from services.inputs import CreateCampaignInput
-from services.messages import (
+from services.campaigns import recipients
+from services.campaigns.recipients import Sources
+from services.campaigns.templates import (
     MAX_RENDERED_CHARS,
     SmsCost,
     Template,
@@ -47,8 +45,11 @@ from services.messages import (
     parse_template,
     sms_cost,
 )
-from services.recipients import Sources
-from services.tenancy import Tenant
+from services.contacts.records import ContactRef, ensure_contacts
+from services.dates import parse_send_time
+from services.inputs import CreateCampaignInput
+from services.storage import idempotency
+from services.storage.tenancy import Tenant
 
 MAX_NAME = 200
 MAX_TEMPLATE_CHARS = 4 * MAX_RENDERED_CHARS

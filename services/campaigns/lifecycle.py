@@ -7,7 +7,7 @@
       └───────────── cancel (from any status but completed/cancelled) ──▶ cancelled
 
 `sendCampaignNow` moves draft, scheduled or paused straight to sending. Every move is a
-numbered change (`services.history`): of two racing requests exactly one wins, and the other
+numbered change (`services.storage.history`): of two racing requests exactly one wins, and the other
 is refused with `INVALID_TRANSITION` naming the status the winner left — a move is decided
 for the status the caller saw, so it is not replayed on top of another move.
 """
@@ -19,10 +19,10 @@ from core.errors import FieldError, InvalidInput, InvalidTransition
 from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStatus
-from services import history
 from services.dates import parse_send_time
-from services.history import LostToStatusChange, Planned
-from services.tenancy import Tenant
+from services.storage import history
+from services.storage.history import LostToStatusChange, Planned
+from services.storage.tenancy import Tenant
 
 S = CampaignStatus
 FINAL = frozenset({S.COMPLETED, S.CANCELLED})

@@ -11,7 +11,7 @@ loop: start campaigns whose time has come, then claim batches of their recipient
 - **One writer per document.** Recipients of a batch are written only by the batch's holder, in
   bulk after every chunk (`BULK_CHUNK` statements per command); the batch's counts go to its own
   `BatchCounts` document, after every chunk too; the campaign is written only through numbered
-  changes (`services.history`): starting and completing are changes like a user's.
+  changes (`services.storage.history`): starting and completing are changes like a user's.
 - **Never twice.** The provider gets the recipient's id as its idempotency key. Through a
   provider that keeps no keys, each chunk is marked `sending` just before it is handed over, and
   a recipient the next holder finds `sending` is marked `unknown`; through one that honours keys
@@ -19,7 +19,8 @@ loop: start campaigns whose time has come, then claim batches of their recipient
 - **Pause and cancel** are read before a batch and between chunks of it: they take effect within
   one batch; recipients not sent yet stay `pending`, and resuming continues from there.
 - **Opt-outs** are read at send time: a contact opted out since creation is `skipped`.
-- **Quiet hours** (`services.quiet_hours`): recipients outside their local sending window stay
+- **Quiet hours** (`services.organizations.quiet_hours`): recipients outside their local
+  sending window stay
   `pending`; the lease is given back until the earliest opening, which the batch's counts keep
   as `nextSendAt`.
 """
@@ -54,21 +55,22 @@ from tenacity import (
 from core.config import Settings
 from models import BatchCounts, BatchLease, Campaign, Contact, Recipient, SendSlot
 from models.base import utcnow
-from models.campaign import CampaignStats, CampaignStatus
-from models.recipient import RECIPIENT_BATCH, RecipientStatus
-from services import delivery, history, metrics, organizations
-from services.history import LostToStatusChange, Planned
-from services.messages import Template, TemplateError, parse_template
-from services.providers import UNSUBSCRIBED, Provider, SendError
-from services.quiet_hours import SendWindow
-from services.tenancy import Tenant
+from models.campaign import CampaignStatus
+from models.recipient import RecipientStatus
+from services.campaigns.stats import batch_count, batch_totals, live_stats
+from services.campaigns.templates import Template, TemplateError, parse_template
+from services.organizations import settings as organizations
+from services.organizations.quiet_hours import SendWindow
+from services.sending import delivery, metrics
+from services.sending.provider import UNSUBSCRIBED, Provider, SendError
+from services.storage import history
+from services.storage.history import LostToStatusChange, Planned
+from services.storage.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
 
 R = RecipientStatus
 FINAL = frozenset({R.SENT, R.FAILED, R.SKIPPED, R.UNKNOWN})
-STARTED = frozenset({CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.CANCELLED})
-"""Statuses in which a campaign may have batch counts not yet folded into it."""
 
 
 @dataclass(frozen=True)
@@ -702,62 +704,6 @@ class Dispatcher:
             await history.change(
                 tenant, Campaign, PydanticObjectId(campaign_id), plan, what="campaign"
             )
-
-
-@dataclass
-class BatchTotals:
-    """A campaign's batch counts summed (one read of all its `BatchCounts`)."""
-
-    counts: Counter[str]
-    """sent, failed, skipped, unknown."""
-    next_send_at: datetime | None
-    """The earliest time a batch's recipients waiting for quiet hours go out."""
-    waiting: int
-    """Recipients waiting for a window that opens after `now`."""
-
-
-async def batch_totals(tenant: Tenant, campaign_id: ObjectId, now: datetime) -> BatchTotals:
-    counts = Counter[str]()
-    opens: list[datetime] = []
-    waiting = 0
-    async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign_id}):
-        for key in ("sent", "failed", "skipped", "unknown"):
-            counts[key] += int(row.get(key) or 0)
-        if row.get("nextSendAt") is not None:
-            opens.append(row["nextSendAt"])
-            if row["nextSendAt"] > now:
-                waiting += int(row.get("waiting") or 0)
-    return BatchTotals(counts, min(opens, default=None), waiting)
-
-
-async def live_state(tenant: Tenant, campaign: Campaign) -> tuple[CampaignStats, datetime | None]:
-    """The campaign's counters (stored ones, plus its batches' while it sends: the batch counts
-    are folded into the campaign when it completes), and when recipients waiting for quiet
-    hours to end go out (the earliest of its batches')."""
-    if campaign.status not in STARTED or campaign.startedAt is None:
-        return campaign.stats, None
-    assert campaign.id is not None
-    totals = await batch_totals(tenant, campaign.id, Tenant.now())
-    return CampaignStats(total=campaign.stats.total, **totals.counts), totals.next_send_at
-
-
-async def live_stats(tenant: Tenant, campaign: Campaign) -> CampaignStats:
-    return (await live_state(tenant, campaign))[0]
-
-
-async def with_live_stats(tenant: Tenant, campaigns: Sequence[Campaign]) -> None:
-    """Replaces the stats of campaigns that are sending (or stopped mid-send) by live ones,
-    and sets their `nextSendAt`."""
-    started = [c for c in campaigns if c.status in STARTED and c.startedAt is not None]
-    states = await asyncio.gather(*(live_state(tenant, c) for c in started))
-    for campaign, (stats, next_send_at) in zip(started, states, strict=True):
-        campaign.stats = stats
-        campaign._next_send_at = next_send_at
-
-
-def batch_count(next_seq: int) -> int:
-    """How many batches recipients numbered below `next_seq` fall into."""
-    return math.ceil(next_seq / RECIPIENT_BATCH)
 
 
 def _lease_id(campaign_id: ObjectId, batch: int, epoch: int) -> str:

@@ -2,7 +2,8 @@
 
 The phone is unique in the organization: a new contact or a changed phone that is already
 taken is refused with `DUPLICATE_PHONE`, naming the contact that has it. Changes are numbered
-(`services.history`), so two reps editing one contact at once both land, one after the other.
+(`services.storage.history`),
+so two reps editing one contact at once both land, one after the other.
 Deleting a contact leaves the campaigns that messaged it intact: their recipients keep the
 contact id and status, and `Recipient.contact` becomes null.
 """
@@ -18,12 +19,12 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from core.config import Settings
 from core.errors import Conflict, FieldError, InvalidInput
 from models import Contact, User
-from services import history, positions
-from services.contact_queries import get_contact
-from services.contacts import PhoneError, contacts_by_phones, normalize_phone
-from services.history import Planned
+from services.contacts.queries import get_contact
+from services.contacts.records import PhoneError, contacts_by_phones, normalize_phone
 from services.inputs import ContactFields, CreateContactInput
-from services.tenancy import Tenant
+from services.storage import history, positions
+from services.storage.history import Planned
+from services.storage.tenancy import Tenant
 
 MAX_TAGS = 50
 MAX_TEXT = 200

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from core.clock import is_zone, parse_clock
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, PermissionDenied
 from models import Organization
 from services.inputs import UpdateOrganizationSettingsInput
-from services.quiet_hours import SendWindow, is_zone, parse_clock
-from services.tenancy import Tenant
+from services.organizations.quiet_hours import SendWindow
+from services.storage.tenancy import Tenant
 
 ADMIN = "admin"
 

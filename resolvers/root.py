@@ -36,10 +36,10 @@ from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations, CampaignQueries, CampaignSubscriptions
 from resolvers.contacts import ContactMutations, ContactQueries
-from resolvers.context import MAX_CREATIONS
 from resolvers.errors import ErrorCodes
 from resolvers.organizations import OrganizationMutations, OrganizationQueries
 from resolvers.users import UserQueries
+from schema.context import MAX_CREATIONS
 from schema.execution import PlainFieldsExecutor
 
 logger = logging.getLogger(__name__)

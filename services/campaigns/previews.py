@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from core.errors import FieldError, InvalidInput
 from models import Contact
-from services.campaigns import check_template
-from services.contacts import ContactRef
-from services.messages import TemplateError, sms_cost
-from services.recipients import values_of
-from services.tenancy import Tenant
+from services.campaigns.creation import check_template
+from services.campaigns.recipients import values_of
+from services.campaigns.templates import TemplateError, sms_cost
+from services.contacts.records import ContactRef
+from services.storage.tenancy import Tenant
 
 
 @dataclass(frozen=True)

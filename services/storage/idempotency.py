@@ -26,7 +26,7 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from core.errors import Conflict, FieldError, InvalidInput
 from models import IdempotencyRecord, IdempotencyTakeover
-from services.tenancy import Tenant
+from services.storage.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import math
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from models import Contact, ContactPage
-from services.tenancy import Tenant
+from services.storage.tenancy import Tenant
 
 CONTACTS_PER_PAGE = 100
 _known_last: dict[str, int] = {}

@@ -20,8 +20,9 @@ from core.config import Settings
 from core.errors import FieldError, InvalidInput, PayloadTooLarge
 from models.campaign import FailedDetail
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientStatus
-from services import csvdata
-from services.contacts import (
+from services.campaigns.templates import SmsCost, Template, TemplateError, sms_cost
+from services.contacts import csvdata
+from services.contacts.records import (
     ContactDraft,
     ContactRef,
     PhoneError,
@@ -33,8 +34,7 @@ from services.contacts import (
 )
 from services.dates import parse_instant
 from services.inputs import CreateCampaignInput, Segmentation
-from services.messages import SmsCost, Template, TemplateError, sms_cost
-from services.tenancy import Tenant
+from services.storage.tenancy import Tenant
 
 MAX_SEGMENTS = 10
 

@@ -30,7 +30,7 @@ from core.errors import Conflict, FieldError, NotFound
 from models import Change, Recipient
 from models.base import TenantDocument
 from models.campaign import CreatedBy
-from services.tenancy import Tenant
+from services.storage.tenancy import Tenant
 
 STALE_AFTER = timedelta(seconds=30)
 """A claim this old whose document was not written is finished by the next writer."""

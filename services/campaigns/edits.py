@@ -2,7 +2,8 @@
 
 Content changes only while the campaign is a draft, scheduled or paused: a template swapped
 in the middle of sending would give one campaign two messages. Each update is one numbered
-change (`services.history`), so racing edits apply one after the other and never lose a field.
+change (`services.storage.history`),
+so racing edits apply one after the other and never lose a field.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from core.config import Settings
 from core.errors import FieldError, InvalidInput, InvalidTransition
 from models import Campaign, Recipient
 from models.campaign import CampaignStatus, FailedDetail
-from services import campaign_queries, recipients
-from services.campaigns import (
+from services.campaigns import queries as campaign_queries
+from services.campaigns import recipients
+from services.campaigns.creation import (
     MAX_FAILED_DETAILS,
     CreatedCampaign,
     check_name,
@@ -26,13 +28,13 @@ from services.campaigns import (
     create_in,
     message_stats,
 )
-from services.contacts import ContactRef, contacts_by_ids
+from services.campaigns.lifecycle import EDITABLE
+from services.campaigns.templates import Template, parse_template
+from services.contacts.records import ContactRef, contacts_by_ids
 from services.dates import parse_send_time
-from services.history import Planned, change
 from services.inputs import CreateCampaignInput, UpdateCampaignInput
-from services.lifecycle import EDITABLE
-from services.messages import Template, parse_template
-from services.tenancy import Tenant
+from services.storage.history import Planned, change
+from services.storage.tenancy import Tenant
 
 MAX_CHANGED_RECIPIENTS = 10_000
 """Contact ids one update may add or remove; larger lists go through a new campaign."""

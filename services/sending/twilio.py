@@ -21,7 +21,7 @@ import httpx
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from core.config import Settings
-from services.providers import UNSUBSCRIBED, SendError
+from services.sending.provider import UNSUBSCRIBED, SendError
 
 logger = logging.getLogger(__name__)
 

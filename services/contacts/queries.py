@@ -10,11 +10,11 @@ from bson import ObjectId
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, NotFound, Path
 from models import Contact
-from services import positions
-from services.contacts import PhoneError, normalize_phone
+from services.contacts.records import PhoneError, normalize_phone
 from services.inputs import ContactFilter
-from services.pages import Cursors, LazyCursors, Page, page_size
-from services.tenancy import Tenant
+from services.storage import positions
+from services.storage.pages import Cursors, LazyCursors, Page, page_size
+from services.storage.tenancy import Tenant
 
 MAX_SEARCH = 100
 DIGITS = re.compile(r"[\d\s()+.-]+")
@@ -82,7 +82,8 @@ async def list_contacts(
     """Returns contacts in list order (by page, then id), reading page by page.
 
     Every read is `{organizationId, page}` equality plus the filter, so a page of the list costs
-    the same in an organization of 2,000 contacts as of 200,000 (see `services.positions`). A
+    the same in an organization of 2,000 contacts as of 200,000 (see
+    `services.storage.positions`). A
     filter that matches few contacts may return fewer than `first` with `has_next` set and a
     cursor past the pages read; a search for one exact phone number is one lookup.
     """

@@ -19,9 +19,9 @@ from strawberry.dataloader import DataLoader
 
 from core.config import Settings
 from models import Campaign, Contact, User
-from services import positions
-from services.campaign_queries import RecipientsPage, first_recipients
-from services.tenancy import Tenant
+from services.campaigns.queries import RecipientsPage, first_recipients
+from services.storage import positions
+from services.storage.tenancy import Tenant
 
 POINT_LOOKUPS = 20
 """Up to this many contacts (a page of one campaign's recipients) are always read one id each,

@@ -1,10 +1,4 @@
-"""SMS providers the dispatcher sends through.
-
-Every send carries an idempotency key (the recipient's id). A provider that `honours_idempotency`
-answers a repeated key with the first send's message id instead of sending again, so a recipient
-whose outcome is unknown after a crash may be retried through it; through any other provider such
-a recipient is marked `unknown` and never resent.
-"""
+"""The SMS providers: a log (the default), a simulated one (tests, benchmarks) and Twilio."""
 
 from __future__ import annotations
 
@@ -17,41 +11,12 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from core.config import Settings
+from services.sending.provider import Provider, SendError
+from services.sending.twilio import TwilioProvider
 
 logger = logging.getLogger(__name__)
-
-
-class SendError(Exception):
-    """The provider refused a message. `transient` ones (rate limits, 5xx, a connection that
-    never opened) may be retried; permanent ones (an invalid or unsubscribed number) never are.
-    `unknown`: the request may have reached the provider (a read timeout), so whether the
-    message went out cannot be known; it is never retried through a provider without keys."""
-
-    def __init__(self, code: str, message: str, *, transient: bool, unknown: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.transient = transient
-        self.unknown = unknown
-
-
-UNSUBSCRIBED = "UNSUBSCRIBED"
-"""The code of a provider's refusal because the recipient opted out with it (Twilio 21610):
-the contact is opted out here too, and the recipient `skipped`."""
-
-
-class Provider(Protocol):
-    """What the dispatcher needs from a provider."""
-
-    name: str
-    honours_idempotency: bool
-
-    async def send(self, to: str, body: str, key: str) -> str:
-        """Sends one message; returns the provider's message id or raises `SendError`."""
-        ...
 
 
 class LogProvider:
@@ -150,8 +115,6 @@ def read_ledger(path: Path) -> list[dict[str, str]]:
 def provider_from(settings: Settings) -> Provider:
     """The provider `DISPATCH_PROVIDER` names."""
     if settings.dispatch_provider == "twilio":
-        from services.twilio import TwilioProvider  # its HTTP client only when configured
-
         return TwilioProvider.from_settings(settings)
     if settings.dispatch_provider == "simulated":
         return SimulatedProvider(

@@ -24,12 +24,13 @@ from core.errors import FieldError, InvalidInput, NotFound, Path
 from models import Campaign, Change, Recipient
 from models.campaign import CampaignStatus, CampaignType
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientRow, RecipientStatus
-from services import history, lifecycle
+from services.campaigns import lifecycle
+from services.campaigns.stats import with_live_stats
 from services.dates import parse_instant
-from services.dispatch import with_live_stats
 from services.inputs import CampaignFilter, CampaignOrder
-from services.pages import Cursors, LazyCursors, Page, after_filter, page_size
-from services.tenancy import Tenant
+from services.storage import history
+from services.storage.pages import Cursors, LazyCursors, Page, after_filter, page_size
+from services.storage.tenancy import Tenant
 
 MAX_SEARCH = 100
 

@@ -1,0 +1,80 @@
+"""A campaign's counters while it sends: its batches' counts summed on read.
+
+The dispatcher writes each batch's counts to that batch's own document (one writer per
+document), and folds them into the campaign when it completes; until then, readers add them up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bson import ObjectId
+
+from models import BatchCounts, Campaign
+from models.campaign import CampaignStats, CampaignStatus
+from models.recipient import RECIPIENT_BATCH
+from services.storage.tenancy import Tenant
+
+STARTED = frozenset({CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.CANCELLED})
+"""Statuses in which a campaign may have batch counts not yet folded into it."""
+
+
+@dataclass
+class BatchTotals:
+    """A campaign's batch counts summed (one read of all its `BatchCounts`)."""
+
+    counts: Counter[str]
+    """sent, failed, skipped, unknown."""
+    next_send_at: datetime | None
+    """The earliest time a batch's recipients waiting for quiet hours go out."""
+    waiting: int
+    """Recipients waiting for a window that opens after `now`."""
+
+
+async def batch_totals(tenant: Tenant, campaign_id: ObjectId, now: datetime) -> BatchTotals:
+    counts = Counter[str]()
+    opens: list[datetime] = []
+    waiting = 0
+    async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign_id}):
+        for key in ("sent", "failed", "skipped", "unknown"):
+            counts[key] += int(row.get(key) or 0)
+        if row.get("nextSendAt") is not None:
+            opens.append(row["nextSendAt"])
+            if row["nextSendAt"] > now:
+                waiting += int(row.get("waiting") or 0)
+    return BatchTotals(counts, min(opens, default=None), waiting)
+
+
+async def live_state(tenant: Tenant, campaign: Campaign) -> tuple[CampaignStats, datetime | None]:
+    """The campaign's counters (stored ones, plus its batches' while it sends: the batch counts
+    are folded into the campaign when it completes), and when recipients waiting for quiet
+    hours to end go out (the earliest of its batches')."""
+    if campaign.status not in STARTED or campaign.startedAt is None:
+        return campaign.stats, None
+    assert campaign.id is not None
+    totals = await batch_totals(tenant, campaign.id, Tenant.now())
+    return CampaignStats(total=campaign.stats.total, **totals.counts), totals.next_send_at
+
+
+async def live_stats(tenant: Tenant, campaign: Campaign) -> CampaignStats:
+    return (await live_state(tenant, campaign))[0]
+
+
+async def with_live_stats(tenant: Tenant, campaigns: Sequence[Campaign]) -> None:
+    """Replaces the stats of campaigns that are sending (or stopped mid-send) by live ones,
+    and sets their `nextSendAt`."""
+    started = [c for c in campaigns if c.status in STARTED and c.startedAt is not None]
+    states = await asyncio.gather(*(live_state(tenant, c) for c in started))
+    for campaign, (stats, next_send_at) in zip(started, states, strict=True):
+        campaign.stats = stats
+        campaign._next_send_at = next_send_at
+
+
+def batch_count(next_seq: int) -> int:
+    """How many batches recipients numbered below `next_seq` fall into."""
+    return math.ceil(next_seq / RECIPIENT_BATCH)
