@@ -20,6 +20,8 @@ from core.errors import AuthenticationError
 ORG_CLAIM = "org_id"
 NAME_CLAIM = "name"
 ROLES_CLAIM = "roles"
+NUMERIC_DATES = ("exp", "nbf", "iat")
+"""Claims that RFC 7519 defines as NumericDate: a JSON number, never a numeric string."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,11 @@ def verify_token(token: str, settings: Settings) -> Principal:
     except jwt.InvalidTokenError as exc:
         raise AuthenticationError("Token is malformed or invalid") from exc
 
+    for name in NUMERIC_DATES:
+        value = claims.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            # PyJWT casts "1767225600" with int(); RFC 7519 says a NumericDate is a JSON number.
+            raise AuthenticationError(f"Token claim '{name}' must be a number (seconds since 1970)")
     roles = claims.get(ROLES_CLAIM) or []
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise AuthenticationError(f"Token claim '{ROLES_CLAIM}' must be a list of strings")

@@ -42,6 +42,10 @@ BAD_TOKENS = {
     "no-exp": jwt.encode({k: v for k, v in claims().items() if k != "exp"}, TEST_JWT_SECRET),
     "no-org": jwt.encode({k: v for k, v in claims().items() if k != "org_id"}, TEST_JWT_SECRET),
     "org-not-an-id": token(org="acme"),
+    "exp-a-string": token(exp=str(int(time.time()) + 3600)),
+    "nbf-a-string": token(nbf=str(int(time.time()) - 60)),
+    "iat-a-string": token(iat=str(int(time.time()))),
+    "exp-a-boolean": token(exp=True),
 }
 
 
@@ -133,3 +137,18 @@ def test_production_accepts_a_real_secret() -> None:
 def test_alg_none_cannot_be_allowed() -> None:
     with pytest.raises(ValueError, match="none"):
         Settings(jwt_algorithms=["HS256", "none"])
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_numeric_date_as_a_string_is_refused_by_name(settings: Settings, claim: str) -> None:
+    now = int(time.time())
+    value = {"exp": now + 600, "nbf": now - 60, "iat": now}[claim]
+    bad = jwt.encode(claims(**{claim: str(value)}), TEST_JWT_SECRET)
+    with pytest.raises(AuthenticationError, match=f"'{claim}' must be a number"):
+        verify_token(bad, settings)
+
+
+def test_numeric_dates_as_json_numbers_are_accepted(settings: Settings) -> None:
+    now = time.time()
+    good = jwt.encode(claims(exp=now + 600.5, nbf=now - 60, iat=now), TEST_JWT_SECRET)
+    assert verify_token(good, settings).full_name == "Alex Rep"
