@@ -25,6 +25,7 @@ from core.config import Settings, get_settings
 from core.db import create_client, init_database
 from core.requests import RequestIds, configure_logging
 from resolvers import health, webhooks
+from resolvers.cors import install_cors
 from resolvers.graphql_app import GraphQLApp
 from resolvers.ide import asset_url, mount_ide_assets
 from resolvers.limits import BodySizeLimit
@@ -109,6 +110,7 @@ def create_app(
     app.include_router(webhooks.router)
     mount_ide_assets(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_cors(app, settings)
     app.add_middleware(RequestIds)  # outermost: even a 413 carries the id
 
     @app.get("/docs", include_in_schema=False)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.clock import is_zone, parse_clock
 
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     simulated_latency_ms: float = Field(default=0.0, ge=0)
     simulated_failure_rate: float = Field(default=0.0, ge=0, le=1)
 
+    cors_allowed_origins: Annotated[list[str], NoDecode] = []
+    """Browser origins allowed to call `/graphql` and `/api/*` from another site
+    (`https://app.example.com,https://admin.example.com`); in development, any
+    `http://localhost:<port>` and `http://127.0.0.1:<port>` is allowed as well."""
+
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     """Signs Twilio's webhooks; they are refused (403) while it is unset."""
@@ -83,6 +88,27 @@ class Settings(BaseSettings):
     twilio_api_base: str = "https://api.twilio.com"
     """Only tests change it (to a local server that plays Twilio's API)."""
     twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """Comma-separated in the environment; each an origin (scheme, host, port), never `*`:
+        tokens are credentials, and a wildcard would hand them to any site."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return items
+        origins = [str(item).strip().rstrip("/") for item in items if str(item).strip()]
+        for origin in origins:
+            scheme, sep, rest = origin.partition("://")
+            if origin == "*" or not sep or scheme not in ("http", "https") or not rest:
+                raise ValueError(
+                    f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin like https://app.example.com"
+                )
+            if "/" in rest:
+                raise ValueError(
+                    f"CORS_ALLOWED_ORIGINS: {origin!r} has a path; give the origin only"
+                )
+        return origins
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:

@@ -25,6 +25,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from core.config import Settings
 from core.errors import AuthenticationError
 from resolvers.context import get_context
+from resolvers.cors import origin_allowed
 from resolvers.ide import dev_token_for, render_graphiql
 from resolvers.limits import graphql_error_response
 from resolvers.persisted import PersistedQueries
@@ -39,6 +40,10 @@ class GraphQLApp(GraphQL[Context, None]):
         super().__init__(schema, multipart_uploads_enabled=False)
         self.settings = settings
         self.persisted = PersistedQueries(settings.graphql_persisted_queries)
+
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
+        """Pages of other sites may subscribe when their origin is on the CORS allow-list."""
+        return origin_allowed(origin, self.settings)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
