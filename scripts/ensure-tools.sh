@@ -59,9 +59,15 @@ if [ "${1:-}" = "--test" ]; then
     if command -v npm >/dev/null 2>&1; then
       say "installing the Apollo end-to-end test's packages (npm ci --prefix e2e/apollo)"
       npm ci --prefix e2e/apollo --ignore-scripts --no-audit --no-fund --loglevel=error
+      rm -rf e2e/apollo/dist
     else
       say "npm not found: the Apollo end-to-end test needs Node.js and npm (apt-get install -y nodejs npm)"
       exit 1
     fi
+  fi
+  # The browser bundle of the same client, for the cross-origin (CORS) browser test.
+  if [ ! -f e2e/apollo/dist/apollo-browser.js ] || [ e2e/apollo/browser.mjs -nt e2e/apollo/dist/apollo-browser.js ]; then
+    say "bundling the Apollo client for the browser test (npm run build --prefix e2e/apollo)"
+    npm run build --prefix e2e/apollo --silent
   fi
 fi
