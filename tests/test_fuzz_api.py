@@ -18,7 +18,6 @@ import schemathesis
 from graphql import get_introspection_query
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
-from schemathesis.generation.case import Case
 
 from main import create_app
 from resolvers.root import schema as graphql_schema
@@ -63,7 +62,7 @@ def base_url(mongo_uri: str) -> Iterator[str]:
 
 @rest.parametrize()
 @RUN
-def test_rest_never_answers_5xx(case: Case, base_url: str) -> None:
+def test_rest_never_answers_5xx(case: schemathesis.Case[Any], base_url: str) -> None:
     """Every answer is documented, and every refusal under `/api` is the legacy envelope."""
     response = case.call_and_validate(
         base_url=base_url,
@@ -77,7 +76,7 @@ def test_rest_never_answers_5xx(case: Case, base_url: str) -> None:
 
 @graphql.parametrize()
 @RUN
-def test_graphql_never_answers_5xx(case: Case, base_url: str) -> None:
+def test_graphql_never_answers_5xx(case: schemathesis.Case[Any], base_url: str) -> None:
     """Refusals are expected (a forbidden or missing item, bad input); each names its code,
     and none is an internal error."""
     response = case.call(base_url=f"{base_url}/graphql", headers=auth(token()))
