@@ -145,4 +145,23 @@ class Campaign(TenantDocument):
                 ],
                 name="org_schedule_id",
             ),
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                    ("createdAt", pymongo.DESCENDING),
+                    ("_id", pymongo.DESCENDING),
+                ],
+                name="org_status_created_id",
+            ),
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("createdBy._id", pymongo.ASCENDING),
+                    ("createdAt", pymongo.DESCENDING),
+                    ("_id", pymongo.DESCENDING),
+                ],
+                name="org_creator_created_id",
+            ),
+            IndexModel([("status", pymongo.ASCENDING)], name="status_across_organizations"),
         ]

@@ -128,4 +128,22 @@ class Recipient(TenantDocument):
                 ],
                 name="org_campaign_status_seq",
             ),
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("batch", pymongo.ASCENDING),
+                    ("seq", pymongo.ASCENDING),
+                ],
+                name="org_campaign_batch_seq",
+            ),
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("head", pymongo.ASCENDING),
+                    ("seq", pymongo.ASCENDING),
+                ],
+                name="org_campaign_head_seq",
+            ),
         ]

@@ -19,12 +19,28 @@ import pytest
 import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from core.config import Settings
 from main import create_app
 from scripts import dbserver
 from tests.factories import TEST_JWT_SECRET
+from tests.query_shapes import QueryRecorder
+
+QUERIES = QueryRecorder()
+monitoring.register(QUERIES)  # before any client exists: every client of the session reports
+
+
+@pytest.fixture(scope="session")
+def recorded_queries() -> QueryRecorder:
+    """The shapes of every query the app sent so far in this session."""
+    return QUERIES
+
+
+@pytest.hookimpl(trylast=True)  # after plugins that reorder (pytest-asyncio groups by loop)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `after_all` judge what the rest of the session did, so they run last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
 
 
 @pytest.fixture(scope="session")

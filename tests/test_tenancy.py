@@ -126,7 +126,8 @@ async def test_every_index_of_tenant_data_starts_with_the_organization(app: Fast
 
     # The one deliberate exception: an inbound SMS reply (STOP, START) names a phone number and
     # no organization, and opts that number out in every organization that messaged it.
-    cross_tenant = {("Contact", "phone")}
+    # And the dispatcher's: it finds the campaigns due or sending in every organization.
+    cross_tenant = {("Contact", "phone"), ("Campaign", "status_across_organizations")}
     checked = 0
     seen_exceptions: set[tuple[str, str]] = set()
     for model in DOCUMENT_MODELS:
