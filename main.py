@@ -25,9 +25,9 @@ from core.config import Settings, get_settings
 from core.db import create_client, init_database
 from core.requests import RequestIds, configure_logging
 from resolvers import health, webhooks
+from resolvers.assets import asset_url, mount_ide_assets
 from resolvers.cors import install_cors
 from resolvers.graphql_app import GraphQLApp
-from resolvers.ide import asset_url, mount_ide_assets
 from resolvers.limits import BodySizeLimit
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts

@@ -1,7 +1,7 @@
 """Counts how often the server keeps (or breaks) the guarantees the code's design rests on.
 
-`tests/test_database_guarantees.py` asserts them; this prints the rates, for the README and for
-judging a new server version. Run under the bootstrap, as `make bench` does:
+`tests/test_database_guarantees.py` asserts them; this prints the rates (docs/database.md),
+also for judging a new server version. Run under the bootstrap, as `make bench` does:
 
     uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
         uv run python -m bench.server_guarantees [--rounds 30]

@@ -130,7 +130,7 @@ def mint_token(
 ) -> str:
     """Signs a development token with the configured secret.
 
-    On a request path only for the development IDE (`resolvers.ide.dev_token_for`)."""
+    On a request path only for the development IDE (`resolvers.dev_tokens.dev_token_for`)."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": str(user_id),

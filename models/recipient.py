@@ -55,15 +55,15 @@ RECIPIENT_BATCH = 100
 """Recipients per `batch`: the unit that pages and sends are read by, with one equality."""
 HEAD_SIZE = 21
 """The first recipients of a campaign carry `head: true`, for lists that show a few of each: a
-page of up to 20 (GraphQL's default) plus the one that says whether more follow. Campaigns
-created when this was 10 keep 10 such recipients; a longer first page of theirs is completed
-from their first batch (`first_recipients` sees the gap)."""
+page of up to 20 (GraphQL's default) plus the one that says whether more follow. A campaign
+with fewer head recipients has a longer first page completed from its first batch
+(`first_recipients` sees the gap)."""
 
 
 RecipientRow: TypeAlias = Mapping[str, Any]
 """A stored recipient as the driver read it. Pages of recipients are only shown, never saved,
-so read paths skip building `Recipient` models (~30 us each with Beanie's lazy parsing) and
-`RecipientOut.of` maps the stored fields once."""
+so read paths skip building a `Recipient` model per row (Beanie's parsing is the costly part)
+and `RecipientOut.of` maps the stored fields once."""
 
 
 class Recipient(TenantDocument):

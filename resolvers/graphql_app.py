@@ -26,7 +26,8 @@ from core.config import Settings
 from core.errors import AuthenticationError
 from resolvers.context import get_context
 from resolvers.cors import origin_allowed
-from resolvers.ide import dev_token_for, render_graphiql
+from resolvers.dev_tokens import dev_token_for
+from resolvers.ide import render_graphiql
 from resolvers.limits import graphql_error_response
 from resolvers.persisted import PersistedQueries
 from schema.context import Context

@@ -1,51 +1,17 @@
-"""Self-hosted GraphiQL for `GET /graphql`.
+"""The self-hosted GraphiQL page for `GET /graphql`, with its example tabs.
 
-Why: Strawberry's stock GraphiQL page loads React and GraphiQL from a public CDN. Our
-machines (and customers' air-gapped ones) reach only package registries, so that page
-renders blank. Instead the npm packages pinned in `ide/package.json` (installed with
-`npm ci --prefix ide`, or `make ide`) are served by the API itself under
-`IDE_ASSET_PREFIX`, and `render_graphiql` builds a page that references only those
-local files: no `http(s)://` URL appears in it.
-
-Missing assets: a missing IDE must not take the API down, so `mount_ide_assets` only logs
-a warning when `ide/node_modules` is not installed, and `render_graphiql` then returns a
-small page that explains how to install it. Both look at the disk on every call, so
-running `npm ci --prefix ide` while the server runs makes the IDE appear on the next
-page load, without a restart.
-
-Only a fixed list of files is served (`IDE_ASSETS`), each through an explicit route: the
-rest of `node_modules` is never exposed, and no path from the request reaches the
-filesystem.
+The page references only the local files of `resolvers.assets` (no `http(s)://` URL appears
+in it), so it works on machines that reach no CDN; when those files are missing it explains how
+to install them instead of rendering blank.
 """
 
 from __future__ import annotations
 
 import html
-import ipaddress
 import json
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
-from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
-
-from core.auth import mint_dev_token
-from core.config import Settings
-
-logger = logging.getLogger(__name__)
-
-IDE_ASSET_PREFIX: Final = "/ide/assets"
-"""URL prefix under which the GraphiQL browser files are served."""
-
-REPO_ROOT: Final = Path(__file__).resolve().parent.parent
-IDE_NODE_MODULES: Path = REPO_ROOT / "ide" / "node_modules"
-"""Where `npm ci --prefix ide` installs the packages; a module variable so tests can move it."""
-
-INSTALL_HINT: Final = "npm ci --prefix ide  (or: make ide)"
+from resolvers.assets import INSTALL_HINT, asset_url, missing_ide_assets
 
 TOKEN_PLACEHOLDER: Final = "<token from make token>"
 DEFAULT_HEADERS: Final = json.dumps({"Authorization": f"Bearer {TOKEN_PLACEHOLDER}"}, indent=2)
@@ -116,119 +82,6 @@ EXAMPLE_CREATE_VARIABLES: Final = json.dumps(
     indent=2,
 )
 
-_JS: Final = "text/javascript; charset=utf-8"
-_CSS: Final = "text/css; charset=utf-8"
-_MAP: Final = "application/json"
-
-
-@dataclass(frozen=True)
-class IdeAsset:
-    """One browser file from an npm package, and the content type it is served with."""
-
-    package: str
-    path: str
-    media_type: str
-    required: bool = True
-
-    def file(self) -> Path:
-        """Absolute path of the file inside `IDE_NODE_MODULES` (read at call time)."""
-        return IDE_NODE_MODULES / self.package / self.path
-
-
-IDE_ASSETS: Final[dict[str, IdeAsset]] = {
-    "react.production.min.js": IdeAsset("react", "umd/react.production.min.js", _JS),
-    "react-dom.production.min.js": IdeAsset("react-dom", "umd/react-dom.production.min.js", _JS),
-    "graphiql.min.js": IdeAsset("graphiql", "graphiql.min.js", _JS),
-    "graphiql.min.css": IdeAsset("graphiql", "graphiql.min.css", _CSS),
-    # Named by `sourceMappingURL` comments in the two files above; only devtools fetch them.
-    "graphiql.min.js.map": IdeAsset("graphiql", "graphiql.min.js.map", _MAP, required=False),
-    "graphiql.min.css.map": IdeAsset("graphiql", "graphiql.min.css.map", _MAP, required=False),
-    # The REST docs at /docs (FastAPI's Swagger UI page, pointed here instead of a CDN).
-    "swagger-ui-bundle.js": IdeAsset("swagger-ui-dist", "swagger-ui-bundle.js", _JS),
-    "swagger-ui.css": IdeAsset("swagger-ui-dist", "swagger-ui.css", _CSS),
-}
-"""URL name under `IDE_ASSET_PREFIX` -> file in `ide/node_modules`."""
-
-
-def asset_url(name: str) -> str:
-    """The URL of one of `IDE_ASSETS`, with its package version so upgrades bust caches."""
-    asset = IDE_ASSETS[name]
-    return f"{IDE_ASSET_PREFIX}/{name}?v={_package_version(asset.package)}"
-
-
-def missing_ide_assets() -> list[Path]:
-    """The required asset files that are not on disk (empty when the IDE is installed)."""
-    return [a.file() for a in IDE_ASSETS.values() if a.required and not a.file().is_file()]
-
-
-def mount_ide_assets(app: FastAPI) -> None:
-    """Adds `GET {IDE_ASSET_PREFIX}/{name}` for each of `IDE_ASSETS`.
-
-    Never raises for a missing install: it logs a warning, the routes answer 404 with the
-    fix, and `render_graphiql` serves the install instructions instead of a blank page.
-    """
-    if missing := missing_ide_assets():
-        logger.warning(
-            "GraphiQL assets are not installed (missing %s); GET /graphql will show install "
-            "instructions. Fix: %s",
-            ", ".join(str(p) for p in missing),
-            INSTALL_HINT,
-        )
-
-    for name, asset in IDE_ASSETS.items():
-        app.add_api_route(
-            f"{IDE_ASSET_PREFIX}/{name}",
-            _asset_endpoint(asset),
-            methods=["GET", "HEAD"],
-            name=f"ide-asset:{name}",
-            include_in_schema=False,
-        )
-
-
-def _asset_endpoint(asset: IdeAsset) -> Callable[[], Awaitable[Response]]:
-    """A route handler bound to one whitelisted file: nothing from the URL reaches the disk."""
-
-    async def ide_asset() -> Response:
-        path = asset.file()
-        if not path.is_file():
-            return PlainTextResponse(f"GraphiQL asset not installed. Run: {INSTALL_HINT}\n", 404)
-        # Long-lived caching is safe: pages link each file with `?v=<package version>`.
-        return FileResponse(
-            path,
-            media_type=asset.media_type,
-            headers={"Cache-Control": "public, max-age=604800"},
-        )
-
-    return ide_asset
-
-
-LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
-FORWARDING_HEADERS: Final = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
-
-
-def dev_token_for(request: Request, settings: Settings) -> str | None:
-    """A fresh development token for the IDE page, or None.
-
-    Only in development and only for a browser on this machine: the connection comes from a
-    loopback address, no proxy forwarded it (a reverse proxy on the same host connects from
-    loopback on behalf of anyone), and the Host header names loopback too (otherwise a DNS
-    rebinding page could read the token from a name that resolves to 127.0.0.1).
-    """
-    if settings.environment != "development" or request.client is None:
-        return None
-    try:
-        if not ipaddress.ip_address(request.client.host).is_loopback:
-            return None
-    except ValueError:
-        return None
-    if any(name in request.headers for name in FORWARDING_HEADERS):
-        return None
-    host = request.headers.get("host", "").lower()
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    if name not in LOOPBACK_HOSTS:
-        return None
-    return mint_dev_token(settings)
-
 
 def example_tabs(headers: str) -> list[dict[str, str]]:
     """The IDE's first-visit tabs: who am I, a campaigns page, a creation with variables."""
@@ -249,7 +102,7 @@ def render_graphiql(endpoint: str = "/graphql", *, dev_token: str | None = None)
 
     Falls back to an install-instructions page when the assets are missing, so the IDE
     never renders blank. `dev_token` (development, loopback callers only: see
-    `main.IdeGraphQLRouter`) fills the Headers tab of every example tab, and replaces a
+    `resolvers.dev_tokens`) fills the Headers tab of every example tab, and replaces a
     missing, placeholder or expired token in the tabs the browser saved on an earlier visit
     (GraphiQL restores saved tabs instead of the defaults); a token the developer pasted
     that is still valid is left alone.
@@ -276,15 +129,6 @@ def render_ide_missing() -> str:
     """A small page explaining how to install the IDE assets (no scripts, no URLs)."""
     missing = "\n".join(html.escape(str(p)) for p in missing_ide_assets())
     return _MISSING_PAGE.format(hint=html.escape(INSTALL_HINT), missing=missing)
-
-
-def _package_version(package: str) -> str:
-    """The installed version of an npm package, or "missing"."""
-    try:
-        manifest = json.loads((IDE_NODE_MODULES / package / "package.json").read_text())
-    except (OSError, ValueError):
-        return "missing"
-    return str(manifest.get("version", "unknown"))
 
 
 def _script_json(value: object) -> str:

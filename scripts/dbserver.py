@@ -1,12 +1,12 @@
 """Finds, builds, starts and stops the MongoDB wire-protocol server the project runs on.
 
-Order of choice (documented in the README):
+Order of choice (documented in docs/database.md):
 
 1. `MONGODB_URI` set: use it, start nothing;
 2. `mongod` on PATH: start it on a data directory the project owns;
 3. the embedded default, FerretDB v1.24.2 on a PostgreSQL cluster of its own (`initdb` under the
    data directory, a Unix socket in a private folder, no TCP listener, no system service);
-   `EMBEDDED_BACKEND=sqlite` picks FerretDB's SQLite backend instead (slower, see the README);
+   `EMBEDDED_BACKEND=sqlite` picks FerretDB's SQLite backend instead (slower: docs/performance.md);
 4. otherwise stop with one message naming what to install.
 
 `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2` compiles, but the binary panics at

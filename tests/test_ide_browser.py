@@ -32,8 +32,9 @@ import pytest
 from websockets.sync.client import connect
 
 from core.auth import DEV_ORGANIZATION_ID, DEV_USER_ID
-from resolvers import ide
-from resolvers.ide import IDE_ASSET_PREFIX, render_graphiql
+from resolvers import assets, ide
+from resolvers.assets import IDE_ASSET_PREFIX
+from resolvers.ide import render_graphiql
 from tests.conftest import client_with, make_settings, serving
 from tests.factories import token
 
@@ -51,8 +52,8 @@ def base_url(mongo_uri: str) -> Iterator[str]:
     browser tests are synchronous and block this thread while Chromium talks to the server.
     `serving` runs the app's lifespan (so the database connection) and drops the database.
     """
-    missing = ide.missing_ide_assets()
-    assert not missing, f"GraphiQL assets not installed ({missing}); run: {ide.INSTALL_HINT}"
+    missing = assets.missing_ide_assets()
+    assert not missing, f"GraphiQL assets not installed ({missing}); run: {assets.INSTALL_HINT}"
     # Development: a browser on this machine gets the IDE with a fresh token prefilled.
     settings = make_settings(mongo_uri, environment="development")
     started: queue.Queue[str | BaseException] = queue.Queue()
@@ -408,7 +409,7 @@ async def test_missing_assets_show_install_instructions(
     mongo_uri: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Without `ide/node_modules` the API still starts and /graphql says how to fix it."""
-    monkeypatch.setattr(ide, "IDE_NODE_MODULES", tmp_path / "node_modules")
+    monkeypatch.setattr(assets, "IDE_NODE_MODULES", tmp_path / "node_modules")
     page = render_graphiql("/graphql")
     assert "npm ci --prefix ide" in page
     assert "<script" not in page

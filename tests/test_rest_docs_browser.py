@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from core.config import Settings
-from resolvers.ide import IDE_ASSET_PREFIX
+from resolvers.assets import IDE_ASSET_PREFIX
 from tests.conftest import serving
 from tests.test_ide_browser import BROWSER_TIMEOUT_S, chromium_args
 

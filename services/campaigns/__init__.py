@@ -1,0 +1,1 @@
+"""Campaigns: creation, recipients, templates, edits, status moves, queries and live stats."""

@@ -1,0 +1,1 @@
+"""Organizations: their settings, and the quiet hours those settings define."""

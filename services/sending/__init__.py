@@ -1,0 +1,1 @@
+"""Sending: the dispatcher, the SMS providers (log, simulated, Twilio), delivery and metrics."""

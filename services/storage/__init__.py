@@ -1,0 +1,1 @@
+"""Storage: the tenant scope and read strategies, list positions, pages, changes, idempotency."""

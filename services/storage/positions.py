@@ -2,7 +2,7 @@
 
 Listing contacts in a stable order is the screen every CRM opens with. A sort over the
 organization's contacts is an index range on MongoDB, but FerretDB v1 does not push sorts or
-ranges down: it reads and decodes every contact of the organization first (25 s at 190,000).
+ranges down: it reads and decodes every contact of the organization first (docs/database.md).
 So each contact gets a `page` when it is created, and a list is read page by page with an
 equality filter (`{organizationId, page}`), which both servers answer from an index, so a page
 costs the same at any size.

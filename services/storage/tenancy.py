@@ -118,10 +118,10 @@ class Tenant:
         A short list is read one equality filter per value, because an equality is what every
         server answers from an index (FerretDB pushes it down to PostgreSQL) while `$in` is not
         pushed down on FerretDB: there it reads every candidate row of the organization (the
-        first recipients of a 20-campaign page, as one `$in`, read those of all 400 campaigns
-        of an organization: 4 s; one equality per campaign: 173 ms). A long
-        list goes as `$in` in chunks (one index walk on MongoDB; on FerretDB one read of the
-        organization per chunk, which beats thousands of round trips).
+        first recipients of a page of campaigns, as one `$in`, would read those of all the
+        organization's campaigns; see docs/database.md). A long list goes as `$in` in chunks
+        (one index walk on MongoDB; on FerretDB one read of the organization per chunk, which
+        beats thousands of round trips).
         """
         unique = list(dict.fromkeys(values))
         if not unique:
