@@ -50,5 +50,6 @@ def to_user_errors(exc: ServiceError, arguments: set[str]) -> list[UserError]:
         path = [str(_GRAPHQL_NAMES.get(str(p), p)) for p in error.path]
         if "input" in arguments and (not path or path[0] not in arguments):
             path = ["input", *path]
-        out.append(UserError(field=path, code=error.code, message=error.message))
+        problem = UserError(field=path, code=error.code, message=error.message)  # type: ignore[call-arg]
+        out.append(problem)
     return out

@@ -29,6 +29,16 @@ from models.recipient import DeliveryStatus, RecipientRow, RecipientStatus
 from services.inputs import Id
 
 
+class FieldProblem(BaseModel):
+    """A problem with one part of the input: where, which rule, and why."""
+
+    field: list[str] = Field(
+        description='Path into the arguments, e.g. ["input", "newContacts", "3", "phoneNumber"].'
+    )
+    code: str = Field(description="Machine-readable reason, e.g. REQUIRED.")
+    message: str = Field(description="Human-readable reason.")
+
+
 def success_rate(stats: CampaignStats) -> str:
     """Returns sent / processed as the legacy string ("0%" until something is processed)."""
     processed = stats.sent + stats.failed

@@ -137,8 +137,12 @@ class Segmentation(_Input):
     )
     process: Text | None = Field(default=None, description="Pipeline id.")
     tags: list[Text] | None = Field(default=None, description="Any of these tags.")
-    createdAfter: DateText | None = Field(default=None, description="Inclusive.")
-    createdBefore: DateText | None = Field(default=None, description="Exclusive.")
+    createdAfter: DateText | None = Field(
+        default=None, description="Inclusive; ISO 8601 with a zone."
+    )
+    createdBefore: DateText | None = Field(
+        default=None, description="Exclusive; ISO 8601 with a zone."
+    )
 
 
 class AssignmentStrategy(StrEnum):
@@ -355,7 +359,7 @@ class ContactFilter(_Input):
     contactStatus: list[Text] | None = Field(default=None, description="Any of these stages.")
     process: Text | None = None
     tags: list[Text] | None = Field(default=None, description="Any of these tags.")
-    optedOut: StrictBool | None = None
+    optedOut: bool | None = None  # lax: REST reads it from a query string ("true", "1")
     search: Text | None = Field(
         default=None, description="A phone in any format (exact match), digits, or part of a name."
     )

@@ -75,6 +75,8 @@ PAIRS = [
     Pair("UpdateCampaignInput", "UpdateCampaignInput", {}, {}, {}),
     Pair("CreateContactInput", "CreateContactInput", {}, {}, {}),
     Pair("UpdateContactInput", "ContactFields", {}, {}, {}),
+    Pair("UserError", "ErrorItem", {}, {},
+         {"field": "GraphQL: a list of argument names; REST: the legacy dotted string"}),
 ]  # fmt: skip
 
 PAIRED = {p.graphql: p.openapi for p in PAIRS}

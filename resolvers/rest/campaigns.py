@@ -106,7 +106,9 @@ async def list_campaigns(
         list[str] | None,
         Query(description="Statuses, repeated or comma-separated: status=draft,scheduled"),
     ] = None,
-    search: Annotated[str | None, Query(description="Part of the name, any case")] = None,
+    search: Annotated[
+        str | None, Query(description=CampaignFilter.model_fields["search"].description)
+    ] = None,
 ) -> CampaignListEnvelope:
     limit = page_limit(limit)
     statuses = [s for value in status or [] for s in value.split(",") if s.strip()]

@@ -46,22 +46,14 @@ class DeletedContactEnvelope(Envelope[Deleted]):
 async def list_contacts(
     tenant: CurrentTenant,
     settings: SettingsDep,
+    *,
     limit: PageLimit = 20,
     after: Annotated[
         str | None, Query(description="`pagination.nextCursor` of the previous page")
     ] = None,
-    contactStatus: Annotated[list[str] | None, Query(description="Any of these stages")] = None,
-    process: str | None = None,
-    tags: Annotated[list[str] | None, Query(description="Any of these tags")] = None,
-    optedOut: bool | None = None,
-    search: Annotated[
-        str | None, Query(description="A phone in any format, digits, or part of a name")
-    ] = None,
+    filter: Annotated[ContactFilter, Query()],  # its fields, by name (lists repeated)
 ) -> ContactListEnvelope:
     limit = page_limit(limit)
-    filter = ContactFilter(
-        contactStatus=contactStatus, process=process, tags=tags, optedOut=optedOut, search=search
-    )
     page = await contact_queries.list_contacts(
         tenant, settings, filter=filter, first=limit, after=after
     )

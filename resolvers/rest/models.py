@@ -8,6 +8,7 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 
 from models.campaign import FailedDetail
+from schema.outputs import FieldProblem
 from services.storage.pages import MAX_PAGE, page_size
 
 T = TypeVar("T")
@@ -71,10 +72,11 @@ class Deleted(BaseModel):
     id: str = Field(alias="_id")
 
 
-class ErrorItem(BaseModel):
-    field: str = Field(description="Dotted path into the request, e.g. newContacts.3.phoneNumber")
-    code: str
-    message: str
+class ErrorItem(FieldProblem):
+    # the shared problem shape, with the path spelled as the legacy callers spell it
+    field: str = Field(  # type: ignore[assignment]
+        description="Dotted path into the request, e.g. newContacts.3.phoneNumber"
+    )
 
 
 class ErrorEnvelope(BaseModel):
