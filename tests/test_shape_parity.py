@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from bson import ObjectId
 from graphql import (
     GraphQLEnumType,
     GraphQLField,
@@ -27,7 +25,6 @@ from graphql import (
 
 from main import create_app
 from resolvers.root import schema
-from tests.factories import auth, token
 
 SDL = build_schema(schema.as_str())
 OPENAPI: dict[str, Any] = create_app().openapi()
@@ -175,22 +172,3 @@ def test_outputs_agree_on_null_too(pair: Pair) -> None:
     graphql, rest = _graphql_fields(pair.graphql), _openapi_fields(pair.openapi, inputs=False)
     for name in (set(graphql) & set(rest)) - set(pair.other_type):
         assert graphql[name][0] == rest[name][0], (pair.graphql, name)
-
-
-@pytest.mark.parametrize(
-    ("rest_path", "graphql_query"),
-    [
-        ("/api/contacts?limit=101", "{ contacts(first: 101) { totalCount } }"),
-        ("/api/campaigns?limit=0", "{ campaigns(first: 0) { totalCount } }"),
-    ],
-)
-async def test_a_page_size_out_of_range_gets_one_code_from_both_apis(
-    client: httpx.AsyncClient, rest_path: str, graphql_query: str
-) -> None:
-    headers = auth(token(org=ObjectId()))
-    rest = await client.get(rest_path, headers=headers)
-    assert rest.status_code == 400
-    assert [e["code"] for e in rest.json()["errors"]] == ["INVALID_PAGE_SIZE"]
-    graphql = await client.post("/graphql", json={"query": graphql_query}, headers=headers)
-    (error,) = graphql.json()["errors"]
-    assert [e["code"] for e in error["extensions"]["userErrors"]] == ["INVALID_PAGE_SIZE"]
