@@ -1,7 +1,7 @@
 """Campaign queries and mutations: parse the GraphQL input, call a service, shape the answer.
 
-No rule lives here: each resolver builds the same service command the REST route builds
-(`services.inputs`), and answers with `schema.outputs` objects the GraphQL types read.
+No rule lives here: each resolver turns its input into the same service command the REST
+route validates (`to_command`), and answers with `schema.outputs` objects the types read.
 """
 
 from __future__ import annotations

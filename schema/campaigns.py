@@ -1,7 +1,9 @@
 """GraphQL types for campaigns and recipients.
 
-The object types read the attributes of `schema.outputs` models — the same objects the REST
-routes return — so each type is mapped from its document once. Enums are the models' enums.
+Each type is derived from its pydantic shape (`schema.derive`): object types from the
+`schema.outputs` models the REST routes also return, inputs from the service commands in
+`services.inputs`; a class body holds only what GraphQL does differently. Object types read
+the attributes of the very objects REST returns. Enums are the models' enums.
 """
 
 from __future__ import annotations
