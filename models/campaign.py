@@ -50,12 +50,18 @@ class CreatedBy(BaseModel):
 class FailedDetail(BaseModel):
     """One part of the input that was left out of the campaign, and why."""
 
-    source: str
-    index: int | None = None
-    field: str | None = None
-    value: str | None = None
-    code: str
-    message: str
+    source: str = Field(
+        description="newContacts, selectedExistingContacts, userIds, rawCsvData, segmentation, "
+        "addRecipients or removeRecipients."
+    )
+    index: int | None = Field(
+        default=None,
+        description="Position in that list; for CSV, the spreadsheet row number (header = 1).",
+    )
+    field: str | None = Field(default=None, description="The field of that entry, if one.")
+    value: str | None = Field(default=None, description="The offending value.")
+    code: str = Field(description="Machine-readable reason, e.g. INVALID_PHONE.")
+    message: str = Field(description="Human-readable reason.")
 
 
 class CampaignStats(BaseModel):
@@ -71,10 +77,13 @@ class CampaignStats(BaseModel):
 class MessageStats(BaseModel):
     """What one message will cost, computed for the longest rendering across recipients."""
 
-    encoding: str
-    segments: int
-    characters: int
-    recipientsMissingValues: int = 0
+    encoding: str = Field(description="GSM-7 or UCS-2.")
+    segments: int = Field(description="SMS segments billed per recipient.")
+    characters: int = Field(description="Characters of the longest rendering.")
+    recipientsMissingValues: int = Field(
+        default=0,
+        description="Contacts left out because a placeholder had no value and no fallback.",
+    )
 
 
 DEFAULT_CONTACT_STATUS = "New Lead"

@@ -1,14 +1,13 @@
 """Campaign queries and mutations: parse the GraphQL input, call a service, shape the answer.
 
-No rule lives here: each resolver builds the same service command the REST route builds
-(`services.inputs`), and answers with `schema.outputs` objects the GraphQL types read.
+No rule lives here: each resolver turns its input into the same service command the REST
+route validates (`to_command`), and answers with `schema.outputs` objects the types read.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -16,14 +15,12 @@ from strawberry.permission import BasePermission
 
 from core.errors import NotFound
 from models import Campaign as CampaignDocument
-from models.campaign import CampaignStatus
-from resolvers.payloads import command, user_errors
+from resolvers.payloads import user_errors
 from schema.campaigns import (
     Campaign,
     CampaignFilter,
     CampaignOrder,
     CampaignPayload,
-    CampaignStats,
     CreateCampaignInput,
     CreateCampaignPayload,
     DeleteCampaignPayload,
@@ -33,83 +30,13 @@ from schema.campaigns import (
     UpdateCampaignPayload,
 )
 from schema.context import Info, IsAuthenticated
+from schema.derive import graphql_type, to_command
 from schema.outputs import CampaignOut, CampaignSummaryOut
 from schema.pagination import Connection
-from services import inputs as commands
 from services.campaigns import creation as campaign_service
 from services.campaigns import edits as campaign_edits
 from services.campaigns import lifecycle, previews
 from services.campaigns import queries as campaign_queries
-from services.inputs import parse_as, parse_input
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def to_service_input(data: CreateCampaignInput) -> dict[str, Any]:
-    """Maps the GraphQL input to the service input, in the legacy field names."""
-    csv = data.raw_csv_data
-    seg = data.segmentation
-    return {
-        "name": data.name,
-        "message": data.message,
-        "newContacts": [
-            {
-                "firstName": c.first_name,
-                "lastName": c.last_name,
-                "phoneNumber": c.phone_number,
-                "email": c.email,
-            }
-            for c in data.new_contacts or []
-        ],
-        "selectedExistingContacts": [
-            {"_id": str(c.id)} for c in data.selected_existing_contacts or []
-        ],
-        "userIds": [str(i) for i in data.user_ids or []],
-        "rawCsvData": None
-        if csv is None
-        else {
-            "csv": csv.csv,
-            "headers": csv.headers,
-            "rows": csv.rows,
-            "delimiter": csv.delimiter,
-            "columns": None
-            if csv.columns is None
-            else {
-                k: v
-                for k, v in {
-                    "firstName": csv.columns.first_name,
-                    "lastName": csv.columns.last_name,
-                    "phoneNumber": csv.columns.phone_number,
-                    "email": csv.columns.email,
-                }.items()
-                if v is not None
-            },
-        },
-        "segmentation": None
-        if seg is None
-        else {
-            "contactStatus": seg.contact_status,
-            "process": seg.process,
-            "tags": seg.tags,
-            "createdAfter": _iso(seg.created_after),
-            "createdBefore": _iso(seg.created_before),
-        },
-        "assignment": None
-        if data.assignment is None
-        else {
-            "strategy": data.assignment.strategy.value,
-            "userIds": [str(i) for i in data.assignment.user_ids],
-        },
-        "scheduleDate": _iso(data.schedule_date),
-        "status": data.status.value if data.status else None,
-        "process": data.process,
-        "contactStatus": data.contact_status,
-        "isAutopilot": data.is_autopilot,
-        "type": data.type.value,
-    }
-
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 
@@ -142,10 +69,8 @@ class CampaignQueries:
         order_by: CampaignOrder | None = None,
     ) -> Connection[Campaign]:
         context = info.context
-        filter_command = (
-            parse_as(commands.CampaignFilter, command(filter), "filter") if filter else None
-        )
-        order = parse_as(commands.CampaignOrder, command(order_by), "order") if order_by else None
+        filter_command = to_command(filter, "filter") if filter else None
+        order = to_command(order_by, "order") if order_by else None
         page = await campaign_queries.list_campaigns(
             context.tenant,
             context.settings,
@@ -195,9 +120,9 @@ class CampaignMutations:
         info.context.claim_creation()
         created = await campaign_service.create_campaign(
             principal=info.context.principal,
-            input=parse_input(to_service_input(input)),
+            input=to_command(input, "campaign input"),
             settings=info.context.settings,
-            idempotency_key=input.idempotency_key,
+            idempotency_key=input.idempotencyKey,
         )
         campaign = CampaignOut.with_recipients(created.campaign, created.contact_ids)
         return CreateCampaignPayload(campaign=campaign)  # type: ignore[arg-type]
@@ -216,7 +141,7 @@ class CampaignMutations:
         updated = await campaign_edits.update_campaign(
             context.tenant,
             id,
-            parse_as(commands.UpdateCampaignInput, command(input), "campaign update"),
+            to_command(input, "campaign update"),
             context.settings,
         )
         return UpdateCampaignPayload(
@@ -300,13 +225,13 @@ PROGRESS_EVERY_S = 0.5
 second, from the database, so any API process serves it whichever process sends."""
 
 
-@strawberry.type(description="Where a campaign's sending is, pushed as it changes.")
+@graphql_type(
+    CampaignSummaryOut,
+    only=("status", "stats", "nextSendAt"),
+    description="Where a campaign's sending is, pushed as it changes.",
+)
 class CampaignProgress:
-    status: CampaignStatus = strawberry.field(description="The lifecycle status.")
-    stats: CampaignStats = strawberry.field(description="Sending counters, live.")
-    next_send_at: datetime | None = strawberry.field(
-        description="When the next message may go (quiet hours); null while nothing waits."
-    )
+    pass
 
 
 @strawberry.type
@@ -324,11 +249,6 @@ class CampaignSubscriptions:
         updates = campaign_queries.progress(info.context.tenant, id, PROGRESS_EVERY_S)
         try:
             async for found in updates:
-                out = CampaignSummaryOut.of(found)
-                yield CampaignProgress(
-                    status=out.status,
-                    stats=out.stats,  # type: ignore[arg-type]
-                    next_send_at=out.nextSendAt,
-                )
+                yield CampaignSummaryOut.of(found)  # type: ignore[misc]
         except NotFound as exc:
             raise GraphQLError(exc.message, extensions={"code": exc.code}) from None

@@ -7,7 +7,7 @@ from strawberry.permission import BasePermission
 
 from core.errors import NotFound
 from models import Contact as ContactDocument
-from resolvers.payloads import command, user_errors
+from resolvers.payloads import user_errors
 from schema.contacts import (
     Contact,
     ContactFilter,
@@ -17,12 +17,11 @@ from schema.contacts import (
     UpdateContactInput,
 )
 from schema.context import Info, IsAuthenticated
+from schema.derive import to_command
 from schema.outputs import ContactOut
 from schema.pagination import Connection
-from services import inputs as commands
 from services.contacts import edits as contact_edits
 from services.contacts import queries as contact_queries
-from services.inputs import parse_as
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 
@@ -53,9 +52,7 @@ class ContactQueries:
         filter: ContactFilter | None = None,
     ) -> Connection[Contact]:
         context = info.context
-        filter_command = (
-            parse_as(commands.ContactFilter, command(filter), "filter") if filter else None
-        )
+        filter_command = to_command(filter, "filter") if filter else None
         page = await contact_queries.list_contacts(
             context.tenant, context.settings, filter=filter_command, first=first, after=after
         )
@@ -78,7 +75,7 @@ class ContactMutations:
     async def create_contact(self, info: Info, input: CreateContactInput) -> ContactPayload:
         created = await contact_edits.create_contact(
             info.context.tenant,
-            parse_as(commands.CreateContactInput, command(input), "contact"),
+            to_command(input, "contact"),
             info.context.settings,
         )
         return _payload(created)
@@ -93,7 +90,7 @@ class ContactMutations:
         updated = await contact_edits.update_contact(
             info.context.tenant,
             id,
-            parse_as(commands.ContactFields, command(input), "contact"),
+            to_command(input, "contact"),
             info.context.settings,
         )
         return _payload(updated)

@@ -12,6 +12,7 @@ from strawberry.extensions import SchemaExtension
 from core.db import unavailable
 from core.errors import ServiceError
 from core.requests import request_id
+from schema.campaigns import ENUM_CODES
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,6 @@ _STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
 _MISSING_FIELD = re.compile(r"to include required field '(\w+)'")
 _UNKNOWN_FIELD = re.compile(r"not to include unknown field '(\w+)'")
 _ENUM = re.compile(r"does not exist in '(\w+)' enum")
-ENUM_CODES = {"InitialCampaignStatus": "INVALID_STATUS", "CampaignType": "UNSUPPORTED_TYPE"}
-"""The code the services give a bad value of these enums' fields, so both APIs agree."""
 
 
 def variable_error(message: str, reason: str) -> dict[str, object] | None:

@@ -7,15 +7,14 @@ from dataclasses import asdict
 import strawberry
 from strawberry.permission import BasePermission
 
-from resolvers.payloads import command, user_errors
+from resolvers.payloads import user_errors
 from schema.context import Info, IsAuthenticated
+from schema.derive import to_command
 from schema.organizations import (
     OrganizationSettings,
     OrganizationSettingsPayload,
     UpdateOrganizationSettingsInput,
 )
-from services.inputs import UpdateOrganizationSettingsInput as UpdateCommand
-from services.inputs import parse_as
 from services.organizations import settings as organizations
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
@@ -51,7 +50,7 @@ class OrganizationMutations:
         self, info: Info, input: UpdateOrganizationSettingsInput
     ) -> OrganizationSettingsPayload:
         context = info.context
-        data = parse_as(UpdateCommand, command(input), "settings")
+        data = to_command(input, "settings")
         found = await organizations.update_settings(
             context.tenant, organizations.defaults_from(context.settings), data
         )

@@ -1,4 +1,4 @@
-"""The one place service errors become a mutation's `userErrors`, and inputs become commands.
+"""The one place service errors become a mutation's `userErrors`.
 
 A mutation resolver is decorated with `@user_errors`: a refusal the caller can act on
 (`InvalidInput`, `NotFound`, `Conflict` and their kinds) comes back as the payload with
@@ -9,15 +9,10 @@ that starts with an argument name is kept, any other is inside `input`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from enum import Enum
-from typing import Any, ParamSpec, TypeVar, get_type_hints
-
-import strawberry
+from typing import ParamSpec, TypeVar, get_type_hints
 
 from core.errors import Conflict, FieldError, InvalidInput, NotFound, ServiceError
 from schema.errors import UserError
@@ -55,28 +50,6 @@ def to_user_errors(exc: ServiceError, arguments: set[str]) -> list[UserError]:
         path = [str(_GRAPHQL_NAMES.get(str(p), p)) for p in error.path]
         if "input" in arguments and (not path or path[0] not in arguments):
             path = ["input", *path]
-        out.append(UserError(field=path, code=error.code, message=error.message))
+        problem = UserError(field=path, code=error.code, message=error.message)  # type: ignore[call-arg]
+        out.append(problem)
     return out
-
-
-def command(value: Any) -> Any:
-    """Turns a Strawberry input into plain data for a service's pydantic command.
-
-    Fields the caller left out (`UNSET`) are dropped, so a partial update changes only what
-    was sent; enums become their values and dates ISO strings, as REST callers send them.
-    """
-    if value is strawberry.UNSET:
-        raise ValueError("UNSET is dropped by the caller")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: command(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if getattr(value, f.name) is not strawberry.UNSET
-        }
-    if isinstance(value, list):
-        return [command(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value

@@ -1,24 +1,26 @@
 """GraphQL types for campaigns and recipients.
 
-The object types read the attributes of `schema.outputs` models — the same objects the REST
-routes return — so each type is mapped from its document once. Enums are the models' enums.
+Each type is derived from its pydantic shape (`schema.derive`): object types from the
+`schema.outputs` models the REST routes also return, inputs from the service commands in
+`services.inputs`; a class body holds only what GraphQL does differently. Object types read
+the attributes of the very objects REST returns. Enums are the models' enums.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import strawberry
 from beanie import PydanticObjectId
-from strawberry.types.arguments import InputContext
-from strawberry.types.base import get_object_definition
 
 from models.campaign import CampaignStatus, CampaignType, InitialStatus
+from models.campaign import FailedDetail as FailedDetailModel
+from models.campaign import MessageStats as MessageStatsModel
 from models.recipient import DeliveryStatus, RecipientStatus
 from schema.contacts import Contact
 from schema.context import Info
+from schema.derive import graphql_input, graphql_type
 from schema.errors import Payload
 from schema.loaders import RecipientsKey
 from schema.outputs import (
@@ -26,131 +28,70 @@ from schema.outputs import (
     ContactOut,
     HistoryEntryOut,
     RecipientOut,
+    StatsOut,
 )
 from schema.pagination import Connection
 from schema.users import User
+from services import inputs as commands
 from services.campaigns import queries as campaign_queries
+from services.campaigns.creation import CHOICE_CODES
 from services.inputs import AssignmentStrategy, CampaignOrderField, SortDirection
 
-strawberry.enum(CampaignStatus, description="Where a campaign is in its lifecycle.")
-strawberry.enum(InitialStatus, name="InitialCampaignStatus", description="A new campaign's.")
-strawberry.enum(CampaignType, description="The channel.")
-strawberry.enum(RecipientStatus, description="Where one recipient's message is.")
-strawberry.enum(DeliveryStatus, description="What the carrier reported about a sent message.")
-strawberry.enum(AssignmentStrategy, description="How recipients are shared among reps.")
-strawberry.enum(CampaignOrderField, description="What campaigns are ordered by.")
-strawberry.enum(SortDirection, description="Ascending or descending.")
+ENUM_CODES: dict[str, str] = {}
+"""The code the service gives a bad value of each GraphQL enum it checks itself (by the
+enum's GraphQL name), so a value GraphQL refuses gets the same code as from REST."""
 
 
-@strawberry.type(description="Counters over a campaign's recipients.")
+def _enum(kind: type[Enum], description: str, name: str | None = None) -> None:
+    strawberry.enum(kind, name=name, description=description)
+    if kind in CHOICE_CODES:
+        ENUM_CODES[name or kind.__name__] = CHOICE_CODES[kind]
+
+
+_enum(CampaignStatus, "Where a campaign is in its lifecycle.")
+_enum(InitialStatus, "A new campaign's.", name="InitialCampaignStatus")
+_enum(CampaignType, "The channel.")
+_enum(RecipientStatus, "Where one recipient's message is.")
+_enum(DeliveryStatus, "What the carrier reported about a sent message.")
+_enum(AssignmentStrategy, "How recipients are shared among reps.")
+_enum(CampaignOrderField, "What campaigns are ordered by.")
+_enum(SortDirection, "Ascending or descending.")
+
+
+@graphql_type(StatsOut, name="CampaignStats", description="Counters over a campaign's recipients.")
 class CampaignStats:
-    total: int = strawberry.field(description="Number of recipients.")
-    sent: int = strawberry.field(description="Messages accepted by the provider.")
-    failed: int = strawberry.field(description="Messages the provider refused.")
-    skipped: int = strawberry.field(description="Recipients not messaged (opted out since).")
-    unknown: int = strawberry.field(
-        description="Handed to a provider by a sender that died; never resent blindly."
-    )
-    successRate: str = strawberry.field(description='sent / (sent + failed), e.g. "0%".')
+    pass
 
 
-@strawberry.type(description="The cost of one message, for its longest rendering.")
+@graphql_type(MessageStatsModel, description="The cost of one message, for its longest rendering.")
 class MessageStats:
-    encoding: str = strawberry.field(description="GSM-7 or UCS-2.")
-    segments: int = strawberry.field(description="SMS segments billed per recipient.")
-    characters: int = strawberry.field(description="Characters of the longest rendering.")
-    recipientsMissingValues: int = strawberry.field(
-        description="Contacts left out because a placeholder had no value and no fallback."
-    )
+    pass
 
 
-@strawberry.type(description="A part of the input left out, and why.")
+@graphql_type(FailedDetailModel, description="A part of the input left out, and why.")
 class FailedDetail:
-    source: str = strawberry.field(
-        description="newContacts, selectedExistingContacts, userIds, rawCsvData, segmentation, "
-        "addRecipients or removeRecipients."
-    )
-    index: int | None = strawberry.field(
-        description="Position in that list; for CSV, the spreadsheet row number (header = 1)."
-    )
-    field: str | None = strawberry.field(description="The field of that entry, if one.")
-    value: str | None = strawberry.field(description="The offending value.")
-    code: str = strawberry.field(description="Machine-readable reason, e.g. INVALID_PHONE.")
-    message: str = strawberry.field(description="Human-readable reason.")
+    pass
 
 
-@strawberry.type(description="One change of a campaign.")
+@graphql_type(HistoryEntryOut, name="HistoryEntry", description="One change of a campaign.")
 class HistoryEntry:
-    version: int = strawberry.field(description="0 is the creation; each change adds one.")
-    action: str = strawberry.field(
-        description="create, update, schedule, send, pause, resume or cancel."
-    )
-    fromStatus: CampaignStatus | None = strawberry.field(description="Status before.")
-    toStatus: CampaignStatus | None = strawberry.field(description="Status after.")
-    at: datetime = strawberry.field(description="When (UTC).")
-    by: User | None = strawberry.field(description="Who; null for the service's own changes.")
+    by: User | None  # the rep as a User; REST has no history
 
 
-@strawberry.type(description="One contact of one campaign, and what happened to its message.")
+@graphql_type(
+    RecipientOut,
+    name="Recipient",
+    description="One contact of one campaign, and what happened to its message.",
+)
 class Recipient:
-    id: strawberry.ID = strawberry.field(description="The recipient's id.")
-    campaignId: strawberry.ID = strawberry.field(description="Its campaign.")
-    contactId: strawberry.ID = strawberry.field(description="Its contact.")
-    position: int = strawberry.field(description="Order in the campaign, from 0.")
-    status: RecipientStatus = strawberry.field(description="Where its message is.")
-    assignedTo: strawberry.ID | None = strawberry.field(description="The rep it is assigned to.")
-    providerMessageId: str | None = strawberry.field(description="The provider's message id.")
-    errorCode: str | None = strawberry.field(
-        description="Why it failed or was skipped, machine-readable: OPTED_OUT, INVALID_NUMBER, "
-        "OUTCOME_UNKNOWN, ..."
-    )
-    error: str | None = strawberry.field(description="Why sending failed, if it did.")
-    deliveryStatus: DeliveryStatus | None = strawberry.field(
-        description="What the carrier reported after the provider accepted it; only moves "
-        "forward (null until a report arrives; the log and simulated providers send none)."
-    )
-    attempts: int = strawberry.field(description="Send attempts so far.")
-    sentAt: datetime | None = strawberry.field(description="When the provider accepted it.")
-    createdAt: datetime = strawberry.field(description="When it was added.")
-    updatedAt: datetime = strawberry.field(description="Last change.")
-
     @strawberry.field(description="The contact; null if it was deleted since.")
     async def contact(self, root: strawberry.Parent[RecipientOut], info: Info) -> Contact | None:
         found = await info.context.loaders.contacts.load(_oid(root.contactId))
         return ContactOut.of(found) if found else None  # type: ignore[return-value]
 
 
-@strawberry.type(description="An SMS campaign.")
+@graphql_type(CampaignSummaryOut, name="Campaign", description="An SMS campaign.")
 class Campaign:
-    id: strawberry.ID = strawberry.field(description="The campaign's id.")
-    organizationId: strawberry.ID = strawberry.field(description="The owning organization.")
-    name: str = strawberry.field(description="Internal name shown to reps.")
-    message: str = strawberry.field(description="The template, e.g. 'Hi {{firstName|there}}'.")
-    type: CampaignType = strawberry.field(description="The channel.")
-    status: CampaignStatus = strawberry.field(description="Lifecycle state.")
-    scheduleDate: datetime | None = strawberry.field(description="When sending starts (UTC).")
-    process: str | None = strawberry.field(description="Pipeline id the campaign belongs to.")
-    contactStatus: str | None = strawberry.field(
-        description="Pipeline stage; 'New Lead' by default."
-    )
-    isAutopilot: bool = strawberry.field(description="Whether follow-ups run automatically.")
-    failedUserIds: list[strawberry.ID] = strawberry.field(
-        description="Requested contact ids that were not added."
-    )
-    failedDetails: list[FailedDetail] = strawberry.field(
-        description="Every part of the creation input left out, and why (first 1,000)."
-    )
-    failedDetailsTotal: int = strawberry.field(description="How many parts of the input failed.")
-    stats: CampaignStats = strawberry.field(description="Sending counters.")
-    messageStats: MessageStats | None = strawberry.field(description="Cost per message.")
-    startedAt: datetime | None = strawberry.field(description="When sending first started.")
-    nextSendAt: datetime | None = strawberry.field(
-        description="When recipients waiting for quiet hours to end go out (each in their own "
-        "time zone); null while none wait."
-    )
-    createdAt: datetime = strawberry.field(description="Creation time (UTC).")
-    updatedAt: datetime = strawberry.field(description="Last change (UTC).")
-
     @strawberry.field(description="Who created the campaign (their current name).")
     async def createdBy(self, root: strawberry.Parent[CampaignSummaryOut], info: Info) -> User:
         snapshot = root.createdBy
@@ -216,108 +157,62 @@ def _oid(value: Any) -> PydanticObjectId:
     return PydanticObjectId(str(value))
 
 
-@strawberry.input(description="A contact typed in by the rep.")
+@graphql_input(commands.NewContactInput, description="A contact typed in by the rep.")
 class NewContactInput:
-    first_name: str | None = strawberry.field(default=None, description="Given name.")
-    last_name: str | None = strawberry.field(default=None, description="Family name.")
-    phone_number: str | None = strawberry.field(
-        default=None,
-        description="Any format; numbers without + are read in the default region. A missing "
-        "or invalid phone leaves this contact out (see failedDetails), not the campaign.",
-    )
-    email: str | None = strawberry.field(default=None, description="Email address.")
+    pass
 
 
-def _new_contact_from_input(
-    cls: type[NewContactInput], value: Mapping[str, Any], context: InputContext
-) -> NewContactInput:
-    """Builds the input directly from four already-validated strings.
-
-    Strawberry's generic conversion costs ~25 µs per object: 0.25 s of a 10,000-contact
-    request. `from_input` is Strawberry's hook for exactly this.
-    """
-    return cls(
-        first_name=value.get("firstName"),
-        last_name=value.get("lastName"),
-        phone_number=value.get("phoneNumber"),
-        email=value.get("email"),
-    )
-
-
-get_object_definition(NewContactInput, strict=True).from_input = _new_contact_from_input
-
-
-@strawberry.input(description="An existing contact of the caller's organization.")
+@graphql_input(
+    commands.ExistingContactRef,
+    name="ExistingContactInput",
+    description="An existing contact of the caller's organization.",
+    exclude=("firstName", "lastName", "phoneNumber"),  # REST's ignored snapshot
+)
 class ExistingContactInput:
-    id: strawberry.ID = strawberry.field(description="The contact's id.")
+    pass
 
 
-@strawberry.input(description="Maps contact fields to CSV headers.")
+@graphql_input(
+    commands.CsvColumns, name="CsvColumnsInput", description="Maps contact fields to CSV headers."
+)
 class CsvColumnsInput:
-    first_name: str | None = strawberry.field(default=None, description="Header of first names.")
-    last_name: str | None = strawberry.field(default=None, description="Header of last names.")
-    phone_number: str | None = strawberry.field(default=None, description="Header of phones.")
-    email: str | None = strawberry.field(default=None, description="Header of emails.")
+    pass
 
 
-@strawberry.input(description="Contacts from CSV: `csv` text, or `headers` and `rows`.")
+@graphql_input(
+    commands.CsvData,
+    name="CsvDataInput",
+    description="Contacts from CSV: `csv` text, or `headers` and `rows`.",
+)
 class CsvDataInput:
-    csv: str | None = strawberry.field(default=None, description="CSV text; first row = header.")
-    headers: list[str] | None = strawberry.field(default=None, description="Column headers.")
-    rows: list[list[str | None]] | None = strawberry.field(default=None, description="Rows.")
-    columns: CsvColumnsInput | None = strawberry.field(
-        default=None, description="Header mapping; common spellings are recognised without it."
-    )
-    delimiter: str = strawberry.field(default=",", description="One character.")
+    columns: CsvColumnsInput | None = None  # REST takes any mapping, checked by the service
 
 
-@strawberry.input(description="A filter over the organization's contacts.")
+@graphql_input(
+    commands.Segmentation,
+    name="SegmentationInput",
+    description="A filter over the organization's contacts.",
+)
 class SegmentationInput:
-    contact_status: list[str] | None = strawberry.field(default=None, description="Any of.")
-    process: str | None = strawberry.field(default=None, description="Pipeline id.")
-    tags: list[str] | None = strawberry.field(default=None, description="Any of these tags.")
-    created_after: datetime | None = strawberry.field(default=None, description="Inclusive.")
-    created_before: datetime | None = strawberry.field(default=None, description="Exclusive.")
+    pass
 
 
-@strawberry.input(description="How recipients are assigned to reps.")
+@graphql_input(
+    commands.Assignment, name="AssignmentInput", description="How recipients are assigned to reps."
+)
 class AssignmentInput:
-    strategy: AssignmentStrategy = strawberry.field(
-        default=AssignmentStrategy.ROUND_ROBIN, description="round_robin or single."
-    )
-    user_ids: list[strawberry.ID] = strawberry.field(description="Reps to assign to.")
+    pass
 
 
-@strawberry.input(description="Everything needed to create a campaign.")
+@graphql_input(commands.CreateCampaignInput, description="Everything needed to create a campaign.")
 class CreateCampaignInput:
-    name: str = strawberry.field(description="Internal name, 1-200 characters.")
-    message: str = strawberry.field(
-        description="Template: {{firstName}}, {{lastName}}, {{phoneNumber}}, {{email}}, "
-        "with fallbacks like {{firstName|there}}."
-    )
-    new_contacts: list[NewContactInput] | None = strawberry.field(
-        default=None, description="Contacts to create (or reuse by phone)."
-    )
-    selected_existing_contacts: list[ExistingContactInput] | None = strawberry.field(
-        default=None, description="Existing contacts by id."
-    )
-    user_ids: list[strawberry.ID] | None = strawberry.field(
-        default=None, description="Legacy form of selectedExistingContacts: contact ids."
-    )
-    raw_csv_data: CsvDataInput | None = strawberry.field(default=None, description="CSV.")
-    segmentation: SegmentationInput | None = strawberry.field(default=None, description="Filter.")
-    assignment: AssignmentInput | None = strawberry.field(default=None, description="Reps.")
-    schedule_date: datetime | None = strawberry.field(
-        default=None, description="When to send; with a time zone; not in the past."
-    )
-    status: InitialStatus | None = strawberry.field(
-        default=None, description="Defaults to SCHEDULED with a date, DRAFT without."
-    )
-    process: str | None = strawberry.field(default=None, description="Pipeline id.")
-    contact_status: str | None = strawberry.field(default=None, description="Pipeline stage.")
-    is_autopilot: bool = strawberry.field(default=False, description="Automatic follow-ups.")
-    type: CampaignType = strawberry.field(default=CampaignType.SMS, description="Channel.")
-    idempotency_key: str | None = strawberry.field(
+    # GraphQL's list coercion and enums; REST reads the same values as strings
+    newContacts: list[NewContactInput] | None = None
+    selectedExistingContacts: list[ExistingContactInput] | None = None
+    userIds: list[strawberry.ID] | None = None
+    status: InitialStatus | None = None
+    type: CampaignType = CampaignType.SMS
+    idempotencyKey: str | None = strawberry.field(  # REST: the Idempotency-Key header
         default=None,
         description="Retries with the same key replay the first result; same as the REST "
         "Idempotency-Key header.",
@@ -356,62 +251,28 @@ class DeleteCampaignPayload(Payload):
     )
 
 
-@strawberry.input(description="Changes to a campaign; only the fields given change.")
+@graphql_input(
+    commands.UpdateCampaignInput,
+    description="Changes to a campaign; only the fields given change.",
+    partial=True,
+)
 class UpdateCampaignInput:
-    name: str | None = strawberry.field(default=strawberry.UNSET, description="1-200 characters.")
-    message: str | None = strawberry.field(default=strawberry.UNSET, description="Template.")
-    scheduleDate: datetime | None = strawberry.field(
-        default=strawberry.UNSET,
-        description="With a zone, not in the past; null clears it on a draft. The status does "
-        "not change: use scheduleCampaign for that.",
-    )
-    process: str | None = strawberry.UNSET
-    contactStatus: str | None = strawberry.UNSET
-    isAutopilot: bool | None = strawberry.UNSET
-    addRecipients: list[strawberry.ID] | None = strawberry.field(
-        default=strawberry.UNSET, description="Contact ids to add as recipients."
-    )
-    removeRecipients: list[strawberry.ID] | None = strawberry.field(
-        default=strawberry.UNSET, description="Contact ids to remove (not yet messaged ones)."
-    )
+    pass
 
 
-@strawberry.input(description="Which campaigns to list; every condition given must hold.")
+@graphql_input(
+    commands.CampaignFilter,
+    description="Which campaigns to list; every condition given must hold.",
+    partial=True,
+)
 class CampaignFilter:
-    status: list[CampaignStatus] | None = strawberry.field(
-        default=strawberry.UNSET, description="Any of these statuses."
-    )
-    type: CampaignType | None = strawberry.UNSET
-    createdBy: strawberry.ID | None = strawberry.field(
-        default=strawberry.UNSET, description="User id of the creator."
-    )
-    scheduledAfter: datetime | None = strawberry.field(
-        default=strawberry.UNSET, description="scheduleDate on or after."
-    )
-    scheduledBefore: datetime | None = strawberry.field(
-        default=strawberry.UNSET, description="scheduleDate before."
-    )
-    createdAfter: datetime | None = strawberry.field(
-        default=strawberry.UNSET, description="Created on or after."
-    )
-    createdBefore: datetime | None = strawberry.field(
-        default=strawberry.UNSET, description="Created before."
-    )
-    search: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Part of the name, any case."
-    )
+    status: list[CampaignStatus] | None
+    type: CampaignType | None
 
 
-@strawberry.input(description="How campaigns are ordered; ties go by id.")
+@graphql_input(commands.CampaignOrder, description="How campaigns are ordered; ties go by id.")
 class CampaignOrder:
-    field: CampaignOrderField = strawberry.field(
-        default=CampaignOrderField.CREATED_AT,
-        description="What to order by.",
-    )
-    direction: SortDirection = strawberry.field(
-        default=SortDirection.DESC,
-        description="Which way.",
-    )
+    pass
 
 
 @strawberry.type(description="One contact's message, rendered.")

@@ -1,76 +1,42 @@
-"""GraphQL types for contacts; they read the attributes of `schema.outputs.ContactOut`."""
+"""GraphQL types for contacts, derived from `schema.outputs.ContactOut` and the contact inputs."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import strawberry
 
+from schema.derive import graphql_input, graphql_type
 from schema.errors import Payload
+from schema.outputs import ContactOut
+from services import inputs as commands
 
 
-@strawberry.type(description="A person campaigns can message.")
+@graphql_type(ContactOut, name="Contact", description="A person campaigns can message.")
 class Contact:
-    id: strawberry.ID = strawberry.field(description="The contact's id.")
-    firstName: str = strawberry.field(description="Given name; may be empty.")
-    lastName: str = strawberry.field(description="Family name; may be empty.")
-    phoneNumber: str = strawberry.field(description="E.164, unique in the organization.")
-    email: str | None = strawberry.field(description="Email address.")
-    contactStatus: str | None = strawberry.field(description="Pipeline stage, e.g. New Lead.")
-    process: str | None = strawberry.field(description="Pipeline id.")
-    tags: list[str] = strawberry.field(description="Free-form labels used by segments.")
-    assignedTo: strawberry.ID | None = strawberry.field(description="The rep who owns it.")
-    optedOut: bool = strawberry.field(description="Never messaged while true.")
-    optedOutAt: datetime | None = strawberry.field(description="When the contact opted out.")
-    optOutReason: str | None = strawberry.field(description="Why, as recorded.")
-    createdAt: datetime = strawberry.field(description="Creation time (UTC).")
-    updatedAt: datetime = strawberry.field(description="Last change (UTC).")
+    pass
 
 
-@strawberry.input(description="A new contact.")
+@graphql_input(commands.CreateContactInput, description="A new contact.", partial=True)
 class CreateContactInput:
-    phoneNumber: str = strawberry.field(description="Any format; stored as E.164; unique.")
-    firstName: str | None = strawberry.UNSET
-    lastName: str | None = strawberry.UNSET
-    email: str | None = strawberry.UNSET
-    contactStatus: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Pipeline stage."
-    )
-    process: str | None = strawberry.field(default=strawberry.UNSET, description="Pipeline id.")
-    tags: list[str] | None = strawberry.UNSET
-    assignedTo: strawberry.ID | None = strawberry.field(
-        default=strawberry.UNSET, description="User id of the owning rep."
-    )
+    pass
 
 
-@strawberry.input(description="Changes to a contact; only the fields given change.")
+@graphql_input(
+    commands.ContactFields,
+    name="UpdateContactInput",
+    description="Changes to a contact; only the fields given change.",
+    partial=True,
+)
 class UpdateContactInput:
-    phoneNumber: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Any format; must not belong to another contact."
-    )
-    firstName: str | None = strawberry.UNSET
-    lastName: str | None = strawberry.UNSET
-    email: str | None = strawberry.UNSET
-    contactStatus: str | None = strawberry.UNSET
-    process: str | None = strawberry.UNSET
-    tags: list[str] | None = strawberry.UNSET
-    assignedTo: strawberry.ID | None = strawberry.UNSET
+    pass
 
 
-@strawberry.input(description="Which contacts to list; every condition given must hold.")
+@graphql_input(
+    commands.ContactFilter,
+    description="Which contacts to list; every condition given must hold.",
+    partial=True,
+)
 class ContactFilter:
-    contactStatus: list[str] | None = strawberry.field(
-        default=strawberry.UNSET, description="Any of these stages."
-    )
-    process: str | None = strawberry.UNSET
-    tags: list[str] | None = strawberry.field(
-        default=strawberry.UNSET, description="Any of these tags."
-    )
-    optedOut: bool | None = strawberry.UNSET
-    search: str | None = strawberry.field(
-        default=strawberry.UNSET,
-        description="A phone in any format (exact match), digits, or part of a name.",
-    )
+    pass
 
 
 @strawberry.type(description="The result of a contact mutation.")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.derive import graphql_type
+from schema.outputs import FieldProblem
 
-@strawberry.type(description="A problem with one part of a mutation's input.")
+
+@graphql_type(
+    FieldProblem, name="UserError", description="A problem with one part of a mutation's input."
+)
 class UserError:
-    field: list[str] = strawberry.field(
-        description='Path into the arguments, e.g. ["input", "newContacts", "3", "phoneNumber"].'
-    )
-    code: str = strawberry.field(description="Machine-readable reason, e.g. REQUIRED.")
-    message: str = strawberry.field(description="Human-readable reason.")
+    pass
 
 
 @strawberry.interface(description="What every mutation answers: its userErrors, if any.")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.derive import graphql_input
 from schema.errors import Payload
+from services import inputs as commands
 
 
 @strawberry.type(description="How the organization sends: its window (quiet hours) and zone.")
@@ -22,15 +24,13 @@ class OrganizationSettings:
     )
 
 
-@strawberry.input(description="The settings to change; fields left out stay as they are.")
+@graphql_input(
+    commands.UpdateOrganizationSettingsInput,
+    description="The settings to change; fields left out stay as they are.",
+    partial=True,
+)
 class UpdateOrganizationSettingsInput:
-    sendWindowStart: str | None = strawberry.field(default=strawberry.UNSET, description="HH:MM.")
-    sendWindowEnd: str | None = strawberry.field(
-        default=strawberry.UNSET, description="HH:MM, or 24:00 for the end of the day."
-    )
-    timezone: str | None = strawberry.field(
-        default=strawberry.UNSET, description="IANA name, e.g. Europe/Berlin."
-    )
+    pass
 
 
 @strawberry.type(description="The result of updateOrganizationSettings.")

@@ -1,20 +1,20 @@
-"""What a campaign, a contact and a recipient look like to callers: one mapping per type.
+"""What a campaign, a contact and a recipient look like to callers: one declaration per shape.
 
-Each `...Out.of(document)` is the only place a stored document becomes an answer. The REST
-routes return these models (FastAPI checks them against `response_model`, and OpenAPI shows
-them), and the GraphQL types in this package read the very same objects' attributes, so a
-value computed for output (the legacy `successRate` string, say) is computed once.
+Each field, its type and its description are written here once. The GraphQL types are derived
+from these models (`schema.derive`), and the REST routes return them (with the legacy date
+format, `resolvers.rest.shapes`), so both APIs show the same fields and descriptions. Each
+`...Out.of(document)` is the only place a stored document becomes an answer, and the GraphQL
+types read the very same objects' attributes, so a value computed for output (`successRate`,
+a string in both APIs) is computed once.
 
-Field names are the legacy contract's. Dates are `datetime` here; REST writes them in the
-legacy form `2026-05-20T15:00:00.000Z`, GraphQL as its `DateTime` scalar.
+Field names are the legacy contract's; ids are strings marked `Id` (GraphQL's `ID`).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from models import Campaign, Change, Contact
 from models.campaign import (
@@ -26,19 +26,17 @@ from models.campaign import (
     MessageStats,
 )
 from models.recipient import DeliveryStatus, RecipientRow, RecipientStatus
+from services.inputs import Id
 
 
-def iso_millis(value: datetime) -> str:
-    """Formats like the legacy API: `2026-05-20T15:00:00.000Z`."""
-    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+class FieldProblem(BaseModel):
+    """A problem with one part of the input: where, which rule, and why."""
 
-
-LegacyDateTime = Annotated[
-    datetime,
-    PlainSerializer(iso_millis, return_type=str, when_used="json"),
-    Field(examples=["2026-05-20T15:00:00.000Z"]),
-]
+    field: list[str] = Field(
+        description='Path into the arguments, e.g. ["input", "newContacts", "3", "phoneNumber"].'
+    )
+    code: str = Field(description="Machine-readable reason, e.g. REQUIRED.")
+    message: str = Field(description="Human-readable reason.")
 
 
 def success_rate(stats: CampaignStats) -> str:
@@ -52,41 +50,50 @@ class _Out(BaseModel):
 
 
 class StatsOut(_Out):
-    total: int = Field(description="Number of recipients")
-    sent: int = Field(description="Messages accepted by the provider")
-    failed: int = Field(description="Messages the provider refused")
-    skipped: int = Field(description="Recipients not messaged (opted out since, say)")
+    """Counters over a campaign's recipients."""
+
+    total: int = Field(description="Number of recipients.")
+    sent: int = Field(description="Messages accepted by the provider.")
+    failed: int = Field(description="Messages the provider refused.")
+    skipped: int = Field(description="Recipients not messaged (opted out since).")
     unknown: int = Field(
-        default=0, description="Handed to a provider by a sender that died; never resent blindly"
+        default=0, description="Handed to a provider by a sender that died; never resent blindly."
     )
-    successRate: str = Field(description="sent / (sent + failed)", examples=["0%"])
+    successRate: str = Field(description='sent / (sent + failed), e.g. "0%".', examples=["0%"])
+
+    @classmethod
+    def of(cls, stats: CampaignStats) -> StatsOut:
+        return cls(**stats.model_dump(), successRate=success_rate(stats))
 
 
 class CampaignSummaryOut(_Out):
     """A campaign as lists show it: everything but the recipients' ids."""
 
-    id: str = Field(alias="_id")
-    organizationId: str
-    name: str
-    message: str
-    type: CampaignType
-    status: CampaignStatus
-    scheduleDate: LegacyDateTime | None
-    process: str | None
-    contactStatus: str | None
-    isAutopilot: bool
-    createdBy: CreatedBy
-    failedUserIds: list[str] = Field(description="Requested contact ids that were not added")
-    failedDetails: list[FailedDetail] = Field(description="The first 1,000 failures")
-    failedDetailsTotal: int = Field(description="How many parts of the input failed in all")
-    stats: StatsOut
-    messageStats: MessageStats | None
-    startedAt: LegacyDateTime | None = Field(description="When sending first started")
-    nextSendAt: LegacyDateTime | None = Field(
-        description="When recipients waiting for quiet hours to end go out; null while none wait"
+    id: Id = Field(alias="_id", description="The campaign's id.")
+    organizationId: Id = Field(description="The owning organization.")
+    name: str = Field(description="Internal name shown to reps.")
+    message: str = Field(description="The template, e.g. 'Hi {{firstName|there}}'.")
+    type: CampaignType = Field(description="The channel.")
+    status: CampaignStatus = Field(description="Lifecycle state.")
+    scheduleDate: datetime | None = Field(description="When sending starts (UTC).")
+    process: str | None = Field(description="Pipeline id the campaign belongs to.")
+    contactStatus: str | None = Field(description="Pipeline stage; 'New Lead' by default.")
+    isAutopilot: bool = Field(description="Whether follow-ups run automatically.")
+    createdBy: CreatedBy = Field(description="Who created the campaign.")
+    failedUserIds: list[Id] = Field(description="Requested contact ids that were not added.")
+    failedDetails: list[FailedDetail] = Field(
+        description="Every part of the creation input left out, and why (first 1,000)."
     )
-    createdAt: LegacyDateTime
-    updatedAt: LegacyDateTime
+    failedDetailsTotal: int = Field(description="How many parts of the input failed.")
+    stats: StatsOut = Field(description="Sending counters.")
+    messageStats: MessageStats | None = Field(description="Cost per message.")
+    startedAt: datetime | None = Field(description="When sending first started.")
+    nextSendAt: datetime | None = Field(
+        description="When recipients waiting for quiet hours to end go out (each in their own "
+        "time zone); null while none wait."
+    )
+    createdAt: datetime = Field(description="Creation time (UTC).")
+    updatedAt: datetime = Field(description="Last change (UTC).")
 
     _document: Campaign | None = PrivateAttr(default=None)
 
@@ -106,7 +113,10 @@ class CampaignSummaryOut(_Out):
 class CampaignOut(CampaignSummaryOut):
     """A campaign as the legacy creation answer shows it, with its recipients' contact ids."""
 
-    userIds: list[str] = Field(description="Contact ids of the recipients, in order")
+    userIds: list[Id] = Field(
+        description="Contact ids of every recipient, in order (legacy). Loads them all: for "
+        "large campaigns page through `recipients` instead."
+    )
 
     @classmethod
     def with_recipients(cls, doc: Campaign, user_ids: list[str]) -> CampaignOut:
@@ -120,7 +130,7 @@ def _campaign_fields(doc: Campaign) -> dict[str, object]:
         **{name: getattr(doc, name) for name in _CAMPAIGN_STORED},
         "id": str(doc.id),
         "organizationId": str(doc.organizationId),
-        "stats": StatsOut(**doc.stats.model_dump(), successRate=success_rate(doc.stats)),
+        "stats": StatsOut.of(doc.stats),
     }
 
 
@@ -134,20 +144,24 @@ _CAMPAIGN_STORED = [
 class ContactOut(_Out):
     """A contact of the caller's organization."""
 
-    id: str = Field(alias="_id")
-    firstName: str
-    lastName: str
-    phoneNumber: str = Field(description="E.164", examples=["+14155550101"])
-    email: str | None
-    contactStatus: str | None = Field(description="Pipeline stage", examples=["New Lead"])
-    process: str | None
-    tags: list[str]
-    assignedTo: str | None = Field(description="User id of the owning rep")
-    optedOut: bool = Field(description="Never messaged while true")
-    optedOutAt: LegacyDateTime | None
-    optOutReason: str | None
-    createdAt: LegacyDateTime
-    updatedAt: LegacyDateTime
+    id: Id = Field(alias="_id", description="The contact's id.")
+    firstName: str = Field(description="Given name; may be empty.")
+    lastName: str = Field(description="Family name; may be empty.")
+    phoneNumber: str = Field(
+        description="E.164, unique in the organization.", examples=["+14155550101"]
+    )
+    email: str | None = Field(description="Email address.")
+    contactStatus: str | None = Field(
+        description="Pipeline stage, e.g. New Lead.", examples=["New Lead"]
+    )
+    process: str | None = Field(description="Pipeline id.")
+    tags: list[str] = Field(description="Free-form labels used by segments.")
+    assignedTo: Id | None = Field(description="The rep who owns it (a user id).")
+    optedOut: bool = Field(description="Never messaged while true.")
+    optedOutAt: datetime | None = Field(description="When the contact opted out.")
+    optOutReason: str | None = Field(description="Why, as recorded.")
+    createdAt: datetime = Field(description="Creation time (UTC).")
+    updatedAt: datetime = Field(description="Last change (UTC).")
 
     @classmethod
     def of(cls, doc: Contact) -> ContactOut:
@@ -159,20 +173,26 @@ class ContactOut(_Out):
 class RecipientOut(_Out):
     """One contact of one campaign, and what happened to its message."""
 
-    id: str = Field(alias="_id")
-    campaignId: str
-    contactId: str
-    position: int = Field(description="Order in the campaign, from 0")
-    status: RecipientStatus
-    assignedTo: str | None
-    providerMessageId: str | None
-    errorCode: str | None = Field(description="Why it failed or was skipped: OPTED_OUT, ...")
-    error: str | None
-    deliveryStatus: DeliveryStatus | None = Field(description="What the carrier reported")
-    attempts: int
-    sentAt: LegacyDateTime | None
-    createdAt: LegacyDateTime
-    updatedAt: LegacyDateTime
+    id: Id = Field(alias="_id", description="The recipient's id.")
+    campaignId: Id = Field(description="Its campaign.")
+    contactId: Id = Field(description="Its contact.")
+    position: int = Field(description="Order in the campaign, from 0.")
+    status: RecipientStatus = Field(description="Where its message is.")
+    assignedTo: Id | None = Field(description="The rep it is assigned to.")
+    providerMessageId: str | None = Field(description="The provider's message id.")
+    errorCode: str | None = Field(
+        description="Why it failed or was skipped, machine-readable: OPTED_OUT, INVALID_NUMBER, "
+        "OUTCOME_UNKNOWN, ..."
+    )
+    error: str | None = Field(description="Why sending failed, if it did.")
+    deliveryStatus: DeliveryStatus | None = Field(
+        description="What the carrier reported after the provider accepted it; only moves "
+        "forward (null until a report arrives; the log and simulated providers send none)."
+    )
+    attempts: int = Field(description="Send attempts so far.")
+    sentAt: datetime | None = Field(description="When the provider accepted it.")
+    createdAt: datetime = Field(description="When it was added.")
+    updatedAt: datetime = Field(description="Last change.")
 
     @classmethod
     def of(cls, row: RecipientRow) -> RecipientOut:
@@ -202,12 +222,15 @@ class RecipientOut(_Out):
 class HistoryEntryOut(_Out):
     """One change of a campaign: who, when, and the status before and after."""
 
-    version: int = Field(description="0 is the creation")
-    action: str = Field(examples=["create", "schedule", "send", "pause", "update"])
-    fromStatus: CampaignStatus | None
-    toStatus: CampaignStatus | None
-    at: LegacyDateTime
-    by: CreatedBy | None = Field(description="The rep; null for the service's own changes")
+    version: int = Field(description="0 is the creation; each change adds one.")
+    action: str = Field(
+        description="create, update, schedule, send, pause, resume or cancel.",
+        examples=["create", "schedule", "send", "pause", "update"],
+    )
+    fromStatus: CampaignStatus | None = Field(description="Status before.")
+    toStatus: CampaignStatus | None = Field(description="Status after.")
+    at: datetime = Field(description="When (UTC).")
+    by: CreatedBy | None = Field(description="Who; null for the service's own changes.")
 
     @classmethod
     def creation(cls, doc: Campaign, first: Change | None) -> HistoryEntryOut:

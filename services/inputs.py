@@ -8,6 +8,7 @@ are checked by the service, which owns the messages for them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -50,9 +51,27 @@ def _delimiter(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """Marks a string that names a stored document (GraphQL shows it as `ID`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamp:
+    """Marks a date string the service parses itself (GraphQL takes it as `DateTime`)."""
+
+
 Text = Annotated[StrictStr, AfterValidator(_encodable)]
+Id = Annotated[Text, Identifier()]
+"""A document id; the service checks its form, so a bad one gets the service's code."""
+DateText = Annotated[Text, Timestamp()]
+"""ISO 8601 with a zone; the service parses it, so a bad one gets the service's code."""
 T = TypeVar("T")
 NullableList = Annotated[list[T], _none_as(list)]
+
+
+MAX_NAME = 200
+"""Characters a campaign's name may have (checked by the service, which owns the message)."""
 
 
 class _Input(BaseModel):
@@ -62,16 +81,20 @@ class _Input(BaseModel):
 class NewContactInput(_Input):
     """A contact typed in by the rep; reused when its phone already exists."""
 
-    firstName: Text | None = None
-    lastName: Text | None = None
-    phoneNumber: Text | None = None
-    email: Text | None = None
+    firstName: Text | None = Field(default=None, description="Given name.")
+    lastName: Text | None = Field(default=None, description="Family name.")
+    phoneNumber: Text | None = Field(
+        default=None,
+        description="Any format; numbers without + are read in the default region. A missing "
+        "or invalid phone leaves this contact out (see failedDetails), not the campaign.",
+    )
+    email: Text | None = Field(default=None, description="Email address.")
 
 
 class ExistingContactRef(_Input):
     """A contact picked from the organization's list; only `_id` is read, the rest is a snapshot."""
 
-    id: Text = Field(alias="_id", description="Contact id (24 hex characters)")
+    id: Id = Field(alias="_id", description="The contact's id (24 hex characters).")
     firstName: Any = Field(default=None, description="Snapshot; ignored")
     lastName: Any = Field(default=None, description="Snapshot; ignored")
     phoneNumber: Any = Field(default=None, description="Snapshot; ignored")
@@ -84,23 +107,42 @@ class CsvData(_Input):
     common header spellings are recognised ("Phone", "Phone Number", "First Name", ...).
     """
 
-    csv: Text | None = None
-    headers: list[Text] | None = None
-    rows: list[list[Text | None]] | None = None
-    columns: dict[Text, Text] | None = None
-    delimiter: Annotated[Text, AfterValidator(_delimiter)] = ","
+    csv: Text | None = Field(default=None, description="CSV text; first row = header.")
+    headers: list[Text] | None = Field(default=None, description="Column headers.")
+    rows: list[list[Text | None]] | None = Field(default=None, description="Rows.")
+    columns: dict[Text, Text] | None = Field(
+        default=None,
+        description="Header mapping (contact field to header); common spellings are "
+        "recognised without it.",
+    )
+    delimiter: Annotated[Text, AfterValidator(_delimiter)] = Field(
+        default=",", description="One character."
+    )
+
+
+class CsvColumns(_Input):
+    """Maps contact fields to CSV headers: `CsvData.columns` as an object of known fields."""
+
+    firstName: Text | None = Field(default=None, description="Header of first names.")
+    lastName: Text | None = Field(default=None, description="Header of last names.")
+    phoneNumber: Text | None = Field(default=None, description="Header of phones.")
+    email: Text | None = Field(default=None, description="Header of emails.")
 
 
 class Segmentation(_Input):
     """A filter over the organization's contacts, resolved into recipients at creation."""
 
     contactStatus: Annotated[list[Text], _one_as_list()] | None = Field(
-        default=None, description="Any of these stages; one stage may be sent as a string"
+        default=None, description="Any of these stages; one stage may be sent as a string."
     )
-    process: Text | None = None
-    tags: list[Text] | None = Field(default=None, description="Any of these tags")
-    createdAfter: Text | None = Field(default=None, description="ISO 8601 with a zone")
-    createdBefore: Text | None = Field(default=None, description="ISO 8601 with a zone")
+    process: Text | None = Field(default=None, description="Pipeline id.")
+    tags: list[Text] | None = Field(default=None, description="Any of these tags.")
+    createdAfter: DateText | None = Field(
+        default=None, description="Inclusive; ISO 8601 with a zone."
+    )
+    createdBefore: DateText | None = Field(
+        default=None, description="Exclusive; ISO 8601 with a zone."
+    )
 
 
 class AssignmentStrategy(StrEnum):
@@ -113,30 +155,47 @@ class AssignmentStrategy(StrEnum):
 class Assignment(_Input):
     """How recipients are shared among reps; the chosen rep is stored on each recipient."""
 
-    strategy: AssignmentStrategy = AssignmentStrategy.ROUND_ROBIN
-    userIds: list[Text] = Field(min_length=1)
+    strategy: AssignmentStrategy = Field(
+        default=AssignmentStrategy.ROUND_ROBIN, description="round_robin or single."
+    )
+    userIds: list[Id] = Field(min_length=1, description="Reps to assign to.")
 
 
 class CreateCampaignInput(_Input):
     """Everything a caller can send to create a campaign."""
 
-    name: Text = Field(description="1-200 characters")
+    name: Text = Field(description=f"Internal name, 1-{MAX_NAME} characters.")
     message: Text = Field(
         description="Template: {{firstName}}, {{lastName}}, {{phoneNumber}}, {{email}}, "
-        "with fallbacks like {{firstName|there}}"
+        "with fallbacks like {{firstName|there}}."
     )
-    newContacts: NullableList[NewContactInput] = []
-    selectedExistingContacts: NullableList[ExistingContactRef] = []
-    userIds: NullableList[Text] = Field(default=[], description="Legacy format - contact IDs")
-    rawCsvData: CsvData | None = None
-    segmentation: Segmentation | None = None
-    assignment: Assignment | None = None
-    scheduleDate: Text | None = Field(default=None, description="ISO 8601 with a zone")
-    status: Text | None = Field(default=None, description="'draft' or 'scheduled'")
-    process: Text | None = None
-    contactStatus: Text | None = None
-    isAutopilot: Annotated[StrictBool, _none_as(lambda: False)] = False
-    type: Annotated[Text, _none_as(lambda: "sms")] = "sms"
+    newContacts: NullableList[NewContactInput] = Field(
+        default=[], description="Contacts to create (or reuse by phone)."
+    )
+    selectedExistingContacts: NullableList[ExistingContactRef] = Field(
+        default=[], description="Existing contacts by id."
+    )
+    userIds: NullableList[Id] = Field(
+        default=[], description="Legacy form of selectedExistingContacts: contact ids."
+    )
+    rawCsvData: CsvData | None = Field(default=None, description="Contacts from CSV.")
+    segmentation: Segmentation | None = Field(
+        default=None, description="A filter over the organization's contacts."
+    )
+    assignment: Assignment | None = Field(default=None, description="Reps to assign to.")
+    scheduleDate: DateText | None = Field(
+        default=None, description="When to send; ISO 8601 with a time zone; not in the past."
+    )
+    status: Text | None = Field(
+        default=None,
+        description="Draft or scheduled; defaults to scheduled with a date, draft without.",
+    )
+    process: Text | None = Field(default=None, description="Pipeline id.")
+    contactStatus: Text | None = Field(default=None, description="Pipeline stage.")
+    isAutopilot: Annotated[StrictBool, _none_as(lambda: False)] = Field(
+        default=False, description="Automatic follow-ups."
+    )
+    type: Annotated[Text, _none_as(lambda: "sms")] = Field(default="sms", description="Channel.")
 
     def fingerprint_source(self) -> dict[str, Any]:
         """Returns the canonical form an idempotency key is bound to.
@@ -214,14 +273,20 @@ def parse_input(data: Any) -> CreateCampaignInput:
 class UpdateCampaignInput(_Input):
     """A partial change of a campaign: only the fields sent are changed."""
 
-    name: Text | None = None
-    message: Text | None = None
-    scheduleDate: Text | None = Field(default=None, description="ISO 8601 with a zone")
+    name: Text | None = Field(default=None, description=f"1-{MAX_NAME} characters.")
+    message: Text | None = Field(default=None, description="Template.")
+    scheduleDate: DateText | None = Field(
+        default=None,
+        description="ISO 8601 with a zone, not in the past; null clears it on a draft. The "
+        "status does not change: schedule the campaign for that.",
+    )
     process: Text | None = None
     contactStatus: Text | None = None
     isAutopilot: StrictBool | None = None
-    addRecipients: list[Text] = Field(default=[], description="Contact ids to add")
-    removeRecipients: list[Text] = Field(default=[], description="Contact ids to remove")
+    addRecipients: list[Id] = Field(default=[], description="Contact ids to add as recipients.")
+    removeRecipients: list[Id] = Field(
+        default=[], description="Contact ids to remove (not yet messaged ones)."
+    )
 
 
 class ScheduleInput(_Input):
@@ -233,14 +298,14 @@ class ScheduleInput(_Input):
 class CampaignFilter(_Input):
     """Which campaigns to list; every condition given must hold."""
 
-    status: list[Text] | None = Field(default=None, description="Any of these statuses")
+    status: list[Text] | None = Field(default=None, description="Any of these statuses.")
     type: Text | None = None
-    createdBy: Text | None = Field(default=None, description="User id of the creator")
-    scheduledAfter: Text | None = Field(default=None, description="Inclusive, ISO 8601")
-    scheduledBefore: Text | None = Field(default=None, description="Exclusive, ISO 8601")
-    createdAfter: Text | None = Field(default=None, description="Inclusive, ISO 8601")
-    createdBefore: Text | None = Field(default=None, description="Exclusive, ISO 8601")
-    search: Text | None = Field(default=None, description="Case-insensitive part of the name")
+    createdBy: Id | None = Field(default=None, description="User id of the creator.")
+    scheduledAfter: DateText | None = Field(default=None, description="scheduleDate on or after.")
+    scheduledBefore: DateText | None = Field(default=None, description="scheduleDate before.")
+    createdAfter: DateText | None = Field(default=None, description="Created on or after.")
+    createdBefore: DateText | None = Field(default=None, description="Created before.")
+    search: Text | None = Field(default=None, description="Part of the name, any case.")
 
 
 class CampaignOrderField(StrEnum):
@@ -260,38 +325,43 @@ class SortDirection(StrEnum):
 class CampaignOrder(_Input):
     """How campaigns are ordered; ties are broken by id, so pages never skip or repeat."""
 
-    field: CampaignOrderField = CampaignOrderField.CREATED_AT
-    direction: SortDirection = SortDirection.DESC
+    field: CampaignOrderField = Field(
+        default=CampaignOrderField.CREATED_AT, description="What to order by."
+    )
+    direction: SortDirection = Field(default=SortDirection.DESC, description="Which way.")
 
 
 class ContactFields(_Input):
     """The editable fields of a contact."""
 
+    phoneNumber: Text | None = Field(
+        default=None,
+        description="Any format; stored as E.164; must not belong to another contact.",
+    )
     firstName: Text | None = None
     lastName: Text | None = None
-    phoneNumber: Text | None = Field(default=None, description="Any format; stored as E.164")
     email: Text | None = None
-    contactStatus: Text | None = None
-    process: Text | None = None
+    contactStatus: Text | None = Field(default=None, description="Pipeline stage.")
+    process: Text | None = Field(default=None, description="Pipeline id.")
     tags: list[Text] | None = None
-    assignedTo: Text | None = Field(default=None, description="User id of the owning rep")
+    assignedTo: Id | None = Field(default=None, description="User id of the owning rep.")
 
 
 class CreateContactInput(ContactFields):
     """A new contact; the phone is required and unique in the organization."""
 
-    phoneNumber: Text = Field(description="Any format; stored as E.164")
+    phoneNumber: Text = Field(description="Any format; stored as E.164; unique.")
 
 
 class ContactFilter(_Input):
     """Which contacts to list; every condition given must hold."""
 
-    contactStatus: list[Text] | None = Field(default=None, description="Any of these stages")
+    contactStatus: list[Text] | None = Field(default=None, description="Any of these stages.")
     process: Text | None = None
-    tags: list[Text] | None = Field(default=None, description="Any of these tags")
-    optedOut: StrictBool | None = None
+    tags: list[Text] | None = Field(default=None, description="Any of these tags.")
+    optedOut: bool | None = None  # lax: REST reads it from a query string ("true", "1")
     search: Text | None = Field(
-        default=None, description="A phone in any format (exact match) or part of a name"
+        default=None, description="A phone in any format (exact match), digits, or part of a name."
     )
 
 
@@ -304,6 +374,8 @@ class OptOutInput(_Input):
 class UpdateOrganizationSettingsInput(_Input):
     """A partial change of the organization's settings: only the fields sent are changed."""
 
-    sendWindowStart: Text | None = Field(default=None, description="HH:MM, 24-hour")
-    sendWindowEnd: Text | None = Field(default=None, description="HH:MM, 24-hour")
-    timezone: Text | None = Field(default=None, description="IANA name, e.g. Europe/Berlin")
+    sendWindowStart: Text | None = Field(default=None, description="HH:MM, 24-hour.")
+    sendWindowEnd: Text | None = Field(
+        default=None, description="HH:MM, 24-hour, or 24:00 for the end of the day."
+    )
+    timezone: Text | None = Field(default=None, description="IANA name, e.g. Europe/Berlin.")

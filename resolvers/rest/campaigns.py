@@ -17,11 +17,13 @@ from resolvers.rest.models import (
     Deleted,
     Envelope,
     ListEnvelope,
+    PageLimit,
     Pagination,
     UpdateEnvelope,
     error_responses,
+    page_limit,
 )
-from schema.outputs import CampaignOut, CampaignSummaryOut, RecipientOut
+from resolvers.rest.shapes import CampaignOut, CampaignSummaryOut, RecipientOut
 from services.campaigns import creation as campaign_service
 from services.campaigns import edits as campaign_edits
 from services.campaigns import lifecycle
@@ -37,7 +39,6 @@ from services.storage.tenancy import Tenant
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 
 PageNumber = Annotated[int, Query(ge=1, description="Page number, from 1")]
-Limit = Annotated[int, Query(ge=1, le=100, description="Items per page (at most 100)")]
 
 
 class CampaignEnvelope(Envelope[CampaignOut]):
@@ -100,13 +101,16 @@ async def create_campaign(
 async def list_campaigns(
     tenant: CurrentTenant,
     page: PageNumber = 1,
-    limit: Limit = 20,
+    limit: PageLimit = 20,
     status: Annotated[
         list[str] | None,
         Query(description="Statuses, repeated or comma-separated: status=draft,scheduled"),
     ] = None,
-    search: Annotated[str | None, Query(description="Part of the name, any case")] = None,
+    search: Annotated[
+        str | None, Query(description=CampaignFilter.model_fields["search"].description)
+    ] = None,
 ) -> CampaignListEnvelope:
+    limit = page_limit(limit)
     statuses = [s for value in status or [] for s in value.split(",") if s.strip()]
     filter = CampaignFilter(status=statuses or None, search=search)
     found, total = await campaign_queries.list_campaigns_by_page(
@@ -228,8 +232,9 @@ async def list_recipients(
     tenant: CurrentTenant,
     settings: SettingsDep,
     page: PageNumber = 1,
-    limit: Limit = 20,
+    limit: PageLimit = 20,
 ) -> RecipientListEnvelope:
+    limit = page_limit(limit)
     campaign = await campaign_queries.get_campaign(tenant, id)
     found = await campaign_queries.recipients_by_page(tenant, campaign, page=page, limit=limit)
     return RecipientListEnvelope(

@@ -7,8 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from resolvers.deps import CurrentTenant, SettingsDep
-from resolvers.rest.models import CursorPagination, Deleted, Envelope, error_responses
-from schema.outputs import ContactOut
+from resolvers.rest.models import (
+    CursorPagination,
+    Deleted,
+    Envelope,
+    PageLimit,
+    error_responses,
+    page_limit,
+)
+from resolvers.rest.shapes import ContactOut
 from services.contacts import edits as contact_edits
 from services.contacts import queries as contact_queries
 from services.inputs import ContactFields, ContactFilter, CreateContactInput, OptOutInput
@@ -39,21 +46,14 @@ class DeletedContactEnvelope(Envelope[Deleted]):
 async def list_contacts(
     tenant: CurrentTenant,
     settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="At most 100")] = 20,
+    *,
+    limit: PageLimit = 20,
     after: Annotated[
         str | None, Query(description="`pagination.nextCursor` of the previous page")
     ] = None,
-    contactStatus: Annotated[list[str] | None, Query(description="Any of these stages")] = None,
-    process: str | None = None,
-    tags: Annotated[list[str] | None, Query(description="Any of these tags")] = None,
-    optedOut: bool | None = None,
-    search: Annotated[
-        str | None, Query(description="A phone in any format, digits, or part of a name")
-    ] = None,
+    filter: Annotated[ContactFilter, Query()],  # its fields, by name (lists repeated)
 ) -> ContactListEnvelope:
-    filter = ContactFilter(
-        contactStatus=contactStatus, process=process, tags=tags, optedOut=optedOut, search=search
-    )
+    limit = page_limit(limit)
     page = await contact_queries.list_contacts(
         tenant, settings, filter=filter, first=limit, after=after
     )

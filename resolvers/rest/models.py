@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from models.campaign import FailedDetail
+from schema.outputs import FieldProblem
+from services.storage.pages import MAX_PAGE, page_size
 
 T = TypeVar("T")
+
+PageLimit = Annotated[
+    int,
+    Query(
+        description=f"Items per page, 1 to {MAX_PAGE}",
+        json_schema_extra={"minimum": 1, "maximum": MAX_PAGE},
+    ),
+]
+"""Items per page. The bounds are documented here and checked by the service's `page_size`,
+so REST and GraphQL refuse a size out of range with the same code (INVALID_PAGE_SIZE)."""
+
+
+def page_limit(limit: int) -> int:
+    """Returns `limit`, refused by the service's rule when out of range."""
+    return page_size(limit, ("limit",))
 
 
 class Envelope(BaseModel, Generic[T]):
@@ -54,10 +72,11 @@ class Deleted(BaseModel):
     id: str = Field(alias="_id")
 
 
-class ErrorItem(BaseModel):
-    field: str = Field(description="Dotted path into the request, e.g. newContacts.3.phoneNumber")
-    code: str
-    message: str
+class ErrorItem(FieldProblem):
+    # the shared problem shape, with the path spelled as the legacy callers spell it
+    field: str = Field(  # type: ignore[assignment]
+        description="Dotted path into the request, e.g. newContacts.3.phoneNumber"
+    )
 
 
 class ErrorEnvelope(BaseModel):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -35,6 +36,7 @@ from models.campaign import (
     InitialStatus,
     MessageStats,
 )
+from services.campaigns import queries as campaign_queries
 from services.campaigns import recipients
 from services.campaigns.recipients import Sources
 from services.campaigns.templates import (
@@ -45,17 +47,23 @@ from services.campaigns.templates import (
     parse_template,
     sms_cost,
 )
+from services.contacts.edits import users_of_organization
 from services.contacts.records import ContactRef, ensure_contacts
 from services.dates import parse_send_time
-from services.inputs import CreateCampaignInput
+from services.inputs import MAX_NAME, CreateCampaignInput
 from services.storage import idempotency
 from services.storage.tenancy import Tenant
 
-MAX_NAME = 200
 MAX_TEMPLATE_CHARS = 4 * MAX_RENDERED_CHARS
 MAX_FAILED_DETAILS = 1000
 WRITE_BATCH = 5000
 INITIAL_STATUSES = tuple(CampaignStatus(s.value) for s in InitialStatus)
+CHOICE_CODES: dict[type[StrEnum], str] = {
+    InitialStatus: "INVALID_STATUS",
+    CampaignType: "UNSUPPORTED_TYPE",
+}
+"""The code a value outside these enums gets. REST sends strings, checked here; GraphQL's
+enums refuse such a value before any resolver runs, and give it the same code from this."""
 
 
 @dataclass
@@ -124,8 +132,7 @@ async def get_created_campaign(tenant: Tenant, campaign_id: PydanticObjectId) ->
     campaign = await tenant.get(Campaign, campaign_id)
     if campaign is None:
         raise InvalidInput("The campaign this idempotency key created no longer exists")
-    cursor = tenant.raw_find(Recipient, {"campaignId": campaign_id}, {"contactId": 1})
-    contact_ids = [str(doc["contactId"]) async for doc in cursor.sort("_id", 1)]
+    contact_ids = await campaign_queries.recipient_contact_ids(tenant, campaign_id)
     return CreatedCampaign(campaign=campaign, contact_ids=contact_ids, replayed=True)
 
 
@@ -215,7 +222,7 @@ async def _check_request(
         errors.append(
             FieldError(
                 ("type",),
-                "UNSUPPORTED_TYPE",
+                CHOICE_CODES[CampaignType],
                 f"Campaign type '{input.type}' is not supported; use 'sms'",
             )
         )
@@ -297,7 +304,7 @@ def _initial_status(
         errors.append(
             FieldError(
                 ("status",),
-                "INVALID_STATUS",
+                CHOICE_CODES[InitialStatus],
                 f"A new campaign's status is 'draft' or 'scheduled', not '{raw}'",
             )
         )
@@ -324,9 +331,7 @@ async def _check_assignees(
                 "The 'single' strategy takes exactly one user id",
             )
         )
-    users = await tenant.raw_find_in(User, "userId", ids, {"userId": 1})
-    known = {u["userId"] for u in users}
-    known.add(PydanticObjectId(tenant.principal.user_id))
+    known = await users_of_organization(tenant, ids)
     for i, oid in enumerate(ids):
         if oid not in known:
             errors.append(

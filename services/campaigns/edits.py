@@ -32,7 +32,7 @@ from services.campaigns.lifecycle import EDITABLE
 from services.campaigns.templates import Template, parse_template
 from services.contacts.records import ContactRef, contacts_by_ids
 from services.dates import parse_send_time
-from services.inputs import CreateCampaignInput, UpdateCampaignInput
+from services.inputs import MAX_NAME, CreateCampaignInput, UpdateCampaignInput
 from services.storage.history import Planned, change
 from services.storage.tenancy import Tenant
 
@@ -124,7 +124,7 @@ async def duplicate_campaign(
     contact_ids = await campaign_queries.recipient_contact_ids(tenant, source.id)
     name = f"{source.name} (copy)"
     input = CreateCampaignInput(
-        name=name if len(name) <= 200 else source.name,
+        name=name if len(name) <= MAX_NAME else source.name,
         message=source.message,
         userIds=contact_ids,
         process=source.process,

@@ -22,6 +22,7 @@ from models.campaign import FailedDetail
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientStatus
 from services.campaigns.templates import SmsCost, Template, TemplateError, sms_cost
 from services.contacts import csvdata
+from services.contacts.queries import contact_conditions
 from services.contacts.records import (
     ContactDraft,
     ContactRef,
@@ -174,14 +175,7 @@ def _add_csv(sources: Sources, input: CreateCampaignInput, settings: Settings) -
 
 
 def _segment_query(seg: Segmentation, errors: list[FieldError]) -> dict[str, Any]:
-    query: dict[str, Any] = {}
-    if seg.contactStatus:
-        statuses = seg.contactStatus
-        query["contactStatus"] = statuses[0] if len(statuses) == 1 else {"$in": statuses}
-    if seg.process is not None:
-        query["process"] = seg.process
-    if seg.tags:
-        query["tags"] = {"$in": seg.tags}
+    query = contact_conditions(contact_status=seg.contactStatus, process=seg.process, tags=seg.tags)
     created: dict[str, datetime] = {}
     after = parse_instant(seg.createdAfter, ("segmentation", "createdAfter"), errors)
     before = parse_instant(seg.createdBefore, ("segmentation", "createdBefore"), errors)

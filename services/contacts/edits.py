@@ -10,6 +10,7 @@ contact id and status, and `Recipient.contact` becomes null.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -142,11 +143,20 @@ async def _assignee(
         errors.append(FieldError(("assignedTo",), "INVALID_ID", f"'{raw}' is not an id"))
         return None
     user_id = PydanticObjectId(raw)
-    if user_id != tenant.principal.user_id and not await tenant.count(User, {"userId": user_id}):
+    if not await users_of_organization(tenant, [user_id]):
         errors.append(
             FieldError(("assignedTo",), "UNKNOWN_USER", f"No user {raw} in your organization")
         )
     return user_id
+
+
+async def users_of_organization(tenant: Tenant, ids: Sequence[ObjectId]) -> set[ObjectId]:
+    """Returns those of `ids` that are users of the caller's organization: the caller, and
+    every rep with a `User` there. Contacts and campaigns are assigned only to these."""
+    caller = PydanticObjectId(tenant.principal.user_id)
+    others = [i for i in ids if i != caller]
+    users = await tenant.raw_find_in(User, "userId", others, {"userId": 1}) if others else []
+    return {u["userId"] for u in users} | ({caller} if caller in ids else set())
 
 
 async def _duplicate(tenant: Tenant, phone: str) -> Conflict:

@@ -28,6 +28,28 @@ async def get_contact(tenant: Tenant, contact_id: str) -> Contact:
     return contact
 
 
+def contact_conditions(
+    *, contact_status: list[str] | None, process: str | None, tags: list[str] | None
+) -> dict[str, Any]:
+    """The conditions a contact filter and a campaign's segment share.
+
+    Any of the stages, the pipeline, and any of the tags (a contact with one of them
+    matches); one value is an equality, which the embedded server pushes down.
+    """
+    query: dict[str, Any] = {}
+    if contact_status:
+        query["contactStatus"] = _any_of(contact_status)
+    if process is not None:
+        query["process"] = process
+    if tags:
+        query["tags"] = _any_of(tags)
+    return query
+
+
+def _any_of(values: list[str]) -> Any:
+    return values[0] if len(values) == 1 else {"$in": values}
+
+
 def contact_query(
     filter: ContactFilter | None, settings: Settings, at: Path = ("filter",)
 ) -> dict[str, Any]:
@@ -39,14 +61,9 @@ def contact_query(
     """
     if filter is None:
         return {}
-    query: dict[str, Any] = {}
-    if filter.contactStatus:
-        statuses = filter.contactStatus
-        query["contactStatus"] = statuses[0] if len(statuses) == 1 else {"$in": statuses}
-    if filter.process is not None:
-        query["process"] = filter.process
-    if filter.tags:
-        query["tags"] = filter.tags[0] if len(filter.tags) == 1 else {"$in": filter.tags}
+    query = contact_conditions(
+        contact_status=filter.contactStatus, process=filter.process, tags=filter.tags
+    )
     if filter.optedOut is not None:
         query["optedOut"] = filter.optedOut
     text = (filter.search or "").strip()
