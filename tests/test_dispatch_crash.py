@@ -21,7 +21,7 @@ from bson import ObjectId
 from core.config import Settings
 from models import BatchLease, Campaign, Recipient
 from services.sending.providers import read_ledger
-from tests.sending import Org, start_worker, stop_workers
+from tests.support import Org, start_worker, stop_workers
 
 RECIPIENTS = 1500
 KILLS = 6
