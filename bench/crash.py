@@ -42,7 +42,7 @@ from schema.outputs import success_rate
 from services.campaigns.stats import live_stats
 from services.sending.providers import read_ledger
 from services.storage.tenancy import Tenant
-from tests.sending import start_worker, stop_workers
+from tests.support import start_worker, stop_workers
 
 
 async def run(recipients: int, kills_wanted: int, latency_ms: int, seed_value: int) -> int:

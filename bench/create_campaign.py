@@ -60,7 +60,7 @@ from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus, CreatedBy, MessageStats
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientStatus
 from services.campaigns.templates import parse_template, sms_cost
-from tests.factories import TEST_JWT_SECRET, auth, token
+from tests.support import TEST_JWT_SECRET, auth, token
 
 TARGET_RATIO = 1.5
 MESSAGE = "Hi {{firstName|there}}, our spring offer ends Friday. Reply STOP to opt out."

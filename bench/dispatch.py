@@ -49,7 +49,7 @@ from services.organizations.settings import OrganizationSettings
 from services.sending.dispatcher import DispatchConfig, Dispatcher
 from services.sending.providers import SimulatedProvider
 from services.storage.tenancy import BULK_CHUNK, Tenant
-from tests.factories import auth, token
+from tests.support import auth, token
 
 TARGET = 0.7
 SEND_NOW = 'mutation { sendCampaignNow(id: "%s") { userErrors { code } } }'

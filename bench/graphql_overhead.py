@@ -51,7 +51,7 @@ from bench.verdict import exit_code
 from core.db import create_client
 from main import create_app
 from scripts import dbserver
-from tests.factories import TEST_JWT_SECRET, auth, token
+from tests.support import TEST_JWT_SECRET, auth, token
 
 TARGET = 0.7
 QUERY = """query CampaignScreen($id: ID!) {

@@ -64,7 +64,7 @@ from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus, CreatedBy
 from services.storage.positions import CONTACTS_PER_PAGE
-from tests.factories import auth, token
+from tests.support import auth, token
 
 SMALL_ORGS = 4
 SMALL_CONTACTS = 2_500

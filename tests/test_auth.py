@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from core.auth import mint_token, verify_token
 from core.config import DEV_JWT_SECRET, Settings
 from core.errors import AuthenticationError
-from tests.factories import TEST_JWT_SECRET, auth, claims, gql, token
+from tests.support import TEST_JWT_SECRET, auth, claims, gql, token
 
 ME = "query { me { userId organizationId fullName roles } }"
 

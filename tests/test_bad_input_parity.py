@@ -21,8 +21,7 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from tests.conftest import client_with
-from tests.factories import auth, campaign_body, counts, token
+from tests.support import auth, campaign_body, client_with, counts, token
 
 MUTATION = """
 mutation Create($input: CreateCampaignInput!) {

@@ -9,7 +9,6 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from bson import ObjectId
-from pymongo import AsyncMongoClient
 from pymongo.monitoring import (
     CommandFailedEvent,
     CommandListener,
@@ -18,8 +17,8 @@ from pymongo.monitoring import (
 )
 
 from main import create_app
-from tests.conftest import make_settings
-from tests.factories import auth, future, make_contact, token
+from services.storage.tenancy import POINT_LOOKUPS_MAX
+from tests.support import auth, drop_database, future, make_contacts, make_settings, token
 
 APP_COMMANDS = {
     "insert",
@@ -63,9 +62,7 @@ async def counted(mongo_uri: str) -> AsyncIterator[tuple[httpx.AsyncClient, Comm
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             yield http, counter
-    cleanup: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_uri)
-    await cleanup.drop_database(settings.mongodb_db)
-    await cleanup.close()
+    await drop_database(settings)
 
 
 async def _commands_for(
@@ -113,9 +110,8 @@ async def _with_known_contacts(
     """Creates a campaign of n typed-in phones (half already stored) and n existing ids."""
     org = ObjectId()
     phones = _phones(10_000, n)
-    for phone in phones[: n // 2]:
-        await make_contact(org, phone, firstName="Old")
-    existing = [str((await make_contact(org, p, firstName="Ex")).id) for p in _phones(20_000, n)]
+    await make_contacts(org, phones[: n // 2], firstName="Old")
+    existing = [str(c.id) for c in await make_contacts(org, _phones(20_000, n), firstName="Ex")]
     return await _commands_for(http, counter, org, phones, existing)
 
 
@@ -123,7 +119,9 @@ async def test_many_reused_and_existing_contacts_add_one_lookup_each_not_one_per
     counted: tuple[httpx.AsyncClient, CommandCounter],
 ) -> None:
     http, counter = counted
-    seen = [await _with_known_contacts(http, counter, n) for n in (300, 500)]
+    # Both sizes past the point lookups (half the phones too): the lists go as `$in`.
+    sizes = (2 * POINT_LOOKUPS_MAX + 2, 3 * POINT_LOOKUPS_MAX)
+    seen = [await _with_known_contacts(http, counter, n) for n in sizes]
     assert seen[0] == seen[1]
     # contacts, their page claims, recipients, campaign, the caller's user; one `$in` for ids,
     # one for reused phones, one probe for the organization's last contact page

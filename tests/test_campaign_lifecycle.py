@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 from models import Campaign, Change
-from tests.factories import auth, create_campaign, future, gql, phones, token
+from tests.support import auth, create_campaign, future, gql, phones, token
 
 MOVE = """
 mutation($id: ID!) {

@@ -15,9 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from core.config import Settings
 from services.sending.dispatcher import Dispatcher
 from services.sending.providers import SimulatedProvider
-from tests.conftest import serving
-from tests.factories import auth, campaign_body, phones, token
-from tests.sending import FAST
+from tests.support import FAST, auth, campaign_body, phones, serving, token
 
 PROGRESS = """subscription($id: ID!) {
   campaignProgress(id: $id) { status stats { total sent failed successRate } nextSendAt }

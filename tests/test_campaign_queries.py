@@ -12,8 +12,16 @@ from pymongo import monitoring
 from main import create_app
 from models import Recipient
 from models.recipient import HEAD_SIZE
-from tests.conftest import drop_database, make_settings
-from tests.factories import auth, create_campaign, future, gql, phones, token
+from tests.support import (
+    auth,
+    create_campaign,
+    drop_database,
+    future,
+    gql,
+    make_settings,
+    phones,
+    token,
+)
 
 LIST = """
 query List($first: Int, $after: String, $filter: CampaignFilter, $orderBy: CampaignOrder) {

@@ -11,8 +11,7 @@ from websockets.exceptions import InvalidStatus
 
 from core.config import Settings
 from resolvers.cors import REQUEST_HEADERS
-from tests.conftest import client_with, make_settings, serving
-from tests.factories import auth, campaign_body, gql, token
+from tests.support import auth, campaign_body, client_with, gql, make_settings, serving, token
 
 APP = "https://app.example.com"
 EVIL = "https://evil.example.net"

@@ -8,7 +8,7 @@ import httpx
 from bson import ObjectId
 
 from models import Contact, Recipient
-from tests.factories import auth, counts, future, make_contact, token
+from tests.support import auth, counts, future, make_contact, token
 
 ORG = ObjectId()
 

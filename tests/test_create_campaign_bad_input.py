@@ -9,9 +9,8 @@ import pytest
 from bson import ObjectId
 
 from core.config import Settings
-from tests.conftest import client_with
-from tests.factories import auth, counts, token
-from tests.factories import campaign_body as body
+from tests.support import auth, client_with, counts, token
+from tests.support import campaign_body as body
 
 ORG = ObjectId()
 
@@ -274,12 +273,14 @@ async def test_chunked_body_over_the_limit_is_refused_with_413(client: httpx.Asy
     assert response.json()["success"] is False
 
 
-async def test_50001_recipients_are_refused_with_413(
-    client: httpx.AsyncClient, settings: Settings
+async def test_one_recipient_over_the_limit_is_refused_with_413(
+    mongo_uri: str, settings: Settings
 ) -> None:
+    """The limit is 50,000 unless configured; one over a configured 5 is the same rule."""
     assert settings.max_recipients == 50_000
-    contacts = [{"phoneNumber": f"+1212{2000000 + i:07d}"} for i in range(50_001)]
-    errors = await refused(client, body(newContacts=contacts), status=413)
+    contacts = [{"phoneNumber": f"+1212{2000000 + i:07d}"} for i in range(6)]
+    async with client_with(mongo_uri, max_recipients=5) as http:
+        errors = await refused(http, body(newContacts=contacts), status=413)
     assert fields(errors) == [("body", "TOO_MANY_RECIPIENTS")]
 
 

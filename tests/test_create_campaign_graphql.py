@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from bson import ObjectId
 
-from tests.factories import auth, counts, future, gql, make_contact, token
+from tests.support import auth, counts, future, gql, make_contact, token
 
 SEED = json.loads((Path(__file__).parent / "data" / "seed_request.json").read_text())
 

@@ -8,9 +8,8 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from tests.conftest import client_with
-from tests.factories import auth, counts, make_contact, token
-from tests.factories import campaign_body as body
+from tests.support import auth, client_with, counts, make_contact, token
+from tests.support import campaign_body as body
 
 ORG = ObjectId()
 ARABIC_INDIC = "+1" + "".join(chr(0x0660 + int(d)) for d in "4155550101")
@@ -60,11 +59,16 @@ async def test_failed_details_are_capped_and_counted(client: httpx.AsyncClient) 
     assert data["stats"]["total"] == 1
 
 
-async def test_more_csv_rows_than_twice_the_limit_is_413(client: httpx.AsyncClient) -> None:
-    csv = "Phone\n+14155550131\n" + "x\n" * 100_001
-    response = await post(client, body(rawCsvData={"csv": csv}))
-    assert response.status_code == 413
-    assert await counts("contacts") == {"contacts": 0}
+async def test_more_csv_rows_than_twice_the_limit_is_413(mongo_uri: str) -> None:
+    """Unreadable rows count too: twice the limit of rows is read, one more is refused."""
+    csv = "Phone\n+14155550131\n"
+    async with client_with(mongo_uri, max_recipients=10) as http:
+        over = await post(http, body(rawCsvData={"csv": csv + "x\n" * 20}))
+        assert over.status_code == 413
+        assert await counts("contacts") == {"contacts": 0}
+        at_most = await post(http, body(rawCsvData={"csv": csv + "x\n" * 19}))
+    assert at_most.status_code == 201, at_most.text
+    assert at_most.json()["data"]["failedDetailsTotal"] == 19
 
 
 async def test_one_user_in_two_organizations(client: httpx.AsyncClient) -> None:

@@ -26,9 +26,7 @@ from bson import ObjectId
 from core.config import Settings
 from services.sending.dispatcher import Dispatcher
 from services.sending.providers import SimulatedProvider
-from tests.conftest import serving
-from tests.factories import auth, campaign_body, phones, token
-from tests.sending import FAST
+from tests.support import FAST, auth, campaign_body, phones, serving, token
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E_DIR = ROOT / "e2e" / "apollo"

@@ -21,9 +21,7 @@ from schemathesis import checks
 
 from main import create_app
 from resolvers.root import schema as graphql_schema
-from tests.conftest import make_settings
-from tests.factories import auth, token
-from tests.servers import serve_in_thread
+from tests.support import auth, make_settings, serving_in_thread, token
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
 THOROUGH = os.environ.get("FUZZ_COVERAGE") == "1"
@@ -56,7 +54,7 @@ graphql = schemathesis.graphql.from_dict(_introspection(), config=CONFIG)
 
 @pytest.fixture(scope="module")
 def base_url(mongo_uri: str) -> Iterator[str]:
-    with serve_in_thread(make_settings(mongo_uri)) as url:
+    with serving_in_thread(make_settings(mongo_uri)) as url:
         yield url
 
 

@@ -9,8 +9,7 @@ import httpx
 import pytest
 from graphql import get_introspection_query
 
-from tests.conftest import client_with
-from tests.factories import auth, token
+from tests.support import auth, client_with, token
 
 FIVE = "{ campaigns { edges { node { createdBy { fullName } } } } }"
 SIX = "{ campaigns { edges { node { recipients { pageInfo { hasNextPage } } } } } }"

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import auth, gql, token
+from tests.support import auth, gql, token
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,7 @@ from asgi_lifespan import LifespanManager
 from core.config import Settings
 from main import create_app
 from scripts import dbserver
-from tests.conftest import drop_database, make_settings
-from tests.factories import auth, gql, token
+from tests.support import auth, drop_database, gql, make_settings, token
 
 
 async def test_healthz_answers(client: httpx.AsyncClient) -> None:

@@ -17,7 +17,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -35,11 +34,15 @@ from core.auth import DEV_ORGANIZATION_ID, DEV_USER_ID
 from resolvers import assets, ide
 from resolvers.assets import IDE_ASSET_PREFIX
 from resolvers.ide import render_graphiql
-from tests.conftest import client_with, make_settings, serving
-from tests.factories import token
+from tests.support import (
+    BROWSER_TIMEOUT_S,
+    chromium_args,
+    client_with,
+    make_settings,
+    serving,
+    token,
+)
 
-CHROMIUM_HINT = "apt-get update && apt-get install -y chromium"
-BROWSER_TIMEOUT_S = 90.0
 SERVER_START_TIMEOUT_S = 60.0
 PARSE_TIMEOUT_S = 10.0
 
@@ -89,32 +92,6 @@ def base_url(mongo_uri: str) -> Iterator[str]:
         thread.join(timeout=30)
     assert not thread.is_alive(), "uvicorn did not stop within 30 s"
     assert not errors, f"the server thread failed: {errors!r}"
-
-
-def chromium() -> str:
-    """Path of the Chromium binary; fails (never skips) when it is not installed."""
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).is_file():
-        pytest.fail(f"Chromium not found at {path}; install it with: {CHROMIUM_HINT}")
-    return path
-
-
-def chromium_args(user_data_dir: str) -> list[str]:
-    """Flags for a quiet, offline, deterministic headless run."""
-    return [
-        chromium(),
-        "--headless",
-        "--window-size=1280,800",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={user_data_dir}",
-    ]
 
 
 def fetch_page(base_url: str) -> str:

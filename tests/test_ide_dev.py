@@ -16,8 +16,7 @@ from asgi_lifespan import LifespanManager
 from core.auth import DEV_ORGANIZATION_ID, DEV_USER_ID, authenticate
 from main import create_app
 from resolvers import ide
-from tests.conftest import drop_database, make_settings
-from tests.factories import auth, token
+from tests.support import auth, drop_database, make_settings, token
 
 
 @asynccontextmanager

@@ -12,8 +12,8 @@ from bson import ObjectId
 
 from models import Campaign, IdempotencyRecord
 from services.storage.tenancy import Tenant
-from tests.factories import auth, counts, future, gql, principal, token
-from tests.factories import campaign_body as body
+from tests.support import auth, counts, future, gql, principal, token
+from tests.support import campaign_body as body
 
 ORG = ObjectId()
 BODY: dict[str, Any] = {

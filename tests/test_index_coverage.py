@@ -8,7 +8,7 @@ import pytest
 from pymongo import IndexModel
 
 from models import DOCUMENT_MODELS
-from tests.query_shapes import Index, QueryRecorder, Shape, served, shapes_of
+from tests.support import Index, QueryRecorder, Shape, index_serves, shapes_of
 
 EXCEPTIONS: dict[str, str] = {}
 """Shapes (as `str(Shape)`) allowed without a serving index, each with the reason."""
@@ -51,7 +51,7 @@ def declared_indexes() -> dict[str, list[Index]]:
 
 def acceptable(shape: Shape, indexes: list[Index]) -> bool:
     """Served as it is, or once the collection's residual filter fields are set aside."""
-    if served(shape, indexes):
+    if index_serves(shape, indexes):
         return True
     residual = RESIDUAL.get(shape.collection, (frozenset(), ""))[0]
     core = Shape(
@@ -61,7 +61,7 @@ def acceptable(shape: Shape, indexes: list[Index]) -> bool:
         shape.sort,
         shape.unsupported,
     )
-    return core != shape and served(core, indexes)
+    return core != shape and index_serves(core, indexes)
 
 
 @pytest.mark.after_all
@@ -128,4 +128,4 @@ def test_the_rule_of_a_compound_index(
     query: dict[str, object], sort: tuple[str, ...], indexes: list[Index], expected: bool
 ) -> None:
     shapes = shapes_of("c", query, sort)
-    assert all(served(shape, indexes) for shape in shapes) is expected
+    assert all(index_serves(shape, indexes) for shape in shapes) is expected

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 from bson import ObjectId
 
-from tests.conftest import client_with
-from tests.factories import auth, token
+from tests.support import auth, client_with, token
 
 QUERY = "query Me { me { organizationId } }"
 HASH = hashlib.sha256(QUERY.encode()).hexdigest()

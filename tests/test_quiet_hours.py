@@ -22,8 +22,7 @@ from services.organizations.quiet_hours import SendWindow
 from services.organizations.settings import OrganizationSettings
 from services.sending.dispatcher import Dispatcher
 from services.sending.providers import SimulatedProvider, read_ledger
-from tests.factories import auth, campaign_body, gql, token
-from tests.sending import FAST, Org, ledger_keys
+from tests.support import FAST, Clock, Org, auth, campaign_body, gql, ledger_keys, token
 
 FROZEN = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
 NEW_YORK, LONDON, LOS_ANGELES, TOKYO = (
@@ -75,16 +74,6 @@ def test_the_window_is_kept_in_each_numbers_own_zone() -> None:
     always = window("00:00", "24:00")
     assert all(always.is_open(TOKYO, FROZEN + timedelta(minutes=m)) for m in range(0, 1440, 7))
     assert parse_clock("24:00") is None  # only as an end
-
-
-class Clock:
-    """A frozen clock the test moves forward."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def test_recipients_wait_for_their_window_and_the_campaign_says_when(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 
@@ -10,8 +11,19 @@ import pytest
 from bson import ObjectId
 from fastapi import FastAPI
 
-from tests.conftest import client_with
-from tests.factories import auth, campaign_body, create_campaign, token
+from main import create_app
+from tests.support import (
+    auth,
+    campaign_body,
+    client_with,
+    counts,
+    create_campaign,
+    drop_database,
+    loopback,
+    make_settings,
+    served,
+    token,
+)
 
 
 @pytest.mark.parametrize(
@@ -104,8 +116,6 @@ async def test_a_body_over_the_limit_is_answered_in_each_protocols_shape(mongo_u
 
 
 async def test_one_request_creates_at_most_one_campaign(client: httpx.AsyncClient) -> None:
-    from tests.factories import counts
-
     variables = {"input": {"name": "A", "message": "Hi", "status": "DRAFT"}}
     create = "createCampaign(input: $input) { campaign { id } }"
     documents = [
@@ -160,8 +170,6 @@ async def test_a_batch_answers_each_operation_in_order(client: httpx.AsyncClient
 async def test_creations_in_a_batch_count_toward_one_per_request(
     client: httpx.AsyncClient,
 ) -> None:
-    from tests.factories import counts
-
     create = (
         "mutation($input: CreateCampaignInput!) "
         "{ createCampaign(input: $input) { campaign { id } } }"
@@ -200,41 +208,17 @@ async def test_too_many_fields_are_refused_before_validation(client: httpx.Async
 async def test_uvicorns_access_line_names_the_id(mongo_uri: str) -> None:
     """The access line is a log line of the request too: a real uvicorn, its logging set up as
     `uvicorn main:create_app --factory` sets it up, access log on."""
-    import asyncio
-    import io
-
-    import uvicorn
-
-    from main import create_app
-    from scripts import dbserver
-    from tests.conftest import drop_database, make_settings
-
     settings = make_settings(mongo_uri, log_level="INFO")
-    port = dbserver.free_port()
     stream = io.StringIO()
-    config = uvicorn.Config(
-        lambda: create_app(settings), factory=True, host="127.0.0.1", port=port, access_log=True
-    )  # loads uvicorn's logging config, then builds the app (which adds the id to it)
-    access = logging.getLogger("uvicorn.access")
-    capture = logging.StreamHandler(stream)
-    access.handlers = [capture]
-    server = uvicorn.Server(config)
+    # Loads uvicorn's logging config; `load()` then builds the app, which adds the id to it.
+    config = loopback(lambda: create_app(settings), factory=True, log_level=None, access_log=True)
+    logging.getLogger("uvicorn.access").handlers = [logging.StreamHandler(stream)]
     config.load()
-    task = asyncio.create_task(server.serve())
     try:
-        for _ in range(200):  # polls the server's flag; uvicorn offers no event to await
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        async with httpx.AsyncClient() as http:
-            await http.get(
-                f"http://127.0.0.1:{port}/healthz", headers={"X-Request-ID": "access-0001"}
-            )
-            await http.get(f"http://127.0.0.1:{port}/healthz")
+        async with served(config) as base, httpx.AsyncClient(base_url=base) as http:
+            await http.get("/healthz", headers={"X-Request-ID": "access-0001"})
+            await http.get("/healthz")
     finally:
-        server.should_exit = True
-        await task
         await drop_database(settings)
     lines = stream.getvalue().splitlines()
     assert any("[access-0001]" in line and "GET /healthz" in line for line in lines), lines

@@ -10,8 +10,7 @@ import httpx
 
 from core.config import Settings
 from resolvers.assets import IDE_ASSET_PREFIX
-from tests.conftest import serving
-from tests.test_ide_browser import BROWSER_TIMEOUT_S, chromium_args
+from tests.support import BROWSER_TIMEOUT_S, chromium_args, serving
 
 
 async def test_docs_page_renders_the_campaign_route_without_a_cdn(

@@ -16,7 +16,7 @@ from bson import ObjectId
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tests.factories import auth, campaign_body, future, token
+from tests.support import auth, campaign_body, future, token
 
 
 def validator_for(spec: dict[str, Any], path: str, method: str, status: int) -> Any:

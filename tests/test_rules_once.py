@@ -6,7 +6,7 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from tests.factories import auth, campaign_body, make_contact, token
+from tests.support import auth, campaign_body, make_contact, token
 
 
 @pytest.mark.parametrize(

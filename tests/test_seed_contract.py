@@ -11,8 +11,7 @@ from bson import ObjectId
 
 from core.auth import mint_token
 from core.config import Settings
-from tests.conftest import serving
-from tests.factories import future, make_contact
+from tests.support import future, make_contact, serving
 
 SEED = json.loads((Path(__file__).parent / "data" / "seed_request.json").read_text())
 ISO_MILLIS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from core.auth import Principal
 from models import Contact
 from services.storage.tenancy import Tenant
-from tests.factories import auth, gql, make_contact, token
+from tests.support import auth, gql, make_contact, token
 
 
 def tenant() -> Tenant:

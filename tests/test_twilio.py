@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-import uvicorn
 from bson import ObjectId
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -31,14 +30,21 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from models import Contact, Recipient
-from scripts import dbserver
 from services.sending.dispatcher import Dispatcher
 from services.sending.provider import UNSUBSCRIBED, SendError
 from services.sending.providers import SimulatedProvider
 from services.sending.twilio import TwilioProvider
-from tests.conftest import client_with, make_settings
-from tests.factories import gql
-from tests.sending import FAST, Org, statuses, until_done
+from tests.support import (
+    FAST,
+    Org,
+    client_with,
+    gql,
+    loopback,
+    make_settings,
+    served,
+    statuses,
+    until_done,
+)
 
 ACCOUNT = "AC" + "0" * 32
 TOKEN = "twilio-auth-token-for-tests"
@@ -96,20 +102,9 @@ async def fake_twilio() -> AsyncIterator[FakeTwilio]:
     app = Starlette(
         routes=[Route("/2010-04-01/Accounts/{sid}/Messages.json", fake.messages, methods=["POST"])]
     )
-    port = dbserver.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(250):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.02)
-    assert server.started, "the local Twilio did not start"
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
+    async with served(loopback(app)) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.should_exit = True
-        await task
 
 
 def twilio(fake: FakeTwilio, **overrides: Any) -> TwilioProvider:
@@ -126,7 +121,7 @@ def twilio(fake: FakeTwilio, **overrides: Any) -> TwilioProvider:
 
 
 def number(i: int) -> str:
-    return f"+1212{2000000 + i:07d}"  # as `tests.factories.phones` numbers them
+    return f"+1212{2000000 + i:07d}"  # as `tests.support.phones` numbers them
 
 
 async def test_a_campaign_goes_out_through_twilio(

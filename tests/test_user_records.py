@@ -12,7 +12,7 @@ import httpx
 from bson import ObjectId
 
 from models import User
-from tests.factories import auth, campaign_body, token
+from tests.support import auth, campaign_body, token
 
 
 async def test_a_new_reps_racing_first_campaigns_record_one_user(client: httpx.AsyncClient) -> None:

@@ -72,6 +72,10 @@ class SimulatedProvider:
         async with self._lock:  # one thread at a time holds the file lock
             return await asyncio.to_thread(self._record, to, body, key)
 
+    def attempts(self, to: str) -> int:
+        """How many times a number given a `fail` rule was tried, failed tries included."""
+        return self._attempts.get(to, 0)
+
     def _maybe_fail(self, to: str) -> None:
         rule = self.fail.get(to)
         if rule is not None:

@@ -1,0 +1,648 @@
+"""What the tests share: test data, apps on their own database, served apps, senders, browsers.
+
+Plain functions and small classes, imported by the test files; `conftest.py` holds only the
+fixtures (and builds them from these).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import uvicorn
+from asgi_lifespan import LifespanManager
+from beanie import PydanticObjectId
+from bson import ObjectId
+from pymongo import AsyncMongoClient, monitoring
+
+from core.auth import Principal
+from core.config import Settings
+from main import create_app
+from models import Campaign, Contact, IdempotencyRecord, Recipient, User
+from scripts import dbserver
+from services.organizations.settings import OrganizationSettings
+from services.sending.dispatcher import DispatchConfig, Dispatcher
+from services.sending.providers import read_ledger
+from services.storage.tenancy import Tenant
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_JWT_SECRET = "test-secret-0123456789-0123456789-abcdef"
+
+# Tokens and requests
+
+
+def claims(
+    *, org: ObjectId | str | None = None, user: ObjectId | str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """Returns valid token claims for a (new, unless given) organization and user."""
+    now = int(time.time())
+    base: dict[str, Any] = {
+        "sub": str(user or ObjectId()),
+        "org_id": str(org or ObjectId()),
+        "name": "Alex Rep",
+        "roles": ["rep"],
+        "iat": now,
+        "exp": now + 600,
+    }
+    base.update(extra)
+    return base
+
+
+def token(secret: str = TEST_JWT_SECRET, algorithm: str = "HS256", **claim_args: Any) -> str:
+    """Signs `claims(...)` with the test secret."""
+    return jwt.encode(claims(**claim_args), secret, algorithm=algorithm)
+
+
+def auth(tok: str) -> dict[str, str]:
+    """Returns the Authorization header for a token."""
+    return {"Authorization": f"Bearer {tok}"}
+
+
+async def gql(
+    http: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Posts a GraphQL operation and returns the decoded body (asserting HTTP 200)."""
+    response = await http.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def principal(org: ObjectId | None = None, user: ObjectId | None = None) -> Principal:
+    """Returns a verified-looking principal for service-level tests."""
+    return Principal(user or ObjectId(), org or ObjectId(), "Alex Rep", ("rep",))
+
+
+# Test data
+
+
+async def make_contact(
+    org: ObjectId, phone: str, *, id: ObjectId | str | None = None, **fields: Any
+) -> Contact:
+    """Inserts a contact of `org` directly, as an earlier import would have."""
+    contact = Contact(organizationId=PydanticObjectId(org), phoneNumber=phone, **fields)
+    if id is not None:
+        contact.id = PydanticObjectId(id)
+    return await Tenant(principal(org)).insert(contact)
+
+
+async def make_contacts(org: ObjectId, phones: Sequence[str], **fields: Any) -> list[Contact]:
+    """Inserts contacts of `org` directly in one command (many, where one by one would take
+    seconds); returns them with their ids."""
+    tenant = Tenant(principal(org))
+    contacts = [
+        tenant.stamp(
+            Contact(
+                id=PydanticObjectId(),
+                organizationId=PydanticObjectId(org),
+                phoneNumber=phone,
+                **fields,
+            )
+        )
+        for phone in phones
+    ]
+    if contacts:
+        await Contact.insert_many(contacts)
+    return contacts
+
+
+async def counts(*names: str) -> dict[str, int]:
+    """Returns document counts of the app's collections in the current test database."""
+    models = {
+        "campaigns": Campaign,
+        "contacts": Contact,
+        "recipients": Recipient,
+        "users": User,
+        "idempotency_keys": IdempotencyRecord,
+    }
+    out = {}
+    for name in names or tuple(models):
+        out[name] = await models[name].get_pymongo_collection().count_documents({})
+    return out
+
+
+def future(days: int = 30) -> str:
+    """Returns an ISO date `days` ahead in the legacy format."""
+    when = datetime.now(UTC) + timedelta(days=days)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def campaign_body(**overrides: Any) -> dict[str, Any]:
+    """Returns a valid legacy request body; an override of `...` removes that key."""
+    base: dict[str, Any] = {
+        "name": "Spring outreach",
+        "message": "Hi {{firstName|there}}",
+        "newContacts": [{"firstName": "Ana", "phoneNumber": "+14155550101"}],
+        "scheduleDate": future(),
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+async def create_campaign(
+    http: httpx.AsyncClient, org: ObjectId, **overrides: Any
+) -> dict[str, Any]:
+    """Creates a campaign of `org` through REST and returns its `data`."""
+    response = await http.post(
+        "/api/campaigns", json=campaign_body(**overrides), headers=auth(token(org=org))
+    )
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def phones(count: int, start: int = 0) -> list[dict[str, str]]:
+    """Returns `count` distinct valid new contacts."""
+    return [
+        {"firstName": f"P{i}", "phoneNumber": f"+1212{2000000 + i:07d}"}
+        for i in range(start, start + count)
+    ]
+
+
+# Apps on a database of their own
+
+
+def make_settings(mongo_uri: str, **overrides: object) -> Settings:
+    """Returns test settings on a database of its own."""
+    values: dict[str, object] = {
+        "environment": "test",
+        "mongodb_uri": mongo_uri,
+        "mongodb_db": f"test_{uuid.uuid4().hex[:12]}",
+        "mongodb_timeout_ms": 3000,
+        "jwt_secret": TEST_JWT_SECRET,
+        "log_level": "WARNING",
+        # Tests that send start a dispatcher of their own; others keep campaigns where they put
+        # them (a `sending` campaign would otherwise complete under them).
+        "dispatch_in_process": False,
+        # No quiet hours unless a test sets them: a test must not wait for 08:00 in New York.
+        "send_window_start": "00:00",
+        "send_window_end": "24:00",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def drop_database(settings: Settings) -> None:
+    """Drops a test's database."""
+    cleanup: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri)
+    try:
+        await cleanup.drop_database(settings.mongodb_db)
+    finally:
+        await cleanup.close()
+
+
+@asynccontextmanager
+async def client_with(mongo_uri: str, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+    """Runs an app with some settings overridden, on a fresh database dropped afterwards."""
+    settings = make_settings(mongo_uri, **overrides)
+    application = create_app(settings)
+    try:
+        async with LifespanManager(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                yield http
+    finally:
+        await drop_database(settings)
+
+
+# Served over a real socket
+
+
+def loopback(app: Any, **options: Any) -> uvicorn.Config:
+    """A uvicorn config serving `app` on a free loopback port, quiet unless told otherwise."""
+    options.setdefault("log_level", "warning")
+    return uvicorn.Config(app, host="127.0.0.1", port=dbserver.free_port(), **options)
+
+
+@asynccontextmanager
+async def served(config: uvicorn.Config) -> AsyncIterator[str]:
+    """Runs a uvicorn server in this event loop until the block ends; yields its base URL."""
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(400):  # polls the server's flag; uvicorn offers no event to await
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.025)
+        assert server.started, "uvicorn did not start"
+        yield f"http://{config.host}:{config.port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """Serves the app with real uvicorn on a free loopback port; yields its base URL and drops
+    the database afterwards."""
+    try:
+        async with served(loopback(create_app(settings))) as url:
+            yield url
+    finally:
+        await drop_database(settings)
+
+
+# Sending
+
+ANY_HOUR = OrganizationSettings("00:00", "24:00", "America/New_York")
+"""No quiet hours: tests that are not about them send whatever the hour (they have their own)."""
+FAST = DispatchConfig(
+    lease_seconds=5, poll_seconds=0.05, retry_initial_s=0.01, retry_max_s=0.05, defaults=ANY_HOUR
+)
+
+
+SERVER_START_TIMEOUT_S = 60.0
+
+
+@contextmanager
+def serving_in_thread(settings: Settings) -> Iterator[str]:
+    """Serves the app like `serving`, from a thread with its own event loop; yields its URL.
+
+    For synchronous tests (a browser, a fuzzer) that block their own thread while the server
+    answers. The app's lifespan runs (so the database connection) and its database is dropped.
+    """
+    started: queue.Queue[str | BaseException] = queue.Queue()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    async def serve() -> None:
+        async with serving(settings) as url:
+            started.put(url)
+            await asyncio.to_thread(stop.wait)
+
+    def run() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:  # reported to the test thread, not lost in this one
+            errors.append(exc)
+            started.put(exc)
+
+    thread = threading.Thread(target=run, name="uvicorn-in-thread", daemon=True)
+    thread.start()
+    try:
+        try:
+            first = started.get(timeout=SERVER_START_TIMEOUT_S)
+        except queue.Empty:
+            raise AssertionError(
+                f"uvicorn did not start within {SERVER_START_TIMEOUT_S} s"
+            ) from None
+        if isinstance(first, BaseException):
+            raise AssertionError(f"uvicorn failed to start: {first!r}") from first
+        yield first
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "uvicorn did not stop within 30 s"
+    assert not errors, f"the server thread failed: {errors!r}"
+
+
+class Org:
+    """One organization's API caller."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.id = ObjectId()
+        self.user = ObjectId()
+        self.headers = auth(token(org=self.id, user=self.user))
+
+    async def create(self, count: int, *, start: int = 0, **overrides: Any) -> str:
+        body = campaign_body(newContacts=phones(count, start), scheduleDate=None, **overrides)
+        answer = await self.client.post("/api/campaigns", json=body, headers=self.headers)
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["data"]["_id"])
+
+    async def mutate(self, name: str, campaign_id: str) -> dict[str, Any]:
+        query = (
+            f'mutation {{ {name}(id: "{campaign_id}") '
+            "{ campaign { status } userErrors { code } } }"
+        )
+        body = await gql(self.client, query, None, self.headers)
+        assert "errors" not in body, body
+        payload: dict[str, Any] = body["data"][name]
+        assert payload["userErrors"] == [], payload
+        return payload
+
+    async def campaign(self, campaign_id: str) -> dict[str, Any]:
+        answer = await self.client.get(f"/api/campaigns/{campaign_id}", headers=self.headers)
+        assert answer.status_code == 200, answer.text
+        data: dict[str, Any] = answer.json()["data"]
+        return data
+
+    def tenant(self) -> Tenant:
+        return Tenant.for_organization(self.id)
+
+
+async def until_done(
+    org: Org, campaign_id: str, *dispatchers: Dispatcher, ticks: int = 40
+) -> dict[str, Any]:
+    """Ticks the dispatchers (concurrently) until the campaign leaves `sending`."""
+    for _ in range(ticks):
+        await asyncio.gather(*(d.tick() for d in dispatchers))
+        campaign = await org.campaign(campaign_id)
+        if campaign["status"] not in ("sending", "scheduled"):
+            return campaign
+    raise AssertionError(f"still {campaign['status']} after {ticks} ticks: {campaign['stats']}")
+
+
+async def statuses(org: Org, campaign_id: str) -> Counter[str]:
+    rows = await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+    return Counter(row["status"] for row in rows)
+
+
+def ledger_keys(path: Path) -> Counter[str]:
+    return Counter(entry["key"] for entry in read_ledger(path))
+
+
+class Clock:
+    """A time the test sets and moves forward, for `DispatchConfig(clock=...)`."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+def start_worker(
+    uri: str, database: str, ledger: Path, name: str, *, latency_ms: int = 5
+) -> subprocess.Popen[bytes]:
+    """A real `python -m worker` on that database, sending through the simulated provider into
+    `ledger`, with short leases (a killed one's batches are taken over within 2 s) and no
+    quiet hours or rate limit; its output goes to `<name>.log` beside the ledger."""
+    env = {
+        **os.environ,
+        "MONGODB_URI": uri,
+        "MONGODB_DB": database,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "WARNING",
+        "DISPATCH_PROVIDER": "simulated",
+        "SIMULATED_LEDGER": str(ledger),
+        "SIMULATED_LATENCY_MS": str(latency_ms),
+        "DISPATCH_LEASE_SECONDS": "2",
+        "DISPATCH_POLL_SECONDS": "0.2",
+        "DISPATCH_RATE_PER_SECOND": "0",
+        "SEND_WINDOW_START": "00:00",
+        "SEND_WINDOW_END": "24:00",
+    }
+    log = (ledger.parent / f"{name}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+
+
+def stop_workers(workers: Mapping[str, subprocess.Popen[bytes]]) -> None:
+    """Stops worker processes as a supervisor would: SIGTERM, then SIGKILL after 15 s."""
+    for process in workers.values():
+        process.terminate()
+    for process in workers.values():
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# A real browser
+
+CHROMIUM_HINT = "apt-get update && apt-get install -y chromium"
+BROWSER_TIMEOUT_S = 90.0
+
+
+def chromium() -> str:
+    """Path of the Chromium binary; fails (never skips) when it is not installed."""
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).is_file():
+        pytest.fail(f"Chromium not found at {path}; install it with: {CHROMIUM_HINT}")
+    return path
+
+
+def chromium_args(user_data_dir: str) -> list[str]:
+    """Flags for a quiet, offline, deterministic headless run."""
+    return [
+        chromium(),
+        "--headless",
+        "--window-size=1280,800",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={user_data_dir}",
+    ]
+
+
+# Queries by shape, and the indexes that serve them
+#
+# Every query the app sends is recorded with PyMongo's public command monitoring for the whole
+# session and judged against the indexes the models declare, with MongoDB's rules for a
+# compound index: equality fields first (any order), then the sort fields, then at most one
+# range field. A query naming `_id`, or every field of a unique index, by equality is a point
+# read. Queries the tests send themselves (to look at what the app stored) are left out, by
+# the first project frame on the stack.
+
+HERE = Path(__file__).resolve()
+RANGE = frozenset({"$gt", "$gte", "$lt", "$lte", "$ne", "$nin", "$exists", "$regex", "$options"})
+"""Operators MongoDB answers with an index range (or a scan of one field's keys: a regex)."""
+EQUALITY = frozenset({"$eq", "$in"})
+COMMANDS = frozenset(
+    {"find", "count", "aggregate", "update", "delete", "findAndModify", "distinct"}
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A query's fields, without values: what decides which index can serve it."""
+
+    collection: str
+    equality: frozenset[str]
+    ranges: frozenset[str]
+    sort: tuple[str, ...]
+    unsupported: str = ""
+    """An operator this checker does not judge (it is then reported, never passed silently)."""
+
+    def __str__(self) -> str:
+        parts = [f"eq={sorted(self.equality)}"]
+        if self.ranges:
+            parts.append(f"range={sorted(self.ranges)}")
+        if self.sort:
+            parts.append(f"sort={list(self.sort)}")
+        if self.unsupported:
+            parts.append(f"unsupported={self.unsupported}")
+        return f"{self.collection}: {' '.join(parts)}"
+
+
+@dataclass(frozen=True)
+class Index:
+    keys: tuple[str, ...]
+    unique: bool
+
+
+def shapes_of(collection: str, query: Mapping[str, Any], sort: Iterable[str] = ()) -> list[Shape]:
+    """The shapes of one filter (one per branch of an `$or`)."""
+    equality: set[str] = set()
+    ranges: set[str] = set()
+    branches: list[list[Mapping[str, Any]]] = []
+    unsupported: list[str] = []
+
+    def walk(part: Mapping[str, Any]) -> None:
+        for key, value in part.items():
+            name = str(key)
+            if name == "$and":
+                for sub in value:
+                    walk(sub)
+            elif name == "$or":
+                branches.append(list(value))
+            elif str(name).startswith("$"):
+                unsupported.append(str(name))
+            elif isinstance(value, Mapping) and any(str(k).startswith("$") for k in value):
+                operators = set(value)
+                if operators <= EQUALITY:
+                    equality.add(name)
+                elif operators <= RANGE | EQUALITY:
+                    ranges.add(name)
+                else:
+                    unsupported.append(f"{name}:{sorted(operators - RANGE - EQUALITY)}")
+            else:
+                equality.add(name)
+
+    walk(query)
+    base = Shape(
+        collection, frozenset(equality), frozenset(ranges), tuple(sort), ",".join(unsupported)
+    )
+    if not branches:
+        return [base]
+    shapes: list[Shape] = []
+    for alternatives in branches:
+        for branch in alternatives:
+            for shape in shapes_of(collection, branch, sort):
+                shapes.append(
+                    Shape(
+                        collection,
+                        base.equality | shape.equality,
+                        base.ranges | shape.ranges,
+                        base.sort,
+                        ",".join(filter(None, (base.unsupported, shape.unsupported))),
+                    )
+                )
+    return shapes
+
+
+def index_serves(shape: Shape, indexes: Sequence[Index]) -> bool:
+    """Whether one of `indexes` serves `shape` under MongoDB's rules: equality fields first
+    (any order), then the sort fields in order, then at most one range field (the ESR rule)."""
+    if shape.unsupported:
+        return False
+    if "_id" in shape.equality:
+        return True
+    for index in indexes:
+        keys = index.keys
+        if index.unique and set(keys) <= shape.equality:
+            return True
+        width = len(shape.equality)
+        if set(keys[:width]) != shape.equality:
+            continue
+        rest = list(keys[width:])
+        sort = [f for f in shape.sort if f not in shape.equality and f != "_id"]
+        if rest[: len(sort)] != sort:
+            continue
+        after = rest[len(sort) :]
+        # `_id` after the sort fields is a keyset tie-breaker: a residual over equal keys.
+        ranges = shape.ranges - set(sort) - ({"_id"} if "_id" in shape.sort else set())
+        if not ranges or (len(ranges) == 1 and after and after[0] in ranges):
+            return True
+    return False
+
+
+@dataclass
+class QueryRecorder(monitoring.CommandListener):
+    """Collects the shapes of the app's queries (register before any client is made)."""
+
+    shapes: dict[Shape, str] = field(default_factory=dict)
+    """Each shape, with where in the app it was first sent from."""
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        if name not in COMMANDS:
+            return
+        command = event.command
+        collection = str(command.get(name))
+        found: list[Shape] = []
+        if name == "find":
+            found = shapes_of(collection, command.get("filter") or {}, _fields(command.get("sort")))
+        elif name in ("count", "distinct"):
+            found = shapes_of(collection, command.get("query") or {})
+        elif name == "findAndModify":
+            found = shapes_of(collection, command.get("query") or {}, _fields(command.get("sort")))
+        elif name == "aggregate":
+            pipeline = command.get("pipeline") or []
+            first = pipeline[0] if pipeline else {}
+            sort = next((_fields(s["$sort"]) for s in pipeline[1:2] if "$sort" in s), ())
+            found = shapes_of(collection, first.get("$match", {}), sort)
+        elif name == "update":
+            for statement in command.get("updates") or []:
+                found += shapes_of(collection, statement.get("q") or {})
+        elif name == "delete":
+            for statement in command.get("deletes") or []:
+                found += shapes_of(collection, statement.get("q") or {})
+        new = [shape for shape in found if shape not in self.shapes]
+        if new and (origin := _app_origin()) is not None:
+            for shape in new:
+                self.shapes[shape] = origin
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def _fields(sort: Any) -> tuple[str, ...]:
+    return tuple(str(name) for name in sort or ())
+
+
+def _app_origin() -> str | None:
+    """`file:line` of the innermost project frame past the storage layer (the caller that
+    decided the query), or None when the tests themselves sent the command."""
+    frame = inspect.currentframe()
+    storage: str | None = None
+    while frame is not None:
+        path = Path(frame.f_code.co_filename)
+        if path.is_relative_to(ROOT) and ".venv" not in path.parts and path != HERE:
+            relative = path.relative_to(ROOT)
+            if relative.parts[0] in ("tests", "bench"):
+                return None  # the test's own query, directly or through the storage layer
+            where = f"{relative}:{frame.f_lineno}"
+            if relative.parts[:2] != ("services", "storage"):
+                return where
+            storage = storage or where
+        frame = frame.f_back
+    return storage
