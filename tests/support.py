@@ -7,10 +7,13 @@ fixtures (and builds them from these).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +35,7 @@ from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import AsyncMongoClient, monitoring
+from websockets.sync.client import connect
 
 from core.auth import Principal
 from core.config import Settings
@@ -458,6 +462,97 @@ def chromium_args(user_data_dir: str) -> list[str]:
         "--disable-dev-shm-usage",
         f"--user-data-dir={user_data_dir}",
     ]
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client for one page, over its websocket."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.ws = connect(ws_url, max_size=None, open_timeout=10)
+        self.next_id = 0
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Sends one command and returns its result, skipping events in between."""
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=30))
+            if message.get("id") == self.next_id:
+                assert "error" not in message, message
+                result: dict[str, Any] = message["result"]
+                return result
+
+    def evaluate(self, expression: str) -> Any:
+        """Evaluates JavaScript in the page and returns its (JSON) value."""
+        result = self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+    def wait_for(
+        self,
+        expression: str,
+        what: str,
+        *,
+        timeout_s: float = BROWSER_TIMEOUT_S,
+        interval_s: float = 0.2,
+    ) -> Any:
+        """Polls `expression` until it is truthy; fails after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if value := self.evaluate(expression):
+                return value
+            time.sleep(interval_s)
+        html = self.evaluate("document.body.outerHTML.slice(0, 3000)")
+        raise AssertionError(f"timed out waiting for {what}; page: {html}")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@contextmanager
+def open_page(url: str, profile: Path) -> Iterator[DevTools]:
+    """Headless Chromium on `url`, driven over the DevTools protocol."""
+    args = [*chromium_args(str(profile)), "--remote-debugging-port=0", url]
+    # Own process group, so teardown ends Chromium's helper processes too (and only them).
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        # Chromium writes the port it picked into the profile directory.
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            assert process.poll() is None, "Chromium exited early"
+            assert time.monotonic() < deadline, "Chromium opened no DevTools port"
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        page_ws = ""
+        while not page_ws:
+            assert time.monotonic() < deadline, "Chromium opened no page"
+            targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+            page_ws = next((t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page"), "")
+            time.sleep(0.1)
+        client = DevTools(page_ws)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL, to the group `process` leads (started with a new session)."""
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 # Queries by shape, and the indexes that serve them
