@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,7 +15,6 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    GraphQLSchema,
     InlineFragmentNode,
     Node,
     OperationDefinitionNode,
@@ -22,7 +22,6 @@ from graphql import (
     SelectionSetNode,
     ValidationRule,
 )
-from graphql.validation import ASTValidationRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -31,7 +30,6 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
-from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations, CampaignQueries, CampaignSubscriptions
@@ -40,7 +38,6 @@ from resolvers.errors import ErrorCodes
 from resolvers.organizations import OrganizationMutations, OrganizationQueries
 from resolvers.users import UserQueries
 from schema.context import MAX_CREATIONS
-from schema.execution import PlainFieldsExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +170,7 @@ class FieldBudget(SchemaExtension):
         anonymous = getattr(request, "anonymous", False)
         settings = getattr(request, "settings", None)
         who = "without a token" if anonymous else "per request"
-        size = _measure(parsed)
+        size = measure(parsed)
         budget = MAX_FIELDS_ANONYMOUS if anonymous else MAX_FIELDS
         if size.fields > budget:
             return GraphQLError(
@@ -204,7 +201,9 @@ class FieldBudget(SchemaExtension):
 
 
 @dataclass(frozen=True)
-class _Size:
+class DocumentSize:
+    """What the field budget counts in a document."""
+
     fields: int
     aliases: int
     depth: int
@@ -214,10 +213,8 @@ class _Size:
 class ParsedText:
     """A parsed document as a cache key: hashed and compared by its text.
 
-    graphql-core's nodes hash by walking the whole tree (~40 us for a 60-field screen), and
-    Strawberry's `ValidationCache` keys on the document, so every request paid that walk just
-    to find its cached verdict; hashing the text is one pass in C. The same text always parses
-    to the same document, so the text is as good a key.
+    graphql-core's nodes hash by walking the whole tree; hashing the text is one pass in C. The
+    same text always parses to the same document, so the text is as good a key.
     """
 
     __slots__ = ("document", "text")
@@ -238,23 +235,16 @@ class ParsedText:
 
 
 @lru_cache(maxsize=512)
-def _measure(parsed: ParsedText) -> _Size:
+def measure(parsed: ParsedText) -> DocumentSize:
     """A document's size, once per text: apps send the same few operations over and over."""
     document = parsed.document
     fields = list(_fields(document))
-    return _Size(
+    return DocumentSize(
         fields=len(fields),
         aliases=sum(1 for f in fields if f.alias is not None),
         depth=_depth(document),
         introspects=any(f.name.value in INTROSPECTION for f in fields),
     )
-
-
-@lru_cache(maxsize=512)
-def _validate(
-    graphql_schema: GraphQLSchema, parsed: ParsedText, rules: tuple[type[ASTValidationRule], ...]
-) -> list[GraphQLError]:
-    return validate_document(graphql_schema, parsed.document, rules)
 
 
 def _fields(document: DocumentNode) -> Iterator[FieldNode]:
@@ -297,21 +287,40 @@ def _depth(document: DocumentNode) -> int:
     return max((of(op.selection_set, frozenset()) for op in operations), default=0)
 
 
+Verdict = tuple[object, str, tuple[object, ...]]
+"""A validation verdict's key: the schema, the document's text and the rules."""
+
+
 class CachedValidation(SchemaExtension):
-    """Validation, once per document text and rules (Strawberry's `ValidationCache`, keyed by
-    `ParsedText`); skipped when an earlier check already refused. Holds query text and its
-    verdict only, never data, so tenants share it."""
+    """Validation, once per schema, document text and rules: apps send the same few documents
+    over and over. A verdict found is handed to Strawberry, which then skips validating; one
+    not found is Strawberry's own validation, remembered afterwards. Skipped when an earlier
+    check already refused. Holds query text and its verdict only, never data, so tenants share
+    it.
+
+    Keyed by the text rather than the parsed document (as Strawberry's `ValidationCache` is):
+    graphql-core's nodes hash by walking the whole tree, the text in one pass in C.
+    """
+
+    MAX_SIZE = 512
+    verdicts: OrderedDict[Verdict, list[GraphQLError]] = OrderedDict()
+    """Shared by every request; the least recently used verdict goes first."""
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        document = context.graphql_document
-        if context.pre_execution_errors is None and document is not None:
-            context.pre_execution_errors = _validate(
-                context.schema._schema,
-                ParsedText(context.query, document),
-                tuple(context.validation_rules),
-            )
+        key: Verdict | None = None
+        if context.pre_execution_errors is None and context.query is not None:
+            key = (context.schema, context.query, tuple(context.validation_rules))
+            found = self.verdicts.get(key)
+            if found is not None:
+                self.verdicts.move_to_end(key)
+                context.pre_execution_errors = found
+                key = None
         yield
+        if key is not None and context.pre_execution_errors is not None:
+            self.verdicts[key] = context.pre_execution_errors
+            if len(self.verdicts) > self.MAX_SIZE:
+                self.verdicts.popitem(last=False)
 
 
 schema = CampaignSchema(
@@ -328,5 +337,4 @@ schema = CampaignSchema(
         FieldBudget,
         CachedValidation,
     ],
-    execution_context_class=PlainFieldsExecutor,
 )

@@ -6,14 +6,11 @@ routes return — so each type is mapped from its document once. Enums are the m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import strawberry
 from beanie import PydanticObjectId
-from strawberry.types.arguments import InputContext
-from strawberry.types.base import get_object_definition
 
 from models.campaign import CampaignStatus, CampaignType, InitialStatus
 from models.recipient import DeliveryStatus, RecipientStatus
@@ -226,25 +223,6 @@ class NewContactInput:
         "or invalid phone leaves this contact out (see failedDetails), not the campaign.",
     )
     email: str | None = strawberry.field(default=None, description="Email address.")
-
-
-def _new_contact_from_input(
-    cls: type[NewContactInput], value: Mapping[str, Any], context: InputContext
-) -> NewContactInput:
-    """Builds the input directly from four already-validated strings.
-
-    Strawberry's generic conversion costs ~25 µs per object: 0.25 s of a 10,000-contact
-    request. `from_input` is Strawberry's hook for exactly this.
-    """
-    return cls(
-        first_name=value.get("firstName"),
-        last_name=value.get("lastName"),
-        phone_number=value.get("phoneNumber"),
-        email=value.get("email"),
-    )
-
-
-get_object_definition(NewContactInput, strict=True).from_input = _new_contact_from_input
 
 
 @strawberry.input(description="An existing contact of the caller's organization.")
