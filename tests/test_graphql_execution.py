@@ -11,7 +11,7 @@ import strawberry
 from graphql import GraphQLError, ValidationRule
 from strawberry.extensions import AddValidationRules
 
-from resolvers.root import CachedValidation
+from resolvers.root import DocumentChecks
 from resolvers.root import schema as app_schema
 
 
@@ -24,7 +24,7 @@ class Counted(ValidationRule):
         Counted.runs += 1
 
 
-class SmallCache(CachedValidation):
+class SmallCache(DocumentChecks):
     MAX_SIZE = 2
     verdicts: OrderedDict[Any, list[GraphQLError]] = OrderedDict()
 
