@@ -215,9 +215,8 @@ def _problem(
             code, field = issues[index]
             return InputProblem((*where, field), code, message)
         return InputProblem(where, "INVALID_TYPE", message)
-    if is_enum_type(named):
-        code = ENUM_CODES.get(named.name, "INVALID_CHOICE") if isinstance(here, str) else ""
-        return InputProblem(where, code or "INVALID_TYPE", message)
+    if is_enum_type(named) and isinstance(here, str):  # a name, but not one of the enum's
+        return InputProblem(where, ENUM_CODES.get(named.name, "INVALID_CHOICE"), message)
     if isinstance(named, GraphQLScalarType):
         return InputProblem(where, SCALAR_CODES.get(named.name, "INVALID_TYPE"), message)
     return InputProblem(where, "INVALID_TYPE", message)

@@ -11,7 +11,7 @@ import json
 
 from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as GraphQLHTTPError
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import GraphQLError, OperationType, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -29,6 +29,7 @@ from resolvers.context import get_context
 from resolvers.ide import dev_token_for, render_graphiql
 from resolvers.limits import graphql_error_response
 from resolvers.persisted import PersistedQueries
+from resolvers.root import parse_once
 from schema.context import Context
 
 
@@ -157,7 +158,7 @@ def _operation_type(request_data: GraphQLRequestData) -> OperationType | None:
     if request_data.query is None:
         return None
     try:
-        document = parse(request_data.query)
+        document = parse_once(request_data.query)
     except GraphQLError:
         return None
     operation = get_operation_ast(document, request_data.operation_name)
