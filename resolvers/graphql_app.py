@@ -11,6 +11,7 @@ import json
 
 from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as GraphQLHTTPError
+from graphql import GraphQLError, OperationType, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -30,6 +31,7 @@ from resolvers.dev_tokens import dev_token_for
 from resolvers.ide import render_graphiql
 from resolvers.limits import graphql_error_response
 from resolvers.persisted import PersistedQueries
+from resolvers.root import parse_once
 from schema.context import Context
 
 
@@ -72,18 +74,13 @@ class GraphQLApp(GraphQL[Context, None]):
     async def run(  # type: ignore[override]  # one body for both of the base's overloads
         self, request: Request | WebSocket, context: Context = UNSET, root_value: None = UNSET
     ) -> Response | WebSocket:
-        # Strawberry answers its own refusals (bad JSON, wrong content type, too many
-        # operations, a mutation over GET) in plain text; GraphQL clients read `errors`.
+        # Strawberry answers its own refusals (bad JSON, too many operations) in plain text;
+        # GraphQL clients read `errors`.
         try:
             return await super().run(request, context=context, root_value=root_value)
+        except MethodNotAllowed as exc:
+            return graphql_error_response(exc.status_code, exc.reason, headers={"Allow": "POST"})
         except GraphQLHTTPError as exc:
-            if exc.reason == "mutations are not allowed when using GET":
-                # GraphQL over HTTP: 405, and say which method to use.
-                message = "Mutations are not run over GET; send them with POST"
-                return graphql_error_response(405, message, headers={"Allow": "POST"})
-            if exc.reason == "Unsupported content type":
-                message = "Send application/json (or GET with query parameters)"
-                return graphql_error_response(415, message)
             return graphql_error_response(exc.status_code, exc.reason)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
@@ -105,6 +102,10 @@ class GraphQLApp(GraphQL[Context, None]):
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        # Only JSON bodies are read: a form, text or multipart post is what a browser sends
+        # cross-site without a preflight.
+        if request.method != "GET" and not _is_json(request.content_type):
+            raise GraphQLHTTPError(415, "Send application/json (or GET with query parameters)")
         # A body that is valid JSON but not an object (`null`, `7`) makes Strawberry call
         # `.get` on it; answer that as the client error it is.
         try:
@@ -125,9 +126,18 @@ class GraphQLApp(GraphQL[Context, None]):
         refusal = self.persisted.resolve(request_data)
         if refusal is not None:
             return ExecutionResult(data=None, errors=[refusal])
-        return await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except GraphQLHTTPError:
+            # Over GET Strawberry runs queries only; a mutation there is refused as the method
+            # it needs (GraphQL over HTTP: 405, and say which method to use).
+            if request_adapter.method == "GET" and _operation_type(request_data) is MUTATION:
+                raise MethodNotAllowed(
+                    405, "Mutations are not run over GET; send them with POST"
+                ) from None
+            raise
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         token = dev_token_for(request, self.settings)
@@ -135,3 +145,27 @@ class GraphQLApp(GraphQL[Context, None]):
         headers = {"Cache-Control": "no-store"} if token else None
         page = render_graphiql(str(request.url.path), dev_token=token)
         return HTMLResponse(page, headers=headers)
+
+
+class MethodNotAllowed(GraphQLHTTPError):
+    """A refusal that names the method to use instead (`Allow: POST`)."""
+
+
+MUTATION = OperationType.MUTATION
+
+
+def _is_json(content_type: str | None) -> bool:
+    return "application/json" in (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _operation_type(request_data: GraphQLRequestData) -> OperationType | None:
+    """The type of the operation a request names, read from its document (None when the
+    document does not parse or names no such operation)."""
+    if request_data.query is None:
+        return None
+    try:
+        document = parse_once(request_data.query)
+    except GraphQLError:
+        return None
+    operation = get_operation_ast(document, request_data.operation_name)
+    return operation.operation if operation is not None else None

@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 import strawberry
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    GraphQLSchema,
     InlineFragmentNode,
     Node,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     ValidationRule,
+    parse,
 )
-from graphql.validation import ASTValidationRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
-from strawberry.schema.schema import validate_document
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations, CampaignQueries, CampaignSubscriptions
@@ -40,7 +33,6 @@ from resolvers.errors import ErrorCodes
 from resolvers.organizations import OrganizationMutations, OrganizationQueries
 from resolvers.users import UserQueries
 from schema.context import MAX_CREATIONS
-from schema.execution import PlainFieldsExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -129,27 +121,19 @@ MAX_ALIASES_ANONYMOUS = 5
 MAX_FIELDS_ANONYMOUS = 100
 INTROSPECTION = frozenset({"__schema", "__type"})
 
-_LIMIT_RULES = (
+MAX_TOKENS = 5_000
+LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
     *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
     *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
     OneCreationPerRequest,
 )
+"""Depth, alias and creation limits, built once: Strawberry's limiters build new rule classes
+per instance, and rules that differ per request would never find a cached verdict."""
 
 
-class QueryLimits(AddValidationRules):
-    """Depth and alias limits, with rule classes built once.
-
-    Strawberry's limiters build new rule classes per instance, so per-request instances made
-    every request's validation rules differ and the validation cache never hit.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(list(_LIMIT_RULES))
-
-
-class FieldBudget(SchemaExtension):
-    """Refuses an oversized document before validation looks at it; without a token, the
-    budgets are smaller, and introspection can be switched off by a setting.
+def refusal(parsed: ParsedText, request: object) -> GraphQLError | None:
+    """The field budget's verdict on a document, before validation looks at it; without a
+    token the budgets are smaller, and introspection can be switched off by a setting.
 
     Validation compares fields pairwise where they could merge, so `{ me { userId } }` repeated
     1,000 times cost ~0.6 s of CPU and answered an opaque "Validation aborted." — the cheapest
@@ -158,53 +142,43 @@ class FieldBudget(SchemaExtension):
     budget (the IDE's introspection selects 72 fields), depth 5 and 5 aliases; introspection's
     own nesting (`ofType { ofType ... }`) does not count toward depth.
     """
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is not None and context.pre_execution_errors is None:
-            error = self._refusal(ParsedText(context.query, document), context.context)
-            if error is not None:
-                context.pre_execution_errors = [error]
-        yield
-
-    @staticmethod
-    def _refusal(parsed: ParsedText, request: object) -> GraphQLError | None:
-        anonymous = getattr(request, "anonymous", False)
-        settings = getattr(request, "settings", None)
-        who = "without a token" if anonymous else "per request"
-        size = _measure(parsed)
-        budget = MAX_FIELDS_ANONYMOUS if anonymous else MAX_FIELDS
-        if size.fields > budget:
-            return GraphQLError(
-                f"This document selects {size.fields} fields; at most {budget} are accepted {who}",
-                extensions={"code": "TOO_MANY_FIELDS", "fields": size.fields, "max": budget},
-            )
-        introspection = settings is None or settings.graphql_introspection
-        if not introspection and size.introspects:
-            return GraphQLError(
-                "Introspection is switched off on this server",
-                extensions={"code": "INTROSPECTION_DISABLED"},
-            )
-        if not anonymous:
-            return None  # the validation rules hold the larger depth and alias limits
-        if size.aliases > MAX_ALIASES_ANONYMOUS:
-            return GraphQLError(
-                f"This document uses {size.aliases} aliases; at most {MAX_ALIASES_ANONYMOUS} "
-                f"are accepted {who}",
-                extensions={"code": "TOO_MANY_ALIASES", "max": MAX_ALIASES_ANONYMOUS},
-            )
-        if size.depth > MAX_DEPTH_ANONYMOUS:
-            return GraphQLError(
-                f"This document is {size.depth} levels deep; at most {MAX_DEPTH_ANONYMOUS} are "
-                f"accepted {who}",
-                extensions={"code": "TOO_DEEP", "depth": size.depth, "max": MAX_DEPTH_ANONYMOUS},
-            )
-        return None
+    anonymous = getattr(request, "anonymous", False)
+    settings = getattr(request, "settings", None)
+    who = "without a token" if anonymous else "per request"
+    size = measure(parsed)
+    budget = MAX_FIELDS_ANONYMOUS if anonymous else MAX_FIELDS
+    if size.fields > budget:
+        return GraphQLError(
+            f"This document selects {size.fields} fields; at most {budget} are accepted {who}",
+            extensions={"code": "TOO_MANY_FIELDS", "fields": size.fields, "max": budget},
+        )
+    introspection = settings is None or settings.graphql_introspection
+    if not introspection and size.introspects:
+        return GraphQLError(
+            "Introspection is switched off on this server",
+            extensions={"code": "INTROSPECTION_DISABLED"},
+        )
+    if not anonymous:
+        return None  # the validation rules hold the larger depth and alias limits
+    if size.aliases > MAX_ALIASES_ANONYMOUS:
+        return GraphQLError(
+            f"This document uses {size.aliases} aliases; at most {MAX_ALIASES_ANONYMOUS} "
+            f"are accepted {who}",
+            extensions={"code": "TOO_MANY_ALIASES", "max": MAX_ALIASES_ANONYMOUS},
+        )
+    if size.depth > MAX_DEPTH_ANONYMOUS:
+        return GraphQLError(
+            f"This document is {size.depth} levels deep; at most {MAX_DEPTH_ANONYMOUS} are "
+            f"accepted {who}",
+            extensions={"code": "TOO_DEEP", "depth": size.depth, "max": MAX_DEPTH_ANONYMOUS},
+        )
+    return None
 
 
 @dataclass(frozen=True)
-class _Size:
+class DocumentSize:
+    """What the field budget counts in a document."""
+
     fields: int
     aliases: int
     depth: int
@@ -214,10 +188,8 @@ class _Size:
 class ParsedText:
     """A parsed document as a cache key: hashed and compared by its text.
 
-    graphql-core's nodes hash by walking the whole tree (~40 us for a 60-field screen), and
-    Strawberry's `ValidationCache` keys on the document, so every request paid that walk just
-    to find its cached verdict; hashing the text is one pass in C. The same text always parses
-    to the same document, so the text is as good a key.
+    graphql-core's nodes hash by walking the whole tree; hashing the text is one pass in C. The
+    same text always parses to the same document, so the text is as good a key.
     """
 
     __slots__ = ("document", "text")
@@ -238,23 +210,16 @@ class ParsedText:
 
 
 @lru_cache(maxsize=512)
-def _measure(parsed: ParsedText) -> _Size:
+def measure(parsed: ParsedText) -> DocumentSize:
     """A document's size, once per text: apps send the same few operations over and over."""
     document = parsed.document
     fields = list(_fields(document))
-    return _Size(
+    return DocumentSize(
         fields=len(fields),
         aliases=sum(1 for f in fields if f.alias is not None),
         depth=_depth(document),
         introspects=any(f.name.value in INTROSPECTION for f in fields),
     )
-
-
-@lru_cache(maxsize=512)
-def _validate(
-    graphql_schema: GraphQLSchema, parsed: ParsedText, rules: tuple[type[ASTValidationRule], ...]
-) -> list[GraphQLError]:
-    return validate_document(graphql_schema, parsed.document, rules)
 
 
 def _fields(document: DocumentNode) -> Iterator[FieldNode]:
@@ -297,36 +262,65 @@ def _depth(document: DocumentNode) -> int:
     return max((of(op.selection_set, frozenset()) for op in operations), default=0)
 
 
-class CachedValidation(SchemaExtension):
-    """Validation, once per document text and rules (Strawberry's `ValidationCache`, keyed by
-    `ParsedText`); skipped when an earlier check already refused. Holds query text and its
-    verdict only, never data, so tenants share it."""
+Verdict = tuple[object, str, tuple[object, ...]]
+"""A validation verdict's key: the schema, the document's text and the rules."""
+
+
+class DocumentChecks(SchemaExtension):
+    """What every document passes before it runs, in one extension (each extension costs every
+    request a round of Strawberry's hooks): parsing with a token limit, the field budget
+    (`refusal`), and validation with the depth, alias and creation limits.
+
+    Apps send the same few documents over and over, so a document is parsed and validated
+    once per text: a verdict found is handed to Strawberry, which then skips validating; one
+    not found is Strawberry's own validation, remembered afterwards. Keyed by the text rather
+    than the parsed document (as Strawberry's `ParserCache` and `ValidationCache` are):
+    graphql-core's nodes hash by walking the whole tree, the text in one pass in C. Both
+    caches hold query text and its verdict only, never data, so tenants share them.
+    """
+
+    MAX_SIZE = 512
+    verdicts: OrderedDict[Verdict, list[GraphQLError]] = OrderedDict()
+    """Shared by every request; the least recently used verdict goes first."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query:
+            context.graphql_document = parse_once(context.query)
+        yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
+        context.validation_rules = (*context.validation_rules, *LIMIT_RULES)
         document = context.graphql_document
-        if context.pre_execution_errors is None and document is not None:
-            context.pre_execution_errors = _validate(
-                context.schema._schema,
-                ParsedText(context.query, document),
-                tuple(context.validation_rules),
-            )
+        if document is not None and context.pre_execution_errors is None:
+            error = refusal(ParsedText(context.query, document), context.context)
+            if error is not None:
+                context.pre_execution_errors = [error]
+        key: Verdict | None = None
+        if context.pre_execution_errors is None and context.query is not None:
+            key = (context.schema, context.query, context.validation_rules)
+            found = self.verdicts.get(key)
+            if found is not None:
+                self.verdicts.move_to_end(key)
+                context.pre_execution_errors = found
+                key = None
         yield
+        if key is not None and context.pre_execution_errors is not None:
+            self.verdicts[key] = context.pre_execution_errors
+            if len(self.verdicts) > self.MAX_SIZE:
+                self.verdicts.popitem(last=False)
+
+
+@lru_cache(maxsize=512)
+def parse_once(text: str) -> DocumentNode:
+    """A document parsed once per text (a refused one is parsed again: errors are not kept)."""
+    return parse(text, max_tokens=MAX_TOKENS)
 
 
 schema = CampaignSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=[
-        ErrorCodes,
-        QueryLimits,
-        lambda: MaxTokensLimiter(max_token_count=5000),
-        # Apps send the same few documents over and over: parse and validate each once.
-        # Both caches hold query text and its verdict only, never data, so tenants share them.
-        lambda: ParserCache(maxsize=512),
-        FieldBudget,
-        CachedValidation,
-    ],
-    execution_context_class=PlainFieldsExecutor,
+    extensions=[ErrorCodes, DocumentChecks],
 )

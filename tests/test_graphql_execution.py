@@ -1,313 +1,166 @@
-"""The executor's short path for plain fields answers exactly as graphql-core's full path.
-
-Each case runs one query on one small schema twice, once through Strawberry's own execution
-context and once through `PlainFieldsExecutor`, and compares the whole answers (data, error
-messages, paths, locations). The cases are the ones the short path must hand to graphql-core:
-nulls in non-null fields, values a scalar or enum refuses, attributes that raise, awaitables
-(also one stored on the object), a value that changes between reads (a field is read once),
-failures inside objects read by the short path, permission classes and field extensions on
-attribute fields, and resolve middleware.
+"""How a GraphQL document is checked before it runs: validation verdicts found by the
+document's text, and refused variables answered with the payload's `{field, code, message}`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
-import gc
-from collections.abc import Callable
+from collections import OrderedDict
 from typing import Any
 
-import pytest
 import strawberry
-from graphql import GraphQLField, GraphQLObjectType, GraphQLString
-from strawberry.extensions import FieldExtension, SchemaExtension
-from strawberry.permission import BasePermission
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from graphql import GraphQLError, ValidationRule
+from strawberry.extensions import AddValidationRules
 
-from resolvers.root import _measure, _validate
+from resolvers.root import DocumentChecks
 from resolvers.root import schema as app_schema
-from schema.execution import _PLANS, PlainFieldsExecutor, _plans
 
 
-@strawberry.enum
-class Colour(enum.Enum):
-    RED = "red"
-    BLUE = "blue"
+class Counted(ValidationRule):
+    """Counts the documents it validates."""
+
+    runs = 0
+
+    def enter_document(self, *_: object) -> None:
+        Counted.runs += 1
 
 
-@strawberry.type
-class Inner:
-    label: str
-    maybe: str | None
-
-    @strawberry.field
-    async def later(self) -> str:
-        await asyncio.sleep(0)
-        if self.label == "boom":
-            raise RuntimeError("later failed")
-        return self.label
-
-
-class Deny(BasePermission):
-    message = "denied"
-
-    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
-        return False
-
-
-class Upper(FieldExtension):
-    def resolve(self, next_: Callable[..., Any], source: Any, info: Any, **kwargs: Any) -> Any:
-        return str(next_(source, info, **kwargs)).upper()
+class SmallCache(DocumentChecks):
+    MAX_SIZE = 2
+    verdicts: OrderedDict[Any, list[GraphQLError]] = OrderedDict()
 
 
 @strawberry.type
-class Item:
-    id: strawberry.ID
-    count: int
-    colour: Colour
-    secret: str | None = strawberry.field(permission_classes=[Deny])
-    shout: str = strawberry.field(extensions=[Upper()])
-    inner: Inner
-    optional_inner: Inner | None
-    note: str | None
-    tags: list[str]
-
+class Query:
     @strawberry.field
-    def doubled(self, by: int = 2) -> int:
-        return self.count * by
+    def hello(self) -> str:
+        return "hi"
 
 
-class Broken:
-    """Looks like an `Item` but breaks a rule on the attribute named in `bad`."""
-
-    def __init__(self, bad: str, value: Any) -> None:
-        self.bad, self.value = bad, value
-
-    def __getattr__(self, name: str) -> Any:
-        if name == self.bad:
-            if isinstance(self.value, Exception):
-                raise self.value
-            return self.value() if callable(self.value) else self.value
-        if name in GOOD:
-            return GOOD[name]
-        raise AttributeError(name)
-
-
-GOOD: dict[str, Any] = {
-    "id": "i1",
-    "count": 3,
-    "colour": Colour.BLUE,
-    "inner": Inner(label="in", maybe=None),
-    "optional_inner": None,
-    "note": None,
-    "tags": ["a", "b"],
-    "secret": "s3cret",
-    "shout": "hi",
-}
-
-
-class AnyAttribute:
-    """Says it has every attribute, `__await__` included (graphql-core then tries to await it)."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *a, **k: None
-
-
-def _stored() -> Callable[[], Any]:
-    """The same coroutine object on every read, like an attribute holding one."""
-    holder: list[Any] = []
-
-    def read() -> Any:
-        if not holder:
-            holder.append(_later())
-        return holder[0]
-
-    return read
-
-
-def _flipping() -> Callable[[], Any]:
-    """None on the first read, 3 afterwards: a field must be read once per request."""
-    reads: list[int] = []
-
-    def read() -> Any:
-        reads.append(1)
-        return None if len(reads) == 1 else 3
-
-    return read
-
-
-async def _later() -> str:
-    await asyncio.sleep(0)
-    return "from an awaitable"
-
-
-CASES: dict[str, Callable[[], Any] | None] = {
-    # Each run gets a fresh broken item (some cases remember what was read).
-    "plain": None,
-    "null in a non-null leaf": lambda: Broken("count", None),
-    "null in a non-null object": lambda: Broken("inner", None),
-    "a value the scalar refuses": lambda: Broken("count", "three"),
-    "a value the enum refuses": lambda: Broken("colour", "green"),
-    "an attribute that raises": lambda: Broken("count", RuntimeError("boom")),
-    "an exception as a leaf's value": lambda: Broken("note", lambda: ValueError("a value")),
-    "an exception as an object's value": lambda: Broken("inner", lambda: ValueError("object")),
-    "an awaitable as the value": lambda: Broken("note", _later),
-    "an int past GraphQL's range": lambda: Broken("count", 2**40),
-    "a coroutine stored on the object": lambda: Broken("note", _stored()),
-    "a property null, then not": lambda: Broken("count", _flipping()),
-    "an object that answers any attribute": lambda: Broken("note", AnyAttribute),
-    "a non-null leaf failing in a nullable object": lambda: Broken(
-        "optional_inner",
-        lambda: Inner(label=None, maybe=None),  # type: ignore[arg-type]
-    ),
-    "a non-null leaf failing in a non-null object": lambda: Broken(
-        "inner",
-        lambda: Inner(label=None, maybe=None),  # type: ignore[arg-type]
-    ),
-    "an awaited field failing in a nullable object": lambda: Broken(
-        "optional_inner", lambda: Inner(label="boom", maybe=None)
-    ),
-    "an awaited field failing in a non-null object": lambda: Broken(
-        "inner", lambda: Inner(label="boom", maybe=None)
-    ),
-}
-NOT_BROKEN = ("plain", "an awaitable as the value", "a coroutine stored on the object")
-QUERY = """{
-  items {
-    id count colour note tags doubled(by: 3) secret shout
-    inner { label maybe later }
-    optionalInner { label later }
-  }
-}"""
-
-
-def build(execution_context_class: type[Any] | None, extensions: list[Any] | None = None) -> Any:
-    @strawberry.type
-    class Query:
-        items: list[Item | None]
-
+def build() -> strawberry.Schema:
+    SmallCache.verdicts.clear()
     return strawberry.Schema(
-        query=Query,
-        extensions=extensions or [],
-        execution_context_class=execution_context_class,
+        query=Query, extensions=[lambda: AddValidationRules([Counted]), SmallCache]
     )
 
 
-def root(case: Callable[[], Any] | None) -> Any:
-    item = Item(**GOOD)
-    return type("Root", (), {"items": [item, case() if case is not None else item, item]})()
-
-
-def answer(result: Any) -> dict[str, Any]:
-    return {
-        "data": result.data,
-        "errors": [
-            {"message": e.message, "path": e.path, "locations": e.locations}
-            for e in result.errors or []
-        ],
-    }
-
-
-@pytest.mark.parametrize("case", list(CASES))
-async def test_short_path_answers_exactly_as_graphql_core(case: str) -> None:
-    full = await build(StrawberryGraphQLCoreExecutionContext).execute(
-        QUERY, root_value=root(CASES[case])
-    )
-    short = await build(PlainFieldsExecutor).execute(QUERY, root_value=root(CASES[case]))
-    assert answer(short) == answer(full)
-
-    assert full.data is not None
-    first = full.data["items"][0]
-    assert first["count"] == 3 and first["shout"] == "HI"  # the field extension ran
-    assert first["secret"] is None  # the permission class refused
-    denied = [e for e in full.errors or [] if e.path[-1] == "secret"]
-    survivors = [item for item in full.data["items"] if item is not None]
-    assert {e.message for e in denied} == {"denied"} and len(denied) >= len(survivors)
-    broken = [e for e in full.errors or [] if e.path[-1] != "secret"]
-    if case in NOT_BROKEN:
-        assert broken == []
-        if case != "plain":
-            assert full.data["items"][1]["note"] == "from an awaitable"
-    else:
-        # The broken item's own error, not a failure of the whole list.
-        assert broken and broken[0].path[:2] == ["items", 1], broken
-
-
-class Counting(StrawberryGraphQLCoreExecutionContext):
-    """Counts the fields that reach graphql-core's full path."""
-
-    full_path = 0
-
-    def execute_field(self, *args: Any, **kwargs: Any) -> Any:
-        Counting.full_path += 1
-        return super().execute_field(*args, **kwargs)
-
-
-class ShortThenCounting(PlainFieldsExecutor, Counting):
-    pass
-
-
-async def test_plain_fields_skip_the_full_path_and_resolvers_do_not() -> None:
-    Counting.full_path = 0
-    result = await build(ShortThenCounting).execute(QUERY, root_value=root(None))
-    assert result.data is not None and result.data["items"][0]["shout"] == "HI"
-    # Per item `tags` (a list), `doubled` (a resolver with an argument), `secret` (a permission
-    # class), `shout` (a field extension) and `inner.later` (a resolver) take the full path; the
-    # root's `items` (a list) once.
-    assert Counting.full_path == 1 + 3 * 5
-
-    schema = build(PlainFieldsExecutor)
-    item_type = schema._schema.type_map["Item"]
-    plans = _plans(item_type)
-    assert plans["count"] is not None and plans["inner"] is not None
-    assert plans["doubled"] is None and plans["tags"] is None
-    assert plans["secret"] is None and plans["shout"] is None
-
-
-class Shout(SchemaExtension):
-    """Resolve middleware: every string field is upper-cased on its way out."""
-
-    def resolve(
-        self, _next: Callable[..., Any], root: Any, info: Any, *args: Any, **kw: Any
-    ) -> Any:
-        value = _next(root, info, *args, **kw)
-        return value.upper() if isinstance(value, str) else value
-
-
-async def test_resolve_middleware_still_sees_every_field() -> None:
-    value = root(None)
-    full = await build(StrawberryGraphQLCoreExecutionContext, [Shout]).execute(
-        QUERY, root_value=value
-    )
-    short = await build(PlainFieldsExecutor, [Shout]).execute(QUERY, root_value=value)
-    assert short.data == full.data
-    assert short.data is not None and short.data["items"][0]["inner"]["label"] == "IN"
-
-
-async def test_validation_is_found_by_the_query_text() -> None:
-    """Each request brings a new string and a cached document; the verdict is found by the
-    text, so a repeated query is validated once and a new one is validated."""
-    text = "query Probe { __typename " + "a: __typename }"
-    first = await app_schema.execute(text)
-    before = _validate.cache_info()
-    again = await app_schema.execute("".join(text))  # an equal text in a new string object
-    after = _validate.cache_info()
+async def test_a_document_is_validated_once_per_text() -> None:
+    schema = build()
+    text = "query Probe { hello " + "again: hello }"
+    Counted.runs = 0
+    first = await schema.execute(text)
+    again = await schema.execute("".join(text))  # an equal text in a new string object
     assert first.errors is None and again.errors is None
-    assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
-    assert _measure.cache_info().hits > 0
+    assert again.data == {"hello": "hi", "again": "hi"}
+    assert Counted.runs == 1
 
-    wrong = await app_schema.execute("query Probe { __typename nope }")
-    assert wrong.errors and "nope" in wrong.errors[0].message
-    assert _validate.cache_info().misses == after.misses + 1
+    other = await schema.execute("query Other { hello }")
+    assert other.errors is None and Counted.runs == 2
 
 
-def test_plans_go_with_their_type() -> None:
-    """Plans are kept per object type; a schema built at run time must not be kept alive, or
-    its plans kept after it, through them."""
-    kind = GraphQLObjectType("Probe", {"label": GraphQLField(GraphQLString)})
-    key = id(kind)
-    assert _plans(kind) == {"label": None}  # not a Strawberry field: the full path
-    assert key in _PLANS
-    del kind
-    gc.collect()
-    assert key not in _PLANS
+async def test_a_refusal_is_remembered_with_its_errors() -> None:
+    schema = build()
+    Counted.runs = 0
+    first = await schema.execute("{ hello nope }")
+    again = await schema.execute("{ hello nope }")
+    assert first.errors and again.errors
+    assert [e.message for e in again.errors] == [e.message for e in first.errors]
+    assert "nope" in first.errors[0].message
+    assert Counted.runs == 1
+
+
+async def test_the_cache_keeps_the_most_recently_used_verdicts() -> None:
+    schema = build()
+    texts = ["{ hello }", "{ a: hello }", "{ b: hello }"]
+    for text in texts:
+        await schema.execute(text)
+    assert [key[1] for key in SmallCache.verdicts] == texts[1:]
+
+    Counted.runs = 0
+    await schema.execute(texts[0])  # forgotten: validated again
+    assert Counted.runs == 1
+
+
+CREATE = """mutation Create($input: CreateCampaignInput!) {
+  createCampaign(input: $input) { campaign { id } }
+}"""
+FIND = """query Find($filter: CampaignFilter, $first: Int) {
+  campaigns(filter: $filter, first: $first) { edges { cursor } }
+}"""
+VALID = {"name": "Spring", "message": "Hi"}
+
+
+async def user_errors(query: str, variables: dict[str, Any]) -> list[tuple[list[str], str]]:
+    """Runs with no context: refused variables stop a request before any resolver runs."""
+    result = await app_schema.execute(query, variable_values=variables)
+    assert result.errors, result
+    found = []
+    for error in result.errors:
+        assert error.extensions is not None and error.extensions["code"] == "BAD_USER_INPUT"
+        (entry,) = error.extensions["userErrors"]
+        assert entry["message"], entry
+        found.append((entry["field"], entry["code"]))
+    return found
+
+
+async def test_missing_and_unknown_fields_of_one_input_are_each_named() -> None:
+    answer = await user_errors(CREATE, {"input": {"nmae": "Spring", "extra": 1}})
+    assert answer == [
+        (["input", "name"], "REQUIRED"),
+        (["input", "message"], "REQUIRED"),
+        (["input", "nmae"], "UNKNOWN_FIELD"),
+        (["input", "extra"], "UNKNOWN_FIELD"),
+    ]
+
+
+async def test_a_missing_or_null_variable_is_required() -> None:
+    assert await user_errors(CREATE, {}) == [(["input"], "REQUIRED")]
+    assert await user_errors(CREATE, {"input": None}) == [(["input"], "REQUIRED")]
+    null_name = {"input": {**VALID, "name": None}}
+    assert await user_errors(CREATE, null_name) == [(["input", "name"], "REQUIRED")]
+
+
+async def test_items_of_a_list_are_named_by_their_index() -> None:
+    contacts = [{"phoneNumber": "+14155550101"}, {"phoneNumber": 5}, "Ana", {"nick": "A"}]
+    answer = await user_errors(CREATE, {"input": {**VALID, "newContacts": contacts}})
+    assert answer == [
+        (["input", "newContacts", "1", "phoneNumber"], "INVALID_TYPE"),
+        (["input", "newContacts", "2"], "INVALID_TYPE"),
+        (["input", "newContacts", "3", "nick"], "UNKNOWN_FIELD"),
+    ]
+    # A single value where a list is expected is read as a list of one.
+    single = {"input": {**VALID, "newContacts": {"phoneNumber": 5}}}
+    assert await user_errors(CREATE, single) == [
+        (["input", "newContacts", "phoneNumber"], "INVALID_TYPE")
+    ]
+
+
+async def test_enum_and_date_refusals_carry_the_services_codes() -> None:
+    bad = {"status": "SENT", "type": "EMAIL", "scheduleDate": "tomorrow"}
+    assert sorted(await user_errors(CREATE, {"input": {**VALID, **bad}})) == [
+        (["input", "scheduleDate"], "INVALID_DATE"),
+        (["input", "status"], "INVALID_STATUS"),
+        (["input", "type"], "UNSUPPORTED_TYPE"),
+    ]
+    # Not a name at all: the wrong type of value, whatever the enum.
+    assert await user_errors(CREATE, {"input": {**VALID, "status": 3}}) == [
+        (["input", "status"], "INVALID_TYPE")
+    ]
+    other_enum = {"filter": {"status": ["DRAFT", "NOPE", None]}, "first": "ten"}
+    assert await user_errors(FIND, other_enum) == [
+        (["filter", "status", "1"], "INVALID_CHOICE"),
+        (["filter", "status", "2"], "REQUIRED"),
+        (["first"], "INVALID_TYPE"),
+    ]
+
+
+async def test_a_required_field_says_so_and_others_keep_graphql_cores_words() -> None:
+    result = await app_schema.execute(CREATE, variable_values={"input": {"name": "x", "z": 1}})
+    assert result.errors
+    entries = [e.extensions["userErrors"][0] for e in result.errors if e.extensions]
+    assert entries[0] == {
+        "field": ["input", "message"],
+        "code": "REQUIRED",
+        "message": "Field is required",
+    }
+    assert entries[1]["code"] == "UNKNOWN_FIELD"
+    assert entries[1]["message"] == result.errors[1].original_error.message  # type: ignore[union-attr]
