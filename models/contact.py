@@ -25,6 +25,8 @@ class Contact(TenantDocument):
     optedOut: bool = False
     optedOutAt: datetime | None = None
     optOutReason: str | None = None
+    source: str | None = None
+    """How it was created when not by a rep or an import: `inbound` (it texted first)."""
     version: int = 0
     """Counts changes; each claims the next version first (see `services.storage.history`)."""
     page: int | None = None

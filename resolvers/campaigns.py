@@ -106,6 +106,7 @@ def to_service_input(data: CreateCampaignInput) -> dict[str, Any]:
         "status": data.status.value if data.status else None,
         "process": data.process,
         "contactStatus": data.contact_status,
+        "contactStatusOnReply": data.contact_status_on_reply,
         "isAutopilot": data.is_autopilot,
         "type": data.type.value,
     }

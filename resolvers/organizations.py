@@ -12,17 +12,24 @@ from schema.context import Info, IsAuthenticated
 from schema.organizations import (
     OrganizationSettings,
     OrganizationSettingsPayload,
+    Sender,
     UpdateOrganizationSettingsInput,
 )
 from services.inputs import UpdateOrganizationSettingsInput as UpdateCommand
 from services.inputs import parse_as
+from services.organizations import senders as organization_senders
 from services.organizations import settings as organizations
+from services.storage.tenancy import Tenant
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 
 
-def _out(found: organizations.OrganizationSettings) -> OrganizationSettings:
-    return OrganizationSettings(**asdict(found))
+async def _out(tenant: Tenant, found: organizations.OrganizationSettings) -> OrganizationSettings:
+    senders = [
+        Sender(phoneNumber=s.phoneNumber, messagingServiceSid=s.messagingServiceSid)
+        for s in await organization_senders.list_senders(tenant)
+    ]
+    return OrganizationSettings(**asdict(found), senders=senders)
 
 
 @strawberry.type
@@ -32,11 +39,10 @@ class OrganizationQueries:
     )
     async def organization_settings(self, info: Info) -> OrganizationSettings:
         context = info.context
-        return _out(
-            await organizations.organization_settings(
-                context.tenant, organizations.defaults_from(context.settings)
-            )
+        found = await organizations.organization_settings(
+            context.tenant, organizations.defaults_from(context.settings)
         )
+        return await _out(context.tenant, found)
 
 
 @strawberry.type
@@ -53,6 +59,9 @@ class OrganizationMutations:
         context = info.context
         data = parse_as(UpdateCommand, command(input), "settings")
         found = await organizations.update_settings(
-            context.tenant, organizations.defaults_from(context.settings), data
+            context.tenant,
+            organizations.defaults_from(context.settings),
+            data,
+            phone_region=context.settings.default_phone_region,
         )
-        return OrganizationSettingsPayload(settings=_out(found))
+        return OrganizationSettingsPayload(settings=await _out(context.tenant, found))

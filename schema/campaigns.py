@@ -52,6 +52,10 @@ class CampaignStats:
         description="Handed to a provider by a sender that died; never resent blindly."
     )
     successRate: str = strawberry.field(description='sent / (sent + failed), e.g. "0%".')
+    replied: int = strawberry.field(
+        description="Contacts that replied within the attribution window (each counted once)."
+    )
+    replyRate: str = strawberry.field(description='replied / sent, e.g. "0%".')
 
 
 @strawberry.type(description="The cost of one message, for its longest rendering.")
@@ -132,6 +136,9 @@ class Campaign:
     process: str | None = strawberry.field(description="Pipeline id the campaign belongs to.")
     contactStatus: str | None = strawberry.field(
         description="Pipeline stage; 'New Lead' by default."
+    )
+    contactStatusOnReply: str | None = strawberry.field(
+        description="The stage a contact moves to on its first reply; null: it stays."
     )
     isAutopilot: bool = strawberry.field(description="Whether follow-ups run automatically.")
     failedUserIds: list[strawberry.ID] = strawberry.field(
@@ -315,6 +322,9 @@ class CreateCampaignInput:
     )
     process: str | None = strawberry.field(default=None, description="Pipeline id.")
     contact_status: str | None = strawberry.field(default=None, description="Pipeline stage.")
+    contact_status_on_reply: str | None = strawberry.field(
+        default=None, description="The stage a contact moves to on its first reply."
+    )
     is_autopilot: bool = strawberry.field(default=False, description="Automatic follow-ups.")
     type: CampaignType = strawberry.field(default=CampaignType.SMS, description="Channel.")
     idempotency_key: str | None = strawberry.field(

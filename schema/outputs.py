@@ -47,6 +47,11 @@ def success_rate(stats: CampaignStats) -> str:
     return f"{round(100 * stats.sent / processed)}%" if processed else "0%"
 
 
+def reply_rate(stats: CampaignStats) -> str:
+    """Returns replied / sent in `successRate`'s form ("0%" until something is sent)."""
+    return f"{round(100 * stats.replied / stats.sent)}%" if stats.sent else "0%"
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(populate_by_name=True, from_attributes=True)
 
@@ -60,6 +65,8 @@ class StatsOut(_Out):
         default=0, description="Handed to a provider by a sender that died; never resent blindly"
     )
     successRate: str = Field(description="sent / (sent + failed)", examples=["0%"])
+    replied: int = Field(default=0, description="Contacts that replied (attributed replies)")
+    replyRate: str = Field(default="0%", description="replied / sent", examples=["0%"])
 
 
 class CampaignSummaryOut(_Out):
@@ -74,6 +81,9 @@ class CampaignSummaryOut(_Out):
     scheduleDate: LegacyDateTime | None
     process: str | None
     contactStatus: str | None
+    contactStatusOnReply: str | None = Field(
+        default=None, description="The stage a contact moves to on its first reply"
+    )
     isAutopilot: bool
     createdBy: CreatedBy
     failedUserIds: list[str] = Field(description="Requested contact ids that were not added")
@@ -120,7 +130,11 @@ def _campaign_fields(doc: Campaign) -> dict[str, object]:
         **{name: getattr(doc, name) for name in _CAMPAIGN_STORED},
         "id": str(doc.id),
         "organizationId": str(doc.organizationId),
-        "stats": StatsOut(**doc.stats.model_dump(), successRate=success_rate(doc.stats)),
+        "stats": StatsOut(
+            **doc.stats.model_dump(),
+            successRate=success_rate(doc.stats),
+            replyRate=reply_rate(doc.stats),
+        ),
     }
 
 

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     StrictStr,
     ValidationError,
 )
@@ -135,6 +136,9 @@ class CreateCampaignInput(_Input):
     status: Text | None = Field(default=None, description="'draft' or 'scheduled'")
     process: Text | None = None
     contactStatus: Text | None = None
+    contactStatusOnReply: Text | None = Field(
+        default=None, description="The stage a contact moves to on its first reply"
+    )
     isAutopilot: Annotated[StrictBool, _none_as(lambda: False)] = False
     type: Annotated[Text, _none_as(lambda: "sms")] = "sms"
 
@@ -145,6 +149,8 @@ class CreateCampaignInput(_Input):
         """
         data = self.model_dump(mode="json", by_alias=True, exclude={"selectedExistingContacts"})
         data["selectedExistingContacts"] = [c.id for c in self.selectedExistingContacts]
+        if data.get("contactStatusOnReply") is None:
+            data.pop("contactStatusOnReply", None)  # keys bound before the option still match
         return data
 
 
@@ -301,9 +307,28 @@ class OptOutInput(_Input):
     reason: Text | None = Field(default=None, description="e.g. 'Replied STOP'")
 
 
+class SenderInput(_Input):
+    """One sender of the organization: a Twilio number or a messaging service."""
+
+    phoneNumber: Text | None = Field(default=None, description="E.164, e.g. +14155550100")
+    messagingServiceSid: Text | None = Field(default=None, description="MG followed by 32 hex")
+
+
 class UpdateOrganizationSettingsInput(_Input):
     """A partial change of the organization's settings: only the fields sent are changed."""
 
     sendWindowStart: Text | None = Field(default=None, description="HH:MM, 24-hour")
     sendWindowEnd: Text | None = Field(default=None, description="HH:MM, 24-hour")
     timezone: Text | None = Field(default=None, description="IANA name, e.g. Europe/Berlin")
+    senders: list[SenderInput] | None = Field(
+        default=None, description="Replaces the organization's senders (the whole list)"
+    )
+    helpText: Text | None = Field(
+        default=None, description="The answer to HELP and INFO; empty for no answer"
+    )
+    attributionWindowDays: StrictInt | None = Field(
+        default=None, description="Days after a campaign's message a reply still counts for it"
+    )
+    inboundContactStatus: Text | None = Field(
+        default=None, description="The stage of a contact created by its own first message"
+    )
