@@ -40,7 +40,8 @@ class Contact(TenantDocument):
                 name="org_phone_unique",
                 unique=True,
             ),
-            # A reply (STOP, START) names a phone, not an organization.
+            # A message to the shared deployment sender names a phone, not an organization
+            # (single-tenant mode, `services.conversations.routing`).
             IndexModel([("phoneNumber", pymongo.ASCENDING)], name="phone"),
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("contactStatus", pymongo.ASCENDING)],

@@ -115,6 +115,8 @@ class Recipient:
     )
     attempts: int = strawberry.field(description="Send attempts so far.")
     sentAt: datetime | None = strawberry.field(description="When the provider accepted it.")
+    replied: bool = strawberry.field(description="The contact replied to this campaign.")
+    repliedAt: datetime | None = strawberry.field(description="When it first replied.")
     createdAt: datetime = strawberry.field(description="When it was added.")
     updatedAt: datetime = strawberry.field(description="Last change.")
 

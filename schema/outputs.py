@@ -185,6 +185,8 @@ class RecipientOut(_Out):
     deliveryStatus: DeliveryStatus | None = Field(description="What the carrier reported")
     attempts: int
     sentAt: LegacyDateTime | None
+    replied: bool = Field(default=False, description="The contact replied to this campaign")
+    repliedAt: LegacyDateTime | None = Field(default=None, description="Its first reply")
     createdAt: LegacyDateTime
     updatedAt: LegacyDateTime
 
@@ -208,6 +210,8 @@ class RecipientOut(_Out):
             deliveryStatus=DeliveryStatus(delivery) if delivery else None,
             attempts=int(row.get("attempts", 0)),
             sentAt=sent_at,
+            replied=bool(row.get("replied")),
+            repliedAt=row.get("repliedAt"),
             createdAt=row["createdAt"],
             updatedAt=row["updatedAt"],
         )
