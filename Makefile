@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN := uv run --frozen
 
-.PHONY: run test worker token bench lint format typecheck schema ide
+.PHONY: run test fuzz worker token bench lint format typecheck schema ide
 
 run: ## Serve on http://$(HOST):$(PORT) (GraphQL IDE at /graphql, REST under /api)
 	@scripts/ensure-tools.sh
@@ -22,6 +22,10 @@ test: ## The whole suite on a throwaway database, then ruff, mypy and the schema
 	$(RUN) ruff format --check .
 	$(RUN) mypy .
 	$(RUN) python -m scripts.export_schema --check
+
+fuzz: ## A longer property-based run of both APIs (every boundary value, 200 examples per operation)
+	@scripts/ensure-tools.sh --test
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} FUZZ_COVERAGE=1 $(RUN) pytest tests/test_fuzz_api.py
 
 worker: ## A sending worker on the same database as `make run` (any number may run)
 	@scripts/ensure-tools.sh >/dev/null

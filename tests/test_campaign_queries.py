@@ -404,3 +404,17 @@ async def test_a_node_fetched_through_two_paths_has_the_same_id(
     assert data["campaign"]["createdBy"]["id"] == listed["createdBy"]["id"] == data["me"]["userId"]
     via_recipient = data["campaign"]["recipients"]["edges"][0]["node"]["contact"]["id"]
     assert via_recipient == data["contact"]["id"] == created["userIds"][0]
+
+
+async def test_a_page_far_past_the_end_is_empty_not_a_server_error(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    await create_campaign(client, org)
+    for page in ("2", "50814052464881303552000"):
+        answer = await client.get(
+            f"/api/campaigns?page={page}&limit=99", headers=auth(token(org=org))
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"] == []
+        assert answer.json()["pagination"]["total"] == 1

@@ -152,10 +152,13 @@ async def list_campaigns_by_page(
     the legacy REST listing's shape."""
     query = campaign_query(filter, at=())
     total = await tenant.count(Campaign, query)
+    skip = (page - 1) * limit
+    if skip >= total:
+        return [], total  # past the end (and never a skip over MongoDB's 64-bit integers)
     found = (
         await tenant.find(Campaign, query)
         .sort([("createdAt", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)])
-        .skip((page - 1) * limit)
+        .skip(skip)
         .limit(limit)
         .to_list()
     )
