@@ -4,7 +4,14 @@ from beanie import Document
 
 from models.campaign import Campaign
 from models.contact import Contact, ContactPage
-from models.conversation import Activity, ConversationEvent, Message, Reply, Sender
+from models.conversation import (
+    Activity,
+    ConversationEvent,
+    Message,
+    MessageSend,
+    Reply,
+    Sender,
+)
 from models.delivery import DeliveryReport
 from models.dispatch import BatchCounts, BatchLease, SendSlot
 from models.history import Change
@@ -32,6 +39,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     Reply,
     Activity,
     ConversationEvent,
+    MessageSend,
 ]
 
 __all__ = [
@@ -48,6 +56,7 @@ __all__ = [
     "IdempotencyRecord",
     "IdempotencyTakeover",
     "Message",
+    "MessageSend",
     "Organization",
     "Recipient",
     "Reply",

@@ -194,3 +194,15 @@ class ConversationEvent(TenantDocument):
                 name="org_contact",
             ),
         ]
+
+
+class MessageSend(TenantDocument):
+    """The claim to hand one outbound message to the provider: `_id` is the message's id.
+
+    Whoever inserts it sends; a retry, a second process or a resumed request finds it taken
+    and never sends the message again (the provider may keep no idempotency keys)."""
+
+    id: str | None = None  # type: ignore[assignment]
+
+    class Settings:
+        name = "message_sends"

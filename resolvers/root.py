@@ -36,6 +36,7 @@ from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations, CampaignQueries, CampaignSubscriptions
 from resolvers.contacts import ContactMutations, ContactQueries
+from resolvers.conversations import ConversationMutations, ConversationQueries
 from resolvers.errors import ErrorCodes
 from resolvers.organizations import OrganizationMutations, OrganizationQueries
 from resolvers.users import UserQueries
@@ -46,12 +47,12 @@ logger = logging.getLogger(__name__)
 
 
 @strawberry.type(description="Read operations.")
-class Query(UserQueries, CampaignQueries, ContactQueries, OrganizationQueries):
+class Query(UserQueries, CampaignQueries, ContactQueries, OrganizationQueries, ConversationQueries):
     pass
 
 
 @strawberry.type(description="Write operations.")
-class Mutation(CampaignMutations, ContactMutations, OrganizationMutations):
+class Mutation(CampaignMutations, ContactMutations, OrganizationMutations, ConversationMutations):
     pass
 
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
 from resolvers.deps import SettingsDep
-from services.conversations import inbound
+from services.conversations import inbound, outbound
 from services.sending import delivery, metrics
 from services.sending.twilio import signature_valid
 
@@ -64,12 +64,17 @@ async def twilio_status(request: Request, settings: SettingsDep) -> Response:
         form = await _verified_form(request, settings, "status")
     except BadSignature:
         return _refused()
-    outcome = await delivery.record_status(
-        request.query_params.get("recipient", ""),
+    about = request.query_params.get("recipient", "")
+    status, sid, error = (
         form.get("MessageStatus", ""),
         form.get("MessageSid"),
         form.get("ErrorCode"),
     )
+    outcome = await delivery.record_status(about, status, sid, error)
+    if outcome is delivery.Outcome.UNKNOWN_RECIPIENT and await outbound.record_status(
+        about, status, sid, error
+    ):
+        outcome = delivery.Outcome.APPLIED  # a rep's message (its id rides in the same place)
     metrics.WEBHOOKS.labels("status", outcome.value).inc()
     return Response(status_code=204)
 

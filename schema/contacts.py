@@ -6,7 +6,9 @@ from datetime import datetime
 
 import strawberry
 
+from schema.conversations import Message, contact_messages
 from schema.errors import Payload
+from schema.pagination import Connection
 
 
 @strawberry.type(description="A person campaigns can message.")
@@ -25,6 +27,11 @@ class Contact:
     optOutReason: str | None = strawberry.field(description="Why, as recorded.")
     createdAt: datetime = strawberry.field(description="Creation time (UTC).")
     updatedAt: datetime = strawberry.field(description="Last change (UTC).")
+    messages: Connection[Message] = strawberry.field(
+        resolver=contact_messages,
+        description="The thread both ways, newest first (campaign sends included); "
+        "`after: endCursor` continues with older messages, as Apollo's fetchMore would.",
+    )
 
 
 @strawberry.input(description="A new contact.")
