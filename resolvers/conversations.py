@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import strawberry
 from bson import ObjectId
+from graphql import GraphQLError
 from strawberry.permission import BasePermission
 
 from core.config import Settings
@@ -19,7 +22,7 @@ from schema.conversations import (
     SendMessagePayload,
 )
 from schema.pagination import Connection
-from services.conversations import inbox, outbound
+from services.conversations import inbox, live, outbound
 from services.organizations.settings import defaults_from
 from services.sending.provider import Provider
 from services.sending.providers import provider_from
@@ -152,3 +155,26 @@ class ConversationMutations:
     ) -> ConversationPayload:
         found = await inbox.mark_read(info.context.tenant, str(contact_id))
         return ConversationPayload(conversation=_conversation(found))
+
+
+@strawberry.type
+class ConversationSubscriptions:
+    @strawberry.subscription(
+        description="Every new message received by your organization (or only in the "
+        "conversations of one rep, `assignedTo`), from now on, within about a second of its "
+        "arrival whichever process received it. Over graphql-transport-ws, with the token in "
+        "`connection_init`'s payload.",
+        permission_classes=AUTH,
+    )
+    async def message_received(
+        self, info: Info, assigned_to: strawberry.ID | None = None
+    ) -> AsyncGenerator[Message, None]:
+        rep = None
+        if assigned_to is not None:
+            if not ObjectId.is_valid(str(assigned_to)):
+                message = f"'{assigned_to}' is not an id"
+                raise GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
+            rep = ObjectId(str(assigned_to))
+        organization = info.context.tenant.organization_id
+        async for item in live.WATCHER.listen(organization, rep):
+            yield Message(state=item)

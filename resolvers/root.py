@@ -36,7 +36,11 @@ from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations, CampaignQueries, CampaignSubscriptions
 from resolvers.contacts import ContactMutations, ContactQueries
-from resolvers.conversations import ConversationMutations, ConversationQueries
+from resolvers.conversations import (
+    ConversationMutations,
+    ConversationQueries,
+    ConversationSubscriptions,
+)
 from resolvers.errors import ErrorCodes
 from resolvers.organizations import OrganizationMutations, OrganizationQueries
 from resolvers.users import UserQueries
@@ -57,7 +61,7 @@ class Mutation(CampaignMutations, ContactMutations, OrganizationMutations, Conve
 
 
 @strawberry.type(description="Values pushed over a websocket (graphql-transport-ws).")
-class Subscription(CampaignSubscriptions):
+class Subscription(CampaignSubscriptions, ConversationSubscriptions):
     pass
 
 

@@ -12,6 +12,8 @@ and says when (`nextSendAt`); `send_due` sends the waiting ones when their windo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -167,6 +169,18 @@ async def send_due(provider: Provider, now: datetime | None = None) -> int:
         await deliver(tenant, row["_id"], provider)
         sent += 1
     return sent
+
+
+async def run_due(provider: Provider, stop: asyncio.Event, every_s: float = 5.0) -> None:
+    """Sends waiting messages as their windows open, until `stop` is set (run beside the
+    dispatcher, wherever it runs). A failed pass is logged and retried on the next one."""
+    while not stop.is_set():
+        try:
+            await send_due(provider)
+        except Exception:  # the loop outlives a bad pass; the next one retries
+            logger.exception("sending waiting messages failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)
 
 
 async def record_status(
