@@ -61,7 +61,7 @@ def _conversation(found: inbox.Conversation | None) -> Conversation | None:
 class ConversationQueries:
     @strawberry.field(
         description="The inbox: one conversation per contact with messages, newest activity "
-        "first; at most 100 per page.",
+        "first; at most 100 per page. `totalCount` counts every conversation, filters aside.",
         permission_classes=AUTH,
     )
     async def conversations(
@@ -94,7 +94,7 @@ class ConversationQueries:
         )
 
         async def count() -> int:
-            return len(found.items)
+            return await inbox.count_conversations(context.tenant)
 
         return Connection.of(page, lambda item: Conversation(state=item), count)
 

@@ -118,6 +118,8 @@ async def test_the_inbox_shows_newest_activity_first_with_unread_counts(
     await gql(hooked, READ, {"id": await contact_id(org, BOB)}, org.headers)
     assert rows(await inbox(org, filter={"unread": False})) == [(BOB, "b1", 0)]
     assert rows(await inbox(org, filter={"search": "2122000002"})) == [(CARL, "c2", 2)]
+    total = await gql(hooked, "{ conversations(first: 1) { totalCount } }", None, org.headers)
+    assert total["data"]["conversations"]["totalCount"] == 3
 
 
 async def test_owners_follow_assignment_then_the_contacts_owner(

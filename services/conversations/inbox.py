@@ -18,7 +18,7 @@ from beanie import PydanticObjectId
 from bson import ObjectId
 
 from core.errors import FieldError, InvalidInput, NotFound
-from models import Contact, ConversationEvent, User
+from models import Activity, Contact, ConversationEvent, User
 from models.conversation import ACTIVITY_PAGE, Direction
 from services.conversations import activity
 from services.conversations.threads import ThreadMessage, thread
@@ -96,6 +96,13 @@ async def list_conversations(
                 items.append(found)
         page -= 1
     return InboxPage(items[:first], len(items) > first, None)
+
+
+async def count_conversations(tenant: Tenant) -> int:
+    """How many contacts have a conversation (filters aside): the distinct contacts of the
+    activity log, read once, only when a caller asks for the total."""
+    rows = tenant.raw_find(Activity, {}, {"contactId": 1})
+    return len({row["contactId"] async for row in rows})
 
 
 async def mark_read(tenant: Tenant, contact_id: str) -> Conversation | None:
