@@ -210,3 +210,29 @@ async def test_another_organizations_conversations_are_not_found(
     assert (await gql(hooked, query, {"id": alice}, org.headers))["data"] == {
         "conversation": {"unreadCount": 1}
     }
+
+
+async def test_activity_numbers_stay_dense_and_unique_under_a_burst(
+    hooked: httpx.AsyncClient,
+) -> None:
+    import asyncio
+
+    from models.conversation import Direction
+    from services.conversations import activity
+    from services.storage.tenancy import Tenant
+
+    tenant = Tenant.for_organization(ObjectId())
+    numbers = await asyncio.gather(
+        *(
+            activity.append(
+                tenant,
+                contact_id=ObjectId(),
+                message_id=ObjectId(),
+                direction=Direction.INBOUND,
+                at=Tenant.now(),
+            )
+            for _ in range(40)
+        )
+    )
+    assert sorted(numbers) == list(range(40))
+    assert await activity.last_entry(tenant) == 39

@@ -8,6 +8,7 @@ whole pages of entries (`n // ACTIVITY_PAGE`) by equality, from the last one bac
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from services.storage.tenancy import Tenant
 
 _known_last: dict[str, int] = {}
 """The highest entry this process has seen per organization: a hint, never trusted."""
+_locks: dict[str, asyncio.Lock] = {}
 
 
 async def append(
@@ -30,10 +32,29 @@ async def append(
     direction: Direction,
     at: datetime,
 ) -> int:
-    """Appends an entry for a stored message; returns its number."""
+    """Appends an entry for a stored message; returns its number.
+
+    Appends of one organization take turns within a process (a burst of replies would
+    otherwise race for every number: 20 at once served 5 a second); across processes the
+    unique insert still decides, and a loser moves on to the next number."""
     org = str(tenant.organization_id)
+    async with _lock(org):
+        return await _append(tenant, org, contact_id, message_id, direction, at)
+
+
+async def _append(
+    tenant: Tenant,
+    org: str,
+    contact_id: ObjectId,
+    message_id: ObjectId,
+    direction: Direction,
+    at: datetime,
+) -> int:
+    # Under the lock the hint is this process's own last append: the next number is usually
+    # free, and a number another process took is skipped by the unique insert.
+    known = _known_last.get(org)
+    n = known + 1 if known is not None else await last_entry(tenant) + 1
     while True:
-        n = await last_entry(tenant) + 1
         entry = Activity(
             id=f"{org}:{n}",
             organizationId=tenant.organization_id,
@@ -48,9 +69,17 @@ async def append(
             await tenant.insert(entry)
         except DuplicateKeyError:
             _known_last[org] = max(_known_last.get(org, -1), n)
+            n += 1
             continue
         _known_last[org] = max(_known_last.get(org, -1), n)
         return n
+
+
+def _lock(org: str) -> asyncio.Lock:
+    lock = _locks.get(org)
+    if lock is None:
+        lock = _locks[org] = asyncio.Lock()
+    return lock
 
 
 async def last_entry(tenant: Tenant) -> int:
