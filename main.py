@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -31,13 +32,19 @@ from resolvers.graphql_app import GraphQLApp
 from resolvers.limits import BodySizeLimit
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts
+from resolvers.rest import conversations as rest_conversations
 from resolvers.rest.envelope import install_error_handlers
 from resolvers.root import schema
+from services.conversations import outbound
 from services.sending.dispatcher import Dispatcher, config_from
 from services.sending.providers import provider_from
 from services.storage import idempotency
 
 logger = logging.getLogger("campaigns")
+
+
+async def _gather(*work: Coroutine[Any, Any, None]) -> None:
+    await asyncio.gather(*work)
 
 
 def create_app(
@@ -70,7 +77,12 @@ def create_app(
             sending = None
             if settings.dispatch_in_process:
                 dispatcher = Dispatcher(provider_from(settings), config_from(settings))
-                sending = asyncio.create_task(dispatcher.run(stop_sending))
+                sending = asyncio.create_task(
+                    _gather(
+                        dispatcher.run(stop_sending),
+                        outbound.run_due(dispatcher.provider, stop_sending),
+                    )
+                )
             try:
                 yield
             finally:
@@ -107,6 +119,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(rest_campaigns.router)
     app.include_router(rest_contacts.router)
+    app.include_router(rest_conversations.router)
     app.include_router(webhooks.router)
     mount_ide_assets(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

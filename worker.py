@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from core.config import get_settings
 from core.db import create_client, init_database
 from core.requests import configure_logging
+from services.conversations import outbound
 from services.sending.dispatcher import Dispatcher, config_from
 from services.sending.providers import provider_from
 
@@ -38,7 +39,7 @@ async def main() -> None:
         logger.info(
             "worker %s sending through %s", dispatcher.config.owner, dispatcher.provider.name
         )
-        await dispatcher.run(stop)
+        await asyncio.gather(dispatcher.run(stop), outbound.run_due(dispatcher.provider, stop))
     finally:
         await client.close()
 

@@ -4,6 +4,14 @@ from beanie import Document
 
 from models.campaign import Campaign
 from models.contact import Contact, ContactPage
+from models.conversation import (
+    Activity,
+    ConversationEvent,
+    Message,
+    MessageSend,
+    Reply,
+    Sender,
+)
 from models.delivery import DeliveryReport
 from models.dispatch import BatchCounts, BatchLease, SendSlot
 from models.history import Change
@@ -26,21 +34,33 @@ DOCUMENT_MODELS: list[type[Document]] = [
     SendSlot,
     DeliveryReport,
     Organization,
+    Sender,
+    Message,
+    Reply,
+    Activity,
+    ConversationEvent,
+    MessageSend,
 ]
 
 __all__ = [
     "DOCUMENT_MODELS",
+    "Activity",
     "BatchCounts",
     "BatchLease",
     "Campaign",
     "Change",
     "Contact",
     "ContactPage",
+    "ConversationEvent",
     "DeliveryReport",
     "IdempotencyRecord",
     "IdempotencyTakeover",
+    "Message",
+    "MessageSend",
     "Organization",
     "Recipient",
+    "Reply",
     "SendSlot",
+    "Sender",
     "User",
 ]

@@ -72,6 +72,8 @@ class CampaignStats(BaseModel):
     failed: int = 0
     skipped: int = 0
     unknown: int = 0
+    replied: int = 0
+    """Contacts that answered; counted from `Reply` records on read, never stored."""
 
 
 class MessageStats(BaseModel):
@@ -117,6 +119,8 @@ class Campaign(TenantDocument):
     nextSeq: int = 0
     """The `seq` the next added recipient gets; recipients are numbered from 0."""
     startedAt: datetime | None = None
+    contactStatusOnReply: str | None = None
+    """The pipeline stage a contact moves to on its first reply to this campaign."""
     _next_send_at: datetime | None = PrivateAttr(default=None)
 
     @property

@@ -25,6 +25,8 @@ class Contact(TenantDocument):
     optedOut: bool = False
     optedOutAt: datetime | None = None
     optOutReason: str | None = None
+    source: str | None = None
+    """How it was created when not by a rep or an import: `inbound` (it texted first)."""
     version: int = 0
     """Counts changes; each claims the next version first (see `services.storage.history`)."""
     page: int | None = None
@@ -38,7 +40,8 @@ class Contact(TenantDocument):
                 name="org_phone_unique",
                 unique=True,
             ),
-            # A reply (STOP, START) names a phone, not an organization.
+            # A message to the shared deployment sender names a phone, not an organization
+            # (single-tenant mode, `services.conversations.routing`).
             IndexModel([("phoneNumber", pymongo.ASCENDING)], name="phone"),
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("contactStatus", pymongo.ASCENDING)],

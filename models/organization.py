@@ -22,5 +22,12 @@ class Organization(TenantDocument):
     """For numbers whose zone the number does not tell (a mobile range spanning zones); the
     service's `DEFAULT_TIMEZONE` when unset."""
 
+    helpText: str | None = None
+    """The answer to HELP and INFO (empty: none)."""
+    attributionWindowDays: int | None = None
+    """How long after a campaign's message a reply counts for it (7 days when unset)."""
+    inboundContactStatus: str | None = None
+    """The stage of a contact created by its own first message ("New Lead" when unset)."""
+
     class Settings:
         name = "organizations"

@@ -95,6 +95,12 @@ class Recipient(TenantDocument):
     deliveryRank: int = 0
     deliveryErrorCode: str | None = None
     deliveryUpdatedAt: datetime | None = None
+    replied: bool = False
+    """The contact answered this campaign (the first reply attributed to it; see
+    `models.conversation.Reply`). Delivery states keep their own fields."""
+    repliedAt: datetime | None = None
+    sender: str | None = None
+    """The `Sender` key it went out from; unset means the deployment's shared sender."""
     leaseEpoch: int | None = None
     """The lease epoch of the sender that marked it `sending`: a later holder finding it
     `sending` under an older epoch knows that sender died mid-send."""
@@ -145,5 +151,10 @@ class Recipient(TenantDocument):
                     ("seq", pymongo.ASCENDING),
                 ],
                 name="org_campaign_head_seq",
+            ),
+            # A contact's thread and a reply's attribution read its recipients by equality.
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
+                name="org_contact",
             ),
         ]

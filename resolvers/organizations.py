@@ -13,15 +13,22 @@ from schema.derive import to_command
 from schema.organizations import (
     OrganizationSettings,
     OrganizationSettingsPayload,
+    Sender,
     UpdateOrganizationSettingsInput,
 )
+from services.organizations import senders as organization_senders
 from services.organizations import settings as organizations
+from services.storage.tenancy import Tenant
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 
 
-def _out(found: organizations.OrganizationSettings) -> OrganizationSettings:
-    return OrganizationSettings(**asdict(found))
+async def _out(tenant: Tenant, found: organizations.OrganizationSettings) -> OrganizationSettings:
+    senders = [
+        Sender(phoneNumber=s.phoneNumber, messagingServiceSid=s.messagingServiceSid)
+        for s in await organization_senders.list_senders(tenant)
+    ]
+    return OrganizationSettings(**asdict(found), senders=senders)
 
 
 @strawberry.type
@@ -31,11 +38,10 @@ class OrganizationQueries:
     )
     async def organization_settings(self, info: Info) -> OrganizationSettings:
         context = info.context
-        return _out(
-            await organizations.organization_settings(
-                context.tenant, organizations.defaults_from(context.settings)
-            )
+        found = await organizations.organization_settings(
+            context.tenant, organizations.defaults_from(context.settings)
         )
+        return await _out(context.tenant, found)
 
 
 @strawberry.type
@@ -52,6 +58,9 @@ class OrganizationMutations:
         context = info.context
         data = to_command(input, "settings")
         found = await organizations.update_settings(
-            context.tenant, organizations.defaults_from(context.settings), data
+            context.tenant,
+            organizations.defaults_from(context.settings),
+            data,
+            phone_region=context.settings.default_phone_region,
         )
-        return OrganizationSettingsPayload(settings=_out(found))
+        return OrganizationSettingsPayload(settings=await _out(context.tenant, found))

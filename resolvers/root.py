@@ -29,6 +29,11 @@ from strawberry.types import ExecutionContext
 
 from resolvers.campaigns import CampaignMutations, CampaignQueries, CampaignSubscriptions
 from resolvers.contacts import ContactMutations, ContactQueries
+from resolvers.conversations import (
+    ConversationMutations,
+    ConversationQueries,
+    ConversationSubscriptions,
+)
 from resolvers.errors import ErrorCodes
 from resolvers.organizations import OrganizationMutations, OrganizationQueries
 from resolvers.users import UserQueries
@@ -38,17 +43,17 @@ logger = logging.getLogger(__name__)
 
 
 @strawberry.type(description="Read operations.")
-class Query(UserQueries, CampaignQueries, ContactQueries, OrganizationQueries):
+class Query(UserQueries, CampaignQueries, ContactQueries, OrganizationQueries, ConversationQueries):
     pass
 
 
 @strawberry.type(description="Write operations.")
-class Mutation(CampaignMutations, ContactMutations, OrganizationMutations):
+class Mutation(CampaignMutations, ContactMutations, OrganizationMutations, ConversationMutations):
     pass
 
 
 @strawberry.type(description="Values pushed over a websocket (graphql-transport-ws).")
-class Subscription(CampaignSubscriptions):
+class Subscription(CampaignSubscriptions, ConversationSubscriptions):
     pass
 
 

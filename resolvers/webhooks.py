@@ -1,6 +1,7 @@
 """Provider webhooks: Twilio's delivery reports and inbound replies.
 
-Thin like every route: verify, parse, call `services.sending.delivery`, answer. A request whose
+Thin like every route: verify, parse, call `services.sending.delivery` (reports) or
+`services.conversations.inbound` (messages received), answer. A request whose
 `X-Twilio-Signature` does not match (or is missing, or no auth token is configured) is refused
 with 403 before anything is read from it.
 """
@@ -8,18 +9,30 @@ with 403 before anything is read from it.
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
 from resolvers.deps import SettingsDep
+from services.conversations import inbound, outbound
 from services.sending import delivery, metrics
 from services.sending.twilio import signature_valid
 
 router = APIRouter(prefix="/webhooks/twilio", include_in_schema=False)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-"""No automatic answer: Twilio's own opt-out handling replies to STOP and START."""
+"""No automatic answer but HELP's: Twilio's own opt-out handling replies to STOP and START."""
+
+
+def twiml(answer: str | None) -> str:
+    """The webhook's answer: nothing, or one message back (the organization's help text)."""
+    if answer is None:
+        return EMPTY_TWIML
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<Response><Message>{escape(answer)}</Message></Response>"
+    )
 
 
 class BadSignature(Exception):
@@ -51,23 +64,30 @@ async def twilio_status(request: Request, settings: SettingsDep) -> Response:
         form = await _verified_form(request, settings, "status")
     except BadSignature:
         return _refused()
-    outcome = await delivery.record_status(
-        request.query_params.get("recipient", ""),
+    about = request.query_params.get("recipient", "")
+    status, sid, error = (
         form.get("MessageStatus", ""),
         form.get("MessageSid"),
         form.get("ErrorCode"),
     )
+    outcome = await delivery.record_status(about, status, sid, error)
+    if outcome is delivery.Outcome.UNKNOWN_RECIPIENT and await outbound.record_status(
+        about, status, sid, error
+    ):
+        outcome = delivery.Outcome.APPLIED  # a rep's message (its id rides in the same place)
     metrics.WEBHOOKS.labels("status", outcome.value).inc()
     return Response(status_code=204)
 
 
 @router.post("/inbound")
 async def twilio_inbound(request: Request, settings: SettingsDep) -> Response:
-    """Someone replied to a campaign's number: STOP and START words opt out and back in."""
+    """A contact texted one of the organizations' senders: kept in its thread, read for
+    keywords, attributed to the campaign it answers. A sender nobody owns still gets a 2xx
+    (Twilio would retry otherwise); it is counted as `unrouted` and nothing is stored."""
     try:
         form = await _verified_form(request, settings, "inbound")
     except BadSignature:
         return _refused()
-    outcome = await delivery.record_reply(form.get("From", ""), form.get("Body", ""))
-    metrics.WEBHOOKS.labels("inbound", outcome.value).inc()
-    return Response(EMPTY_TWIML, media_type="text/xml")
+    received = await inbound.receive(inbound.Inbound.from_form(form), settings)
+    metrics.WEBHOOKS.labels("inbound", received.outcome.value).inc()
+    return Response(twiml(received.answer), media_type="text/xml")

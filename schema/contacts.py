@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.conversations import Message, contact_messages
 from schema.derive import graphql_input, graphql_type
 from schema.errors import Payload
 from schema.outputs import ContactOut
+from schema.pagination import Connection
 from services import inputs as commands
 
 
 @graphql_type(ContactOut, name="Contact", description="A person campaigns can message.")
 class Contact:
-    pass
+    messages: Connection[Message] = strawberry.field(
+        resolver=contact_messages,
+        description="The thread both ways, newest first (campaign sends included); "
+        "`after: endCursor` continues with older messages, as Apollo's fetchMore would.",
+    )
 
 
 @graphql_input(commands.CreateContactInput, description="A new contact.", partial=True)

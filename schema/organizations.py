@@ -9,7 +9,27 @@ from schema.errors import Payload
 from services import inputs as commands
 
 
-@strawberry.type(description="How the organization sends: its window (quiet hours) and zone.")
+@strawberry.type(description="A number or messaging service the organization sends from.")
+class Sender:
+    phoneNumber: str | None = strawberry.field(description="E.164, when a number.")
+    messagingServiceSid: str | None = strawberry.field(
+        description="The Twilio messaging service, when one."
+    )
+
+
+@graphql_input(
+    commands.SenderInput,
+    description="A sender: give a phone number or a messaging service SID.",
+    partial=True,
+)
+class SenderInput:
+    pass
+
+
+@strawberry.type(
+    description="How the organization sends: its window (quiet hours), zone, senders and how "
+    "replies are handled."
+)
 class OrganizationSettings:
     sendWindowStart: str = strawberry.field(
         description="Messages go out from this local time of each recipient (HH:MM, 24-hour)."
@@ -21,6 +41,20 @@ class OrganizationSettings:
     timezone: str = strawberry.field(
         description="IANA zone for numbers whose zone the number does not tell (mobile ranges "
         "spanning zones)."
+    )
+    helpText: str = strawberry.field(
+        description="The answer to a HELP or INFO message; empty: no answer."
+    )
+    attributionWindowDays: int = strawberry.field(
+        description="A reply counts for the latest campaign that messaged the contact from that "
+        "sender at most this many days before."
+    )
+    inboundContactStatus: str = strawberry.field(
+        description="The stage of a contact created because it texted first."
+    )
+    senders: list[Sender] = strawberry.field(
+        description="The numbers and messaging services replies are routed by (empty: the "
+        "deployment's shared sender)."
     )
 
 

@@ -45,6 +45,11 @@ def success_rate(stats: CampaignStats) -> str:
     return f"{round(100 * stats.sent / processed)}%" if processed else "0%"
 
 
+def reply_rate(stats: CampaignStats) -> str:
+    """Returns replied / sent in `successRate`'s form ("0%" until something is sent)."""
+    return f"{round(100 * stats.replied / stats.sent)}%" if stats.sent else "0%"
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(populate_by_name=True, from_attributes=True)
 
@@ -60,10 +65,17 @@ class StatsOut(_Out):
         default=0, description="Handed to a provider by a sender that died; never resent blindly."
     )
     successRate: str = Field(description='sent / (sent + failed), e.g. "0%".', examples=["0%"])
+    replied: int = Field(
+        default=0,
+        description="Contacts that replied within the attribution window (each counted once).",
+    )
+    replyRate: str = Field(default="0%", description='replied / sent, e.g. "0%".', examples=["0%"])
 
     @classmethod
     def of(cls, stats: CampaignStats) -> StatsOut:
-        return cls(**stats.model_dump(), successRate=success_rate(stats))
+        return cls(
+            **stats.model_dump(), successRate=success_rate(stats), replyRate=reply_rate(stats)
+        )
 
 
 class CampaignSummaryOut(_Out):
@@ -78,6 +90,9 @@ class CampaignSummaryOut(_Out):
     scheduleDate: datetime | None = Field(description="When sending starts (UTC).")
     process: str | None = Field(description="Pipeline id the campaign belongs to.")
     contactStatus: str | None = Field(description="Pipeline stage; 'New Lead' by default.")
+    contactStatusOnReply: str | None = Field(
+        default=None, description="The stage a contact moves to on its first reply; null: it stays."
+    )
     isAutopilot: bool = Field(description="Whether follow-ups run automatically.")
     createdBy: CreatedBy = Field(description="Who created the campaign.")
     failedUserIds: list[Id] = Field(description="Requested contact ids that were not added.")
@@ -191,6 +206,8 @@ class RecipientOut(_Out):
     )
     attempts: int = Field(description="Send attempts so far.")
     sentAt: datetime | None = Field(description="When the provider accepted it.")
+    replied: bool = Field(default=False, description="The contact replied to this campaign.")
+    repliedAt: datetime | None = Field(default=None, description="When it first replied.")
     createdAt: datetime = Field(description="When it was added.")
     updatedAt: datetime = Field(description="Last change.")
 
@@ -214,6 +231,8 @@ class RecipientOut(_Out):
             deliveryStatus=DeliveryStatus(delivery) if delivery else None,
             attempts=int(row.get("attempts", 0)),
             sentAt=sent_at,
+            replied=bool(row.get("replied")),
+            repliedAt=row.get("repliedAt"),
             createdAt=row["createdAt"],
             updatedAt=row["updatedAt"],
         )

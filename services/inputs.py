@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     StrictStr,
     ValidationError,
 )
@@ -192,6 +193,9 @@ class CreateCampaignInput(_Input):
     )
     process: Text | None = Field(default=None, description="Pipeline id.")
     contactStatus: Text | None = Field(default=None, description="Pipeline stage.")
+    contactStatusOnReply: Text | None = Field(
+        default=None, description="The stage a contact moves to on its first reply; null: it stays."
+    )
     isAutopilot: Annotated[StrictBool, _none_as(lambda: False)] = Field(
         default=False, description="Automatic follow-ups."
     )
@@ -204,6 +208,8 @@ class CreateCampaignInput(_Input):
         """
         data = self.model_dump(mode="json", by_alias=True, exclude={"selectedExistingContacts"})
         data["selectedExistingContacts"] = [c.id for c in self.selectedExistingContacts]
+        if data.get("contactStatusOnReply") is None:
+            data.pop("contactStatusOnReply", None)  # keys bound before the option still match
         return data
 
 
@@ -371,6 +377,15 @@ class OptOutInput(_Input):
     reason: Text | None = Field(default=None, description="e.g. 'Replied STOP'")
 
 
+class SenderInput(_Input):
+    """One sender of the organization: a Twilio number or a messaging service."""
+
+    phoneNumber: Text | None = Field(default=None, description="Any format; stored as E.164.")
+    messagingServiceSid: Text | None = Field(
+        default=None, description="MG followed by 32 hex digits."
+    )
+
+
 class UpdateOrganizationSettingsInput(_Input):
     """A partial change of the organization's settings: only the fields sent are changed."""
 
@@ -379,3 +394,19 @@ class UpdateOrganizationSettingsInput(_Input):
         default=None, description="HH:MM, 24-hour, or 24:00 for the end of the day."
     )
     timezone: Text | None = Field(default=None, description="IANA name, e.g. Europe/Berlin.")
+    senders: list[SenderInput] | None = Field(
+        default=None,
+        description="Replaces the senders (admins only); SENDER_TAKEN when another "
+        "organization owns one.",
+    )
+    helpText: Text | None = Field(
+        default=None, description="The answer to HELP and INFO; empty for no answer."
+    )
+    attributionWindowDays: StrictInt | None = Field(
+        default=None,
+        description="1 to 90 days (7 by default): a reply counts for a campaign that "
+        "messaged the contact at most this many days before.",
+    )
+    inboundContactStatus: Text | None = Field(
+        default=None, description="The stage of a contact created by its own first message."
+    )

@@ -16,7 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["models", "core", "services", "schema", "resolvers", "main", "worker"]
 RANK = {"models": 0, "core": 1, "services": 2, "schema": 3, "resolvers": 4, "main": 5, "worker": 5}
-DOMAINS = ["inputs", "dates", "storage", "contacts", "organizations", "campaigns", "sending"]
+DOMAINS = [
+    "inputs",
+    "dates",
+    "storage",
+    "contacts",
+    "organizations",
+    "campaigns",
+    "sending",
+    "conversations",
+]
 """Each may import those before it (and itself), never those after."""
 
 

@@ -47,7 +47,8 @@ async def test_every_route_answers_what_openapi_documents(client: httpx.AsyncCli
     checked: set[tuple[str, str, int]] = set()
 
     async def call(method: str, url: str, path: str, status: int, **kw: Any) -> dict[str, Any]:
-        response = await client.request(method, url, headers=headers, **kw)
+        kw.setdefault("headers", headers)
+        response = await client.request(method, url, **kw)
         assert response.status_code == status, (url, response.text)
         body: dict[str, Any] = response.json()
         validator_for(spec, path, method.lower(), status).validate(body)
@@ -101,6 +102,13 @@ async def test_every_route_answers_what_openapi_documents(client: httpx.AsyncCli
     await call("PATCH", f"{k}/{cid}", kone, 200, json={"firstName": "Zoe"})
     await call("POST", f"{k}/{cid}/opt-out", f"{kone}/opt-out", 200, json={"reason": "STOP"})
     await call("POST", f"{k}/{cid}/opt-in", f"{kone}/opt-in", 200)
+    msgs = f"{kone}/messages"
+    key = {"Idempotency-Key": "openapi-1", **headers}
+    await call("POST", f"{k}/{cid}/messages", msgs, 201, json={"body": "Hi"}, headers=key)
+    await call("POST", f"{k}/{cid}/messages", msgs, 400, json={"body": "Hi"})
+    await call("GET", f"{k}/{cid}/messages", msgs, 200)
+    await call("GET", f"{k}/{ObjectId()}/messages", msgs, 404)
+    await call("GET", "/api/conversations?unread=true", "/api/conversations", 200)
     await call("DELETE", f"{k}/{cid}", kone, 200)
     await call("DELETE", f"{k}/{cid}", kone, 404)
 

@@ -97,8 +97,8 @@ async def test_seed_request_over_curl_returns_the_seed_response_shape(settings: 
     assert all(ISO_MILLIS.match(data[k]) for k in ("scheduleDate", "createdAt", "updatedAt"))
     assert data["createdBy"] == {"_id": str(user), "fullName": "Alex Rep"}
     assert data["failedUserIds"] == [] and data["failedDetails"] == []
-    # The seed's four counters, plus `skipped` (recipients left out at send time) and
-    # `unknown` (handed to a provider by a sender that died).
+    # The seed's four counters, plus `skipped` (recipients left out at send time),
+    # `unknown` (handed to a provider by a sender that died) and the replies.
     assert data["stats"] == {
         "total": 3,
         "sent": 0,
@@ -106,6 +106,8 @@ async def test_seed_request_over_curl_returns_the_seed_response_shape(settings: 
         "skipped": 0,
         "unknown": 0,
         "successRate": "0%",
+        "replied": 0,
+        "replyRate": "0%",
     }
     assert data["contactStatus"] == "New Lead"  # the seed's example answer, unasked
     assert len(data["userIds"]) == 3

@@ -124,9 +124,10 @@ async def test_every_index_of_tenant_data_starts_with_the_organization(app: Fast
     from models import DOCUMENT_MODELS
     from models.base import TenantDocument
 
-    # The one deliberate exception: an inbound SMS reply (STOP, START) names a phone number and
-    # no organization, and opts that number out in every organization that messaged it.
-    # And the dispatcher's: it finds the campaigns due or sending in every organization.
+    # Deliberate exceptions: in single-tenant mode a message to the deployment's shared sender
+    # names no organization, so the phone is looked up in every organization to find the one
+    # that messaged it last (`services.conversations.routing`); and the dispatcher finds the
+    # campaigns due or sending in every organization.
     cross_tenant = {("Contact", "phone"), ("Campaign", "status_across_organizations")}
     checked = 0
     seen_exceptions: set[tuple[str, str]] = set()

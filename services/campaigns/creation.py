@@ -172,6 +172,7 @@ async def create_in(
         scheduleDate=request.schedule,
         process=input.process,
         contactStatus=contact_status,
+        contactStatusOnReply=(input.contactStatusOnReply or "").strip()[:200] or None,
         isAutopilot=input.isAutopilot,
         segmentation=input.segmentation.model_dump(exclude_none=True)
         if input.segmentation

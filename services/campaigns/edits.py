@@ -129,6 +129,7 @@ async def duplicate_campaign(
         userIds=contact_ids,
         process=source.process,
         contactStatus=source.contactStatus,
+        contactStatusOnReply=source.contactStatusOnReply,
         isAutopilot=source.isAutopilot,
         status=CampaignStatus.DRAFT.value,
     )

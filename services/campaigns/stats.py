@@ -15,7 +15,7 @@ from datetime import datetime
 
 from bson import ObjectId
 
-from models import BatchCounts, Campaign
+from models import BatchCounts, Campaign, Reply
 from models.campaign import CampaignStats, CampaignStatus
 from models.recipient import RECIPIENT_BATCH
 from services.storage.tenancy import Tenant
@@ -67,12 +67,22 @@ async def live_stats(tenant: Tenant, campaign: Campaign) -> CampaignStats:
 
 async def with_live_stats(tenant: Tenant, campaigns: Sequence[Campaign]) -> None:
     """Replaces the stats of campaigns that are sending (or stopped mid-send) by live ones,
-    and sets their `nextSendAt`."""
+    sets their `nextSendAt`, and counts the replies of every campaign that started sending."""
     started = [c for c in campaigns if c.status in STARTED and c.startedAt is not None]
     states = await asyncio.gather(*(live_state(tenant, c) for c in started))
     for campaign, (stats, next_send_at) in zip(started, states, strict=True):
         campaign.stats = stats
         campaign._next_send_at = next_send_at
+    sent = [c for c in campaigns if c.startedAt is not None and c.id is not None]
+    replies = await asyncio.gather(*(replied(tenant, c.id) for c in sent if c.id is not None))
+    for campaign, count in zip(sent, replies, strict=True):
+        campaign.stats = campaign.stats.model_copy(update={"replied": count})
+
+
+async def replied(tenant: Tenant, campaign_id: ObjectId) -> int:
+    """How many contacts replied to the campaign: its `Reply` records, counted by equality
+    (each is one contact's first reply, inserted once; no counter has two writers)."""
+    return await tenant.count(Reply, {"campaignId": campaign_id})
 
 
 def batch_count(next_seq: int) -> int:

@@ -1,4 +1,5 @@
-"""An organization's settings: the sending window (quiet hours) and its time zone.
+"""An organization's settings: the sending window (quiet hours), its time zone, its senders
+and how replies are handled (HELP's answer, the attribution window, an inbound contact's stage).
 
 Only admins change them (the token's `admin` role); every member reads them. The document is
 created on the first change, so organizations that never changed anything cost no document.
@@ -7,16 +8,23 @@ created on the first change, so organizations that never changed anything cost n
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from core.clock import is_zone, parse_clock
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, PermissionDenied
 from models import Organization
+from models.campaign import DEFAULT_CONTACT_STATUS
 from services.inputs import UpdateOrganizationSettingsInput
+from services.organizations import senders as organization_senders
 from services.organizations.quiet_hours import SendWindow
 from services.storage.tenancy import Tenant
 
 ADMIN = "admin"
+ATTRIBUTION_DAYS = 7
+MAX_ATTRIBUTION_DAYS = 90
+MAX_HELP_TEXT = 320
+"""Two SMS segments of GSM-7."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,12 @@ class OrganizationSettings:
     sendWindowStart: str
     sendWindowEnd: str
     timezone: str
+    helpText: str = ""
+    """The answer to HELP and INFO; empty: no answer."""
+    attributionWindowDays: int = ATTRIBUTION_DAYS
+    """A reply counts for a campaign that messaged the contact at most this many days before."""
+    inboundContactStatus: str = DEFAULT_CONTACT_STATUS
+    """The stage of a contact created because it texted first."""
 
 
 def defaults_from(settings: Settings) -> OrganizationSettings:
@@ -45,6 +59,11 @@ async def organization_settings(
         sendWindowStart=stored.get("sendWindowStart") or defaults.sendWindowStart,
         sendWindowEnd=stored.get("sendWindowEnd") or defaults.sendWindowEnd,
         timezone=stored.get("timezone") or defaults.timezone,
+        helpText=stored.get("helpText") or defaults.helpText,
+        attributionWindowDays=int(
+            stored.get("attributionWindowDays") or defaults.attributionWindowDays
+        ),
+        inboundContactStatus=stored.get("inboundContactStatus") or defaults.inboundContactStatus,
     )
 
 
@@ -58,12 +77,16 @@ async def send_window(tenant: Tenant, defaults: OrganizationSettings) -> SendWin
 
 
 async def update_settings(
-    tenant: Tenant, defaults: OrganizationSettings, data: UpdateOrganizationSettingsInput
+    tenant: Tenant,
+    defaults: OrganizationSettings,
+    data: UpdateOrganizationSettingsInput,
+    *,
+    phone_region: str = "US",
 ) -> OrganizationSettings:
     """Changes the fields sent; all are checked first, and nothing is written if one is wrong."""
     if ADMIN not in tenant.principal.roles:
         raise PermissionDenied("Only an organization admin can change its settings")
-    sent = {
+    sent: dict[str, Any] = {
         name: value.strip()
         for name, value in (
             ("sendWindowStart", data.sendWindowStart),
@@ -91,8 +114,16 @@ async def update_settings(
     if not is_zone(wanted["timezone"]):
         message = "Use an IANA time zone name (e.g. Europe/Berlin)"
         errors.append(FieldError(("timezone",), "INVALID_TIMEZONE", message))
+    errors.extend(_reply_settings(data, sent))
+    wanted.update(sent)
+    senders: list[organization_senders.SenderEntry] = []
+    if data.senders is not None:
+        senders, sender_errors = organization_senders.check_senders(data.senders, phone_region)
+        errors.extend(sender_errors)
     if errors:
         raise InvalidInput("Invalid organization settings", errors)
+    if data.senders is not None:
+        await organization_senders.replace_senders(tenant, senders)
     await tenant.update_one(
         Organization,
         {"_id": tenant.organization_id},
@@ -103,3 +134,26 @@ async def update_settings(
         upsert=True,
     )
     return OrganizationSettings(**wanted)
+
+
+def _reply_settings(
+    data: UpdateOrganizationSettingsInput, sent: dict[str, Any]
+) -> list[FieldError]:
+    """Checks the reply settings sent and adds them to `sent`; an empty `helpText` is kept
+    (it turns the answer off)."""
+    errors: list[FieldError] = []
+    if data.helpText is not None:
+        text = data.helpText.strip()
+        if len(text) > MAX_HELP_TEXT:
+            message = f"At most {MAX_HELP_TEXT} characters"
+            errors.append(FieldError(("helpText",), "TOO_LONG", message))
+        sent["helpText"] = text
+    if data.attributionWindowDays is not None:
+        days = data.attributionWindowDays
+        if not 1 <= days <= MAX_ATTRIBUTION_DAYS:
+            message = f"Between 1 and {MAX_ATTRIBUTION_DAYS} days"
+            errors.append(FieldError(("attributionWindowDays",), "OUT_OF_RANGE", message))
+        sent["attributionWindowDays"] = days
+    if data.inboundContactStatus is not None and data.inboundContactStatus.strip():
+        sent["inboundContactStatus"] = data.inboundContactStatus.strip()[:200]
+    return errors

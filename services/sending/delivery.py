@@ -1,9 +1,9 @@
-"""What happens after a message left: carrier delivery reports, and replies that opt in or out.
+"""What happens after a message left: carrier delivery reports.
 
-Both arrive as provider webhooks, already verified by the route. Neither names an
-organization: a delivery report names a recipient (its id rides in the callback URL), a reply
-names a phone number. The organization is read from what they name, and every write then goes
-through that organization's scope.
+They arrive as provider webhooks, already verified by the route. A report names no
+organization but a recipient (its id rides in the callback URL); the organization is read from
+the recipient, and every write then goes through that organization's scope. Replies are the
+conversations domain's (`services.conversations.inbound`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from core.errors import NotFound
-from models import Contact, DeliveryReport, Recipient
+from models import DeliveryReport, Recipient
 from models.recipient import DELIVERY_RANK, DeliveryStatus
 from services.contacts import edits as contact_edits
 from services.storage.tenancy import Tenant
@@ -39,9 +39,6 @@ statuses are not reports about a message sent here)."""
 
 UNSUBSCRIBED_ERROR = "21610"
 
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
-START_WORDS = frozenset({"START", "UNSTOP"})
-
 
 class Outcome(StrEnum):
     """What a webhook did, for the log and the `webhook_events_total` metric."""
@@ -51,8 +48,6 @@ class Outcome(StrEnum):
     STALE = "stale"
     IGNORED = "ignored"
     UNKNOWN_RECIPIENT = "unknown_recipient"
-    OPTED_OUT = "opted_out"
-    OPTED_IN = "opted_in"
 
 
 async def record_status(
@@ -137,33 +132,6 @@ async def _repair(tenant: Tenant, rid: ObjectId) -> None:
         await _advance(
             tenant, rid, DeliveryStatus(best["status"]), int(best["rank"]), best.get("errorCode")
         )
-
-
-async def record_reply(phone: str, body: str) -> Outcome:
-    """Opts the sender out on a STOP-like reply, back in on START; anything else is a reply
-    for the reps, not an instruction. Only a keyword that is the whole reply counts (trimmed,
-    any case): "please don't stop" changes nothing.
-
-    Every organization sends from the same Twilio sender, and Twilio itself blocks that sender
-    for a number after STOP, so the number is opted out (or back in) in every organization
-    that has it as a contact."""
-    word = body.strip().upper()
-    if word in STOP_WORDS:
-        opted_out, outcome = True, Outcome.OPTED_OUT
-    elif word in START_WORDS:
-        opted_out, outcome = False, Outcome.OPTED_IN
-    else:
-        return Outcome.IGNORED
-    contacts = await Tenant.across_organizations(
-        Contact, {"phoneNumber": phone.strip()}, {"organizationId": 1}
-    )
-    for row in contacts:
-        tenant = Tenant.for_organization(row["organizationId"])
-        if opted_out:
-            await _opt_out(tenant, row["_id"], f"Replied {word}")
-        else:
-            await contact_edits.set_opt_out(tenant, str(row["_id"]), False)
-    return outcome if contacts else Outcome.IGNORED
 
 
 async def opt_out_unsubscribed(tenant: Tenant, contact_id: ObjectId) -> None:

@@ -28,7 +28,8 @@ BATCHES_DONE = Counter("campaign_batches_done_total", "Batches this process fini
 WEBHOOKS = Counter(
     "campaign_webhook_events_total",
     "Provider webhooks answered, by kind (status, inbound) and outcome (applied, duplicate, "
-    "stale, ignored, unknown_recipient, opted_out, opted_in, bad_signature)",
+    "stale, ignored, unknown_recipient, stored, unrouted, opted_out, opted_in, help, "
+    "bad_signature)",
     ["kind", "outcome"],
 )
 DUE_RECIPIENTS = Gauge(

@@ -1,0 +1,208 @@
+"""Conversations: an organization's senders, the messages kept both ways, and what marks a reply.
+
+Outbound campaign sends are not stored here: a contact's thread reads them from the recipient
+records (the dispatcher's one source of truth) and stores only what no recipient records —
+messages received, and messages a rep sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import pymongo
+from beanie import PydanticObjectId
+from pymongo import IndexModel
+
+from models.base import TenantDocument
+
+
+def sender_key(*, phone: str | None = None, service: str | None = None) -> str:
+    """The `_id` of a sender: one key space for numbers and messaging services, so the primary
+    key alone makes one sender belong to one organization."""
+    if service:
+        return f"service:{service}"
+    assert phone, "a sender is a number or a messaging service"
+    return f"phone:{phone}"
+
+
+class Sender(TenantDocument):
+    """A Twilio number or messaging service owned by one organization.
+
+    `_id` is `sender_key(...)`: a second organization inserting the same sender is a duplicate
+    key, decided by the server, never by a read. Inbound messages are routed by looking the
+    sender up by `_id`, the one lookup that names no organization and needs none.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    phoneNumber: str | None = None
+    messagingServiceSid: str | None = None
+    position: int = 0
+    """Its place in the organization's list, as the admin gave it."""
+
+    class Settings:
+        name = "senders"
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("position", pymongo.ASCENDING)],
+                name="org_position",
+            ),
+        ]
+
+
+class Direction(StrEnum):
+    """Which way a message went."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageStatus(StrEnum):
+    """Where a message is: inbound ones are `received`; outbound ones move `waiting` (quiet
+    hours) or `sending` → `sent` → `delivered | undelivered | failed`."""
+
+    RECEIVED = "received"
+    WAITING = "waiting"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class Message(TenantDocument):
+    """One stored message of a contact's thread (campaign sends are read from recipients).
+
+    `providerMessageId` is unique per organization: Twilio's retries of one inbound message
+    store it once. An outbound message holds `local:<its id>` until the provider names it.
+    """
+
+    contactId: PydanticObjectId
+    direction: Direction
+    body: str = ""
+    media: list[str] = []
+    fromNumber: str | None = None
+    toNumber: str | None = None
+    sender: str | None = None
+    """The `Sender` key it came in on or went out from (the shared deployment sender's key when
+    the organization has none)."""
+    providerMessageId: str
+    status: MessageStatus
+    errorCode: str | None = None
+    campaignId: PydanticObjectId | None = None
+    """The campaign an inbound message was attributed to (a reply), if any."""
+    sentBy: PydanticObjectId | None = None
+    """The rep who wrote an outbound message."""
+    keyword: str | None = None
+    """`opt_out`, `opt_in` or `help` when the message was read as one."""
+    nextSendAt: datetime | None = None
+    """When an outbound message waiting for quiet hours goes out."""
+    deliveryRank: int = 0
+
+    class Settings:
+        name = "messages"
+        indexes = [
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("providerMessageId", pymongo.ASCENDING),
+                ],
+                name="org_provider_id_unique",
+                unique=True,
+            ),
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
+                name="org_contact",
+            ),
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("status", pymongo.ASCENDING)],
+                name="org_status",
+            ),
+        ]
+
+
+class Reply(TenantDocument):
+    """A contact's first reply to a campaign: `_id` is `"<campaignId>:<contactId>"`.
+
+    Inserting it is what marks the reply, so however many replies race, one wins; a campaign's
+    `replied` is the count of these, by equality, and no counter document has two writers.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    campaignId: PydanticObjectId
+    contactId: PydanticObjectId
+    recipientId: PydanticObjectId
+    messageId: PydanticObjectId
+    repliedAt: datetime
+
+    class Settings:
+        name = "replies"
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("campaignId", pymongo.ASCENDING)],
+                name="org_campaign",
+            ),
+        ]
+
+
+ACTIVITY_PAGE = 50
+"""Activity entries per page: an inbox page reads whole pages by `{organizationId, page}`."""
+
+
+class Activity(TenantDocument):
+    """One entry of an organization's append-only inbox log: a message stored in a thread.
+
+    `_id` is `"<organizationId>:<n>"`, `n` numbered densely from 0 by a unique insert, and
+    `page = n // ACTIVITY_PAGE`. The inbox reads pages from the last one back, by equality (a
+    sort FerretDB cannot push down is never asked for); a contact's older entries are skipped.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    n: int
+    page: int
+    contactId: PydanticObjectId
+    messageId: PydanticObjectId
+    direction: Direction
+    at: datetime
+
+    class Settings:
+        name = "activity"
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("page", pymongo.ASCENDING)],
+                name="org_page",
+            ),
+        ]
+
+
+class ConversationEvent(TenantDocument):
+    """A rep's mark on a conversation, appended, never updated: `read` (up to `at`) or
+    `assign` (to `userId`). The latest of each kind wins, so two reps acting at once never
+    write one document."""
+
+    contactId: PydanticObjectId
+    kind: str
+    userId: PydanticObjectId | None = None
+    at: datetime
+
+    class Settings:
+        name = "conversation_events"
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
+                name="org_contact",
+            ),
+        ]
+
+
+class MessageSend(TenantDocument):
+    """The claim to hand one outbound message to the provider: `_id` is the message's id.
+
+    Whoever inserts it sends; a retry, a second process or a resumed request finds it taken
+    and never sends the message again (the provider may keep no idempotency keys)."""
+
+    id: str | None = None  # type: ignore[assignment]
+
+    class Settings:
+        name = "message_sends"

@@ -1,0 +1,114 @@
+"""A reply's campaign: the latest one that messaged the contact from the sender the reply came
+in on, within the organization's attribution window.
+
+The first reply to a campaign inserts a `Reply` record (`_id` = campaign and contact), and
+that insert decides everything that happens once: the recipient becomes `replied`, and the
+contact moves to the campaign's `contactStatusOnReply`. A campaign's `replied` is the count
+of its records, so no counter is ever written by two requests at once.
+
+A recipient sent before the dispatcher recorded senders has none: it is read as sent from any
+sender of its organization.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from core.errors import NotFound
+from models import Campaign, Contact, Recipient, Reply
+from models.recipient import RecipientStatus
+from services.storage import history
+from services.storage.history import Planned
+from services.storage.tenancy import Tenant
+
+MARK_ATTEMPTS = 3
+
+
+async def attribute(
+    tenant: Tenant,
+    *,
+    contact_id: ObjectId,
+    sender: str,
+    message_id: ObjectId,
+    at: datetime,
+    window: timedelta,
+) -> ObjectId | None:
+    """Attributes a reply received `at`; returns its campaign (None when no campaign of the
+    window messaged the contact from `sender`). Repeating it changes nothing."""
+    rows = await tenant.raw_find(
+        Recipient,
+        {"contactId": contact_id},
+        {"campaignId": 1, "sentAt": 1, "status": 1, "sender": 1, "replied": 1},
+    ).to_list()
+    since = at - window
+    candidates = [
+        row
+        for row in rows
+        if row.get("status") == RecipientStatus.SENT
+        and row.get("sentAt") is not None
+        and since <= row["sentAt"] <= at
+        and row.get("sender") in (None, sender)
+    ]
+    if not candidates:
+        return None
+    latest = max(candidates, key=lambda row: (row["sentAt"], row["_id"]))
+    campaign_id: ObjectId = latest["campaignId"]
+    reply = Reply(
+        id=f"{campaign_id}:{contact_id}",
+        organizationId=tenant.organization_id,
+        campaignId=campaign_id,
+        contactId=contact_id,
+        recipientId=latest["_id"],
+        messageId=message_id,
+        repliedAt=at,
+    )
+    first = True
+    try:
+        await tenant.insert(reply)
+    except DuplicateKeyError:
+        first = False
+        found = await tenant.raw_find(Reply, {"_id": reply.id}).to_list()
+        if found:
+            reply.recipientId, reply.repliedAt = found[0]["recipientId"], found[0]["repliedAt"]
+    if first or not latest.get("replied"):
+        # Also after a duplicate: the first reply's writer may have died before this.
+        await _mark_recipient(tenant, reply.recipientId, reply.repliedAt)
+    if first:
+        await _move_contact(tenant, campaign_id, contact_id)
+    return campaign_id
+
+
+async def _mark_recipient(tenant: Tenant, recipient_id: ObjectId, at: datetime) -> None:
+    """Sets `replied` on the recipient and checks it held: on FerretDB a delivery report
+    written at the same moment rewrites the whole document and may undo it."""
+    for _ in range(MARK_ATTEMPTS):
+        await tenant.update_one(
+            Recipient, {"_id": recipient_id}, {"$set": {"replied": True, "repliedAt": at}}
+        )
+        found = await tenant.raw_find(Recipient, {"_id": recipient_id}, {"replied": 1}).to_list()
+        if not found or found[0].get("replied"):
+            return
+
+
+async def _move_contact(tenant: Tenant, campaign_id: ObjectId, contact_id: ObjectId) -> None:
+    """Moves the contact to the campaign's `contactStatusOnReply`, if it has one."""
+    found = await tenant.raw_find(
+        Campaign, {"_id": campaign_id}, {"contactStatusOnReply": 1}
+    ).to_list()
+    status = found[0].get("contactStatusOnReply") if found else None
+    if not status:
+        return
+
+    async def plan(contact: Contact) -> Planned:
+        changed: dict[str, Any] = (
+            {} if contact.contactStatus == status else {"contactStatus": status}
+        )
+        return Planned("reply", changed)
+
+    with contextlib.suppress(NotFound):
+        await history.change(tenant, Contact, str(contact_id), plan, what="contact")

@@ -1,0 +1,128 @@
+"""An organization's senders: set by admins as a whole list, validated, and owned by one
+organization only (the database's unique key decides, however the requests race)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+from bson import ObjectId
+
+from models import Sender
+from tests.support import Org, admin, gql, service_sid, update_settings
+
+
+async def test_an_admin_replaces_the_senders_and_every_member_reads_them(
+    client: httpx.AsyncClient,
+) -> None:
+    org = Org(client)
+    senders = [{"phoneNumber": "(415) 555-0100"}, {"messagingServiceSid": service_sid(1)}]
+    body = await update_settings(
+        client, org, {"senders": senders, "helpText": "Acme: reply STOP to opt out"}
+    )
+    assert body["data"]["updateOrganizationSettings"] == {
+        "settings": {
+            "helpText": "Acme: reply STOP to opt out",
+            "attributionWindowDays": 7,
+            "inboundContactStatus": "New Lead",
+            "senders": [
+                {"phoneNumber": "+14155550100", "messagingServiceSid": None},
+                {"phoneNumber": None, "messagingServiceSid": service_sid(1)},
+            ],
+        },
+        "userErrors": [],
+    }
+    # Replaced as a whole: the number is dropped, a new one added.
+    body = await update_settings(
+        client,
+        org,
+        {"senders": [{"phoneNumber": "+14155550101"}, {"messagingServiceSid": service_sid(1)}]},
+    )
+    query = "{ organizationSettings { senders { phoneNumber messagingServiceSid } } }"
+    read = await gql(client, query, None, org.headers)
+    assert read["data"]["organizationSettings"]["senders"] == [
+        {"phoneNumber": "+14155550101", "messagingServiceSid": None},
+        {"phoneNumber": None, "messagingServiceSid": service_sid(1)},
+    ]
+    assert await org.tenant().count(Sender) == 2
+
+
+async def test_only_an_admin_changes_the_senders(client: httpx.AsyncClient) -> None:
+    org = Org(client)
+    body = await update_settings(
+        client, org, {"senders": [{"phoneNumber": "+14155550100"}]}, as_admin=False
+    )
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await org.tenant().count(Sender) == 0
+
+
+async def test_a_bad_sender_is_refused_by_field_and_nothing_is_written(
+    client: httpx.AsyncClient,
+) -> None:
+    org = Org(client)
+    senders = [
+        {"phoneNumber": "+14155550100"},
+        {"phoneNumber": "12"},
+        {"messagingServiceSid": "MG123"},
+        {"phoneNumber": "+14155550101", "messagingServiceSid": service_sid(2)},
+        {},
+    ]
+    body = await update_settings(client, org, {"senders": senders, "attributionWindowDays": 0})
+    errors = body["data"]["updateOrganizationSettings"]["userErrors"]
+    assert [(e["field"], e["code"]) for e in errors] == [
+        (["input", "attributionWindowDays"], "OUT_OF_RANGE"),
+        (["input", "senders", "1", "phoneNumber"], "INVALID_PHONE"),
+        (["input", "senders", "2", "messagingServiceSid"], "INVALID_SENDER"),
+        (["input", "senders", "3"], "INVALID_SENDER"),
+        (["input", "senders", "4"], "INVALID_SENDER"),
+    ]
+    assert await org.tenant().count(Sender) == 0
+
+
+async def test_a_sender_of_another_organization_is_taken(client: httpx.AsyncClient) -> None:
+    first, second = Org(client), Org(client)
+    await update_settings(client, first, {"senders": [{"phoneNumber": "+14155550100"}]})
+    body = await update_settings(
+        client,
+        second,
+        {"senders": [{"phoneNumber": "+14155550199"}, {"phoneNumber": "415-555-0100"}]},
+    )
+    errors = body["data"]["updateOrganizationSettings"]["userErrors"]
+    assert [(e["field"], e["code"]) for e in errors] == [
+        (["input", "senders", "1", "phoneNumber"], "SENDER_TAKEN")
+    ]
+    # Nothing of the refused list stays, not even the free number.
+    assert await second.tenant().count(Sender) == 0
+    # Once the first organization lets it go, it is free.
+    await update_settings(client, first, {"senders": []})
+    body = await update_settings(client, second, {"senders": [{"phoneNumber": "+14155550100"}]})
+    assert body["data"]["updateOrganizationSettings"]["userErrors"] == []
+
+
+async def test_two_organizations_claiming_one_sender_at_once_get_one_owner(
+    client: httpx.AsyncClient,
+) -> None:
+    orgs = [Org(client) for _ in range(6)]
+    wanted = {"senders": [{"messagingServiceSid": service_sid(7)}]}
+    bodies = await asyncio.gather(*(update_settings(client, org, wanted) for org in orgs))
+    codes = Counter(
+        tuple(e["code"] for e in body["data"]["updateOrganizationSettings"]["userErrors"])
+        for body in bodies
+    )
+    assert codes == Counter({(): 1, ("SENDER_TAKEN",): 5})
+    owners = await Sender.get_pymongo_collection().find({}).to_list()
+    assert len(owners) == 1 and owners[0]["_id"] == f"service:{service_sid(7)}"
+    winner = next(
+        org for org, body in zip(orgs, bodies, strict=True)
+        if not body["data"]["updateOrganizationSettings"]["userErrors"]
+    )  # fmt: skip
+    assert owners[0]["organizationId"] == ObjectId(winner.id)
+
+
+async def test_senders_are_read_only_by_their_organization(client: httpx.AsyncClient) -> None:
+    first, second = Org(client), Org(client)
+    await update_settings(client, first, {"senders": [{"phoneNumber": "+14155550100"}]})
+    query = "{ organizationSettings { senders { phoneNumber } } }"
+    read = await gql(client, query, None, admin(second))
+    assert read["data"]["organizationSettings"]["senders"] == []
