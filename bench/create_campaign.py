@@ -48,7 +48,6 @@ import httpx
 import phonenumbers
 from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
-from beanie.odm.utils.dump import get_dict
 from bson import ObjectId
 from fastapi import FastAPI
 
@@ -360,7 +359,7 @@ def floor_documents(
         createdAt=now,
         updatedAt=now,
     )
-    return contact_docs, recipient_docs, get_dict(campaign, to_db=True)
+    return contact_docs, recipient_docs, campaign.model_dump(by_alias=True, exclude_none=False)
 
 
 async def run_floor(bench: Bench, contacts: list[dict[str, str]]) -> Run:

@@ -44,7 +44,6 @@ from typing import Any
 
 import httpx
 from beanie import PydanticObjectId
-from beanie.odm.utils.dump import get_dict
 from bson import ObjectId
 
 from bench.create_campaign import (
@@ -227,7 +226,7 @@ def campaign_doc(
         createdAt=now,
         updatedAt=now,
     )
-    doc: dict[str, Any] = get_dict(campaign, to_db=True)
+    doc: dict[str, Any] = campaign.model_dump(by_alias=True, exclude_none=False)
     return doc
 
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from beanie import Document, init_beanie
-from beanie.odm.fields import IndexModelField
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.monitoring import CommandListener
@@ -51,8 +50,7 @@ async def ensure_indexes(model: type[Document]) -> None:
     """
     collection = model.get_pymongo_collection()
     existing = {index["name"] async for index in await collection.list_indexes()}
-    for declared in model.get_settings().indexes or []:
-        index = declared.index if isinstance(declared, IndexModelField) else declared
+    for index in getattr(model.Settings, "indexes", None) or []:  # as declared in `models/`
         if not isinstance(index, IndexModel):
             raise TypeError(f"{model.__name__}: declare indexes as named pymongo.IndexModel")
         if index.document["name"] not in existing:

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 from beanie import PydanticObjectId
-from beanie.odm.utils.parsing import parse_obj
 from strawberry.dataloader import DataLoader
 
 from core.config import Settings
@@ -74,7 +72,7 @@ class Loaders:
         if len(set(ids)) > lookups:
             lookups = max(lookups, await positions.last_page(self.tenant) + 1)
         rows = await self.tenant.find_by(Contact, "_id", ids, point_lookups=lookups)
-        found = {row["_id"]: cast(Contact, parse_obj(Contact, row)) for row in rows}
+        found = {row["_id"]: Contact.model_validate(row) for row in rows}
         return [found.get(i) for i in ids]
 
     async def _first_recipients(self, keys: Sequence[RecipientsKey]) -> list[RecipientsPage]:

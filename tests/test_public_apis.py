@@ -27,6 +27,8 @@ HOOK_TYPES = frozenset(
 )
 """Names in the signatures of Strawberry's documented hooks (`on_ws_connect`,
 `should_render_graphql_ide`) that their modules leave out of `__all__`."""
+INTERNAL_MODULES = ("beanie.odm.utils",)
+"""Beanie's own helpers (parsing, dumping): not part of its documented API."""
 PRIVATE_ATTRIBUTES = frozenset({"_schema", "_raw_info", "_scalar_definition", "_type_definition"})
 
 
@@ -63,7 +65,9 @@ def _findings(path: Path) -> list[str]:
             module = node.module
             if module.split(".")[0] in OWN:
                 continue
-            if any(_private(part) for part in module.split(".")):
+            if any(_private(part) for part in module.split(".")) or module.startswith(
+                INTERNAL_MODULES
+            ):
                 found.append(f"{where}:{node.lineno} imports from {module}")
             found.extend(
                 f"{where}:{node.lineno} imports {module}.{alias.name}"

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from beanie import PydanticObjectId
 from beanie.odm.queries.find import FindMany
-from beanie.odm.utils.parsing import parse_obj
 from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.asynchronous.cursor import AsyncCursor
@@ -150,7 +149,7 @@ class Tenant:
         cursor = self.raw_find(model, query).limit(limit)
         if sort:
             cursor = cursor.sort(list(sort))
-        return [cast(D, parse_obj(model, doc)) async for doc in cursor]
+        return [model.model_validate(doc) async for doc in cursor]
 
     async def find_by(
         self,
