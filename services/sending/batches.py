@@ -184,14 +184,14 @@ class BatchSender:
         start = 0
         while start < len(ready):
             if start:
-                if not await self._still_sending(claim):
-                    stopped = True
-                    break
                 more = await next_grant()
                 if isinstance(more, datetime):
                     limited = more  # the rest when the organization's next slot comes
                     break
                 grant = more
+                if not await self._still_sending(claim):
+                    stopped = True
+                    break
             if not await self.leases.holds(claim):
                 logger.info("fenced out of %s batch %d", claim.campaign_id, claim.batch)
                 return BatchEnd(BatchResult.STOPPED)

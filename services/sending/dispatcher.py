@@ -37,7 +37,7 @@ from services.sending.config import DispatchConfig, config_from
 from services.sending.lanes import CampaignBatches, Lane
 from services.sending.leases import Claim, Leases
 from services.sending.provider import Provider
-from services.sending.rate_slots import Grant, RateSlots
+from services.sending.rate_slots import Grant, RateSlots, slot_sizes
 from services.storage import history
 from services.storage.history import LostToStatusChange, Planned
 from services.storage.tenancy import Tenant
@@ -142,7 +142,13 @@ class Dispatcher:
                 turns += worked
             return turns
 
-        return sum(await asyncio.gather(*(worker() for _ in range(self.config.parallel_batches))))
+        # More batches at once than the organization has slots in a second would only claim
+        # batches to give them back.
+        rate = lane.rules.rate_per_second if lane.rules is not None else None
+        workers = self.config.parallel_batches
+        if rate:
+            workers = min(workers, len(slot_sizes(rate, self.config.chunk)))
+        return sum(await asyncio.gather(*(worker() for _ in range(workers))))
 
     async def _turn(self, lane: Lane) -> int | None:
         """One turn at the lane's next batch: 1 if it sent, 0 if it only learnt something (the
