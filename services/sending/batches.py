@@ -192,9 +192,11 @@ class BatchSender:
                 if not await self._still_sending(claim):
                     stopped = True
                     break
-            if not await self.leases.holds(claim):
-                logger.info("fenced out of %s batch %d", claim.campaign_id, claim.batch)
-                return BatchEnd(BatchResult.STOPPED)
+                # Fencing; not before the first chunk: the lease was just inserted and is
+                # renewed, so no later epoch can exist yet.
+                if not await self.leases.holds(claim):
+                    logger.info("fenced out of %s batch %d", claim.campaign_id, claim.batch)
+                    return BatchEnd(BatchResult.STOPPED)
             chunk = ready[start : start + grant.size]
             start += len(chunk)
             await self._mark_sending(claim, chunk)

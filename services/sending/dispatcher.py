@@ -118,7 +118,7 @@ class Dispatcher:
         while not stop.is_set() and lane.campaigns:
             lane.wake.clear()
             try:
-                await self._serve(lane)
+                await self._serve(lane, stop)
             except PyMongoError as exc:
                 logger.warning("dispatcher: database unavailable (%s); retrying", exc)
             except Exception:  # a bug must not stop sending for good; the next round retries
@@ -130,15 +130,16 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lane.wake.wait(), delay)
 
-    async def _serve(self, lane: Lane) -> int:
-        """Works the lane's turns, up to `parallel_batches` at once, until none is ready now."""
+    async def _serve(self, lane: Lane, stop: asyncio.Event | None = None) -> int:
+        """Works the lane's turns, up to `parallel_batches` at once, until none is ready now
+        (or `stop` is set: a busy lane whose turns outlast a second would otherwise go on)."""
         lane.new_round()
         for campaign in [c for c in lane.campaigns.values() if c.finished()]:
             await self._complete(lane, campaign)
 
         async def worker() -> int:
             turns = 0
-            while (worked := await self._turn(lane)) is not None:
+            while not (stop and stop.is_set()) and (worked := await self._turn(lane)) is not None:
                 turns += worked
             return turns
 
