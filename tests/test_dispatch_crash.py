@@ -1,10 +1,11 @@
 """Worker processes killed with SIGKILL mid-send: every recipient still messaged exactly once.
 
 Two real `python -m worker` processes share the test's database and the simulated provider's
-ledger (a real provider's record of what it accepted). One of them is killed at random moments
-and restarted; its leases expire and the other (or its restarted self) takes the batches over,
-retrying the interrupted recipients with the same idempotency keys. The smaller variant of the
-crash run described in the README (which uses 10,000 recipients and 20 kills).
+ledger (a real provider's record of what it accepted). One of them, picked at random, is killed
+each time another eighth of the messages went out, and restarted; its leases expire and the
+other (or its restarted self) takes the batches over, retrying the interrupted recipients with
+the same idempotency keys. The smaller variant of the crash run described in the README (which
+uses 10,000 recipients and 20 kills).
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ async def test_killed_workers_never_message_a_recipient_twice(
             status = (await org.campaign(campaign_id))["status"]
             if status == "completed":
                 break
-            if kills < KILLS and rng.random() < 0.3 and len(read_ledger(ledger)) > 0:
+            # Kill after each further eighth of the messages went out, so every kill lands
+            # mid-send however fast or slow the machine is.
+            due = (kills + 1) * RECIPIENTS // (KILLS + 2)
+            if kills < KILLS and len(read_ledger(ledger)) >= due:
                 victim = rng.choice(list(workers))
                 workers[victim].send_signal(signal.SIGKILL)
                 workers[victim].wait(timeout=10)
