@@ -80,10 +80,10 @@ class BatchCounts(TenantDocument):
 class SendSlot(TenantDocument):
     """Permission for one chunk of an organization's messages in one second.
 
-    `_id` is `"<organizationId>:<unix second>:<slot>"` with `slot < rate // chunk`: inserting it
-    is the claim, so however many dispatchers send for an organization, at most `rate`
-    messages start in any second, decided by the primary key alone (one insert per chunk, not
-    per message).
+    `_id` is `"<organizationId>:<unix second>:<slot>"`, the second read from the dispatchers'
+    clock, with `ceil(rate / chunk)` slots a second: inserting it is the claim, so however
+    many dispatchers send for an organization, at most `rate` messages start in any second,
+    decided by the primary key alone (one insert per chunk, not per message).
     """
 
     id: str | None = None  # type: ignore[assignment]

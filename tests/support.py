@@ -652,7 +652,7 @@ async def contact(org: Org, phone: str) -> dict[str, Any] | None:
 
 
 async def send(org: Org, count: int, tmp_path: Path, **overrides: Any) -> str:
-    """Creates a campaign of `count` contacts (`tests.factories.phones`) and sends it."""
+    """Creates a campaign of `count` contacts (`tests.support.phones`) and sends it."""
     campaign_id = await org.create(count, **overrides)
     await org.mutate("sendCampaignNow", campaign_id)
     provider = SimulatedProvider(tmp_path / f"{campaign_id}.jsonl")

@@ -26,7 +26,7 @@ from tests.support import (
 A_NUMBER = "+14155550100"
 B_NUMBER = "+14155550200"
 SHARED = "+15005550006"
-ALICE = "+12122000000"  # `tests.factories.phones` numbering
+ALICE = "+12122000000"  # `tests.support.phones` numbering
 BOB = "+12122000001"
 
 

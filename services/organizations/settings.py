@@ -1,8 +1,11 @@
-"""An organization's settings: the sending window (quiet hours), its time zone, its senders
-and how replies are handled (HELP's answer, the attribution window, an inbound contact's stage).
+"""An organization's settings: the sending window (quiet hours), its time zone, its rate, its
+senders and how replies are handled (HELP's answer, the attribution window, an inbound contact's
+stage).
 
-Only admins change them (the token's `admin` role); every member reads them. The document is
-created on the first change, so organizations that never changed anything cost no document.
+Only admins change the window and the zone (the token's `admin` role); every member reads them.
+The rate (messages per second) is the operator's: the deployment's default unless an
+organization's document overrides it. The document is created on the first change, so
+organizations that never changed anything cost no document.
 """
 
 from __future__ import annotations
@@ -74,6 +77,55 @@ async def send_window(tenant: Tenant, defaults: OrganizationSettings) -> SendWin
     end = parse_clock(current.sendWindowEnd, end=True)
     assert start is not None and end is not None  # checked when they were written
     return SendWindow(start, end, current.timezone)
+
+
+@dataclass(frozen=True)
+class SendingRules:
+    """What the dispatcher keeps for one organization."""
+
+    window: SendWindow
+    rate_per_second: int | None
+    """Messages the organization may start per second across all dispatchers (None: no
+    limit)."""
+
+
+async def sending_rules(
+    tenant: Tenant, defaults: OrganizationSettings, default_rate: int | None
+) -> SendingRules:
+    """The organization's window and rate, its own where it set them (one read by id)."""
+    rows = await tenant.raw_find(Organization, {"_id": tenant.organization_id}).to_list()
+    stored = rows[0] if rows else {}
+    start = parse_clock(stored.get("sendWindowStart") or defaults.sendWindowStart)
+    end = parse_clock(stored.get("sendWindowEnd") or defaults.sendWindowEnd, end=True)
+    assert start is not None and end is not None  # checked when they were written
+    window = SendWindow(start, end, stored.get("timezone") or defaults.timezone)
+    own = stored.get(RATE_FIELD)
+    rate = int(own) if isinstance(own, int) and own > 0 else default_rate
+    return SendingRules(window, rate)
+
+
+RATE_FIELD = "ratePerSecond"
+
+
+async def set_rate_per_second(tenant: Tenant, rate: int | None) -> None:
+    """Gives the organization its own rate limit, or (None) the deployment's back: an
+    operator's setting (a provider account's throughput), so it takes no caller."""
+    if rate is not None and rate < 1:
+        raise InvalidInput(
+            "Invalid organization settings",
+            [FieldError((RATE_FIELD,), "INVALID_RATE", "Use a whole number of at least 1")],
+        )
+    change: dict[str, Any] = (
+        {"$set": {RATE_FIELD: rate, "updatedAt": Tenant.now()}}
+        if rate is not None
+        else {"$unset": {RATE_FIELD: ""}, "$set": {"updatedAt": Tenant.now()}}
+    )
+    await tenant.update_one(
+        Organization,
+        {"_id": tenant.organization_id},
+        {**change, "$setOnInsert": {"createdAt": Tenant.now()}},
+        upsert=True,
+    )
 
 
 async def update_settings(

@@ -1,0 +1,383 @@
+"""Sending one claimed batch: render, opt-outs, quiet hours, provider calls, outcomes.
+
+- **One writer per document.** Recipients of a batch are written only by the batch's holder, in
+  bulk after every chunk (`BULK_CHUNK` statements per command); the batch's counts go to its own
+  `BatchCounts` document, after every chunk too.
+- **Never twice.** The provider gets the recipient's id as its idempotency key. Through a
+  provider that keeps no keys, each chunk is marked `sending` just before it is handed over, and
+  a recipient the next holder finds `sending` is marked `unknown`; through one that honours keys
+  nothing is marked, and whatever is unfinished is sent again with the same key.
+- **Pause and cancel** are read before a batch and between chunks of it: they take effect within
+  one chunk; recipients not sent yet stay `pending`, and resuming continues from there.
+- **Opt-outs** are read at send time: a contact opted out since creation is `skipped`.
+- **Quiet hours** (`services.organizations.quiet_hours`): recipients outside their local sending
+  window stay `pending`; the lease is given back until the earliest opening, which the batch's
+  counts keep as `nextSendAt`.
+- **Rate slots** are taken one chunk at a time and never waited for: when the organization's
+  second is used up, the batch is given back (the rest stays `pending`) and the caller says when
+  to come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from bson import ObjectId
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from models import BatchCounts, Campaign, Contact, Recipient
+from models.campaign import CampaignStatus
+from models.recipient import RecipientStatus
+from services.campaigns.templates import Template, TemplateError, parse_template
+from services.organizations.quiet_hours import SendWindow
+from services.sending import delivery, metrics
+from services.sending.config import DispatchConfig
+from services.sending.leases import Claim, Leases
+from services.sending.provider import UNSUBSCRIBED, Provider, SendError
+from services.sending.rate_slots import Grant
+from services.storage.tenancy import Tenant
+
+logger = logging.getLogger(__name__)
+
+R = RecipientStatus
+
+CONTACT_FIELDS = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
+PAGE_READ_MIN = 10
+"""A contact page (up to 100 contacts) is read whole when at least this many of a batch's
+recipients are on it; fewer are looked up by id."""
+
+
+class BatchResult(Enum):
+    DONE = "done"
+    WAITING = "waiting"
+    """Some recipients wait for their quiet hours to end; the lease is released until then."""
+    RATE_LIMITED = "rate_limited"
+    """The organization's rate slots of this second are used up; the lease is released."""
+    STOPPED = "stopped"
+    """Paused, cancelled or fenced out: leave the campaign for now."""
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    """How a turn at a batch ended, and (waiting, rate-limited) when to come back."""
+
+    result: BatchResult
+    at: datetime | None = None
+
+
+@dataclass
+class Outcome:
+    status: RecipientStatus
+    message_id: str | None = None
+    code: str | None = None
+    error: str | None = None
+
+
+class BatchSender:
+    """Sends claimed batches through one provider, at most `max_in_flight` sends at once."""
+
+    def __init__(self, provider: Provider, config: DispatchConfig, leases: Leases) -> None:
+        self.provider = provider
+        self.config = config
+        self.leases = leases
+        self._gate = asyncio.Semaphore(config.max_in_flight)
+
+    async def send(
+        self,
+        claim: Claim,
+        window: SendWindow,
+        grant: Grant,
+        next_grant: Callable[[], Awaitable[Grant | datetime]],
+    ) -> BatchEnd:
+        """Sends the batch's due recipients, the first chunk under `grant` and each further one
+        under a slot from `next_grant` (a time instead of a slot ends the turn); the lease is
+        renewed meanwhile and released at the end."""
+        renewing = asyncio.create_task(self.leases.renew_forever(claim))
+        try:
+            return await self._send(claim, window, grant, next_grant)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _send(
+        self,
+        claim: Claim,
+        window: SendWindow,
+        grant: Grant,
+        next_grant: Callable[[], Awaitable[Grant | datetime]],
+    ) -> BatchEnd:
+        tenant = claim.tenant
+        found = await tenant.raw_find(
+            Campaign, {"_id": claim.campaign_id}, {"status": 1, "message": 1}
+        ).to_list()
+        if not found or found[0].get("status") != CampaignStatus.SENDING.value:
+            await self.leases.release(claim, done=not found)
+            return BatchEnd(BatchResult.STOPPED)
+        message = str(found[0].get("message") or "")
+        rows = await tenant.raw_find(
+            Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}
+        ).to_list()
+        outcomes: dict[ObjectId, Outcome] = {}
+        queue: list[dict[str, Any]] = []
+        for row in rows:
+            status = R(row["status"])
+            if status is R.PENDING:
+                queue.append(row)
+            elif status is R.SENDING and row.get("leaseEpoch") != claim.epoch:
+                # Its sender died between handing it over and recording the answer.
+                if self.provider.honours_idempotency:
+                    queue.append(row)  # the same key: the provider answers, never sends twice
+                else:
+                    outcomes[row["_id"]] = Outcome(
+                        R.UNKNOWN,
+                        code="OUTCOME_UNKNOWN",
+                        error="The sender stopped while sending; not resent, as the provider "
+                        "keeps no idempotency keys",
+                    )
+        contacts = await self._contacts(tenant, queue)
+        # Quiet hours: who may be messaged now, in their own time zone; the others wait.
+        now = self.config.clock()
+        ready: list[dict[str, Any]] = []
+        next_send: datetime | None = None
+        for row in queue:
+            contact = contacts.get(row["contactId"])
+            phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
+            if phone and not window.is_open(phone, now):
+                opens = window.next_opening(phone, now)
+                next_send = opens if next_send is None else min(next_send, opens)
+            else:
+                ready.append(row)
+        try:
+            template = parse_template(message)
+        except TemplateError:
+            template = None
+        stopped = False
+        limited: datetime | None = None
+        waiting = len(queue) - len(ready)
+        recorded: set[ObjectId] = set()
+
+        async def record() -> None:
+            """Writes the outcomes not written yet and the batch's counts: after every chunk,
+            so recipients and stats stay true while a rate-limited campaign takes minutes."""
+            fresh = {rid: o for rid, o in outcomes.items() if rid not in recorded}
+            await self._write_outcomes(claim, fresh)
+            recorded.update(fresh)
+            final = {row["_id"]: R(row["status"]) for row in rows}
+            final.update({rid: outcome.status for rid, outcome in outcomes.items()})
+            await self._write_counts(claim, Counter(final.values()), next_send, waiting)
+
+        start = 0
+        while start < len(ready):
+            if start:
+                more = await next_grant()
+                if isinstance(more, datetime):
+                    limited = more  # the rest when the organization's next slot comes
+                    break
+                grant = more
+                if not await self._still_sending(claim):
+                    stopped = True
+                    break
+                # Fencing; not before the first chunk: the lease was just inserted and is
+                # renewed, so no later epoch can exist yet.
+                if not await self.leases.holds(claim):
+                    logger.info("fenced out of %s batch %d", claim.campaign_id, claim.batch)
+                    return BatchEnd(BatchResult.STOPPED)
+            chunk = ready[start : start + grant.size]
+            start += len(chunk)
+            await self._mark_sending(claim, chunk)
+            results = await asyncio.gather(
+                *(
+                    self._deliver(tenant, row, contacts.get(row["contactId"]), template)
+                    for row in chunk
+                )
+            )
+            outcomes.update(
+                {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
+            )
+            await record()
+        if not ready or len(recorded) < len(outcomes):
+            await record()  # nothing was sent (or only outcomes decided up front): still counts
+        if stopped:
+            await self.leases.release(claim, done=False)
+            return BatchEnd(BatchResult.STOPPED)
+        if limited is not None:
+            await self.leases.release(claim, done=False)
+            return BatchEnd(BatchResult.RATE_LIMITED, limited)
+        if next_send is not None:
+            await self.leases.release(claim, done=False, until=next_send)
+            return BatchEnd(BatchResult.WAITING, next_send)
+        await self.leases.release(claim, done=True)
+        metrics.BATCHES_DONE.inc()
+        return BatchEnd(BatchResult.DONE)
+
+    async def _write_outcomes(self, claim: Claim, outcomes: Mapping[ObjectId, Outcome]) -> None:
+        """Records each outcome on its recipient (`BULK_CHUNK` statements per command)."""
+        written = Tenant.now()
+        updates: list[tuple[ObjectId, Mapping[str, Any]]] = []
+        for recipient_id, outcome in outcomes.items():
+            fields: dict[str, Any] = {
+                "status": outcome.status.value,
+                "leaseEpoch": claim.epoch,
+                "updatedAt": written,
+                "errorCode": outcome.code,
+                "error": outcome.error,
+            }
+            if outcome.status is R.SENT:
+                fields.update(providerMessageId=outcome.message_id, sentAt=written)
+            updates.append((recipient_id, fields))
+        await claim.tenant.update_each(Recipient, updates)
+        for outcome in outcomes.values():
+            metrics.MESSAGES.labels(self.provider.name, outcome.status.value).inc()
+
+    async def _mark_sending(self, claim: Claim, chunk: Sequence[Mapping[str, Any]]) -> None:
+        """Marks one chunk's pending recipients `sending` under this epoch, in one command,
+        just before they are handed over: a recipient found `sending` later was handed to the
+        provider, and only those can end `unknown`. The batch equality narrows it on every
+        server; the id list then picks the chunk among at most 100 rows (FerretDB evaluates the
+        `$in` itself, over the batch's rows only), cheaper than one update per recipient.
+
+        A provider that honours idempotency keys needs no mark (one write per chunk saved):
+        whatever is unfinished after a crash goes to it again with the same key, and it answers
+        with the first message's id instead of sending a second."""
+        if self.provider.honours_idempotency:
+            return
+        pending = [row["_id"] for row in chunk if row["status"] == R.PENDING.value]
+        if pending:
+            await claim.tenant.update_many(
+                Recipient,
+                {
+                    "campaignId": claim.campaign_id,
+                    "batch": claim.batch,
+                    "status": R.PENDING.value,
+                    "_id": {"$in": pending},
+                },
+                {"$set": {"status": R.SENDING.value, "leaseEpoch": claim.epoch}},
+            )
+
+    async def _deliver(
+        self,
+        tenant: Tenant,
+        row: Mapping[str, Any],
+        contact: Mapping[str, Any] | None,
+        template: Template | None,
+    ) -> Outcome:
+        if contact is None:
+            return Outcome(R.SKIPPED, code="CONTACT_DELETED", error="The contact was deleted")
+        if contact.get("optedOut"):
+            return Outcome(R.SKIPPED, code="OPTED_OUT", error="The contact opted out")
+        if template is None:
+            return Outcome(
+                R.FAILED, code="INVALID_TEMPLATE", error="The message cannot be rendered"
+            )
+        try:
+            rendered = template.render({k: contact.get(k) for k in template.placeholders()})
+        except TemplateError as exc:
+            return Outcome(R.FAILED, code="MESSAGE_TOO_LONG", error=str(exc))
+        if rendered.missing:
+            missing = ", ".join(rendered.missing)
+            return Outcome(R.SKIPPED, code="MISSING_FIELDS", error=f"No value for {missing}")
+        key = str(row["_id"])
+        started = time.perf_counter()
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(lambda e: isinstance(e, SendError) and e.transient),
+                stop=stop_after_attempt(self.config.send_attempts),
+                wait=wait_exponential_jitter(
+                    multiplier=self.config.retry_initial_s,
+                    max=self.config.retry_max_s,
+                    jitter=self.config.retry_initial_s,
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    async with self._gate:
+                        message_id = await self.provider.send(
+                            contact["phoneNumber"], rendered.text, key
+                        )
+        except SendError as exc:
+            if exc.unknown:
+                return Outcome(R.UNKNOWN, code=exc.code, error=exc.message)
+            if exc.code == UNSUBSCRIBED:
+                await delivery.opt_out_unsubscribed(tenant, row["contactId"])
+                return Outcome(R.SKIPPED, code="OPTED_OUT", error=exc.message)
+            return Outcome(R.FAILED, code=exc.code, error=exc.message)
+        finally:
+            metrics.SEND_SECONDS.labels(self.provider.name).observe(time.perf_counter() - started)
+        return Outcome(R.SENT, message_id=message_id)
+
+    async def _contacts(
+        self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]
+    ) -> dict[ObjectId, dict[str, Any]]:
+        """The queued recipients' contacts as they are now (opt-outs are read at send time).
+
+        Contacts created together sit on the same few list pages, and recipients keep their
+        contact's page: a batch of a campaign built from new contacts is one or two reads of a
+        page by equality. Recipients whose contacts are scattered over many pages (or that
+        predate `contactPage`) are looked up by id.
+        """
+        wanted = {row["contactId"] for row in queue}
+        pages = Counter(row.get("contactPage") for row in queue)
+        by_page = {page for page, n in pages.items() if page is not None and n >= PAGE_READ_MIN}
+        found: dict[ObjectId, dict[str, Any]] = {}
+        reads = [
+            tenant.raw_find(Contact, {"page": page}, CONTACT_FIELDS).to_list()
+            for page in sorted(by_page)
+        ]
+        for rows in await asyncio.gather(*reads):
+            found.update({row["_id"]: row for row in rows if row["_id"] in wanted})
+        rest = [row["contactId"] for row in queue if row.get("contactPage") not in by_page]
+        for row in await tenant.raw_find_in(Contact, "_id", rest, CONTACT_FIELDS):
+            found[row["_id"]] = row
+        return found
+
+    async def _still_sending(self, claim: Claim) -> bool:
+        rows = await claim.tenant.raw_find(
+            Campaign, {"_id": claim.campaign_id}, {"status": 1}
+        ).to_list()
+        return bool(rows) and rows[0].get("status") == CampaignStatus.SENDING.value
+
+    async def _write_counts(
+        self,
+        claim: Claim,
+        tally: Counter[RecipientStatus],
+        next_send: datetime | None,
+        waiting: int,
+    ) -> None:
+        counts = {
+            "sent": tally[R.SENT],
+            "failed": tally[R.FAILED],
+            "skipped": tally[R.SKIPPED],
+            "unknown": tally[R.UNKNOWN],
+            "nextSendAt": next_send,
+            "waiting": waiting if next_send is not None else 0,
+            "epoch": claim.epoch,
+            "updatedAt": Tenant.now(),
+        }
+        await claim.tenant.update_one(
+            BatchCounts,
+            {"_id": f"{claim.campaign_id}:{claim.batch}"},
+            {
+                "$set": counts,
+                "$setOnInsert": {
+                    "campaignId": claim.campaign_id,
+                    "batch": claim.batch,
+                    "createdAt": Tenant.now(),
+                },
+            },
+            upsert=True,
+        )
