@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -22,17 +22,7 @@ from models.base import utcnow
 from services.organizations.settings import set_rate_per_second
 from services.sending.dispatcher import DispatchConfig, Dispatcher
 from services.sending.providers import SimulatedProvider, read_ledger
-from tests.support import FAST, Org, ledger_keys
-
-
-class Clock:
-    """A clock the test moves (leases, quiet hours and rate slots read it)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.support import FAST, Clock, Org, ledger_keys
 
 
 def sent_by(ledger: Path, starts: dict[str, int]) -> Counter[str]:
