@@ -119,6 +119,8 @@ class Message(TenantDocument):
                 [("organizationId", pymongo.ASCENDING), ("status", pymongo.ASCENDING)],
                 name="org_status",
             ),
+            # Held messages are found in every organization, as the dispatcher finds campaigns.
+            IndexModel([("status", pymongo.ASCENDING)], name="status_across_organizations"),
         ]
 
 

@@ -44,6 +44,14 @@ class BatchLease(TenantDocument):
                 ],
                 name="org_campaign_batch",
             ),
+            IndexModel(  # a campaign's finished batches, read when it may be complete
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("done", pymongo.ASCENDING),
+                ],
+                name="org_campaign_done",
+            ),
         ]
 
 
