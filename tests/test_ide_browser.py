@@ -10,13 +10,10 @@ real schema with a token typed into the headers editor. A missing Chromium is a 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import queue
 import re
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,59 +34,22 @@ from tests.support import (
     client_with,
     make_settings,
     open_page,
-    serving,
+    serving_in_thread,
     token,
 )
 
-SERVER_START_TIMEOUT_S = 60.0
 PARSE_TIMEOUT_S = 10.0
 
 
 @pytest.fixture(scope="module")
 def base_url(mongo_uri: str) -> Iterator[str]:
-    """Serves the real app with uvicorn on a loopback port; yields its base URL.
-
-    The server runs in a thread with its own event loop (not pytest's session loop): the
-    browser tests are synchronous and block this thread while Chromium talks to the server.
-    `serving` runs the app's lifespan (so the database connection) and drops the database.
-    """
+    """Serves the real app with uvicorn on a loopback port, from a thread of its own (the
+    browser tests are synchronous and block this thread while Chromium talks to the server)."""
     missing = assets.missing_ide_assets()
     assert not missing, f"GraphiQL assets not installed ({missing}); run: {assets.INSTALL_HINT}"
     # Development: a browser on this machine gets the IDE with a fresh token prefilled.
-    settings = make_settings(mongo_uri, environment="development")
-    started: queue.Queue[str | BaseException] = queue.Queue()
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    async def serve() -> None:
-        async with serving(settings) as url:
-            started.put(url)
-            await asyncio.to_thread(stop.wait)
-
-    def run() -> None:
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:  # reported to the test thread, not lost in this one
-            errors.append(exc)
-            started.put(exc)
-
-    thread = threading.Thread(target=run, name="uvicorn-ide-tests", daemon=True)
-    thread.start()
-    try:
-        try:
-            first = started.get(timeout=SERVER_START_TIMEOUT_S)
-        except queue.Empty:
-            raise AssertionError(
-                f"uvicorn did not start within {SERVER_START_TIMEOUT_S} s"
-            ) from None
-        if isinstance(first, BaseException):
-            raise AssertionError(f"uvicorn failed to start: {first!r}") from first
-        yield first
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-    assert not thread.is_alive(), "uvicorn did not stop within 30 s"
-    assert not errors, f"the server thread failed: {errors!r}"
+    with serving_in_thread(make_settings(mongo_uri, environment="development")) as url:
+        yield url
 
 
 def fetch_page(base_url: str) -> str:
