@@ -142,10 +142,7 @@ async def send_message(
     settings: SettingsDep,
     idempotency_key: Annotated[
         str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Retries with the same key return the first message, never a second",
-        ),
+        Header(alias="Idempotency-Key", description=_SEND["idempotencyKey"].description),
     ] = None,
 ) -> MessageEnvelope:
     key = idempotency_key or body.idempotencyKey
