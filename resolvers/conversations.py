@@ -21,7 +21,10 @@ from schema.conversations import (
     SendMessageInput,
     SendMessagePayload,
 )
+from schema.derive import to_command
+from schema.outputs import ConversationOut, MessageOut
 from schema.pagination import Connection
+from services import inputs as commands
 from services.conversations import inbox, live, outbound
 from services.organizations.settings import defaults_from
 from services.sending.provider import Provider
@@ -44,17 +47,31 @@ def _cursors(settings: Settings) -> Cursors:
     return Cursors(settings, "conversations:activity:desc")
 
 
-def _id(raw: str | None, field: str) -> ObjectId | None:
+def inbox_filter(
+    command: commands.ConversationFilter | None, at: tuple[str, ...] = ()
+) -> inbox.InboxFilter:
+    """The inbox's filter for a `ConversationFilter` of either API; `at` prefixes error paths."""
+    if command is None:
+        return inbox.InboxFilter()
+    return inbox.InboxFilter(
+        assignedTo=_id(command.assignedTo, (*at, "assignedTo")),
+        unread=command.unread,
+        campaignId=_id(command.campaignId, (*at, "campaignId")),
+        search=command.search,
+    )
+
+
+def _id(raw: str | None, path: tuple[str, ...]) -> ObjectId | None:
     if raw is None:
         return None
     if not ObjectId.is_valid(raw):
         message = f"'{raw}' is not an id"
-        raise InvalidInput(message, [FieldError(("filter", field), "INVALID_ID", message)])
+        raise InvalidInput(message, [FieldError(path, "INVALID_ID", message)])
     return ObjectId(raw)
 
 
 def _conversation(found: inbox.Conversation | None) -> Conversation | None:
-    return Conversation(state=found) if found is not None else None
+    return ConversationOut.of(found) if found is not None else None  # type: ignore[return-value]
 
 
 @strawberry.type
@@ -75,14 +92,7 @@ class ConversationQueries:
         size = page_size(first)
         cursors = _cursors(context.settings)
         before = int(cursors.decode(after)[0]) if after is not None else None
-        where = inbox.InboxFilter()
-        if filter is not None:
-            where = inbox.InboxFilter(
-                assignedTo=_id(filter.assigned_to, "assignedTo"),
-                unread=filter.unread,
-                campaignId=_id(filter.campaign_id, "campaignId"),
-                search=filter.search,
-            )
+        where = inbox_filter(to_command(filter, "filter") if filter else None, ("filter",))
         found = await inbox.list_conversations(
             context.tenant, first=size, before=before, where=where
         )
@@ -96,7 +106,7 @@ class ConversationQueries:
         async def count() -> int:
             return await inbox.count_conversations(context.tenant)
 
-        return Connection.of(page, lambda item: Conversation(state=item), count)
+        return Connection.of(page, ConversationOut.of, count)
 
     @strawberry.field(
         description="A contact's conversation; null while it has no messages or when the "
@@ -122,14 +132,15 @@ class ConversationMutations:
     @user_errors
     async def send_message(self, info: Info, input: SendMessageInput) -> SendMessagePayload:
         context = info.context
+        command: commands.SendMessageInput = to_command(input, "message")
         sent = await outbound.send_message(
             context.tenant,
-            outbound.Outgoing(str(input.contact_id), input.body, input.idempotency_key),
+            outbound.Outgoing(command.contactId, command.body, command.idempotencyKey),
             provider=provider_for(context.settings),
             settings=context.settings,
             defaults=defaults_from(context.settings),
         )
-        return SendMessagePayload(message=Message(state=sent))
+        return SendMessagePayload(message=MessageOut.of(sent))  # type: ignore[arg-type]
 
     @strawberry.mutation(
         description="Gives a conversation to a rep of the organization (null: back to the "
@@ -177,4 +188,4 @@ class ConversationSubscriptions:
             rep = ObjectId(str(assigned_to))
         organization = info.context.tenant.organization_id
         async for item in live.WATCHER.listen(organization, rep):
-            yield Message(state=item)
+            yield MessageOut.of(item)  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""What a campaign, a contact and a recipient look like to callers: one declaration per shape.
+"""What callers see of campaigns, contacts, recipients and conversations: one declaration each.
 
 Each field, its type and its description are written here once. The GraphQL types are derived
 from these models (`schema.derive`), and the REST routes return them (with the legacy date
@@ -25,7 +25,10 @@ from models.campaign import (
     FailedDetail,
     MessageStats,
 )
+from models.conversation import Direction
 from models.recipient import DeliveryStatus, RecipientRow, RecipientStatus
+from services.conversations.inbox import Conversation
+from services.conversations.threads import ThreadMessage
 from services.inputs import Id
 
 
@@ -279,3 +282,69 @@ class HistoryEntryOut(_Out):
 def _status(value: str | None) -> CampaignStatus | None:
     known = {s.value for s in CampaignStatus}
     return CampaignStatus(value) if value is not None and value in known else None
+
+
+class MessageOut(_Out):
+    """One message of a contact's thread, either way."""
+
+    id: Id = Field(
+        alias="_id", description="The message's id (a campaign send: its recipient's id)."
+    )
+    contactId: Id = Field(description="The contact of the thread.")
+    direction: Direction = Field(description="INBOUND from the contact, OUTBOUND to it.")
+    body: str = Field(description="The text, as the contact got or wrote it.")
+    media: list[str] = Field(description="URLs of attached media (MMS), in order.")
+    from_: str | None = Field(alias="from", description="The sending number, when known.")
+    to: str | None = Field(description="The receiving number.")
+    status: str = Field(
+        description="received (inbound); waiting (quiet hours), sending, sent, delivered, "
+        "undelivered, failed or unknown (outbound)."
+    )
+    errorCode: str | None = Field(description="Why an outbound message failed (provider code).")
+    campaignId: Id | None = Field(
+        description="The campaign it belongs to: a campaign's send, or the reply attributed to it."
+    )
+    createdAt: datetime = Field(description="When it was sent or received (UTC).")
+    nextSendAt: datetime | None = Field(
+        description="When a message held by quiet hours goes out; else null."
+    )
+
+    @classmethod
+    def of(cls, item: ThreadMessage) -> MessageOut:
+        return cls.model_validate(
+            {
+                "_id": str(item.id),
+                "contactId": str(item.contactId),
+                "direction": item.direction,
+                "body": item.body,
+                "media": list(item.media),
+                "from": item.fromNumber,
+                "to": item.toNumber,
+                "status": item.status,
+                "errorCode": item.errorCode,
+                "campaignId": str(item.campaignId) if item.campaignId else None,
+                "createdAt": item.createdAt,
+                "nextSendAt": item.nextSendAt,
+            }
+        )
+
+
+class ConversationOut(_Out):
+    """A contact's conversation as the inbox shows it."""
+
+    contact: ContactOut = Field(description="The contact.")
+    lastMessage: MessageOut = Field(description="The newest message of the thread.")
+    unreadCount: int = Field(description="Messages received since a rep last marked it read.")
+    owner: Id | None = Field(
+        description="Who answers it (a user id): the rep it was assigned to, else the rep of "
+        "the campaign the latest reply answered, else the contact's owner; null: nobody."
+    )
+
+    @classmethod
+    def of(cls, found: Conversation) -> ConversationOut:
+        return cls(
+            contact=ContactOut.of(found.contact),
+            lastMessage=MessageOut.of(found.lastMessage),
+            unreadCount=found.unreadCount,
+            owner=str(found.owner) if found.owner else None,
+        )

@@ -410,3 +410,24 @@ class UpdateOrganizationSettingsInput(_Input):
     inboundContactStatus: Text | None = Field(
         default=None, description="The stage of a contact created by its own first message."
     )
+
+
+class ConversationFilter(_Input):
+    """Which conversations to list; every condition given must hold."""
+
+    assignedTo: Id | None = Field(default=None, description="Owned by this rep.")
+    unread: bool | None = Field(  # lax: REST reads it from a query string ("true", "1")
+        default=None, description="true: with unread messages; false: all read."
+    )
+    campaignId: Id | None = Field(default=None, description="With a message of this campaign.")
+    search: Text | None = Field(default=None, description="Part of the contact's name or phone.")
+
+
+class SendMessageInput(_Input):
+    """A rep's message to one contact."""
+
+    contactId: Id = Field(description="The contact to message.")
+    body: Text = Field(description="The text; placeholders as in campaigns ({{firstName|there}}).")
+    idempotencyKey: Text = Field(
+        description="Retries with the same key return the first message, never a second one."
+    )

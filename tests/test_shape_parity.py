@@ -32,6 +32,8 @@ COMPONENTS: dict[str, Any] = OPENAPI["components"]["schemas"]
 
 REST_NAMES = {"id": "_id"}
 """GraphQL's `id` is the legacy contract's `_id`."""
+ENUM_NAMES = {"MessageDirection": "Direction"}
+"""One enum, two published names: GraphQL's says whose direction it is."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,11 @@ class Pair:
     """Fields both have, with a different type (and so their own description) on purpose."""
 
 
+PAGE_PARAMETERS = {
+    "limit": "REST's page size (GraphQL: first)",
+    "after": "the cursor, as in GraphQL",
+}
+"""A filter is a list route's query parameters in REST, beside the page's own."""
 STRINGS_CHECKED_BY_THE_SERVICE = "REST takes the string and the service answers its own code"
 
 PAIRS = [
@@ -73,6 +80,18 @@ PAIRS = [
     Pair("UpdateCampaignInput", "UpdateCampaignInput", {}, {}, {}),
     Pair("CreateContactInput", "CreateContactInput", {}, {}, {}),
     Pair("UpdateContactInput", "ContactFields", {}, {}, {}),
+    Pair("Message", "MessageOut", {
+        "contact": "GraphQL-only nested contact (REST: contactId)",
+        "campaign": "GraphQL-only nested campaign (REST: campaignId)",
+    }, {"contactId": "REST's id of GraphQL's nested contact",
+        "campaignId": "REST's id of GraphQL's nested campaign"}, {}),
+    Pair("Conversation", "ConversationOut", {}, {},
+         {"owner": "GraphQL resolves the rep as a User; REST gives the user id"}),
+    Pair("ContactFilter", "GET /api/contacts", {}, PAGE_PARAMETERS, {}),
+    Pair("ConversationFilter", "GET /api/conversations", {}, PAGE_PARAMETERS, {}),
+    Pair("SendMessageInput", "SendMessageBody",
+         {"contactId": "REST takes the contact from the path"}, {},
+         {"idempotencyKey": "REST may send the Idempotency-Key header instead: optional there"}),
     Pair("UserError", "ErrorItem", {}, {},
          {"field": "GraphQL: a list of argument names; REST: the legacy dotted string"}),
 ]  # fmt: skip
@@ -99,7 +118,7 @@ def _graphql_type(field: GraphQLField | GraphQLInputField) -> tuple[str, ...]:
 
 def _graphql_named(kind: GraphQLNamedType) -> str:
     if isinstance(kind, GraphQLEnumType):
-        return f"enum {kind.name}"
+        return f"enum {ENUM_NAMES.get(kind.name, kind.name)}"
     if isinstance(kind, GraphQLObjectType | GraphQLInputObjectType):
         return f"shape {PAIRED.get(kind.name, kind.name)}"
     return {"ID": "string", "String": "string", "DateTime": "string", "Int": "integer"}.get(
@@ -123,7 +142,7 @@ def _openapi_type(node: dict[str, Any], nullable: bool = False) -> tuple[str, ..
 
 
 def _openapi_fields(name: str, inputs: bool) -> dict[str, tuple[tuple[str, ...], str | None]]:
-    component = COMPONENTS[name]
+    component = _query(name) if " " in name else COMPONENTS[name]
     required = set(component.get("required", ()))
     out = {}
     for field, node in component["properties"].items():
@@ -132,6 +151,20 @@ def _openapi_fields(name: str, inputs: bool) -> dict[str, tuple[tuple[str, ...],
             kind = ("null", *kind)  # may be left out: GraphQL's nullable input field
         out[field] = (kind, node.get("description"))
     return out
+
+
+def _query(route: str) -> dict[str, Any]:
+    """A route's query parameters ("GET /api/x"), read as one input shape."""
+    method, path = route.split(" ")
+    parameters = [
+        p for p in OPENAPI["paths"][path][method.lower()]["parameters"] if p["in"] == "query"
+    ]
+    return {
+        "properties": {
+            p["name"]: {**p["schema"], "description": p.get("description")} for p in parameters
+        },
+        "required": [p["name"] for p in parameters if p.get("required")],
+    }
 
 
 def _graphql_fields(name: str) -> dict[str, tuple[tuple[str, ...], str | None]]:

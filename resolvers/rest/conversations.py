@@ -2,89 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from bson import ObjectId
 from fastapi import APIRouter, Header, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from core.errors import FieldError, InvalidInput
-from models.conversation import Direction
-from resolvers.conversations import provider_for
+from resolvers.conversations import inbox_filter, provider_for
 from resolvers.deps import CurrentTenant, SettingsDep
 from resolvers.rest.models import CursorPagination, Envelope, error_responses
-from resolvers.rest.shapes import ContactOut, LegacyDateTime
+from resolvers.rest.shapes import ContactOut, legacy_dates
+from schema import outputs
+from services import inputs as commands
 from services.contacts import queries as contact_queries
 from services.conversations import inbox, outbound, threads
-from services.conversations.inbox import Conversation
-from services.conversations.threads import ThreadMessage
 from services.inputs import Text
 from services.organizations.settings import defaults_from
 from services.storage.pages import Cursors
 
 router = APIRouter(prefix="/api", tags=["conversations"])
 
-
-class MessageOut(BaseModel):
-    """One message of a contact's thread, either way."""
-
-    id: str = Field(alias="_id", description="A campaign's send: its recipient's id")
-    contactId: str
-    direction: Direction
-    body: str
-    media: list[str] = Field(description="URLs of attached media (MMS)")
-    from_: str | None = Field(alias="from", description="The sending number, when known")
-    to: str | None
-    status: str = Field(
-        description="received; waiting, sending, sent, delivered, undelivered, failed, unknown"
+if TYPE_CHECKING:  # the same shapes as far as types go; only their JSON dates differ
+    MessageOut = outputs.MessageOut
+    ConversationOut = outputs.ConversationOut
+else:
+    MessageOut = legacy_dates(outputs.MessageOut)
+    _nested = outputs.ConversationOut.model_fields
+    ConversationOut = create_model(  # its contact and message with legacy dates too
+        "ConversationOut",
+        __base__=outputs.ConversationOut,
+        __module__=__name__,
+        __doc__=outputs.ConversationOut.__doc__,
+        contact=(ContactOut, _nested["contact"]),
+        lastMessage=(MessageOut, _nested["lastMessage"]),
     )
-    errorCode: str | None
-    campaignId: str | None
-    createdAt: LegacyDateTime
-    nextSendAt: LegacyDateTime | None = Field(description="When a held message goes out")
 
-    @classmethod
-    def of(cls, item: ThreadMessage) -> MessageOut:
-        return cls.model_validate(
-            {
-                "_id": str(item.id),
-                "contactId": str(item.contactId),
-                "direction": item.direction,
-                "body": item.body,
-                "media": list(item.media),
-                "from": item.fromNumber,
-                "to": item.toNumber,
-                "status": item.status,
-                "errorCode": item.errorCode,
-                "campaignId": str(item.campaignId) if item.campaignId else None,
-                "createdAt": item.createdAt,
-                "nextSendAt": item.nextSendAt,
-            }
-        )
-
-
-class ConversationOut(BaseModel):
-    """A contact's conversation as the inbox shows it."""
-
-    contact: ContactOut
-    lastMessage: MessageOut
-    unreadCount: int
-    owner: str | None = Field(description="User id of the rep who answers it")
-
-    @classmethod
-    def of(cls, found: Conversation) -> ConversationOut:
-        return cls(
-            contact=ContactOut.of(found.contact),
-            lastMessage=MessageOut.of(found.lastMessage),
-            unreadCount=found.unreadCount,
-            owner=str(found.owner) if found.owner else None,
-        )
+_SEND = commands.SendMessageInput.model_fields
 
 
 class SendMessageBody(BaseModel):
-    """A rep's message to the contact."""
+    """A rep's message to the contact of the path: `SendMessageInput` without its id."""
 
-    body: Text = Field(description="Placeholders as in campaigns ({{firstName|there}})")
+    body: Text = Field(description=_SEND["body"].description)
     idempotencyKey: Text | None = Field(
         default=None, description="Or the Idempotency-Key header: a retry returns the first"
     )
@@ -106,15 +66,6 @@ class ConversationListEnvelope(Envelope[list[ConversationOut]]):
     pagination: CursorPagination
 
 
-def _id(raw: str | None, field: str) -> ObjectId | None:
-    if raw is None:
-        return None
-    if not ObjectId.is_valid(raw):
-        message = f"'{raw}' is not an id"
-        raise InvalidInput(message, [FieldError((field,), "INVALID_ID", message)])
-    return ObjectId(raw)
-
-
 @router.get(
     "/conversations",
     summary="List conversations, newest activity first",
@@ -128,19 +79,12 @@ async def list_conversations(
     after: Annotated[
         str | None, Query(description="`pagination.nextCursor` of the previous page")
     ] = None,
-    assignedTo: Annotated[str | None, Query(description="Owned by this rep")] = None,
-    unread: Annotated[bool | None, Query(description="With unread messages or not")] = None,
-    campaignId: Annotated[str | None, Query(description="With a message of it")] = None,
-    search: Annotated[str | None, Query(description="Part of a name or phone")] = None,
+    *,
+    filter: Annotated[commands.ConversationFilter, Query()],  # its fields, by name
 ) -> ConversationListEnvelope:
     cursors = Cursors(settings, "conversations:activity:desc")
     before = int(cursors.decode(after)[0]) if after is not None else None
-    where = inbox.InboxFilter(
-        assignedTo=_id(assignedTo, "assignedTo"),
-        unread=unread,
-        campaignId=_id(campaignId, "campaignId"),
-        search=search,
-    )
+    where = inbox_filter(filter)
     found = await inbox.list_conversations(tenant, first=limit, before=before, where=where)
     next_cursor = None
     if found.resume is not None:
@@ -198,19 +142,19 @@ async def send_message(
     settings: SettingsDep,
     idempotency_key: Annotated[
         str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Retries with the same key return the first message, never a second",
-        ),
+        Header(alias="Idempotency-Key", description=_SEND["idempotencyKey"].description),
     ] = None,
 ) -> MessageEnvelope:
     key = idempotency_key or body.idempotencyKey
     if not key:
         message = "Send an Idempotency-Key header (or idempotencyKey): retries must be safe"
         raise InvalidInput(message, [FieldError(("idempotencyKey",), "REQUIRED", message)])
+    command = commands.parse_as(
+        commands.SendMessageInput, {"contactId": id, "body": body.body, "idempotencyKey": key}
+    )
     sent = await outbound.send_message(
         tenant,
-        outbound.Outgoing(id, body.body, key),
+        outbound.Outgoing(command.contactId, command.body, command.idempotencyKey),
         provider=provider_for(settings),
         settings=settings,
         defaults=defaults_from(settings),
