@@ -10,7 +10,7 @@ from graphql import GraphQLError
 from strawberry.permission import BasePermission
 
 from core.config import Settings
-from core.errors import FieldError, InvalidInput, NotFound
+from core.errors import NotFound
 from resolvers.payloads import user_errors
 from schema.context import Info, IsAuthenticated
 from schema.conversations import (
@@ -29,7 +29,6 @@ from services.conversations import inbox, live, outbound
 from services.organizations.settings import defaults_from
 from services.sending.provider import Provider
 from services.sending.providers import provider_from
-from services.storage.pages import Cursors, LazyCursors, Page, page_size
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 _providers: dict[int, Provider] = {}
@@ -41,33 +40,6 @@ def provider_for(settings: Settings) -> Provider:
     if key not in _providers:
         _providers[key] = provider_from(settings)
     return _providers[key]
-
-
-def _cursors(settings: Settings) -> Cursors:
-    return Cursors(settings, "conversations:activity:desc")
-
-
-def inbox_filter(
-    command: commands.ConversationFilter | None, at: tuple[str, ...] = ()
-) -> inbox.InboxFilter:
-    """The inbox's filter for a `ConversationFilter` of either API; `at` prefixes error paths."""
-    if command is None:
-        return inbox.InboxFilter()
-    return inbox.InboxFilter(
-        assignedTo=_id(command.assignedTo, (*at, "assignedTo")),
-        unread=command.unread,
-        campaignId=_id(command.campaignId, (*at, "campaignId")),
-        search=command.search,
-    )
-
-
-def _id(raw: str | None, path: tuple[str, ...]) -> ObjectId | None:
-    if raw is None:
-        return None
-    if not ObjectId.is_valid(raw):
-        message = f"'{raw}' is not an id"
-        raise InvalidInput(message, [FieldError(path, "INVALID_ID", message)])
-    return ObjectId(raw)
 
 
 def _conversation(found: inbox.Conversation | None) -> Conversation | None:
@@ -89,18 +61,9 @@ class ConversationQueries:
         filter: ConversationFilter | None = None,
     ) -> Connection[Conversation]:
         context = info.context
-        size = page_size(first)
-        cursors = _cursors(context.settings)
-        before = int(cursors.decode(after)[0]) if after is not None else None
-        where = inbox_filter(to_command(filter, "filter") if filter else None, ("filter",))
-        found = await inbox.list_conversations(
-            context.tenant, first=size, before=before, where=where
-        )
-        page = Page(
-            found.items,
-            LazyCursors(cursors, found.items, lambda c: (c.position, c.lastStored)),
-            found.has_next,
-            resume=cursors.encode(found.resume, ObjectId()) if found.resume else None,
+        where = inbox.filter_of(to_command(filter, "filter") if filter else None, ("filter",))
+        page = await inbox.conversations_page(
+            context.tenant, context.settings, first=first, after=after, where=where
         )
 
         async def count() -> int:

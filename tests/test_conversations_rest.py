@@ -93,3 +93,15 @@ async def test_an_opted_out_contact_is_a_conflict(hooked: httpx.AsyncClient) -> 
     assert sent.json()["errors"] == [
         {"field": "contactId", "code": "OPTED_OUT", "message": sent.json()["errors"][0]["message"]}
     ]
+
+
+async def test_a_page_size_out_of_range_is_refused_like_every_list(
+    hooked: httpx.AsyncClient,
+) -> None:
+    org = Org(hooked)
+    found = await make_contact(org.id, ALICE)
+    for path in ("/api/conversations?limit=500", f"/api/contacts/{found.id}/messages?limit=0"):
+        answer = await hooked.get(path, headers=org.headers)
+        assert answer.status_code == 400, path
+        [error] = answer.json()["errors"]
+        assert (error["field"], error["code"]) == ("limit", "INVALID_PAGE_SIZE"), path

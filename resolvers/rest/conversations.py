@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from bson import ObjectId
 from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, Field, create_model
 
 from core.errors import FieldError, InvalidInput
-from resolvers.conversations import inbox_filter, provider_for
+from resolvers.conversations import provider_for
 from resolvers.deps import CurrentTenant, SettingsDep
-from resolvers.rest.models import CursorPagination, Envelope, error_responses
+from resolvers.rest.models import CursorPagination, Envelope, PageLimit, error_responses
 from resolvers.rest.shapes import ContactOut, legacy_dates
 from schema import outputs
 from services import inputs as commands
@@ -19,7 +18,6 @@ from services.contacts import queries as contact_queries
 from services.conversations import inbox, outbound, threads
 from services.inputs import Text
 from services.organizations.settings import defaults_from
-from services.storage.pages import Cursors
 
 router = APIRouter(prefix="/api", tags=["conversations"])
 
@@ -75,27 +73,29 @@ class ConversationListEnvelope(Envelope[list[ConversationOut]]):
 async def list_conversations(
     tenant: CurrentTenant,
     settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="At most 100")] = 20,
+    limit: PageLimit = 20,
     after: Annotated[
         str | None, Query(description="`pagination.nextCursor` of the previous page")
     ] = None,
     *,
     filter: Annotated[commands.ConversationFilter, Query()],  # its fields, by name
 ) -> ConversationListEnvelope:
-    cursors = Cursors(settings, "conversations:activity:desc")
-    before = int(cursors.decode(after)[0]) if after is not None else None
-    where = inbox_filter(filter)
-    found = await inbox.list_conversations(tenant, first=limit, before=before, where=where)
-    next_cursor = None
-    if found.resume is not None:
-        next_cursor = cursors.encode(found.resume, ObjectId())
-    elif found.has_next and found.items:
-        last = found.items[-1]
-        next_cursor = cursors.encode(last.position, last.lastStored)
+    page = await inbox.conversations_page(
+        tenant,
+        settings,
+        first=limit,
+        after=after,
+        where=inbox.filter_of(filter),
+        size_at=("limit",),
+    )
     return ConversationListEnvelope(
         message="Conversations",
-        data=[ConversationOut.of(c) for c in found.items],
-        pagination=CursorPagination(limit=limit, hasMore=found.has_next, nextCursor=next_cursor),
+        data=[ConversationOut.of(c) for c in page.items],
+        pagination=CursorPagination(
+            limit=limit,
+            hasMore=page.has_next,
+            nextCursor=page.end_cursor if page.has_next else None,
+        ),
     )
 
 
@@ -109,14 +109,16 @@ async def list_messages(
     id: str,
     tenant: CurrentTenant,
     settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="At most 100")] = 20,
+    limit: PageLimit = 20,
     after: Annotated[
         str | None, Query(description="`pagination.nextCursor`: older messages")
     ] = None,
 ) -> MessageListEnvelope:
     contact = await contact_queries.get_contact(tenant, id)
     assert contact.id is not None
-    page = await threads.thread_page(tenant, contact.id, settings, first=limit, after=after)
+    page = await threads.thread_page(
+        tenant, contact.id, settings, first=limit, after=after, size_at=("limit",)
+    )
     return MessageListEnvelope(
         message="Messages",
         data=[MessageOut.of(m) for m in page.items],

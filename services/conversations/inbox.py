@@ -17,11 +17,14 @@ from typing import Any
 from beanie import PydanticObjectId
 from bson import ObjectId
 
+from core.config import Settings
 from core.errors import FieldError, InvalidInput, NotFound
 from models import Activity, Contact, ConversationEvent, User
 from models.conversation import ACTIVITY_PAGE, Direction
 from services.conversations import activity
 from services.conversations.threads import ThreadMessage, thread
+from services.inputs import ConversationFilter
+from services.storage.pages import Cursors, LazyCursors, Page, page_size
 from services.storage.tenancy import Tenant
 
 READ = "read"
@@ -68,6 +71,49 @@ async def conversation(tenant: Tenant, contact_id: str) -> Conversation | None:
     contact = await _contact(tenant, contact_id)
     assert contact.id is not None
     return await _build(tenant, contact, position=-1)
+
+
+def filter_of(command: ConversationFilter | None, at: tuple[str, ...] = ()) -> InboxFilter:
+    """The inbox's filter for a `ConversationFilter` of either API; `at` prefixes error paths."""
+    if command is None:
+        return InboxFilter()
+    return InboxFilter(
+        assignedTo=_filter_id(command.assignedTo, (*at, "assignedTo")),
+        unread=command.unread,
+        campaignId=_filter_id(command.campaignId, (*at, "campaignId")),
+        search=command.search,
+    )
+
+
+def _filter_id(raw: str | None, path: tuple[str, ...]) -> ObjectId | None:
+    if raw is None:
+        return None
+    if not ObjectId.is_valid(raw):
+        message = f"'{raw}' is not an id"
+        raise InvalidInput(message, [FieldError(path, "INVALID_ID", message)])
+    return ObjectId(raw)
+
+
+async def conversations_page(
+    tenant: Tenant,
+    settings: Settings,
+    *,
+    first: int | None,
+    after: str | None,
+    where: InboxFilter,
+    size_at: tuple[str, ...] = ("first",),
+) -> Page[Conversation]:
+    """A page of the inbox with its signed cursors: the one paging rule of both APIs."""
+    size = page_size(first, size_at)
+    cursors = Cursors(settings, "conversations:activity:desc")
+    before = int(cursors.decode(after)[0]) if after is not None else None
+    found = await list_conversations(tenant, first=size, before=before, where=where)
+    return Page(
+        found.items,
+        LazyCursors(cursors, found.items, lambda c: (c.position, c.lastStored)),
+        found.has_next,
+        resume=cursors.encode(found.resume, ObjectId()) if found.resume is not None else None,
+    )
 
 
 async def list_conversations(

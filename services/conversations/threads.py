@@ -91,10 +91,11 @@ async def thread_page(
     *,
     first: int | None,
     after: str | None,
+    size_at: tuple[str, ...] = ("first",),
 ) -> Page[ThreadMessage]:
     """A page of the thread, newest first; `after` (a cursor) continues with older messages,
     as a chat loads history while the rep scrolls up."""
-    size = page_size(first)
+    size = page_size(first, size_at)
     cursors = Cursors(settings, "messages:createdAt:desc")
     items = list(reversed(await thread(tenant, contact_id)))
     if after is not None:
