@@ -63,8 +63,8 @@ def create_app(
         app.state.mongo_client = client
         try:
             await init_database(client, settings.mongodb_db)
-            # Start-up leaves ~100k long-lived objects (schema, models); freezing them keeps
-            # full collections from walking them on every large request (~0.1 s each).
+            # Start-up leaves many long-lived objects (schema, models); freezing them keeps
+            # full collections from walking them on every large request (docs/performance.md).
             gc.collect()
             gc.freeze()
             purge = asyncio.create_task(
@@ -113,7 +113,7 @@ def create_app(
     graphql = GraphQLApp(schema, settings)
     # First: routes are matched in order, and /graphql takes most of the traffic. A plain
     # Starlette route, not FastAPI's router: Strawberry's FastAPI router solves four
-    # dependencies on every request (~0.5 ms), for nothing this app uses.
+    # dependencies on every request, for nothing this app uses (docs/performance.md).
     app.router.routes.insert(0, Route("/graphql", graphql, include_in_schema=False))
     app.router.routes.insert(1, WebSocketRoute("/graphql", graphql))
     app.include_router(health.router)

@@ -140,12 +140,12 @@ def refusal(parsed: ParsedText, request: object) -> GraphQLError | None:
     """The field budget's verdict on a document, before validation looks at it; without a
     token the budgets are smaller, and introspection can be switched off by a setting.
 
-    Validation compares fields pairwise where they could merge, so `{ me { userId } }` repeated
-    1,000 times cost ~0.6 s of CPU and answered an opaque "Validation aborted." — the cheapest
-    way to burn CPU without a token. Counting is one linear walk (each fragment once). A caller
-    without a token can run nothing but `me` and introspection, so it gets a tenth of the field
-    budget (the IDE's introspection selects 72 fields), depth 5 and 5 aliases; introspection's
-    own nesting (`ofType { ofType ... }`) does not count toward depth.
+    Validation compares fields pairwise where they could merge, so a field repeated a thousand
+    times costs a lot of CPU and answers an opaque "Validation aborted." (docs/api.md): the
+    cheapest way to burn CPU without a token. Counting is one linear walk (each fragment once).
+    A caller without a token can run nothing but `me` and introspection, so it gets a tenth of
+    the field budget (the IDE's introspection selects 72 fields), depth 5 and 5 aliases;
+    introspection's own nesting (`ofType { ofType ... }`) does not count toward depth.
     """
     anonymous = getattr(request, "anonymous", False)
     settings = getattr(request, "settings", None)
