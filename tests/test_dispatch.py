@@ -155,7 +155,7 @@ class PausingProvider(SimulatedProvider):
     accepted_by_then: int = -1
     """Messages the provider had accepted when the pause (or cancel) was committed."""
 
-    async def send(self, to: str, body: str, key: str) -> str:
+    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
         if not self.fired and self.org is not None:
             self.fired = True
             await self.org.mutate(self.action, self.campaign_id)
@@ -203,7 +203,7 @@ class OptingOutProvider(SimulatedProvider):
     contact_id: str = ""
     fired: bool = False
 
-    async def send(self, to: str, body: str, key: str) -> str:
+    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
         if not self.fired and self.org is not None:
             self.fired = True
             query = (

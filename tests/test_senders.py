@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 
 import httpx
 from bson import ObjectId
 
-from models import Sender
-from tests.support import Org, admin, gql, service_sid, update_settings
+from models import Recipient, Sender
+from services.sending.providers import read_ledger
+from tests.support import Org, admin, gql, own, send, service_sid, update_settings
 
 
 async def test_an_admin_replaces_the_senders_and_every_member_reads_them(
@@ -126,3 +128,24 @@ async def test_senders_are_read_only_by_their_organization(client: httpx.AsyncCl
     query = "{ organizationSettings { senders { phoneNumber } } }"
     read = await gql(client, query, None, admin(second))
     assert read["data"]["organizationSettings"]["senders"] == []
+
+
+async def test_campaigns_go_out_from_the_organizations_senders_the_same_one_per_contact(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org, shared = Org(client), Org(client)
+    await own(client, org, "+14155550100", service_sid(7))
+    keys = {"phone:+14155550100", f"service:{service_sid(7)}"}
+    first = await send(org, 12, tmp_path)
+    again = await send(org, 12, tmp_path)  # the same twelve contacts
+    by_phone: dict[str, set[str | None]] = {}
+    for campaign in (first, again):
+        for entry in read_ledger(tmp_path / f"{campaign}.jsonl"):
+            by_phone.setdefault(entry["to"], set()).add(entry["from"])
+    assert len(by_phone) == 12
+    assert all(len(used) == 1 and used <= keys for used in by_phone.values()), by_phone
+    stored = await Recipient.find({"organizationId": org.id}).to_list()
+    assert len(stored) == 24 and all(r.sender in keys for r in stored)
+    # An organization with no sender of its own uses the deployment's (no key recorded).
+    plain = await send(shared, 3, tmp_path, start=100)
+    assert {e["from"] for e in read_ledger(tmp_path / f"{plain}.jsonl")} == {None}

@@ -207,6 +207,19 @@ async def test_twilio_refusals_are_read_as_twilio_means_them() -> None:
     await gone.close()
 
 
+async def test_an_organizations_sender_replaces_the_deployments() -> None:
+    async with fake_twilio() as fake:
+        provider = twilio(fake, messaging_service_sid="MG" + "0" * 32)
+        await provider.send(number(0), "hi", "k0", sender="phone:+14155550100")
+        assert fake.requests[-1]["From"] == "+14155550100"
+        assert "MessagingServiceSid" not in fake.requests[-1]
+        await provider.send(number(0), "hi", "k1", sender="service:MG" + "1" * 32)
+        assert fake.requests[-1]["MessagingServiceSid"] == "MG" + "1" * 32
+        await provider.send(number(0), "hi", "k2")  # no sender of its own: the deployment's
+        assert fake.requests[-1]["MessagingServiceSid"] == "MG" + "0" * 32
+        await provider.close()
+
+
 def test_the_twilio_provider_refuses_to_start_half_configured(mongo_uri: str) -> None:
     with pytest.raises(ValidationError) as refused:
         make_settings(mongo_uri, dispatch_provider="twilio", twilio_account_sid=ACCOUNT)

@@ -141,7 +141,9 @@ async def deliver(tenant: Tenant, message_id: ObjectId, provider: Provider) -> N
     row = rows[0]
     fields: dict[str, Any]
     try:
-        sid = await provider.send(row["toNumber"], row["body"], str(message_id))
+        sid = await provider.send(
+            row["toNumber"], row["body"], str(message_id), sender=row.get("sender")
+        )
     except SendError as exc:
         status = MessageStatus.UNKNOWN if exc.unknown else MessageStatus.FAILED
         fields = {"status": status.value, "errorCode": exc.code}

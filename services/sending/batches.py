@@ -44,6 +44,7 @@ from models.campaign import CampaignStatus
 from models.recipient import RecipientStatus
 from services.campaigns.templates import Template, TemplateError, parse_template
 from services.organizations.quiet_hours import SendWindow
+from services.organizations.senders import list_senders
 from services.sending import delivery, metrics
 from services.sending.config import DispatchConfig
 from services.sending.leases import Claim, Leases
@@ -85,6 +86,16 @@ class Outcome:
     message_id: str | None = None
     code: str | None = None
     error: str | None = None
+    sender: str | None = None
+    """The organization's sender it was handed over from (None: the deployment's)."""
+
+
+def sticky_sender(senders: Sequence[str], contact_id: ObjectId) -> str | None:
+    """The sender a contact hears from: the same one every time while the organization's list
+    stays the same (picked by the contact's id), none when the organization has none."""
+    if not senders:
+        return None
+    return senders[int(str(contact_id), 16) % len(senders)]
 
 
 class BatchSender:
@@ -150,6 +161,7 @@ class BatchSender:
                         "keeps no idempotency keys",
                     )
         contacts = await self._contacts(tenant, queue)
+        senders = [entry.key for entry in await list_senders(tenant)]
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         now = self.config.clock()
         ready: list[dict[str, Any]] = []
@@ -202,7 +214,13 @@ class BatchSender:
             await self._mark_sending(claim, chunk)
             results = await asyncio.gather(
                 *(
-                    self._deliver(tenant, row, contacts.get(row["contactId"]), template)
+                    self._deliver(
+                        tenant,
+                        row,
+                        contacts.get(row["contactId"]),
+                        template,
+                        sticky_sender(senders, row["contactId"]),
+                    )
                     for row in chunk
                 )
             )
@@ -239,6 +257,8 @@ class BatchSender:
             }
             if outcome.status is R.SENT:
                 fields.update(providerMessageId=outcome.message_id, sentAt=written)
+            if outcome.sender is not None:
+                fields["sender"] = outcome.sender
             updates.append((recipient_id, fields))
         await claim.tenant.update_each(Recipient, updates)
         for outcome in outcomes.values():
@@ -275,6 +295,7 @@ class BatchSender:
         row: Mapping[str, Any],
         contact: Mapping[str, Any] | None,
         template: Template | None,
+        sender: str | None,
     ) -> Outcome:
         if contact is None:
             return Outcome(R.SKIPPED, code="CONTACT_DELETED", error="The contact was deleted")
@@ -307,18 +328,18 @@ class BatchSender:
                 with attempt:
                     async with self._gate:
                         message_id = await self.provider.send(
-                            contact["phoneNumber"], rendered.text, key
+                            contact["phoneNumber"], rendered.text, key, sender=sender
                         )
         except SendError as exc:
             if exc.unknown:
-                return Outcome(R.UNKNOWN, code=exc.code, error=exc.message)
+                return Outcome(R.UNKNOWN, code=exc.code, error=exc.message, sender=sender)
             if exc.code == UNSUBSCRIBED:
                 await delivery.opt_out_unsubscribed(tenant, row["contactId"])
-                return Outcome(R.SKIPPED, code="OPTED_OUT", error=exc.message)
-            return Outcome(R.FAILED, code=exc.code, error=exc.message)
+                return Outcome(R.SKIPPED, code="OPTED_OUT", error=exc.message, sender=sender)
+            return Outcome(R.FAILED, code=exc.code, error=exc.message, sender=sender)
         finally:
             metrics.SEND_SECONDS.labels(self.provider.name).observe(time.perf_counter() - started)
-        return Outcome(R.SENT, message_id=message_id)
+        return Outcome(R.SENT, message_id=message_id, sender=sender)
 
     async def _contacts(
         self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]

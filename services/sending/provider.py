@@ -36,6 +36,8 @@ class Provider(Protocol):
     name: str
     honours_idempotency: bool
 
-    async def send(self, to: str, body: str, key: str) -> str:
-        """Sends one message; returns the provider's message id or raises `SendError`."""
+    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
+        """Sends one message from `sender` (an organization's sender key, `phone:+1…` or
+        `service:MG…`; None: the deployment's own); returns the provider's message id or
+        raises `SendError`."""
         ...

@@ -26,11 +26,10 @@ class LogProvider:
     name = "log"
     honours_idempotency = False
 
-    async def send(self, to: str, body: str, key: str) -> str:
+    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
         message_id = f"log-{uuid.uuid4().hex}"
-        logger.info(
-            json.dumps({"provider": "log", "to": to, "body": body, "key": key, "id": message_id})
-        )
+        entry = {"provider": "log", "to": to, "from": sender, "body": body, "key": key}
+        logger.info(json.dumps({**entry, "id": message_id}))
         return message_id
 
 
@@ -65,12 +64,12 @@ class SimulatedProvider:
         self.ledger.parent.mkdir(parents=True, exist_ok=True)
         self.ledger.touch(exist_ok=True)
 
-    async def send(self, to: str, body: str, key: str) -> str:
+    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         self._maybe_fail(to)
         async with self._lock:  # one thread at a time holds the file lock
-            return await asyncio.to_thread(self._record, to, body, key)
+            return await asyncio.to_thread(self._record, to, body, key, sender)
 
     def attempts(self, to: str) -> int:
         """How many times a number given a `fail` rule was tried, failed tries included."""
@@ -86,7 +85,7 @@ class SimulatedProvider:
         if self.failure_rate and self._random.random() < self.failure_rate:
             raise SendError("SIMULATED_5XX", "simulated provider error", transient=True)
 
-    def _record(self, to: str, body: str, key: str) -> str:
+    def _record(self, to: str, body: str, key: str, sender: str | None) -> str:
         with self.ledger.open("r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -99,7 +98,8 @@ class SimulatedProvider:
                 if key in self._known:
                     return self._known[key]
                 message_id = f"sim-{uuid.uuid4().hex}"
-                line = json.dumps({"key": key, "id": message_id, "to": to, "body": body}) + "\n"
+                entry = {"key": key, "id": message_id, "to": to, "from": sender, "body": body}
+                line = json.dumps(entry) + "\n"
                 handle.seek(0, os.SEEK_END)
                 handle.write(line)
                 handle.flush()

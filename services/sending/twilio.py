@@ -66,9 +66,14 @@ class TwilioProvider:
         recorded still finds its recipient."""
         return f"{self.public_url}/webhooks/twilio/status?recipient={quote(key)}"
 
-    async def send(self, to: str, body: str, key: str) -> str:
+    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
         form = {"To": to, "Body": body, "StatusCallback": self.status_callback(key)}
-        if self.messaging_service_sid:
+        kind, _, value = (sender or "").partition(":")
+        if kind == "service" and value:
+            form["MessagingServiceSid"] = value
+        elif kind == "phone" and value:
+            form["From"] = value
+        elif self.messaging_service_sid:
             form["MessagingServiceSid"] = self.messaging_service_sid
         else:
             assert self.from_number
