@@ -4,7 +4,7 @@ unexported name can change in any release without notice.
 Checked in every Python file of the project: no import of an underscore module or name from a
 dependency; from Strawberry and graphql-core, no import of a name its module does not export
 (`__all__`); and no read of the private attributes code has reached for before
-(`schema._schema`). The project's own private names stay free to use.
+(the graphql-core schema behind Strawberry's). The project's own private names stay free to use.
 """
 
 from __future__ import annotations

@@ -60,11 +60,7 @@ async def list_contacts(
     return ContactListEnvelope(
         message="Contacts",
         data=[ContactOut.of(c) for c in page.items],
-        pagination=CursorPagination(
-            limit=limit,
-            hasMore=page.has_next,
-            nextCursor=page.end_cursor if page.has_next else None,
-        ),
+        pagination=CursorPagination.of(page, limit),
     )
 
 

@@ -91,11 +91,7 @@ async def list_conversations(
     return ConversationListEnvelope(
         message="Conversations",
         data=[ConversationOut.of(c) for c in page.items],
-        pagination=CursorPagination(
-            limit=limit,
-            hasMore=page.has_next,
-            nextCursor=page.end_cursor if page.has_next else None,
-        ),
+        pagination=CursorPagination.of(page, limit),
     )
 
 
@@ -122,11 +118,7 @@ async def list_messages(
     return MessageListEnvelope(
         message="Messages",
         data=[MessageOut.of(m) for m in page.items],
-        pagination=CursorPagination(
-            limit=limit,
-            hasMore=page.has_next,
-            nextCursor=page.end_cursor if page.has_next else None,
-        ),
+        pagination=CursorPagination.of(page, limit),
     )
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from models.campaign import FailedDetail
 from schema.outputs import FieldProblem
-from services.storage.pages import MAX_PAGE, page_size
+from services.storage.pages import MAX_PAGE, Page, page_size
 
 T = TypeVar("T")
 
@@ -52,6 +52,15 @@ class CursorPagination(BaseModel):
     limit: int = Field(description="Items per page")
     hasMore: bool = Field(description="Whether another page follows")
     nextCursor: str | None = Field(description="Pass as `after` for the next page")
+
+    @classmethod
+    def of(cls, page: Page[Any], limit: int) -> CursorPagination:
+        """The position of a service's keyset page, as the legacy lists show it."""
+        return cls(
+            limit=limit,
+            hasMore=page.has_next,
+            nextCursor=page.end_cursor if page.has_next else None,
+        )
 
 
 class ListEnvelope(Envelope[list[T]], Generic[T]):

@@ -17,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 
 from models import Activity
 from models.conversation import ACTIVITY_PAGE, Direction
+from services.storage.sequences import last_claimed
 from services.storage.tenancy import Tenant
 
 _known_last: dict[str, int] = {}
@@ -83,25 +84,12 @@ def _lock(org: str) -> asyncio.Lock:
 
 
 async def last_entry(tenant: Tenant) -> int:
-    """The highest entry number (-1 when none): forward from the hint, doubling, then halving."""
+    """The highest entry number (-1 when none), probing forward from the hint."""
     org = str(tenant.organization_id)
-    low = _known_last.get(org, -1)
-    if not await _exists(tenant, low + 1):
-        if low >= 0 and not await _exists(tenant, low):
-            _known_last.pop(org, None)  # another database (tests): start over
-            return await last_entry(tenant)
-        return low
-    step, high = 1, low + 1
-    while await _exists(tenant, high + step):
-        high += step
-        step *= 2
-    missing = high + step
-    while missing - high > 1:
-        middle = (high + missing) // 2
-        if await _exists(tenant, middle):
-            high = middle
-        else:
-            missing = middle
+    hint = _known_last.get(org, -1)
+    if hint >= 0 and not await _exists(tenant, hint):
+        hint = -1  # another database (tests): start over
+    high = await last_claimed(lambda n: _exists(tenant, n), hint)
     _known_last[org] = high
     return high
 

@@ -20,6 +20,7 @@ import math
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from models import Contact, ContactPage
+from services.storage.sequences import last_claimed
 from services.storage.tenancy import Tenant
 
 CONTACTS_PER_PAGE = 100
@@ -68,28 +69,9 @@ async def page_for_one(tenant: Tenant) -> int:
 
 
 async def last_page(tenant: Tenant) -> int:
-    """Returns the highest claimed page (-1 when none), probing forward from the hint.
-
-    Pages are dense, so the first unclaimed page is found with equality lookups: forward
-    from what this process last saw, doubling the step, then halving back (a cold start on an
-    organization with 100,000 pages costs about 34 lookups).
-    """
+    """Returns the highest claimed page (-1 when none), probing forward from the hint."""
     org = str(tenant.organization_id)
-    low = _known_last.get(org, -1)  # known claimed (or -1)
-    if not await _claimed(tenant, low + 1):
-        return low
-    step = 1
-    high = low + 1  # known claimed
-    while await _claimed(tenant, high + step):
-        high += step
-        step *= 2
-    unclaimed = high + step
-    while unclaimed - high > 1:
-        middle = (high + unclaimed) // 2
-        if await _claimed(tenant, middle):
-            high = middle
-        else:
-            unclaimed = middle
+    high = await last_claimed(lambda page: _claimed(tenant, page), _known_last.get(org, -1))
     _known_last[org] = high
     return high
 
