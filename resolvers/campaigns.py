@@ -227,7 +227,7 @@ second, from the database, so any API process serves it whichever process sends.
 
 @graphql_type(
     CampaignSummaryOut,
-    only=("status", "stats", "nextSendAt"),
+    only=("status", "stats", "followUpStats", "nextSendAt"),
     description="Where a campaign's sending is, pushed as it changes.",
 )
 class CampaignProgress:

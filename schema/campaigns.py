@@ -16,6 +16,8 @@ from beanie import PydanticObjectId
 
 from models.campaign import CampaignStatus, CampaignType, InitialStatus
 from models.campaign import FailedDetail as FailedDetailModel
+from models.campaign import FollowUp as FollowUpModel
+from models.campaign import FollowUpStats as FollowUpStatsModel
 from models.campaign import MessageStats as MessageStatsModel
 from models.recipient import DeliveryStatus, RecipientStatus
 from schema.contacts import Contact
@@ -65,6 +67,16 @@ class CampaignStats:
 
 @graphql_type(MessageStatsModel, description="The cost of one message, for its longest rendering.")
 class MessageStats:
+    pass
+
+
+@graphql_type(FollowUpModel, description="One follow-up step of a campaign's cadence.")
+class FollowUp:
+    pass
+
+
+@graphql_type(FollowUpStatsModel, description="How one follow-up step went.")
+class FollowUpStats:
     pass
 
 
@@ -204,12 +216,18 @@ class AssignmentInput:
     pass
 
 
+@graphql_input(commands.FollowUpInput, description="One follow-up step.")
+class FollowUpInput:
+    pass
+
+
 @graphql_input(commands.CreateCampaignInput, description="Everything needed to create a campaign.")
 class CreateCampaignInput:
     # GraphQL's list coercion and enums; REST reads the same values as strings
     newContacts: list[NewContactInput] | None = None
     selectedExistingContacts: list[ExistingContactInput] | None = None
     userIds: list[strawberry.ID] | None = None
+    followUps: list[FollowUpInput] | None = None
     status: InitialStatus | None = None
     type: CampaignType = CampaignType.SMS
     idempotencyKey: str | None = strawberry.field(  # REST: the Idempotency-Key header

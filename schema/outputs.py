@@ -23,6 +23,8 @@ from models.campaign import (
     CampaignType,
     CreatedBy,
     FailedDetail,
+    FollowUp,
+    FollowUpStats,
     MessageStats,
 )
 from models.conversation import Direction
@@ -97,6 +99,13 @@ class CampaignSummaryOut(_Out):
         default=None, description="The stage a contact moves to on its first reply; null: it stays."
     )
     isAutopilot: bool = Field(description="Whether follow-ups run automatically.")
+    followUps: list[FollowUp] = Field(
+        default=[], description="The follow-up steps, sent while isAutopilot is true."
+    )
+    followUpStats: list[FollowUpStats] = Field(
+        default=[],
+        description="Per follow-up step: sent, failed, skipped, replies after it, pending.",
+    )
     createdBy: CreatedBy = Field(description="Who created the campaign.")
     failedUserIds: list[Id] = Field(description="Requested contact ids that were not added.")
     failedDetails: list[FailedDetail] = Field(
@@ -107,8 +116,8 @@ class CampaignSummaryOut(_Out):
     messageStats: MessageStats | None = Field(description="Cost per message.")
     startedAt: datetime | None = Field(description="When sending first started.")
     nextSendAt: datetime | None = Field(
-        description="When recipients waiting for quiet hours to end go out (each in their own "
-        "time zone); null while none wait."
+        description="When recipients waiting for quiet hours to end, or for their next "
+        "follow-up step, go out next (each in their own time zone); null while none wait."
     )
     createdAt: datetime = Field(description="Creation time (UTC).")
     updatedAt: datetime = Field(description="Last change (UTC).")
@@ -246,13 +255,15 @@ class HistoryEntryOut(_Out):
 
     version: int = Field(description="0 is the creation; each change adds one.")
     action: str = Field(
-        description="create, update, schedule, send, pause, resume or cancel.",
+        description="create, update, schedule, send, pause, resume, cancel, complete, or "
+        "followUpStarted / followUpEnded (with `step`).",
         examples=["create", "schedule", "send", "pause", "update"],
     )
     fromStatus: CampaignStatus | None = Field(description="Status before.")
     toStatus: CampaignStatus | None = Field(description="Status after.")
     at: datetime = Field(description="When (UTC).")
     by: CreatedBy | None = Field(description="Who; null for the service's own changes.")
+    step: int | None = Field(default=None, description="The follow-up step it is about.")
 
     @classmethod
     def creation(cls, doc: Campaign, first: Change | None) -> HistoryEntryOut:
@@ -276,6 +287,7 @@ class HistoryEntryOut(_Out):
             toStatus=_status(change.toStatus),
             at=change.createdAt,
             by=change.by,
+            step=change.step,
         )
 
 

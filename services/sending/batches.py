@@ -78,6 +78,8 @@ class BatchEnd:
 
     result: BatchResult
     at: datetime | None = None
+    sent: int = 0
+    """Messages handed to the provider in this turn."""
 
 
 @dataclass
@@ -160,7 +162,7 @@ class BatchSender:
                         error="The sender stopped while sending; not resent, as the provider "
                         "keeps no idempotency keys",
                     )
-        contacts = await self._contacts(tenant, queue)
+        contacts = await self.contacts_of(tenant, queue)
         senders = [entry.key for entry in await list_senders(tenant)]
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         now = self.config.clock()
@@ -201,7 +203,7 @@ class BatchSender:
                     limited = more  # the rest when the organization's next slot comes
                     break
                 grant = more
-                if not await self._still_sending(claim):
+                if not await self.still_sending(claim):
                     stopped = True
                     break
                 # Fencing; not before the first chunk: the lease was just inserted and is
@@ -214,9 +216,9 @@ class BatchSender:
             await self._mark_sending(claim, chunk)
             results = await asyncio.gather(
                 *(
-                    self._deliver(
+                    self.deliver(
                         tenant,
-                        row,
+                        str(row["_id"]),
                         contacts.get(row["contactId"]),
                         template,
                         sticky_sender(senders, row["contactId"]),
@@ -289,10 +291,10 @@ class BatchSender:
                 {"$set": {"status": R.SENDING.value, "leaseEpoch": claim.epoch}},
             )
 
-    async def _deliver(
+    async def deliver(
         self,
         tenant: Tenant,
-        row: Mapping[str, Any],
+        key: str,
         contact: Mapping[str, Any] | None,
         template: Template | None,
         sender: str | None,
@@ -312,7 +314,6 @@ class BatchSender:
         if rendered.missing:
             missing = ", ".join(rendered.missing)
             return Outcome(R.SKIPPED, code="MISSING_FIELDS", error=f"No value for {missing}")
-        key = str(row["_id"])
         started = time.perf_counter()
         try:
             async for attempt in AsyncRetrying(
@@ -334,14 +335,14 @@ class BatchSender:
             if exc.unknown:
                 return Outcome(R.UNKNOWN, code=exc.code, error=exc.message, sender=sender)
             if exc.code == UNSUBSCRIBED:
-                await delivery.opt_out_unsubscribed(tenant, row["contactId"])
+                await delivery.opt_out_unsubscribed(tenant, contact["_id"])
                 return Outcome(R.SKIPPED, code="OPTED_OUT", error=exc.message, sender=sender)
             return Outcome(R.FAILED, code=exc.code, error=exc.message, sender=sender)
         finally:
             metrics.SEND_SECONDS.labels(self.provider.name).observe(time.perf_counter() - started)
         return Outcome(R.SENT, message_id=message_id, sender=sender)
 
-    async def _contacts(
+    async def contacts_of(
         self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]
     ) -> dict[ObjectId, dict[str, Any]]:
         """The queued recipients' contacts as they are now (opt-outs are read at send time).
@@ -366,7 +367,7 @@ class BatchSender:
             found[row["_id"]] = row
         return found
 
-    async def _still_sending(self, claim: Claim) -> bool:
+    async def still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(
             Campaign, {"_id": claim.campaign_id}, {"status": 1}
         ).to_list()

@@ -54,6 +54,8 @@ class Planned:
     from_status: str | None = None
     to_status: str | None = None
     work: dict[str, Any] = field(default_factory=dict)
+    step: int | None = None
+    """The follow-up step the change is about, if any (shown in the history)."""
 
     @property
     def moves_status(self) -> bool:
@@ -108,6 +110,7 @@ async def change(
             applied=planned.applied,
             work=planned.work,
             by=_caller(tenant),
+            step=planned.step,
         )
         try:
             await tenant.insert(claim)
