@@ -48,6 +48,8 @@ class StepSend(TenantDocument):
     error: str | None = None
     deliveryStatus: str | None = None
     deliveryRank: int = 0
+    messageId: PydanticObjectId | None = None
+    """The message's id in the contact's thread."""
 
     class Settings:
         name = "follow_up_sends"

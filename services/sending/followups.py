@@ -134,6 +134,8 @@ class CadenceSender(BatchSender):
         for row in rows:
             rid = row["_id"]
             record = mine.get(rid)
+            if record is not None and record["status"] == S.STOPPED and previous.get(rid) is None:
+                continue  # a reply's marker for someone the step was never for
             if record is not None:
                 status = S(record["status"])
                 if status is S.SENDING and record.get("epoch") != claim.epoch:
@@ -274,6 +276,7 @@ class CadenceSender(BatchSender):
                 "epoch": claim.epoch,
                 "errorCode": code,
                 "deliveryRank": 0,
+                "messageId": ObjectId(),  # its id in the contact's thread
             }
             for row in rows
         ]
