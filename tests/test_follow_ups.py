@@ -38,6 +38,7 @@ from tests.support import (
     ledger_keys,
     own,
     phones,
+    signed,
     text,
 )
 
@@ -360,3 +361,51 @@ async def test_follow_ups_are_the_organizations_own(client: httpx.AsyncClient) -
         "campaign": {"isAutopilot": True, "followUps": [{"delayMinutes": 30}]},
         "userErrors": [],
     }
+
+
+async def test_carrier_reports_reach_steps_and_an_undelivered_step_ends_the_cadence(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(hooked)
+    two_steps = [{"delayMinutes": 1, "message": "One"}, {"delayMinutes": 30, "message": "Two"}]
+    campaign_id = await org.create(3, followUps=two_steps, isAutopilot=True)
+    ledger = tmp_path / "ledger.jsonl"
+    clock = Clock(datetime.now(UTC))
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock))
+    await org.mutate("sendCampaignNow", campaign_id)
+    await dispatcher.tick()
+    clock.advance(timedelta(minutes=2))
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 3, 1: 3}
+    rows = await org.tenant().raw_find(StepSend, {"campaignId": ObjectId(campaign_id)}).to_list()
+    first, second = sorted(rows, key=lambda row: row["_id"])[:2]
+
+    async def report(row: dict[str, Any], status: str, sid: str | None = None) -> None:
+        path = f"/webhooks/twilio/status?recipient={row['_id']}"
+        form = {
+            "MessageSid": sid or row["providerMessageId"],
+            "MessageStatus": status,
+            "AccountSid": "AC" + "0" * 32,
+        }
+        answer = await hooked.post(path, data=form, headers=signed(path, form))
+        assert answer.status_code == 204, answer.text
+
+    await report(first, "undelivered")
+    await report(first, "sent")  # late: never back
+    await report(second, "delivered")
+    await report(second, "failed", sid="SM" + "f" * 32)  # about another message: ignored
+    states = {
+        row["_id"]: row.get("deliveryStatus")
+        for row in await org.tenant()
+        .raw_find(StepSend, {"_id": {"$in": [first["_id"], second["_id"]]}})
+        .to_list()
+    }
+    assert states == {first["_id"]: "undelivered", second["_id"]: "delivered"}
+
+    clock.advance(timedelta(minutes=31))
+    await dispatcher.tick()
+    await dispatcher.tick()
+    keys = ledger_keys(ledger)
+    assert f"{first['recipientId']}:2" not in keys  # step 1 never arrived: no step 2 to it
+    assert steps_sent(ledger) == {0: 3, 1: 3, 2: 2}
+    assert (await org.campaign(campaign_id))["status"] == "completed"

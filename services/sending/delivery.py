@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from core.errors import NotFound
-from models import DeliveryReport, Recipient
+from models import DeliveryReport, Recipient, StepSend
 from models.recipient import DELIVERY_RANK, DeliveryStatus
 from services.contacts import edits as contact_edits
 from services.storage.tenancy import Tenant
@@ -57,6 +57,8 @@ async def record_status(
     delivery = TWILIO_STATUSES.get(status.strip().lower())
     if delivery is None:
         return Outcome.IGNORED
+    if ":" in recipient_id:
+        return await _record_step_status(recipient_id, delivery, message_sid, error_code)
     if not ObjectId.is_valid(recipient_id):
         return Outcome.UNKNOWN_RECIPIENT
     rid = ObjectId(recipient_id)
@@ -92,6 +94,34 @@ async def record_status(
         outcome = Outcome.STALE
     await _repair(tenant, rid)
     return outcome
+
+
+async def _record_step_status(
+    key: str, delivery: DeliveryStatus, message_sid: str | None, error_code: str | None
+) -> Outcome:
+    """A report about a follow-up step (`"<recipient>:<step>"`, its `StepSend`'s id): moves the
+    step's delivery state forward, never back. Its record has one writer at a time otherwise
+    (the unit's holder wrote it before handing it over), and a report the conditional update
+    lost to a racing one is only a stale state until the next report."""
+    found = await Tenant.across_organizations(
+        StepSend, {"_id": key}, {"organizationId": 1, "providerMessageId": 1, "contactId": 1}
+    )
+    if not found:
+        return Outcome.UNKNOWN_RECIPIENT
+    row = found[0]
+    known_sid = row.get("providerMessageId")
+    if message_sid and known_sid and known_sid != message_sid:
+        return Outcome.IGNORED
+    tenant = Tenant.for_organization(row["organizationId"])
+    if error_code == UNSUBSCRIBED_ERROR:
+        await opt_out_unsubscribed(tenant, row["contactId"])
+    rank = DELIVERY_RANK[delivery]
+    matched = await tenant.update_many(
+        StepSend,
+        {"_id": key, "deliveryRank": {"$lt": rank}},
+        {"$set": {"deliveryStatus": delivery.value, "deliveryRank": rank}},
+    )
+    return Outcome.APPLIED if matched else Outcome.STALE
 
 
 async def _advance(
