@@ -91,6 +91,8 @@ class CampaignStats(BaseModel):
     unknown: int = 0
     replied: int = 0
     """Contacts that answered; counted from `Reply` records on read, never stored."""
+    retried: int = 0
+    """Recipients sent again by `retryFailed` (each at most once)."""
 
 
 class MessageStats(BaseModel):
@@ -157,6 +159,10 @@ class Campaign(TenantDocument):
     autopilotSince: datetime | None = None
     """When autopilot was last turned on: a step's delay counts from then at the earliest, so
     turning it back on never sends a burst of overdue steps."""
+    retryRound: int = 0
+    """How many times `retryFailed` ran (each round resends a failure at most once)."""
+    retryBatches: list[int] = []
+    """The batches the latest round resends to."""
     followUpTotals: list[FollowUpStats] = []
     """Per-step counts folded in when the campaign completes (read live until then)."""
     followUpsStarted: list[int] = []

@@ -28,6 +28,7 @@ from schema.loaders import RecipientsKey
 from schema.outputs import (
     CampaignSummaryOut,
     ContactOut,
+    FailureOut,
     HistoryEntryOut,
     RecipientOut,
     StatsOut,
@@ -38,6 +39,8 @@ from services import inputs as commands
 from services.campaigns import queries as campaign_queries
 from services.campaigns.creation import CHOICE_CODES
 from services.inputs import AssignmentStrategy, CampaignOrderField, SortDirection
+from services.sending import failures as failure_reports
+from services.sending.failures import FailureStage
 
 ENUM_CODES: dict[str, str] = {}
 """The code the service gives a bad value of each GraphQL enum it checks itself (by the
@@ -58,6 +61,7 @@ _enum(DeliveryStatus, "What the carrier reported about a sent message.")
 _enum(AssignmentStrategy, "How recipients are shared among reps.")
 _enum(CampaignOrderField, "What campaigns are ordered by.")
 _enum(SortDirection, "Ascending or descending.")
+_enum(FailureStage, "Where a message was lost.")
 
 
 @graphql_type(StatsOut, name="CampaignStats", description="Counters over a campaign's recipients.")
@@ -77,6 +81,11 @@ class FollowUp:
 
 @graphql_type(FollowUpStatsModel, description="How one follow-up step went.")
 class FollowUpStats:
+    pass
+
+
+@graphql_type(FailureOut, name="CampaignFailure", description="Recipients lost one way.")
+class CampaignFailure:
     pass
 
 
@@ -154,6 +163,17 @@ class Campaign:
             )
 
         return Connection.of(result.page, RecipientOut.of, count)
+
+    @strawberry.field(
+        description="Who did not get the message, counted by where and why (provider and "
+        "carrier codes in plain words), most frequent first; `retryable` ones are what "
+        "retryFailed sends again."
+    )
+    async def failures(
+        self, root: strawberry.Parent[CampaignSummaryOut], info: Info
+    ) -> list[CampaignFailure]:
+        found = await failure_reports.failure_report(info.context.tenant, str(root.id))
+        return [FailureOut.of(f) for f in found]  # type: ignore[misc]
 
     @strawberry.field(description="Every change of the campaign, oldest first.")
     async def history(

@@ -32,6 +32,7 @@ from models.recipient import DeliveryStatus, RecipientRow, RecipientStatus
 from services.conversations.inbox import Conversation
 from services.conversations.threads import ThreadMessage
 from services.inputs import Id
+from services.sending.failures import Failure, FailureStage
 
 
 class FieldProblem(BaseModel):
@@ -75,6 +76,9 @@ class StatsOut(_Out):
         description="Contacts that replied within the attribution window (each counted once).",
     )
     replyRate: str = Field(default="0%", description='replied / sent, e.g. "0%".', examples=["0%"])
+    retried: int = Field(
+        default=0, description="Failed recipients sent again by retryFailed (each at most once)."
+    )
 
     @classmethod
     def of(cls, stats: CampaignStats) -> StatsOut:
@@ -166,6 +170,20 @@ _CAMPAIGN_STORED = [
     for name in CampaignSummaryOut.model_fields
     if name not in ("id", "organizationId", "stats")
 ]
+
+
+class FailureOut(_Out):
+    """Recipients of a campaign lost one way, and whether sending again can help."""
+
+    stage: FailureStage = Field(description="send, delivery, skipped or unknown.")
+    code: str = Field(description="The provider's or the service's code, e.g. 30003.")
+    reason: str = Field(description="What it means, in plain words.")
+    retryable: bool = Field(description="Whether retryFailed sends to them again.")
+    count: int = Field(description="How many recipients.")
+
+    @classmethod
+    def of(cls, failure: Failure) -> FailureOut:
+        return cls.model_validate(failure)
 
 
 class ContactOut(_Out):

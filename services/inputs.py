@@ -317,6 +317,14 @@ class UpdateCampaignInput(_Input):
     )
 
 
+class RetryFailedInput(_Input):
+    """Which failures to send again."""
+
+    codes: list[Text] | None = Field(
+        default=None, description="Only these failure codes (all retryable ones if absent)."
+    )
+
+
 class ScheduleInput(_Input):
     """When a campaign should start sending."""
 

@@ -102,7 +102,9 @@ async def live_state(tenant: Tenant, campaign: Campaign) -> tuple[CampaignStats,
         return campaign.stats, None
     assert campaign.id is not None
     totals = await batch_totals(tenant, campaign.id, Tenant.now())
-    stats = CampaignStats(total=campaign.stats.total, **totals.counts)
+    stats = CampaignStats(
+        total=campaign.stats.total, retried=campaign.stats.retried, **totals.counts
+    )
     campaign._follow_up_stats = await follow_up_stats(tenant, campaign, stats, totals)
     return stats, totals.next_send_at
 

@@ -92,6 +92,14 @@ class Outcome:
     """The organization's sender it was handed over from (None: the deployment's)."""
 
 
+def send_key(row: Mapping[str, Any]) -> str:
+    """The provider's idempotency key for a recipient's first message: its id, and for a
+    `retryFailed` resend a key of its own (the provider would answer the old one with the
+    failed message)."""
+    round = int(row.get("retryRound") or 0)
+    return f"{row['_id']}:r{round}" if round else str(row["_id"])
+
+
 def sticky_sender(senders: Sequence[str], contact_id: ObjectId) -> str | None:
     """The sender a contact hears from: the same one every time while the organization's list
     stays the same (picked by the contact's id), none when the organization has none."""
@@ -218,7 +226,7 @@ class BatchSender:
                 *(
                     self.deliver(
                         tenant,
-                        str(row["_id"]),
+                        send_key(row),
                         contacts.get(row["contactId"]),
                         template,
                         sticky_sender(senders, row["contactId"]),

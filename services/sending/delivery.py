@@ -57,30 +57,43 @@ async def record_status(
     delivery = TWILIO_STATUSES.get(status.strip().lower())
     if delivery is None:
         return Outcome.IGNORED
-    if ":" in recipient_id:
+    about, _, retry = recipient_id.partition(":r")
+    if ":" in about:
         return await _record_step_status(recipient_id, delivery, message_sid, error_code)
-    if not ObjectId.is_valid(recipient_id):
+    if not ObjectId.is_valid(about) or (retry and not retry.isdigit()):
         return Outcome.UNKNOWN_RECIPIENT
-    rid = ObjectId(recipient_id)
+    rid, round = ObjectId(about), int(retry or 0)
     found = await Tenant.across_organizations(
-        Recipient, {"_id": rid}, {"organizationId": 1, "providerMessageId": 1, "contactId": 1}
+        Recipient,
+        {"_id": rid},
+        {
+            "organizationId": 1,
+            "providerMessageId": 1,
+            "contactId": 1,
+            "campaignId": 1,
+            "retryRound": 1,
+        },
     )
     if not found:
         return Outcome.UNKNOWN_RECIPIENT
     row = found[0]
+    if int(row.get("retryRound") or 0) != round:
+        return Outcome.STALE  # about a message a retry has replaced (or not sent yet)
     known_sid = row.get("providerMessageId")
     if message_sid and known_sid and known_sid != message_sid:
         return Outcome.IGNORED  # about another message than the one recorded
     tenant = Tenant.for_organization(row["organizationId"])
     rank = DELIVERY_RANK[delivery]
     report = DeliveryReport(
-        id=f"{rid}:{delivery.value}",
+        id=f"{rid}:r{round}:{delivery.value}" if round else f"{rid}:{delivery.value}",
         organizationId=tenant.organization_id,
         recipientId=rid,
         status=delivery.value,
         rank=rank,
         messageSid=message_sid,
         errorCode=error_code or None,
+        campaignId=row.get("campaignId"),
+        round=round,
     )
     outcome = Outcome.APPLIED
     try:
@@ -92,7 +105,7 @@ async def record_status(
     advanced = await _advance(tenant, rid, delivery, rank, error_code)
     if outcome is Outcome.APPLIED and not advanced:
         outcome = Outcome.STALE
-    await _repair(tenant, rid)
+    await _repair(tenant, rid, round)
     return outcome
 
 
@@ -146,7 +159,7 @@ async def _advance(
     return matched > 0
 
 
-async def _repair(tenant: Tenant, rid: ObjectId) -> None:
+async def _repair(tenant: Tenant, rid: ObjectId, round: int) -> None:
     """Sets the recipient to its highest report if a racing update left it lower.
 
     On MongoDB the conditional update above is atomic and this finds nothing to do. FerretDB
@@ -154,6 +167,7 @@ async def _repair(tenant: Tenant, rid: ObjectId) -> None:
     apply, the lower one last; the reports themselves are inserts (each kept exactly once), so
     the highest is always known."""
     reports = await tenant.raw_find(DeliveryReport, {"recipientId": rid}).to_list()
+    reports = [r for r in reports if int(r.get("round") or 0) == round]
     if not reports:
         return
     best = max(reports, key=lambda r: (int(r["rank"]), r["createdAt"]))

@@ -36,7 +36,7 @@ from services.sending.batches import BatchResult, BatchSender
 from services.sending.config import DispatchConfig, config_from
 from services.sending.followups import CadenceSender, follow_up_history
 from services.sending.lanes import CampaignBatches, Lane
-from services.sending.leases import Claim, Leases
+from services.sending.leases import RETRY_UNIT, Claim, Leases
 from services.sending.provider import Provider
 from services.sending.rate_slots import Grant, RateSlots, slot_sizes
 from services.storage import history
@@ -183,7 +183,7 @@ class Dispatcher:
         assert lane.rules is not None
         tenant, rules = lane.tenant, lane.rules
         leases = await self.leases.read(tenant, campaign.id, batch)
-        step = Leases.current_step(leases, campaign.steps)
+        step = Leases.current_step(leases, campaign.units(batch))
         if step is None:
             campaign.done.add(batch)
             if campaign.finished():
@@ -191,6 +191,7 @@ class Dispatcher:
             return 0
         if step:
             campaign.step_of[batch] = step
+        follow_up = 0 < step < RETRY_UNIT
         unit = Leases.of_step(leases, step)
         taken = self.leases.taken(unit)
         if taken is not None:
@@ -212,14 +213,14 @@ class Dispatcher:
         async def next_grant() -> Grant | datetime:
             return await self.slots.take(tenant, rules.rate_per_second)
 
-        sender = self.sender if step == 0 else self.cadence
+        sender = self.cadence if follow_up else self.sender
         end = await sender.send(claim, rules.window, grant, next_grant)
-        if step and end.sent and step not in campaign.noted:
+        if follow_up and end.sent and step not in campaign.noted:
             campaign.noted.add(step)
             await follow_up_history(tenant, campaign.id, step, started=True)
         if end.result is BatchResult.DONE:
             campaign.unit_done(batch, step)
-            if step and campaign.passed(step):
+            if follow_up and campaign.passed(step):
                 await follow_up_history(tenant, campaign.id, step, started=False)
             if campaign.finished():
                 await self._complete(lane, campaign)
@@ -242,7 +243,15 @@ class Dispatcher:
         sending = await Tenant.across_organizations(
             Campaign,
             {"status": CampaignStatus.SENDING.value},
-            {"organizationId": 1, "nextSeq": 1, "stats.total": 1, "followUps": 1, "isAutopilot": 1},
+            {
+                "organizationId": 1,
+                "nextSeq": 1,
+                "stats.total": 1,
+                "followUps": 1,
+                "isAutopilot": 1,
+                "retryRound": 1,
+                "retryBatches": 1,
+            },
         )
         by_org: dict[ObjectId, list[dict[str, Any]]] = {}
         for row in sending:
@@ -330,11 +339,13 @@ class Dispatcher:
                 BatchLease, {"campaignId": campaign_id, "done": True}, {"batch": 1, "step": 1}
             )
         }
-        if len(done) < batches * (campaign.cadence() + 1) or any(
-            (batch, step) not in done
-            for batch in range(batches)
-            for step in range(campaign.cadence() + 1)
-        ):
+        units = [
+            (batch, step) for batch in range(batches) for step in range(campaign.cadence() + 1)
+        ]
+        if campaign.retryRound:
+            retry = RETRY_UNIT + campaign.retryRound
+            units.extend((batch, retry) for batch in campaign.retryBatches)
+        if any(unit not in done for unit in units):
             return
         stats = await live_stats(tenant, campaign)
         steps = [s.model_copy(update={"pending": 0}).model_dump() for s in campaign.followUpStats]

@@ -19,6 +19,7 @@ from bson import ObjectId
 
 from services.campaigns.stats import batch_count
 from services.organizations.settings import SendingRules
+from services.sending.leases import RETRY_UNIT
 from services.storage.tenancy import Tenant
 
 
@@ -30,6 +31,10 @@ class CampaignBatches:
     batches: int
     steps: int = 0
     """Follow-up steps that run (0: the first message only, or autopilot is off)."""
+    retry: int = 0
+    """The retry round of failed first messages under way (0: none)."""
+    retry_batches: frozenset[int] = frozenset()
+    """The batches that round resends to."""
     done: set[int] = field(default_factory=set)
     """Batches with every step done."""
     step_of: dict[int, int] = field(default_factory=dict)
@@ -51,23 +56,32 @@ class CampaignBatches:
     def step(self, batch: int) -> int:
         return self.step_of.get(batch, 0)
 
+    def units(self, batch: int) -> list[int]:
+        """The batch's units in order: the first message, the follow-up steps that run, and
+        the retry round if it resends some of the batch."""
+        units = list(range(self.steps + 1))
+        if self.retry and batch in self.retry_batches:
+            units.append(RETRY_UNIT + self.retry)
+        return units
+
     def unit_done(self, batch: int, step: int) -> None:
-        """Step `step` of the batch is done: the batch moves to the next step, or is done."""
-        if step >= self.steps:
+        """Unit `step` of the batch is done: the batch moves to its next unit, or is done."""
+        later = [unit for unit in self.units(batch) if unit > step]
+        if not later:
             self.done.add(batch)
         else:
-            self.step_of[batch] = step + 1
+            self.step_of[batch] = later[0]
             self.later.pop(batch, None)
 
     def passed(self, step: int) -> bool:
         """Whether every batch is known to be past `step`."""
         return all(b in self.done or self.step(b) > step for b in range(self.batches))
 
-    def set_steps(self, steps: int) -> None:
-        """Autopilot was switched, or steps changed: batches done under the old count are
-        looked at again (their leases say which step they reached)."""
-        if steps != self.steps:
-            self.steps = steps
+    def set_units(self, steps: int, retry: int, retry_batches: frozenset[int]) -> None:
+        """Autopilot was switched, steps changed or a retry began: batches done under the old
+        units are looked at again (their leases say which unit they reached)."""
+        if (steps, retry, retry_batches) != (self.steps, self.retry, self.retry_batches):
+            self.steps, self.retry, self.retry_batches = steps, retry, retry_batches
             if self.done:
                 self.done.clear()
                 self.later.clear()
@@ -110,14 +124,21 @@ class Lane:
         for campaign_id, row in listed.items():
             batches = batch_count(int(row.get("nextSeq") or 0))
             steps = len(row.get("followUps") or []) if row.get("isAutopilot") else 0
+            retry = int(row.get("retryRound") or 0)
+            retry_batches = frozenset(int(b) for b in row.get("retryBatches") or [])
             known = self.campaigns.get(campaign_id)
             if known is None:
-                self.campaigns[campaign_id] = CampaignBatches(campaign_id, batches, steps)
+                known = self.campaigns[campaign_id] = CampaignBatches(campaign_id, batches)
+                known.set_units(steps, retry, retry_batches)
                 self.wake.set()
             else:
                 known.batches = batches
-                if steps != known.steps:
-                    known.set_steps(steps)
+                if (steps, retry, retry_batches) != (
+                    known.steps,
+                    known.retry,
+                    known.retry_batches,
+                ):
+                    known.set_units(steps, retry, retry_batches)
                     self.wake.set()
 
     def new_round(self) -> None:

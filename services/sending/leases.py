@@ -72,10 +72,10 @@ class Leases:
         return [row for row in leases if int(row.get("step") or 0) == step]
 
     @staticmethod
-    def current_step(leases: Sequence[Mapping[str, Any]], steps: int) -> int | None:
-        """The first step (0 to `steps`) of the batch not done yet; None when all are."""
+    def current_step(leases: Sequence[Mapping[str, Any]], units: Sequence[int]) -> int | None:
+        """The first of the batch's `units` (steps, in order) not done yet; None when all are."""
         done = {int(row.get("step") or 0) for row in leases if row.get("done")}
-        return next((step for step in range(steps + 1) if step not in done), None)
+        return next((step for step in units if step not in done), None)
 
     def taken(self, leases: Sequence[Mapping[str, Any]]) -> Taken | None:
         """Why the unit these leases (of one step) belong to cannot be claimed now (None: it
@@ -164,7 +164,14 @@ class Leases:
             )
 
 
+RETRY_UNIT = 100
+"""Unit `RETRY_UNIT + k` of a batch is retry round k of its failed first messages
+(`services.sending.failures`); units below it are the first message (0) and follow-up steps."""
+
+
 def lease_id(campaign_id: ObjectId, batch: int, epoch: int, step: int = 0) -> str:
+    if step >= RETRY_UNIT:
+        return f"{campaign_id}:{batch}:r{step - RETRY_UNIT}:{epoch}"
     if step:
         return f"{campaign_id}:{batch}:s{step}:{epoch}"
     return f"{campaign_id}:{batch}:{epoch}"
