@@ -180,9 +180,8 @@ async def test_failures_are_explained_and_only_retryable_ones_are_sent_again(
     # Each recipient is resent at most once: nothing is left to retry.
     nothing = await retry(org, campaign_id)
     assert [e["code"] for e in nothing["userErrors"]] == ["NOTHING_TO_RETRY"]
-    history = await gql(
-        hooked, '{ campaign(id: "%s") { history { action } } }' % campaign_id, None, org.headers
-    )
+    query = "query ($id: ID!) { campaign(id: $id) { history { action } } }"
+    history = await gql(hooked, query, {"id": campaign_id}, org.headers)
     assert [h["action"] for h in history["data"]["campaign"]["history"]][-2:] == [
         "retry",
         "complete",
