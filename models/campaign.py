@@ -81,6 +81,25 @@ class FollowUpStats(BaseModel):
     )
 
 
+class HoldReason(StrEnum):
+    """Why recipients due to be messaged are not being messaged yet."""
+
+    QUIET_HOURS = "quiet_hours"
+    RATE_LIMIT = "rate_limit"
+
+
+class Hold(BaseModel):
+    """Recipients of a sending campaign held back, why, and until when."""
+
+    reason: HoldReason = Field(description="quiet_hours or rate_limit.")
+    recipients: int = Field(description="How many are held.")
+    until: datetime | None = Field(description="When the hold ends (UTC), as far as known.")
+    zone: str | None = Field(
+        default=None, description="For quiet hours: the recipients' time zone."
+    )
+    message: str = Field(description="The hold in plain words.")
+
+
 class CampaignStats(BaseModel):
     """Counters over the recipients; the legacy `successRate` string is derived on output."""
 
@@ -170,6 +189,7 @@ class Campaign(TenantDocument):
     """Steps whose start and end `history` recorded (each once, by a numbered change)."""
     _next_send_at: datetime | None = PrivateAttr(default=None)
     _follow_up_stats: list[FollowUpStats] = PrivateAttr(default_factory=list)
+    _holds: list[Hold] = PrivateAttr(default_factory=list)
 
     @property
     def nextSendAt(self) -> datetime | None:
@@ -183,6 +203,11 @@ class Campaign(TenantDocument):
     def followUpStats(self) -> list[FollowUpStats]:
         """Per step, read live like `nextSendAt` (`services.campaigns.stats`)."""
         return self._follow_up_stats
+
+    @property
+    def holds(self) -> list[Hold]:
+        """Recipients held back while it sends, read live like `nextSendAt`."""
+        return self._holds
 
     def cadence(self) -> int:
         """How many follow-up steps run: none while autopilot is off."""

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pymongo
 from beanie import PydanticObjectId
+from pydantic import BaseModel
 from pymongo import IndexModel
 
 from models.base import TenantDocument
@@ -57,6 +58,12 @@ class BatchLease(TenantDocument):
         ]
 
 
+class ZoneWait(BaseModel):
+    zone: str
+    count: int
+    until: datetime
+
+
 class BatchCounts(TenantDocument):
     """How one batch's recipients ended; `_id` is `"<campaignId>:<batch>"`, and
     `"<campaignId>:<batch>:s<n>"` for follow-up step n.
@@ -80,6 +87,10 @@ class BatchCounts(TenantDocument):
     """When this batch's recipients waiting for quiet hours to end go out (None: none wait)."""
     waiting: int = 0
     """How many wait for it."""
+    waitingZones: list[ZoneWait] = []
+    """Those waiting for their window, by time zone (shown as the campaign's holds)."""
+    rate: int | None = None
+    """The organization's rate limit its last turn ran under (None: unlimited)."""
 
     class Settings:
         name = "dispatch_batch_counts"

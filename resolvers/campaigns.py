@@ -240,7 +240,7 @@ second, from the database, so any API process serves it whichever process sends.
 
 @graphql_type(
     CampaignSummaryOut,
-    only=("status", "stats", "followUpStats", "nextSendAt"),
+    only=("status", "stats", "followUpStats", "holds", "nextSendAt"),
     description="Where a campaign's sending is, pushed as it changes.",
 )
 class CampaignProgress:

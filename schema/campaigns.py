@@ -14,10 +14,11 @@ from typing import Any
 import strawberry
 from beanie import PydanticObjectId
 
-from models.campaign import CampaignStatus, CampaignType, InitialStatus
+from models.campaign import CampaignStatus, CampaignType, HoldReason, InitialStatus
 from models.campaign import FailedDetail as FailedDetailModel
 from models.campaign import FollowUp as FollowUpModel
 from models.campaign import FollowUpStats as FollowUpStatsModel
+from models.campaign import Hold as HoldModel
 from models.campaign import MessageStats as MessageStatsModel
 from models.recipient import DeliveryStatus, RecipientStatus
 from schema.contacts import Contact
@@ -62,6 +63,7 @@ _enum(AssignmentStrategy, "How recipients are shared among reps.")
 _enum(CampaignOrderField, "What campaigns are ordered by.")
 _enum(SortDirection, "Ascending or descending.")
 _enum(FailureStage, "Where a message was lost.")
+_enum(HoldReason, "Why recipients are held back.")
 
 
 @graphql_type(StatsOut, name="CampaignStats", description="Counters over a campaign's recipients.")
@@ -71,6 +73,11 @@ class CampaignStats:
 
 @graphql_type(MessageStatsModel, description="The cost of one message, for its longest rendering.")
 class MessageStats:
+    pass
+
+
+@graphql_type(HoldModel, name="CampaignHold", description="Recipients held back, and why.")
+class CampaignHold:
     pass
 
 

@@ -25,6 +25,7 @@ from models.campaign import (
     FailedDetail,
     FollowUp,
     FollowUpStats,
+    Hold,
     MessageStats,
 )
 from models.conversation import Direction
@@ -105,6 +106,11 @@ class CampaignSummaryOut(_Out):
     isAutopilot: bool = Field(description="Whether follow-ups run automatically.")
     followUps: list[FollowUp] = Field(
         default=[], description="The follow-up steps, sent while isAutopilot is true."
+    )
+    holds: list[Hold] = Field(
+        default=[],
+        description="While it sends: recipients held back (quiet hours, by zone; the rate "
+        "limit), why and until when. Empty when nothing holds it.",
     )
     followUpStats: list[FollowUpStats] = Field(
         default=[],

@@ -57,7 +57,13 @@ PAIRS = [
     Pair("Campaign", "CampaignOut", {
         "recipients": "GraphQL-only nested connection (REST: GET /api/campaigns/{id}/recipients)",
         "history": "GraphQL-only nested list; REST has no history route",
+        "failures": "GraphQL-only nested list (REST: GET /api/campaigns/{id}/failures)",
     }, {}, {"createdBy": "GraphQL resolves the rep's current name as a User; REST the snapshot"}),
+    Pair("CampaignFailure", "FailureOut", {}, {}, {}),
+    Pair("CampaignHold", "Hold", {}, {}, {}),
+    Pair("FollowUp", "FollowUp", {}, {}, {}),
+    Pair("FollowUpStats", "FollowUpStats", {}, {}, {}),
+    Pair("FollowUpInput", "FollowUpInput", {}, {}, {}),
     Pair("CampaignStats", "StatsOut", {}, {}, {}),
     Pair("FailedDetail", "FailedDetail", {}, {}, {}),
     Pair("MessageStats", "MessageStats", {}, {}, {}),

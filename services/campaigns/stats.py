@@ -10,13 +10,13 @@ import asyncio
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 
 from models import BatchCounts, Campaign, Reply
-from models.campaign import CampaignStats, CampaignStatus, FollowUpStats
+from models.campaign import CampaignStats, CampaignStatus, FollowUpStats, Hold, HoldReason
 from models.recipient import RECIPIENT_BATCH
 from services.storage.tenancy import Tenant
 
@@ -36,6 +36,12 @@ class BatchTotals:
     """The earliest time a batch's recipients waiting for quiet hours go out."""
     waiting: int
     """Recipients waiting for a window that opens after `now`."""
+    zones: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    """Of those, by time zone: how many, and when the first window opens."""
+    first_waiting: int = 0
+    """Recipients of the first message waiting (quiet hours)."""
+    rate: int | None = None
+    """The organization's rate limit the batches last ran under."""
 
 
 async def batch_totals(tenant: Tenant, campaign_id: ObjectId, now: datetime) -> BatchTotals:
@@ -43,6 +49,9 @@ async def batch_totals(tenant: Tenant, campaign_id: ObjectId, now: datetime) -> 
     steps: dict[int, Counter[str]] = {}
     opens: list[datetime] = []
     waiting = 0
+    zones: dict[str, tuple[int, datetime]] = {}
+    first_waiting = 0
+    rates: list[int] = []
     async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign_id}):
         step = int(row.get("step") or 0)
         into = steps.setdefault(step, Counter()) if step else counts
@@ -52,8 +61,64 @@ async def batch_totals(tenant: Tenant, campaign_id: ObjectId, now: datetime) -> 
             opens.append(row["nextSendAt"])
             if row["nextSendAt"] > now:
                 waiting += int(row.get("waiting") or 0)
+            first_waiting += 0 if step else int(row.get("waiting") or 0)
+        # As the batch's holder last saw them (like `nextSendAt`): its next turn rewrites them.
+        for item in row.get("waitingZones") or []:
+            count, until = zones.get(item["zone"], (0, item["until"]))
+            zones[item["zone"]] = (count + int(item["count"]), min(until, item["until"]))
+        if row.get("rate"):
+            rates.append(int(row["rate"]))
     counts.pop("stopped", None)
-    return BatchTotals(counts, steps, min(opens, default=None), waiting)
+    return BatchTotals(
+        counts,
+        steps,
+        min(opens, default=None),
+        waiting,
+        zones,
+        first_waiting,
+        max(rates, default=None),
+    )
+
+
+RATE_HOLD_SECONDS = 5
+"""A rate limit holds a campaign back (and says so) when its due messages need longer than
+this at the organization's rate."""
+
+
+def holds(
+    campaign: Campaign, stats: CampaignStats, totals: BatchTotals, now: datetime
+) -> list[Hold]:
+    """What holds the campaign's due recipients back: their windows, by zone, and the
+    organization's rate limit when what is due needs more than a few seconds of it."""
+    out = [
+        Hold(
+            reason=HoldReason.QUIET_HOURS,
+            recipients=count,
+            until=until,
+            zone=zone,
+            message=f"{count} recipient(s) wait for the sending window in {zone} "
+            f"(opens {until:%Y-%m-%d %H:%M} UTC)",
+        )
+        for zone, (count, until) in sorted(totals.zones.items(), key=lambda z: z[1][1])
+    ]
+    done = stats.sent + stats.failed + stats.skipped + stats.unknown
+    due = stats.total - done - totals.first_waiting
+    if (
+        campaign.status is CampaignStatus.SENDING
+        and totals.rate
+        and due > totals.rate * RATE_HOLD_SECONDS
+    ):
+        until = now + timedelta(seconds=math.ceil(due / totals.rate))
+        out.append(
+            Hold(
+                reason=HoldReason.RATE_LIMIT,
+                recipients=due,
+                until=until,
+                message=f"{due} recipient(s) go out at the organization's limit of "
+                f"{totals.rate} a second (about {until:%H:%M:%S} UTC)",
+            )
+        )
+    return out
 
 
 async def follow_up_stats(
@@ -106,6 +171,7 @@ async def live_state(tenant: Tenant, campaign: Campaign) -> tuple[CampaignStats,
         total=campaign.stats.total, retried=campaign.stats.retried, **totals.counts
     )
     campaign._follow_up_stats = await follow_up_stats(tenant, campaign, stats, totals)
+    campaign._holds = holds(campaign, stats, totals, Tenant.now())
     return stats, totals.next_send_at
 
 

@@ -26,7 +26,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -80,6 +80,31 @@ class BatchEnd:
     at: datetime | None = None
     sent: int = 0
     """Messages handed to the provider in this turn."""
+    zones: tuple[str, ...] = ()
+    """Waiting: the time zones whose windows are shut."""
+
+
+@dataclass
+class Waiting:
+    """Recipients of a batch waiting for their sending window, by time zone."""
+
+    zones: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+
+    def add(self, zone: str, opens: datetime) -> None:
+        count, until = self.zones.get(zone, (0, opens))
+        self.zones[zone] = (count + 1, min(until, opens))
+
+    @property
+    def next_send(self) -> datetime | None:
+        return min((until for _, until in self.zones.values()), default=None)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """As stored on the batch's counts (a list of objects: FerretDB keeps no nested
+        arrays)."""
+        return [
+            {"zone": zone, "count": count, "until": until}
+            for zone, (count, until) in sorted(self.zones.items())
+        ]
 
 
 @dataclass
@@ -175,15 +200,15 @@ class BatchSender:
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         now = self.config.clock()
         ready: list[dict[str, Any]] = []
-        next_send: datetime | None = None
+        held = Waiting()
         for row in queue:
             contact = contacts.get(row["contactId"])
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
-                opens = window.next_opening(phone, now)
-                next_send = opens if next_send is None else min(next_send, opens)
+                held.add(window.zone_for(phone).key, window.next_opening(phone, now))
             else:
                 ready.append(row)
+        next_send = held.next_send
         try:
             template = parse_template(message)
         except TemplateError:
@@ -201,7 +226,9 @@ class BatchSender:
             recorded.update(fresh)
             final = {row["_id"]: R(row["status"]) for row in rows}
             final.update({rid: outcome.status for rid, outcome in outcomes.items()})
-            await self._write_counts(claim, Counter(final.values()), next_send, waiting)
+            await self._write_counts(
+                claim, Counter(final.values()), next_send, waiting, held, grant.rate
+            )
 
         start = 0
         while start < len(ready):
@@ -248,7 +275,7 @@ class BatchSender:
             return BatchEnd(BatchResult.RATE_LIMITED, limited)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
-            return BatchEnd(BatchResult.WAITING, next_send)
+            return BatchEnd(BatchResult.WAITING, next_send, zones=tuple(held.zones))
         await self.leases.release(claim, done=True)
         metrics.BATCHES_DONE.inc()
         return BatchEnd(BatchResult.DONE)
@@ -387,6 +414,8 @@ class BatchSender:
         tally: Counter[RecipientStatus],
         next_send: datetime | None,
         waiting: int,
+        held: Waiting,
+        rate: int | None,
     ) -> None:
         counts = {
             "sent": tally[R.SENT],
@@ -395,6 +424,8 @@ class BatchSender:
             "unknown": tally[R.UNKNOWN],
             "nextSendAt": next_send,
             "waiting": waiting if next_send is not None else 0,
+            "waitingZones": held.rows(),
+            "rate": rate,
             "epoch": claim.epoch,
             "updatedAt": Tenant.now(),
         }

@@ -226,8 +226,11 @@ class Dispatcher:
                 await self._complete(lane, campaign)
         elif end.result is BatchResult.WAITING and end.at is not None:
             campaign.later[batch] = end.at
+            for zone in end.zones:
+                _log_hold(campaign, f"quiet hours in {zone}", end.at)
         elif end.result is BatchResult.RATE_LIMITED:
             lane.rate_wait = end.at
+            _log_hold(campaign, f"the organization's rate limit of {rules.rate_per_second}/s", None)
         else:  # paused, cancelled or fenced out: leave the campaign until the next look
             lane.campaigns.pop(campaign.id, None)
         return 1
@@ -368,3 +371,16 @@ class Dispatcher:
             await history.change(
                 tenant, Campaign, PydanticObjectId(campaign_id), plan, what="campaign"
             )
+
+
+def _log_hold(campaign: CampaignBatches, why: str, until: datetime | None) -> None:
+    """Says once per campaign and hold (per dispatcher) that recipients are held back."""
+    if why in campaign.logged:
+        return
+    campaign.logged.add(why)
+    logger.info(
+        "campaign %s: recipients held back by %s%s",
+        campaign.id,
+        why,
+        f" until {until:%Y-%m-%d %H:%M} UTC" if until else "",
+    )

@@ -42,7 +42,14 @@ from services.campaigns.templates import TemplateError, parse_template
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.senders import list_senders
 from services.sending import metrics
-from services.sending.batches import BatchEnd, BatchResult, BatchSender, Outcome, sticky_sender
+from services.sending.batches import (
+    BatchEnd,
+    BatchResult,
+    BatchSender,
+    Outcome,
+    Waiting,
+    sticky_sender,
+)
 from services.sending.leases import Claim
 from services.sending.rate_slots import Grant
 from services.storage import history
@@ -171,11 +178,13 @@ class CadenceSender(BatchSender):
         contacts = await self.contacts_of(tenant, queue)
         senders = [entry.key for entry in await list_senders(tenant)]
         ready: list[dict[str, Any]] = []
+        held = Waiting()
         for row in queue:
             contact = contacts.get(row["contactId"])
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
                 opens = window.next_opening(phone, now)
+                held.add(window.zone_for(phone).key, opens)
                 next_send = opens if next_send is None else min(next_send, opens)
                 waiting += 1
             else:
@@ -232,8 +241,8 @@ class CadenceSender(BatchSender):
             for outcome in outcomes.values():
                 tally[outcome.status.value] += 1
             sent += sum(1 for o in outcomes.values() if o.status is RecipientStatus.SENT)
-            await self._write_step_counts(claim, tally, next_send, waiting)
-        await self._write_step_counts(claim, tally, next_send, waiting)
+            await self._write_step_counts(claim, tally, next_send, waiting, held, grant.rate)
+        await self._write_step_counts(claim, tally, next_send, waiting, held, grant.rate)
         if stopped:
             await self.leases.release(claim, done=False)
             return BatchEnd(BatchResult.STOPPED, sent=sent)
@@ -242,7 +251,7 @@ class CadenceSender(BatchSender):
             return BatchEnd(BatchResult.RATE_LIMITED, limited, sent=sent)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
-            return BatchEnd(BatchResult.WAITING, next_send, sent=sent)
+            return BatchEnd(BatchResult.WAITING, next_send, sent=sent, zones=tuple(held.zones))
         await self.leases.release(claim, done=True)
         metrics.BATCHES_DONE.inc()
         return BatchEnd(BatchResult.DONE, sent=sent)
@@ -310,7 +319,13 @@ class CadenceSender(BatchSender):
             metrics.MESSAGES.labels(self.provider.name, outcome.status.value).inc()
 
     async def _write_step_counts(
-        self, claim: Claim, tally: Counter[str], next_send: datetime | None, waiting: int
+        self,
+        claim: Claim,
+        tally: Counter[str],
+        next_send: datetime | None,
+        waiting: int,
+        held: Waiting,
+        rate: int | None,
     ) -> None:
         counts = {key: tally[key] for key in ("sent", "failed", "skipped", "unknown", "stopped")}
         await claim.tenant.update_one(
@@ -321,6 +336,8 @@ class CadenceSender(BatchSender):
                     **counts,
                     "nextSendAt": next_send,
                     "waiting": waiting if next_send is not None else 0,
+                    "waitingZones": held.rows(),
+                    "rate": rate,
                     "epoch": claim.epoch,
                     "updatedAt": Tenant.now(),
                 },

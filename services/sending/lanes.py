@@ -47,6 +47,8 @@ class CampaignBatches:
     """Found held by another dispatcher; looked at again on the lane's next round."""
     noted: set[int] = field(default_factory=set)
     """Follow-up steps whose start this dispatcher saw recorded."""
+    logged: set[str] = field(default_factory=set)
+    """Holds this dispatcher logged for the campaign (each once)."""
     cursor: int = 0
     """Where the next look starts (the batch worked last, so a rate-limited batch goes on)."""
 
