@@ -409,3 +409,32 @@ async def test_carrier_reports_reach_steps_and_an_undelivered_step_ends_the_cade
     assert f"{first['recipientId']}:2" not in keys  # step 1 never arrived: no step 2 to it
     assert steps_sent(ledger) == {0: 3, 1: 3, 2: 2}
     assert (await org.campaign(campaign_id))["status"] == "completed"
+
+
+async def test_a_reply_counts_from_the_last_step_sent(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The attribution window counts from the last message the contact got: a reply a week
+    after the first message but a day after a follow-up is that follow-up's."""
+    org = Org(hooked)
+    await own(hooked, org, NUMBER)
+    campaign_id = await org.create(1, followUps=CADENCE[:1], isAutopilot=True)
+    clock = Clock(datetime.now(UTC))
+    dispatcher = Dispatcher(SimulatedProvider(tmp_path / "l.jsonl"), replace(FAST, clock=clock))
+    await org.mutate("sendCampaignNow", campaign_id)
+    await dispatcher.tick()
+    clock.advance(timedelta(minutes=61))
+    await dispatcher.tick()
+    tenant = org.tenant()
+    [row] = await tenant.raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+    [step] = await tenant.raw_find(StepSend, {"recipientId": row["_id"]}).to_list()
+    await tenant.update_each(
+        Recipient, [(row["_id"], {"sentAt": row["sentAt"] - timedelta(days=30)})]
+    )
+    await tenant.update_each(
+        StepSend, [(step["_id"], {"sentAt": step["sentAt"] - timedelta(days=1)})]
+    )
+    await text(hooked, frm=phone(0), to=NUMBER, body="ok, call me")
+    campaign = await read(org, campaign_id)
+    assert campaign["stats"]["replied"] == 1, campaign
+    assert campaign["followUpStats"][0]["replied"] == 1, campaign

@@ -128,14 +128,18 @@ async def follow_up_stats(
     at its end), the replies that came after it, and an estimate of who is still to get it."""
     if not campaign.followUps or campaign.startedAt is None or campaign.id is None:
         return []
-    if totals is None:
-        return campaign.followUpTotals
     replies = await asyncio.gather(
         *(
             tenant.count(Reply, {"campaignId": campaign.id, "step": step})
             for step in range(len(campaign.followUps) + 1)
         )
     )
+    if totals is None:  # folded at its end; replies keep coming
+        return [
+            folded.model_copy(update={"replied": replies[folded.step]})
+            for folded in campaign.followUpTotals
+            if folded.step < len(replies)
+        ]
     out: list[FollowUpStats] = []
     previous_sent = first.sent
     for step in range(1, len(campaign.followUps) + 1):

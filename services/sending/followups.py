@@ -34,7 +34,7 @@ from pymongo.errors import BulkWriteError
 
 from core.errors import Conflict, NotFound
 from models import BatchCounts, BatchLease, Campaign, Recipient, StepSend
-from models.campaign import MAX_FOLLOW_UPS, CampaignStatus, FollowUp
+from models.campaign import CampaignStatus, FollowUp
 from models.followup import StepStatus, step_send_id
 from models.recipient import RecipientStatus
 from services.campaigns.stats import batch_count
@@ -417,19 +417,6 @@ async def stop_follow_ups(tenant: Tenant, contact_id: ObjectId, reason: str = RE
         ids = [row["_id"] for row in in_flight]
         await asyncio.sleep(0.05)
     return stopped
-
-
-async def last_step(tenant: Tenant, recipient_id: ObjectId, at: datetime) -> int:
-    """The last follow-up step sent to the recipient by `at` (0: only the first message), read
-    by primary key."""
-    ids = [step_send_id(recipient_id, step) for step in range(1, MAX_FOLLOW_UPS + 1)]
-    rows = await tenant.raw_find_in(StepSend, "_id", ids, {"step": 1, "status": 1, "sentAt": 1})
-    sent = [
-        int(row["step"])
-        for row in rows
-        if row.get("status") == S.SENT.value and row.get("sentAt") and row["sentAt"] <= at
-    ]
-    return max(sent, default=0)
 
 
 async def follow_up_history(
