@@ -334,8 +334,10 @@ class ScheduleInput(_Input):
 class CampaignFilter(_Input):
     """Which campaigns to list; every condition given must hold."""
 
-    status: list[Text] | None = Field(default=None, description="Any of these statuses.")
-    type: Text | None = None
+    status: list[Text] | None = Field(
+        default=None, description="Any of these statuses (REST: repeated or comma-separated)."
+    )
+    type: Text | None = Field(default=None, description="The channel (sms).")
     createdBy: Id | None = Field(default=None, description="User id of the creator.")
     scheduledAfter: DateText | None = Field(default=None, description="scheduleDate on or after.")
     scheduledBefore: DateText | None = Field(default=None, description="scheduleDate before.")

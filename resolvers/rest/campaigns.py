@@ -103,19 +103,15 @@ async def create_campaign(
 )
 async def list_campaigns(
     tenant: CurrentTenant,
+    *,
     page: PageNumber = 1,
     limit: PageLimit = 20,
-    status: Annotated[
-        list[str] | None,
-        Query(description="Statuses, repeated or comma-separated: status=draft,scheduled"),
-    ] = None,
-    search: Annotated[
-        str | None, Query(description=CampaignFilter.model_fields["search"].description)
-    ] = None,
+    filter: Annotated[CampaignFilter, Query()],  # its fields, by name (lists repeated)
 ) -> CampaignListEnvelope:
     limit = page_limit(limit)
-    statuses = [s for value in status or [] for s in value.split(",") if s.strip()]
-    filter = CampaignFilter(status=statuses or None, search=search)
+    # Legacy callers also send statuses comma-separated: status=draft,scheduled
+    statuses = [s for value in filter.status or [] for s in value.split(",") if s.strip()]
+    filter = filter.model_copy(update={"status": statuses or None})
     found, total = await campaign_queries.list_campaigns_by_page(
         tenant, filter, page=page, limit=limit
     )
