@@ -97,6 +97,10 @@ class Hold(BaseModel):
     zone: str | None = Field(
         default=None, description="For quiet hours: the recipients' time zone."
     )
+    state: str | None = Field(
+        default=None,
+        description="For quiet hours: the US state whose rules for marketing texts hold them.",
+    )
     message: str = Field(description="The hold in plain words.")
 
 

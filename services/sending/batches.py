@@ -86,24 +86,30 @@ class BatchEnd:
 
 @dataclass
 class Waiting:
-    """Recipients of a batch waiting for their sending window, by time zone."""
+    """Recipients of a batch waiting for their sending window, by time zone (and US state,
+    where the state's rules hold them)."""
 
-    zones: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    zones: dict[tuple[str, str | None], tuple[int, datetime]] = field(default_factory=dict)
 
-    def add(self, zone: str, opens: datetime) -> None:
-        count, until = self.zones.get(zone, (0, opens))
-        self.zones[zone] = (count + 1, min(until, opens))
+    def add(self, where: tuple[str, str | None], opens: datetime) -> None:
+        count, until = self.zones.get(where, (0, opens))
+        self.zones[where] = (count + 1, min(until, opens))
 
     @property
     def next_send(self) -> datetime | None:
         return min((until for _, until in self.zones.values()), default=None)
 
+    def labels(self) -> tuple[str, ...]:
+        return tuple(f"{zone} ({state} rules)" if state else zone for zone, state in self.zones)
+
     def rows(self) -> list[dict[str, Any]]:
         """As stored on the batch's counts (a list of objects: FerretDB keeps no nested
         arrays)."""
         return [
-            {"zone": zone, "count": count, "until": until}
-            for zone, (count, until) in sorted(self.zones.items())
+            {"zone": zone, "state": state, "count": count, "until": until}
+            for (zone, state), (count, until) in sorted(
+                self.zones.items(), key=lambda item: (item[0][0], item[0][1] or "")
+            )
         ]
 
 
@@ -205,7 +211,7 @@ class BatchSender:
             contact = contacts.get(row["contactId"])
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
-                held.add(window.zone_for(phone).key, window.next_opening(phone, now))
+                held.add(window.held_in(phone, now), window.next_opening(phone, now))
             else:
                 ready.append(row)
         next_send = held.next_send
@@ -275,7 +281,7 @@ class BatchSender:
             return BatchEnd(BatchResult.RATE_LIMITED, limited)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
-            return BatchEnd(BatchResult.WAITING, next_send, zones=tuple(held.zones))
+            return BatchEnd(BatchResult.WAITING, next_send, zones=held.labels())
         await self.leases.release(claim, done=True)
         metrics.BATCHES_DONE.inc()
         return BatchEnd(BatchResult.DONE)
