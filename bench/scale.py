@@ -100,10 +100,10 @@ def pct(values: list[float], q: float) -> float:
 # -- loading --------------------------------------------------------------------------------
 
 
-async def load(db: Any, total: int, rng: random.Random) -> list[Org]:
+async def load(db: Any, total: int, rng: random.Random, small_orgs: int) -> list[Org]:
     """Bulk-loads contacts, campaigns and recipients; returns the organizations."""
-    orgs = [Org(f"small-{i + 1}", ObjectId(), SMALL_CONTACTS) for i in range(SMALL_ORGS)]
-    large = Org("large", ObjectId(), total - SMALL_ORGS * SMALL_CONTACTS)
+    orgs = [Org(f"small-{i + 1}", ObjectId(), SMALL_CONTACTS) for i in range(small_orgs)]
+    large = Org("large", ObjectId(), total - small_orgs * SMALL_CONTACTS)
     orgs.append(large)
     now = utcnow()
     serial = 0
@@ -140,7 +140,7 @@ async def load(db: Any, total: int, rng: random.Random) -> list[Org]:
                     org.sample.append(ObjectId(str(doc["_id"])))
             await db.contacts.insert_many(docs, ordered=False)
     for org in orgs:
-        count = LARGE_CAMPAIGNS if org is large else (CAMPAIGNS - LARGE_CAMPAIGNS) // SMALL_ORGS
+        count = LARGE_CAMPAIGNS if org is large else (CAMPAIGNS - LARGE_CAMPAIGNS) // small_orgs
         campaigns: list[dict[str, Any]] = []
         recipients: list[dict[str, Any]] = []
         for n in range(count):
@@ -453,6 +453,74 @@ async def lifecycle_case(s: Session, org: Org, samples: int) -> Timings:
     return t
 
 
+async def id_list_case(s: Session, org: Org, samples: int, count: int) -> Timings:
+    """A campaign naming `count` existing contacts (REST `selectedExistingContacts`, the
+    legacy `userIds`); the floor is the same reads and writes in raw PyMongo: each contact by
+    `_id`, 8 at a time, then the recipients and the campaign inserted."""
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+        ids = s.rng.sample(org.sample, count)
+
+        async def api(chosen: list[ObjectId] = ids) -> None:
+            body = {
+                "name": "Ids",
+                "message": MESSAGE,
+                "selectedExistingContacts": [{"_id": str(i)} for i in chosen],
+                "scheduleDate": schedule_date(),
+            }
+            response = await s.http.post("/api/campaigns", json=body, headers=headers)
+            ok = response.status_code == 201 and response.json()["data"]["stats"]["total"] == count
+            s.check(ok, f"{count} ids: {response.status_code} {response.text[:200]}")
+
+        async def floor(chosen: list[ObjectId] = ids) -> None:
+            gate = asyncio.Semaphore(8)
+
+            async def one(contact_id: ObjectId) -> Any:
+                async with gate:
+                    return await s.db.contacts.find_one(
+                        {"_id": contact_id, "organizationId": org.id}
+                    )
+
+            found = [d for d in await asyncio.gather(*map(one, chosen)) if d is not None]
+            campaign_id = PydanticObjectId()
+            now = utcnow()
+            stamp = {"organizationId": org.id, "createdAt": now, "updatedAt": now}
+            await s.db.recipients.insert_many(
+                [raw_recipient(campaign_id, d["_id"], stamp, seq) for seq, d in enumerate(found)]
+            )
+            await s.db.campaigns.insert_one(campaign_doc(org, campaign_id, len(found)))
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
+COUNTS = "query { contacts(first: 20) { totalCount } campaigns(first: 20) { totalCount } }"
+
+
+async def counts_case(s: Session, org: Org, samples: int) -> Timings:
+    """`totalCount` of the contacts and of the campaigns; the floor is the raw
+    `count_documents` of both (what a count costs the server itself)."""
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+
+        async def api() -> None:
+            response = await s.http.post("/graphql", json={"query": COUNTS}, headers=headers)
+            data = response.json().get("data") or {}
+            total = (data.get("contacts") or {}).get("totalCount")
+            s.check(isinstance(total, int) and total >= org.contacts, f"count: {response.text}")
+
+        async def floor() -> None:
+            await s.db.contacts.count_documents({"organizationId": org.id})
+            await s.db.campaigns.count_documents({"organizationId": org.id})
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
 async def listing_floor(s: Session, org: Org, samples: int) -> dict[str, list[float]]:
     pages: list[float] = []
     counts: list[float] = []
@@ -508,7 +576,7 @@ async def run_size(
     try:
         async with serving(app) as http:
             started = time.perf_counter()
-            orgs = await load(db, total, rng)
+            orgs = await load(db, total, rng, args.small_orgs)
             result["load_seconds"] = time.perf_counter() - started
             if args.settle:
                 # Right after a bulk load PostgreSQL has no statistics for the new rows yet
@@ -524,16 +592,27 @@ async def run_size(
             s = Session(http, db, ContactSource(), rng)
             for org in (orgs[0], orgs[-1]):
                 cases = {
-                    "contact(id) GraphQL": await lookup_case(s, org, args.lookups),
-                    "POST 3 existing ids": await three_ids_case(s, org, args.creations),
-                    f"POST {args.new_contacts:,} new contacts": await new_contacts_case(
-                        s, org, args.big_creations, args.new_contacts
-                    ),
-                    "campaigns(20) + recipients(5)": await listing_case(s, org, args.listings),
-                    "contacts(first: 20)": await contacts_page_case(s, org, args.listings),
-                    "contacts(search: phone)": await search_case(s, org, args.listings),
-                    "pauseCampaign": await lifecycle_case(s, org, args.creations),
+                    **{
+                        f"POST {n:,} existing ids": await id_list_case(s, org, args.id_lists, n)
+                        for n in args.id_counts
+                        if args.id_lists and n <= len(org.sample)
+                    },
+                    "totalCount (contacts, campaigns)": await counts_case(s, org, args.listings),
                 }
+                if args.only_scale:
+                    cases = {k: v for k, v in cases.items() if v.api}
+                else:
+                    cases |= {
+                        "contact(id) GraphQL": await lookup_case(s, org, args.lookups),
+                        "POST 3 existing ids": await three_ids_case(s, org, args.creations),
+                        f"POST {args.new_contacts:,} new contacts": await new_contacts_case(
+                            s, org, args.big_creations, args.new_contacts
+                        ),
+                        "campaigns(20) + recipients(5)": await listing_case(s, org, args.listings),
+                        "contacts(first: 20)": await contacts_page_case(s, org, args.listings),
+                        "contacts(search: phone)": await search_case(s, org, args.listings),
+                        "pauseCampaign": await lifecycle_case(s, org, args.creations),
+                    }
                 for name, t in cases.items():
                     row = summarize(t)
                     result["cases"][f"{name} | {org.label}"] = row
@@ -626,10 +705,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle", type=float, default=15.0, help="seconds to wait after loading (statistics)"
     )
+    parser.add_argument("--id-lists", type=int, default=3, help="samples of each id list")
+    parser.add_argument("--id-counts", type=int, nargs="+", default=[100, 500, 2000])
+    parser.add_argument(
+        "--only-scale", action="store_true", help="only the id-list and count cases"
+    )
+    parser.add_argument("--small-orgs", type=int, default=SMALL_ORGS)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
-    if min(args.sizes) <= SMALL_ORGS * SMALL_CONTACTS:
-        parser.error(f"sizes must exceed {SMALL_ORGS * SMALL_CONTACTS:,} (the small orgs)")
+    if min(args.sizes) <= args.small_orgs * SMALL_CONTACTS:
+        parser.error(f"sizes must exceed {args.small_orgs * SMALL_CONTACTS:,} (the small orgs)")
     return asyncio.run(main_async(args))
 
 
