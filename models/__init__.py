@@ -19,6 +19,7 @@ from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.organization import Organization
 from models.recipient import Recipient
+from models.storage import MigrationRecord, Tally
 from models.user import User
 
 DOCUMENT_MODELS: list[type[Document]] = [
@@ -42,6 +43,8 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ConversationEvent,
     MessageSend,
     StepSend,
+    Tally,
+    MigrationRecord,
 ]
 
 __all__ = [
@@ -59,11 +62,13 @@ __all__ = [
     "IdempotencyTakeover",
     "Message",
     "MessageSend",
+    "MigrationRecord",
     "Organization",
     "Recipient",
     "Reply",
     "SendSlot",
     "Sender",
     "StepSend",
+    "Tally",
     "User",
 ]

@@ -55,7 +55,7 @@ from services.contacts.edits import users_of_organization
 from services.contacts.records import ContactRef, ensure_contacts
 from services.dates import parse_send_time
 from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput
-from services.storage import idempotency
+from services.storage import idempotency, tallies
 from services.storage.tenancy import Tenant
 
 MAX_TEMPLATE_CHARS = 4 * MAX_RENDERED_CHARS
@@ -203,6 +203,7 @@ async def create_in(
     except BaseException:
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
         raise
+    await tallies.add(tenant, tallies.CAMPAIGNS, 1)
     return CreatedCampaign(campaign=campaign, contact_ids=[str(r.id) for r in chosen.contacts])
 
 

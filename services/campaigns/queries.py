@@ -28,7 +28,7 @@ from services.campaigns import lifecycle
 from services.campaigns.stats import with_live_stats
 from services.dates import parse_instant
 from services.inputs import CampaignFilter, CampaignOrder
-from services.storage import history
+from services.storage import history, tallies
 from services.storage.pages import Cursors, LazyCursors, Page, after_filter, page_size
 from services.storage.tenancy import Tenant
 
@@ -147,8 +147,15 @@ async def progress(tenant: Tenant, campaign_id: str, every_s: float) -> AsyncIte
 
 
 async def count_campaigns(tenant: Tenant, filter: CampaignFilter | None = None) -> int:
-    """Counts the campaigns a filter matches."""
-    return await tenant.count(Campaign, campaign_query(filter))
+    """Counts the campaigns a filter matches: the organization's running total without a
+    filter, a count of the matches with one."""
+    return await _count(tenant, campaign_query(filter))
+
+
+async def _count(tenant: Tenant, query: dict[str, Any]) -> int:
+    if not query:
+        return await tallies.total(tenant, tallies.CAMPAIGNS)
+    return await tenant.count(Campaign, query)
 
 
 async def list_campaigns_by_page(
@@ -157,7 +164,7 @@ async def list_campaigns_by_page(
     """Returns numbered page `page` (from 1) of `limit` campaigns, newest first, and the total:
     the legacy REST listing's shape."""
     query = campaign_query(filter, at=())
-    total = await tenant.count(Campaign, query)
+    total = await _count(tenant, query)
     skip = (page - 1) * limit
     if skip >= total:
         return [], total  # past the end (and never a skip over MongoDB's 64-bit integers)

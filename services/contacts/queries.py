@@ -12,7 +12,7 @@ from core.errors import FieldError, InvalidInput, NotFound, Path
 from models import Contact
 from services.contacts.records import PhoneError, normalize_phone
 from services.inputs import ContactFilter
-from services.storage import positions
+from services.storage import positions, tallies
 from services.storage.pages import Cursors, LazyCursors, Page, page_size
 from services.storage.tenancy import Tenant
 
@@ -141,5 +141,10 @@ async def list_contacts(
 async def count_contacts(
     tenant: Tenant, settings: Settings, filter: ContactFilter | None = None
 ) -> int:
-    """Counts the contacts a filter matches (on FerretDB this reads every one of them)."""
-    return await tenant.count(Contact, contact_query(filter, settings))
+    """Counts the contacts a filter matches: the organization's running total without a
+    filter; with one, a count of the matches (on FerretDB it reads the rows the filter's
+    equalities select, and the whole organization for a search or tags; docs/database.md)."""
+    query = contact_query(filter, settings)
+    if not query:
+        return await tallies.total(tenant, tallies.CONTACTS)
+    return await tenant.count(Contact, query)
