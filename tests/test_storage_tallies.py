@@ -50,7 +50,7 @@ async def test_totals_follow_creations_imports_and_deletions(client: httpx.Async
     assert await _totals(client, org) == (2, 0) == await _counted(org)
 
     # A campaign of typed-in contacts, some of them already stored, and a CSV import.
-    await create_campaign(client, org, newContacts=phones(30) + [{"phoneNumber": "+14155550100"}])
+    await create_campaign(client, org, newContacts=[*phones(30), {"phoneNumber": "+14155550100"}])
     csv = "First Name,Phone\n" + "".join(f"C{i},+1415555{1000 + i:04d}\n" for i in range(12))
     csv += "Again,+14155550101\n"
     await create_campaign(client, org, rawCsvData={"csv": csv})
