@@ -626,7 +626,8 @@ async def run_size(
                     row = summarize(t)
                     result["cases"][f"{name} | {org.label}"] = row
                     print_row(name, org, row)
-            for name, values in (await listing_floor(s, orgs[-1], args.listings)).items():
+            raw_reads = {} if args.only_scale else await listing_floor(s, orgs[-1], args.listings)
+            for name, values in raw_reads.items():
                 row = {"p50_ms": pct(values, 0.5), "p95_ms": pct(values, 0.95)}
                 result["cases"][f"{name} | large"] = row
                 print(f"  {name:<32} {'large':<8} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f}")
