@@ -1,8 +1,9 @@
 """Per-request batch loaders: one database command per kind of thing a query asks for.
 
 A list of 100 campaigns that shows each one's creator and first recipients with their
-contacts costs one command for the campaigns, one for the creators, one for the recipients
-and one for the contacts, not one per campaign (tested with a command listener). Loaders
+contacts costs one command for the campaigns and one for the creators, and reads recipients
+and contacts as `Tenant.raw_find_in` does (by equality, or one `$in` when the list is most of
+the organization), never a command per campaign (tested with a command listener). Loaders
 live in the request's context, so nothing is cached across requests or tenants.
 """
 
