@@ -69,7 +69,7 @@ from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus, CreatedBy
 from services.storage import migrations
-from services.storage.positions import CONTACTS_PER_PAGE
+from services.storage.positions import CAMPAIGNS_PER_PAGE, CONTACTS_PER_PAGE
 from tests.support import auth, token
 
 SMALL_ORGS = 4
@@ -158,8 +158,16 @@ async def load(db: Any, total: int, rng: random.Random, small_orgs: int) -> list
             recipients.extend(
                 raw_recipient(campaign_id, c, stamp, seq) for seq, c in enumerate(chosen)
             )
-            campaigns.append(campaign_doc(org, campaign_id, len(chosen), f"Campaign {n}", created))
+            doc = campaign_doc(org, campaign_id, len(chosen), f"Campaign {n}", created)
+            doc["page"] = (count - 1 - n) // CAMPAIGNS_PER_PAGE  # as creations claim them
+            campaigns.append(doc)
         await db.campaigns.insert_many(campaigns)
+        await db.campaign_pages.insert_many(
+            [
+                {"_id": f"{org.id}:{p}", "organizationId": org.id, "page": p}
+                for p in range(-(-count // CAMPAIGNS_PER_PAGE))
+            ]
+        )
         for start in range(0, len(recipients), LOAD_BATCH):
             await db.recipients.insert_many(recipients[start : start + LOAD_BATCH])
     return orgs

@@ -2,7 +2,7 @@
 
 from beanie import Document
 
-from models.campaign import Campaign
+from models.campaign import Campaign, CampaignPage
 from models.contact import Contact, ContactPage
 from models.conversation import (
     Activity,
@@ -31,6 +31,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     IdempotencyTakeover,
     Change,
     ContactPage,
+    CampaignPage,
     BatchLease,
     BatchCounts,
     SendSlot,
@@ -53,6 +54,7 @@ __all__ = [
     "BatchCounts",
     "BatchLease",
     "Campaign",
+    "CampaignPage",
     "Change",
     "Contact",
     "ContactPage",

@@ -10,17 +10,23 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from beanie import PydanticObjectId
 from bson import ObjectId
 from fastapi import FastAPI
 
 from core.config import Settings
 from main import create_app
-from models import Contact, MigrationRecord, Tally
+from models import Campaign, Contact, MigrationRecord, Tally
 from models.base import utcnow
+from models.campaign import CreatedBy
 from services.storage import migrations
 from services.storage.migrations import Migration
 from tests.support import Clock, auth, create_campaign, gql, phones, token
 
+CAMPAIGNS = """
+query($after: String) { campaigns(first: 10, after: $after) {
+  totalCount edges { node { name } } pageInfo { hasNextPage endCursor } } }
+"""
 LIST = """
 query($after: String) { contacts(first: 100, after: $after) {
   totalCount edges { node { phoneNumber } } pageInfo { hasNextPage endCursor } } }
@@ -32,10 +38,9 @@ class Crash(BaseException):
 
 
 async def test_contacts_of_the_previous_layout_list_and_count_after_a_start(
-    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+    app: FastAPI, settings: Settings
 ) -> None:
     org = ObjectId()
-    await create_campaign(client, org, newContacts=phones(3))
     # What an older version stored: contacts without a list page, and no running totals.
     now = utcnow()
     old = [
@@ -53,6 +58,21 @@ async def test_contacts_of_the_previous_layout_list_and_count_after_a_start(
         for i in range(150)
     ]
     await Contact.get_pymongo_collection().insert_many(old)
+    created = utcnow() - timedelta(days=1)
+    older_campaigns = []
+    for i in range(25):  # older than the one created above, one a minute
+        campaign = Campaign(
+            id=PydanticObjectId(),
+            organizationId=PydanticObjectId(org),
+            name=f"Old {i}",
+            message="Hi",
+            createdBy=CreatedBy(id=PydanticObjectId(), fullName="Rep"),
+            createdAt=created + timedelta(minutes=i),
+        )
+        doc = campaign.model_dump(by_alias=True)
+        del doc["page"]
+        older_campaigns.append(doc)
+    await Campaign.get_pymongo_collection().insert_many(older_campaigns)
     await Tally.get_pymongo_collection().delete_many({})
     await MigrationRecord.get_pymongo_collection().delete_many({})
 
@@ -60,6 +80,7 @@ async def test_contacts_of_the_previous_layout_list_and_count_after_a_start(
     async with LifespanManager(restarted):
         transport = httpx.ASGITransport(app=restarted)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            await create_campaign(http, org, name="New", newContacts=phones(3))
             listed: list[str] = []
             after = None
             while True:
@@ -70,6 +91,17 @@ async def test_contacts_of_the_previous_layout_list_and_count_after_a_start(
                 if not page["pageInfo"]["hasNextPage"]:
                     break
                 after = page["pageInfo"]["endCursor"]
+            names: list[str] = []
+            after = None
+            while True:
+                body = await gql(http, CAMPAIGNS, {"after": after}, headers=auth(token(org=org)))
+                page = body["data"]["campaigns"]
+                assert page["totalCount"] == 26
+                names += [e["node"]["name"] for e in page["edges"]]
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                after = page["pageInfo"]["endCursor"]
+        assert names == ["New"] + [f"Old {i}" for i in reversed(range(25))], names
         assert await Contact.find({"organizationId": org, "page": None}).count() == 0
         done = await MigrationRecord.find({"_id": {"$regex": ":done$"}}).to_list()
     assert len(listed) == len(set(listed)) == 153

@@ -78,6 +78,29 @@ async def give_contacts_list_pages() -> None:
             )
 
 
+async def give_campaigns_list_pages() -> None:
+    """Campaigns stored before their list positions get pages in the order they were created
+    (the oldest first, so the newest end up on the last page). As for contacts, a repeat finds
+    only the campaigns still without one."""
+    for organization_id in await organizations():
+        tenant = Tenant.for_organization(organization_id)
+        while True:
+            fields = {"_id": 1, "createdAt": 1}
+            rows = await tenant.raw_find(Campaign, {"page": None}, fields).to_list()
+            if not rows:
+                break
+            rows.sort(
+                key=lambda row: (row.get("createdAt") or row["_id"].generation_time, row["_id"])
+            )
+            rows = rows[:PAGE_BACKFILL_BATCH]
+            pages = await positions.CAMPAIGNS.claim_pages(tenant, len(rows))
+            per_page = positions.CAMPAIGNS_PER_PAGE
+            await tenant.update_each(
+                Campaign,
+                [(row["_id"], {"page": pages[i // per_page]}) for i, row in enumerate(rows)],
+            )
+
+
 async def count_existing_data() -> None:
     """Sets each organization's running totals from a count of what it holds (see
     `services.storage.tallies`); a repeat recounts and changes nothing."""
@@ -90,6 +113,7 @@ async def count_existing_data() -> None:
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "list pages for contacts stored before them", give_contacts_list_pages),
     Migration(2, "running totals of contacts and campaigns", count_existing_data),
+    Migration(3, "list pages for campaigns stored before them", give_campaigns_list_pages),
 )
 
 
