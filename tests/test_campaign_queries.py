@@ -63,6 +63,27 @@ async def test_pages_cover_every_campaign_once_in_order(client: httpx.AsyncClien
     assert body["data"]["campaigns"]["totalCount"] == 7
 
 
+async def test_the_newest_first_list_walks_list_pages_past_deleted_campaigns(
+    client: httpx.AsyncClient,
+) -> None:
+    """The unfiltered list reads campaigns by list page (20 a page): pages of any size cross
+    list pages, and deleted campaigns leave holes the reader walks past."""
+    org = ObjectId()
+    made = [
+        await create_campaign(client, org, name=f"C{i}", status="draft", scheduleDate=...)
+        for i in range(2 * CAMPAIGNS_PER_PAGE + 5)
+    ]
+    gone = {i for i in range(len(made)) if 15 <= i < 27}  # most of the second list page
+    for i in sorted(gone):
+        query = f'mutation {{ deleteCampaign(id: "{made[i]["_id"]}") {{ deletedId }} }}'
+        await gql(client, query, headers=auth(token(org=org)))
+    kept = [f"C{i}" for i in reversed(range(len(made))) if i not in gone]
+    for size in (7, 20, 100):
+        assert await list_all(client, org, first=size) == kept
+    body = await gql(client, LIST, {"first": 1}, auth(token(org=org)))
+    assert body["data"]["campaigns"]["totalCount"] == len(kept)
+
+
 async def test_schedule_order_is_stable_under_ties_and_puts_drafts_last_when_descending(
     client: httpx.AsyncClient,
 ) -> None:
