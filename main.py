@@ -38,7 +38,7 @@ from resolvers.root import schema
 from services.conversations import outbound
 from services.sending.dispatcher import Dispatcher, config_from
 from services.sending.providers import provider_from
-from services.storage import idempotency
+from services.storage import idempotency, migrations
 
 logger = logging.getLogger("campaigns")
 
@@ -63,6 +63,7 @@ def create_app(
         app.state.mongo_client = client
         try:
             await init_database(client, settings.mongodb_db)
+            await migrations.migrate()
             # Start-up leaves many long-lived objects (schema, models); freezing them keeps
             # full collections from walking them on every large request (docs/performance.md).
             gc.collect()

@@ -55,7 +55,7 @@ from services.contacts.edits import users_of_organization
 from services.contacts.records import ContactRef, ensure_contacts
 from services.dates import parse_send_time
 from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput
-from services.storage import idempotency
+from services.storage import idempotency, positions, tallies
 from services.storage.tenancy import Tenant
 
 MAX_TEMPLATE_CHARS = 4 * MAX_RENDERED_CHARS
@@ -196,6 +196,7 @@ async def create_in(
         messageStats=message_stats(request.template, chosen.worst, failed),
     )
     await _insert_recipients(tenant, campaign_id, chosen.contacts, request.assignees)
+    campaign.page = await positions.CAMPAIGNS.page_for_one(tenant)
     try:
         await tenant.insert(campaign)
     except ConnectionFailure:
@@ -203,6 +204,7 @@ async def create_in(
     except BaseException:
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
         raise
+    await tallies.add(tenant, tallies.CAMPAIGNS, 1)
     return CreatedCampaign(campaign=campaign, contact_ids=[str(r.id) for r in chosen.contacts])
 
 

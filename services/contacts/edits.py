@@ -23,7 +23,7 @@ from models import Contact, User
 from services.contacts.queries import get_contact
 from services.contacts.records import PhoneError, contacts_by_phones, normalize_phone
 from services.inputs import ContactFields, CreateContactInput
-from services.storage import history, positions
+from services.storage import history, positions, tallies
 from services.storage.history import Planned
 from services.storage.tenancy import Tenant
 
@@ -37,9 +37,11 @@ async def create_contact(tenant: Tenant, input: CreateContactInput, settings: Se
     page = await positions.page_for_one(tenant)
     contact = Contact(organizationId=tenant.organization_id, page=page, **fields)
     try:
-        return await tenant.insert(contact)
+        created = await tenant.insert(contact)
     except DuplicateKeyError:
         raise await _duplicate(tenant, fields["phoneNumber"]) from None
+    await tallies.add(tenant, tallies.CONTACTS, 1)
+    return created
 
 
 async def update_contact(
@@ -70,7 +72,8 @@ async def delete_contact(tenant: Tenant, contact_id: str) -> str:
     """Deletes a contact; campaigns that included it keep their recipients and stats."""
     contact = await get_contact(tenant, contact_id)
     assert contact.id is not None
-    await tenant.delete_many(Contact, {"_id": contact.id})
+    deleted = await tenant.delete_many(Contact, {"_id": contact.id})
+    await tallies.add(tenant, tallies.CONTACTS, -deleted)
     await history.forget(tenant, contact.id)
     return str(contact.id)
 

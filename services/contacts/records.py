@@ -12,7 +12,7 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from models import Contact
-from services.storage import positions
+from services.storage import positions, tallies
 from services.storage.tenancy import Tenant
 
 DUPLICATE_KEY = 11000
@@ -128,6 +128,7 @@ async def ensure_contacts(
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
             existing = [batch[e["index"]].phoneNumber for e in errors]
+        await tallies.add(tenant, tallies.CONTACTS, len(docs) - len(existing))
         taken = set(existing)
         for doc in docs:
             if doc["phoneNumber"] not in taken:
@@ -151,7 +152,10 @@ async def contacts_by_phones(tenant: Tenant, phones: Sequence[str]) -> dict[str,
 
 
 async def count_matching(tenant: Tenant, query: dict[str, Any]) -> int:
-    """Counts the organization's contacts matching a segmentation query."""
+    """Counts the organization's contacts matching a segmentation query (all of them: the
+    running total)."""
+    if not query:
+        return await tallies.total(tenant, tallies.CONTACTS)
     return await tenant.count(Contact, query)
 
 
