@@ -191,3 +191,16 @@ async def test_ten_thousand_contacts_stream_a_page_per_chunk(
     table = rows_of(answer)
     assert len(table) == 10_000
     assert table[-1]["phoneNumber"] == "+12123009999"
+
+
+async def test_recipients_of_several_batches_come_in_campaign_order(
+    client: httpx.AsyncClient,
+) -> None:
+    org = Org(client)
+    campaign_id = await org.create(250)
+
+    answer = await client.get(f"/api/campaigns/{campaign_id}/recipients.csv", headers=org.headers)
+
+    table = rows_of(answer)
+    assert [r["phoneNumber"] for r in table] == [p["phoneNumber"] for p in phones(250)]
+    assert {r["firstName"] for r in table[:3]} == {"P0", "P1", "P2"}
