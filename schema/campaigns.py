@@ -17,6 +17,7 @@ from beanie import PydanticObjectId
 from models.campaign import CampaignStatus, CampaignType, InitialStatus
 from models.campaign import FailedDetail as FailedDetailModel
 from models.campaign import MessageStats as MessageStatsModel
+from models.contact import ConsentSource
 from models.recipient import DeliveryStatus, RecipientStatus
 from schema.contacts import Contact
 from schema.context import Info
@@ -56,6 +57,7 @@ _enum(DeliveryStatus, "What the carrier reported about a sent message.")
 _enum(AssignmentStrategy, "How recipients are shared among reps.")
 _enum(CampaignOrderField, "What campaigns are ordered by.")
 _enum(SortDirection, "Ascending or descending.")
+ENUM_CODES["ConsentSource"] = CHOICE_CODES[ConsentSource]  # declared with the contact types
 
 
 @graphql_type(StatsOut, name="CampaignStats", description="Counters over a campaign's recipients.")

@@ -27,6 +27,9 @@ CONTACT_COLUMNS = (
     "optedOut",
     "optedOutAt",
     "optOutReason",
+    "consentSource",
+    "consentAt",
+    "consentFile",
     "createdAt",
     "updatedAt",
 )
@@ -79,6 +82,9 @@ def contact_row(doc: dict[str, Any]) -> list[Cell]:
         bool(doc.get("optedOut", False)),
         doc.get("optedOutAt"),
         doc.get("optOutReason"),
+        doc.get("consentSource"),
+        doc.get("consentAt"),
+        doc.get("consentFile"),
         doc.get("createdAt"),
         doc.get("updatedAt"),
     ]
