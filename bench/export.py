@@ -342,10 +342,9 @@ async def main_async(args: argparse.Namespace) -> int:
         if len(mine) >= 2:
             small, large = mine[0], mine[-1]
             print(
-                f"{kind}: peak RSS growth at {large.size:,} rows is "
-                f"{large.growth_mb / max(small.growth_mb, 0.1):.2f}x that at {small.size:,} "
-                f"({small.growth_mb:.2f} → {large.growth_mb:.2f} MB, over a resident set of "
-                f"{large.before_mb:.0f} MB)"
+                f"{kind}: peak RSS {large.before_mb + large.growth_mb:.1f} MB at {large.size:,} "
+                f"rows, {small.before_mb + small.growth_mb:.1f} MB at {small.size:,}: "
+                f"{(large.before_mb + large.growth_mb) / (small.before_mb + small.growth_mb):.2f}x"
             )
     return exit_code(problems)
 
