@@ -14,6 +14,7 @@ from models.conversation import (
 )
 from models.delivery import DeliveryReport
 from models.dispatch import BatchCounts, BatchLease, SendSlot
+from models.followup import StepSend
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.organization import Organization
@@ -40,6 +41,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     Activity,
     ConversationEvent,
     MessageSend,
+    StepSend,
 ]
 
 __all__ = [
@@ -62,5 +64,6 @@ __all__ = [
     "Reply",
     "SendSlot",
     "Sender",
+    "StepSend",
     "User",
 ]

@@ -131,7 +131,7 @@ async def progress(tenant: Tenant, campaign_id: str, every_s: float) -> AsyncIte
     last: tuple[object, ...] | None = None
     while True:
         campaign = await get_campaign(tenant, campaign_id)
-        current = (campaign.status, campaign.stats, campaign.nextSendAt)
+        current = (campaign.status, campaign.stats, campaign.followUpStats, campaign.nextSendAt)
         if current != last:
             last = current
             yield campaign

@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from core.errors import NotFound
 from models import Campaign, Contact, Recipient, Reply
 from models.recipient import RecipientStatus
+from services.sending import followups
 from services.storage import history
 from services.storage.history import Planned
 from services.storage.tenancy import Tenant
@@ -66,6 +67,7 @@ async def attribute(
         recipientId=latest["_id"],
         messageId=message_id,
         repliedAt=at,
+        step=await followups.last_step(tenant, latest["_id"], at),
     )
     first = True
     try:

@@ -15,7 +15,7 @@ from typing import Any
 from bson import ObjectId
 
 from core.config import Settings
-from models import Campaign, Contact, Message, Recipient
+from models import Campaign, Contact, Message, Recipient, StepSend
 from models.conversation import Direction, MessageStatus
 from models.recipient import RecipientStatus
 from services.campaigns.templates import TemplateError, parse_template
@@ -77,6 +77,8 @@ async def thread(tenant: Tenant, contact_id: ObjectId) -> list[ThreadMessage]:
     stored = await tenant.raw_find(Message, {"contactId": contact_id}).to_list()
     sends = await tenant.raw_find(Recipient, {"contactId": contact_id}).to_list()
     sends = [row for row in sends if row.get("status") in SENT_STATES]
+    steps = await tenant.raw_find(StepSend, {"contactId": contact_id}).to_list()
+    sends.extend(row for row in steps if row.get("status") in SENT_STATES and row.get("messageId"))
     items = [ThreadMessage.of_message(row) for row in stored]
     if sends:
         items.extend(await _campaign_sends(tenant, contact_id, sends))
@@ -110,11 +112,21 @@ async def thread_page(
 async def _campaign_sends(
     tenant: Tenant, contact_id: ObjectId, sends: list[dict[str, Any]]
 ) -> list[ThreadMessage]:
-    """Campaign messages as the contact got them: each campaign's template rendered for it."""
+    """Campaign messages as the contact got them (first messages from recipient records,
+    follow-ups from their step records): each template rendered for it."""
     campaigns = await tenant.raw_find_in(
-        Campaign, "_id", [row["campaignId"] for row in sends], {"message": 1}
+        Campaign, "_id", [row["campaignId"] for row in sends], {"message": 1, "followUps": 1}
     )
-    templates = {row["_id"]: row.get("message") or "" for row in campaigns}
+    templates = {
+        (row["_id"], step): text
+        for row in campaigns
+        for step, text in enumerate(
+            [
+                row.get("message") or "",
+                *(f.get("message") or "" for f in row.get("followUps") or []),
+            ]
+        )
+    }
     found = await tenant.raw_find(Contact, {"_id": contact_id}, REF_PROJECTION).to_list()
     values = _values(ContactRef.from_document(found[0])) if found else {}
     phone = values.get("phoneNumber")
@@ -124,10 +136,10 @@ async def _campaign_sends(
         status = delivery or row.get("status") or RecipientStatus.SENT.value
         items.append(
             ThreadMessage(
-                id=row["_id"],
+                id=row.get("messageId") or row["_id"],
                 contactId=contact_id,
                 direction=Direction.OUTBOUND,
-                body=_render(templates.get(row["campaignId"], ""), values),
+                body=_render(templates.get((row["campaignId"], row.get("step") or 0), ""), values),
                 media=(),
                 fromNumber=None,
                 toNumber=phone,

@@ -78,6 +78,8 @@ class BatchEnd:
 
     result: BatchResult
     at: datetime | None = None
+    sent: int = 0
+    """Messages handed to the provider in this turn."""
 
 
 @dataclass
@@ -88,6 +90,14 @@ class Outcome:
     error: str | None = None
     sender: str | None = None
     """The organization's sender it was handed over from (None: the deployment's)."""
+
+
+def send_key(row: Mapping[str, Any]) -> str:
+    """The provider's idempotency key for a recipient's first message: its id, and for a
+    `retryFailed` resend a key of its own (the provider would answer the old one with the
+    failed message)."""
+    round = int(row.get("retryRound") or 0)
+    return f"{row['_id']}:r{round}" if round else str(row["_id"])
 
 
 def sticky_sender(senders: Sequence[str], contact_id: ObjectId) -> str | None:
@@ -160,7 +170,7 @@ class BatchSender:
                         error="The sender stopped while sending; not resent, as the provider "
                         "keeps no idempotency keys",
                     )
-        contacts = await self._contacts(tenant, queue)
+        contacts = await self.contacts_of(tenant, queue)
         senders = [entry.key for entry in await list_senders(tenant)]
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         now = self.config.clock()
@@ -201,7 +211,7 @@ class BatchSender:
                     limited = more  # the rest when the organization's next slot comes
                     break
                 grant = more
-                if not await self._still_sending(claim):
+                if not await self.still_sending(claim):
                     stopped = True
                     break
                 # Fencing; not before the first chunk: the lease was just inserted and is
@@ -214,9 +224,9 @@ class BatchSender:
             await self._mark_sending(claim, chunk)
             results = await asyncio.gather(
                 *(
-                    self._deliver(
+                    self.deliver(
                         tenant,
-                        row,
+                        send_key(row),
                         contacts.get(row["contactId"]),
                         template,
                         sticky_sender(senders, row["contactId"]),
@@ -289,10 +299,10 @@ class BatchSender:
                 {"$set": {"status": R.SENDING.value, "leaseEpoch": claim.epoch}},
             )
 
-    async def _deliver(
+    async def deliver(
         self,
         tenant: Tenant,
-        row: Mapping[str, Any],
+        key: str,
         contact: Mapping[str, Any] | None,
         template: Template | None,
         sender: str | None,
@@ -312,7 +322,6 @@ class BatchSender:
         if rendered.missing:
             missing = ", ".join(rendered.missing)
             return Outcome(R.SKIPPED, code="MISSING_FIELDS", error=f"No value for {missing}")
-        key = str(row["_id"])
         started = time.perf_counter()
         try:
             async for attempt in AsyncRetrying(
@@ -334,14 +343,14 @@ class BatchSender:
             if exc.unknown:
                 return Outcome(R.UNKNOWN, code=exc.code, error=exc.message, sender=sender)
             if exc.code == UNSUBSCRIBED:
-                await delivery.opt_out_unsubscribed(tenant, row["contactId"])
+                await delivery.opt_out_unsubscribed(tenant, contact["_id"])
                 return Outcome(R.SKIPPED, code="OPTED_OUT", error=exc.message, sender=sender)
             return Outcome(R.FAILED, code=exc.code, error=exc.message, sender=sender)
         finally:
             metrics.SEND_SECONDS.labels(self.provider.name).observe(time.perf_counter() - started)
         return Outcome(R.SENT, message_id=message_id, sender=sender)
 
-    async def _contacts(
+    async def contacts_of(
         self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]
     ) -> dict[ObjectId, dict[str, Any]]:
         """The queued recipients' contacts as they are now (opt-outs are read at send time).
@@ -366,7 +375,7 @@ class BatchSender:
             found[row["_id"]] = row
         return found
 
-    async def _still_sending(self, claim: Claim) -> bool:
+    async def still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(
             Campaign, {"_id": claim.campaign_id}, {"status": 1}
         ).to_list()
