@@ -49,10 +49,10 @@ from core.db import create_client, init_database
 from main import create_app
 from models import Campaign, Contact, Recipient
 from models.campaign import CreatedBy
-from services.campaigns.export import RECIPIENT_FIELDS
 from services.campaigns.recipients import recipient_documents
 from services.contacts.export import CONTACT_COLUMNS
 from services.contacts.records import ContactRef
+from services.sending.export import RECIPIENT_FIELDS
 from services.storage import positions
 from services.storage.tenancy import RAW_BATCH, Tenant
 from tests.support import TEST_JWT_SECRET, auth, token

@@ -13,9 +13,9 @@ from fastapi.responses import StreamingResponse
 
 from resolvers.deps import CurrentTenant, SettingsDep
 from resolvers.rest.models import error_responses
-from services.campaigns import export as campaign_export
 from services.contacts import export as contact_export
 from services.inputs import ContactFilter
+from services.sending import export as recipient_export
 from services.storage.csvout import Export
 
 router = APIRouter(tags=["exports"])
@@ -48,7 +48,7 @@ def _download(export: Export, filename: str) -> StreamingResponse:
     responses={**_csv_response("One row per recipient, in campaign order"), **error_responses(404)},
 )
 async def recipients_csv(id: str, tenant: CurrentTenant) -> StreamingResponse:
-    export = await campaign_export.export_recipients(tenant, id)
+    export = await recipient_export.export_recipients(tenant, id)
     return _download(export, f"campaign-{id}-recipients.csv")
 
 

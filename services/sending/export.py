@@ -1,4 +1,5 @@
-"""A campaign's recipients as CSV rows: who got the message, who did not, and why."""
+"""A campaign's recipients as CSV rows: who got the message, who did not, and why (in the
+failure report's plain words, `services.sending.failures`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from core.errors import NotFound
 from models import Campaign, Recipient
 from models.recipient import RECIPIENT_BATCH, DeliveryStatus, RecipientStatus
 from services.contacts.records import contacts_of_rows
+from services.sending.failures import reason_for
 from services.storage.csvout import Cell, Export
 from services.storage.streams import in_order
 from services.storage.tenancy import Tenant
@@ -28,8 +30,9 @@ RECIPIENT_COLUMNS = (
     "replied",
     "repliedAt",
 )
-"""`errorCode` is the sender's code, else the carrier's; `failedAt` is when sending failed or
-the carrier reported it undelivered. A deleted contact leaves its name and phone empty."""
+"""`errorCode` is the sender's code, else the carrier's, and `errorReason` says it in plain
+words; `failedAt` is when sending failed or the carrier reported it undelivered. A deleted
+contact leaves its name and phone empty."""
 
 RECIPIENT_FIELDS = {
     "contactId": 1,
@@ -48,6 +51,7 @@ RECIPIENT_FIELDS = {
 }
 CONTACT_FIELDS = {"firstName": 1, "lastName": 1, "phoneNumber": 1}
 CARRIER_FAILURES = {DeliveryStatus.UNDELIVERED.value, DeliveryStatus.FAILED.value}
+LOST = {s.value for s in (RecipientStatus.FAILED, RecipientStatus.SKIPPED, RecipientStatus.UNKNOWN)}
 
 
 async def export_recipients(tenant: Tenant, campaign_id: str) -> Export:
@@ -84,6 +88,11 @@ def recipient_row(row: dict[str, Any], contact: dict[str, Any]) -> list[Cell]:
     delivered_at = (
         row.get("deliveryUpdatedAt") if delivery == DeliveryStatus.DELIVERED.value else None
     )
+    code = row.get("errorCode") or row.get("deliveryErrorCode")
+    if status == RecipientStatus.UNKNOWN.value:
+        code = code or "OUTCOME_UNKNOWN"
+    failed = status in LOST or delivery in CARRIER_FAILURES
+    reason = (reason_for(code).text if code else row.get("error")) if failed else None
     return [
         str(row["_id"]),
         str(row["contactId"]),
@@ -95,8 +104,8 @@ def recipient_row(row: dict[str, Any], contact: dict[str, Any]) -> list[Cell]:
         delivery,
         delivered_at,
         failed_at,
-        row.get("errorCode") or row.get("deliveryErrorCode"),
-        row.get("error"),
+        code if failed else None,
+        reason,
         bool(row.get("replied", False)),
         row.get("repliedAt"),
     ]
