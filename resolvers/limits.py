@@ -8,6 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.auth import authenticate
 from core.config import Settings
 from core.errors import AuthenticationError, FieldError
+from resolvers.deps import PRINCIPAL_STATE
 from resolvers.rest.envelope import error_response
 from services.organizations.request_limits import RequestLimiter, Verdict
 
@@ -92,7 +93,8 @@ class RequestLimit:
     """Answers 429 once an organization has spent its request budget (`/graphql`, `/api/*`).
 
     The caller's organization comes from its token; a request without a valid one passes
-    through to be refused by the route (401) or served anonymously (the IDE). Every limited
+    through to be refused by the route (401) or served anonymously (the IDE); a verified one is
+    kept in the request's state, so the route does not verify it again. Every limited
     answer carries the IETF draft's `RateLimit` and `RateLimit-Policy` headers; a refusal also
     `Retry-After`, and on `/graphql` the GraphQL shape with `extensions.code: RATE_LIMITED`.
     """
@@ -121,6 +123,7 @@ class RequestLimit:
         except AuthenticationError:
             await self.app(scope, receive, send)
             return
+        scope.setdefault("state", {})[PRINCIPAL_STATE] = principal  # verified once
         verdict = self.limiter.hit(str(principal.organization_id))
         advertised = rate_limit_headers(verdict)
         if not verdict.allowed:
