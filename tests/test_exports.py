@@ -3,6 +3,7 @@ cells a spreadsheet would run as formulas."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from typing import Any
@@ -17,6 +18,7 @@ from services.inputs import ContactFilter
 from services.sending.failures import reason_for
 from services.storage import positions
 from services.storage.csvout import cell
+from services.storage.streams import in_order
 from services.storage.tenancy import Tenant
 from tests.support import Org, auth, campaign_body, phones, token
 
@@ -206,3 +208,29 @@ async def test_recipients_of_several_batches_come_in_campaign_order(
     table = rows_of(answer)
     assert [r["phoneNumber"] for r in table] == [p["phoneNumber"] for p in phones(250)]
     assert {r["firstName"] for r in table[:3]} == {"P0", "P1", "P2"}
+
+
+async def test_a_download_stopped_early_cancels_the_reads_ahead() -> None:
+    started: list[int] = []
+    finished: list[int] = []
+    cancelled: list[int] = []
+
+    async def read(number: int) -> int:
+        started.append(number)
+        try:
+            if number > 0:
+                await asyncio.Event().wait()  # pages after the first never arrive
+        except asyncio.CancelledError:
+            cancelled.append(number)
+            raise
+        finished.append(number)
+        return number
+
+    pages = in_order(read, range(100), ahead=4)
+    first = await anext(pages)
+    await pages.aclose()  # what Starlette does when the client goes away
+
+    assert first == 0
+    assert set(started) <= {0, 1, 2, 3, 4}  # the read-ahead, never the whole range
+    assert finished == [0]
+    assert cancelled == started[1:]  # nothing left reading after the download ended

@@ -10,7 +10,7 @@ bounded by the look-ahead, never by the collection.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from services.storage.tenancy import D, Tenant
@@ -22,7 +22,7 @@ READ_AHEAD = 4
 
 async def in_order(
     read: Callable[[int], Awaitable[T]], numbers: range, *, ahead: int = READ_AHEAD
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Yields `read(n)` for each number in order, keeping at most `ahead` reads in flight.
 
     A consumer that stops early (a client that went away) cancels the reads still running.
