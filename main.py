@@ -29,10 +29,11 @@ from resolvers import health, webhooks
 from resolvers.assets import asset_url, mount_ide_assets
 from resolvers.cors import install_cors
 from resolvers.graphql_app import GraphQLApp
-from resolvers.limits import BodySizeLimit
+from resolvers.limits import BodySizeLimit, RequestLimit
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts
 from resolvers.rest import conversations as rest_conversations
+from resolvers.rest import exports as rest_exports
 from resolvers.rest.envelope import install_error_handlers
 from resolvers.root import schema
 from services.conversations import outbound
@@ -121,8 +122,10 @@ def create_app(
     app.include_router(rest_campaigns.router)
     app.include_router(rest_contacts.router)
     app.include_router(rest_conversations.router)
+    app.include_router(rest_exports.router)
     app.include_router(webhooks.router)
     mount_ide_assets(app)
+    app.add_middleware(RequestLimit, settings=settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_cors(app, settings)
     app.add_middleware(RequestIds)  # outermost: even a 413 carries the id

@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from core.config import Settings
 from core.errors import NotFound
 from models import Contact, Message
+from models.contact import ConsentSource
 from models.conversation import Direction, MessageStatus
 from services.contacts import edits as contact_edits
 from services.contacts.records import (
@@ -183,7 +184,8 @@ async def contact_for(tenant: Tenant, phone: str, status: str) -> ContactRef:
     rows = await tenant.raw_find(Contact, {"phoneNumber": phone}, REF_PROJECTION).to_list()
     if rows:
         return ContactRef.from_document(rows[0])
-    draft = ContactDraft(phoneNumber=phone, extra={"source": "inbound"})
+    consent = {"consentSource": ConsentSource.INBOUND.value, "consentAt": Tenant.now()}
+    draft = ContactDraft(phoneNumber=phone, extra={"source": "inbound", **consent})
     made = await ensure_contacts(tenant, [draft], batch_size=1, contact_status=status)
     return made[phone]
 
