@@ -39,10 +39,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from models import BatchCounts, Campaign, Contact, Recipient
+from models import BatchCounts, Campaign, Recipient
 from models.campaign import CampaignStatus
 from models.recipient import RecipientStatus
 from services.campaigns.templates import Template, TemplateError, parse_template
+from services.contacts.records import contacts_of_rows
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.senders import list_senders
 from services.sending import delivery, metrics
@@ -57,9 +58,6 @@ logger = logging.getLogger(__name__)
 R = RecipientStatus
 
 CONTACT_FIELDS = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
-PAGE_READ_MIN = 10
-"""A contact page (up to 100 contacts) is read whole when at least this many of a batch's
-recipients are on it; fewer are looked up by id."""
 
 
 class BatchResult(Enum):
@@ -386,27 +384,9 @@ class BatchSender:
     async def contacts_of(
         self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]
     ) -> dict[ObjectId, dict[str, Any]]:
-        """The queued recipients' contacts as they are now (opt-outs are read at send time).
-
-        Contacts created together sit on the same few list pages, and recipients keep their
-        contact's page: a batch of a campaign built from new contacts is one or two reads of a
-        page by equality. Recipients whose contacts are scattered over many pages (or that
-        predate `contactPage`) are looked up by id.
-        """
-        wanted = {row["contactId"] for row in queue}
-        pages = Counter(row.get("contactPage") for row in queue)
-        by_page = {page for page, n in pages.items() if page is not None and n >= PAGE_READ_MIN}
-        found: dict[ObjectId, dict[str, Any]] = {}
-        reads = [
-            tenant.raw_find(Contact, {"page": page}, CONTACT_FIELDS).to_list()
-            for page in sorted(by_page)
-        ]
-        for rows in await asyncio.gather(*reads):
-            found.update({row["_id"]: row for row in rows if row["_id"] in wanted})
-        rest = [row["contactId"] for row in queue if row.get("contactPage") not in by_page]
-        for row in await tenant.raw_find_in(Contact, "_id", rest, CONTACT_FIELDS):
-            found[row["_id"]] = row
-        return found
+        """The queued recipients' contacts as they are now (opt-outs are read at send time),
+        a list page at a time where they share one (`contacts_of_rows`)."""
+        return await contacts_of_rows(tenant, queue, CONTACT_FIELDS)
 
     async def still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(
