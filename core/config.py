@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     dispatch_max_in_flight: int = Field(default=10, ge=1, le=1000)
     dispatch_rate_per_second: int = Field(default=10, ge=0)
     """Messages an organization may start per second across all dispatchers; 0: no limit."""
+    frequency_cap_per_day: int = Field(default=3, ge=0, le=50)
+    """Campaign messages per contact per rolling 24 hours, for organizations that set none;
+    0: no cap (states' caps still apply)."""
     follow_up_minute_seconds: float = Field(default=60.0, gt=0)
     """How long a follow-up's `delayMinutes` minute lasts: shortened only to try cadences out
     in development and tests (refused elsewhere)."""

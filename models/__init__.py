@@ -13,7 +13,7 @@ from models.conversation import (
     Sender,
 )
 from models.delivery import DeliveryReport
-from models.dispatch import BatchCounts, BatchLease, SendSlot
+from models.dispatch import BatchCounts, BatchLease, ContactSend, SendSlot
 from models.followup import StepSend
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
@@ -44,6 +44,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ConversationEvent,
     MessageSend,
     StepSend,
+    ContactSend,
     Tally,
     MigrationRecord,
 ]
@@ -58,6 +59,7 @@ __all__ = [
     "Change",
     "Contact",
     "ContactPage",
+    "ContactSend",
     "ConversationEvent",
     "DeliveryReport",
     "IdempotencyRecord",

@@ -86,12 +86,13 @@ class HoldReason(StrEnum):
 
     QUIET_HOURS = "quiet_hours"
     RATE_LIMIT = "rate_limit"
+    FREQUENCY_CAP = "frequency_cap"
 
 
 class Hold(BaseModel):
     """Recipients of a sending campaign held back, why, and until when."""
 
-    reason: HoldReason = Field(description="quiet_hours or rate_limit.")
+    reason: HoldReason = Field(description="quiet_hours, rate_limit or frequency_cap.")
     recipients: int = Field(description="How many are held.")
     until: datetime | None = Field(description="When the hold ends (UTC), as far as known.")
     zone: str | None = Field(

@@ -63,6 +63,8 @@ class ZoneWait(BaseModel):
     state: str | None = None
     count: int
     until: datetime
+    reason: str = "quiet_hours"
+    """quiet_hours, or frequency_cap (then without a zone)."""
 
 
 class BatchCounts(TenantDocument):
@@ -122,5 +124,25 @@ class SendSlot(TenantDocument):
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("second", pymongo.ASCENDING)],
                 name="org_second",
+            ),
+        ]
+
+
+class ContactSend(TenantDocument):
+    """Campaign message number `n` to a contact, for the frequency cap; `_id` is
+    `"<contactId>:<n>"`, numbers dense from 0, each claimed by its insert."""
+
+    id: str | None = None  # type: ignore[assignment]
+    contactId: PydanticObjectId
+    n: int
+    at: datetime
+    campaignId: PydanticObjectId | None = None
+
+    class Settings:
+        name = "contact_sends"
+        indexes = [
+            IndexModel(  # a contact's sends (e.g. to delete them with the contact)
+                [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
+                name="org_contact",
             ),
         ]

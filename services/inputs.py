@@ -471,6 +471,11 @@ class UpdateOrganizationSettingsInput(_Input):
     inboundContactStatus: Text | None = Field(
         default=None, description="The stage of a contact created by its own first message."
     )
+    frequencyCap: StrictInt | None = Field(
+        default=None,
+        description="Campaign messages per contact per rolling 24 hours, all campaigns "
+        "together, 0 (no cap) to 50; states' own caps still apply.",
+    )
 
 
 class ConversationFilter(_Input):

@@ -102,6 +102,14 @@ def holds(
             + (f" under {state}'s rules for marketing texts" if state else "")
             + f" (opens {until:%Y-%m-%d %H:%M} UTC)",
         )
+        if zone
+        else Hold(
+            reason=HoldReason.FREQUENCY_CAP,
+            recipients=count,
+            until=until,
+            message=f"{count} recipient(s) had their most messages for 24 hours; the first "
+            f"may go at {until:%Y-%m-%d %H:%M} UTC",
+        )
         for (zone, state), (count, until) in sorted(totals.zones.items(), key=lambda z: z[1][1])
     ]
     done = stats.sent + stats.failed + stats.skipped + stats.unknown

@@ -48,6 +48,7 @@ from services.organizations.quiet_hours import SendWindow
 from services.organizations.senders import list_senders
 from services.sending import delivery, metrics
 from services.sending.config import DispatchConfig
+from services.sending.frequency import FrequencyCap, cap_for
 from services.sending.leases import Claim, Leases
 from services.sending.provider import UNSUBSCRIBED, Provider, SendError
 from services.sending.rate_slots import Grant
@@ -82,10 +83,14 @@ class BatchEnd:
     """Waiting: the time zones whose windows are shut."""
 
 
+CAPPED = ("", None)
+"""`Waiting`'s key for recipients held by the frequency cap rather than a window."""
+
+
 @dataclass
 class Waiting:
-    """Recipients of a batch waiting for their sending window, by time zone (and US state,
-    where the state's rules hold them)."""
+    """Recipients of a batch waiting: for their sending window, by time zone (and US state,
+    where the state's rules hold them), or for the frequency cap (`CAPPED`)."""
 
     zones: dict[tuple[str, str | None], tuple[int, datetime]] = field(default_factory=dict)
 
@@ -98,13 +103,26 @@ class Waiting:
         return min((until for _, until in self.zones.values()), default=None)
 
     def labels(self) -> tuple[str, ...]:
-        return tuple(f"{zone} ({state} rules)" if state else zone for zone, state in self.zones)
+        return tuple(
+            "the frequency cap"
+            if (zone, state) == CAPPED
+            else f"quiet hours in {zone} ({state} rules)"
+            if state
+            else f"quiet hours in {zone}"
+            for zone, state in self.zones
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         """As stored on the batch's counts (a list of objects: FerretDB keeps no nested
         arrays)."""
         return [
-            {"zone": zone, "state": state, "count": count, "until": until}
+            {
+                "zone": zone,
+                "state": state,
+                "count": count,
+                "until": until,
+                "reason": "frequency_cap" if (zone, state) == CAPPED else "quiet_hours",
+            }
             for (zone, state), (count, until) in sorted(
                 self.zones.items(), key=lambda item: (item[0][0], item[0][1] or "")
             )
@@ -145,6 +163,7 @@ class BatchSender:
         self.config = config
         self.leases = leases
         self._gate = asyncio.Semaphore(config.max_in_flight)
+        self.caps = FrequencyCap()
 
     async def send(
         self,
@@ -152,13 +171,15 @@ class BatchSender:
         window: SendWindow,
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
+        cap: int | None = None,
     ) -> BatchEnd:
         """Sends the batch's due recipients, the first chunk under `grant` and each further one
-        under a slot from `next_grant` (a time instead of a slot ends the turn); the lease is
-        renewed meanwhile and released at the end."""
+        under a slot from `next_grant` (a time instead of a slot ends the turn), each within
+        the organization's frequency `cap`; the lease is renewed meanwhile and released at the
+        end."""
         renewing = asyncio.create_task(self.leases.renew_forever(claim))
         try:
-            return await self._send(claim, window, grant, next_grant)
+            return await self._send(claim, window, grant, next_grant, cap)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -170,6 +191,7 @@ class BatchSender:
         window: SendWindow,
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
+        cap: int | None,
     ) -> BatchEnd:
         tenant = claim.tenant
         found = await tenant.raw_find(
@@ -252,6 +274,13 @@ class BatchSender:
                     return BatchEnd(BatchResult.STOPPED)
             chunk = ready[start : start + grant.size]
             start += len(chunk)
+            capped = await self.capped(claim, chunk, contacts, cap, now)
+            if capped:
+                for until in capped.values():
+                    held.add(CAPPED, until)
+                waiting += len(capped)
+                next_send = held.next_send
+                chunk = [row for row in chunk if row["_id"] not in capped]
             await self._mark_sending(claim, chunk)
             results = await asyncio.gather(
                 *(
@@ -387,6 +416,27 @@ class BatchSender:
         """The queued recipients' contacts as they are now (opt-outs are read at send time),
         a list page at a time where they share one (`contacts_of_rows`)."""
         return await contacts_of_rows(tenant, queue, CONTACT_FIELDS)
+
+    async def capped(
+        self,
+        claim: Claim,
+        chunk: Sequence[Mapping[str, Any]],
+        contacts: Mapping[ObjectId, Mapping[str, Any]],
+        cap: int | None,
+        now: datetime,
+    ) -> dict[ObjectId, datetime]:
+        """Takes a frequency-cap send for each recipient of the chunk about to be messaged;
+        returns those over the cap, with when they may go. A recipient a dead sender left
+        `sending` took its send already."""
+        due = []
+        caps: dict[ObjectId, int | None] = {}
+        for row in chunk:
+            contact = contacts.get(row["contactId"])
+            if contact is None or contact.get("optedOut") or row.get("status") == R.SENDING:
+                continue
+            caps[row["_id"]] = cap_for(contact.get("phoneNumber"), cap)
+            due.append(row)
+        return await self.caps.claim(claim.tenant, due, caps, now, claim.campaign_id)
 
     async def still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(

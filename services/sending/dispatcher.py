@@ -214,7 +214,7 @@ class Dispatcher:
             return await self.slots.take(tenant, rules.rate_per_second)
 
         sender = self.cadence if follow_up else self.sender
-        end = await sender.send(claim, rules.window, grant, next_grant)
+        end = await sender.send(claim, rules.window, grant, next_grant, rules.frequency_cap)
         if follow_up and end.sent and step not in campaign.noted:
             campaign.noted.add(step)
             await follow_up_history(tenant, campaign.id, step, started=True)

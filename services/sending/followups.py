@@ -43,6 +43,7 @@ from services.organizations.quiet_hours import SendWindow
 from services.organizations.senders import list_senders
 from services.sending import metrics
 from services.sending.batches import (
+    CAPPED,
     BatchEnd,
     BatchResult,
     BatchSender,
@@ -98,6 +99,7 @@ class CadenceSender(BatchSender):
         window: SendWindow,
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
+        cap: int | None,
     ) -> BatchEnd:
         tenant, step = claim.tenant, claim.step
         found = await tenant.raw_find(
@@ -219,6 +221,15 @@ class CadenceSender(BatchSender):
                     return BatchEnd(BatchResult.STOPPED, sent=sent)
             chunk = ready[start : start + grant.size]
             start += len(chunk)
+            capped = await self.capped(
+                claim, [r for r in chunk if r["_id"] not in resend], contacts, cap, now
+            )
+            if capped:
+                for until in capped.values():
+                    held.add(CAPPED, until)
+                    next_send = until if next_send is None else min(next_send, until)
+                waiting += len(capped)
+                chunk = [row for row in chunk if row["_id"] not in capped]
             fresh = [row for row in chunk if row["_id"] not in resend]
             lost = await self._insert(claim, fresh, S.SENDING)
             if lost:
