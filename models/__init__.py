@@ -6,6 +6,7 @@ from models.campaign import Campaign
 from models.contact import Contact, ContactPage
 from models.conversation import (
     Activity,
+    ContactSender,
     ConversationEvent,
     Message,
     MessageSend,
@@ -35,6 +36,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     DeliveryReport,
     Organization,
     Sender,
+    ContactSender,
     Message,
     Reply,
     Activity,
@@ -51,6 +53,7 @@ __all__ = [
     "Change",
     "Contact",
     "ContactPage",
+    "ContactSender",
     "ConversationEvent",
     "DeliveryReport",
     "IdempotencyRecord",
