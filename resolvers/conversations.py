@@ -26,9 +26,9 @@ from schema.outputs import ConversationOut, MessageOut
 from schema.pagination import Connection
 from services import inputs as commands
 from services.conversations import inbox, live, outbound
+from services.conversations.simulated import provider_from
 from services.organizations.settings import defaults_from
 from services.sending.provider import Provider
-from services.sending.providers import provider_from
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 _providers: dict[int, Provider] = {}
