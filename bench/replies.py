@@ -323,11 +323,18 @@ async def main_async(args: argparse.Namespace) -> int:
         print("server:", ", ".join(f"{k} {v}" for k, v in server.items() if v))
     finally:
         await admin.close()
-    with TemporaryDirectory() as tmp:
-        async with serving(create_app(settings)) as http:
-            if not args.skip_webhooks:
-                await webhooks(http, args, problems, Path(tmp))
-            await inbox(http, args.sizes, problems)
+    try:
+        with TemporaryDirectory() as tmp:
+            async with serving(create_app(settings)) as http:
+                if not args.skip_webhooks:
+                    await webhooks(http, args, problems, Path(tmp))
+                await inbox(http, args.sizes, problems)
+    finally:
+        admin = create_client(settings)
+        try:
+            await admin.drop_database(settings.mongodb_db)
+        finally:
+            await admin.close()
     return exit_code(problems)
 
 
