@@ -13,7 +13,19 @@ from bson import ObjectId
 from models import ContactSender, Recipient, Sender
 from services.organizations.senders import contact_senders
 from services.sending.providers import read_ledger
-from tests.support import Org, admin, gql, own, send, service_sid, update_settings
+from tests.support import (
+    WEBHOOK_SETTINGS,
+    Org,
+    admin,
+    client_with,
+    contact,
+    gql,
+    own,
+    send,
+    service_sid,
+    text,
+    update_settings,
+)
 
 
 async def test_an_admin_replaces_the_senders_and_every_member_reads_them(
@@ -215,3 +227,21 @@ async def test_stored_senders_belong_to_their_organization(client: httpx.AsyncCl
     assert again == mine
     # Without senders of its own, nothing is stored and the deployment's sender is used.
     assert await contact_senders(Org(client).tenant(), [], [contact]) == {contact: None}
+
+
+async def test_a_contact_that_texts_first_keeps_the_number_it_texted(mongo_uri: str) -> None:
+    numbers = [f"+1415555010{i}" for i in range(4)]
+    async with client_with(mongo_uri, **WEBHOOK_SETTINGS) as http:
+        http.base_url = httpx.URL("http://internal:8000")
+        org = Org(http)
+        await own(http, org, *numbers)
+        phones = [f"+1212200000{i}" for i in range(4)]
+        for phone, number in zip(phones, numbers, strict=True):
+            await text(http, frm=phone, to=number, body="hi, who is this?")
+        ids = []
+        for phone in phones:
+            found = await contact(org, phone)
+            assert found is not None
+            ids.append(found["_id"])
+        keys = [f"phone:{number}" for number in numbers]
+        assert await contact_senders(org.tenant(), keys, ids) == dict(zip(ids, keys, strict=True))

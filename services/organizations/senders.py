@@ -12,6 +12,7 @@ moves nobody; only a contact whose sender was removed gets a new one.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,6 +114,17 @@ async def contact_senders(
     for cid in key:
         chosen[cid] = pick_sender(senders, cid)
     return chosen
+
+
+async def remember_sender(tenant: Tenant, contact_id: ObjectId, sender: str) -> None:
+    """Makes `sender` the contact's when it has none yet: a contact that texted one of the
+    organization's numbers first hears back from that number."""
+    key = f"{tenant.organization_id}:{contact_id}"
+    document = ContactSender(
+        id=key, organizationId=tenant.organization_id, contactId=contact_id, sender=sender
+    )
+    with contextlib.suppress(DuplicateKeyError):
+        await tenant.insert(document)
 
 
 def check_senders(
