@@ -16,6 +16,11 @@ contact: contacts and recipients through the app, messages and activity log in b
 `conversations(first: 20)` is timed for one of them against its floor: the equality read of the
 newest activity page and the page's 20 contacts by id.
 
+Open inboxes (`--subscribers`, default 200): the app in a uvicorn process of its own, a
+bystander organization's `contact(id)` timed idle, then while that many `messageReceived`
+subscribers of another organization are open and a webhook reaches them every second, then idle
+again; the issue asks for the loaded p95 within 1.5x of the idle one.
+
 Timing is reported, never failed on; the run exits 1 only if an answer was wrong.
 
     uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -38,9 +44,11 @@ from tempfile import TemporaryDirectory
 
 import httpx
 from bson import ObjectId
+from websockets.asyncio.client import ClientConnection, connect
 
 from bench.create_campaign import bench_settings, server_description, serving
 from bench.verdict import exit_code
+from core.config import Settings
 from core.db import create_client
 from main import create_app
 from models import Activity, Campaign, Contact, Message, Recipient, Reply, Sender
@@ -50,6 +58,9 @@ from services.sending.dispatcher import Dispatcher
 from services.sending.providers import SimulatedProvider
 from tests.support import (
     FAST,
+    PUBLIC,
+    TEST_JWT_SECRET,
+    TWILIO_TOKEN,
     WEBHOOK_SETTINGS,
     Org,
     gql,
@@ -305,6 +316,132 @@ async def inbox(http: httpx.AsyncClient, sizes: list[int], problems: list[str]) 
         )
 
 
+RECEIVED = "subscription { messageReceived { id body contact { phoneNumber } } }"
+BYSTANDER_QUERY = "query ($id: ID!) { contact(id: $id) { id phoneNumber firstName } }"
+BYSTANDER_SAMPLES = 300
+TRICKLE_S = 1.0
+
+
+async def subscriber(base: str, tok: str, counts: list[int]) -> ClientConnection:
+    socket = await connect(
+        base.replace("http://", "ws://") + "/graphql",
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        max_queue=None,
+    )
+    auth = {"Authorization": f"Bearer {tok}"}
+    await socket.send(json.dumps({"type": "connection_init", "payload": auth}))
+    await socket.recv()
+    payload = {"query": RECEIVED}
+    await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+
+    async def count() -> None:
+        async for _ in socket:
+            counts[0] += 1
+
+    task = asyncio.create_task(count())
+    socket.reader_task = task  # type: ignore[attr-defined]  # kept alive with the socket
+    return socket
+
+
+async def bystander_p95(http: httpx.AsyncClient, org: Org, contact_id: str) -> tuple[float, float]:
+    latencies = []
+    for _ in range(BYSTANDER_SAMPLES):
+        started = time.perf_counter()
+        body = await gql(http, BYSTANDER_QUERY, {"id": contact_id}, org.headers)
+        latencies.append(time.perf_counter() - started)
+        assert body["data"]["contact"]["id"] == contact_id, body
+    return ms(latencies)
+
+
+async def open_inboxes(settings: Settings, count: int, problems: list[str]) -> None:
+    """`count` open inboxes of one organization against a bystander's `contact(id)`, with the
+    app in a process of its own (the subscribers' client work stays in this one)."""
+    port = 18000 + os.getpid() % 1000
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "MONGODB_URI": settings.mongodb_uri,
+        "MONGODB_DB": settings.mongodb_db,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_PUBLIC_URL": PUBLIC,
+        "DISPATCH_IN_PROCESS": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "main:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    sockets: list[ClientConnection] = []
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            for _ in range(600):
+                try:
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            org, bystander = Org(http), Org(http)
+            await own(http, org, NUMBER)
+            created = await bystander.create(1)
+            contact_id = (await bystander.campaign(created))["userIds"][0]
+            await bystander_p95(http, bystander, contact_id)  # warm
+            before = await bystander_p95(http, bystander, contact_id)
+            counts = [0]
+            tok = org.headers["Authorization"].removeprefix("Bearer ")
+            for _ in range(count):
+                sockets.append(await subscriber(base, tok, counts))
+            sent = 0
+            stop = asyncio.Event()
+
+            async def trickle() -> None:
+                nonlocal sent
+                while not stop.is_set():
+                    phone = f"+1212{3000000 + sent:07d}"
+                    await text(http, frm=phone, to=NUMBER, body="yes, call me")
+                    sent += 1
+                    await asyncio.sleep(TRICKLE_S)
+
+            trickling = asyncio.create_task(trickle())
+            await asyncio.sleep(2)
+            loaded = await bystander_p95(http, bystander, contact_id)
+            stop.set()
+            await trickling
+            await asyncio.sleep(3)  # the last messages reach every subscriber
+            for socket in sockets:
+                await socket.close()
+            sockets.clear()
+            after = await bystander_p95(http, bystander, contact_id)
+        idle95 = (before[1] + after[1]) / 2
+        print(
+            f"\nopen inboxes: {count} messageReceived subscribers, {sent} webhooks every "
+            f"{TRICKLE_S} s, {counts[0]:,} messages pushed\n"
+            f"  bystander contact(id) p50/p95 ms: idle {before[0]:.1f}/{before[1]:.1f}, "
+            f"loaded {loaded[0]:.1f}/{loaded[1]:.1f}, idle again {after[0]:.1f}/{after[1]:.1f}"
+            f"  -> loaded p95 {loaded[1] / idle95:.2f}x idle (target <= 1.5x)",
+            flush=True,
+        )
+        if counts[0] < count * (sent - 1):
+            problems.append(f"{counts[0]} messages pushed for {sent} webhooks x {count}")
+    finally:
+        for socket in sockets:
+            await socket.close()
+        server.terminate()
+        await server.wait()
+
+
 async def main_async(args: argparse.Namespace) -> int:
     uri = os.environ.get("MONGODB_URI")
     if not uri:
@@ -329,6 +466,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 if not args.skip_webhooks:
                     await webhooks(http, args, problems, Path(tmp))
                 await inbox(http, args.sizes, problems)
+        if args.subscribers:
+            await open_inboxes(settings, args.subscribers, problems)
     finally:
         admin = create_client(settings)
         try:
@@ -346,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--single", type=int, default=200, help="webhooks one at a time")
     parser.add_argument("--burst", type=int, default=1_000, help="webhooks per burst")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000])
+    parser.add_argument("--subscribers", type=int, default=200, help="open inboxes (0: none)")
     parser.add_argument("--skip-webhooks", action="store_true", help="only the inbox")
     args = parser.parse_args(argv)
     return asyncio.run(main_async(args))

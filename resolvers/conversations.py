@@ -150,5 +150,9 @@ class ConversationSubscriptions:
                 raise GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
             rep = ObjectId(str(assigned_to))
         organization = info.context.tenant.organization_id
+        loaders = info.context.loaders
         async for item in live.WATCHER.listen(organization, rep):
-            yield MessageOut.of(item)  # type: ignore[misc]
+            if item.contact is not None and item.contact.id is not None:
+                # Read once by the watcher for every subscriber, and as it is now.
+                loaders.contacts.prime(item.contact.id, item.contact, force=True)
+            yield MessageOut.of(item.message)  # type: ignore[misc]
