@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     dispatch_max_in_flight: int = Field(default=10, ge=1, le=1000)
     dispatch_rate_per_second: int = Field(default=10, ge=0)
     """Messages an organization may start per second across all dispatchers; 0: no limit."""
+    follow_up_minute_seconds: float = Field(default=60.0, gt=0)
+    """How long a follow-up's `delayMinutes` minute lasts: shortened only to try cadences out
+    in development and tests (refused elsewhere)."""
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """Where `python -m worker` serves its Prometheus metrics (loopback only); off when unset."""
     simulated_ledger: str = ".data/simulated-ledger.jsonl"
@@ -134,6 +137,8 @@ class Settings(BaseSettings):
 
         if self.simulated_reply_rate and self.environment not in ("development", "test"):
             raise ValueError("SIMULATED_REPLY_RATE is for development; leave it 0 elsewhere")
+        if self.environment not in ("development", "test") and self.follow_up_minute_seconds != 60:
+            raise ValueError("FOLLOW_UP_MINUTE_SECONDS is for development and tests only")
 
         start = parse_clock(self.send_window_start)
         end = parse_clock(self.send_window_end, end=True)

@@ -15,6 +15,7 @@ from models.conversation import (
 )
 from models.delivery import DeliveryReport
 from models.dispatch import BatchCounts, BatchLease, SendSlot
+from models.followup import StepSend
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.organization import Organization
@@ -42,6 +43,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     Activity,
     ConversationEvent,
     MessageSend,
+    StepSend,
 ]
 
 __all__ = [
@@ -65,5 +67,6 @@ __all__ = [
     "Reply",
     "SendSlot",
     "Sender",
+    "StepSend",
     "User",
 ]

@@ -153,6 +153,8 @@ class Reply(TenantDocument):
     recipientId: PydanticObjectId
     messageId: PydanticObjectId
     repliedAt: datetime
+    step: int = 0
+    """The last step the contact had been sent when it replied (0: the first message)."""
 
     class Settings:
         name = "replies"
@@ -160,6 +162,14 @@ class Reply(TenantDocument):
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("campaignId", pymongo.ASCENDING)],
                 name="org_campaign",
+            ),
+            IndexModel(  # replies per follow-up step
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("step", pymongo.ASCENDING),
+                ],
+                name="org_campaign_step",
             ),
         ]
 

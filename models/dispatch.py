@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pymongo
 from beanie import PydanticObjectId
+from pydantic import BaseModel
 from pymongo import IndexModel
 
 from models.base import TenantDocument
@@ -29,6 +30,8 @@ class BatchLease(TenantDocument):
     campaignId: PydanticObjectId
     batch: int
     epoch: int
+    step: int = 0
+    """0 for the first message, n for follow-up n (`_id` `"<campaign>:<batch>:s<n>:<epoch>"`)."""
     owner: str
     expiresAt: datetime
     done: bool = False
@@ -55,8 +58,15 @@ class BatchLease(TenantDocument):
         ]
 
 
+class ZoneWait(BaseModel):
+    zone: str
+    count: int
+    until: datetime
+
+
 class BatchCounts(TenantDocument):
-    """How one batch's recipients ended; `_id` is `"<campaignId>:<batch>"`.
+    """How one batch's recipients ended; `_id` is `"<campaignId>:<batch>"`, and
+    `"<campaignId>:<batch>:s<n>"` for follow-up step n.
 
     A campaign's live stats are the sum over its batches (concurrent `$inc`s on the campaign
     would lose increments on FerretDB); completion folds the sum into the campaign.
@@ -66,14 +76,21 @@ class BatchCounts(TenantDocument):
     campaignId: PydanticObjectId
     batch: int
     epoch: int
+    step: int = 0
     sent: int = 0
     failed: int = 0
     skipped: int = 0
     unknown: int = 0
+    stopped: int = 0
+    """Follow-ups not sent because the contact replied or opted out first."""
     nextSendAt: datetime | None = None
     """When this batch's recipients waiting for quiet hours to end go out (None: none wait)."""
     waiting: int = 0
     """How many wait for it."""
+    waitingZones: list[ZoneWait] = []
+    """Those waiting for their window, by time zone (shown as the campaign's holds)."""
+    rate: int | None = None
+    """The organization's rate limit its last turn ran under (None: unlimited)."""
 
     class Settings:
         name = "dispatch_batch_counts"

@@ -37,6 +37,7 @@ from services.campaigns import creation as campaign_service
 from services.campaigns import edits as campaign_edits
 from services.campaigns import lifecycle, previews, progress
 from services.campaigns import queries as campaign_queries
+from services.sending import failures
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 
@@ -150,6 +151,18 @@ class CampaignMutations:
         )
 
     @strawberry.mutation(
+        description="Sends once more to a completed campaign's recipients whose failure a "
+        "retry can help (only `codes`, if given; see Campaign.failures); each recipient is "
+        "resent at most once. The campaign is sending again until the retry is done.",
+        permission_classes=AUTH,
+    )
+    @user_errors
+    async def retry_failed(
+        self, info: Info, id: strawberry.ID, codes: list[str] | None = None
+    ) -> CampaignPayload:
+        return _campaign_payload(await failures.retry_failed(info.context.tenant, id, codes))
+
+    @strawberry.mutation(
         description="Schedules (or reschedules) a draft, scheduled or paused campaign.",
         permission_classes=AUTH,
     )
@@ -222,7 +235,7 @@ def _campaign_payload(campaign: CampaignDocument) -> CampaignPayload:
 
 @graphql_type(
     CampaignSummaryOut,
-    only=("status", "stats", "nextSendAt"),
+    only=("status", "stats", "followUpStats", "holds", "nextSendAt"),
     description="Where a campaign's sending is, pushed as it changes.",
 )
 class CampaignProgress:

@@ -162,6 +162,15 @@ class Assignment(_Input):
     userIds: list[Id] = Field(min_length=1, description="Reps to assign to.")
 
 
+class FollowUpInput(_Input):
+    """One follow-up step: a message sent after a delay to recipients who have not answered."""
+
+    delayMinutes: StrictInt = Field(
+        description="Minutes after the previous message went to the recipient, 1-43200 (30 days)."
+    )
+    message: Text = Field(description="Template, with the same rules as the first message.")
+
+
 class CreateCampaignInput(_Input):
     """Everything a caller can send to create a campaign."""
 
@@ -197,7 +206,12 @@ class CreateCampaignInput(_Input):
         default=None, description="The stage a contact moves to on its first reply; null: it stays."
     )
     isAutopilot: Annotated[StrictBool, _none_as(lambda: False)] = Field(
-        default=False, description="Automatic follow-ups."
+        default=False, description="Whether the follow-ups run."
+    )
+    followUps: NullableList[FollowUpInput] = Field(
+        default=[],
+        description="Up to 5 follow-up steps, sent while isAutopilot is true to recipients who "
+        "got the previous message and have not replied.",
     )
     type: Annotated[Text, _none_as(lambda: "sms")] = Field(default="sms", description="Channel.")
 
@@ -210,6 +224,8 @@ class CreateCampaignInput(_Input):
         data["selectedExistingContacts"] = [c.id for c in self.selectedExistingContacts]
         if data.get("contactStatusOnReply") is None:
             data.pop("contactStatusOnReply", None)  # keys bound before the option still match
+        if not data.get("followUps"):
+            data.pop("followUps", None)  # likewise
         return data
 
 
@@ -288,10 +304,24 @@ class UpdateCampaignInput(_Input):
     )
     process: Text | None = None
     contactStatus: Text | None = None
-    isAutopilot: StrictBool | None = None
+    isAutopilot: StrictBool | None = Field(
+        default=None,
+        description="Whether the follow-ups run; the one field a sending campaign may change.",
+    )
+    followUps: list[FollowUpInput] | None = Field(
+        default=None, description="Replaces the follow-up steps (an empty list removes them)."
+    )
     addRecipients: list[Id] = Field(default=[], description="Contact ids to add as recipients.")
     removeRecipients: list[Id] = Field(
         default=[], description="Contact ids to remove (not yet messaged ones)."
+    )
+
+
+class RetryFailedInput(_Input):
+    """Which failures to send again."""
+
+    codes: list[Text] | None = Field(
+        default=None, description="Only these failure codes (all retryable ones if absent)."
     )
 
 
@@ -304,8 +334,10 @@ class ScheduleInput(_Input):
 class CampaignFilter(_Input):
     """Which campaigns to list; every condition given must hold."""
 
-    status: list[Text] | None = Field(default=None, description="Any of these statuses.")
-    type: Text | None = None
+    status: list[Text] | None = Field(
+        default=None, description="Any of these statuses (REST: repeated or comma-separated)."
+    )
+    type: Text | None = Field(default=None, description="The channel (sms).")
     createdBy: Id | None = Field(default=None, description="User id of the creator.")
     scheduledAfter: DateText | None = Field(default=None, description="scheduleDate on or after.")
     scheduledBefore: DateText | None = Field(default=None, description="scheduleDate before.")

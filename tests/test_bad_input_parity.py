@@ -63,6 +63,22 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "operator object in a segment": campaign_body(
         segmentation={"contactStatus": [{"$regex": ".*"}]}
     ),
+    "too many follow-ups": campaign_body(
+        followUps=[{"delayMinutes": 60, "message": "Again?"}] * 6, isAutopilot=True
+    ),
+    "follow-up delays out of range": campaign_body(
+        followUps=[{"delayMinutes": 0, "message": "Hi"}, {"delayMinutes": 43_201, "message": "Hi"}]
+    ),
+    "follow-up with a bad template": campaign_body(
+        followUps=[
+            {"delayMinutes": 60, "message": "Ok"},
+            {"delayMinutes": 60, "message": "{{nope}}"},
+        ]
+    ),
+    "follow-up delay as a string": campaign_body(
+        followUps=[{"delayMinutes": "60", "message": "Hi"}]
+    ),
+    "follow-up without a message": campaign_body(followUps=[{"delayMinutes": 60}]),
     "CSV without a phone column": campaign_body(
         rawCsvData={"csv": "First Name,Email\nAna,a@x.io\n"}
     ),

@@ -7,6 +7,7 @@ The clock is frozen at 2026-11-27 14:00 UTC: 09:00 in New York and 14:00 in Lond
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,7 @@ mutation ($input: UpdateOrganizationSettingsInput!) {{
   }}
 }}"""
 CAMPAIGN = "query ($id: ID!) { campaign(id: $id) { status nextSendAt stats { sent total } } }"
+HOLDS = "query ($id: ID!) { campaign(id: $id) { holds { reason zone recipients until message } } }"
 
 
 def window(start: str, end: str, zone: str = "America/New_York") -> SendWindow:
@@ -77,7 +79,7 @@ def test_the_window_is_kept_in_each_numbers_own_zone() -> None:
 
 
 async def test_recipients_wait_for_their_window_and_the_campaign_says_when(
-    client: httpx.AsyncClient, tmp_path: Path
+    client: httpx.AsyncClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     org = Org(client)
     admin = auth(token(org=org.id, roles=["admin"]))
@@ -133,13 +135,30 @@ async def test_recipients_wait_for_their_window_and_the_campaign_says_when(
         assert (rest, graphql) == (None, None) or rest == graphql.replace("+00:00", ".000Z")
         return campaign
 
-    await dispatcher.tick()
+    with caplog.at_level(logging.INFO, logger="services.sending.dispatcher"):
+        await dispatcher.tick()
+        await dispatcher.tick()
     assert await sent_to() == {"ny1", "ny2", "ldn1", "ldn2"}
     assert await read() == {
         "status": "SENDING",
         "nextSendAt": "2026-11-27T16:00:00+00:00",
         "stats": {"sent": 4, "total": 8},
     }
+    # Why they wait is said wherever the campaign is seen: both APIs, and the log once.
+    body = await gql(client, HOLDS, {"id": campaign_id}, org.headers)
+    holds = body["data"]["campaign"]["holds"]
+    assert [(h["reason"], h["zone"], h["recipients"], h["until"]) for h in holds] == [
+        ("QUIET_HOURS", "America/Los_Angeles", 2, "2026-11-27T16:00:00+00:00"),
+        ("QUIET_HOURS", "Asia/Tokyo", 2, "2026-11-27T23:00:00+00:00"),
+    ]
+    assert "America/Los_Angeles" in holds[0]["message"]
+    rest = (await org.campaign(campaign_id))["holds"]
+    assert [(h["reason"], h["zone"], h["until"]) for h in rest] == [
+        ("quiet_hours", "America/Los_Angeles", "2026-11-27T16:00:00.000Z"),
+        ("quiet_hours", "Asia/Tokyo", "2026-11-27T23:00:00.000Z"),
+    ]
+    logged = [r.getMessage() for r in caplog.records if "held back" in r.getMessage()]
+    assert len(logged) == 2 and any("Asia/Tokyo" in line for line in logged), logged
     # Operators see them waiting, not lagging.
     scraped = (await client.get("/metrics")).text.splitlines()
     assert "campaign_quiet_hours_waiting 4.0" in scraped
@@ -164,6 +183,8 @@ async def test_recipients_wait_for_their_window_and_the_campaign_says_when(
         "nextSendAt": None,
         "stats": {"sent": 8, "total": 8},
     }
+    body = await gql(client, HOLDS, {"id": campaign_id}, org.headers)
+    assert body["data"]["campaign"]["holds"] == []
     assert sorted(ledger_keys(ledger).values()) == [1] * 8  # each once, none twice
 
 

@@ -90,6 +90,11 @@ async def test_every_route_answers_what_openapi_documents(client: httpx.AsyncCli
     await call("POST", f"{c}/{id}/send", f"{one}/send", 200)
     await call("POST", f"{c}/{id}/cancel", f"{one}/cancel", 200)
     await call("POST", f"{c}/{id}/duplicate", f"{one}/duplicate", 201)
+    await call("GET", f"{c}/{id}/failures", f"{one}/failures", 200)
+    await call("POST", f"{c}/{id}/retry-failed", f"{one}/retry-failed", 409)
+    await call(
+        "POST", f"{c}/{id}/retry-failed", f"{one}/retry-failed", 400, json={"codes": ["30005"]}
+    )
     await call("DELETE", f"{c}/{id}", one, 200)
 
     k = "/api/contacts"

@@ -12,6 +12,7 @@ half-made campaign behind: the orphaned recipients are deleted and never visible
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -28,11 +29,14 @@ from models import Campaign, Recipient, User
 from models.base import utcnow
 from models.campaign import (
     DEFAULT_CONTACT_STATUS,
+    MAX_FOLLOW_UP_DELAY_MINUTES,
+    MAX_FOLLOW_UPS,
     CampaignStats,
     CampaignStatus,
     CampaignType,
     CreatedBy,
     FailedDetail,
+    FollowUp,
     InitialStatus,
     MessageStats,
 )
@@ -50,7 +54,7 @@ from services.campaigns.templates import (
 from services.contacts.edits import users_of_organization
 from services.contacts.records import ContactRef, ensure_contacts
 from services.dates import parse_send_time
-from services.inputs import MAX_NAME, CreateCampaignInput
+from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput
 from services.storage import idempotency
 from services.storage.tenancy import Tenant
 
@@ -85,6 +89,7 @@ class _Request:
     schedule: datetime | None
     sources: Sources
     assignees: list[ObjectId]
+    follow_ups: list[FollowUp]
 
 
 async def create_campaign(
@@ -174,6 +179,8 @@ async def create_in(
         contactStatus=contact_status,
         contactStatusOnReply=(input.contactStatusOnReply or "").strip()[:200] or None,
         isAutopilot=input.isAutopilot,
+        followUps=request.follow_ups,
+        autopilotSince=utcnow() if input.isAutopilot else None,
         segmentation=input.segmentation.model_dump(exclude_none=True)
         if input.segmentation
         else None,
@@ -218,6 +225,7 @@ async def _check_request(
     errors: list[FieldError] = []
     name = check_name(input.name, errors)
     template = check_template(input.message, errors)
+    follow_ups = check_follow_ups(input.followUps, errors)
 
     if input.type.strip().lower() != CampaignType.SMS:
         errors.append(
@@ -240,7 +248,7 @@ async def _check_request(
     assignees = await _check_assignees(tenant, input, errors)
     if errors or template is None:
         raise InvalidInput("Campaign input is invalid", errors)
-    return _Request(name, template, status, schedule, sources, assignees)
+    return _Request(name, template, status, schedule, sources, assignees, follow_ups)
 
 
 def check_name(raw: str | None, errors: list[FieldError]) -> str:
@@ -255,16 +263,18 @@ def check_name(raw: str | None, errors: list[FieldError]) -> str:
     return name
 
 
-def check_template(raw: str | None, errors: list[FieldError]) -> Template | None:
+def check_template(
+    raw: str | None, errors: list[FieldError], path: tuple[str, ...] = ("message",)
+) -> Template | None:
     """Parses the message template; its problems go to `errors` and give None."""
     message = (raw or "").strip()
     if not message:
-        errors.append(FieldError(("message",), "REQUIRED", "Message is required"))
+        errors.append(FieldError(path, "REQUIRED", "Message is required"))
         return None
     if len(message) > MAX_TEMPLATE_CHARS:
         errors.append(
             FieldError(
-                ("message",),
+                path,
                 "MESSAGE_TOO_LONG",
                 f"Message is {len(message)} characters; a template may have "
                 f"at most {MAX_TEMPLATE_CHARS}",
@@ -274,18 +284,18 @@ def check_template(raw: str | None, errors: list[FieldError]) -> Template | None
     try:
         template = parse_template(message)
     except TemplateError as exc:
-        errors.extend(FieldError(("message",), code, text) for code, text in exc.problems)
+        errors.extend(FieldError(path, code, text) for code, text in exc.problems)
         return None
     # The shortest rendering anyone could get (fallbacks, one-letter values) must fit.
     try:
         cost = sms_cost(template.render(dict.fromkeys(template.required_fields(), "x")).text)
     except TemplateError as exc:  # a fallback alone is over the limit
-        errors.extend(FieldError(("message",), code, text) for code, text in exc.problems)
+        errors.extend(FieldError(path, code, text) for code, text in exc.problems)
         return None
     if cost.segments > recipients.MAX_SEGMENTS:
         errors.append(
             FieldError(
-                ("message",),
+                path,
                 "MESSAGE_TOO_LONG",
                 f"The message is at least {cost.segments} SMS segments "
                 f"({cost.encoding}); the limit is {recipients.MAX_SEGMENTS}",
@@ -293,6 +303,34 @@ def check_template(raw: str | None, errors: list[FieldError]) -> Template | None
         )
         return None
     return template
+
+
+def check_follow_ups(steps: Sequence[FollowUpInput], errors: list[FieldError]) -> list[FollowUp]:
+    """The follow-up steps as stored; each message is checked like the first one, with its
+    problems at `followUps.<i>.message`."""
+    if len(steps) > MAX_FOLLOW_UPS:
+        errors.append(
+            FieldError(
+                ("followUps",),
+                "TOO_MANY_FOLLOW_UPS",
+                f"{len(steps)} follow-ups; a campaign may have at most {MAX_FOLLOW_UPS}",
+            )
+        )
+        return []
+    out: list[FollowUp] = []
+    for i, step in enumerate(steps):
+        if not 1 <= step.delayMinutes <= MAX_FOLLOW_UP_DELAY_MINUTES:
+            errors.append(
+                FieldError(
+                    ("followUps", str(i), "delayMinutes"),
+                    "INVALID_DELAY",
+                    f"delayMinutes must be 1-{MAX_FOLLOW_UP_DELAY_MINUTES} (30 days)",
+                )
+            )
+        template = check_template(step.message, errors, ("followUps", str(i), "message"))
+        if template is not None:
+            out.append(FollowUp(delayMinutes=step.delayMinutes, message=template.text))
+    return out
 
 
 def _initial_status(

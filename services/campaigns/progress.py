@@ -34,7 +34,13 @@ Key = tuple[ObjectId, ObjectId]
 
 def _state(campaign: Campaign) -> tuple[object, ...]:
     """What a subscriber is told about: a value is pushed when this changes."""
-    return (campaign.status, campaign.stats, campaign.nextSendAt)
+    return (
+        campaign.status,
+        campaign.stats,
+        campaign.followUpStats,
+        campaign.holds,
+        campaign.nextSendAt,
+    )
 
 
 @dataclass(eq=False)

@@ -33,6 +33,7 @@ from services.conversations import activity, attribution, routing
 from services.conversations.keywords import Keyword, normalized, read_keyword
 from services.organizations.senders import remember_sender
 from services.organizations.settings import defaults_from, organization_settings
+from services.sending import followups
 from services.storage.tenancy import Tenant
 
 MAX_MEDIA = 10
@@ -104,6 +105,12 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
         await remember_sender(tenant, contact.id, found.sender)
     keyword = read_keyword(
         inbound.body, opted_out=contact.optedOut, opt_out_type=inbound.opt_out_type
+    )
+    # Before the message is stored: no follow-up goes out after it is.
+    await followups.stop_follow_ups(
+        tenant,
+        contact.id,
+        followups.OPTED_OUT if keyword is Keyword.OPT_OUT else followups.REPLIED,
     )
     now = Tenant.now()
     message_id = ObjectId()

@@ -129,7 +129,7 @@ async def list_conversations(
     last = await activity.last_entry(tenant)
     start = last if before is None else min(before - 1, last)
     seen: set[ObjectId] = set()
-    templates: dict[ObjectId, str] = {}  # campaigns' messages, read once for the whole page
+    templates: dict[ObjectId, list[str]] = {}  # campaigns' messages, read once for the whole page
     items: list[Conversation] = []
     page = start // ACTIVITY_PAGE if start >= 0 else -1
     walked = 0
@@ -213,7 +213,7 @@ async def _user(tenant: Tenant, raw: str | None) -> PydanticObjectId | None:
 
 
 async def _entry(
-    tenant: Tenant, entry: dict[str, Any], templates: dict[ObjectId, str]
+    tenant: Tenant, entry: dict[str, Any], templates: dict[ObjectId, list[str]]
 ) -> Conversation | None:
     """The conversation of an activity entry, if the entry is still its newest message. The
     contact, its thread's records and its events are read at once (one round trip's wait)."""

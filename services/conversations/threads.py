@@ -16,7 +16,7 @@ from typing import Any
 from bson import ObjectId
 
 from core.config import Settings
-from models import Campaign, Contact, Message, Recipient
+from models import Campaign, Contact, Message, Recipient, StepSend
 from models.conversation import Direction, MessageStatus
 from models.recipient import RecipientStatus
 from services.campaigns.templates import TemplateError, parse_template
@@ -78,7 +78,7 @@ async def thread(
     contact_id: ObjectId,
     *,
     values: dict[str, str | None] | None = None,
-    templates: dict[ObjectId, str] | None = None,
+    templates: dict[ObjectId, list[str]] | None = None,
 ) -> list[ThreadMessage]:
     """The contact's whole thread, oldest first (the contact must be the organization's).
 
@@ -92,12 +92,14 @@ async def thread(
 async def thread_records(
     tenant: Tenant, contact_id: ObjectId
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A thread's two sources, read at once: its stored messages and its recipient records."""
-    stored, sends = await asyncio.gather(
+    """A thread's sources, read at once: its stored messages, and its campaign sends (recipient
+    records for first messages, step records for follow-ups that went out)."""
+    stored, sends, steps = await asyncio.gather(
         tenant.raw_find(Message, {"contactId": contact_id}).to_list(),
         tenant.raw_find(Recipient, {"contactId": contact_id}).to_list(),
+        tenant.raw_find(StepSend, {"contactId": contact_id}).to_list(),
     )
-    return stored, sends
+    return stored, sends + [row for row in steps if row.get("messageId")]
 
 
 async def merge_thread(
@@ -107,7 +109,7 @@ async def merge_thread(
     sends: list[dict[str, Any]],
     *,
     values: dict[str, str | None] | None = None,
-    templates: dict[ObjectId, str] | None = None,
+    templates: dict[ObjectId, list[str]] | None = None,
 ) -> list[ThreadMessage]:
     """The thread from its records (`thread_records`), oldest first."""
     sends = [row for row in sends if row.get("status") in SENT_STATES]
@@ -150,15 +152,26 @@ async def _campaign_sends(
     contact_id: ObjectId,
     sends: list[dict[str, Any]],
     values: dict[str, str | None] | None,
-    templates: dict[ObjectId, str],
+    templates: dict[ObjectId, list[str]],
 ) -> list[ThreadMessage]:
-    """Campaign messages as the contact got them: each campaign's template rendered for it."""
-    missing = [row["campaignId"] for row in sends if row["campaignId"] not in templates]
-    reads = [tenant.raw_find_in(Campaign, "_id", missing, {"message": 1})]
+    """Campaign messages as the contact got them (first messages from recipient records,
+    follow-ups from their step records): each template rendered for it. `templates` holds each
+    campaign's step texts (the message, then its follow-ups), shared by a caller reading many
+    threads."""
+    missing = list({row["campaignId"] for row in sends if row["campaignId"] not in templates})
+    reads = [tenant.raw_find_in(Campaign, "_id", missing, {"message": 1, "followUps": 1})]
     if values is None:
         reads.append(tenant.raw_find(Contact, {"_id": contact_id}, REF_PROJECTION).to_list())
     found = await asyncio.gather(*reads)
-    templates.update({row["_id"]: row.get("message") or "" for row in found[0]})
+    templates.update(
+        {
+            row["_id"]: [
+                row.get("message") or "",
+                *(f.get("message") or "" for f in row.get("followUps") or []),
+            ]
+            for row in found[0]
+        }
+    )
     if values is None:
         values = contact_values(ContactRef.from_document(found[1][0])) if found[1] else {}
     phone = values.get("phoneNumber")
@@ -168,10 +181,12 @@ async def _campaign_sends(
         status = delivery or row.get("status") or RecipientStatus.SENT.value
         items.append(
             ThreadMessage(
-                id=row["_id"],
+                id=row.get("messageId") or row["_id"],
                 contactId=contact_id,
                 direction=Direction.OUTBOUND,
-                body=_render(templates.get(row["campaignId"], ""), values),
+                body=_render(
+                    _step_text(templates, row["campaignId"], row.get("step") or 0), values
+                ),
                 media=(),
                 fromNumber=None,
                 toNumber=phone,
@@ -184,6 +199,11 @@ async def _campaign_sends(
             )
         )
     return items
+
+
+def _step_text(templates: dict[ObjectId, list[str]], campaign_id: ObjectId, step: int) -> str:
+    texts = templates.get(campaign_id) or []
+    return texts[step] if step < len(texts) else ""
 
 
 def contact_values(contact: ContactRef | Contact) -> dict[str, str | None]:

@@ -26,7 +26,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -78,6 +78,33 @@ class BatchEnd:
 
     result: BatchResult
     at: datetime | None = None
+    sent: int = 0
+    """Messages handed to the provider in this turn."""
+    zones: tuple[str, ...] = ()
+    """Waiting: the time zones whose windows are shut."""
+
+
+@dataclass
+class Waiting:
+    """Recipients of a batch waiting for their sending window, by time zone."""
+
+    zones: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+
+    def add(self, zone: str, opens: datetime) -> None:
+        count, until = self.zones.get(zone, (0, opens))
+        self.zones[zone] = (count + 1, min(until, opens))
+
+    @property
+    def next_send(self) -> datetime | None:
+        return min((until for _, until in self.zones.values()), default=None)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """As stored on the batch's counts (a list of objects: FerretDB keeps no nested
+        arrays)."""
+        return [
+            {"zone": zone, "count": count, "until": until}
+            for zone, (count, until) in sorted(self.zones.items())
+        ]
 
 
 @dataclass
@@ -88,6 +115,14 @@ class Outcome:
     error: str | None = None
     sender: str | None = None
     """The organization's sender it was handed over from (None: the deployment's)."""
+
+
+def send_key(row: Mapping[str, Any]) -> str:
+    """The provider's idempotency key for a recipient's first message: its id, and for a
+    `retryFailed` resend a key of its own (the provider would answer the old one with the
+    failed message)."""
+    round = int(row.get("retryRound") or 0)
+    return f"{row['_id']}:r{round}" if round else str(row["_id"])
 
 
 def sticky_sender(senders: Sequence[str], contact_id: ObjectId) -> str | None:
@@ -158,19 +193,19 @@ class BatchSender:
                         error="The sender stopped while sending; not resent, as the provider "
                         "keeps no idempotency keys",
                     )
-        contacts = await self._contacts(tenant, queue)
+        contacts = await self.contacts_of(tenant, queue)
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         now = self.config.clock()
         ready: list[dict[str, Any]] = []
-        next_send: datetime | None = None
+        held = Waiting()
         for row in queue:
             contact = contacts.get(row["contactId"])
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
-                opens = window.next_opening(phone, now)
-                next_send = opens if next_send is None else min(next_send, opens)
+                held.add(window.zone_for(phone).key, window.next_opening(phone, now))
             else:
                 ready.append(row)
+        next_send = held.next_send
         # The sender each contact hears from, stored at its first send (only those sent now).
         own = [entry.key for entry in await list_senders(tenant)]
         senders = await contact_senders(
@@ -199,7 +234,9 @@ class BatchSender:
             recorded.update(fresh)
             final = {row["_id"]: R(row["status"]) for row in rows}
             final.update({rid: outcome.status for rid, outcome in outcomes.items()})
-            await self._write_counts(claim, Counter(final.values()), next_send, waiting)
+            await self._write_counts(
+                claim, Counter(final.values()), next_send, waiting, held, grant.rate
+            )
 
         start = 0
         while start < len(ready):
@@ -209,7 +246,7 @@ class BatchSender:
                     limited = more  # the rest when the organization's next slot comes
                     break
                 grant = more
-                if not await self._still_sending(claim):
+                if not await self.still_sending(claim):
                     stopped = True
                     break
                 # Fencing; not before the first chunk: the lease was just inserted and is
@@ -222,9 +259,9 @@ class BatchSender:
             await self._mark_sending(claim, chunk)
             results = await asyncio.gather(
                 *(
-                    self._deliver(
+                    self.deliver(
                         tenant,
-                        row,
+                        send_key(row),
                         contacts.get(row["contactId"]),
                         template,
                         senders.get(row["contactId"]),
@@ -246,7 +283,7 @@ class BatchSender:
             return BatchEnd(BatchResult.RATE_LIMITED, limited)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
-            return BatchEnd(BatchResult.WAITING, next_send)
+            return BatchEnd(BatchResult.WAITING, next_send, zones=tuple(held.zones))
         await self.leases.release(claim, done=True)
         metrics.BATCHES_DONE.inc()
         return BatchEnd(BatchResult.DONE)
@@ -297,10 +334,10 @@ class BatchSender:
                 {"$set": {"status": R.SENDING.value, "leaseEpoch": claim.epoch}},
             )
 
-    async def _deliver(
+    async def deliver(
         self,
         tenant: Tenant,
-        row: Mapping[str, Any],
+        key: str,
         contact: Mapping[str, Any] | None,
         template: Template | None,
         sender: str | None,
@@ -320,7 +357,6 @@ class BatchSender:
         if rendered.missing:
             missing = ", ".join(rendered.missing)
             return Outcome(R.SKIPPED, code="MISSING_FIELDS", error=f"No value for {missing}")
-        key = str(row["_id"])
         started = time.perf_counter()
         try:
             async for attempt in AsyncRetrying(
@@ -342,14 +378,14 @@ class BatchSender:
             if exc.unknown:
                 return Outcome(R.UNKNOWN, code=exc.code, error=exc.message, sender=sender)
             if exc.code == UNSUBSCRIBED:
-                await delivery.opt_out_unsubscribed(tenant, row["contactId"])
+                await delivery.opt_out_unsubscribed(tenant, contact["_id"])
                 return Outcome(R.SKIPPED, code="OPTED_OUT", error=exc.message, sender=sender)
             return Outcome(R.FAILED, code=exc.code, error=exc.message, sender=sender)
         finally:
             metrics.SEND_SECONDS.labels(self.provider.name).observe(time.perf_counter() - started)
         return Outcome(R.SENT, message_id=message_id, sender=sender)
 
-    async def _contacts(
+    async def contacts_of(
         self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]
     ) -> dict[ObjectId, dict[str, Any]]:
         """The queued recipients' contacts as they are now (opt-outs are read at send time).
@@ -374,7 +410,7 @@ class BatchSender:
             found[row["_id"]] = row
         return found
 
-    async def _still_sending(self, claim: Claim) -> bool:
+    async def still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(
             Campaign, {"_id": claim.campaign_id}, {"status": 1}
         ).to_list()
@@ -386,6 +422,8 @@ class BatchSender:
         tally: Counter[RecipientStatus],
         next_send: datetime | None,
         waiting: int,
+        held: Waiting,
+        rate: int | None,
     ) -> None:
         counts = {
             "sent": tally[R.SENT],
@@ -394,6 +432,8 @@ class BatchSender:
             "unknown": tally[R.UNKNOWN],
             "nextSendAt": next_send,
             "waiting": waiting if next_send is not None else 0,
+            "waitingZones": held.rows(),
+            "rate": rate,
             "epoch": claim.epoch,
             "updatedAt": Tenant.now(),
         }

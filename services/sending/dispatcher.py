@@ -34,8 +34,9 @@ from services.organizations.settings import sending_rules
 from services.sending import metrics
 from services.sending.batches import BatchResult, BatchSender
 from services.sending.config import DispatchConfig, config_from
+from services.sending.followups import CadenceSender, follow_up_history
 from services.sending.lanes import CampaignBatches, Lane
-from services.sending.leases import Claim, Leases
+from services.sending.leases import RETRY_UNIT, Claim, Leases
 from services.sending.provider import Provider
 from services.sending.rate_slots import Grant, RateSlots, slot_sizes
 from services.storage import history
@@ -59,6 +60,7 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self.leases = Leases(self.config.owner, self.config.lease_seconds, self.config.clock)
         self.sender = BatchSender(provider, self.config, self.leases)
+        self.cadence = CadenceSender(provider, self.config, self.leases)
         self.slots = RateSlots(self.config.clock, self.config.chunk)
         self._lanes: dict[ObjectId, Lane] = {}
         self._capacity = asyncio.Semaphore(self.config.max_batches)
@@ -173,25 +175,32 @@ class Dispatcher:
             campaign.busy.discard(batch)
 
     async def _take_turn(self, lane: Lane, campaign: CampaignBatches, batch: int) -> int:
-        """Reads the batch's leases, claims the batch, takes a rate slot and sends what the
-        slots of this second allow. The claim comes first so that a slot is never spent on a
-        batch another dispatcher won; without a slot the batch is given back at once, so a
-        lane that must wait holds no lease."""
+        """Reads the batch's leases, claims its current unit (the first message, or the next
+        follow-up step), takes a rate slot and sends what the slots of this second allow. The
+        claim comes first so that a slot is never spent on a unit another dispatcher won;
+        without a slot the unit is given back at once, so a lane that must wait holds no
+        lease."""
         assert lane.rules is not None
         tenant, rules = lane.tenant, lane.rules
         leases = await self.leases.read(tenant, campaign.id, batch)
-        taken = self.leases.taken(leases)
+        step = Leases.current_step(leases, campaign.units(batch))
+        if step is None:
+            campaign.done.add(batch)
+            if campaign.finished():
+                await self._complete(lane, campaign)
+            return 0
+        if step:
+            campaign.step_of[batch] = step
+        follow_up = 0 < step < RETRY_UNIT
+        unit = Leases.of_step(leases, step)
+        taken = self.leases.taken(unit)
         if taken is not None:
-            if taken.done:
-                campaign.done.add(batch)
-                if campaign.finished():
-                    await self._complete(lane, campaign)
-            elif taken.released and taken.until is not None:
+            if taken.released and taken.until is not None:
                 campaign.later[batch] = taken.until
             else:
                 campaign.elsewhere.add(batch)
             return 0
-        claim = await self.leases.claim(tenant, campaign.id, batch, leases)
+        claim = await self.leases.claim(tenant, campaign.id, batch, unit, step)
         if claim is None:
             campaign.elsewhere.add(batch)  # another dispatcher won the insert
             return 0
@@ -204,15 +213,24 @@ class Dispatcher:
         async def next_grant() -> Grant | datetime:
             return await self.slots.take(tenant, rules.rate_per_second)
 
-        end = await self.sender.send(claim, rules.window, grant, next_grant)
+        sender = self.cadence if follow_up else self.sender
+        end = await sender.send(claim, rules.window, grant, next_grant)
+        if follow_up and end.sent and step not in campaign.noted:
+            campaign.noted.add(step)
+            await follow_up_history(tenant, campaign.id, step, started=True)
         if end.result is BatchResult.DONE:
-            campaign.done.add(batch)
+            campaign.unit_done(batch, step)
+            if follow_up and campaign.passed(step):
+                await follow_up_history(tenant, campaign.id, step, started=False)
             if campaign.finished():
                 await self._complete(lane, campaign)
         elif end.result is BatchResult.WAITING and end.at is not None:
             campaign.later[batch] = end.at
+            for zone in end.zones:
+                _log_hold(campaign, f"quiet hours in {zone}", end.at)
         elif end.result is BatchResult.RATE_LIMITED:
             lane.rate_wait = end.at
+            _log_hold(campaign, f"the organization's rate limit of {rules.rate_per_second}/s", None)
         else:  # paused, cancelled or fenced out: leave the campaign until the next look
             lane.campaigns.pop(campaign.id, None)
         return 1
@@ -228,7 +246,15 @@ class Dispatcher:
         sending = await Tenant.across_organizations(
             Campaign,
             {"status": CampaignStatus.SENDING.value},
-            {"organizationId": 1, "nextSeq": 1, "stats.total": 1},
+            {
+                "organizationId": 1,
+                "nextSeq": 1,
+                "stats.total": 1,
+                "followUps": 1,
+                "isAutopilot": 1,
+                "retryRound": 1,
+                "retryBatches": 1,
+            },
         )
         by_org: dict[ObjectId, list[dict[str, Any]]] = {}
         for row in sending:
@@ -272,7 +298,7 @@ class Dispatcher:
     async def claim(self, tenant: Tenant, campaign_id: ObjectId, batch: int) -> Claim | None:
         """Claims a batch by inserting the next lease epoch; None if it is done or held."""
         leases = await self.leases.read(tenant, campaign_id, batch)
-        return await self.leases.claim(tenant, campaign_id, batch, leases)
+        return await self.leases.claim(tenant, campaign_id, batch, Leases.of_step(leases, 0))
 
     async def start_due(self) -> None:
         """Moves scheduled campaigns whose date has come to `sending` (one change each: of
@@ -311,21 +337,32 @@ class Dispatcher:
             return
         batches = batch_count(campaign.nextSeq)
         done = {
-            int(row["batch"])
+            (int(row["batch"]), int(row.get("step") or 0))
             async for row in tenant.raw_find(
-                BatchLease, {"campaignId": campaign_id, "done": True}, {"batch": 1}
+                BatchLease, {"campaignId": campaign_id, "done": True}, {"batch": 1, "step": 1}
             )
         }
-        if len(done) < batches:
+        units = [
+            (batch, step) for batch in range(batches) for step in range(campaign.cadence() + 1)
+        ]
+        if campaign.retryRound:
+            retry = RETRY_UNIT + campaign.retryRound
+            units.extend((batch, retry) for batch in campaign.retryBatches)
+        if any(unit not in done for unit in units):
             return
         stats = await live_stats(tenant, campaign)
+        steps = [s.model_copy(update={"pending": 0}).model_dump() for s in campaign.followUpStats]
 
         async def plan(current: Campaign) -> Planned:
             if current.status is not CampaignStatus.SENDING:
                 return Planned("complete", {}, current.status.value, current.status.value)
             return Planned(
                 "complete",
-                {"status": CampaignStatus.COMPLETED.value, "stats": stats.model_dump()},
+                {
+                    "status": CampaignStatus.COMPLETED.value,
+                    "stats": stats.model_dump(),
+                    "followUpTotals": steps,
+                },
                 CampaignStatus.SENDING.value,
                 CampaignStatus.COMPLETED.value,
             )
@@ -334,3 +371,16 @@ class Dispatcher:
             await history.change(
                 tenant, Campaign, PydanticObjectId(campaign_id), plan, what="campaign"
             )
+
+
+def _log_hold(campaign: CampaignBatches, why: str, until: datetime | None) -> None:
+    """Says once per campaign and hold (per dispatcher) that recipients are held back."""
+    if why in campaign.logged:
+        return
+    campaign.logged.add(why)
+    logger.info(
+        "campaign %s: recipients held back by %s%s",
+        campaign.id,
+        why,
+        f" until {until:%Y-%m-%d %H:%M} UTC" if until else "",
+    )

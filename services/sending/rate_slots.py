@@ -30,6 +30,8 @@ class Grant:
     """Permission to start `size` messages now."""
 
     size: int
+    rate: int | None = None
+    """The organization's limit it was granted under (None: unlimited), shown with a hold."""
 
 
 def slot_sizes(rate: int, chunk: int) -> list[int]:
@@ -78,7 +80,7 @@ class RateSlots:
                 continue  # taken by this or another dispatcher
             self._tried[org] = (second, slot + 1)
             await self._purge(tenant, second)
-            return Grant(sizes[slot])
+            return Grant(sizes[slot], rate)
         self._tried[org] = (second, -1)
         return _start_of(second + 1)
 
