@@ -2,7 +2,7 @@
 
 from beanie import Document
 
-from models.campaign import Campaign
+from models.campaign import Campaign, CampaignPage
 from models.contact import Contact, ContactPage
 from models.conversation import (
     Activity,
@@ -20,6 +20,7 @@ from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.organization import Organization
 from models.recipient import Recipient
+from models.storage import MigrationRecord, Tally
 from models.user import User
 
 DOCUMENT_MODELS: list[type[Document]] = [
@@ -31,6 +32,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     IdempotencyTakeover,
     Change,
     ContactPage,
+    CampaignPage,
     BatchLease,
     BatchCounts,
     SendSlot,
@@ -44,6 +46,8 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ConversationEvent,
     MessageSend,
     StepSend,
+    Tally,
+    MigrationRecord,
 ]
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "BatchCounts",
     "BatchLease",
     "Campaign",
+    "CampaignPage",
     "Change",
     "Contact",
     "ContactPage",
@@ -62,11 +67,13 @@ __all__ = [
     "IdempotencyTakeover",
     "Message",
     "MessageSend",
+    "MigrationRecord",
     "Organization",
     "Recipient",
     "Reply",
     "SendSlot",
     "Sender",
     "StepSend",
+    "Tally",
     "User",
 ]

@@ -97,6 +97,10 @@ class Hold(BaseModel):
     zone: str | None = Field(
         default=None, description="For quiet hours: the recipients' time zone."
     )
+    state: str | None = Field(
+        default=None,
+        description="For quiet hours: the US state whose rules for marketing texts hold them.",
+    )
     message: str = Field(description="The hold in plain words.")
 
 
@@ -171,6 +175,8 @@ class Campaign(TenantDocument):
     nextSeq: int = 0
     """The `seq` the next added recipient gets; recipients are numbered from 0."""
     startedAt: datetime | None = None
+    page: int | None = None
+    """Its page in the organization's list, newest last (see `services.storage.positions`)."""
     contactStatusOnReply: str | None = None
     """The pipeline stage a contact moves to on its first reply to this campaign."""
     followUps: list[FollowUp] = []
@@ -219,6 +225,14 @@ class Campaign(TenantDocument):
             IndexModel(
                 [
                     ("organizationId", pymongo.ASCENDING),
+                    ("page", pymongo.ASCENDING),
+                    ("_id", pymongo.ASCENDING),
+                ],
+                name="org_page_id",
+            ),
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
                     ("status", pymongo.ASCENDING),
                     ("scheduleDate", pymongo.ASCENDING),
                 ],
@@ -260,3 +274,14 @@ class Campaign(TenantDocument):
             ),
             IndexModel([("status", pymongo.ASCENDING)], name="status_across_organizations"),
         ]
+
+
+class CampaignPage(TenantDocument):
+    """A claimed page number of an organization's campaign list (see
+    `services.storage.positions`); `_id` is `"<organizationId>:<page>"`."""
+
+    id: str | None = None  # type: ignore[assignment]
+    page: int
+
+    class Settings:
+        name = "campaign_pages"

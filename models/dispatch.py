@@ -60,6 +60,7 @@ class BatchLease(TenantDocument):
 
 class ZoneWait(BaseModel):
     zone: str
+    state: str | None = None
     count: int
     until: datetime
 

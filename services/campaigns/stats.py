@@ -36,8 +36,8 @@ class BatchTotals:
     """The earliest time a batch's recipients waiting for quiet hours go out."""
     waiting: int
     """Recipients waiting for a window that opens after `now`."""
-    zones: dict[str, tuple[int, datetime]] = field(default_factory=dict)
-    """Of those, by time zone: how many, and when the first window opens."""
+    zones: dict[tuple[str, str | None], tuple[int, datetime]] = field(default_factory=dict)
+    """Of those, by time zone (and state): how many, and when the first window opens."""
     first_waiting: int = 0
     """Recipients of the first message waiting (quiet hours)."""
     rate: int | None = None
@@ -49,7 +49,7 @@ async def batch_totals(tenant: Tenant, campaign_id: ObjectId, now: datetime) -> 
     steps: dict[int, Counter[str]] = {}
     opens: list[datetime] = []
     waiting = 0
-    zones: dict[str, tuple[int, datetime]] = {}
+    zones: dict[tuple[str, str | None], tuple[int, datetime]] = {}
     first_waiting = 0
     rates: list[int] = []
     async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign_id}):
@@ -64,8 +64,9 @@ async def batch_totals(tenant: Tenant, campaign_id: ObjectId, now: datetime) -> 
             first_waiting += 0 if step else int(row.get("waiting") or 0)
         # As the batch's holder last saw them (like `nextSendAt`): its next turn rewrites them.
         for item in row.get("waitingZones") or []:
-            count, until = zones.get(item["zone"], (0, item["until"]))
-            zones[item["zone"]] = (count + int(item["count"]), min(until, item["until"]))
+            where = (item["zone"], item.get("state"))
+            count, until = zones.get(where, (0, item["until"]))
+            zones[where] = (count + int(item["count"]), min(until, item["until"]))
         if row.get("rate"):
             rates.append(int(row["rate"]))
     counts.pop("stopped", None)
@@ -96,10 +97,12 @@ def holds(
             recipients=count,
             until=until,
             zone=zone,
-            message=f"{count} recipient(s) wait for the sending window in {zone} "
-            f"(opens {until:%Y-%m-%d %H:%M} UTC)",
+            state=state,
+            message=f"{count} recipient(s) wait for the sending window in {zone}"
+            + (f" under {state}'s rules for marketing texts" if state else "")
+            + f" (opens {until:%Y-%m-%d %H:%M} UTC)",
         )
-        for zone, (count, until) in sorted(totals.zones.items(), key=lambda z: z[1][1])
+        for (zone, state), (count, until) in sorted(totals.zones.items(), key=lambda z: z[1][1])
     ]
     done = stats.sent + stats.failed + stats.skipped + stats.unknown
     due = stats.total - done - totals.first_waiting

@@ -39,10 +39,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from models import BatchCounts, Campaign, Contact, Recipient
+from models import BatchCounts, Campaign, Recipient
 from models.campaign import CampaignStatus
 from models.recipient import RecipientStatus
 from services.campaigns.templates import Template, TemplateError, parse_template
+from services.contacts.records import contacts_of_rows
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.senders import contact_senders, list_senders, pick_sender
 from services.sending import delivery, metrics
@@ -57,9 +58,6 @@ logger = logging.getLogger(__name__)
 R = RecipientStatus
 
 CONTACT_FIELDS = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
-PAGE_READ_MIN = 10
-"""A contact page (up to 100 contacts) is read whole when at least this many of a batch's
-recipients are on it; fewer are looked up by id."""
 
 
 class BatchResult(Enum):
@@ -86,24 +84,30 @@ class BatchEnd:
 
 @dataclass
 class Waiting:
-    """Recipients of a batch waiting for their sending window, by time zone."""
+    """Recipients of a batch waiting for their sending window, by time zone (and US state,
+    where the state's rules hold them)."""
 
-    zones: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    zones: dict[tuple[str, str | None], tuple[int, datetime]] = field(default_factory=dict)
 
-    def add(self, zone: str, opens: datetime) -> None:
-        count, until = self.zones.get(zone, (0, opens))
-        self.zones[zone] = (count + 1, min(until, opens))
+    def add(self, where: tuple[str, str | None], opens: datetime) -> None:
+        count, until = self.zones.get(where, (0, opens))
+        self.zones[where] = (count + 1, min(until, opens))
 
     @property
     def next_send(self) -> datetime | None:
         return min((until for _, until in self.zones.values()), default=None)
 
+    def labels(self) -> tuple[str, ...]:
+        return tuple(f"{zone} ({state} rules)" if state else zone for zone, state in self.zones)
+
     def rows(self) -> list[dict[str, Any]]:
         """As stored on the batch's counts (a list of objects: FerretDB keeps no nested
         arrays)."""
         return [
-            {"zone": zone, "count": count, "until": until}
-            for zone, (count, until) in sorted(self.zones.items())
+            {"zone": zone, "state": state, "count": count, "until": until}
+            for (zone, state), (count, until) in sorted(
+                self.zones.items(), key=lambda item: (item[0][0], item[0][1] or "")
+            )
         ]
 
 
@@ -202,7 +206,7 @@ class BatchSender:
             contact = contacts.get(row["contactId"])
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
-                held.add(window.zone_for(phone).key, window.next_opening(phone, now))
+                held.add(window.held_in(phone, now), window.next_opening(phone, now))
             else:
                 ready.append(row)
         next_send = held.next_send
@@ -283,7 +287,7 @@ class BatchSender:
             return BatchEnd(BatchResult.RATE_LIMITED, limited)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
-            return BatchEnd(BatchResult.WAITING, next_send, zones=tuple(held.zones))
+            return BatchEnd(BatchResult.WAITING, next_send, zones=held.labels())
         await self.leases.release(claim, done=True)
         metrics.BATCHES_DONE.inc()
         return BatchEnd(BatchResult.DONE)
@@ -388,27 +392,9 @@ class BatchSender:
     async def contacts_of(
         self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]
     ) -> dict[ObjectId, dict[str, Any]]:
-        """The queued recipients' contacts as they are now (opt-outs are read at send time).
-
-        Contacts created together sit on the same few list pages, and recipients keep their
-        contact's page: a batch of a campaign built from new contacts is one or two reads of a
-        page by equality. Recipients whose contacts are scattered over many pages (or that
-        predate `contactPage`) are looked up by id.
-        """
-        wanted = {row["contactId"] for row in queue}
-        pages = Counter(row.get("contactPage") for row in queue)
-        by_page = {page for page, n in pages.items() if page is not None and n >= PAGE_READ_MIN}
-        found: dict[ObjectId, dict[str, Any]] = {}
-        reads = [
-            tenant.raw_find(Contact, {"page": page}, CONTACT_FIELDS).to_list()
-            for page in sorted(by_page)
-        ]
-        for rows in await asyncio.gather(*reads):
-            found.update({row["_id"]: row for row in rows if row["_id"] in wanted})
-        rest = [row["contactId"] for row in queue if row.get("contactPage") not in by_page]
-        for row in await tenant.raw_find_in(Contact, "_id", rest, CONTACT_FIELDS):
-            found[row["_id"]] = row
-        return found
+        """The queued recipients' contacts as they are now (opt-outs are read at send time),
+        a list page at a time where they share one (`contacts_of_rows`)."""
+        return await contacts_of_rows(tenant, queue, CONTACT_FIELDS)
 
     async def still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(

@@ -182,7 +182,7 @@ class CadenceSender(BatchSender):
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
                 opens = window.next_opening(phone, now)
-                held.add(window.zone_for(phone).key, opens)
+                held.add(window.held_in(phone, now), opens)
                 next_send = opens if next_send is None else min(next_send, opens)
                 waiting += 1
             else:
@@ -260,7 +260,7 @@ class CadenceSender(BatchSender):
             return BatchEnd(BatchResult.RATE_LIMITED, limited, sent=sent)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
-            return BatchEnd(BatchResult.WAITING, next_send, sent=sent, zones=tuple(held.zones))
+            return BatchEnd(BatchResult.WAITING, next_send, sent=sent, zones=held.labels())
         await self.leases.release(claim, done=True)
         metrics.BATCHES_DONE.inc()
         return BatchEnd(BatchResult.DONE, sent=sent)
