@@ -37,8 +37,8 @@ from resolvers.rest import exports as rest_exports
 from resolvers.rest.envelope import install_error_handlers
 from resolvers.root import schema
 from services.conversations import outbound
+from services.conversations.simulated import provider_from
 from services.sending.dispatcher import Dispatcher, config_from
-from services.sending.providers import provider_from
 from services.storage import idempotency, migrations
 
 logger = logging.getLogger("campaigns")

@@ -17,8 +17,8 @@ from core.config import get_settings
 from core.db import create_client, init_database
 from core.requests import configure_logging
 from services.conversations import outbound
+from services.conversations.simulated import provider_from
 from services.sending.dispatcher import Dispatcher, config_from
-from services.sending.providers import provider_from
 from services.storage import migrations
 
 logger = logging.getLogger("worker")

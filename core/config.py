@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     simulated_ledger: str = ".data/simulated-ledger.jsonl"
     simulated_latency_ms: float = Field(default=0.0, ge=0)
     simulated_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    simulated_reply_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of messages the simulated provider accepts that get an inbound reply (development
+    only: interested, not interested, HELP or STOP), through the inbound webhook's service."""
+    simulated_reply_delay_s: float = Field(default=8.0, ge=0)
+    """A simulated reply comes between a quarter of this and this long after its message."""
 
     api_rate_limit: str | None = None
     """Requests one organization may make per window to `/graphql` and `/api/*`, in the
@@ -163,6 +168,8 @@ class Settings(BaseSettings):
             if len(self.jwt_secret) < 32:
                 raise ValueError("JWT_SECRET must be at least 32 characters outside development")
 
+        if self.simulated_reply_rate and self.environment not in ("development", "test"):
+            raise ValueError("SIMULATED_REPLY_RATE is for development; leave it 0 elsewhere")
         if self.environment not in ("development", "test") and self.follow_up_minute_seconds != 60:
             raise ValueError("FOLLOW_UP_MINUTE_SECONDS is for development and tests only")
 

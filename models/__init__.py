@@ -6,6 +6,7 @@ from models.campaign import Campaign, CampaignPage
 from models.contact import Contact, ContactPage
 from models.conversation import (
     Activity,
+    ContactSender,
     ConversationEvent,
     Message,
     MessageSend,
@@ -38,6 +39,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     DeliveryReport,
     Organization,
     Sender,
+    ContactSender,
     Message,
     Reply,
     Activity,
@@ -60,6 +62,7 @@ __all__ = [
     "Contact",
     "ContactPage",
     "ContactSend",
+    "ContactSender",
     "ConversationEvent",
     "DeliveryReport",
     "IdempotencyRecord",

@@ -8,10 +8,9 @@ MongoDB and on FerretDB alike.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +23,6 @@ from core.errors import FieldError, InvalidInput, NotFound, Path
 from models import Campaign, Change, Recipient
 from models.campaign import CampaignStatus, CampaignType
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientRow, RecipientStatus
-from services.campaigns import lifecycle
 from services.campaigns.stats import with_live_stats
 from services.dates import parse_instant
 from services.inputs import CampaignFilter, CampaignOrder
@@ -160,28 +158,6 @@ async def _newest_by_position(
         cursors=LazyCursors(cursors, items, lambda c: (c.page or 0, c.id)),
         has_next=len(found) > size or page_number >= 0,
     )
-
-
-async def progress(tenant: Tenant, campaign_id: str, every_s: float) -> AsyncIterator[Campaign]:
-    """The campaign now, then again whenever its status or counters change, read every
-    `every_s` from the database (so any process can serve it, whichever sends); ends when the
-    campaign is completed or cancelled. Raises `NotFound` as `get_campaign` does."""
-    last: tuple[object, ...] | None = None
-    while True:
-        campaign = await get_campaign(tenant, campaign_id)
-        current = (
-            campaign.status,
-            campaign.stats,
-            campaign.followUpStats,
-            campaign.holds,
-            campaign.nextSendAt,
-        )
-        if current != last:
-            last = current
-            yield campaign
-        if campaign.status in lifecycle.FINAL:
-            return
-        await asyncio.sleep(every_s)
 
 
 async def count_campaigns(tenant: Tenant, filter: CampaignFilter | None = None) -> int:

@@ -45,7 +45,7 @@ from models.recipient import RecipientStatus
 from services.campaigns.templates import Template, TemplateError, parse_template
 from services.contacts.records import contacts_of_rows
 from services.organizations.quiet_hours import SendWindow
-from services.organizations.senders import list_senders
+from services.organizations.senders import contact_senders, list_senders, pick_sender
 from services.sending import delivery, metrics
 from services.sending.config import DispatchConfig
 from services.sending.frequency import FrequencyCap, cap_for
@@ -148,11 +148,9 @@ def send_key(row: Mapping[str, Any]) -> str:
 
 
 def sticky_sender(senders: Sequence[str], contact_id: ObjectId) -> str | None:
-    """The sender a contact hears from: the same one every time while the organization's list
-    stays the same (picked by the contact's id), none when the organization has none."""
-    if not senders:
-        return None
-    return senders[int(str(contact_id), 16) % len(senders)]
+    """The sender picked for a contact that has none stored yet (`contact_senders` stores it
+    and keeps it while the organization owns it); none when the organization has none."""
+    return pick_sender(senders, contact_id)
 
 
 class BatchSender:
@@ -222,7 +220,6 @@ class BatchSender:
                         "keeps no idempotency keys",
                     )
         contacts = await self.contacts_of(tenant, queue)
-        senders = [entry.key for entry in await list_senders(tenant)]
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         now = self.config.clock()
         ready: list[dict[str, Any]] = []
@@ -235,6 +232,17 @@ class BatchSender:
             else:
                 ready.append(row)
         next_send = held.next_send
+        # The sender each contact hears from, stored at its first send (only those sent now).
+        own = [entry.key for entry in await list_senders(tenant)]
+        senders = await contact_senders(
+            tenant,
+            own,
+            [
+                row["contactId"]
+                for row in ready
+                if (c := contacts.get(row["contactId"])) and not c.get("optedOut")
+            ],
+        )
         try:
             template = parse_template(message)
         except TemplateError:
@@ -289,7 +297,7 @@ class BatchSender:
                         send_key(row),
                         contacts.get(row["contactId"]),
                         template,
-                        sticky_sender(senders, row["contactId"]),
+                        senders.get(row["contactId"]),
                     )
                     for row in chunk
                 )

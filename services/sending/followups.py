@@ -40,7 +40,7 @@ from models.recipient import RecipientStatus
 from services.campaigns.stats import batch_count
 from services.campaigns.templates import TemplateError, parse_template
 from services.organizations.quiet_hours import SendWindow
-from services.organizations.senders import list_senders
+from services.organizations.senders import contact_senders, list_senders
 from services.sending import metrics
 from services.sending.batches import (
     CAPPED,
@@ -49,7 +49,6 @@ from services.sending.batches import (
     BatchSender,
     Outcome,
     Waiting,
-    sticky_sender,
 )
 from services.sending.leases import Claim
 from services.sending.rate_slots import Grant
@@ -178,7 +177,6 @@ class CadenceSender(BatchSender):
             tally["stopped"] += len(stop_now)
 
         contacts = await self.contacts_of(tenant, queue)
-        senders = [entry.key for entry in await list_senders(tenant)]
         ready: list[dict[str, Any]] = []
         held = Waiting()
         for row in queue:
@@ -191,6 +189,17 @@ class CadenceSender(BatchSender):
                 waiting += 1
             else:
                 ready.append(row)
+        # A follow-up comes from the number the contact heard the campaign from.
+        own = [entry.key for entry in await list_senders(tenant)]
+        senders = await contact_senders(
+            tenant,
+            own,
+            [
+                row["contactId"]
+                for row in ready
+                if (c := contacts.get(row["contactId"])) and not c.get("optedOut")
+            ],
+        )
         try:
             template = parse_template(follow_up.message)
         except TemplateError:
@@ -242,7 +251,7 @@ class CadenceSender(BatchSender):
                         step_send_id(row["_id"], step),
                         contacts.get(row["contactId"]),
                         template,
-                        sticky_sender(senders, row["contactId"]),
+                        senders.get(row["contactId"]),
                     )
                     for row in chunk
                 )
