@@ -45,7 +45,7 @@ from models.recipient import RecipientStatus
 from services.campaigns.templates import Template, TemplateError, parse_template
 from services.contacts.records import contacts_of_rows
 from services.organizations.quiet_hours import SendWindow
-from services.organizations.senders import contact_senders, list_senders, pick_sender
+from services.organizations.senders import contact_senders, list_senders
 from services.sending import delivery, metrics
 from services.sending.config import DispatchConfig
 from services.sending.frequency import FrequencyCap, cap_for
@@ -145,12 +145,6 @@ def send_key(row: Mapping[str, Any]) -> str:
     failed message)."""
     round = int(row.get("retryRound") or 0)
     return f"{row['_id']}:r{round}" if round else str(row["_id"])
-
-
-def sticky_sender(senders: Sequence[str], contact_id: ObjectId) -> str | None:
-    """The sender picked for a contact that has none stored yet (`contact_senders` stores it
-    and keeps it while the organization owns it); none when the organization has none."""
-    return pick_sender(senders, contact_id)
 
 
 class BatchSender:
