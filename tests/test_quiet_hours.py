@@ -313,3 +313,33 @@ async def test_a_campaign_held_by_a_states_rules_says_which(
 
 
 HOLDS_STATE = "query ($id: ID!) { campaign(id: $id) { holds { reason zone state until message } } }"
+
+
+async def test_a_window_that_never_meets_a_states_hours_skips_the_number(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """07:00-08:00 never overlaps Florida's 08:00-20:00: the Florida recipient is skipped with
+    a reason (never held for ever), the New York one goes when its window opens."""
+    org = Org(client)
+    contacts = [{"phoneNumber": MIAMI}, {"phoneNumber": NEW_YORK}]
+    answer = await client.post(
+        "/api/campaigns",
+        json=campaign_body(message="Hi there", newContacts=contacts, scheduleDate=None),
+        headers=org.headers,
+    )
+    campaign_id = answer.json()["data"]["_id"]
+    await org.mutate("sendCampaignNow", campaign_id)
+    clock = Clock(datetime(2026, 11, 27, 12, 30, tzinfo=UTC))  # 07:30 in both
+    ledger = tmp_path / "ledger.jsonl"
+    early = OrganizationSettings("07:00", "08:00", "America/New_York")
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock, defaults=early))
+    await dispatcher.tick()
+    await dispatcher.tick()
+    done = await org.campaign(campaign_id)
+    assert done["status"] == "completed"
+    assert [entry["to"] for entry in read_ledger(ledger)] == [NEW_YORK]
+    failures = (
+        await client.get(f"/api/campaigns/{campaign_id}/failures", headers=org.headers)
+    ).json()
+    assert [(f["stage"], f["code"]) for f in failures["data"]] == [("skipped", "NO_SENDING_WINDOW")]
+    assert "FL" in failures["data"][0]["reason"] or "state" in failures["data"][0]["reason"]

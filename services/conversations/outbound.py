@@ -264,7 +264,11 @@ async def _held_until(
     window = await send_window(tenant, defaults)
     if window.is_open(contact.phoneNumber, now):
         return None
-    return window.next_opening(contact.phoneNumber, now)
+    opens = window.next_opening(contact.phoneNumber, now)
+    if opens is None:
+        message = window.never_opens(contact.phoneNumber)
+        raise Conflict(message, [FieldError(("contactId",), "NO_SENDING_WINDOW", message)])
+    return opens
 
 
 def _aware(value: datetime) -> datetime:

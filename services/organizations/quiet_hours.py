@@ -79,8 +79,9 @@ class SendWindow:
         minute = local.hour * 60 + local.minute
         return any(a <= minute < b for a, b in self.open_on(phone, local.date()))
 
-    def next_opening(self, phone: str, now: datetime) -> datetime:
-        """When the window next opens for this number (UTC); `now` if it is open."""
+    def next_opening(self, phone: str, now: datetime) -> datetime | None:
+        """When the window next opens for this number (UTC); `now` if it is open; None if it
+        never does (the organization's window and the number's state's hours never overlap)."""
         if self.is_open(phone, now):
             return now
         tz = self.zone_for(phone)
@@ -91,7 +92,13 @@ class SendWindow:
                 opening = datetime.combine(day, time(a // 60, a % 60), tzinfo=tz)
                 if opening > local:
                     return opening.astimezone(UTC)
-        raise AssertionError("a window opens within nine days")
+        return None
+
+    def never_opens(self, phone: str) -> str:
+        """Why a number's window never opens, for the recipient's error."""
+        rule = rule_for(phone) if self.state_rules else None
+        state = rule.state if rule else "its state"
+        return f"The organization's sending window never overlaps {state}'s hours for texts"
 
     def held_in(self, phone: str, now: datetime) -> tuple[str, str | None]:
         """What holds this number now, for the campaign's holds: its zone, and its state when

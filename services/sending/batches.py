@@ -83,6 +83,10 @@ class BatchEnd:
     """Waiting: the time zones whose windows are shut."""
 
 
+NO_WINDOW = "NO_SENDING_WINDOW"
+"""A recipient whose sending window never opens (the state's hours and the organization's
+window never overlap): skipped, never held for ever."""
+
 CAPPED = ("", None)
 """`Waiting`'s key for recipients held by the frequency cap rather than a window."""
 
@@ -222,7 +226,13 @@ class BatchSender:
             contact = contacts.get(row["contactId"])
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
-                held.add(window.held_in(phone, now), window.next_opening(phone, now))
+                opens = window.next_opening(phone, now)
+                if opens is None:
+                    outcomes[row["_id"]] = Outcome(
+                        R.SKIPPED, code=NO_WINDOW, error=window.never_opens(phone)
+                    )
+                else:
+                    held.add(window.held_in(phone, now), opens)
             else:
                 ready.append(row)
         next_send = held.next_send
@@ -243,7 +253,7 @@ class BatchSender:
             template = None
         stopped = False
         limited: datetime | None = None
-        waiting = len(queue) - len(ready)
+        waiting = sum(count for count, _ in held.zones.values())
         recorded: set[ObjectId] = set()
 
         async def record() -> None:

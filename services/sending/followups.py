@@ -44,6 +44,7 @@ from services.organizations.senders import contact_senders, list_senders
 from services.sending import metrics
 from services.sending.batches import (
     CAPPED,
+    NO_WINDOW,
     BatchEnd,
     BatchResult,
     BatchSender,
@@ -178,17 +179,24 @@ class CadenceSender(BatchSender):
 
         contacts = await self.contacts_of(tenant, queue)
         ready: list[dict[str, Any]] = []
+        never: list[dict[str, Any]] = []
         held = Waiting()
         for row in queue:
             contact = contacts.get(row["contactId"])
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
                 opens = window.next_opening(phone, now)
+                if opens is None:
+                    never.append(row)
+                    continue
                 held.add(window.held_in(phone, now), opens)
                 next_send = opens if next_send is None else min(next_send, opens)
                 waiting += 1
             else:
                 ready.append(row)
+        if never:
+            await self._insert(claim, never, S.SKIPPED, code=NO_WINDOW)
+            tally[S.SKIPPED.value] += len(never)
         # A follow-up comes from the number the contact heard the campaign from.
         own = [entry.key for entry in await list_senders(tenant)]
         senders = await contact_senders(
