@@ -15,7 +15,7 @@ from models.conversation import (
 )
 from models.delivery import DeliveryReport
 from models.dispatch import BatchCounts, BatchLease, ContactSend, SendSlot
-from models.followup import StepSend
+from models.followup import FollowUpHandover, StepSend
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.organization import Organization
@@ -46,6 +46,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ConversationEvent,
     MessageSend,
     StepSend,
+    FollowUpHandover,
     ContactSend,
     Tally,
     MigrationRecord,
@@ -65,6 +66,7 @@ __all__ = [
     "ContactSender",
     "ConversationEvent",
     "DeliveryReport",
+    "FollowUpHandover",
     "IdempotencyRecord",
     "IdempotencyTakeover",
     "Message",

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from bson import ObjectId
 from tenacity import (
@@ -131,6 +131,19 @@ class Waiting:
                 self.zones.items(), key=lambda item: (item[0][0], item[0][1] or "")
             )
         ]
+
+
+WROTE_BACK = "REPLIED"
+"""A message that was not handed over because the contact wrote first."""
+
+
+class Handover(Protocol):
+    """Asked right before each provider call of a message (in the send gate): `start` says
+    whether it may go; `end` follows the call, however it ended."""
+
+    async def start(self) -> bool: ...
+
+    async def end(self) -> None: ...
 
 
 @dataclass
@@ -378,6 +391,7 @@ class BatchSender:
         contact: Mapping[str, Any] | None,
         template: Template | None,
         sender: str | None,
+        handover: Handover | None = None,
     ) -> Outcome:
         if contact is None:
             return Outcome(R.SKIPPED, code="CONTACT_DELETED", error="The contact was deleted")
@@ -408,9 +422,17 @@ class BatchSender:
             ):
                 with attempt:
                     async with self._gate:
-                        message_id = await self.provider.send(
-                            contact["phoneNumber"], rendered.text, key, sender=sender
-                        )
+                        if handover is not None and not await handover.start():
+                            return Outcome(
+                                R.SKIPPED, code=WROTE_BACK, error="The contact wrote first"
+                            )
+                        try:
+                            message_id = await self.provider.send(
+                                contact["phoneNumber"], rendered.text, key, sender=sender
+                            )
+                        finally:
+                            if handover is not None:
+                                await handover.end()
         except SendError as exc:
             if exc.unknown:
                 return Outcome(R.UNKNOWN, code=exc.code, error=exc.message, sender=sender)

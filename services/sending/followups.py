@@ -33,7 +33,7 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from core.errors import Conflict, NotFound
-from models import BatchCounts, BatchLease, Campaign, Recipient, StepSend
+from models import BatchCounts, BatchLease, Campaign, FollowUpHandover, Recipient, StepSend
 from models.campaign import CampaignStatus, FollowUp
 from models.followup import StepStatus, step_send_id
 from models.recipient import RecipientStatus
@@ -45,6 +45,7 @@ from services.sending import metrics
 from services.sending.batches import (
     CAPPED,
     NO_WINDOW,
+    WROTE_BACK,
     BatchEnd,
     BatchResult,
     BatchSender,
@@ -65,8 +66,12 @@ FAILED_DELIVERY = frozenset({"undelivered", "failed"})
 """Carrier reports that mean the previous message never arrived: no follow-up to it."""
 RUNNING = frozenset({CampaignStatus.SENDING.value, CampaignStatus.PAUSED.value})
 """Campaigns whose follow-ups a reply stops (the others send none any more)."""
-STOP_WAIT_S = 2.0
-"""How long a reply waits for a step already being handed over (one provider call)."""
+STOP_WAIT_S = 12.0
+"""How long a reply waits for a step's provider call already under way: one call (Twilio's
+client gives up after 10 s), which only a sender that died mid-call makes it wait out."""
+HANDOVERS = 16
+"""Provider calls a step may take over all its holders (retries after crashes included)."""
+GO, DONE, STOPPED_HANDOVER = "go", "done", "stopped"
 REPLIED = "REPLIED"
 OPTED_OUT = "OPTED_OUT"
 
@@ -215,7 +220,7 @@ class CadenceSender(BatchSender):
         if decided:
             await self._write(claim, decided)
             for outcome in decided.values():
-                tally[outcome.status.value] += 1
+                tally[_status(outcome)] += 1
 
         sent = 0
         stopped = False
@@ -265,6 +270,7 @@ class CadenceSender(BatchSender):
                         contacts.get(row["contactId"]),
                         template,
                         senders.get(row["contactId"]),
+                        StepHandover(tenant, step_send_id(row["_id"], step)),
                     )
                     for row in chunk
                 )
@@ -272,7 +278,7 @@ class CadenceSender(BatchSender):
             outcomes = {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
             await self._write(claim, outcomes)
             for outcome in outcomes.values():
-                tally[outcome.status.value] += 1
+                tally[_status(outcome)] += 1
             sent += sum(1 for o in outcomes.values() if o.status is RecipientStatus.SENT)
             await self._write_step_counts(claim, tally, next_send, waiting, held, grant.rate)
         await self._write_step_counts(claim, tally, next_send, waiting, held, grant.rate)
@@ -336,7 +342,7 @@ class CadenceSender(BatchSender):
         updates = []
         for rid, outcome in outcomes.items():
             fields: dict[str, Any] = {
-                "status": outcome.status.value,
+                "status": _status(outcome),
                 "epoch": claim.epoch,
                 "errorCode": outcome.code,
                 "error": outcome.error,
@@ -385,6 +391,11 @@ class CadenceSender(BatchSender):
         )
 
 
+def _status(outcome: Outcome) -> str:
+    """A step's status from its outcome: one the contact wrote back before is `stopped`."""
+    return S.STOPPED.value if outcome.code == WROTE_BACK else outcome.status.value
+
+
 def _counted(record: Mapping[str, Any]) -> str:
     """The count a finished record falls into: an opt-out's stop is a skip, a reply's a stop."""
     status = str(record.get("status"))
@@ -431,25 +442,91 @@ async def stop_follow_ups(tenant: Tenant, contact_id: ObjectId, reason: str = RE
     ]
     if not markers:
         return 0
-    stopped = len(markers)
+    stopped = len(markers) - await _insert_ignoring_duplicates(tenant, StepSend, markers)
+    # Steps claimed before the markers: no provider call of theirs may start from now on, and
+    # a call already under way is waited for (one call, `STOP_WAIT_S` at most).
+    claimed = await tenant.raw_find_in(
+        StepSend,
+        "_id",
+        [marker["_id"] for marker in markers],
+        {"_id": 1},
+        where={"status": S.SENDING.value},
+    )
+    if not claimed:
+        return stopped
+    handovers = [
+        {"_id": handover_id(row["_id"], attempt), "status": STOPPED_HANDOVER}
+        for row in claimed
+        for attempt in range(HANDOVERS)
+    ]
+    await _insert_ignoring_duplicates(tenant, FollowUpHandover, handovers)
+    ids = [handover["_id"] for handover in handovers]
+    deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
+    while asyncio.get_running_loop().time() < deadline:
+        under_way = await tenant.raw_find_in(
+            FollowUpHandover, "_id", ids, {"_id": 1}, where={"status": GO}
+        )
+        if not under_way:
+            break
+        ids = [row["_id"] for row in under_way]
+        await asyncio.sleep(0.05)
+    return stopped
+
+
+class StepHandover:
+    """A step's provider calls, each claimed by inserting `"<step id>:<k>"` (k counting every
+    attempt of every holder) right before the call. A reply inserts those ids first as
+    `stopped`: then no further call starts, and a call that started first is waited for."""
+
+    def __init__(self, tenant: Tenant, step_id: str) -> None:
+        self.tenant = tenant
+        self.step_id = step_id
+        self.attempt = 0
+        self.current: str | None = None
+
+    async def start(self) -> bool:
+        while self.attempt < HANDOVERS:
+            current = handover_id(self.step_id, self.attempt)
+            self.attempt += 1
+            try:
+                await self.tenant.raw_insert_many(
+                    FollowUpHandover, [{"_id": current, "status": GO}], ordered=True
+                )
+            except BulkWriteError:
+                found = await self.tenant.raw_find(
+                    FollowUpHandover, {"_id": current}, {"status": 1}
+                ).to_list()
+                if found and found[0].get("status") == STOPPED_HANDOVER:
+                    return False  # the contact wrote first
+                continue  # an earlier holder's attempt: the next number
+            self.current = current
+            return True
+        return False
+
+    async def end(self) -> None:
+        if self.current is not None:
+            await self.tenant.update_one(
+                FollowUpHandover, {"_id": self.current}, {"$set": {"status": DONE}}
+            )
+            self.current = None
+
+
+def handover_id(step_id: str, attempt: int) -> str:
+    return f"{step_id}:{attempt}"
+
+
+async def _insert_ignoring_duplicates(
+    tenant: Tenant, model: type[Any], documents: list[dict[str, Any]]
+) -> int:
+    """Inserts what is not there yet; returns how many were already there."""
     try:
-        await tenant.raw_insert_many(StepSend, markers, ordered=False)
+        await tenant.raw_insert_many(model, documents, ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if any(e.get("code") != DUPLICATE_KEY for e in errors):
             raise
-        stopped -= len(errors)
-    ids = [marker["_id"] for marker in markers]
-    deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
-    while asyncio.get_running_loop().time() < deadline:
-        in_flight = await tenant.raw_find_in(
-            StepSend, "_id", ids, {"_id": 1}, where={"status": S.SENDING.value}
-        )
-        if not in_flight:
-            break
-        ids = [row["_id"] for row in in_flight]
-        await asyncio.sleep(0.05)
-    return stopped
+        return len(errors)
+    return 0
 
 
 async def follow_up_history(
