@@ -89,14 +89,17 @@ class SendSlot(TenantDocument):
     """Permission for one chunk of an organization's messages in one second.
 
     `_id` is `"<organizationId>:<unix second>:<slot>"`, the second read from the dispatchers'
-    clock, with `ceil(rate / chunk)` slots a second: inserting it is the claim, so however
-    many dispatchers send for an organization, at most `rate` messages start in any second,
-    decided by the primary key alone (one insert per chunk, not per message).
+    clock; a second's slots are campaign chunks and, at the end, single units reps' messages
+    take first (`services.sending.rate_slots`): inserting it is the claim, so however many
+    processes send for an organization, at most `rate` messages start in any second, decided
+    by the primary key alone.
     """
 
     id: str | None = None  # type: ignore[assignment]
     second: int
     slot: int
+    size: int = 0
+    """Messages it lets start."""
 
     class Settings:
         name = "dispatch_send_slots"

@@ -37,7 +37,7 @@ from services.sending.config import DispatchConfig, config_from
 from services.sending.lanes import CampaignBatches, Lane
 from services.sending.leases import Claim, Leases
 from services.sending.provider import Provider
-from services.sending.rate_slots import Grant, RateSlots, slot_sizes
+from services.sending.rate_slots import Grant, RateSlots, RepMeter, slot_sizes
 from services.storage import history
 from services.storage.history import LostToStatusChange, Planned
 from services.storage.tenancy import Tenant
@@ -78,6 +78,11 @@ class Dispatcher:
 
     def now(self) -> datetime:
         return self.config.clock()
+
+    def rep_meter(self) -> RepMeter:
+        """Reps' messages this process sends (those waiting for quiet hours), on its clock and
+        its organizations' slots."""
+        return RepMeter(self.slots, self.config.rate_per_second)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Works until `stop` is set, then lets every lane finish its chunk in flight; a
