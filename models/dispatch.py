@@ -22,7 +22,8 @@ class BatchLease(TenantDocument):
     `_id` is `"<campaignId>:<batch>:<epoch>"`, so inserting it is the claim and the unique primary
     key admits exactly one holder per epoch, on MongoDB as on FerretDB (whose conditional updates
     can have several winners). A newer epoch fences the older holder: before each step the holder
-    checks that no later epoch exists.
+    checks that no later epoch exists. Records no one reads again are purged
+    (`services.sending.lease_records`).
     """
 
     id: str | None = None  # type: ignore[assignment]
@@ -36,13 +37,14 @@ class BatchLease(TenantDocument):
     class Settings:
         name = "dispatch_leases"
         indexes = [
-            IndexModel(
+            IndexModel(  # a batch's epochs; any later one than the holder's (fencing)
                 [
                     ("organizationId", pymongo.ASCENDING),
                     ("campaignId", pymongo.ASCENDING),
                     ("batch", pymongo.ASCENDING),
+                    ("epoch", pymongo.ASCENDING),
                 ],
-                name="org_campaign_batch",
+                name="org_campaign_batch_epoch",
             ),
             IndexModel(  # a campaign's finished batches, read when it may be complete
                 [

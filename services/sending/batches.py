@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 R = RecipientStatus
 
 CONTACT_FIELDS = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
+FINISHED = {None, CampaignStatus.COMPLETED.value, CampaignStatus.CANCELLED.value}
+"""A campaign in these states (None: deleted) never sends again."""
 PAGE_READ_MIN = 10
 """A contact page (up to 100 contacts) is read whole when at least this many of a batch's
 recipients are on it; fewer are looked up by id."""
@@ -136,8 +138,12 @@ class BatchSender:
         found = await tenant.raw_find(
             Campaign, {"_id": claim.campaign_id}, {"status": 1, "message": 1}
         ).to_list()
-        if not found or found[0].get("status") != CampaignStatus.SENDING.value:
-            await self.leases.release(claim, done=not found)
+        status = found[0].get("status") if found else None
+        if status in FINISHED:
+            await self.leases.drop(claim)  # its records are purged: leave none behind
+            return BatchEnd(BatchResult.STOPPED)
+        if status != CampaignStatus.SENDING.value:
+            await self.leases.release(claim, done=False)
             return BatchEnd(BatchResult.STOPPED)
         message = str(found[0].get("message") or "")
         rows = await tenant.raw_find(

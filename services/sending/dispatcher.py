@@ -20,7 +20,7 @@ import contextlib
 import logging
 import math
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -32,9 +32,10 @@ from models.campaign import CampaignStatus
 from services.campaigns.stats import batch_count, batch_totals, live_stats
 from services.organizations.settings import sending_rules
 from services.sending import metrics
-from services.sending.batches import BatchResult, BatchSender
+from services.sending.batches import FINISHED, BatchResult, BatchSender
 from services.sending.config import DispatchConfig, config_from
 from services.sending.lanes import CampaignBatches, Lane
+from services.sending.lease_records import PURGE_EVERY, purge_campaign, purge_superseded
 from services.sending.leases import Claim, Leases
 from services.sending.provider import Provider
 from services.sending.rate_slots import Grant, RateSlots, RepMeter, slot_sizes
@@ -65,6 +66,10 @@ class Dispatcher:
         self._gauges_at = -math.inf
         self._sending: list[dict[str, Any]] = []
         """The campaigns sending at the last look."""
+        self._left: set[tuple[ObjectId, ObjectId]] = set()
+        """Campaigns (organization, id) that left a lane since the last look: finished ones
+        have their lease records purged."""
+        self._leases_purged_at: datetime | None = None
 
     @property
     def claimed(self) -> int:
@@ -220,10 +225,12 @@ class Dispatcher:
             lane.rate_wait = end.at
         else:  # paused, cancelled or fenced out: leave the campaign until the next look
             lane.campaigns.pop(campaign.id, None)
+            self._left.add((lane.tenant.organization_id, campaign.id))
         return 1
 
     async def _complete(self, lane: Lane, campaign: CampaignBatches) -> None:
         lane.campaigns.pop(campaign.id, None)
+        self._left.add((lane.tenant.organization_id, campaign.id))
         await self.complete(lane.tenant, campaign.id)
 
     async def refresh(self) -> None:
@@ -240,13 +247,13 @@ class Dispatcher:
             by_org.setdefault(row["organizationId"], []).append(row)
         for org, lane in list(self._lanes.items()):
             if org not in by_org:
-                lane.update([])
+                self._left.update((org, left) for left in lane.update([]))
                 if lane.task is None or lane.task.done():
                     del self._lanes[org]
         for org, rows in by_org.items():
             if org not in self._lanes:
                 self._lanes[org] = Lane(Tenant.for_organization(org))
-            self._lanes[org].update(rows)
+            self._left.update((org, left) for left in self._lanes[org].update(rows))
         lanes = [self._lanes[org] for org in by_org]
         rules = await asyncio.gather(
             *(
@@ -257,6 +264,25 @@ class Dispatcher:
         for lane, current in zip(lanes, rules, strict=True):
             lane.rules = current
         self._sending = sending
+        await self.purge_leases()
+
+    async def purge_leases(self) -> None:
+        """Deletes the lease records of campaigns that left a lane finished, and once every
+        `PURGE_EVERY` the superseded epochs of those sending (`lease_records`)."""
+        left, self._left = self._left, set()
+        for org, campaign_id in left:
+            tenant = Tenant.for_organization(org)
+            rows = await tenant.raw_find(Campaign, {"_id": campaign_id}, {"status": 1}).to_list()
+            if (rows[0].get("status") if rows else None) in FINISHED:
+                await purge_campaign(tenant, campaign_id)
+        now = self.now()
+        if self._leases_purged_at is not None and now - self._leases_purged_at < PURGE_EVERY:
+            return
+        self._leases_purged_at = now
+        expired_before = now - 2 * timedelta(seconds=self.config.lease_seconds)
+        for row in self._sending:
+            tenant = Tenant.for_organization(row["organizationId"])
+            await purge_superseded(tenant, row["_id"], expired_before)
 
     async def _gauges(self) -> None:
         """The lag and quiet-hours gauges, from the batch counts of every sending campaign

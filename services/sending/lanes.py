@@ -67,11 +67,12 @@ class Lane:
         self.task: asyncio.Task[None] | None = None
         self._turn = 0
 
-    def update(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def update(self, rows: Sequence[Mapping[str, Any]]) -> list[ObjectId]:
         """Takes the organization's sending campaigns as just read: new ones join the rotation
-        (and wake the lane), those no longer sending leave it."""
+        (and wake the lane), those no longer sending leave it; returns those that left."""
         listed = {row["_id"]: batch_count(int(row.get("nextSeq") or 0)) for row in rows}
-        for campaign_id in [c for c in self.campaigns if c not in listed]:
+        left = [c for c in self.campaigns if c not in listed]
+        for campaign_id in left:
             del self.campaigns[campaign_id]
         for campaign_id, batches in listed.items():
             known = self.campaigns.get(campaign_id)
@@ -80,6 +81,7 @@ class Lane:
                 self.wake.set()
             else:
                 known.batches = batches
+        return left
 
     def new_round(self) -> None:
         """Forgets which batches other dispatchers held: they may have finished them since."""
