@@ -34,6 +34,9 @@ class CampaignBatches:
     """Found held by another dispatcher; looked at again on the lane's next round."""
     cursor: int = 0
     """Where the next look starts (the batch worked last, so a rate-limited batch goes on)."""
+    given_back: dict[int, tuple[int, datetime]] = field(default_factory=dict)
+    """Batches this dispatcher gave back for want of a rate slot: the epoch it held and when it
+    let go, so its next turn there claims the next epoch without reading the leases."""
 
     def finished(self) -> bool:
         return len(self.done) >= self.batches
