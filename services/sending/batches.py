@@ -80,6 +80,8 @@ class BatchEnd:
 
     result: BatchResult
     at: datetime | None = None
+    rows: list[dict[str, Any]] | None = None
+    """Rate-limited: the batch's recipients as this turn left them (see `BatchSender.send`)."""
 
 
 @dataclass
@@ -115,13 +117,18 @@ class BatchSender:
         window: SendWindow,
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
+        rows: list[dict[str, Any]] | None = None,
     ) -> BatchEnd:
         """Sends the batch's due recipients, the first chunk under `grant` and each further one
         under a slot from `next_grant` (a time instead of a slot ends the turn); the lease is
-        renewed meanwhile and released at the end."""
+        renewed meanwhile and released at the end.
+
+        `rows`: the batch's recipients as this dispatcher's previous turn left them, when no
+        epoch came between that turn's and this claim's (only a batch's holder writes its
+        recipients, so they are still exact): one read of the batch saved."""
         renewing = asyncio.create_task(self.leases.renew_forever(claim))
         try:
-            return await self._send(claim, window, grant, next_grant)
+            return await self._send(claim, window, grant, next_grant, rows)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -133,6 +140,7 @@ class BatchSender:
         window: SendWindow,
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
+        known: list[dict[str, Any]] | None,
     ) -> BatchEnd:
         tenant = claim.tenant
         found = await tenant.raw_find(
@@ -146,9 +154,11 @@ class BatchSender:
             await self.leases.release(claim, done=False)
             return BatchEnd(BatchResult.STOPPED)
         message = str(found[0].get("message") or "")
-        rows = await tenant.raw_find(
-            Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}
-        ).to_list()
+        rows = known
+        if rows is None:
+            rows = await tenant.raw_find(
+                Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}
+            ).to_list()
         outcomes: dict[ObjectId, Outcome] = {}
         queue: list[dict[str, Any]] = []
         for row in rows:
@@ -241,7 +251,13 @@ class BatchSender:
             return BatchEnd(BatchResult.STOPPED)
         if limited is not None:
             await self.leases.release(claim, done=False)
-            return BatchEnd(BatchResult.RATE_LIMITED, limited)
+            left = [
+                {**row, "status": outcomes[row["_id"]].status.value, "leaseEpoch": claim.epoch}
+                if row["_id"] in outcomes
+                else row
+                for row in rows
+            ]
+            return BatchEnd(BatchResult.RATE_LIMITED, limited, left)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
             return BatchEnd(BatchResult.WAITING, next_send)

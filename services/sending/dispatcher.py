@@ -34,7 +34,7 @@ from services.organizations.settings import sending_rules
 from services.sending import metrics
 from services.sending.batches import FINISHED, BatchResult, BatchSender
 from services.sending.config import DispatchConfig, config_from
-from services.sending.lanes import CampaignBatches, Lane
+from services.sending.lanes import CampaignBatches, GivenBack, Lane
 from services.sending.lease_records import PURGE_EVERY, purge_campaign, purge_superseded
 from services.sending.leases import Claim, Leases
 from services.sending.provider import Provider
@@ -189,8 +189,11 @@ class Dispatcher:
         lane that must wait holds no lease."""
         assert lane.rules is not None
         tenant, rules = lane.tenant, lane.rules
-        leases = self._given_back(campaign, batch) or await self.leases.read(
-            tenant, campaign.id, batch
+        given_back = self._given_back(campaign, batch)
+        leases = (
+            [{"epoch": given_back.epoch, "released": True, "expiresAt": given_back.at}]
+            if given_back is not None
+            else await self.leases.read(tenant, campaign.id, batch)
         )
         taken = self.leases.taken(leases)
         if taken is not None:
@@ -210,14 +213,18 @@ class Dispatcher:
         grant = await self.slots.take(tenant, rules.rate_per_second)
         if not isinstance(grant, Grant):
             await self.leases.release(claim, done=False)  # never held while waiting
-            campaign.given_back[batch] = (claim.epoch, self.now())
+            rows = given_back.rows if given_back is not None else None
+            campaign.given_back[batch] = GivenBack(claim.epoch, self.now(), rows)
             lane.rate_wait = grant
             return 0
 
         async def next_grant() -> Grant | datetime:
             return await self.slots.take(tenant, rules.rate_per_second)
 
-        end = await self.sender.send(claim, rules.window, grant, next_grant)
+        # Our own epoch claimed next: nobody held the batch since our turn, so its recipients
+        # are as that turn left them.
+        rows = given_back.rows if given_back is not None else None
+        end = await self.sender.send(claim, rules.window, grant, next_grant, rows)
         if end.result is BatchResult.DONE:
             campaign.done.add(batch)
             if campaign.finished():
@@ -225,27 +232,27 @@ class Dispatcher:
         elif end.result is BatchResult.WAITING and end.at is not None:
             campaign.later[batch] = end.at
         elif end.result is BatchResult.RATE_LIMITED:
-            campaign.given_back[batch] = (claim.epoch, self.now())
+            campaign.given_back[batch] = GivenBack(claim.epoch, self.now(), end.rows)
             lane.rate_wait = end.at
         else:  # paused, cancelled or fenced out: leave the campaign until the next look
             lane.campaigns.pop(campaign.id, None)
             self._left.add((lane.tenant.organization_id, campaign.id))
         return 1
 
-    def _given_back(self, campaign: CampaignBatches, batch: int) -> list[dict[str, Any]]:
-        """The batch's latest lease as this dispatcher left it, when it gave the batch back for
-        want of a rate slot less than half a lease ago (else nothing: read the leases).
+    def _given_back(self, campaign: CampaignBatches, batch: int) -> GivenBack | None:
+        """The batch as this dispatcher gave it back for want of a rate slot, if that was less
+        than half a lease ago (else None: read the leases).
 
-        Claiming the next epoch from it saves a read per turn. Stale, it can only lose the
-        insert to whoever claimed since, never re-insert a purged epoch: purged ones expired
-        two leases before the purge (`lease_records`)."""
+        Claiming the next epoch from it saves a read of the leases per turn, and a won claim
+        one of the recipients. Stale, it can only lose the insert to whoever claimed since,
+        never re-insert a purged epoch: purged ones expired two leases before the purge
+        (`lease_records`)."""
         known = campaign.given_back.pop(batch, None)
-        if known is None:
-            return []
-        epoch, at = known
-        if self.now() - at >= timedelta(seconds=self.config.lease_seconds / 2):
-            return []
-        return [{"epoch": epoch, "released": True, "done": False, "expiresAt": at}]
+        if known is None or self.now() - known.at >= timedelta(
+            seconds=self.config.lease_seconds / 2
+        ):
+            return None
+        return known
 
     async def _complete(self, lane: Lane, campaign: CampaignBatches) -> None:
         lane.campaigns.pop(campaign.id, None)

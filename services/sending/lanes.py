@@ -19,6 +19,16 @@ from services.organizations.settings import SendingRules
 from services.storage.tenancy import Tenant
 
 
+@dataclass(frozen=True)
+class GivenBack:
+    """A batch as this dispatcher gave it back for want of a rate slot."""
+
+    epoch: int
+    at: datetime
+    rows: list[dict[str, Any]] | None
+    """Its recipients as that turn left them (None: not known, read them)."""
+
+
 @dataclass
 class CampaignBatches:
     """What this dispatcher knows of one sending campaign's batches."""
@@ -34,9 +44,9 @@ class CampaignBatches:
     """Found held by another dispatcher; looked at again on the lane's next round."""
     cursor: int = 0
     """Where the next look starts (the batch worked last, so a rate-limited batch goes on)."""
-    given_back: dict[int, tuple[int, datetime]] = field(default_factory=dict)
-    """Batches this dispatcher gave back for want of a rate slot: the epoch it held and when it
-    let go, so its next turn there claims the next epoch without reading the leases."""
+    given_back: dict[int, GivenBack] = field(default_factory=dict)
+    """Batches this dispatcher gave back for want of a rate slot: its next turn there claims
+    the next epoch without reading the leases."""
 
     def finished(self) -> bool:
         return len(self.done) >= self.batches
