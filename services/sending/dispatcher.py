@@ -70,6 +70,7 @@ class Dispatcher:
         """Campaigns (organization, id) that left a lane since the last look: finished ones
         have their lease records purged."""
         self._leases_purged_at: datetime | None = None
+        self._purging: asyncio.Task[None] | None = None
 
     @property
     def claimed(self) -> int:
@@ -101,6 +102,9 @@ class Dispatcher:
                     logger.warning("dispatcher: database unavailable (%s); retrying", exc)
                 except Exception:  # a bug must not stop sending for good; the next look retries
                     logger.exception("dispatcher: look for work failed; retrying")
+                if self._purging is None or self._purging.done():
+                    # Beside the looks, never delaying them (a new campaign waits for one).
+                    self._purging = asyncio.create_task(self._purge_in_background())
                 for lane in self._lanes.values():
                     if lane.campaigns and (lane.task is None or lane.task.done()):
                         lane.task = asyncio.create_task(self._keep_serving(lane, stop))
@@ -110,6 +114,9 @@ class Dispatcher:
             for lane in self._lanes.values():
                 lane.wake.set()
             running = [lane.task for lane in self._lanes.values() if lane.task is not None]
+            if self._purging is not None:
+                self._purging.cancel()
+                running.append(self._purging)
             await asyncio.gather(*running, return_exceptions=True)
 
     async def tick(self) -> int:
@@ -117,6 +124,7 @@ class Dispatcher:
         ready (all claimed, done, waiting for quiet hours, or its rate used up for the second);
         returns how many batch turns it took."""
         await self.refresh()
+        await self.purge_leases()
         lanes = [lane for lane in self._lanes.values() if lane.campaigns]
         turns = sum(await asyncio.gather(*(self._serve(lane) for lane in lanes)))
         await self._gauges()
@@ -290,7 +298,14 @@ class Dispatcher:
         for lane, current in zip(lanes, rules, strict=True):
             lane.rules = current
         self._sending = sending
-        await self.purge_leases()
+
+    async def _purge_in_background(self) -> None:
+        try:
+            await self.purge_leases()
+        except PyMongoError as exc:
+            logger.warning("dispatcher: lease purge failed (%s); the next one retries", exc)
+        except Exception:  # a bug in the purge must not stop sending
+            logger.exception("dispatcher: lease purge failed")
 
     async def purge_leases(self) -> None:
         """Deletes the lease records of campaigns that left a lane finished, and once every

@@ -34,22 +34,27 @@ PURGE_EVERY = timedelta(seconds=60)
 
 async def purge_superseded(tenant: Tenant, campaign_id: ObjectId, expired_before: datetime) -> int:
     """Deletes the campaign's lease records that a later epoch of their batch replaced and
-    that expired before `expired_before`; returns how many."""
+    that expired before `expired_before`; returns how many.
+
+    One read of the campaign's records, then one delete per batch with some to purge, of the
+    epochs below the first one that must stay (a range the batch's index serves)."""
     rows = await tenant.raw_find(
         BatchLease, {"campaignId": campaign_id}, {"batch": 1, "epoch": 1, "expiresAt": 1}
     ).to_list()
-    latest: dict[int, int] = {}
+    by_batch: dict[int, list[tuple[int, datetime]]] = {}
     for row in rows:
-        batch, epoch = int(row["batch"]), int(row["epoch"])
-        latest[batch] = max(epoch, latest.get(batch, epoch))
-    stale = [
-        row["_id"]
-        for row in rows
-        if int(row["epoch"]) < latest[int(row["batch"])] and row["expiresAt"] < expired_before
-    ]
-    if not stale:
-        return 0
-    return await tenant.delete_in(BatchLease, "_id", stale)
+        by_batch.setdefault(int(row["batch"]), []).append((int(row["epoch"]), row["expiresAt"]))
+    deleted = 0
+    for batch, leases in by_batch.items():
+        latest = max(epoch for epoch, _ in leases)
+        young = [epoch for epoch, expires in leases if expires >= expired_before]
+        keep_from = min([latest, *young])
+        if any(epoch < keep_from for epoch, _ in leases):
+            deleted += await tenant.delete_many(
+                BatchLease,
+                {"campaignId": campaign_id, "batch": batch, "epoch": {"$lt": keep_from}},
+            )
+    return deleted
 
 
 async def purge_campaign(tenant: Tenant, campaign_id: ObjectId) -> int:
