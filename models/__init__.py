@@ -2,10 +2,11 @@
 
 from beanie import Document
 
-from models.campaign import Campaign
+from models.campaign import Campaign, CampaignPage
 from models.contact import Contact, ContactPage
 from models.conversation import (
     Activity,
+    ContactSender,
     ConversationEvent,
     Message,
     MessageSend,
@@ -13,11 +14,13 @@ from models.conversation import (
     Sender,
 )
 from models.delivery import DeliveryReport
-from models.dispatch import BatchCounts, BatchLease, SendSlot
+from models.dispatch import BatchCounts, BatchLease, ContactSend, SendSlot
+from models.followup import StepSend
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.organization import Organization
 from models.recipient import Recipient
+from models.storage import MigrationRecord, Tally
 from models.user import User
 
 DOCUMENT_MODELS: list[type[Document]] = [
@@ -29,17 +32,23 @@ DOCUMENT_MODELS: list[type[Document]] = [
     IdempotencyTakeover,
     Change,
     ContactPage,
+    CampaignPage,
     BatchLease,
     BatchCounts,
     SendSlot,
     DeliveryReport,
     Organization,
     Sender,
+    ContactSender,
     Message,
     Reply,
     Activity,
     ConversationEvent,
     MessageSend,
+    StepSend,
+    ContactSend,
+    Tally,
+    MigrationRecord,
 ]
 
 __all__ = [
@@ -48,19 +57,25 @@ __all__ = [
     "BatchCounts",
     "BatchLease",
     "Campaign",
+    "CampaignPage",
     "Change",
     "Contact",
     "ContactPage",
+    "ContactSend",
+    "ContactSender",
     "ConversationEvent",
     "DeliveryReport",
     "IdempotencyRecord",
     "IdempotencyTakeover",
     "Message",
     "MessageSend",
+    "MigrationRecord",
     "Organization",
     "Recipient",
     "Reply",
     "SendSlot",
     "Sender",
+    "StepSend",
+    "Tally",
     "User",
 ]

@@ -64,6 +64,47 @@ class FailedDetail(BaseModel):
     message: str = Field(description="Human-readable reason.")
 
 
+class FollowUpStats(BaseModel):
+    """How one follow-up step went; the campaign's `stats` stay the first message's."""
+
+    step: int = Field(description="1 for the first follow-up.")
+    sent: int = Field(default=0, description="Recipients the step went to.")
+    failed: int = Field(default=0, description="Sends the provider refused.")
+    skipped: int = Field(
+        default=0, description="Due recipients not messaged: opted out, deleted, or unknown."
+    )
+    replied: int = Field(default=0, description="Contacts whose first reply came after this step.")
+    pending: int = Field(
+        default=0,
+        description="Recipients still to get it: they got the previous message, have not "
+        "replied, and the step's time or turn has not come.",
+    )
+
+
+class HoldReason(StrEnum):
+    """Why recipients due to be messaged are not being messaged yet."""
+
+    QUIET_HOURS = "quiet_hours"
+    RATE_LIMIT = "rate_limit"
+    FREQUENCY_CAP = "frequency_cap"
+
+
+class Hold(BaseModel):
+    """Recipients of a sending campaign held back, why, and until when."""
+
+    reason: HoldReason = Field(description="quiet_hours, rate_limit or frequency_cap.")
+    recipients: int = Field(description="How many are held.")
+    until: datetime | None = Field(description="When the hold ends (UTC), as far as known.")
+    zone: str | None = Field(
+        default=None, description="For quiet hours: the recipients' time zone."
+    )
+    state: str | None = Field(
+        default=None,
+        description="For quiet hours: the US state whose rules for marketing texts hold them.",
+    )
+    message: str = Field(description="The hold in plain words.")
+
+
 class CampaignStats(BaseModel):
     """Counters over the recipients; the legacy `successRate` string is derived on output."""
 
@@ -74,6 +115,8 @@ class CampaignStats(BaseModel):
     unknown: int = 0
     replied: int = 0
     """Contacts that answered; counted from `Reply` records on read, never stored."""
+    retried: int = 0
+    """Recipients sent again by `retryFailed` (each at most once)."""
 
 
 class MessageStats(BaseModel):
@@ -89,6 +132,20 @@ class MessageStats(BaseModel):
 
 
 DEFAULT_CONTACT_STATUS = "New Lead"
+
+MAX_FOLLOW_UPS = 5
+MAX_FOLLOW_UP_DELAY_MINUTES = 43_200
+"""Thirty days: cadences are set in minutes, hours or days."""
+
+
+class FollowUp(BaseModel):
+    """One step of a campaign's cadence: sent `delayMinutes` after the previous message went
+    to a recipient who has not answered."""
+
+    delayMinutes: int = Field(
+        description=f"Minutes after the previous message, 1-{MAX_FOLLOW_UP_DELAY_MINUTES}."
+    )
+    message: str = Field(description="Template, checked like the first message.")
 
 
 class Campaign(TenantDocument):
@@ -119,9 +176,27 @@ class Campaign(TenantDocument):
     nextSeq: int = 0
     """The `seq` the next added recipient gets; recipients are numbered from 0."""
     startedAt: datetime | None = None
+    page: int | None = None
+    """Its page in the organization's list, newest last (see `services.storage.positions`)."""
     contactStatusOnReply: str | None = None
     """The pipeline stage a contact moves to on its first reply to this campaign."""
+    followUps: list[FollowUp] = []
+    """Steps after the first message; they run while `isAutopilot` is true."""
+    autopilotSince: datetime | None = None
+    """When autopilot was last turned on: a step's delay counts from then at the earliest, so
+    turning it back on never sends a burst of overdue steps."""
+    retryRound: int = 0
+    """How many times `retryFailed` ran (each round resends a failure at most once)."""
+    retryBatches: list[int] = []
+    """The batches the latest round resends to."""
+    followUpTotals: list[FollowUpStats] = []
+    """Per-step counts folded in when the campaign completes (read live until then)."""
+    followUpsStarted: list[int] = []
+    followUpsEnded: list[int] = []
+    """Steps whose start and end `history` recorded (each once, by a numbered change)."""
     _next_send_at: datetime | None = PrivateAttr(default=None)
+    _follow_up_stats: list[FollowUpStats] = PrivateAttr(default_factory=list)
+    _holds: list[Hold] = PrivateAttr(default_factory=list)
 
     @property
     def nextSendAt(self) -> datetime | None:
@@ -131,9 +206,31 @@ class Campaign(TenantDocument):
         the dispatcher writes only to its own batch documents."""
         return self._next_send_at
 
+    @property
+    def followUpStats(self) -> list[FollowUpStats]:
+        """Per step, read live like `nextSendAt` (`services.campaigns.stats`)."""
+        return self._follow_up_stats
+
+    @property
+    def holds(self) -> list[Hold]:
+        """Recipients held back while it sends, read live like `nextSendAt`."""
+        return self._holds
+
+    def cadence(self) -> int:
+        """How many follow-up steps run: none while autopilot is off."""
+        return len(self.followUps) if self.isAutopilot else 0
+
     class Settings:
         name = "campaigns"
         indexes = [
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("page", pymongo.ASCENDING),
+                    ("_id", pymongo.ASCENDING),
+                ],
+                name="org_page_id",
+            ),
             IndexModel(
                 [
                     ("organizationId", pymongo.ASCENDING),
@@ -178,3 +275,14 @@ class Campaign(TenantDocument):
             ),
             IndexModel([("status", pymongo.ASCENDING)], name="status_across_organizations"),
         ]
+
+
+class CampaignPage(TenantDocument):
+    """A claimed page number of an organization's campaign list (see
+    `services.storage.positions`); `_id` is `"<organizationId>:<page>"`."""
+
+    id: str | None = None  # type: ignore[assignment]
+    page: int
+
+    class Settings:
+        name = "campaign_pages"

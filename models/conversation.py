@@ -50,6 +50,22 @@ class Sender(TenantDocument):
         ]
 
 
+class ContactSender(TenantDocument):
+    """The sender a contact hears from: `_id` is `"<organizationId>:<contactId>"`.
+
+    Inserted at the contact's first send and kept while the organization owns that sender, so
+    changing the organization's list does not move contacts; two first sends at once insert one
+    and both read it back.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    contactId: PydanticObjectId
+    sender: str
+
+    class Settings:
+        name = "contact_senders"
+
+
 class Direction(StrEnum):
     """Which way a message went."""
 
@@ -137,6 +153,8 @@ class Reply(TenantDocument):
     recipientId: PydanticObjectId
     messageId: PydanticObjectId
     repliedAt: datetime
+    step: int = 0
+    """The last step the contact had been sent when it replied (0: the first message)."""
 
     class Settings:
         name = "replies"
@@ -144,6 +162,14 @@ class Reply(TenantDocument):
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("campaignId", pymongo.ASCENDING)],
                 name="org_campaign",
+            ),
+            IndexModel(  # replies per follow-up step
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("step", pymongo.ASCENDING),
+                ],
+                name="org_campaign_step",
             ),
         ]
 

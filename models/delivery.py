@@ -10,7 +10,8 @@ from models.base import TenantDocument
 
 
 class DeliveryReport(TenantDocument):
-    """One status callback; `_id` is `"<recipientId>:<status>"`.
+    """One status callback; `_id` is `"<recipientId>:<status>"`, or
+    `"<recipientId>:r<round>:<status>"` about the message a `retryFailed` round resent.
 
     Inserting it is how a report is recorded, so a repeated callback is a duplicate key (no
     effect), and the recipient's delivery state can always be recomputed from the reports: on
@@ -24,6 +25,9 @@ class DeliveryReport(TenantDocument):
     rank: int
     messageSid: str | None = None
     errorCode: str | None = None
+    campaignId: PydanticObjectId | None = None
+    round: int = 0
+    """The retry round of the message it is about (0: the first send)."""
 
     class Settings:
         name = "delivery_reports"
@@ -31,5 +35,13 @@ class DeliveryReport(TenantDocument):
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("recipientId", pymongo.ASCENDING)],
                 name="org_recipient",
+            ),
+            IndexModel(  # a campaign's failure report reads its carrier failures
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                ],
+                name="org_campaign_status",
             ),
         ]

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pymongo
 from beanie import PydanticObjectId
+from pydantic import BaseModel
 from pymongo import IndexModel
 
 from models.base import TenantDocument
@@ -30,6 +31,8 @@ class BatchLease(TenantDocument):
     campaignId: PydanticObjectId
     batch: int
     epoch: int
+    step: int = 0
+    """0 for the first message, n for follow-up n (`_id` `"<campaign>:<batch>:s<n>:<epoch>"`)."""
     owner: str
     expiresAt: datetime
     done: bool = False
@@ -37,14 +40,15 @@ class BatchLease(TenantDocument):
     class Settings:
         name = "dispatch_leases"
         indexes = [
-            IndexModel(  # a batch's epochs; any later one than the holder's (fencing)
+            IndexModel(  # a unit's epochs; any later one than the holder's (fencing)
                 [
                     ("organizationId", pymongo.ASCENDING),
                     ("campaignId", pymongo.ASCENDING),
                     ("batch", pymongo.ASCENDING),
+                    ("step", pymongo.ASCENDING),
                     ("epoch", pymongo.ASCENDING),
                 ],
-                name="org_campaign_batch_epoch",
+                name="org_campaign_batch_step_epoch",
             ),
             IndexModel(  # a campaign's finished batches, read when it may be complete
                 [
@@ -57,8 +61,18 @@ class BatchLease(TenantDocument):
         ]
 
 
+class ZoneWait(BaseModel):
+    zone: str
+    state: str | None = None
+    count: int
+    until: datetime
+    reason: str = "quiet_hours"
+    """quiet_hours, or frequency_cap (then without a zone)."""
+
+
 class BatchCounts(TenantDocument):
-    """How one batch's recipients ended; `_id` is `"<campaignId>:<batch>"`.
+    """How one batch's recipients ended; `_id` is `"<campaignId>:<batch>"`, and
+    `"<campaignId>:<batch>:s<n>"` for follow-up step n.
 
     A campaign's live stats are the sum over its batches (concurrent `$inc`s on the campaign
     would lose increments on FerretDB); completion folds the sum into the campaign.
@@ -68,14 +82,21 @@ class BatchCounts(TenantDocument):
     campaignId: PydanticObjectId
     batch: int
     epoch: int
+    step: int = 0
     sent: int = 0
     failed: int = 0
     skipped: int = 0
     unknown: int = 0
+    stopped: int = 0
+    """Follow-ups not sent because the contact replied or opted out first."""
     nextSendAt: datetime | None = None
     """When this batch's recipients waiting for quiet hours to end go out (None: none wait)."""
     waiting: int = 0
     """How many wait for it."""
+    waitingZones: list[ZoneWait] = []
+    """Those waiting for their window, by time zone (shown as the campaign's holds)."""
+    rate: int | None = None
+    """The organization's rate limit its last turn ran under (None: unlimited)."""
 
     class Settings:
         name = "dispatch_batch_counts"
@@ -109,5 +130,25 @@ class SendSlot(TenantDocument):
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("second", pymongo.ASCENDING)],
                 name="org_second",
+            ),
+        ]
+
+
+class ContactSend(TenantDocument):
+    """Campaign message number `n` to a contact, for the frequency cap; `_id` is
+    `"<contactId>:<n>"`, numbers dense from 0, each claimed by its insert."""
+
+    id: str | None = None  # type: ignore[assignment]
+    contactId: PydanticObjectId
+    n: int
+    at: datetime
+    campaignId: PydanticObjectId | None = None
+
+    class Settings:
+        name = "contact_sends"
+        indexes = [
+            IndexModel(  # a contact's sends (e.g. to delete them with the contact)
+                [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
+                name="org_contact",
             ),
         ]

@@ -31,6 +31,8 @@ class Change(TenantDocument):
     work: dict[str, Any] = {}
     """Other documents to change first, recorded so the change can be finished by anyone."""
     by: CreatedBy | None = None
+    step: int | None = None
+    """The follow-up step a `followUpStarted` / `followUpEnded` change is about."""
 
     class Settings:
         name = "changes"

@@ -101,6 +101,9 @@ class Recipient(TenantDocument):
     repliedAt: datetime | None = None
     sender: str | None = None
     """The `Sender` key it went out from; unset means the deployment's shared sender."""
+    retryRound: int = 0
+    """The `retryFailed` round that resent it (its idempotency key is then
+    `"<id>:r<round>"`); 0: never resent."""
     leaseEpoch: int | None = None
     """The lease epoch of the sender that marked it `sending`: a later holder finding it
     `sending` under an older epoch knows that sender died mid-send."""

@@ -35,8 +35,9 @@ from schema.outputs import CampaignOut, CampaignSummaryOut
 from schema.pagination import Connection
 from services.campaigns import creation as campaign_service
 from services.campaigns import edits as campaign_edits
-from services.campaigns import lifecycle, previews
+from services.campaigns import lifecycle, previews, progress
 from services.campaigns import queries as campaign_queries
+from services.sending import failures
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 
@@ -150,6 +151,18 @@ class CampaignMutations:
         )
 
     @strawberry.mutation(
+        description="Sends once more to a completed campaign's recipients whose failure a "
+        "retry can help (only `codes`, if given; see Campaign.failures); each recipient is "
+        "resent at most once. The campaign is sending again until the retry is done.",
+        permission_classes=AUTH,
+    )
+    @user_errors
+    async def retry_failed(
+        self, info: Info, id: strawberry.ID, codes: list[str] | None = None
+    ) -> CampaignPayload:
+        return _campaign_payload(await failures.retry_failed(info.context.tenant, id, codes))
+
+    @strawberry.mutation(
         description="Schedules (or reschedules) a draft, scheduled or paused campaign.",
         permission_classes=AUTH,
     )
@@ -220,14 +233,9 @@ def _campaign_payload(campaign: CampaignDocument) -> CampaignPayload:
     return CampaignPayload(campaign=CampaignSummaryOut.of(campaign))  # type: ignore[arg-type]
 
 
-PROGRESS_EVERY_S = 0.5
-"""How often a `campaignProgress` subscription reads the campaign: at most two values a
-second, from the database, so any API process serves it whichever process sends."""
-
-
 @graphql_type(
     CampaignSummaryOut,
-    only=("status", "stats", "nextSendAt"),
+    only=("status", "stats", "followUpStats", "holds", "nextSendAt"),
     description="Where a campaign's sending is, pushed as it changes.",
 )
 class CampaignProgress:
@@ -246,7 +254,7 @@ class CampaignSubscriptions:
     async def campaign_progress(
         self, info: Info, id: strawberry.ID
     ) -> AsyncGenerator[CampaignProgress, None]:
-        updates = campaign_queries.progress(info.context.tenant, id, PROGRESS_EVERY_S)
+        updates = progress.WATCHER.follow(info.context.tenant, id)
         try:
             async for found in updates:
                 yield CampaignSummaryOut.of(found)  # type: ignore[misc]

@@ -14,9 +14,13 @@ from typing import Any
 import strawberry
 from beanie import PydanticObjectId
 
-from models.campaign import CampaignStatus, CampaignType, InitialStatus
+from models.campaign import CampaignStatus, CampaignType, HoldReason, InitialStatus
 from models.campaign import FailedDetail as FailedDetailModel
+from models.campaign import FollowUp as FollowUpModel
+from models.campaign import FollowUpStats as FollowUpStatsModel
+from models.campaign import Hold as HoldModel
 from models.campaign import MessageStats as MessageStatsModel
+from models.contact import ConsentSource
 from models.recipient import DeliveryStatus, RecipientStatus
 from schema.contacts import Contact
 from schema.context import Info
@@ -26,6 +30,7 @@ from schema.loaders import RecipientsKey
 from schema.outputs import (
     CampaignSummaryOut,
     ContactOut,
+    FailureOut,
     HistoryEntryOut,
     RecipientOut,
     StatsOut,
@@ -36,6 +41,8 @@ from services import inputs as commands
 from services.campaigns import queries as campaign_queries
 from services.campaigns.creation import CHOICE_CODES
 from services.inputs import AssignmentStrategy, CampaignOrderField, SortDirection
+from services.sending import failures as failure_reports
+from services.sending.failures import FailureStage
 
 ENUM_CODES: dict[str, str] = {}
 """The code the service gives a bad value of each GraphQL enum it checks itself (by the
@@ -56,6 +63,9 @@ _enum(DeliveryStatus, "What the carrier reported about a sent message.")
 _enum(AssignmentStrategy, "How recipients are shared among reps.")
 _enum(CampaignOrderField, "What campaigns are ordered by.")
 _enum(SortDirection, "Ascending or descending.")
+_enum(FailureStage, "Where a message was lost.")
+_enum(HoldReason, "Why recipients are held back.")
+ENUM_CODES["ConsentSource"] = CHOICE_CODES[ConsentSource]  # declared with the contact types
 
 
 @graphql_type(StatsOut, name="CampaignStats", description="Counters over a campaign's recipients.")
@@ -65,6 +75,26 @@ class CampaignStats:
 
 @graphql_type(MessageStatsModel, description="The cost of one message, for its longest rendering.")
 class MessageStats:
+    pass
+
+
+@graphql_type(HoldModel, name="CampaignHold", description="Recipients held back, and why.")
+class CampaignHold:
+    pass
+
+
+@graphql_type(FollowUpModel, description="One follow-up step of a campaign's cadence.")
+class FollowUp:
+    pass
+
+
+@graphql_type(FollowUpStatsModel, description="How one follow-up step went.")
+class FollowUpStats:
+    pass
+
+
+@graphql_type(FailureOut, name="CampaignFailure", description="Recipients lost one way.")
+class CampaignFailure:
     pass
 
 
@@ -143,6 +173,17 @@ class Campaign:
 
         return Connection.of(result.page, RecipientOut.of, count)
 
+    @strawberry.field(
+        description="Who did not get the message, counted by where and why (provider and "
+        "carrier codes in plain words), most frequent first; `retryable` ones are what "
+        "retryFailed sends again."
+    )
+    async def failures(
+        self, root: strawberry.Parent[CampaignSummaryOut], info: Info
+    ) -> list[CampaignFailure]:
+        found = await failure_reports.failure_report(info.context.tenant, str(root.id))
+        return [FailureOut.of(f) for f in found]  # type: ignore[misc]
+
     @strawberry.field(description="Every change of the campaign, oldest first.")
     async def history(
         self, root: strawberry.Parent[CampaignSummaryOut], info: Info
@@ -204,12 +245,18 @@ class AssignmentInput:
     pass
 
 
+@graphql_input(commands.FollowUpInput, description="One follow-up step.")
+class FollowUpInput:
+    pass
+
+
 @graphql_input(commands.CreateCampaignInput, description="Everything needed to create a campaign.")
 class CreateCampaignInput:
     # GraphQL's list coercion and enums; REST reads the same values as strings
     newContacts: list[NewContactInput] | None = None
     selectedExistingContacts: list[ExistingContactInput] | None = None
     userIds: list[strawberry.ID] | None = None
+    followUps: list[FollowUpInput] | None = None
     status: InitialStatus | None = None
     type: CampaignType = CampaignType.SMS
     idempotencyKey: str | None = strawberry.field(  # REST: the Idempotency-Key header

@@ -15,6 +15,7 @@ on pages of up to 100 rows. This is the part of it the schema needs, on public S
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
@@ -163,6 +164,14 @@ def _derive(
         annotations[field_name] = annotation
         if default is _NOTHING:
             setattr(cls, field_name, strawberry.field(description=info.description))
+        elif isinstance(default, list) and not is_input:
+            # an output's list default is built per object (a dataclass refuses a shared one)
+            made: Any = functools.partial(list, default)
+            setattr(
+                cls,
+                field_name,
+                strawberry.field(default_factory=made, description=info.description),
+            )
         else:
             described = strawberry.field(default=default, description=info.description)
             setattr(cls, field_name, described)

@@ -52,6 +52,11 @@ class OrganizationSettings:
     inboundContactStatus: str = strawberry.field(
         description="The stage of a contact created because it texted first."
     )
+    frequencyCap: int = strawberry.field(
+        description="Campaign messages per contact per rolling 24 hours, all campaigns "
+        "together (0: no cap; some states cap lower for their numbers). A recipient over it "
+        "waits."
+    )
     senders: list[Sender] = strawberry.field(
         description="The numbers and messaging services replies are routed by (empty: the "
         "deployment's shared sender)."

@@ -23,13 +23,18 @@ from models.campaign import (
     CampaignType,
     CreatedBy,
     FailedDetail,
+    FollowUp,
+    FollowUpStats,
+    Hold,
     MessageStats,
 )
+from models.contact import ConsentSource
 from models.conversation import Direction
 from models.recipient import DeliveryStatus, RecipientRow, RecipientStatus
 from services.conversations.inbox import Conversation
 from services.conversations.threads import ThreadMessage
 from services.inputs import Id
+from services.sending.failures import Failure, FailureStage
 
 
 class FieldProblem(BaseModel):
@@ -73,6 +78,9 @@ class StatsOut(_Out):
         description="Contacts that replied within the attribution window (each counted once).",
     )
     replyRate: str = Field(default="0%", description='replied / sent, e.g. "0%".', examples=["0%"])
+    retried: int = Field(
+        default=0, description="Failed recipients sent again by retryFailed (each at most once)."
+    )
 
     @classmethod
     def of(cls, stats: CampaignStats) -> StatsOut:
@@ -97,6 +105,18 @@ class CampaignSummaryOut(_Out):
         default=None, description="The stage a contact moves to on its first reply; null: it stays."
     )
     isAutopilot: bool = Field(description="Whether follow-ups run automatically.")
+    followUps: list[FollowUp] = Field(
+        default=[], description="The follow-up steps, sent while isAutopilot is true."
+    )
+    holds: list[Hold] = Field(
+        default=[],
+        description="While it sends: recipients held back (quiet hours, by zone; the rate "
+        "limit), why and until when. Empty when nothing holds it.",
+    )
+    followUpStats: list[FollowUpStats] = Field(
+        default=[],
+        description="Per follow-up step: sent, failed, skipped, replies after it, pending.",
+    )
     createdBy: CreatedBy = Field(description="Who created the campaign.")
     failedUserIds: list[Id] = Field(description="Requested contact ids that were not added.")
     failedDetails: list[FailedDetail] = Field(
@@ -107,8 +127,8 @@ class CampaignSummaryOut(_Out):
     messageStats: MessageStats | None = Field(description="Cost per message.")
     startedAt: datetime | None = Field(description="When sending first started.")
     nextSendAt: datetime | None = Field(
-        description="When recipients waiting for quiet hours to end go out (each in their own "
-        "time zone); null while none wait."
+        description="When recipients waiting for quiet hours to end, or for their next "
+        "follow-up step, go out next (each in their own time zone); null while none wait."
     )
     createdAt: datetime = Field(description="Creation time (UTC).")
     updatedAt: datetime = Field(description="Last change (UTC).")
@@ -159,6 +179,20 @@ _CAMPAIGN_STORED = [
 ]
 
 
+class FailureOut(_Out):
+    """Recipients of a campaign lost one way, and whether sending again can help."""
+
+    stage: FailureStage = Field(description="send, delivery, skipped or unknown.")
+    code: str = Field(description="The provider's or the service's code, e.g. 30003.")
+    reason: str = Field(description="What it means, in plain words.")
+    retryable: bool = Field(description="Whether retryFailed sends to them again.")
+    count: int = Field(description="How many recipients.")
+
+    @classmethod
+    def of(cls, failure: Failure) -> FailureOut:
+        return cls.model_validate(failure)
+
+
 class ContactOut(_Out):
     """A contact of the caller's organization."""
 
@@ -178,6 +212,13 @@ class ContactOut(_Out):
     optedOut: bool = Field(description="Never messaged while true.")
     optedOutAt: datetime | None = Field(description="When the contact opted out.")
     optOutReason: str | None = Field(description="Why, as recorded.")
+    consentSource: ConsentSource | None = Field(
+        description="Where its consent to be texted came from."
+    )
+    consentAt: datetime | None = Field(description="When consent was given.")
+    consentFile: str | None = Field(
+        description="A reference to the proof (a file name, a form's id)."
+    )
     createdAt: datetime = Field(description="Creation time (UTC).")
     updatedAt: datetime = Field(description="Last change (UTC).")
 
@@ -246,13 +287,15 @@ class HistoryEntryOut(_Out):
 
     version: int = Field(description="0 is the creation; each change adds one.")
     action: str = Field(
-        description="create, update, schedule, send, pause, resume or cancel.",
+        description="create, update, schedule, send, pause, resume, cancel, complete, or "
+        "followUpStarted / followUpEnded (with `step`).",
         examples=["create", "schedule", "send", "pause", "update"],
     )
     fromStatus: CampaignStatus | None = Field(description="Status before.")
     toStatus: CampaignStatus | None = Field(description="Status after.")
     at: datetime = Field(description="When (UTC).")
     by: CreatedBy | None = Field(description="Who; null for the service's own changes.")
+    step: int | None = Field(default=None, description="The follow-up step it is about.")
 
     @classmethod
     def creation(cls, doc: Campaign, first: Change | None) -> HistoryEntryOut:
@@ -276,6 +319,7 @@ class HistoryEntryOut(_Out):
             toStatus=_status(change.toStatus),
             at=change.createdAt,
             by=change.by,
+            step=change.step,
         )
 
 

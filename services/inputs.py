@@ -162,6 +162,35 @@ class Assignment(_Input):
     userIds: list[Id] = Field(min_length=1, description="Reps to assign to.")
 
 
+class ConsentFields(_Input):
+    """Where a contact's consent to be texted came from, and when."""
+
+    consentSource: Text | None = Field(
+        default=None,
+        description="form, import, manual, inbound or api. A new contact without one gets "
+        "how it came in: manual when typed in (createContact, newContacts), import from "
+        "rawCsvData, inbound when it texted first.",
+    )
+    consentAt: DateText | None = Field(
+        default=None,
+        description="When consent was given; ISO 8601 with a time zone, not in the future "
+        "(default: when the source is recorded).",
+    )
+    consentFile: Text | None = Field(
+        default=None,
+        description="A reference to the proof: the imported file's name, a form's id.",
+    )
+
+
+class FollowUpInput(_Input):
+    """One follow-up step: a message sent after a delay to recipients who have not answered."""
+
+    delayMinutes: StrictInt = Field(
+        description="Minutes after the previous message went to the recipient, 1-43200 (30 days)."
+    )
+    message: Text = Field(description="Template, with the same rules as the first message.")
+
+
 class CreateCampaignInput(_Input):
     """Everything a caller can send to create a campaign."""
 
@@ -180,6 +209,11 @@ class CreateCampaignInput(_Input):
         default=[], description="Legacy form of selectedExistingContacts: contact ids."
     )
     rawCsvData: CsvData | None = Field(default=None, description="Contacts from CSV.")
+    consent: ConsentFields | None = Field(
+        default=None,
+        description="The consent of the contacts this campaign creates (contacts that exist "
+        "keep theirs); by default manual for newContacts and import for rawCsvData, now.",
+    )
     segmentation: Segmentation | None = Field(
         default=None, description="A filter over the organization's contacts."
     )
@@ -197,7 +231,12 @@ class CreateCampaignInput(_Input):
         default=None, description="The stage a contact moves to on its first reply; null: it stays."
     )
     isAutopilot: Annotated[StrictBool, _none_as(lambda: False)] = Field(
-        default=False, description="Automatic follow-ups."
+        default=False, description="Whether the follow-ups run."
+    )
+    followUps: NullableList[FollowUpInput] = Field(
+        default=[],
+        description="Up to 5 follow-up steps, sent while isAutopilot is true to recipients who "
+        "got the previous message and have not replied.",
     )
     type: Annotated[Text, _none_as(lambda: "sms")] = Field(default="sms", description="Channel.")
 
@@ -210,6 +249,8 @@ class CreateCampaignInput(_Input):
         data["selectedExistingContacts"] = [c.id for c in self.selectedExistingContacts]
         if data.get("contactStatusOnReply") is None:
             data.pop("contactStatusOnReply", None)  # keys bound before the option still match
+        if not data.get("followUps"):
+            data.pop("followUps", None)  # likewise
         return data
 
 
@@ -288,10 +329,24 @@ class UpdateCampaignInput(_Input):
     )
     process: Text | None = None
     contactStatus: Text | None = None
-    isAutopilot: StrictBool | None = None
+    isAutopilot: StrictBool | None = Field(
+        default=None,
+        description="Whether the follow-ups run; the one field a sending campaign may change.",
+    )
+    followUps: list[FollowUpInput] | None = Field(
+        default=None, description="Replaces the follow-up steps (an empty list removes them)."
+    )
     addRecipients: list[Id] = Field(default=[], description="Contact ids to add as recipients.")
     removeRecipients: list[Id] = Field(
         default=[], description="Contact ids to remove (not yet messaged ones)."
+    )
+
+
+class RetryFailedInput(_Input):
+    """Which failures to send again."""
+
+    codes: list[Text] | None = Field(
+        default=None, description="Only these failure codes (all retryable ones if absent)."
     )
 
 
@@ -304,8 +359,10 @@ class ScheduleInput(_Input):
 class CampaignFilter(_Input):
     """Which campaigns to list; every condition given must hold."""
 
-    status: list[Text] | None = Field(default=None, description="Any of these statuses.")
-    type: Text | None = None
+    status: list[Text] | None = Field(
+        default=None, description="Any of these statuses (REST: repeated or comma-separated)."
+    )
+    type: Text | None = Field(default=None, description="The channel (sms).")
     createdBy: Id | None = Field(default=None, description="User id of the creator.")
     scheduledAfter: DateText | None = Field(default=None, description="scheduleDate on or after.")
     scheduledBefore: DateText | None = Field(default=None, description="scheduleDate before.")
@@ -337,8 +394,8 @@ class CampaignOrder(_Input):
     direction: SortDirection = Field(default=SortDirection.DESC, description="Which way.")
 
 
-class ContactFields(_Input):
-    """The editable fields of a contact."""
+class _ContactBasics(_Input):
+    """A contact's own fields; its consent's follow them (`ConsentFields`)."""
 
     phoneNumber: Text | None = Field(
         default=None,
@@ -351,6 +408,10 @@ class ContactFields(_Input):
     process: Text | None = Field(default=None, description="Pipeline id.")
     tags: list[Text] | None = None
     assignedTo: Id | None = Field(default=None, description="User id of the owning rep.")
+
+
+class ContactFields(ConsentFields, _ContactBasics):
+    """The editable fields of a contact."""
 
 
 class CreateContactInput(ContactFields):
@@ -409,6 +470,11 @@ class UpdateOrganizationSettingsInput(_Input):
     )
     inboundContactStatus: Text | None = Field(
         default=None, description="The stage of a contact created by its own first message."
+    )
+    frequencyCap: StrictInt | None = Field(
+        default=None,
+        description="Campaign messages per contact per rolling 24 hours, all campaigns "
+        "together, 0 (no cap) to 50; states' own caps still apply.",
     )
 
 

@@ -47,6 +47,7 @@ from scripts import dbserver
 from services.organizations.settings import OrganizationSettings
 from services.sending.dispatcher import DispatchConfig, Dispatcher
 from services.sending.providers import SimulatedProvider, read_ledger
+from services.storage import tallies
 from services.storage.tenancy import Tenant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,6 +133,7 @@ async def make_contacts(org: ObjectId, phones: Sequence[str], **fields: Any) -> 
     ]
     if contacts:
         await Contact.insert_many(contacts)
+        await tallies.add(tenant, tallies.CONTACTS, len(contacts))
     return contacts
 
 
@@ -399,8 +401,9 @@ def start_worker(
     uri: str, database: str, ledger: Path, name: str, *, latency_ms: int = 5
 ) -> subprocess.Popen[bytes]:
     """A real `python -m worker` on that database, sending through the simulated provider into
-    `ledger`, with short leases (a killed one's batches are taken over within 2 s) and no
-    quiet hours or rate limit; its output goes to `<name>.log` beside the ledger."""
+    `ledger`, with short leases (a killed one's batches are taken over within 2 s), no quiet
+    hours or rate limit, and follow-up minutes of half a second; its output goes to
+    `<name>.log` beside the ledger."""
     env = {
         **os.environ,
         "MONGODB_URI": uri,
@@ -414,6 +417,7 @@ def start_worker(
         "DISPATCH_LEASE_SECONDS": "2",
         "DISPATCH_POLL_SECONDS": "0.2",
         "DISPATCH_RATE_PER_SECOND": "0",
+        "FOLLOW_UP_MINUTE_SECONDS": "0.5",  # a follow-up of 1 minute is due half a second on
         "SEND_WINDOW_START": "00:00",
         "SEND_WINDOW_END": "24:00",
     }

@@ -63,6 +63,22 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "operator object in a segment": campaign_body(
         segmentation={"contactStatus": [{"$regex": ".*"}]}
     ),
+    "too many follow-ups": campaign_body(
+        followUps=[{"delayMinutes": 60, "message": "Again?"}] * 6, isAutopilot=True
+    ),
+    "follow-up delays out of range": campaign_body(
+        followUps=[{"delayMinutes": 0, "message": "Hi"}, {"delayMinutes": 43_201, "message": "Hi"}]
+    ),
+    "follow-up with a bad template": campaign_body(
+        followUps=[
+            {"delayMinutes": 60, "message": "Ok"},
+            {"delayMinutes": 60, "message": "{{nope}}"},
+        ]
+    ),
+    "follow-up delay as a string": campaign_body(
+        followUps=[{"delayMinutes": "60", "message": "Hi"}]
+    ),
+    "follow-up without a message": campaign_body(followUps=[{"delayMinutes": 60}]),
     "CSV without a phone column": campaign_body(
         rawCsvData={"csv": "First Name,Email\nAna,a@x.io\n"}
     ),
@@ -73,6 +89,8 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         newContacts=[{"phoneNumber": "12"}], userIds=[UNKNOWN_ID]
     ),
     "more recipients than allowed": campaign_body(newContacts=PHONES),
+    "unknown consent source": campaign_body(consent={"consentSource": "sms"}),
+    "consent in the future": campaign_body(consent={"consentAt": "2090-01-01T00:00:00Z"}),
     # Partial failures: created, with the bad parts in failedDetails.
     "new contact without a phone": campaign_body(
         newContacts=[{"firstName": "Ana"}, {"phoneNumber": "+14155550101"}]

@@ -69,6 +69,7 @@ async def test_a_reply_marks_its_recipient_and_the_campaigns_reply_rate(
             "successRate": "100%",
             "replied": 0,
             "replyRate": "0%",
+            "retried": 0,
         },
         {"sent": 3, "replied": 0, "replyRate": "0%", "successRate": "100%"},
     )

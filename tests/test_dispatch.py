@@ -49,7 +49,7 @@ async def test_a_campaign_goes_out_once_per_recipient(
     assert done["status"] == "completed"
     assert done["stats"] == {
         "total": 250, "sent": 250, "failed": 0, "skipped": 0, "unknown": 0, "successRate": "100%",
-        "replied": 0, "replyRate": "0%",
+        "replied": 0, "replyRate": "0%", "retried": 0,
     }  # fmt: skip
     keys = ledger_keys(tmp_path / "ledger.jsonl")
     rows = await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
@@ -128,7 +128,7 @@ async def test_opted_out_since_creation_is_skipped_and_failures_are_recorded(
     done = await until_done(org, campaign_id, Dispatcher(provider, FAST))
     assert done["stats"] == {
         "total": 12, "sent": 9, "failed": 2, "skipped": 1, "unknown": 0, "successRate": "82%",
-        "replied": 0, "replyRate": "0%",
+        "replied": 0, "replyRate": "0%", "retried": 0,
     }  # fmt: skip
     sent_to = {e["to"] for e in read_ledger(tmp_path / "l.jsonl")}
     assert "+12122000000" not in sent_to and "+12122000002" in sent_to

@@ -1,4 +1,5 @@
-"""Worker processes killed with SIGKILL mid-send: every recipient still messaged exactly once.
+"""Worker processes killed with SIGKILL mid-send: every recipient still gets each step of a
+two-step campaign (a first message and an autopilot follow-up) exactly once.
 
 Two real `python -m worker` processes share the test's database and the simulated provider's
 ledger (a real provider's record of what it accepted). One of them, picked at random, is killed
@@ -20,11 +21,12 @@ import httpx
 from bson import ObjectId
 
 from core.config import Settings
-from models import BatchCounts, Campaign, Recipient
+from models import BatchCounts, Campaign, Recipient, StepSend
 from services.sending.providers import read_ledger
 from tests.support import Org, start_worker, stop_workers
 
-RECIPIENTS = 1500
+RECIPIENTS = 1000
+MESSAGES = 2 * RECIPIENTS  # the first message and one follow-up each
 KILLS = 6
 
 
@@ -32,7 +34,8 @@ async def test_killed_workers_never_message_a_recipient_twice(
     client: httpx.AsyncClient, settings: Settings, tmp_path: Path
 ) -> None:
     org = Org(client)
-    campaign_id = await org.create(RECIPIENTS)
+    follow_up = [{"delayMinutes": 1, "message": "Still there, {{firstName|friend}}?"}]
+    campaign_id = await org.create(RECIPIENTS, followUps=follow_up, isAutopilot=True)
     ledger = tmp_path / "ledger.jsonl"
     ledger.touch()
     workers = {
@@ -51,7 +54,7 @@ async def test_killed_workers_never_message_a_recipient_twice(
                 break
             # Kill after each further eighth of the messages went out, so every kill lands
             # mid-send however fast or slow the machine is.
-            due = (kills + 1) * RECIPIENTS // (KILLS + 2)
+            due = (kills + 1) * MESSAGES // (KILLS + 2)
             if kills < KILLS and len(read_ledger(ledger)) >= due:
                 victim = rng.choice(list(workers))
                 workers[victim].send_signal(signal.SIGKILL)
@@ -68,13 +71,18 @@ async def test_killed_workers_never_message_a_recipient_twice(
     rows = await tenant.raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
     keys = Counter(entry["key"] for entry in read_ledger(ledger))
     assert kills == KILLS
-    assert len(keys) == RECIPIENTS and set(keys.values()) == {1}, keys.most_common(3)
-    assert set(keys) == {str(row["_id"]) for row in rows}
+    assert len(keys) == MESSAGES and set(keys.values()) == {1}, keys.most_common(3)
+    assert set(keys) == {str(row["_id"]) for row in rows} | {f"{row['_id']}:1" for row in rows}
     assert Counter(row["status"] for row in rows) == Counter({"sent": RECIPIENTS})
+    steps = await tenant.raw_find(StepSend, {"campaignId": ObjectId(campaign_id)}).to_list()
+    assert Counter(row["status"] for row in steps) == Counter({"sent": RECIPIENTS})
     stored = await tenant.get(Campaign, campaign_id)
     assert stored is not None and stored.stats.sent == RECIPIENTS
     answer = await org.campaign(campaign_id)
     assert answer["stats"]["sent"] == RECIPIENTS and answer["stats"]["successRate"] == "100%"
+    assert answer["followUpStats"] == [
+        {"step": 1, "sent": RECIPIENTS, "failed": 0, "skipped": 0, "replied": 0, "pending": 0}
+    ]
     # A batch's counts carry its last holder's epoch (lease records of a finished campaign are
     # purged): above 0, the batch was claimed again after its holder was killed.
     counts = await tenant.raw_find(BatchCounts, {"campaignId": ObjectId(campaign_id)}).to_list()

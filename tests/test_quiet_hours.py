@@ -7,6 +7,7 @@ The clock is frozen at 2026-11-27 14:00 UTC: 09:00 in New York and 14:00 in Lond
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,7 @@ mutation ($input: UpdateOrganizationSettingsInput!) {{
   }}
 }}"""
 CAMPAIGN = "query ($id: ID!) { campaign(id: $id) { status nextSendAt stats { sent total } } }"
+HOLDS = "query ($id: ID!) { campaign(id: $id) { holds { reason zone recipients until message } } }"
 
 
 def window(start: str, end: str, zone: str = "America/New_York") -> SendWindow:
@@ -77,7 +79,7 @@ def test_the_window_is_kept_in_each_numbers_own_zone() -> None:
 
 
 async def test_recipients_wait_for_their_window_and_the_campaign_says_when(
-    client: httpx.AsyncClient, tmp_path: Path
+    client: httpx.AsyncClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     org = Org(client)
     admin = auth(token(org=org.id, roles=["admin"]))
@@ -133,13 +135,30 @@ async def test_recipients_wait_for_their_window_and_the_campaign_says_when(
         assert (rest, graphql) == (None, None) or rest == graphql.replace("+00:00", ".000Z")
         return campaign
 
-    await dispatcher.tick()
+    with caplog.at_level(logging.INFO, logger="services.sending.dispatcher"):
+        await dispatcher.tick()
+        await dispatcher.tick()
     assert await sent_to() == {"ny1", "ny2", "ldn1", "ldn2"}
     assert await read() == {
         "status": "SENDING",
         "nextSendAt": "2026-11-27T16:00:00+00:00",
         "stats": {"sent": 4, "total": 8},
     }
+    # Why they wait is said wherever the campaign is seen: both APIs, and the log once.
+    body = await gql(client, HOLDS, {"id": campaign_id}, org.headers)
+    holds = body["data"]["campaign"]["holds"]
+    assert [(h["reason"], h["zone"], h["recipients"], h["until"]) for h in holds] == [
+        ("QUIET_HOURS", "America/Los_Angeles", 2, "2026-11-27T16:00:00+00:00"),
+        ("QUIET_HOURS", "Asia/Tokyo", 2, "2026-11-27T23:00:00+00:00"),
+    ]
+    assert "America/Los_Angeles" in holds[0]["message"]
+    rest = (await org.campaign(campaign_id))["holds"]
+    assert [(h["reason"], h["zone"], h["until"]) for h in rest] == [
+        ("quiet_hours", "America/Los_Angeles", "2026-11-27T16:00:00.000Z"),
+        ("quiet_hours", "Asia/Tokyo", "2026-11-27T23:00:00.000Z"),
+    ]
+    logged = [r.getMessage() for r in caplog.records if "held back" in r.getMessage()]
+    assert len(logged) == 2 and any("Asia/Tokyo" in line for line in logged), logged
     # Operators see them waiting, not lagging.
     scraped = (await client.get("/metrics")).text.splitlines()
     assert "campaign_quiet_hours_waiting 4.0" in scraped
@@ -164,6 +183,8 @@ async def test_recipients_wait_for_their_window_and_the_campaign_says_when(
         "nextSendAt": None,
         "stats": {"sent": 8, "total": 8},
     }
+    body = await gql(client, HOLDS, {"id": campaign_id}, org.headers)
+    assert body["data"]["campaign"]["holds"] == []
     assert sorted(ledger_keys(ledger).values()) == [1] * 8  # each once, none twice
 
 
@@ -222,3 +243,73 @@ async def test_only_admins_change_settings_and_bad_ones_are_refused_by_field(
 async def test_settings_need_a_token(client: httpx.AsyncClient, query: str) -> None:
     body = await gql(client, query, {"input": {"sendWindowStart": "09:00"}}, {})
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+MIAMI, DALLAS, NEW_ORLEANS = "+13055550123", "+12145550123", "+15045550123"
+
+
+def test_state_rules_narrow_the_window_for_their_numbers() -> None:
+    """Florida: 8:00-20:00; Texas: from noon on Sundays; Louisiana: no Sundays or holidays;
+    New York has no rule of its own here. The organization's window is 08:00-21:00."""
+    office = window("08:00", "21:00")
+    friday_evening = datetime(2026, 11, 28, 1, 30, tzinfo=UTC)  # 20:30 in Miami and New York
+    assert office.is_open(NEW_YORK, friday_evening)
+    assert not office.is_open(MIAMI, friday_evening)
+    assert office.next_opening(MIAMI, friday_evening) == datetime(2026, 11, 28, 13, tzinfo=UTC)
+    assert office.held_in(MIAMI, friday_evening) == ("America/New_York", "FL")
+    assert not replace(office, state_rules=False).is_open(
+        MIAMI, datetime(2026, 11, 28, 2, tzinfo=UTC)
+    )
+
+    sunday_morning = datetime(2026, 11, 29, 16, tzinfo=UTC)  # 10:00 in Dallas
+    assert not office.is_open(DALLAS, sunday_morning)
+    assert office.next_opening(DALLAS, sunday_morning) == datetime(2026, 11, 29, 18, tzinfo=UTC)
+    assert office.is_open(DALLAS, datetime(2026, 11, 30, 15, tzinfo=UTC))  # Monday 09:00
+
+    thanksgiving = datetime(2026, 11, 26, 16, tzinfo=UTC)  # 10:00 in New Orleans
+    assert not office.is_open(NEW_ORLEANS, thanksgiving)
+    assert office.next_opening(NEW_ORLEANS, thanksgiving) == datetime(2026, 11, 27, 14, tzinfo=UTC)
+    saturday_night = datetime(2026, 11, 29, 3, tzinfo=UTC)  # Saturday 21:00: closed till Monday
+    assert office.next_opening(NEW_ORLEANS, saturday_night) == datetime(
+        2026, 11, 30, 14, tzinfo=UTC
+    )
+    assert office.held_in(NEW_YORK, friday_evening) == ("America/New_York", None)
+
+
+async def test_a_campaign_held_by_a_states_rules_says_which(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(client)
+    contacts = [
+        {"firstName": "Fl", "phoneNumber": MIAMI},
+        {"firstName": "Ny", "phoneNumber": NEW_YORK},
+    ]
+    answer = await client.post(
+        "/api/campaigns",
+        json=campaign_body(newContacts=contacts, scheduleDate=None),
+        headers=org.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    campaign_id = answer.json()["data"]["_id"]
+    await org.mutate("sendCampaignNow", campaign_id)
+    clock = Clock(datetime(2026, 11, 28, 1, 30, tzinfo=UTC))  # 20:30 in both
+    ledger = tmp_path / "ledger.jsonl"
+    hours = OrganizationSettings("08:00", "21:00", "America/New_York")
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock, defaults=hours))
+    await dispatcher.tick()
+    assert [entry["to"] for entry in read_ledger(ledger)] == [NEW_YORK]
+    body = await gql(client, HOLDS_STATE, {"id": campaign_id}, org.headers)
+    [hold] = body["data"]["campaign"]["holds"]
+    assert (hold["reason"], hold["zone"], hold["state"], hold["until"]) == (
+        "QUIET_HOURS",
+        "America/New_York",
+        "FL",
+        "2026-11-28T13:00:00+00:00",
+    )
+    assert "FL's rules" in hold["message"]
+    clock.now = datetime(2026, 11, 28, 13, tzinfo=UTC)
+    await dispatcher.tick()
+    assert sorted(entry["to"] for entry in read_ledger(ledger)) == sorted([NEW_YORK, MIAMI])
+
+
+HOLDS_STATE = "query ($id: ID!) { campaign(id: $id) { holds { reason zone state until message } } }"

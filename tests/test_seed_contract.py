@@ -98,7 +98,7 @@ async def test_seed_request_over_curl_returns_the_seed_response_shape(settings: 
     assert data["createdBy"] == {"_id": str(user), "fullName": "Alex Rep"}
     assert data["failedUserIds"] == [] and data["failedDetails"] == []
     # The seed's four counters, plus `skipped` (recipients left out at send time),
-    # `unknown` (handed to a provider by a sender that died) and the replies.
+    # `unknown` (handed to a provider by a sender that died), the replies and the retried.
     assert data["stats"] == {
         "total": 3,
         "sent": 0,
@@ -108,6 +108,7 @@ async def test_seed_request_over_curl_returns_the_seed_response_shape(settings: 
         "successRate": "0%",
         "replied": 0,
         "replyRate": "0%",
+        "retried": 0,
     }
     assert data["contactStatus"] == "New Lead"  # the seed's example answer, unasked
     assert len(data["userIds"]) == 3

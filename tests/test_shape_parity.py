@@ -52,12 +52,19 @@ PAGE_PARAMETERS = {
 }
 """A filter is a list route's query parameters in REST, beside the page's own."""
 STRINGS_CHECKED_BY_THE_SERVICE = "REST takes the string and the service answers its own code"
+CONSENT_SOURCE = {"consentSource": STRINGS_CHECKED_BY_THE_SERVICE}
 
 PAIRS = [
     Pair("Campaign", "CampaignOut", {
         "recipients": "GraphQL-only nested connection (REST: GET /api/campaigns/{id}/recipients)",
         "history": "GraphQL-only nested list; REST has no history route",
+        "failures": "GraphQL-only nested list (REST: GET /api/campaigns/{id}/failures)",
     }, {}, {"createdBy": "GraphQL resolves the rep's current name as a User; REST the snapshot"}),
+    Pair("CampaignFailure", "FailureOut", {}, {}, {}),
+    Pair("CampaignHold", "Hold", {}, {}, {}),
+    Pair("FollowUp", "FollowUp", {}, {}, {}),
+    Pair("FollowUpStats", "FollowUpStats", {}, {}, {}),
+    Pair("FollowUpInput", "FollowUpInput", {}, {}, {}),
     Pair("CampaignStats", "StatsOut", {}, {}, {}),
     Pair("FailedDetail", "FailedDetail", {}, {}, {}),
     Pair("MessageStats", "MessageStats", {}, {}, {}),
@@ -78,8 +85,9 @@ PAIRS = [
     Pair("SegmentationInput", "Segmentation", {}, {}, {}),
     Pair("AssignmentInput", "Assignment", {}, {}, {}),
     Pair("UpdateCampaignInput", "UpdateCampaignInput", {}, {}, {}),
-    Pair("CreateContactInput", "CreateContactInput", {}, {}, {}),
-    Pair("UpdateContactInput", "ContactFields", {}, {}, {}),
+    Pair("CreateContactInput", "CreateContactInput", {}, {}, CONSENT_SOURCE),
+    Pair("UpdateContactInput", "ContactFields", {}, {}, CONSENT_SOURCE),
+    Pair("ConsentInput", "ConsentFields", {}, {}, CONSENT_SOURCE),
     Pair("Message", "MessageOut", {
         "contact": "GraphQL-only nested contact (REST: contactId)",
         "campaign": "GraphQL-only nested campaign (REST: campaignId)",
@@ -88,6 +96,10 @@ PAIRS = [
     Pair("Conversation", "ConversationOut", {}, {},
          {"owner": "GraphQL resolves the rep as a User; REST gives the user id"}),
     Pair("ContactFilter", "GET /api/contacts", {}, PAGE_PARAMETERS, {}),
+    Pair("CampaignFilter", "GET /api/campaigns", {},
+         {"page": "REST's legacy page number (GraphQL: cursors)",
+          "limit": "REST's page size (GraphQL: first)"},
+         {"status": STRINGS_CHECKED_BY_THE_SERVICE, "type": STRINGS_CHECKED_BY_THE_SERVICE}),
     Pair("ConversationFilter", "GET /api/conversations", {}, PAGE_PARAMETERS, {}),
     Pair("SendMessageInput", "SendMessageBody",
          {"contactId": "REST takes the contact from the path"}, {},

@@ -144,7 +144,7 @@ async def test_a_campaign_goes_out_through_twilio(
     assert done["status"] == "completed"
     assert done["stats"] == {
         "total": 6, "sent": 3, "failed": 2, "skipped": 1, "unknown": 0, "successRate": "60%",
-        "replied": 0, "replyRate": "0%",
+        "replied": 0, "replyRate": "0%", "retried": 0,
     }  # fmt: skip
     rows = await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
     by_contact_phone = {}

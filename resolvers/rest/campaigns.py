@@ -24,6 +24,7 @@ from resolvers.rest.models import (
     page_limit,
 )
 from resolvers.rest.shapes import CampaignOut, CampaignSummaryOut, RecipientOut
+from schema.outputs import FailureOut
 from services.campaigns import creation as campaign_service
 from services.campaigns import edits as campaign_edits
 from services.campaigns import lifecycle
@@ -31,9 +32,11 @@ from services.campaigns import queries as campaign_queries
 from services.inputs import (
     CampaignFilter,
     CreateCampaignInput,
+    RetryFailedInput,
     ScheduleInput,
     UpdateCampaignInput,
 )
+from services.sending import failures
 from services.storage.tenancy import Tenant
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
@@ -100,19 +103,15 @@ async def create_campaign(
 )
 async def list_campaigns(
     tenant: CurrentTenant,
+    *,
     page: PageNumber = 1,
     limit: PageLimit = 20,
-    status: Annotated[
-        list[str] | None,
-        Query(description="Statuses, repeated or comma-separated: status=draft,scheduled"),
-    ] = None,
-    search: Annotated[
-        str | None, Query(description=CampaignFilter.model_fields["search"].description)
-    ] = None,
+    filter: Annotated[CampaignFilter, Query()],  # its fields, by name (lists repeated)
 ) -> CampaignListEnvelope:
     limit = page_limit(limit)
-    statuses = [s for value in status or [] for s in value.split(",") if s.strip()]
-    filter = CampaignFilter(status=statuses or None, search=search)
+    # Legacy callers also send statuses comma-separated: status=draft,scheduled
+    statuses = [s for value in filter.status or [] for s in value.split(",") if s.strip()]
+    filter = filter.model_copy(update={"status": statuses or None})
     found, total = await campaign_queries.list_campaigns_by_page(
         tenant, filter, page=page, limit=limit
     )
@@ -204,6 +203,35 @@ for _action, _summary, _done, _move in (
     ("cancel", "Cancel a campaign that is not completed", "Campaign cancelled", lifecycle.cancel),
 ):
     _action_route(_action, _summary, _done, _move)
+
+
+class FailureListEnvelope(Envelope[list[FailureOut]]):
+    pass
+
+
+@router.get(
+    "/{id}/failures",
+    summary="Who did not get the message, by where and why, and whether a retry can help",
+    response_model=FailureListEnvelope,
+    responses=error_responses(404),
+)
+async def campaign_failures(id: str, tenant: CurrentTenant) -> FailureListEnvelope:
+    found = await failures.failure_report(tenant, id)
+    return FailureListEnvelope(message="Failures", data=[FailureOut.of(f) for f in found])
+
+
+@router.post(
+    "/{id}/retry-failed",
+    summary="Send once more to a completed campaign's retryable failures",
+    response_model=SummaryEnvelope,
+    responses=error_responses(400, 404, 409),
+)
+async def retry_failed(
+    id: str, tenant: CurrentTenant, body: RetryFailedInput | None = None
+) -> SummaryEnvelope:
+    codes = body.codes if body is not None else None
+    campaign = await failures.retry_failed(tenant, id, codes)
+    return SummaryEnvelope(message="Retry started", data=CampaignSummaryOut.of(campaign))
 
 
 @router.post(

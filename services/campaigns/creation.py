@@ -12,6 +12,7 @@ half-made campaign behind: the orphaned recipients are deleted and never visible
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -28,14 +29,18 @@ from models import Campaign, Recipient, User
 from models.base import utcnow
 from models.campaign import (
     DEFAULT_CONTACT_STATUS,
+    MAX_FOLLOW_UP_DELAY_MINUTES,
+    MAX_FOLLOW_UPS,
     CampaignStats,
     CampaignStatus,
     CampaignType,
     CreatedBy,
     FailedDetail,
+    FollowUp,
     InitialStatus,
     MessageStats,
 )
+from models.contact import ConsentSource
 from services.campaigns import queries as campaign_queries
 from services.campaigns import recipients
 from services.campaigns.recipients import Sources
@@ -47,11 +52,12 @@ from services.campaigns.templates import (
     parse_template,
     sms_cost,
 )
+from services.contacts.consent import INVALID_SOURCE, consent_fields
 from services.contacts.edits import users_of_organization
 from services.contacts.records import ContactRef, ensure_contacts
 from services.dates import parse_send_time
-from services.inputs import MAX_NAME, CreateCampaignInput
-from services.storage import idempotency
+from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput
+from services.storage import idempotency, positions, tallies
 from services.storage.tenancy import Tenant
 
 MAX_TEMPLATE_CHARS = 4 * MAX_RENDERED_CHARS
@@ -61,6 +67,7 @@ INITIAL_STATUSES = tuple(CampaignStatus(s.value) for s in InitialStatus)
 CHOICE_CODES: dict[type[StrEnum], str] = {
     InitialStatus: "INVALID_STATUS",
     CampaignType: "UNSUPPORTED_TYPE",
+    ConsentSource: INVALID_SOURCE,
 }
 """The code a value outside these enums gets. REST sends strings, checked here; GraphQL's
 enums refuse such a value before any resolver runs, and give it the same code from this."""
@@ -85,6 +92,9 @@ class _Request:
     schedule: datetime | None
     sources: Sources
     assignees: list[ObjectId]
+    follow_ups: list[FollowUp]
+    consent: dict[str, dict[str, Any]]
+    """The consent fields of the contacts it creates, by where they came from."""
 
 
 async def create_campaign(
@@ -149,6 +159,8 @@ async def create_in(
         raise _no_recipients()
 
     contact_status = input.contactStatus or DEFAULT_CONTACT_STATUS
+    for source, _, draft in sources.drafts:
+        draft.extra.update(request.consent.get(source, {}))
     contacts = await ensure_contacts(
         tenant,
         [d for _, _, d in sources.drafts],
@@ -174,6 +186,8 @@ async def create_in(
         contactStatus=contact_status,
         contactStatusOnReply=(input.contactStatusOnReply or "").strip()[:200] or None,
         isAutopilot=input.isAutopilot,
+        followUps=request.follow_ups,
+        autopilotSince=utcnow() if input.isAutopilot else None,
         segmentation=input.segmentation.model_dump(exclude_none=True)
         if input.segmentation
         else None,
@@ -189,6 +203,7 @@ async def create_in(
         messageStats=message_stats(request.template, chosen.worst, failed),
     )
     await _insert_recipients(tenant, campaign_id, chosen.contacts, request.assignees)
+    campaign.page = await positions.CAMPAIGNS.page_for_one(tenant)
     try:
         await tenant.insert(campaign)
     except ConnectionFailure:
@@ -196,6 +211,7 @@ async def create_in(
     except BaseException:
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
         raise
+    await tallies.add(tenant, tallies.CAMPAIGNS, 1)
     return CreatedCampaign(campaign=campaign, contact_ids=[str(r.id) for r in chosen.contacts])
 
 
@@ -218,6 +234,7 @@ async def _check_request(
     errors: list[FieldError] = []
     name = check_name(input.name, errors)
     template = check_template(input.message, errors)
+    follow_ups = check_follow_ups(input.followUps, errors)
 
     if input.type.strip().lower() != CampaignType.SMS:
         errors.append(
@@ -238,9 +255,30 @@ async def _check_request(
 
     sources = recipients.parse_sources(input, settings, errors)
     assignees = await _check_assignees(tenant, input, errors)
+    consent = _consent(input, errors)
     if errors or template is None:
         raise InvalidInput("Campaign input is invalid", errors)
-    return _Request(name, template, status, schedule, sources, assignees)
+    return _Request(name, template, status, schedule, sources, assignees, follow_ups, consent)
+
+
+CONSENT_DEFAULTS = {"newContacts": ConsentSource.MANUAL, "rawCsvData": ConsentSource.IMPORT}
+"""The consent source of the contacts a campaign creates when the caller names none: typed
+by the rep, or from a list."""
+
+
+def _consent(input: CreateCampaignInput, errors: list[FieldError]) -> dict[str, dict[str, Any]]:
+    """Returns the consent fields of new contacts, by the part of the input they came from."""
+    now = utcnow()
+    given = consent_fields(input.consent, default=None, now=now, at=("consent",), errors=errors)
+    by_source: dict[str, dict[str, Any]] = {}
+    for source, default in CONSENT_DEFAULTS.items():
+        fields = {"consentSource": default, "consentAt": now, **given}
+        if fields["consentSource"] is None:
+            fields = {"consentSource": None, "consentAt": None, "consentFile": None}
+        by_source[source] = {
+            k: v.value if isinstance(v, ConsentSource) else v for k, v in fields.items()
+        }
+    return by_source
 
 
 def check_name(raw: str | None, errors: list[FieldError]) -> str:
@@ -255,16 +293,18 @@ def check_name(raw: str | None, errors: list[FieldError]) -> str:
     return name
 
 
-def check_template(raw: str | None, errors: list[FieldError]) -> Template | None:
+def check_template(
+    raw: str | None, errors: list[FieldError], path: tuple[str, ...] = ("message",)
+) -> Template | None:
     """Parses the message template; its problems go to `errors` and give None."""
     message = (raw or "").strip()
     if not message:
-        errors.append(FieldError(("message",), "REQUIRED", "Message is required"))
+        errors.append(FieldError(path, "REQUIRED", "Message is required"))
         return None
     if len(message) > MAX_TEMPLATE_CHARS:
         errors.append(
             FieldError(
-                ("message",),
+                path,
                 "MESSAGE_TOO_LONG",
                 f"Message is {len(message)} characters; a template may have "
                 f"at most {MAX_TEMPLATE_CHARS}",
@@ -274,18 +314,18 @@ def check_template(raw: str | None, errors: list[FieldError]) -> Template | None
     try:
         template = parse_template(message)
     except TemplateError as exc:
-        errors.extend(FieldError(("message",), code, text) for code, text in exc.problems)
+        errors.extend(FieldError(path, code, text) for code, text in exc.problems)
         return None
     # The shortest rendering anyone could get (fallbacks, one-letter values) must fit.
     try:
         cost = sms_cost(template.render(dict.fromkeys(template.required_fields(), "x")).text)
     except TemplateError as exc:  # a fallback alone is over the limit
-        errors.extend(FieldError(("message",), code, text) for code, text in exc.problems)
+        errors.extend(FieldError(path, code, text) for code, text in exc.problems)
         return None
     if cost.segments > recipients.MAX_SEGMENTS:
         errors.append(
             FieldError(
-                ("message",),
+                path,
                 "MESSAGE_TOO_LONG",
                 f"The message is at least {cost.segments} SMS segments "
                 f"({cost.encoding}); the limit is {recipients.MAX_SEGMENTS}",
@@ -293,6 +333,34 @@ def check_template(raw: str | None, errors: list[FieldError]) -> Template | None
         )
         return None
     return template
+
+
+def check_follow_ups(steps: Sequence[FollowUpInput], errors: list[FieldError]) -> list[FollowUp]:
+    """The follow-up steps as stored; each message is checked like the first one, with its
+    problems at `followUps.<i>.message`."""
+    if len(steps) > MAX_FOLLOW_UPS:
+        errors.append(
+            FieldError(
+                ("followUps",),
+                "TOO_MANY_FOLLOW_UPS",
+                f"{len(steps)} follow-ups; a campaign may have at most {MAX_FOLLOW_UPS}",
+            )
+        )
+        return []
+    out: list[FollowUp] = []
+    for i, step in enumerate(steps):
+        if not 1 <= step.delayMinutes <= MAX_FOLLOW_UP_DELAY_MINUTES:
+            errors.append(
+                FieldError(
+                    ("followUps", str(i), "delayMinutes"),
+                    "INVALID_DELAY",
+                    f"delayMinutes must be 1-{MAX_FOLLOW_UP_DELAY_MINUTES} (30 days)",
+                )
+            )
+        template = check_template(step.message, errors, ("followUps", str(i), "message"))
+        if template is not None:
+            out.append(FollowUp(delayMinutes=step.delayMinutes, message=template.text))
+    return out
 
 
 def _initial_status(

@@ -23,6 +23,7 @@ from services.campaigns import recipients
 from services.campaigns.creation import (
     MAX_FAILED_DETAILS,
     CreatedCampaign,
+    check_follow_ups,
     check_name,
     check_template,
     create_in,
@@ -32,7 +33,7 @@ from services.campaigns.lifecycle import EDITABLE
 from services.campaigns.templates import Template, parse_template
 from services.contacts.records import ContactRef, contacts_by_ids
 from services.dates import parse_send_time
-from services.inputs import MAX_NAME, CreateCampaignInput, UpdateCampaignInput
+from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput, UpdateCampaignInput
 from services.storage.history import Planned, change
 from services.storage.tenancy import Tenant
 
@@ -78,15 +79,23 @@ async def update_campaign(
             if name == "isAutopilot" and value is None:
                 errors.append(FieldError((name,), "REQUIRED", "isAutopilot is true or false"))
             fields[name] = value
+    if "followUps" in given:
+        steps = check_follow_ups(input.followUps or [], errors)
+        fields["followUps"] = [step.model_dump() for step in steps]
     if errors:
         raise InvalidInput("Invalid campaign update", errors)
 
     failed: list[FailedDetail] = []
+    # Autopilot alone may be switched while the campaign sends: it starts or stops steps.
+    switch_only = given <= {"isAutopilot"}
 
     async def plan(campaign: Campaign) -> Planned:
-        if campaign.status not in EDITABLE:
+        allowed = EDITABLE | {CampaignStatus.SENDING} if switch_only else EDITABLE
+        if campaign.status not in allowed:
             raise InvalidTransition("update", campaign.status.value)
         applied = dict(fields)
+        if fields.get("isAutopilot") and not campaign.isAutopilot:
+            applied["autopilotSince"] = Tenant.now()  # steps count their delay from now on
         if schedule_given:
             if when is None and campaign.status is CampaignStatus.SCHEDULED:
                 message = "A scheduled campaign needs a date; pause or cancel it instead"
@@ -131,6 +140,10 @@ async def duplicate_campaign(
         contactStatus=source.contactStatus,
         contactStatusOnReply=source.contactStatusOnReply,
         isAutopilot=source.isAutopilot,
+        followUps=[
+            FollowUpInput(delayMinutes=step.delayMinutes, message=step.message)
+            for step in source.followUps
+        ],
         status=CampaignStatus.DRAFT.value,
     )
     return await create_in(tenant, input, settings, PydanticObjectId())

@@ -20,7 +20,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from core.errors import NotFound
-from models import Campaign, Contact, Recipient, Reply
+from models import Campaign, Contact, Recipient, Reply, StepSend
 from models.recipient import RecipientStatus
 from services.storage import history
 from services.storage.history import Planned
@@ -46,17 +46,30 @@ async def attribute(
         {"campaignId": 1, "sentAt": 1, "status": 1, "sender": 1, "replied": 1},
     ).to_list()
     since = at - window
-    candidates = [
-        row
-        for row in rows
-        if row.get("status") == RecipientStatus.SENT
-        and row.get("sentAt") is not None
-        and since <= row["sentAt"] <= at
-        and row.get("sender") in (None, sender)
-    ]
+    # A follow-up step is a later message of the same recipient: the window counts from the
+    # last one sent (one equality read of the contact's step records).
+    steps = await tenant.raw_find(
+        StepSend,
+        {"contactId": contact_id},
+        {"recipientId": 1, "step": 1, "status": 1, "sentAt": 1, "sender": 1},
+    ).to_list()
+    last: dict[ObjectId, tuple[datetime, int]] = {}
+    for row in rows:
+        went: datetime | None = row.get("sentAt")
+        if went is None or went > at or row.get("status") != RecipientStatus.SENT:
+            continue
+        if row.get("sender") in (None, sender):
+            last[row["_id"]] = (went, 0)
+    for step in steps:
+        went = step.get("sentAt")
+        if step.get("status") != "sent" or went is None or went > at:
+            continue
+        if step.get("sender") in (None, sender) and step["recipientId"] in last:
+            last[step["recipientId"]] = max(last[step["recipientId"]], (went, int(step["step"])))
+    candidates = [row for row in rows if row["_id"] in last and last[row["_id"]][0] >= since]
     if not candidates:
         return None
-    latest = max(candidates, key=lambda row: (row["sentAt"], row["_id"]))
+    latest = max(candidates, key=lambda row: (last[row["_id"]], row["_id"]))
     campaign_id: ObjectId = latest["campaignId"]
     reply = Reply(
         id=f"{campaign_id}:{contact_id}",
@@ -66,6 +79,7 @@ async def attribute(
         recipientId=latest["_id"],
         messageId=message_id,
         repliedAt=at,
+        step=last[latest["_id"]][1],
     )
     first = True
     try:

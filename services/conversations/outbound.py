@@ -35,7 +35,7 @@ from models.recipient import DELIVERY_RANK
 from services.campaigns.templates import TemplateError, parse_template
 from services.conversations import activity, routing
 from services.conversations.threads import ThreadMessage
-from services.organizations.senders import list_senders
+from services.organizations.senders import contact_senders, list_senders
 from services.organizations.settings import OrganizationSettings, send_window
 from services.sending.config import DispatchConfig
 from services.sending.delivery import TWILIO_STATUSES
@@ -86,7 +86,7 @@ async def send_message(
     if contact.optedOut:
         message = "This contact opted out; it cannot be messaged until it opts back in"
         raise Conflict(message, [FieldError(("contactId",), "OPTED_OUT", message)])
-    sender = await _sender(tenant, settings)
+    sender = await _sender(tenant, settings, contact_id)
     planned = {"messageId": str(ObjectId())}
 
     async def work(plan: dict[str, Any], resumed: bool) -> object:
@@ -264,11 +264,12 @@ def _render(body: str, contact: Contact) -> str:
     return rendered.text
 
 
-async def _sender(tenant: Tenant, settings: Settings) -> str | None:
-    """The organization's first sender, else the deployment's; refused when neither exists."""
-    own = await list_senders(tenant)
+async def _sender(tenant: Tenant, settings: Settings, contact_id: ObjectId) -> str | None:
+    """The contact's sender (the one its campaigns came from), else the deployment's; refused
+    when neither exists."""
+    own = [entry.key for entry in await list_senders(tenant)]
     if own:
-        return own[0].key
+        return (await contact_senders(tenant, own, [contact_id]))[contact_id]
     shared = routing.shared_sender(settings)
     if shared is None and settings.dispatch_provider == "twilio":
         message = "Your organization has no sender; an admin adds one in the settings"

@@ -26,6 +26,8 @@ from services.storage.tenancy import Tenant
 ADMIN = "admin"
 ATTRIBUTION_DAYS = 7
 MAX_ATTRIBUTION_DAYS = 90
+DEFAULT_FREQUENCY_CAP = 3
+MAX_FREQUENCY_CAP = 50
 MAX_HELP_TEXT = 320
 """Two SMS segments of GSM-7."""
 
@@ -41,6 +43,8 @@ class OrganizationSettings:
     """A reply counts for a campaign that messaged the contact at most this many days before."""
     inboundContactStatus: str = DEFAULT_CONTACT_STATUS
     """The stage of a contact created because it texted first."""
+    frequencyCap: int = DEFAULT_FREQUENCY_CAP
+    """Campaign messages per contact per rolling 24 hours, all campaigns together (0: none)."""
 
 
 def defaults_from(settings: Settings) -> OrganizationSettings:
@@ -49,6 +53,7 @@ def defaults_from(settings: Settings) -> OrganizationSettings:
         sendWindowStart=settings.send_window_start,
         sendWindowEnd=settings.send_window_end,
         timezone=settings.default_timezone,
+        frequencyCap=settings.frequency_cap_per_day,
     )
 
 
@@ -67,7 +72,13 @@ async def organization_settings(
             stored.get("attributionWindowDays") or defaults.attributionWindowDays
         ),
         inboundContactStatus=stored.get("inboundContactStatus") or defaults.inboundContactStatus,
+        frequencyCap=_cap(stored, defaults),
     )
+
+
+def _cap(stored: dict[str, Any], defaults: OrganizationSettings) -> int:
+    own = stored.get("frequencyCap")
+    return int(own) if isinstance(own, int) else defaults.frequencyCap
 
 
 async def send_window(tenant: Tenant, defaults: OrganizationSettings) -> SendWindow:
@@ -87,6 +98,8 @@ class SendingRules:
     rate_per_second: int | None
     """Messages the organization may start per second across all dispatchers (None: no
     limit)."""
+    frequency_cap: int | None = None
+    """Campaign messages per contact per rolling 24 hours (None: no cap of its own)."""
 
 
 async def sending_rules(
@@ -101,7 +114,7 @@ async def sending_rules(
     window = SendWindow(start, end, stored.get("timezone") or defaults.timezone)
     own = stored.get(RATE_FIELD)
     rate = int(own) if isinstance(own, int) and own > 0 else default_rate
-    return SendingRules(window, rate)
+    return SendingRules(window, rate, _cap(stored, defaults) or None)
 
 
 RATE_FIELD = "ratePerSecond"
@@ -215,6 +228,11 @@ def _reply_settings(
             message = f"Between 1 and {MAX_ATTRIBUTION_DAYS} days"
             errors.append(FieldError(("attributionWindowDays",), "OUT_OF_RANGE", message))
         sent["attributionWindowDays"] = days
+    if data.frequencyCap is not None:
+        if not 0 <= data.frequencyCap <= MAX_FREQUENCY_CAP:
+            message = f"Between 0 (no cap) and {MAX_FREQUENCY_CAP} messages a day"
+            errors.append(FieldError(("frequencyCap",), "OUT_OF_RANGE", message))
+        sent["frequencyCap"] = data.frequencyCap
     if data.inboundContactStatus is not None and data.inboundContactStatus.strip():
         sent["inboundContactStatus"] = data.inboundContactStatus.strip()[:200]
     return errors

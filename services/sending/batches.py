@@ -26,7 +26,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -39,14 +39,16 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from models import BatchCounts, Campaign, Contact, Recipient
+from models import BatchCounts, Campaign, Recipient
 from models.campaign import CampaignStatus
 from models.recipient import RecipientStatus
 from services.campaigns.templates import Template, TemplateError, parse_template
+from services.contacts.records import contacts_of_rows
 from services.organizations.quiet_hours import SendWindow
-from services.organizations.senders import list_senders
+from services.organizations.senders import contact_senders, list_senders
 from services.sending import delivery, metrics
 from services.sending.config import DispatchConfig
+from services.sending.frequency import FrequencyCap, cap_for
 from services.sending.leases import Claim, Leases
 from services.sending.provider import UNSUBSCRIBED, Provider, SendError
 from services.sending.rate_slots import Grant
@@ -57,11 +59,9 @@ logger = logging.getLogger(__name__)
 R = RecipientStatus
 
 CONTACT_FIELDS = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
-FINISHED = {None, CampaignStatus.COMPLETED.value, CampaignStatus.CANCELLED.value}
-"""A campaign in these states (None: deleted) never sends again."""
-PAGE_READ_MIN = 10
-"""A contact page (up to 100 contacts) is read whole when at least this many of a batch's
-recipients are on it; fewer are looked up by id."""
+FINISHED = {None, CampaignStatus.CANCELLED.value}
+"""A campaign in these states (None: deleted) never sends again (a completed one may: failed
+messages are retried)."""
 
 
 class BatchResult(Enum):
@@ -82,6 +82,56 @@ class BatchEnd:
     at: datetime | None = None
     rows: list[dict[str, Any]] | None = None
     """Rate-limited: the batch's recipients as this turn left them (see `BatchSender.send`)."""
+    sent: int = 0
+    """Messages handed to the provider in this turn."""
+    zones: tuple[str, ...] = ()
+    """Waiting: the time zones whose windows are shut."""
+
+
+CAPPED = ("", None)
+"""`Waiting`'s key for recipients held by the frequency cap rather than a window."""
+
+
+@dataclass
+class Waiting:
+    """Recipients of a batch waiting: for their sending window, by time zone (and US state,
+    where the state's rules hold them), or for the frequency cap (`CAPPED`)."""
+
+    zones: dict[tuple[str, str | None], tuple[int, datetime]] = field(default_factory=dict)
+
+    def add(self, where: tuple[str, str | None], opens: datetime) -> None:
+        count, until = self.zones.get(where, (0, opens))
+        self.zones[where] = (count + 1, min(until, opens))
+
+    @property
+    def next_send(self) -> datetime | None:
+        return min((until for _, until in self.zones.values()), default=None)
+
+    def labels(self) -> tuple[str, ...]:
+        return tuple(
+            "the frequency cap"
+            if (zone, state) == CAPPED
+            else f"quiet hours in {zone} ({state} rules)"
+            if state
+            else f"quiet hours in {zone}"
+            for zone, state in self.zones
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        """As stored on the batch's counts (a list of objects: FerretDB keeps no nested
+        arrays)."""
+        return [
+            {
+                "zone": zone,
+                "state": state,
+                "count": count,
+                "until": until,
+                "reason": "frequency_cap" if (zone, state) == CAPPED else "quiet_hours",
+            }
+            for (zone, state), (count, until) in sorted(
+                self.zones.items(), key=lambda item: (item[0][0], item[0][1] or "")
+            )
+        ]
 
 
 @dataclass
@@ -94,12 +144,12 @@ class Outcome:
     """The organization's sender it was handed over from (None: the deployment's)."""
 
 
-def sticky_sender(senders: Sequence[str], contact_id: ObjectId) -> str | None:
-    """The sender a contact hears from: the same one every time while the organization's list
-    stays the same (picked by the contact's id), none when the organization has none."""
-    if not senders:
-        return None
-    return senders[int(str(contact_id), 16) % len(senders)]
+def send_key(row: Mapping[str, Any]) -> str:
+    """The provider's idempotency key for a recipient's first message: its id, and for a
+    `retryFailed` resend a key of its own (the provider would answer the old one with the
+    failed message)."""
+    round = int(row.get("retryRound") or 0)
+    return f"{row['_id']}:r{round}" if round else str(row["_id"])
 
 
 class BatchSender:
@@ -110,6 +160,7 @@ class BatchSender:
         self.config = config
         self.leases = leases
         self._gate = asyncio.Semaphore(config.max_in_flight)
+        self.caps = FrequencyCap()
 
     async def send(
         self,
@@ -117,18 +168,20 @@ class BatchSender:
         window: SendWindow,
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
+        cap: int | None = None,
         rows: list[dict[str, Any]] | None = None,
     ) -> BatchEnd:
         """Sends the batch's due recipients, the first chunk under `grant` and each further one
-        under a slot from `next_grant` (a time instead of a slot ends the turn); the lease is
-        renewed meanwhile and released at the end.
+        under a slot from `next_grant` (a time instead of a slot ends the turn), each within
+        the organization's frequency `cap`; the lease is renewed meanwhile and released at the
+        end.
 
         `rows`: the batch's recipients as this dispatcher's previous turn left them, when no
         epoch came between that turn's and this claim's (only a batch's holder writes its
         recipients, so they are still exact): one read of the batch saved."""
         renewing = asyncio.create_task(self.leases.renew_forever(claim))
         try:
-            return await self._send(claim, window, grant, next_grant, rows)
+            return await self._send(claim, window, grant, next_grant, cap, rows)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -140,6 +193,7 @@ class BatchSender:
         window: SendWindow,
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
+        cap: int | None,
         known: list[dict[str, Any]] | None,
     ) -> BatchEnd:
         tenant = claim.tenant
@@ -176,20 +230,30 @@ class BatchSender:
                         error="The sender stopped while sending; not resent, as the provider "
                         "keeps no idempotency keys",
                     )
-        contacts = await self._contacts(tenant, queue)
-        senders = [entry.key for entry in await list_senders(tenant)]
+        contacts = await self.contacts_of(tenant, queue)
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         now = self.config.clock()
         ready: list[dict[str, Any]] = []
-        next_send: datetime | None = None
+        held = Waiting()
         for row in queue:
             contact = contacts.get(row["contactId"])
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
-                opens = window.next_opening(phone, now)
-                next_send = opens if next_send is None else min(next_send, opens)
+                held.add(window.held_in(phone, now), window.next_opening(phone, now))
             else:
                 ready.append(row)
+        next_send = held.next_send
+        # The sender each contact hears from, stored at its first send (only those sent now).
+        own = [entry.key for entry in await list_senders(tenant)]
+        senders = await contact_senders(
+            tenant,
+            own,
+            [
+                row["contactId"]
+                for row in ready
+                if (c := contacts.get(row["contactId"])) and not c.get("optedOut")
+            ],
+        )
         try:
             template = parse_template(message)
         except TemplateError:
@@ -207,7 +271,9 @@ class BatchSender:
             recorded.update(fresh)
             final = {row["_id"]: R(row["status"]) for row in rows}
             final.update({rid: outcome.status for rid, outcome in outcomes.items()})
-            await self._write_counts(claim, Counter(final.values()), next_send, waiting)
+            await self._write_counts(
+                claim, Counter(final.values()), next_send, waiting, held, grant.rate
+            )
 
         start = 0
         while start < len(ready):
@@ -217,7 +283,7 @@ class BatchSender:
                     limited = more  # the rest when the organization's next slot comes
                     break
                 grant = more
-                if not await self._still_sending(claim):
+                if not await self.still_sending(claim):
                     stopped = True
                     break
                 # Fencing; not before the first chunk: the lease was just inserted and is
@@ -227,15 +293,22 @@ class BatchSender:
                     return BatchEnd(BatchResult.STOPPED)
             chunk = ready[start : start + grant.size]
             start += len(chunk)
+            capped = await self.capped(claim, chunk, contacts, cap, now)
+            if capped:
+                for until in capped.values():
+                    held.add(CAPPED, until)
+                waiting += len(capped)
+                next_send = held.next_send
+                chunk = [row for row in chunk if row["_id"] not in capped]
             await self._mark_sending(claim, chunk)
             results = await asyncio.gather(
                 *(
-                    self._deliver(
+                    self.deliver(
                         tenant,
-                        row,
+                        send_key(row),
                         contacts.get(row["contactId"]),
                         template,
-                        sticky_sender(senders, row["contactId"]),
+                        senders.get(row["contactId"]),
                     )
                     for row in chunk
                 )
@@ -260,7 +333,7 @@ class BatchSender:
             return BatchEnd(BatchResult.RATE_LIMITED, limited, left)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
-            return BatchEnd(BatchResult.WAITING, next_send)
+            return BatchEnd(BatchResult.WAITING, next_send, zones=held.labels())
         await self.leases.release(claim, done=True)
         metrics.BATCHES_DONE.inc()
         return BatchEnd(BatchResult.DONE)
@@ -311,10 +384,10 @@ class BatchSender:
                 {"$set": {"status": R.SENDING.value, "leaseEpoch": claim.epoch}},
             )
 
-    async def _deliver(
+    async def deliver(
         self,
         tenant: Tenant,
-        row: Mapping[str, Any],
+        key: str,
         contact: Mapping[str, Any] | None,
         template: Template | None,
         sender: str | None,
@@ -334,7 +407,6 @@ class BatchSender:
         if rendered.missing:
             missing = ", ".join(rendered.missing)
             return Outcome(R.SKIPPED, code="MISSING_FIELDS", error=f"No value for {missing}")
-        key = str(row["_id"])
         started = time.perf_counter()
         try:
             async for attempt in AsyncRetrying(
@@ -356,39 +428,42 @@ class BatchSender:
             if exc.unknown:
                 return Outcome(R.UNKNOWN, code=exc.code, error=exc.message, sender=sender)
             if exc.code == UNSUBSCRIBED:
-                await delivery.opt_out_unsubscribed(tenant, row["contactId"])
+                await delivery.opt_out_unsubscribed(tenant, contact["_id"])
                 return Outcome(R.SKIPPED, code="OPTED_OUT", error=exc.message, sender=sender)
             return Outcome(R.FAILED, code=exc.code, error=exc.message, sender=sender)
         finally:
             metrics.SEND_SECONDS.labels(self.provider.name).observe(time.perf_counter() - started)
         return Outcome(R.SENT, message_id=message_id, sender=sender)
 
-    async def _contacts(
+    async def contacts_of(
         self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]
     ) -> dict[ObjectId, dict[str, Any]]:
-        """The queued recipients' contacts as they are now (opt-outs are read at send time).
+        """The queued recipients' contacts as they are now (opt-outs are read at send time),
+        a list page at a time where they share one (`contacts_of_rows`)."""
+        return await contacts_of_rows(tenant, queue, CONTACT_FIELDS)
 
-        Contacts created together sit on the same few list pages, and recipients keep their
-        contact's page: a batch of a campaign built from new contacts is one or two reads of a
-        page by equality. Recipients whose contacts are scattered over many pages (or that
-        predate `contactPage`) are looked up by id.
-        """
-        wanted = {row["contactId"] for row in queue}
-        pages = Counter(row.get("contactPage") for row in queue)
-        by_page = {page for page, n in pages.items() if page is not None and n >= PAGE_READ_MIN}
-        found: dict[ObjectId, dict[str, Any]] = {}
-        reads = [
-            tenant.raw_find(Contact, {"page": page}, CONTACT_FIELDS).to_list()
-            for page in sorted(by_page)
-        ]
-        for rows in await asyncio.gather(*reads):
-            found.update({row["_id"]: row for row in rows if row["_id"] in wanted})
-        rest = [row["contactId"] for row in queue if row.get("contactPage") not in by_page]
-        for row in await tenant.raw_find_in(Contact, "_id", rest, CONTACT_FIELDS):
-            found[row["_id"]] = row
-        return found
+    async def capped(
+        self,
+        claim: Claim,
+        chunk: Sequence[Mapping[str, Any]],
+        contacts: Mapping[ObjectId, Mapping[str, Any]],
+        cap: int | None,
+        now: datetime,
+    ) -> dict[ObjectId, datetime]:
+        """Takes a frequency-cap send for each recipient of the chunk about to be messaged;
+        returns those over the cap, with when they may go. A recipient a dead sender left
+        `sending` took its send already."""
+        due = []
+        caps: dict[ObjectId, int | None] = {}
+        for row in chunk:
+            contact = contacts.get(row["contactId"])
+            if contact is None or contact.get("optedOut") or row.get("status") == R.SENDING:
+                continue
+            caps[row["_id"]] = cap_for(contact.get("phoneNumber"), cap)
+            due.append(row)
+        return await self.caps.claim(claim.tenant, due, caps, now, claim.campaign_id)
 
-    async def _still_sending(self, claim: Claim) -> bool:
+    async def still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(
             Campaign, {"_id": claim.campaign_id}, {"status": 1}
         ).to_list()
@@ -400,6 +475,8 @@ class BatchSender:
         tally: Counter[RecipientStatus],
         next_send: datetime | None,
         waiting: int,
+        held: Waiting,
+        rate: int | None,
     ) -> None:
         counts = {
             "sent": tally[R.SENT],
@@ -408,6 +485,8 @@ class BatchSender:
             "unknown": tally[R.UNKNOWN],
             "nextSendAt": next_send,
             "waiting": waiting if next_send is not None else 0,
+            "waitingZones": held.rows(),
+            "rate": rate,
             "epoch": claim.epoch,
             "updatedAt": Tenant.now(),
         }

@@ -43,6 +43,8 @@ class DispatchConfig:
     )
     """Quiet hours (and their zone for numbers that span zones) of organizations that set
     none."""
+    minute_seconds: float = 60.0
+    """The length of a follow-up delay's minute (shorter only in development and tests)."""
     clock: Callable[[], datetime] = utcnow
     """What time it is (leases, due dates, quiet hours, rate slots); tests control it."""
     owner: str = field(
@@ -57,5 +59,6 @@ def config_from(settings: Settings) -> DispatchConfig:
         poll_seconds=settings.dispatch_poll_seconds,
         max_in_flight=settings.dispatch_max_in_flight,
         rate_per_second=settings.dispatch_rate_per_second or None,
+        minute_seconds=settings.follow_up_minute_seconds,
         defaults=organizations.defaults_from(settings),
     )

@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from core.errors import NotFound
-from models import DeliveryReport, Recipient
+from models import DeliveryReport, Recipient, StepSend
 from models.recipient import DELIVERY_RANK, DeliveryStatus
 from services.contacts import edits as contact_edits
 from services.storage.tenancy import Tenant
@@ -57,28 +57,43 @@ async def record_status(
     delivery = TWILIO_STATUSES.get(status.strip().lower())
     if delivery is None:
         return Outcome.IGNORED
-    if not ObjectId.is_valid(recipient_id):
+    about, _, retry = recipient_id.partition(":r")
+    if ":" in about:
+        return await _record_step_status(recipient_id, delivery, message_sid, error_code)
+    if not ObjectId.is_valid(about) or (retry and not retry.isdigit()):
         return Outcome.UNKNOWN_RECIPIENT
-    rid = ObjectId(recipient_id)
+    rid, round = ObjectId(about), int(retry or 0)
     found = await Tenant.across_organizations(
-        Recipient, {"_id": rid}, {"organizationId": 1, "providerMessageId": 1, "contactId": 1}
+        Recipient,
+        {"_id": rid},
+        {
+            "organizationId": 1,
+            "providerMessageId": 1,
+            "contactId": 1,
+            "campaignId": 1,
+            "retryRound": 1,
+        },
     )
     if not found:
         return Outcome.UNKNOWN_RECIPIENT
     row = found[0]
+    if int(row.get("retryRound") or 0) != round:
+        return Outcome.STALE  # about a message a retry has replaced (or not sent yet)
     known_sid = row.get("providerMessageId")
     if message_sid and known_sid and known_sid != message_sid:
         return Outcome.IGNORED  # about another message than the one recorded
     tenant = Tenant.for_organization(row["organizationId"])
     rank = DELIVERY_RANK[delivery]
     report = DeliveryReport(
-        id=f"{rid}:{delivery.value}",
+        id=f"{rid}:r{round}:{delivery.value}" if round else f"{rid}:{delivery.value}",
         organizationId=tenant.organization_id,
         recipientId=rid,
         status=delivery.value,
         rank=rank,
         messageSid=message_sid,
         errorCode=error_code or None,
+        campaignId=row.get("campaignId"),
+        round=round,
     )
     outcome = Outcome.APPLIED
     try:
@@ -90,8 +105,36 @@ async def record_status(
     advanced = await _advance(tenant, rid, delivery, rank, error_code)
     if outcome is Outcome.APPLIED and not advanced:
         outcome = Outcome.STALE
-    await _repair(tenant, rid)
+    await _repair(tenant, rid, round)
     return outcome
+
+
+async def _record_step_status(
+    key: str, delivery: DeliveryStatus, message_sid: str | None, error_code: str | None
+) -> Outcome:
+    """A report about a follow-up step (`"<recipient>:<step>"`, its `StepSend`'s id): moves the
+    step's delivery state forward, never back. Its record has one writer at a time otherwise
+    (the unit's holder wrote it before handing it over), and a report the conditional update
+    lost to a racing one is only a stale state until the next report."""
+    found = await Tenant.across_organizations(
+        StepSend, {"_id": key}, {"organizationId": 1, "providerMessageId": 1, "contactId": 1}
+    )
+    if not found:
+        return Outcome.UNKNOWN_RECIPIENT
+    row = found[0]
+    known_sid = row.get("providerMessageId")
+    if message_sid and known_sid and known_sid != message_sid:
+        return Outcome.IGNORED
+    tenant = Tenant.for_organization(row["organizationId"])
+    if error_code == UNSUBSCRIBED_ERROR:
+        await opt_out_unsubscribed(tenant, row["contactId"])
+    rank = DELIVERY_RANK[delivery]
+    matched = await tenant.update_many(
+        StepSend,
+        {"_id": key, "deliveryRank": {"$lt": rank}},
+        {"$set": {"deliveryStatus": delivery.value, "deliveryRank": rank}},
+    )
+    return Outcome.APPLIED if matched else Outcome.STALE
 
 
 async def _advance(
@@ -116,7 +159,7 @@ async def _advance(
     return matched > 0
 
 
-async def _repair(tenant: Tenant, rid: ObjectId) -> None:
+async def _repair(tenant: Tenant, rid: ObjectId, round: int) -> None:
     """Sets the recipient to its highest report if a racing update left it lower.
 
     On MongoDB the conditional update above is atomic and this finds nothing to do. FerretDB
@@ -124,6 +167,7 @@ async def _repair(tenant: Tenant, rid: ObjectId) -> None:
     apply, the lower one last; the reports themselves are inserts (each kept exactly once), so
     the highest is always known."""
     reports = await tenant.raw_find(DeliveryReport, {"recipientId": rid}).to_list()
+    reports = [r for r in reports if int(r.get("round") or 0) == round]
     if not reports:
         return
     best = max(reports, key=lambda r: (int(r["rank"]), r["createdAt"]))

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,9 +35,10 @@ from services.organizations.settings import sending_rules
 from services.sending import metrics
 from services.sending.batches import FINISHED, BatchResult, BatchSender
 from services.sending.config import DispatchConfig, config_from
+from services.sending.followups import CadenceSender, follow_up_history
 from services.sending.lanes import CampaignBatches, GivenBack, Lane
 from services.sending.lease_records import PURGE_EVERY, purge_campaign, purge_superseded
-from services.sending.leases import Claim, Leases
+from services.sending.leases import RETRY_UNIT, Claim, Leases
 from services.sending.provider import Provider
 from services.sending.rate_slots import Grant, RateSlots, RepMeter, slot_sizes
 from services.storage import history
@@ -60,6 +62,7 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self.leases = Leases(self.config.owner, self.config.lease_seconds, self.config.clock)
         self.sender = BatchSender(provider, self.config, self.leases)
+        self.cadence = CadenceSender(provider, self.config, self.leases)
         self.slots = RateSlots(self.config.clock, self.config.chunk)
         self._lanes: dict[ObjectId, Lane] = {}
         self._capacity = asyncio.Semaphore(self.config.max_batches)
@@ -191,30 +194,42 @@ class Dispatcher:
             campaign.busy.discard(batch)
 
     async def _take_turn(self, lane: Lane, campaign: CampaignBatches, batch: int) -> int:
-        """Reads the batch's leases, claims the batch, takes a rate slot and sends what the
-        slots of this second allow. The claim comes first so that a slot is never spent on a
-        batch another dispatcher won; without a slot the batch is given back at once, so a
-        lane that must wait holds no lease."""
+        """Reads the batch's leases, claims its current unit (the first message, or the next
+        follow-up step), takes a rate slot and sends what the slots of this second allow. The
+        claim comes first so that a slot is never spent on a unit another dispatcher won;
+        without a slot the unit is given back at once, so a lane that must wait holds no
+        lease."""
         assert lane.rules is not None
         tenant, rules = lane.tenant, lane.rules
         given_back = self._given_back(campaign, batch)
-        leases = (
-            [{"epoch": given_back.epoch, "released": True, "expiresAt": given_back.at}]
-            if given_back is not None
-            else await self.leases.read(tenant, campaign.id, batch)
-        )
-        taken = self.leases.taken(leases)
-        if taken is not None:
-            if taken.done:
+        if given_back is not None:
+            # The unit it gave back is still the batch's current one: only a claim of it could
+            # have finished it, and ours of the next epoch would then lose.
+            step = given_back.step
+            unit: list[Mapping[str, Any]] = [
+                {"epoch": given_back.epoch, "released": True, "expiresAt": given_back.at}
+            ]
+        else:
+            leases = await self.leases.read(tenant, campaign.id, batch)
+            current = Leases.current_step(leases, campaign.units(batch))
+            if current is None:
                 campaign.done.add(batch)
                 if campaign.finished():
                     await self._complete(lane, campaign)
-            elif taken.released and taken.until is not None:
+                return 0
+            step = current
+            unit = Leases.of_step(leases, step)
+        if step:
+            campaign.step_of[batch] = step
+        follow_up = 0 < step < RETRY_UNIT
+        taken = self.leases.taken(unit)
+        if taken is not None:
+            if taken.released and taken.until is not None:
                 campaign.later[batch] = taken.until
             else:
                 campaign.elsewhere.add(batch)
             return 0
-        claim = await self.leases.claim(tenant, campaign.id, batch, leases)
+        claim = await self.leases.claim(tenant, campaign.id, batch, unit, step)
         if claim is None:
             campaign.elsewhere.add(batch)  # another dispatcher won the insert
             return 0
@@ -222,26 +237,41 @@ class Dispatcher:
         if not isinstance(grant, Grant):
             await self.leases.release(claim, done=False)  # never held while waiting
             rows = given_back.rows if given_back is not None else None
-            campaign.given_back[batch] = GivenBack(claim.epoch, self.now(), rows)
+            campaign.given_back[batch] = GivenBack(claim.epoch, step, self.now(), rows)
             lane.rate_wait = grant
             return 0
 
         async def next_grant() -> Grant | datetime:
             return await self.slots.take(tenant, rules.rate_per_second)
 
-        # Our own epoch claimed next: nobody held the batch since our turn, so its recipients
-        # are as that turn left them.
-        rows = given_back.rows if given_back is not None else None
-        end = await self.sender.send(claim, rules.window, grant, next_grant, rows)
+        if follow_up:
+            end = await self.cadence.send(
+                claim, rules.window, grant, next_grant, rules.frequency_cap
+            )
+        else:
+            # Our own epoch claimed next: nobody held the batch since our turn, so its
+            # recipients are as that turn left them.
+            rows = given_back.rows if given_back is not None else None
+            end = await self.sender.send(
+                claim, rules.window, grant, next_grant, rules.frequency_cap, rows
+            )
+        if follow_up and end.sent and step not in campaign.noted:
+            campaign.noted.add(step)
+            await follow_up_history(tenant, campaign.id, step, started=True)
         if end.result is BatchResult.DONE:
-            campaign.done.add(batch)
+            campaign.unit_done(batch, step)
+            if follow_up and campaign.passed(step):
+                await follow_up_history(tenant, campaign.id, step, started=False)
             if campaign.finished():
                 await self._complete(lane, campaign)
         elif end.result is BatchResult.WAITING and end.at is not None:
             campaign.later[batch] = end.at
+            for zone in end.zones:
+                _log_hold(campaign, f"quiet hours in {zone}", end.at)
         elif end.result is BatchResult.RATE_LIMITED:
-            campaign.given_back[batch] = GivenBack(claim.epoch, self.now(), end.rows)
+            campaign.given_back[batch] = GivenBack(claim.epoch, step, self.now(), end.rows)
             lane.rate_wait = end.at
+            _log_hold(campaign, f"the organization's rate limit of {rules.rate_per_second}/s", None)
         else:  # paused, cancelled or fenced out: leave the campaign until the next look
             lane.campaigns.pop(campaign.id, None)
             self._left.add((lane.tenant.organization_id, campaign.id))
@@ -274,7 +304,15 @@ class Dispatcher:
         sending = await Tenant.across_organizations(
             Campaign,
             {"status": CampaignStatus.SENDING.value},
-            {"organizationId": 1, "nextSeq": 1, "stats.total": 1},
+            {
+                "organizationId": 1,
+                "nextSeq": 1,
+                "stats.total": 1,
+                "followUps": 1,
+                "isAutopilot": 1,
+                "retryRound": 1,
+                "retryBatches": 1,
+            },
         )
         by_org: dict[ObjectId, list[dict[str, Any]]] = {}
         for row in sending:
@@ -308,19 +346,25 @@ class Dispatcher:
             logger.exception("dispatcher: lease purge failed")
 
     async def purge_leases(self) -> None:
-        """Deletes the lease records of campaigns that left a lane finished, and once every
-        `PURGE_EVERY` the superseded epochs of those sending (`lease_records`)."""
+        """Deletes the lease records of campaigns that left a lane cancelled (or deleted), the
+        superseded epochs of those that left it completed, and once every `PURGE_EVERY` those
+        of the campaigns sending (`lease_records`)."""
         left, self._left = self._left, set()
+        now = self.now()
+        expired_before = now - 2 * timedelta(seconds=self.config.lease_seconds)
         for org, campaign_id in left:
             tenant = Tenant.for_organization(org)
             rows = await tenant.raw_find(Campaign, {"_id": campaign_id}, {"status": 1}).to_list()
-            if (rows[0].get("status") if rows else None) in FINISHED:
+            status = rows[0].get("status") if rows else None
+            if status in FINISHED:
                 await purge_campaign(tenant, campaign_id)
-        now = self.now()
+            elif status == CampaignStatus.COMPLETED.value:
+                # Its done records stay: a retry of its failed messages reads them. Every unit
+                # is done, so no claim can follow: nothing superseded needs to wait out its age.
+                await purge_superseded(tenant, campaign_id, now)
         if self._leases_purged_at is not None and now - self._leases_purged_at < PURGE_EVERY:
             return
         self._leases_purged_at = now
-        expired_before = now - 2 * timedelta(seconds=self.config.lease_seconds)
         for row in self._sending:
             tenant = Tenant.for_organization(row["organizationId"])
             await purge_superseded(tenant, row["_id"], expired_before)
@@ -344,7 +388,7 @@ class Dispatcher:
     async def claim(self, tenant: Tenant, campaign_id: ObjectId, batch: int) -> Claim | None:
         """Claims a batch by inserting the next lease epoch; None if it is done or held."""
         leases = await self.leases.read(tenant, campaign_id, batch)
-        return await self.leases.claim(tenant, campaign_id, batch, leases)
+        return await self.leases.claim(tenant, campaign_id, batch, Leases.of_step(leases, 0))
 
     async def start_due(self) -> None:
         """Moves scheduled campaigns whose date has come to `sending` (one change each: of
@@ -383,21 +427,32 @@ class Dispatcher:
             return
         batches = batch_count(campaign.nextSeq)
         done = {
-            int(row["batch"])
+            (int(row["batch"]), int(row.get("step") or 0))
             async for row in tenant.raw_find(
-                BatchLease, {"campaignId": campaign_id, "done": True}, {"batch": 1}
+                BatchLease, {"campaignId": campaign_id, "done": True}, {"batch": 1, "step": 1}
             )
         }
-        if len(done) < batches:
+        units = [
+            (batch, step) for batch in range(batches) for step in range(campaign.cadence() + 1)
+        ]
+        if campaign.retryRound:
+            retry = RETRY_UNIT + campaign.retryRound
+            units.extend((batch, retry) for batch in campaign.retryBatches)
+        if any(unit not in done for unit in units):
             return
         stats = await live_stats(tenant, campaign)
+        steps = [s.model_copy(update={"pending": 0}).model_dump() for s in campaign.followUpStats]
 
         async def plan(current: Campaign) -> Planned:
             if current.status is not CampaignStatus.SENDING:
                 return Planned("complete", {}, current.status.value, current.status.value)
             return Planned(
                 "complete",
-                {"status": CampaignStatus.COMPLETED.value, "stats": stats.model_dump()},
+                {
+                    "status": CampaignStatus.COMPLETED.value,
+                    "stats": stats.model_dump(),
+                    "followUpTotals": steps,
+                },
                 CampaignStatus.SENDING.value,
                 CampaignStatus.COMPLETED.value,
             )
@@ -406,3 +461,16 @@ class Dispatcher:
             await history.change(
                 tenant, Campaign, PydanticObjectId(campaign_id), plan, what="campaign"
             )
+
+
+def _log_hold(campaign: CampaignBatches, why: str, until: datetime | None) -> None:
+    """Says once per campaign and hold (per dispatcher) that recipients are held back."""
+    if why in campaign.logged:
+        return
+    campaign.logged.add(why)
+    logger.info(
+        "campaign %s: recipients held back by %s%s",
+        campaign.id,
+        why,
+        f" until {until:%Y-%m-%d %H:%M} UTC" if until else "",
+    )

@@ -1,5 +1,8 @@
 """An organization's share of one dispatcher: its sending campaigns in turn.
 
+A campaign's units of work are its batches, and for a campaign with follow-ups on autopilot,
+step n of each batch once step n - 1 of that batch is done (`steps` is how many steps run).
+
 A lane is memory only (what this dispatcher learnt of the campaigns' batches, so it does not ask
 the database again about a batch it knows is done or held); the database decides every claim.
 """
@@ -16,6 +19,7 @@ from bson import ObjectId
 
 from services.campaigns.stats import batch_count
 from services.organizations.settings import SendingRules
+from services.sending.leases import RETRY_UNIT
 from services.storage.tenancy import Tenant
 
 
@@ -24,6 +28,8 @@ class GivenBack:
     """A batch as this dispatcher gave it back for want of a rate slot."""
 
     epoch: int
+    step: int
+    """The unit it held (the first message, a follow-up step, a retry round)."""
     at: datetime
     rows: list[dict[str, Any]] | None
     """Its recipients as that turn left them (None: not known, read them)."""
@@ -35,13 +41,26 @@ class CampaignBatches:
 
     id: ObjectId
     batches: int
+    steps: int = 0
+    """Follow-up steps that run (0: the first message only, or autopilot is off)."""
+    retry: int = 0
+    """The retry round of failed first messages under way (0: none)."""
+    retry_batches: frozenset[int] = frozenset()
+    """The batches that round resends to."""
     done: set[int] = field(default_factory=set)
+    """Batches with every step done."""
+    step_of: dict[int, int] = field(default_factory=dict)
+    """The step a batch is at, where this dispatcher learnt it is past the first message."""
     busy: set[int] = field(default_factory=set)
     """Being sent by this dispatcher now."""
     later: dict[int, datetime] = field(default_factory=dict)
     """Given back until quiet hours end: not before then."""
     elsewhere: set[int] = field(default_factory=set)
     """Found held by another dispatcher; looked at again on the lane's next round."""
+    noted: set[int] = field(default_factory=set)
+    """Follow-up steps whose start this dispatcher saw recorded."""
+    logged: set[str] = field(default_factory=set)
+    """Holds this dispatcher logged for the campaign (each once)."""
     cursor: int = 0
     """Where the next look starts (the batch worked last, so a rate-limited batch goes on)."""
     given_back: dict[int, GivenBack] = field(default_factory=dict)
@@ -50,6 +69,39 @@ class CampaignBatches:
 
     def finished(self) -> bool:
         return len(self.done) >= self.batches
+
+    def step(self, batch: int) -> int:
+        return self.step_of.get(batch, 0)
+
+    def units(self, batch: int) -> list[int]:
+        """The batch's units in order: the first message, the follow-up steps that run, and
+        the retry round if it resends some of the batch."""
+        units = list(range(self.steps + 1))
+        if self.retry and batch in self.retry_batches:
+            units.append(RETRY_UNIT + self.retry)
+        return units
+
+    def unit_done(self, batch: int, step: int) -> None:
+        """Unit `step` of the batch is done: the batch moves to its next unit, or is done."""
+        later = [unit for unit in self.units(batch) if unit > step]
+        if not later:
+            self.done.add(batch)
+        else:
+            self.step_of[batch] = later[0]
+            self.later.pop(batch, None)
+
+    def passed(self, step: int) -> bool:
+        """Whether every batch is known to be past `step`."""
+        return all(b in self.done or self.step(b) > step for b in range(self.batches))
+
+    def set_units(self, steps: int, retry: int, retry_batches: frozenset[int]) -> None:
+        """Autopilot was switched, steps changed or a retry began: batches done under the old
+        units are looked at again (their leases say which unit they reached)."""
+        if (steps, retry, retry_batches) != (self.steps, self.retry, self.retry_batches):
+            self.steps, self.retry, self.retry_batches = steps, retry, retry_batches
+            if self.done:
+                self.done.clear()
+                self.later.clear()
 
     def next_batch(self, now: datetime) -> int | None:
         """The first batch from the cursor on that may be claimable now (None: none is)."""
@@ -83,17 +135,29 @@ class Lane:
     def update(self, rows: Sequence[Mapping[str, Any]]) -> list[ObjectId]:
         """Takes the organization's sending campaigns as just read: new ones join the rotation
         (and wake the lane), those no longer sending leave it; returns those that left."""
-        listed = {row["_id"]: batch_count(int(row.get("nextSeq") or 0)) for row in rows}
+        listed = {row["_id"]: row for row in rows}
         left = [c for c in self.campaigns if c not in listed]
         for campaign_id in left:
             del self.campaigns[campaign_id]
-        for campaign_id, batches in listed.items():
+        for campaign_id, row in listed.items():
+            batches = batch_count(int(row.get("nextSeq") or 0))
+            steps = len(row.get("followUps") or []) if row.get("isAutopilot") else 0
+            retry = int(row.get("retryRound") or 0)
+            retry_batches = frozenset(int(b) for b in row.get("retryBatches") or [])
             known = self.campaigns.get(campaign_id)
             if known is None:
-                self.campaigns[campaign_id] = CampaignBatches(campaign_id, batches)
+                known = self.campaigns[campaign_id] = CampaignBatches(campaign_id, batches)
+                known.set_units(steps, retry, retry_batches)
                 self.wake.set()
             else:
                 known.batches = batches
+                if (steps, retry, retry_batches) != (
+                    known.steps,
+                    known.retry,
+                    known.retry_batches,
+                ):
+                    known.set_units(steps, retry, retry_batches)
+                    self.wake.set()
         return left
 
     def new_round(self) -> None:

@@ -10,18 +10,20 @@ serves:
   what was read at most a lease ago, so it can never re-insert a purged epoch number and
   believe it holds the batch. Fencing asks for *any* later epoch (`Leases.holds`), so an old
   holder still sees the latest one, which is never purged while its campaign sends.
-- **Every record of a finished campaign** (completed or cancelled), when it leaves a
-  dispatcher's lanes: nothing reads them again. A dispatcher that still claims a batch of it
-  deletes its own record on finding the campaign finished.
-
-Paused campaigns keep theirs (resuming continues from the finished batches). What was done
+- **Every record of a cancelled (or deleted) campaign**, when it leaves a dispatcher's lanes:
+  nothing reads them again. A dispatcher that still claims a batch of it deletes its own record
+  on finding it so. A completed campaign keeps each unit's done record (retrying its failed
+  messages reads them; one per batch and unit, not one per turn), and a paused one keeps its
+  latest (resuming continues from the finished units); their superseded epochs go. What was done
 stays elsewhere: a batch's last epoch is on its counts (`BatchCounts.epoch`) and on its
 recipients (`leaseEpoch`), which are not purged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from bson import ObjectId
 
@@ -33,26 +35,38 @@ PURGE_EVERY = timedelta(seconds=60)
 
 
 async def purge_superseded(tenant: Tenant, campaign_id: ObjectId, expired_before: datetime) -> int:
-    """Deletes the campaign's lease records that a later epoch of their batch replaced and
-    that expired before `expired_before`; returns how many.
+    """Deletes the campaign's lease records that a later epoch of their unit (a batch's first
+    message, follow-up step or retry round) replaced and that expired before `expired_before`;
+    returns how many. A unit's done record is never deleted.
 
-    One read of the campaign's records, then one delete per batch with some to purge, of the
-    epochs below the first one that must stay (a range the batch's index serves)."""
+    One read of the campaign's records, then one delete per unit with some to purge, of the
+    epochs below the first one that must stay (a range the unit's index serves)."""
     rows = await tenant.raw_find(
-        BatchLease, {"campaignId": campaign_id}, {"batch": 1, "epoch": 1, "expiresAt": 1}
+        BatchLease,
+        {"campaignId": campaign_id},
+        {"batch": 1, "step": 1, "epoch": 1, "expiresAt": 1, "done": 1},
     ).to_list()
-    by_batch: dict[int, list[tuple[int, datetime]]] = {}
+    by_unit: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
     for row in rows:
-        by_batch.setdefault(int(row["batch"]), []).append((int(row["epoch"]), row["expiresAt"]))
+        by_unit.setdefault((int(row["batch"]), int(row.get("step") or 0)), []).append(row)
     deleted = 0
-    for batch, leases in by_batch.items():
-        latest = max(epoch for epoch, _ in leases)
-        young = [epoch for epoch, expires in leases if expires >= expired_before]
-        keep_from = min([latest, *young])
-        if any(epoch < keep_from for epoch, _ in leases):
+    for (batch, step), leases in by_unit.items():
+        epochs = [int(row["epoch"]) for row in leases]
+        stay = [
+            int(row["epoch"])
+            for row in leases
+            if row.get("done") or row["expiresAt"] >= expired_before
+        ]
+        keep_from = min([max(epochs), *stay])
+        if min(epochs) < keep_from:
             deleted += await tenant.delete_many(
                 BatchLease,
-                {"campaignId": campaign_id, "batch": batch, "epoch": {"$lt": keep_from}},
+                {
+                    "campaignId": campaign_id,
+                    "batch": batch,
+                    "step": step,
+                    "epoch": {"$lt": keep_from},
+                },
             )
     return deleted
 

@@ -1,10 +1,12 @@
 """Batch leases: claiming a batch, keeping it, giving it back, and noticing a newer holder.
 
 A batch (`seq // 100`, assigned at creation, so found by equality) is claimed by inserting
-`BatchLease` `"<campaign>:<batch>:<epoch>"`. The unique primary key lets exactly one claimer win
-each epoch, on FerretDB too, where a conditional update can have several winners. An expired
-lease is taken over by inserting the next epoch; a holder that sees a later epoch stops
-(fencing). The holder renews its lease while it works, and only the holder writes to it.
+`BatchLease` `"<campaign>:<batch>:<epoch>"`; follow-up step n of it is a unit of its own,
+claimed as `"<campaign>:<batch>:s<n>:<epoch>"` once step n - 1 of the batch is done. The
+unique primary key lets exactly one claimer win each epoch, on FerretDB too, where a
+conditional update can have several winners. An expired lease is taken over by inserting the
+next epoch; a holder that sees a later epoch stops (fencing). The holder
+renews its lease while it works, and only the holder writes to it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Claim:
     batch: int
     epoch: int
     takeover: bool
+    step: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,24 @@ class Leases:
         self.takeovers = 0
 
     async def read(self, tenant: Tenant, campaign_id: ObjectId, batch: int) -> list[dict[str, Any]]:
-        """The batch's lease documents (an equality read of a few rows)."""
+        """The batch's lease documents, of every step (an equality read of a few rows)."""
         return await tenant.raw_find(
             BatchLease, {"campaignId": campaign_id, "batch": batch}
         ).to_list()
 
+    @staticmethod
+    def of_step(leases: Sequence[Mapping[str, Any]], step: int) -> list[Mapping[str, Any]]:
+        return [row for row in leases if int(row.get("step") or 0) == step]
+
+    @staticmethod
+    def current_step(leases: Sequence[Mapping[str, Any]], units: Sequence[int]) -> int | None:
+        """The first of the batch's `units` (steps, in order) not done yet; None when all are."""
+        done = {int(row.get("step") or 0) for row in leases if row.get("done")}
+        return next((step for step in units if step not in done), None)
+
     def taken(self, leases: Sequence[Mapping[str, Any]]) -> Taken | None:
-        """Why the batch these leases belong to cannot be claimed now (None: it can)."""
+        """Why the unit these leases (of one step) belong to cannot be claimed now (None: it
+        can)."""
         if any(row.get("done") for row in leases):
             return Taken(done=True)
         latest = max(leases, key=lambda row: int(row["epoch"]), default=None)
@@ -81,22 +95,24 @@ class Leases:
         campaign_id: ObjectId,
         batch: int,
         leases: Sequence[Mapping[str, Any]],
+        step: int = 0,
     ) -> Claim | None:
         """Claims the batch by inserting the next lease epoch; None if it is done, held, or
         another dispatcher won the insert.
 
-        `leases` are the batch's lease documents, read a little earlier: stale, they can only
-        lead to a lost insert, never to a double hold."""
+        `leases` are the unit's lease documents (of `step`), read a little earlier: stale, they
+        can only lead to a lost insert, never to a double hold."""
         if self.taken(leases) is not None:
             return None
         latest = max(leases, key=lambda row: int(row["epoch"]), default=None)
         epoch = int(latest["epoch"]) + 1 if latest is not None else 0
         lease = BatchLease(
-            id=lease_id(campaign_id, batch, epoch),
+            id=lease_id(campaign_id, batch, epoch, step),
             organizationId=tenant.organization_id,
             campaignId=campaign_id,
             batch=batch,
             epoch=epoch,
+            step=step,
             owner=self.owner,
             expiresAt=self.clock() + timedelta(seconds=self.lease_seconds),
         )
@@ -113,10 +129,10 @@ class Leases:
             self.takeovers += 1
             metrics.LEASE_TAKEOVERS.inc()
             logger.info("took over %s batch %d (epoch %d)", campaign_id, batch, epoch)
-        return Claim(tenant, campaign_id, batch, epoch, takeover=takeover)
+        return Claim(tenant, campaign_id, batch, epoch, takeover=takeover, step=step)
 
     async def holds(self, claim: Claim) -> bool:
-        """Whether no later epoch of this batch exists (fencing). Any later one, not just the
+        """Whether no later epoch of this unit exists (fencing). Any later one, not just the
         next: superseded epochs are purged (`lease_records`), the latest never is."""
         later = (
             await claim.tenant.raw_find(
@@ -124,6 +140,7 @@ class Leases:
                 {
                     "campaignId": claim.campaign_id,
                     "batch": claim.batch,
+                    "step": claim.step,
                     "epoch": {"$gt": claim.epoch},
                 },
                 {"_id": 1},
@@ -136,7 +153,8 @@ class Leases:
     async def drop(self, claim: Claim) -> None:
         """Deletes the holder's own record: its campaign is finished, nothing reads it again."""
         await claim.tenant.delete_many(
-            BatchLease, {"_id": lease_id(claim.campaign_id, claim.batch, claim.epoch)}
+            BatchLease,
+            {"_id": lease_id(claim.campaign_id, claim.batch, claim.epoch, claim.step)},
         )
 
     async def release(self, claim: Claim, *, done: bool, until: datetime | None = None) -> None:
@@ -147,7 +165,7 @@ class Leases:
             fields["expiresAt"] = until or self.clock()
         await claim.tenant.update_one(
             BatchLease,
-            {"_id": lease_id(claim.campaign_id, claim.batch, claim.epoch)},
+            {"_id": lease_id(claim.campaign_id, claim.batch, claim.epoch, claim.step)},
             {"$set": fields},
         )
 
@@ -159,10 +177,19 @@ class Leases:
             expires = self.clock() + timedelta(seconds=self.lease_seconds)
             await claim.tenant.update_one(
                 BatchLease,
-                {"_id": lease_id(claim.campaign_id, claim.batch, claim.epoch)},
+                {"_id": lease_id(claim.campaign_id, claim.batch, claim.epoch, claim.step)},
                 {"$set": {"expiresAt": expires}},
             )
 
 
-def lease_id(campaign_id: ObjectId, batch: int, epoch: int) -> str:
+RETRY_UNIT = 100
+"""Unit `RETRY_UNIT + k` of a batch is retry round k of its failed first messages
+(`services.sending.failures`); units below it are the first message (0) and follow-up steps."""
+
+
+def lease_id(campaign_id: ObjectId, batch: int, epoch: int, step: int = 0) -> str:
+    if step >= RETRY_UNIT:
+        return f"{campaign_id}:{batch}:r{step - RETRY_UNIT}:{epoch}"
+    if step:
+        return f"{campaign_id}:{batch}:s{step}:{epoch}"
     return f"{campaign_id}:{batch}:{epoch}"

@@ -52,6 +52,8 @@ class Grant:
     """Permission to start `size` messages now."""
 
     size: int
+    rate: int | None = None
+    """The organization's limit it was granted under (None: unlimited), shown with a hold."""
 
 
 @dataclass(frozen=True)
@@ -135,12 +137,12 @@ class RateSlots:
             if await self._insert(tenant, second, index, plan.size(index)):
                 self._tried[org] = (second, index + 1)
                 await self._purge(tenant, second)
-                return Grant(plan.size(index))
+                return Grant(plan.size(index), rate)
         self._tried[org] = (second, -1)
         won = await self._insert_all(tenant, second, [(i, plan.size(i)) for i in last])
         if won:
             await self._purge(tenant, second)
-            return Grant(won)
+            return Grant(won, rate)
         return _start_of(second + 1)
 
     async def take_unit(self, tenant: Tenant, rate: int | None) -> datetime | None:

@@ -36,6 +36,16 @@ STALE_AFTER = timedelta(seconds=30)
 """A claim this old whose document was not written is finished by the next writer."""
 GIVE_UP_AFTER = timedelta(seconds=10)
 DUPLICATE_KEY = 11000
+RESET = {
+    "status": "pending",
+    "errorCode": None,
+    "error": None,
+    "deliveryStatus": None,
+    "deliveryRank": 0,
+    "deliveryErrorCode": None,
+    "leaseEpoch": None,
+}
+"""A recipient's sending fields as before it was first sent (a retry's reset)."""
 
 Doc = TypeVar("Doc", bound=TenantDocument)
 
@@ -54,6 +64,8 @@ class Planned:
     from_status: str | None = None
     to_status: str | None = None
     work: dict[str, Any] = field(default_factory=dict)
+    step: int | None = None
+    """The follow-up step the change is about, if any (shown in the history)."""
 
     @property
     def moves_status(self) -> bool:
@@ -108,6 +120,7 @@ async def change(
             applied=planned.applied,
             work=planned.work,
             by=_caller(tenant),
+            step=planned.step,
         )
         try:
             await tenant.insert(claim)
@@ -158,6 +171,20 @@ async def _finish(tenant: Tenant, model: type[Doc], claim: Change, now: datetime
                 raise
     if ids := work.get("deletePendingRecipients"):  # not ones a sender picked up meanwhile
         await tenant.delete_in(Recipient, "_id", ids, where={"status": "pending"})
+    for group in work.get("resetRecipients") or []:
+        # A retry: these failed recipients are pending again, under their new round; only
+        # rows still as the change found them (failed, or sent and undelivered), so redoing
+        # it after the round began changes nothing.
+        await tenant.update_many(
+            Recipient,
+            {
+                "campaignId": group["campaignId"],
+                "batch": group["batch"],
+                "_id": {"$in": group["ids"]},
+                "retryRound": {"$ne": group["round"]},
+            },
+            {"$set": {**RESET, "retryRound": group["round"]}},
+        )
     if campaign_id := work.get("deleteRecipientsOf"):
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
     update = {**claim.applied, "version": claim.version, "updatedAt": now}

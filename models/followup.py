@@ -1,0 +1,75 @@
+"""Follow-up sends: one record per recipient and step, inserted before the step goes out.
+
+`_id` is `"<recipientId>:<step>"`. Inserting it is the claim on that step for that recipient:
+the unique primary key admits one insert, so a step is handed to the provider at most once,
+and a reply that inserts the same id first (status `stopped`) keeps the step from ever going.
+Afterwards only the batch's lease holder writes to it (one writer per document).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import pymongo
+from beanie import PydanticObjectId
+from pymongo import IndexModel
+
+from models.base import TenantDocument
+
+
+class StepStatus(StrEnum):
+    SENDING = "sending"
+    """Claimed and being handed over; a later holder finding it from an older epoch knows the
+    sender died mid-send."""
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
+    STOPPED = "stopped"
+    """The contact replied or opted out before the step was claimed: it never goes."""
+
+
+class StepSend(TenantDocument):
+    """Follow-up `step` of one recipient."""
+
+    id: str | None = None  # type: ignore[assignment]
+    campaignId: PydanticObjectId
+    recipientId: PydanticObjectId
+    contactId: PydanticObjectId
+    batch: int
+    step: int
+    status: StepStatus
+    epoch: int | None = None
+    providerMessageId: str | None = None
+    sentAt: datetime | None = None
+    sender: str | None = None
+    errorCode: str | None = None
+    error: str | None = None
+    deliveryStatus: str | None = None
+    deliveryRank: int = 0
+    messageId: PydanticObjectId | None = None
+    """The message's id in the contact's thread."""
+
+    class Settings:
+        name = "follow_up_sends"
+        indexes = [
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("batch", pymongo.ASCENDING),
+                    ("step", pymongo.ASCENDING),
+                ],
+                name="org_campaign_batch_step",
+            ),
+            # A contact's thread shows its follow-ups.
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
+                name="org_contact",
+            ),
+        ]
+
+
+def step_send_id(recipient_id: object, step: int) -> str:
+    return f"{recipient_id}:{step}"

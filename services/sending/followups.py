@@ -1,0 +1,480 @@
+"""Autopilot follow-ups: step n of a batch goes to the recipients who got step n - 1 and have
+not answered, `delayMinutes` after that message.
+
+A step of a batch is a unit of work like the batch's first message (`lanes`, `leases`): it is
+claimed by a lease of its own once step n - 1 of the batch is done, and its holder sends with
+the same rate slots, quiet hours, pause and fencing checks as the first message (`batches`).
+
+- **At most once per step.** Each recipient's step is claimed by inserting `StepSend`
+  `"<recipient>:<step>"` (status `sending`) just before it is handed over; the provider's
+  idempotency key is the same id. A later holder finding it still `sending` from an older epoch
+  resends with that key only to a provider that honours keys, and otherwise records `unknown`.
+- **A reply stops what is not sent.** An inbound message inserts the same ids as `stopped` for
+  every step of the contact's running campaigns *before* the message is stored
+  (`stop_follow_ups`). Whichever insert comes first wins: a step claimed first is waited for (it
+  is being handed over), so no step goes out after the reply is stored.
+- **Found by equality.** A step's recipients are read as the batch's (`{campaignId, batch}`)
+  and their previous step's records by `{campaignId, batch, step}`: no sort, no scan that grows
+  with the organization. Who is not due yet keeps the unit's lease given back until the
+  earliest due time, as quiet hours do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import BulkWriteError
+
+from core.errors import Conflict, NotFound
+from models import BatchCounts, BatchLease, Campaign, Recipient, StepSend
+from models.campaign import CampaignStatus, FollowUp
+from models.followup import StepStatus, step_send_id
+from models.recipient import RecipientStatus
+from services.campaigns.stats import batch_count
+from services.campaigns.templates import TemplateError, parse_template
+from services.organizations.quiet_hours import SendWindow
+from services.organizations.senders import contact_senders, list_senders
+from services.sending import metrics
+from services.sending.batches import (
+    CAPPED,
+    BatchEnd,
+    BatchResult,
+    BatchSender,
+    Outcome,
+    Waiting,
+)
+from services.sending.leases import Claim
+from services.sending.rate_slots import Grant
+from services.storage import history
+from services.storage.history import LostToStatusChange, Planned
+from services.storage.tenancy import Tenant
+
+logger = logging.getLogger(__name__)
+
+S = StepStatus
+DUPLICATE_KEY = 11000
+FAILED_DELIVERY = frozenset({"undelivered", "failed"})
+"""Carrier reports that mean the previous message never arrived: no follow-up to it."""
+RUNNING = frozenset({CampaignStatus.SENDING.value, CampaignStatus.PAUSED.value})
+"""Campaigns whose follow-ups a reply stops (the others send none any more)."""
+STOP_WAIT_S = 2.0
+"""How long a reply waits for a step already being handed over (one provider call)."""
+REPLIED = "REPLIED"
+OPTED_OUT = "OPTED_OUT"
+
+CAMPAIGN_FIELDS = {"status": 1, "followUps": 1, "isAutopilot": 1, "autopilotSince": 1}
+RECIPIENT_FIELDS = {
+    "contactId": 1,
+    "contactPage": 1,
+    "status": 1,
+    "sentAt": 1,
+    "replied": 1,
+    "deliveryStatus": 1,
+}
+
+
+def _previous(row: Mapping[str, Any]) -> datetime | None:
+    """When the previous message went to this recipient, if it went and was not reported
+    failed by the carrier (None: no follow-up to it)."""
+    if row.get("status") != "sent" or row.get("deliveryStatus") in FAILED_DELIVERY:
+        return None
+    sent_at: datetime | None = row.get("sentAt")
+    return sent_at
+
+
+class CadenceSender(BatchSender):
+    """Sends claimed follow-up units (a step of a batch) through one provider."""
+
+    async def _send(
+        self,
+        claim: Claim,
+        window: SendWindow,
+        grant: Grant,
+        next_grant: Callable[[], Awaitable[Grant | datetime]],
+        cap: int | None,
+        known: list[dict[str, Any]] | None = None,
+    ) -> BatchEnd:
+        # `known` (a first-message turn's recipients) does not apply: a step reads its records.
+        tenant, step = claim.tenant, claim.step
+        found = await tenant.raw_find(
+            Campaign, {"_id": claim.campaign_id}, CAMPAIGN_FIELDS
+        ).to_list()
+        if not found:
+            await self.leases.release(claim, done=True)
+            return BatchEnd(BatchResult.STOPPED)
+        campaign = found[0]
+        steps = [FollowUp.model_validate(s) for s in campaign.get("followUps") or []]
+        if (
+            campaign.get("status") != CampaignStatus.SENDING.value
+            or not campaign.get("isAutopilot")
+            or step > len(steps)
+        ):
+            # Paused, or autopilot switched off: the unit waits, not done.
+            await self.leases.release(claim, done=False)
+            return BatchEnd(BatchResult.STOPPED)
+        follow_up = steps[step - 1]
+        delay = timedelta(seconds=follow_up.delayMinutes * self.config.minute_seconds)
+        since: datetime | None = campaign.get("autopilotSince")
+
+        rows = await tenant.raw_find(
+            Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}, RECIPIENT_FIELDS
+        ).to_list()
+        if step == 1:
+            previous = {row["_id"]: _previous(row) for row in rows}
+        else:
+            before = await self._records(claim, step - 1)
+            previous = {rid: _previous(rec) for rid, rec in before.items()}
+        mine = await self._records(claim, step)
+
+        now = self.config.clock()
+        tally = Counter[str]()
+        queue: list[dict[str, Any]] = []
+        resend: set[ObjectId] = set()
+        decided: dict[ObjectId, Outcome] = {}
+        stop_now: list[dict[str, Any]] = []
+        next_send: datetime | None = None
+        waiting = 0
+        for row in rows:
+            rid = row["_id"]
+            record = mine.get(rid)
+            if record is not None and record["status"] == S.STOPPED and previous.get(rid) is None:
+                continue  # a reply's marker for someone the step was never for
+            if record is not None:
+                status = S(record["status"])
+                if status is S.SENDING and record.get("epoch") != claim.epoch:
+                    if self.provider.honours_idempotency:
+                        queue.append(row)  # the same key: the provider answers, never twice
+                        resend.add(rid)
+                    else:
+                        decided[rid] = Outcome(
+                            RecipientStatus.UNKNOWN,
+                            code="OUTCOME_UNKNOWN",
+                            error="The sender stopped while sending; not resent, as the "
+                            "provider keeps no idempotency keys",
+                        )
+                else:
+                    tally[_counted(record)] += 1
+                continue
+            went = previous.get(rid)
+            if went is None:
+                continue  # the previous message did not go: nothing to follow up
+            if row.get("replied"):
+                stop_now.append(row)
+                continue
+            due = max(went, since or went) + delay
+            if due > now:
+                next_send = due if next_send is None else min(next_send, due)
+                waiting += 1
+                continue
+            queue.append(row)
+        if stop_now:
+            await self._insert(claim, stop_now, S.STOPPED, code=REPLIED)
+            tally["stopped"] += len(stop_now)
+
+        contacts = await self.contacts_of(tenant, queue)
+        ready: list[dict[str, Any]] = []
+        held = Waiting()
+        for row in queue:
+            contact = contacts.get(row["contactId"])
+            phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
+            if phone and not window.is_open(phone, now):
+                opens = window.next_opening(phone, now)
+                held.add(window.held_in(phone, now), opens)
+                next_send = opens if next_send is None else min(next_send, opens)
+                waiting += 1
+            else:
+                ready.append(row)
+        # A follow-up comes from the number the contact heard the campaign from.
+        own = [entry.key for entry in await list_senders(tenant)]
+        senders = await contact_senders(
+            tenant,
+            own,
+            [
+                row["contactId"]
+                for row in ready
+                if (c := contacts.get(row["contactId"])) and not c.get("optedOut")
+            ],
+        )
+        try:
+            template = parse_template(follow_up.message)
+        except TemplateError:
+            template = None
+        if decided:
+            await self._write(claim, decided)
+            for outcome in decided.values():
+                tally[outcome.status.value] += 1
+
+        sent = 0
+        stopped = False
+        limited: datetime | None = None
+        start = 0
+        while start < len(ready):
+            if start:
+                more = await next_grant()
+                if isinstance(more, datetime):
+                    limited = more
+                    break
+                grant = more
+                if not await self.still_sending(claim):
+                    stopped = True
+                    break
+                if not await self.leases.holds(claim):
+                    logger.info(
+                        "fenced out of %s batch %d step %d", claim.campaign_id, claim.batch, step
+                    )
+                    return BatchEnd(BatchResult.STOPPED, sent=sent)
+            chunk = ready[start : start + grant.size]
+            start += len(chunk)
+            capped = await self.capped(
+                claim, [r for r in chunk if r["_id"] not in resend], contacts, cap, now
+            )
+            if capped:
+                for until in capped.values():
+                    held.add(CAPPED, until)
+                    next_send = until if next_send is None else min(next_send, until)
+                waiting += len(capped)
+                chunk = [row for row in chunk if row["_id"] not in capped]
+            fresh = [row for row in chunk if row["_id"] not in resend]
+            lost = await self._insert(claim, fresh, S.SENDING)
+            if lost:
+                tally["stopped"] += len(lost)  # a reply got there first
+            chunk = [row for row in chunk if row["_id"] not in lost]
+            results = await asyncio.gather(
+                *(
+                    self.deliver(
+                        tenant,
+                        step_send_id(row["_id"], step),
+                        contacts.get(row["contactId"]),
+                        template,
+                        senders.get(row["contactId"]),
+                    )
+                    for row in chunk
+                )
+            )
+            outcomes = {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
+            await self._write(claim, outcomes)
+            for outcome in outcomes.values():
+                tally[outcome.status.value] += 1
+            sent += sum(1 for o in outcomes.values() if o.status is RecipientStatus.SENT)
+            await self._write_step_counts(claim, tally, next_send, waiting, held, grant.rate)
+        await self._write_step_counts(claim, tally, next_send, waiting, held, grant.rate)
+        if stopped:
+            await self.leases.release(claim, done=False)
+            return BatchEnd(BatchResult.STOPPED, sent=sent)
+        if limited is not None:
+            await self.leases.release(claim, done=False)
+            return BatchEnd(BatchResult.RATE_LIMITED, limited, sent=sent)
+        if next_send is not None:
+            await self.leases.release(claim, done=False, until=next_send)
+            return BatchEnd(BatchResult.WAITING, next_send, sent=sent, zones=held.labels())
+        await self.leases.release(claim, done=True)
+        metrics.BATCHES_DONE.inc()
+        return BatchEnd(BatchResult.DONE, sent=sent)
+
+    async def _records(self, claim: Claim, step: int) -> dict[ObjectId, dict[str, Any]]:
+        """The batch's records of `step`, by recipient (one equality read)."""
+        rows = await claim.tenant.raw_find(
+            StepSend, {"campaignId": claim.campaign_id, "batch": claim.batch, "step": step}
+        ).to_list()
+        return {row["recipientId"]: row for row in rows}
+
+    async def _insert(
+        self,
+        claim: Claim,
+        rows: Sequence[Mapping[str, Any]],
+        status: StepStatus,
+        *,
+        code: str | None = None,
+    ) -> set[ObjectId]:
+        """Inserts the step's records of `rows` (the claim); returns the recipients whose
+        record existed already (a reply's `stopped` came first)."""
+        documents = [
+            {
+                "_id": step_send_id(row["_id"], claim.step),
+                "campaignId": claim.campaign_id,
+                "recipientId": row["_id"],
+                "contactId": row["contactId"],
+                "batch": claim.batch,
+                "step": claim.step,
+                "status": status.value,
+                "epoch": claim.epoch,
+                "errorCode": code,
+                "deliveryRank": 0,
+                "messageId": ObjectId(),  # its id in the contact's thread
+            }
+            for row in rows
+        ]
+        try:
+            await claim.tenant.raw_insert_many(StepSend, documents, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return {documents[e["index"]]["recipientId"] for e in errors}
+        return set()
+
+    async def _write(self, claim: Claim, outcomes: Mapping[ObjectId, Outcome]) -> None:
+        written = Tenant.now()
+        updates = []
+        for rid, outcome in outcomes.items():
+            fields: dict[str, Any] = {
+                "status": outcome.status.value,
+                "epoch": claim.epoch,
+                "errorCode": outcome.code,
+                "error": outcome.error,
+                "updatedAt": written,
+            }
+            if outcome.status is RecipientStatus.SENT:
+                fields.update(providerMessageId=outcome.message_id, sentAt=written)
+            if outcome.sender is not None:
+                fields["sender"] = outcome.sender
+            updates.append((step_send_id(rid, claim.step), fields))
+        await claim.tenant.update_each(StepSend, updates)
+        for outcome in outcomes.values():
+            metrics.MESSAGES.labels(self.provider.name, outcome.status.value).inc()
+
+    async def _write_step_counts(
+        self,
+        claim: Claim,
+        tally: Counter[str],
+        next_send: datetime | None,
+        waiting: int,
+        held: Waiting,
+        rate: int | None,
+    ) -> None:
+        counts = {key: tally[key] for key in ("sent", "failed", "skipped", "unknown", "stopped")}
+        await claim.tenant.update_one(
+            BatchCounts,
+            {"_id": f"{claim.campaign_id}:{claim.batch}:s{claim.step}"},
+            {
+                "$set": {
+                    **counts,
+                    "nextSendAt": next_send,
+                    "waiting": waiting if next_send is not None else 0,
+                    "waitingZones": held.rows(),
+                    "rate": rate,
+                    "epoch": claim.epoch,
+                    "updatedAt": Tenant.now(),
+                },
+                "$setOnInsert": {
+                    "campaignId": claim.campaign_id,
+                    "batch": claim.batch,
+                    "step": claim.step,
+                    "createdAt": Tenant.now(),
+                },
+            },
+            upsert=True,
+        )
+
+
+def _counted(record: Mapping[str, Any]) -> str:
+    """The count a finished record falls into: an opt-out's stop is a skip, a reply's a stop."""
+    status = str(record.get("status"))
+    if status == S.STOPPED and record.get("errorCode") == OPTED_OUT:
+        return S.SKIPPED.value
+    return status
+
+
+async def stop_follow_ups(tenant: Tenant, contact_id: ObjectId, reason: str = REPLIED) -> int:
+    """Keeps every follow-up not yet sent to the contact, in the organization's running
+    campaigns, from ever going; returns how many steps it stopped.
+
+    Called before an inbound message is stored: a step already claimed is being handed over,
+    and is waited for (at most `STOP_WAIT_S`), so none goes out after the message is stored.
+    """
+    rows = await tenant.raw_find(
+        Recipient, {"contactId": contact_id}, {"campaignId": 1, "batch": 1}
+    ).to_list()
+    if not rows:
+        return 0
+    campaigns = await tenant.raw_find_in(
+        Campaign, "_id", [row["campaignId"] for row in rows], {"status": 1, "followUps": 1}
+    )
+    steps = {
+        row["_id"]: len(row.get("followUps") or [])
+        for row in campaigns
+        if row.get("status") in RUNNING and row.get("followUps")
+    }
+    markers = [
+        {
+            "_id": step_send_id(row["_id"], step),
+            "campaignId": row["campaignId"],
+            "recipientId": row["_id"],
+            "contactId": contact_id,
+            "batch": row["batch"],
+            "step": step,
+            "status": S.STOPPED.value,
+            "errorCode": reason,
+            "deliveryRank": 0,
+        }
+        for row in rows
+        if row["campaignId"] in steps
+        for step in range(1, steps[row["campaignId"]] + 1)
+    ]
+    if not markers:
+        return 0
+    stopped = len(markers)
+    try:
+        await tenant.raw_insert_many(StepSend, markers, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        stopped -= len(errors)
+    ids = [marker["_id"] for marker in markers]
+    deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
+    while asyncio.get_running_loop().time() < deadline:
+        in_flight = await tenant.raw_find_in(
+            StepSend, "_id", ids, {"_id": 1}, where={"status": S.SENDING.value}
+        )
+        if not in_flight:
+            break
+        ids = [row["_id"] for row in in_flight]
+        await asyncio.sleep(0.05)
+    return stopped
+
+
+async def follow_up_history(
+    tenant: Tenant, campaign_id: ObjectId, step: int, *, started: bool
+) -> None:
+    """Records that a step started (its first message went) or ended (every batch is done with
+    it) in the campaign's history, once: the numbered change decides between dispatchers."""
+    if not started:
+        batches_done = {
+            int(row["batch"])
+            async for row in tenant.raw_find(
+                BatchLease, {"campaignId": campaign_id, "done": True}, {"batch": 1, "step": 1}
+            )
+            if int(row.get("step") or 0) == step
+        }
+    else:
+        batches_done = set()
+
+    async def plan(campaign: Campaign) -> Planned:
+        if started:
+            if step in campaign.followUpsStarted:
+                return Planned("followUpStarted")
+            return Planned(
+                "followUpStarted",
+                {"followUpsStarted": [*campaign.followUpsStarted, step]},
+                step=step,
+            )
+        if (
+            step in campaign.followUpsEnded
+            or step not in campaign.followUpsStarted
+            or len(batches_done) < batch_count(campaign.nextSeq)
+        ):
+            return Planned("followUpEnded")
+        return Planned(
+            "followUpEnded", {"followUpsEnded": [*campaign.followUpsEnded, step]}, step=step
+        )
+
+    with contextlib.suppress(LostToStatusChange, NotFound, Conflict):
+        await history.change(tenant, Campaign, str(campaign_id), plan, what="campaign")

@@ -1,0 +1,440 @@
+"""Autopilot follow-ups: step n goes `delayMinutes` after step n - 1 to the recipients who got
+it and have not answered or opted out, once each, and a reply stored first always stops it.
+
+The dispatcher runs on a test clock that starts at the real time (the first message's `sentAt`
+is the database's time) and is moved forward past each step's delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from bson import ObjectId
+
+from core.clock import parse_clock
+from models import Message, Recipient, StepSend
+from services.organizations.quiet_hours import SendWindow
+from services.organizations.settings import OrganizationSettings
+from services.sending.dispatcher import Dispatcher
+from services.sending.providers import SimulatedProvider, read_ledger
+from tests.support import (
+    FAST,
+    WEBHOOK_SETTINGS,
+    Clock,
+    Org,
+    client_with,
+    contact,
+    gql,
+    ledger_keys,
+    own,
+    phones,
+    signed,
+    text,
+)
+
+NUMBER = "+14155550100"
+CADENCE = [
+    {"delayMinutes": 60, "message": "Still interested, {{firstName|there}}?"},
+    {"delayMinutes": 120, "message": "A quick reminder about your quote"},
+    {"delayMinutes": 1440, "message": "Last message from us, {{firstName|there}}"},
+]
+READ = """
+query ($id: ID!) {
+  campaign(id: $id) {
+    status isAutopilot nextSendAt
+    followUps { delayMinutes message }
+    followUpStats { step sent failed skipped replied pending }
+    stats { sent failed replied }
+    history { action step }
+  }
+}"""
+THREAD = "query ($id: ID!) { contact(id: $id) { messages { edges { node { body } } } } }"
+UPDATE = """
+mutation ($id: ID!, $input: UpdateCampaignInput!) {
+  updateCampaign(id: $id, input: $input) {
+    campaign { isAutopilot followUps { delayMinutes } }
+    userErrors { field code message }
+  }
+}"""
+
+
+@pytest.fixture
+async def hooked(mongo_uri: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_with(mongo_uri, **WEBHOOK_SETTINGS) as http:
+        http.base_url = httpx.URL("http://internal:8000")
+        yield http
+
+
+def phone(i: int) -> str:
+    return phones(1, i)[0]["phoneNumber"]
+
+
+async def read(org: Org, campaign_id: str) -> dict[str, Any]:
+    """The campaign over GraphQL; REST's follow-up fields must say the same."""
+    body = await gql(org.client, READ, {"id": campaign_id}, org.headers)
+    campaign: dict[str, Any] = body["data"]["campaign"]
+    rest = await org.campaign(campaign_id)
+    assert rest["followUps"] == campaign["followUps"]
+    assert rest["followUpStats"] == campaign["followUpStats"]
+    return campaign
+
+
+async def update(org: Org, campaign_id: str, **values: Any) -> dict[str, Any]:
+    body = await gql(org.client, UPDATE, {"id": campaign_id, "input": values}, org.headers)
+    payload: dict[str, Any] = body["data"]["updateCampaign"]
+    return payload
+
+
+def steps_sent(ledger: Path) -> Counter[int]:
+    """Messages the provider accepted per step (0: the first message)."""
+    keys = ledger_keys(ledger)
+    assert set(keys.values()) <= {1}, "a message went twice"
+    return Counter(int(key.split(":")[1]) if ":" in key else 0 for key in keys)
+
+
+async def test_a_three_step_cadence_reaches_only_who_has_not_answered(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(hooked)
+    await own(hooked, org, NUMBER)
+    campaign_id = await org.create(50, followUps=CADENCE, isAutopilot=True)
+    ledger = tmp_path / "ledger.jsonl"
+    failing = {phone(10): "permanent:30003", phone(11): "permanent:30003"}
+    clock = Clock(datetime.now(UTC))
+    dispatcher = Dispatcher(SimulatedProvider(ledger, fail=failing), replace(FAST, clock=clock))
+    await org.mutate("sendCampaignNow", campaign_id)
+
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 48}
+    campaign = await read(org, campaign_id)
+    assert campaign["status"] == "SENDING"  # the steps are still to come
+    assert campaign["followUps"] == [
+        {"delayMinutes": c["delayMinutes"], "message": c["message"]} for c in CADENCE
+    ]
+    assert campaign["followUpStats"][0] == {
+        "step": 1, "sent": 0, "failed": 0, "skipped": 0, "replied": 0, "pending": 48
+    }  # fmt: skip
+    # The next step's time is the campaign's next send.
+    next_send = datetime.fromisoformat(campaign["nextSendAt"])
+    assert timedelta(minutes=59) < next_send - clock.now < timedelta(minutes=61)
+
+    for i in range(5):  # five answer, two opt out
+        await text(hooked, frm=phone(i), to=NUMBER, body="yes, call me")
+    for i in (5, 6):
+        await text(hooked, frm=phone(i), to=NUMBER, body="STOP")
+    clock.advance(timedelta(minutes=59))
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 48}  # not before the delay
+
+    clock.advance(timedelta(minutes=2))
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 48, 1: 41}
+    messaged = {entry["to"] for entry in read_ledger(ledger) if entry["key"].endswith(":1")}
+    assert messaged.isdisjoint({phone(i) for i in range(12)} - {phone(i) for i in (7, 8, 9)})
+    first = next(e for e in read_ledger(ledger) if e["key"].endswith(":1") and e["to"] == phone(20))
+    assert first["body"] == "Still interested, P20?"
+
+    await text(hooked, frm=phone(7), to=NUMBER, body="who is this?")  # after step 1
+    await org.mutate("pauseCampaign", campaign_id)  # a pause between steps holds step 2
+    clock.advance(timedelta(minutes=121))
+    await dispatcher.tick()
+    assert steps_sent(ledger)[2] == 0
+    await org.mutate("resumeCampaign", campaign_id)
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 48, 1: 41, 2: 40}
+    stats = (await read(org, campaign_id))["followUpStats"]
+    assert stats[:2] == [
+        {"step": 1, "sent": 41, "failed": 0, "skipped": 2, "replied": 1, "pending": 0},
+        {"step": 2, "sent": 40, "failed": 0, "skipped": 0, "replied": 0, "pending": 0},
+    ]
+    assert stats[2]["pending"] == 40
+
+    clock.advance(timedelta(minutes=1441))
+    await dispatcher.tick()
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 48, 1: 41, 2: 40, 3: 40}
+    campaign = await read(org, campaign_id)
+    assert campaign["status"] == "COMPLETED"
+    assert campaign["nextSendAt"] is None
+    assert campaign["stats"] == {"sent": 48, "failed": 2, "replied": 6}  # the first message's
+    assert [s["sent"] for s in campaign["followUpStats"]] == [41, 40, 40]
+    assert [s["pending"] for s in campaign["followUpStats"]] == [0, 0, 0]
+    steps = [(h["action"], h["step"]) for h in campaign["history"] if h["step"]]
+    assert steps == [
+        ("followUpStarted", 1),
+        ("followUpEnded", 1),
+        ("followUpStarted", 2),
+        ("followUpEnded", 2),
+        ("followUpStarted", 3),
+        ("followUpEnded", 3),
+    ]
+    # The contact's thread shows the follow-ups it got, after the first message.
+    found = await contact(org, phone(20))
+    assert found is not None
+    body = await gql(hooked, THREAD, {"id": str(found["_id"])}, org.headers)
+    bodies = [e["node"]["body"] for e in body["data"]["contact"]["messages"]["edges"]]
+    assert bodies == [
+        "Last message from us, P20",
+        "A quick reminder about your quote",
+        "Still interested, P20?",
+        "Hi P20",
+    ]
+
+
+async def test_autopilot_off_stops_the_steps_and_on_again_restarts_the_delay(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(client)
+    ledger = tmp_path / "ledger.jsonl"
+    clock = Clock(datetime.now(UTC))
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock))
+    one_step = [{"delayMinutes": 60, "message": "And again"}]
+
+    # Switched off while sending: the campaign ends with its first messages.
+    stopped = await org.create(5, followUps=one_step, isAutopilot=True)
+    await org.mutate("sendCampaignNow", stopped)
+    await dispatcher.tick()
+    assert (await update(org, stopped, isAutopilot=False))["userErrors"] == []
+    clock.advance(timedelta(minutes=61))
+    await dispatcher.tick()
+    campaign = await read(org, stopped)
+    assert campaign["status"] == "COMPLETED"
+    assert campaign["followUpStats"] == [
+        {"step": 1, "sent": 0, "failed": 0, "skipped": 0, "replied": 0, "pending": 0}
+    ]
+    assert steps_sent(ledger) == {0: 5}
+    # Other fields stay closed while sending.
+    refused = await update(org, stopped, name="Renamed")
+    assert [e["code"] for e in refused["userErrors"]] == ["INVALID_TRANSITION"]
+
+    # Off and on again while paused: the delay counts from when it came back on, so steps
+    # overdue by hours do not go out in a burst.
+    resumed = await org.create(5, start=100, followUps=one_step, isAutopilot=True)
+    await org.mutate("sendCampaignNow", resumed)
+    clock.now = datetime.now(UTC)
+    await dispatcher.tick()
+    tenant = org.tenant()
+    rows = await tenant.raw_find(Recipient, {"campaignId": ObjectId(resumed)}).to_list()
+    hours_ago = [(r["_id"], {"sentAt": r["sentAt"] - timedelta(hours=3)}) for r in rows]
+    await tenant.update_each(Recipient, hours_ago)  # as if sent three hours ago
+    await org.mutate("pauseCampaign", resumed)
+    assert (await update(org, resumed, isAutopilot=False))["userErrors"] == []
+    assert (await update(org, resumed, isAutopilot=True))["userErrors"] == []
+    await org.mutate("resumeCampaign", resumed)
+    clock.now = datetime.now(UTC)
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 10}
+    clock.advance(timedelta(minutes=61))
+    await dispatcher.tick()
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 10, 1: 5}
+    assert (await read(org, resumed))["status"] == "COMPLETED"
+
+
+async def test_a_step_due_in_quiet_hours_waits_for_the_window(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    local = now.astimezone(ZoneInfo("America/New_York"))
+    start = f"{local.hour:02d}:00"
+    end = "24:00" if local.hour == 23 else f"{local.hour + 1:02d}:00"
+    hours = OrganizationSettings(start, end, "America/New_York")
+    org = Org(client)
+    ledger = tmp_path / "ledger.jsonl"
+    clock = Clock(now)
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock, defaults=hours))
+    campaign_id = await org.create(
+        3, followUps=[{"delayMinutes": 61, "message": "Again"}], isAutopilot=True
+    )
+    await org.mutate("sendCampaignNow", campaign_id)
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 3}
+    clock.advance(timedelta(minutes=62))  # due, but the window has closed
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 3}
+    opens = datetime.fromisoformat((await read(org, campaign_id))["nextSendAt"])
+    assert opens - now > timedelta(hours=22)
+    window = SendWindow(*_hours(start, end), "America/New_York")
+    assert opens == window.next_opening(phone(0), clock.now)
+    clock.now = opens
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 3, 1: 3}
+
+
+def _hours(start: str, end: str) -> tuple[Any, Any]:
+    opens, closes = parse_clock(start), parse_clock(end, end=True)
+    assert opens is not None and closes is not None
+    return opens, closes
+
+
+class Timed(SimulatedProvider):
+    """Notes when each message was accepted."""
+
+    accepted: dict[str, datetime]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.accepted = {}
+
+    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
+        message_id = await super().send(to, body, key, sender)
+        self.accepted.setdefault(key, datetime.now(UTC))
+        return message_id
+
+
+async def test_a_reply_stored_first_always_stops_the_step(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Twenty replies race the step's send, each at a random moment: any step that went was
+    handed to the provider before its contact's reply was stored, never after."""
+    org = Org(hooked)
+    await own(hooked, org, NUMBER)
+    campaign_id = await org.create(
+        20, followUps=[{"delayMinutes": 1, "message": "Again"}], isAutopilot=True
+    )
+    ledger = tmp_path / "ledger.jsonl"
+    clock = Clock(datetime.now(UTC))
+    provider = Timed(ledger, latency_s=0.02)
+    dispatcher = Dispatcher(provider, replace(FAST, clock=clock))
+    await org.mutate("sendCampaignNow", campaign_id)
+    await dispatcher.tick()
+    clock.advance(timedelta(minutes=2))
+
+    async def reply(i: int) -> None:
+        await asyncio.sleep(random.uniform(0, 0.15))
+        await text(hooked, frm=phone(i), to=NUMBER, body=f"reply {i}")
+
+    await asyncio.gather(dispatcher.tick(), *(reply(i) for i in range(20)))
+    await dispatcher.tick()
+    to = {e["key"]: e["to"] for e in read_ledger(ledger)}
+    went = {to[key]: at for key, at in provider.accepted.items() if ":" in key}
+    stored = await org.tenant().raw_find(Message, {"direction": "inbound"}).to_list()
+    assert len(stored) == 20
+    for message in stored:
+        handed = went.get(message["fromNumber"])
+        if handed is not None:
+            assert handed <= message["createdAt"].replace(tzinfo=UTC), "sent after the reply"
+    outcomes = Counter(
+        row["status"]
+        for row in await org.tenant()
+        .raw_find(StepSend, {"campaignId": ObjectId(campaign_id)})
+        .to_list()
+    )
+    assert outcomes["sent"] == len(went)
+    assert outcomes["sent"] + outcomes["stopped"] == 20
+    assert (await org.campaign(campaign_id))["status"] == "completed"
+
+
+async def test_follow_ups_are_the_organizations_own(client: httpx.AsyncClient) -> None:
+    org, other = Org(client), Org(client)
+    campaign_id = await org.create(2, followUps=CADENCE[:1], isAutopilot=True)
+    body = await gql(client, READ, {"id": campaign_id}, other.headers)
+    assert body["data"]["campaign"] is None
+    refused = await gql(
+        client, UPDATE, {"id": campaign_id, "input": {"followUps": []}}, other.headers
+    )
+    assert [e["code"] for e in refused["data"]["updateCampaign"]["userErrors"]] == ["NOT_FOUND"]
+    answer = await client.get(f"/api/campaigns/{campaign_id}", headers=other.headers)
+    assert answer.status_code == 404
+    # The owner changes its steps while it is a draft, checked like creation's.
+    changed = await update(
+        org,
+        campaign_id,
+        followUps=[{"delayMinutes": 30, "message": "Hi"}, {"delayMinutes": 0, "message": "{{x}}"}],
+    )
+    assert {(tuple(e["field"]), e["code"]) for e in changed["userErrors"]} == {
+        (("input", "followUps", "1", "delayMinutes"), "INVALID_DELAY"),
+        (("input", "followUps", "1", "message"), "UNKNOWN_PLACEHOLDER"),
+    }
+    changed = await update(org, campaign_id, followUps=[{"delayMinutes": 30, "message": "Hi"}])
+    assert changed == {
+        "campaign": {"isAutopilot": True, "followUps": [{"delayMinutes": 30}]},
+        "userErrors": [],
+    }
+
+
+async def test_carrier_reports_reach_steps_and_an_undelivered_step_ends_the_cadence(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(hooked)
+    two_steps = [{"delayMinutes": 1, "message": "One"}, {"delayMinutes": 30, "message": "Two"}]
+    campaign_id = await org.create(3, followUps=two_steps, isAutopilot=True)
+    ledger = tmp_path / "ledger.jsonl"
+    clock = Clock(datetime.now(UTC))
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock))
+    await org.mutate("sendCampaignNow", campaign_id)
+    await dispatcher.tick()
+    clock.advance(timedelta(minutes=2))
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 3, 1: 3}
+    rows = await org.tenant().raw_find(StepSend, {"campaignId": ObjectId(campaign_id)}).to_list()
+    first, second = sorted(rows, key=lambda row: row["_id"])[:2]
+
+    async def report(row: dict[str, Any], status: str, sid: str | None = None) -> None:
+        path = f"/webhooks/twilio/status?recipient={row['_id']}"
+        form = {
+            "MessageSid": sid or row["providerMessageId"],
+            "MessageStatus": status,
+            "AccountSid": "AC" + "0" * 32,
+        }
+        answer = await hooked.post(path, data=form, headers=signed(path, form))
+        assert answer.status_code == 204, answer.text
+
+    await report(first, "undelivered")
+    await report(first, "sent")  # late: never back
+    await report(second, "delivered")
+    await report(second, "failed", sid="SM" + "f" * 32)  # about another message: ignored
+    states = {
+        row["_id"]: row.get("deliveryStatus")
+        for row in await org.tenant()
+        .raw_find(StepSend, {"_id": {"$in": [first["_id"], second["_id"]]}})
+        .to_list()
+    }
+    assert states == {first["_id"]: "undelivered", second["_id"]: "delivered"}
+
+    clock.advance(timedelta(minutes=31))
+    await dispatcher.tick()
+    await dispatcher.tick()
+    keys = ledger_keys(ledger)
+    assert f"{first['recipientId']}:2" not in keys  # step 1 never arrived: no step 2 to it
+    assert steps_sent(ledger) == {0: 3, 1: 3, 2: 2}
+    assert (await org.campaign(campaign_id))["status"] == "completed"
+
+
+async def test_a_reply_counts_from_the_last_step_sent(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The attribution window counts from the last message the contact got: a reply a week
+    after the first message but a day after a follow-up is that follow-up's."""
+    org = Org(hooked)
+    await own(hooked, org, NUMBER)
+    campaign_id = await org.create(1, followUps=CADENCE[:1], isAutopilot=True)
+    clock = Clock(datetime.now(UTC))
+    dispatcher = Dispatcher(SimulatedProvider(tmp_path / "l.jsonl"), replace(FAST, clock=clock))
+    await org.mutate("sendCampaignNow", campaign_id)
+    await dispatcher.tick()
+    clock.advance(timedelta(minutes=61))
+    await dispatcher.tick()
+    tenant = org.tenant()
+    [row] = await tenant.raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+    [step] = await tenant.raw_find(StepSend, {"recipientId": row["_id"]}).to_list()
+    await tenant.update_each(
+        Recipient, [(row["_id"], {"sentAt": row["sentAt"] - timedelta(days=30)})]
+    )
+    await tenant.update_each(
+        StepSend, [(step["_id"], {"sentAt": step["sentAt"] - timedelta(days=1)})]
+    )
+    await text(hooked, frm=phone(0), to=NUMBER, body="ok, call me")
+    campaign = await read(org, campaign_id)
+    assert campaign["stats"]["replied"] == 1, campaign
+    assert campaign["followUpStats"][0]["replied"] == 1, campaign
