@@ -143,10 +143,17 @@ class ContactSend(TenantDocument):
     n: int
     at: datetime
     campaignId: PydanticObjectId | None = None
+    key: str
+    """The message's idempotency key: one send per message, whoever holds its unit."""
 
     class Settings:
         name = "contact_sends"
         indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("key", pymongo.ASCENDING)],
+                name="org_key_unique",
+                unique=True,
+            ),
             IndexModel(  # a contact's sends (e.g. to delete them with the contact)
                 [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
                 name="org_contact",

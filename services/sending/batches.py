@@ -449,19 +449,23 @@ class BatchSender:
         contacts: Mapping[ObjectId, Mapping[str, Any]],
         cap: int | None,
         now: datetime,
+        key: Callable[[Mapping[str, Any]], str] = send_key,
     ) -> dict[ObjectId, datetime]:
         """Takes a frequency-cap send for each recipient of the chunk about to be messaged;
-        returns those over the cap, with when they may go. A recipient a dead sender left
-        `sending` took its send already."""
-        due = []
-        caps: dict[ObjectId, int | None] = {}
+        returns those over the cap, with when they may go. Opted-out and deleted contacts get
+        nothing and take nothing."""
+        messages: dict[str, tuple[ObjectId, int | None]] = {}
+        recipients: dict[str, ObjectId] = {}
         for row in chunk:
             contact = contacts.get(row["contactId"])
-            if contact is None or contact.get("optedOut") or row.get("status") == R.SENDING:
+            if contact is None or contact.get("optedOut"):
                 continue
-            caps[row["_id"]] = cap_for(contact.get("phoneNumber"), cap)
-            due.append(row)
-        return await self.caps.claim(claim.tenant, due, caps, now, claim.campaign_id)
+            messages[key(row)] = (row["contactId"], cap_for(contact.get("phoneNumber"), cap))
+            recipients[key(row)] = row["_id"]
+        held = await self.caps.claim(
+            claim.tenant, messages, now, claim.campaign_id, resumed=claim.epoch > 0
+        )
+        return {recipients[k]: until for k, until in held.items()}
 
     async def still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(

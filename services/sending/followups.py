@@ -233,7 +233,12 @@ class CadenceSender(BatchSender):
             chunk = ready[start : start + grant.size]
             start += len(chunk)
             capped = await self.capped(
-                claim, [r for r in chunk if r["_id"] not in resend], contacts, cap, now
+                claim,
+                [r for r in chunk if r["_id"] not in resend],
+                contacts,
+                cap,
+                now,
+                key=lambda row: step_send_id(row["_id"], step),
             )
             if capped:
                 for until in capped.values():

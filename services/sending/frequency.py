@@ -9,14 +9,16 @@ when send n - N (fixed once written) is more than 24 hours old, so the (N+1)-th 
 that loses the insert learns the sequence's end (`services.storage.sequences`) and tries the
 next number. Each process remembers the last number it saw per contact, so a warm claim is one
 insert (and one read once the contact has had N messages).
+
+A send records the message's idempotency key (unique): a holder that takes a unit over after a
+crash finds the messages its predecessor had claimed and does not count them twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
@@ -47,24 +49,35 @@ class FrequencyCap:
     async def claim(
         self,
         tenant: Tenant,
-        rows: Sequence[Mapping[str, Any]],
-        caps: Mapping[ObjectId, int | None],
+        messages: Mapping[str, tuple[ObjectId, int | None]],
         now: datetime,
         campaign_id: ObjectId,
-    ) -> dict[ObjectId, datetime]:
-        """Claims a send for each row's contact whose cap allows one now; returns the rows
-        (by recipient id) held back, each with when its contact's cap frees a send."""
+        *,
+        resumed: bool,
+    ) -> dict[str, datetime]:
+        """Claims a send for each message (by its idempotency key: its contact and the cap
+        that applies) whose cap allows one now; returns the keys held back, each with when
+        its contact's cap frees a send. `resumed`: a holder before this one may have claimed
+        some of them already."""
+        keys = [key for key, (_, cap) in messages.items() if cap]
+        claimed: set[str] = set()
+        if resumed and keys:
+            found = await tenant.raw_find_in(ContactSend, "key", keys, {"key": 1})
+            claimed = {row["key"] for row in found}
         results = await asyncio.gather(
             *(
-                self._claim_one(tenant, row["contactId"], caps.get(row["_id"]), now, campaign_id)
-                for row in rows
+                self._claim_one(tenant, key, *messages[key], now, campaign_id)
+                for key in keys
+                if key not in claimed
             )
         )
-        return {row["_id"]: until for row, until in zip(rows, results, strict=True) if until}
+        wanted = [key for key in keys if key not in claimed]
+        return {key: until for key, until in zip(wanted, results, strict=True) if until}
 
     async def _claim_one(
         self,
         tenant: Tenant,
+        key: str,
         contact_id: ObjectId,
         cap: int | None,
         now: datetime,
@@ -93,10 +106,13 @@ class FrequencyCap:
                 n=number,
                 at=now,
                 campaignId=campaign_id,
+                key=key,
             )
             try:
                 await tenant.insert(record)
             except DuplicateKeyError:
+                if await tenant.raw_find(ContactSend, {"key": key}, {"_id": 1}).to_list():
+                    return None  # this message's send was claimed already
                 number = await self._end(tenant, contact_id, number) + 1
                 continue
             self._remember(contact_id, number)
