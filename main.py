@@ -82,7 +82,7 @@ def create_app(
                 sending = asyncio.create_task(
                     _gather(
                         dispatcher.run(stop_sending),
-                        outbound.run_due(dispatcher.provider, stop_sending),
+                        outbound.run_due(dispatcher.provider, stop_sending, dispatcher.rep_meter()),
                     )
                 )
             try:

@@ -41,7 +41,10 @@ async def main() -> None:
         logger.info(
             "worker %s sending through %s", dispatcher.config.owner, dispatcher.provider.name
         )
-        await asyncio.gather(dispatcher.run(stop), outbound.run_due(dispatcher.provider, stop))
+        await asyncio.gather(
+            dispatcher.run(stop),
+            outbound.run_due(dispatcher.provider, stop, dispatcher.rep_meter()),
+        )
     finally:
         await client.close()
 

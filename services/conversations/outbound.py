@@ -5,6 +5,10 @@ message. The provider is handed the message by whoever inserts its `MessageSend`
 neither a retry nor a second process sends it twice; a sender that died after claiming leaves
 the message `sending` (its outcome unknown), never resent blindly.
 
+Rate: a rep's message counts within the organization's messages a second, in a lane of its
+own: it takes one of the units each second keeps for reps (`services.sending.rate_slots`)
+before campaign batches can, so it never waits behind them; at most until the next second.
+
 Quiet hours: an answer within 24 hours of the contact's own last message goes at once (they
 are in a conversation); otherwise it waits for the contact's sending window, like campaigns,
 and says when (`nextSendAt`); `send_due` sends the waiting ones when their window opens.
@@ -25,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 from core.config import Settings
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from models import Contact, Message, MessageSend
+from models.base import utcnow
 from models.conversation import Direction, MessageStatus
 from models.recipient import DELIVERY_RANK
 from services.campaigns.templates import TemplateError, parse_template
@@ -32,8 +37,10 @@ from services.conversations import activity, routing
 from services.conversations.threads import ThreadMessage
 from services.organizations.senders import contact_senders, list_senders
 from services.organizations.settings import OrganizationSettings, send_window
+from services.sending.config import DispatchConfig
 from services.sending.delivery import TWILIO_STATUSES
 from services.sending.provider import Provider, SendError
+from services.sending.rate_slots import RateSlots, RepMeter
 from services.storage import idempotency
 from services.storage.tenancy import Tenant
 
@@ -62,8 +69,13 @@ async def send_message(
     settings: Settings,
     defaults: OrganizationSettings,
     now: datetime | None = None,
+    meter: RepMeter | None = None,
 ) -> ThreadMessage:
-    """Sends (or schedules, in quiet hours) a rep's message; returns it as the thread shows it."""
+    """Sends (or schedules, in quiet hours) a rep's message; returns it as the thread shows it.
+
+    `meter` counts it within the organization's rate (by default on the real clock, with the
+    deployment's rate for organizations without their own)."""
+    meter = meter or meter_from(settings)
     key = idempotency.check_key(request.idempotency_key)
     contact = await tenant.get(Contact, request.contact_id)
     if contact is None:
@@ -108,7 +120,7 @@ async def send_message(
                 at=draft.createdAt,
             )
         if waits_until is None:
-            await deliver(tenant, message_id, provider)
+            await deliver(tenant, message_id, provider, meter)
         return message_id
 
     async def finished(plan: dict[str, Any]) -> bool:
@@ -129,12 +141,24 @@ async def send_message(
     return ThreadMessage.of_message(rows[0])
 
 
-async def deliver(tenant: Tenant, message_id: ObjectId, provider: Provider) -> None:
-    """Hands the message to the provider if this caller wins its claim; records the answer."""
+def meter_from(settings: Settings) -> RepMeter:
+    """Reps' messages on the real clock, with the deployment's rate."""
+    return RepMeter(
+        RateSlots(utcnow, DispatchConfig.chunk), settings.dispatch_rate_per_second or None
+    )
+
+
+async def deliver(
+    tenant: Tenant, message_id: ObjectId, provider: Provider, meter: RepMeter | None
+) -> None:
+    """Hands the message to the provider if this caller wins its claim, once the organization's
+    rate admits it (`meter`; None: unmetered); records the answer."""
     try:
         await tenant.insert(MessageSend(id=str(message_id), organizationId=tenant.organization_id))
     except DuplicateKeyError:
         return  # someone else sends (or sent) it
+    if meter is not None:
+        await meter.admit(tenant)
     rows = await tenant.raw_find(Message, {"_id": message_id}).to_list()
     if not rows:
         return
@@ -153,9 +177,12 @@ async def deliver(tenant: Tenant, message_id: ObjectId, provider: Provider) -> N
     await tenant.update_one(Message, {"_id": message_id}, {"$set": fields})
 
 
-async def send_due(provider: Provider, now: datetime | None = None) -> int:
+async def send_due(
+    provider: Provider, now: datetime | None = None, meter: RepMeter | None = None
+) -> int:
     """Sends the waiting messages whose window has opened, in every organization (background
-    discovery, as the dispatcher's); returns how many were handed over."""
+    discovery, as the dispatcher's), each within its organization's rate (`meter`); returns
+    how many were handed over."""
     moment = now or Tenant.now()
     waiting = await Tenant.across_organizations(
         Message, {"status": MessageStatus.WAITING.value}, {"organizationId": 1, "nextSendAt": 1}
@@ -168,17 +195,19 @@ async def send_due(provider: Provider, now: datetime | None = None) -> int:
         await tenant.update_one(
             Message, {"_id": row["_id"]}, {"$set": {"status": MessageStatus.SENDING.value}}
         )
-        await deliver(tenant, row["_id"], provider)
+        await deliver(tenant, row["_id"], provider, meter)
         sent += 1
     return sent
 
 
-async def run_due(provider: Provider, stop: asyncio.Event, every_s: float = 5.0) -> None:
+async def run_due(
+    provider: Provider, stop: asyncio.Event, meter: RepMeter | None, every_s: float = 5.0
+) -> None:
     """Sends waiting messages as their windows open, until `stop` is set (run beside the
     dispatcher, wherever it runs). A failed pass is logged and retried on the next one."""
     while not stop.is_set():
         try:
-            await send_due(provider)
+            await send_due(provider, meter=meter)
         except Exception:  # the loop outlives a bad pass; the next one retries
             logger.exception("sending waiting messages failed")
         with contextlib.suppress(TimeoutError):

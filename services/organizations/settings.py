@@ -120,6 +120,15 @@ async def sending_rules(
 RATE_FIELD = "ratePerSecond"
 
 
+async def rate_per_second(tenant: Tenant, default_rate: int | None) -> int | None:
+    """The organization's own rate, else `default_rate` (one read by id, of that field)."""
+    rows = await tenant.raw_find(
+        Organization, {"_id": tenant.organization_id}, {RATE_FIELD: 1}
+    ).to_list()
+    own = rows[0].get(RATE_FIELD) if rows else None
+    return int(own) if isinstance(own, int) and own > 0 else default_rate
+
+
 async def set_rate_per_second(tenant: Tenant, rate: int | None) -> None:
     """Gives the organization its own rate limit, or (None) the deployment's back: an
     operator's setting (a provider account's throughput), so it takes no caller."""

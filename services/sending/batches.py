@@ -59,6 +59,9 @@ logger = logging.getLogger(__name__)
 R = RecipientStatus
 
 CONTACT_FIELDS = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
+FINISHED = {None, CampaignStatus.CANCELLED.value}
+"""A campaign in these states (None: deleted) never sends again (a completed one may: failed
+messages are retried)."""
 
 
 class BatchResult(Enum):
@@ -77,6 +80,8 @@ class BatchEnd:
 
     result: BatchResult
     at: datetime | None = None
+    rows: list[dict[str, Any]] | None = None
+    """Rate-limited: the batch's recipients as this turn left them (see `BatchSender.send`)."""
     sent: int = 0
     """Messages handed to the provider in this turn."""
     zones: tuple[str, ...] = ()
@@ -181,14 +186,19 @@ class BatchSender:
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
         cap: int | None = None,
+        rows: list[dict[str, Any]] | None = None,
     ) -> BatchEnd:
         """Sends the batch's due recipients, the first chunk under `grant` and each further one
         under a slot from `next_grant` (a time instead of a slot ends the turn), each within
         the organization's frequency `cap`; the lease is renewed meanwhile and released at the
-        end."""
+        end.
+
+        `rows`: the batch's recipients as this dispatcher's previous turn left them, when no
+        epoch came between that turn's and this claim's (only a batch's holder writes its
+        recipients, so they are still exact): one read of the batch saved."""
         renewing = asyncio.create_task(self.leases.renew_forever(claim))
         try:
-            return await self._send(claim, window, grant, next_grant, cap)
+            return await self._send(claim, window, grant, next_grant, cap, rows)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -201,18 +211,25 @@ class BatchSender:
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
         cap: int | None,
+        known: list[dict[str, Any]] | None,
     ) -> BatchEnd:
         tenant = claim.tenant
         found = await tenant.raw_find(
             Campaign, {"_id": claim.campaign_id}, {"status": 1, "message": 1}
         ).to_list()
-        if not found or found[0].get("status") != CampaignStatus.SENDING.value:
-            await self.leases.release(claim, done=not found)
+        status = found[0].get("status") if found else None
+        if status in FINISHED:
+            await self.leases.drop(claim)  # its records are purged: leave none behind
+            return BatchEnd(BatchResult.STOPPED)
+        if status != CampaignStatus.SENDING.value:
+            await self.leases.release(claim, done=False)
             return BatchEnd(BatchResult.STOPPED)
         message = str(found[0].get("message") or "")
-        rows = await tenant.raw_find(
-            Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}
-        ).to_list()
+        rows = known
+        if rows is None:
+            rows = await tenant.raw_find(
+                Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}
+            ).to_list()
         outcomes: dict[ObjectId, Outcome] = {}
         queue: list[dict[str, Any]] = []
         for row in rows:
@@ -330,7 +347,13 @@ class BatchSender:
             return BatchEnd(BatchResult.STOPPED)
         if limited is not None:
             await self.leases.release(claim, done=False)
-            return BatchEnd(BatchResult.RATE_LIMITED, limited)
+            left = [
+                {**row, "status": outcomes[row["_id"]].status.value, "leaseEpoch": claim.epoch}
+                if row["_id"] in outcomes
+                else row
+                for row in rows
+            ]
+            return BatchEnd(BatchResult.RATE_LIMITED, limited, left)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
             return BatchEnd(BatchResult.WAITING, next_send, zones=held.labels())

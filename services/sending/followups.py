@@ -105,7 +105,9 @@ class CadenceSender(BatchSender):
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
         cap: int | None,
+        known: list[dict[str, Any]] | None = None,
     ) -> BatchEnd:
+        # `known` (a first-message turn's recipients) does not apply: a step reads its records.
         tenant, step = claim.tenant, claim.step
         found = await tenant.raw_find(
             Campaign, {"_id": claim.campaign_id}, CAMPAIGN_FIELDS

@@ -23,6 +23,18 @@ from services.sending.leases import RETRY_UNIT
 from services.storage.tenancy import Tenant
 
 
+@dataclass(frozen=True)
+class GivenBack:
+    """A batch as this dispatcher gave it back for want of a rate slot."""
+
+    epoch: int
+    step: int
+    """The unit it held (the first message, a follow-up step, a retry round)."""
+    at: datetime
+    rows: list[dict[str, Any]] | None
+    """Its recipients as that turn left them (None: not known, read them)."""
+
+
 @dataclass
 class CampaignBatches:
     """What this dispatcher knows of one sending campaign's batches."""
@@ -51,6 +63,9 @@ class CampaignBatches:
     """Holds this dispatcher logged for the campaign (each once)."""
     cursor: int = 0
     """Where the next look starts (the batch worked last, so a rate-limited batch goes on)."""
+    given_back: dict[int, GivenBack] = field(default_factory=dict)
+    """Batches this dispatcher gave back for want of a rate slot: its next turn there claims
+    the next epoch without reading the leases."""
 
     def finished(self) -> bool:
         return len(self.done) >= self.batches
@@ -117,11 +132,12 @@ class Lane:
         self.task: asyncio.Task[None] | None = None
         self._turn = 0
 
-    def update(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def update(self, rows: Sequence[Mapping[str, Any]]) -> list[ObjectId]:
         """Takes the organization's sending campaigns as just read: new ones join the rotation
-        (and wake the lane), those no longer sending leave it."""
+        (and wake the lane), those no longer sending leave it; returns those that left."""
         listed = {row["_id"]: row for row in rows}
-        for campaign_id in [c for c in self.campaigns if c not in listed]:
+        left = [c for c in self.campaigns if c not in listed]
+        for campaign_id in left:
             del self.campaigns[campaign_id]
         for campaign_id, row in listed.items():
             batches = batch_count(int(row.get("nextSeq") or 0))
@@ -142,6 +158,7 @@ class Lane:
                 ):
                     known.set_units(steps, retry, retry_batches)
                     self.wake.set()
+        return left
 
     def new_round(self) -> None:
         """Forgets which batches other dispatchers held: they may have finished them since."""
