@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -218,7 +219,12 @@ class Campaign(TenantDocument):
 
     def cadence(self) -> int:
         """How many follow-up steps run: none while autopilot is off."""
-        return len(self.followUps) if self.isAutopilot else 0
+        return Campaign.steps_running(self.followUps, self.isAutopilot)
+
+    @staticmethod
+    def steps_running(follow_ups: Sequence[object] | None, autopilot: object) -> int:
+        """The rule, also for a stored row: the steps run only while autopilot is on."""
+        return len(follow_ups or []) if autopilot else 0
 
     class Settings:
         name = "campaigns"

@@ -186,7 +186,8 @@ async def live_state(tenant: Tenant, campaign: Campaign) -> tuple[CampaignStats,
         total=campaign.stats.total, retried=campaign.stats.retried, **totals.counts
     )
     campaign._follow_up_stats = await follow_up_stats(tenant, campaign, stats, totals)
-    campaign._holds = holds(campaign, stats, totals, Tenant.now())
+    if campaign.status is CampaignStatus.SENDING:  # paused or cancelled: that is the hold
+        campaign._holds = holds(campaign, stats, totals, Tenant.now())
     return stats, totals.next_send_at
 
 

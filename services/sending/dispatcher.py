@@ -30,13 +30,13 @@ from pymongo.errors import PyMongoError
 
 from models import BatchLease, Campaign
 from models.campaign import CampaignStatus
-from services.campaigns.stats import batch_count, batch_totals, live_stats
+from services.campaigns.stats import batch_totals, live_stats
 from services.organizations.settings import sending_rules
 from services.sending import metrics
 from services.sending.batches import FINISHED, BatchResult, BatchSender
 from services.sending.config import DispatchConfig, config_from
 from services.sending.followups import CadenceSender, follow_up_history
-from services.sending.lanes import CampaignBatches, GivenBack, Lane
+from services.sending.lanes import CampaignBatches, GivenBack, Lane, campaign_units
 from services.sending.lease_records import PURGE_EVERY, purge_campaign, purge_superseded
 from services.sending.leases import RETRY_UNIT, Claim, Leases
 from services.sending.provider import Provider
@@ -267,7 +267,7 @@ class Dispatcher:
         elif end.result is BatchResult.WAITING and end.at is not None:
             campaign.later[batch] = end.at
             for zone in end.zones:
-                _log_hold(campaign, f"quiet hours in {zone}", end.at)
+                _log_hold(campaign, zone, end.at)
         elif end.result is BatchResult.RATE_LIMITED:
             campaign.given_back[batch] = GivenBack(claim.epoch, step, self.now(), end.rows)
             lane.rate_wait = end.at
@@ -425,26 +425,24 @@ class Dispatcher:
         campaign = await tenant.get(Campaign, campaign_id)
         if campaign is None or campaign.status is not CampaignStatus.SENDING:
             return
-        batches = batch_count(campaign.nextSeq)
         done = {
             (int(row["batch"]), int(row.get("step") or 0))
             async for row in tenant.raw_find(
                 BatchLease, {"campaignId": campaign_id, "done": True}, {"batch": 1, "step": 1}
             )
         }
-        units = [
-            (batch, step) for batch in range(batches) for step in range(campaign.cadence() + 1)
-        ]
-        if campaign.retryRound:
-            retry = RETRY_UNIT + campaign.retryRound
-            units.extend((batch, retry) for batch in campaign.retryBatches)
+        units = campaign_units(campaign)
         if any(unit not in done for unit in units):
             return
+        for step in campaign.followUpsStarted:  # ends another dispatcher saw but did not write
+            if step not in campaign.followUpsEnded:
+                await follow_up_history(tenant, campaign_id, step, started=False)
         stats = await live_stats(tenant, campaign)
         steps = [s.model_copy(update={"pending": 0}).model_dump() for s in campaign.followUpStats]
 
         async def plan(current: Campaign) -> Planned:
-            if current.status is not CampaignStatus.SENDING:
+            # Autopilot switched back on, or a retry begun, since the look: not done after all.
+            if current.status is not CampaignStatus.SENDING or campaign_units(current) != units:
                 return Planned("complete", {}, current.status.value, current.status.value)
             return Planned(
                 "complete",

@@ -297,6 +297,17 @@ class CadenceSender(BatchSender):
         metrics.BATCHES_DONE.inc()
         return BatchEnd(BatchResult.DONE, sent=sent)
 
+    async def still_sending(self, claim: Claim) -> bool:
+        """Also between chunks: autopilot switched off stops the rest of the step."""
+        rows = await claim.tenant.raw_find(
+            Campaign, {"_id": claim.campaign_id}, {"status": 1, "isAutopilot": 1}
+        ).to_list()
+        return (
+            bool(rows)
+            and rows[0].get("status") == CampaignStatus.SENDING.value
+            and bool(rows[0].get("isAutopilot"))
+        )
+
     async def _records(self, claim: Claim, step: int) -> dict[ObjectId, dict[str, Any]]:
         """The batch's records of `step`, by recipient (one equality read)."""
         rows = await claim.tenant.raw_find(

@@ -10,13 +10,14 @@ the database again about a batch it knows is done or held); the database decides
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 
+from models import Campaign
 from services.campaigns.stats import batch_count
 from services.organizations.settings import SendingRules
 from services.sending.leases import RETRY_UNIT
@@ -33,6 +34,27 @@ class GivenBack:
     at: datetime
     rows: list[dict[str, Any]] | None
     """Its recipients as that turn left them (None: not known, read them)."""
+
+
+def batch_units(batch: int, steps: int, retry: int, retry_batches: Collection[int]) -> list[int]:
+    """A batch's units in order: the first message, the follow-up steps that run, and the
+    retry round if it resends some of the batch. A campaign is done when all are, for every
+    batch."""
+    units = list(range(steps + 1))
+    if retry and batch in retry_batches:
+        units.append(RETRY_UNIT + retry)
+    return units
+
+
+def campaign_units(campaign: Campaign) -> list[tuple[int, int]]:
+    """Every (batch, unit) the campaign needs done, as it is now."""
+    return [
+        (batch, unit)
+        for batch in range(batch_count(campaign.nextSeq))
+        for unit in batch_units(
+            batch, campaign.cadence(), campaign.retryRound, frozenset(campaign.retryBatches)
+        )
+    ]
 
 
 @dataclass
@@ -74,12 +96,7 @@ class CampaignBatches:
         return self.step_of.get(batch, 0)
 
     def units(self, batch: int) -> list[int]:
-        """The batch's units in order: the first message, the follow-up steps that run, and
-        the retry round if it resends some of the batch."""
-        units = list(range(self.steps + 1))
-        if self.retry and batch in self.retry_batches:
-            units.append(RETRY_UNIT + self.retry)
-        return units
+        return batch_units(batch, self.steps, self.retry, self.retry_batches)
 
     def unit_done(self, batch: int, step: int) -> None:
         """Unit `step` of the batch is done: the batch moves to its next unit, or is done."""
@@ -141,7 +158,7 @@ class Lane:
             del self.campaigns[campaign_id]
         for campaign_id, row in listed.items():
             batches = batch_count(int(row.get("nextSeq") or 0))
-            steps = len(row.get("followUps") or []) if row.get("isAutopilot") else 0
+            steps = Campaign.steps_running(row.get("followUps"), row.get("isAutopilot"))
             retry = int(row.get("retryRound") or 0)
             retry_batches = frozenset(int(b) for b in row.get("retryBatches") or [])
             known = self.campaigns.get(campaign_id)
