@@ -578,3 +578,53 @@ async def test_a_step_a_dead_holder_claimed_is_not_resent_after_a_reply(
     assert not [key for key in ledger_keys(ledger) if key.endswith(":1")]
     [step] = await tenant.raw_find(StepSend, {"_id": step_id}).to_list()
     assert step["status"] == "stopped"
+
+
+async def test_one_recipient_waiting_does_not_hold_the_others_next_step(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """New York's window is open, Los Angeles' (three hours behind) is not: the New York
+    recipient's follow-up goes after its delay while the Los Angeles one still waits for its
+    first message; the step is done for the batch only once both had theirs."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    local = now.astimezone(ZoneInfo("America/New_York"))
+    start = f"{local.hour:02d}:00"
+    end = "24:00" if local.hour == 23 else f"{local.hour + 1:02d}:00"
+    hours = OrganizationSettings(start, end, "America/New_York")
+    org = Org(client)
+    new_york, los_angeles = "+12125550142", "+13105550142"
+    contacts = [{"phoneNumber": new_york}, {"phoneNumber": los_angeles}]
+    answer = await client.post(
+        "/api/campaigns",
+        json={
+            "name": "Two coasts",
+            "message": "Hi there",
+            "newContacts": contacts,
+            "isAutopilot": True,
+            "followUps": [{"delayMinutes": 1, "message": "Again"}],
+        },
+        headers=org.headers,
+    )
+    campaign_id = answer.json()["data"]["_id"]
+    ledger = tmp_path / "ledger.jsonl"
+    clock = Clock(now)
+    config = replace(FAST, clock=clock, defaults=hours)
+    dispatcher = Dispatcher(SimulatedProvider(ledger), config)
+    await org.mutate("sendCampaignNow", campaign_id)
+    await dispatcher.tick()
+    clock.advance(timedelta(minutes=3))  # the clock started at the minute; sends are later
+    await dispatcher.tick()
+    went = [(entry["to"], ":" in entry["key"]) for entry in read_ledger(ledger)]
+    assert went == [(new_york, False), (new_york, True)]
+    assert (await org.campaign(campaign_id))["status"] == "sending"
+    # Los Angeles' window opens: its first message, then its step a minute later.
+    window = SendWindow(*_hours(start, end), "America/New_York")
+    opens = window.next_opening(los_angeles, clock.now)
+    assert opens is not None
+    clock.now = opens
+    await dispatcher.tick()
+    clock.advance(timedelta(minutes=3))
+    await dispatcher.tick()
+    await dispatcher.tick()
+    assert steps_sent(ledger) == {0: 2, 1: 2}
+    assert (await org.campaign(campaign_id))["status"] == "completed"

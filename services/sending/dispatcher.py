@@ -202,14 +202,17 @@ class Dispatcher:
         assert lane.rules is not None
         tenant, rules = lane.tenant, lane.rules
         given_back = self._given_back(campaign, batch)
+        step = 0
+        unit: list[Mapping[str, Any]] = []
         if given_back is not None:
             # The unit it gave back is still the batch's current one: only a claim of it could
             # have finished it, and ours of the next epoch would then lose.
             step = given_back.step
-            unit: list[Mapping[str, Any]] = [
-                {"epoch": given_back.epoch, "released": True, "expiresAt": given_back.at}
-            ]
-        else:
+            unit = [{"epoch": given_back.epoch, "released": True, "expiresAt": given_back.at}]
+            if step:
+                campaign.step_of[batch] = step
+        waiting_for: datetime | None = None
+        if given_back is None:
             leases = await self.leases.read(tenant, campaign.id, batch)
             current = Leases.current_step(leases, campaign.units(batch))
             if current is None:
@@ -219,13 +222,24 @@ class Dispatcher:
                 return 0
             step = current
             unit = Leases.of_step(leases, step)
-        if step:
-            campaign.step_of[batch] = step
+            if step:
+                campaign.step_of[batch] = step
+            # A unit waiting (quiet hours, the frequency cap) lets the next follow-up step go
+            # to the recipients who got theirs: one recipient's wait does not hold the batch.
+            while (
+                (taken := self.leases.taken(unit)) is not None
+                and taken.released
+                and taken.until is not None
+                and (later := _next_step(campaign.units(batch), step)) is not None
+            ):
+                waiting_for = taken.until if waiting_for is None else min(waiting_for, taken.until)
+                step, unit = later, Leases.of_step(leases, later)
         follow_up = 0 < step < RETRY_UNIT
         taken = self.leases.taken(unit)
         if taken is not None:
             if taken.released and taken.until is not None:
-                campaign.later[batch] = taken.until
+                until = taken.until if waiting_for is None else min(waiting_for, taken.until)
+                campaign.later[batch] = until
             else:
                 campaign.elsewhere.add(batch)
             return 0
@@ -233,11 +247,13 @@ class Dispatcher:
         if claim is None:
             campaign.elsewhere.add(batch)  # another dispatcher won the insert
             return 0
+        claim.waiting_for = waiting_for
         grant = await self.slots.take(tenant, rules.rate_per_second)
         if not isinstance(grant, Grant):
             await self.leases.release(claim, done=False)  # never held while waiting
-            rows = given_back.rows if given_back is not None else None
-            campaign.given_back[batch] = GivenBack(claim.epoch, step, self.now(), rows)
+            if waiting_for is None:  # a unit picked past a waiting one is looked up again
+                rows = given_back.rows if given_back is not None else None
+                campaign.given_back[batch] = GivenBack(claim.epoch, step, self.now(), rows)
             lane.rate_wait = grant
             return 0
 
@@ -265,7 +281,9 @@ class Dispatcher:
             if campaign.finished():
                 await self._complete(lane, campaign)
         elif end.result is BatchResult.WAITING and end.at is not None:
-            campaign.later[batch] = end.at
+            if _next_step(campaign.units(batch), step) is None:
+                campaign.later[batch] = end.at
+            # else at once: the next step may be due for those who got this one
             for zone in end.zones:
                 _log_hold(campaign, zone, end.at)
         elif end.result is BatchResult.RATE_LIMITED:
@@ -472,3 +490,9 @@ def _log_hold(campaign: CampaignBatches, why: str, until: datetime | None) -> No
         why,
         f" until {until:%Y-%m-%d %H:%M} UTC" if until else "",
     )
+
+
+def _next_step(units: list[int], step: int) -> int | None:
+    """The follow-up step after `step` among a batch's units (None: none, or a retry)."""
+    later = [unit for unit in units if unit > step]
+    return later[0] if later and 0 < later[0] < RETRY_UNIT else None

@@ -290,6 +290,8 @@ class CadenceSender(BatchSender):
         if limited is not None:
             await self.leases.release(claim, done=False)
             return BatchEnd(BatchResult.RATE_LIMITED, limited, sent=sent)
+        if claim.waiting_for is not None:  # recipients of the earlier step still to come
+            next_send = min(next_send or claim.waiting_for, claim.waiting_for)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
             return BatchEnd(BatchResult.WAITING, next_send, sent=sent, zones=held.labels())

@@ -38,6 +38,9 @@ class Claim:
     epoch: int
     takeover: bool
     step: int = 0
+    waiting_for: datetime | None = None
+    """An earlier unit of the batch is still waiting until then: this one may serve who is due,
+    but is not done before that one is."""
 
 
 @dataclass(frozen=True)
