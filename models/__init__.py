@@ -3,6 +3,7 @@
 from beanie import Document
 
 from models.campaign import Campaign
+from models.compliance import FirstMessage, Suppression
 from models.contact import Contact, ContactPage
 from models.conversation import (
     Activity,
@@ -42,6 +43,8 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ConversationEvent,
     MessageSend,
     StepSend,
+    Suppression,
+    FirstMessage,
 ]
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "ContactPage",
     "ConversationEvent",
     "DeliveryReport",
+    "FirstMessage",
     "IdempotencyRecord",
     "IdempotencyTakeover",
     "Message",
@@ -65,5 +69,6 @@ __all__ = [
     "SendSlot",
     "Sender",
     "StepSend",
+    "Suppression",
     "User",
 ]

@@ -442,6 +442,11 @@ class UpdateOrganizationSettingsInput(_Input):
     inboundContactStatus: Text | None = Field(
         default=None, description="The stage of a contact created by its own first message."
     )
+    optOutFooter: Text | None = Field(
+        default=None,
+        description="Added to the first message a contact gets from the organization (unless "
+        "it already says STOP); empty turns it off.",
+    )
 
 
 class ConversationFilter(_Input):
@@ -462,4 +467,26 @@ class SendMessageInput(_Input):
     body: Text = Field(description="The text; placeholders as in campaigns ({{firstName|there}}).")
     idempotencyKey: Text = Field(
         description="Retries with the same key return the first message, never a second one."
+    )
+
+
+class SuppressNumbersInput(_Input):
+    """Numbers the organization must never text: typed, pasted as CSV, or both."""
+
+    phoneNumbers: NullableList[Text] = Field(
+        default_factory=list, description="Numbers, in any form a contact's phone is accepted."
+    )
+    csv: Text | None = Field(
+        default=None,
+        description="CSV text: the column headed phone, phoneNumber, mobile... or else the "
+        "first column, one number per row.",
+    )
+    reason: Text | None = Field(default=None, description="Why, as recorded with each number.")
+
+
+class UnsuppressNumbersInput(_Input):
+    """Numbers that may be texted again."""
+
+    phoneNumbers: NullableList[Text] = Field(
+        default_factory=list, description="Numbers, in any form a contact's phone is accepted."
     )

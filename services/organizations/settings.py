@@ -28,6 +28,9 @@ ATTRIBUTION_DAYS = 7
 MAX_ATTRIBUTION_DAYS = 90
 MAX_HELP_TEXT = 320
 """Two SMS segments of GSM-7."""
+DEFAULT_FOOTER = "Reply STOP to opt out"
+MAX_FOOTER = 120
+FOOTER_FIELD = "optOutFooter"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class OrganizationSettings:
     """A reply counts for a campaign that messaged the contact at most this many days before."""
     inboundContactStatus: str = DEFAULT_CONTACT_STATUS
     """The stage of a contact created because it texted first."""
+    optOutFooter: str = DEFAULT_FOOTER
+    """Added to the first message a contact gets from the organization; empty: never."""
 
 
 def defaults_from(settings: Settings) -> OrganizationSettings:
@@ -67,7 +72,22 @@ async def organization_settings(
             stored.get("attributionWindowDays") or defaults.attributionWindowDays
         ),
         inboundContactStatus=stored.get("inboundContactStatus") or defaults.inboundContactStatus,
+        optOutFooter=footer_of(stored, defaults.optOutFooter),
     )
+
+
+def footer_of(stored: dict[str, Any], default: str = DEFAULT_FOOTER) -> str:
+    """The stored footer, where one was set (empty included: it turns the footer off)."""
+    value = stored.get(FOOTER_FIELD)
+    return value if isinstance(value, str) else default
+
+
+async def opt_out_footer(tenant: Tenant) -> str:
+    """The organization's footer (one read by id)."""
+    rows = await tenant.raw_find(
+        Organization, {"_id": tenant.organization_id}, {FOOTER_FIELD: 1}
+    ).to_list()
+    return footer_of(rows[0] if rows else {})
 
 
 async def send_window(tenant: Tenant, defaults: OrganizationSettings) -> SendWindow:
@@ -208,4 +228,10 @@ def _reply_settings(
         sent["attributionWindowDays"] = days
     if data.inboundContactStatus is not None and data.inboundContactStatus.strip():
         sent["inboundContactStatus"] = data.inboundContactStatus.strip()[:200]
+    if data.optOutFooter is not None:
+        footer = data.optOutFooter.strip()
+        if len(footer) > MAX_FOOTER:
+            message = f"At most {MAX_FOOTER} characters"
+            errors.append(FieldError((FOOTER_FIELD,), "TOO_LONG", message))
+        sent[FOOTER_FIELD] = footer
     return errors
