@@ -33,6 +33,7 @@ from resolvers.limits import BodySizeLimit
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts
 from resolvers.rest import conversations as rest_conversations
+from resolvers.rest import suppressions as rest_suppressions
 from resolvers.rest.envelope import install_error_handlers
 from resolvers.root import schema
 from services.conversations import outbound
@@ -120,6 +121,7 @@ def create_app(
     app.include_router(rest_campaigns.router)
     app.include_router(rest_contacts.router)
     app.include_router(rest_conversations.router)
+    app.include_router(rest_suppressions.router)
     app.include_router(webhooks.router)
     mount_ide_assets(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

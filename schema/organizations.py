@@ -52,6 +52,10 @@ class OrganizationSettings:
     inboundContactStatus: str = strawberry.field(
         description="The stage of a contact created because it texted first."
     )
+    optOutFooter: str = strawberry.field(
+        description="Added to the first message a contact gets from the organization (unless "
+        "its text already says STOP); empty: never."
+    )
     senders: list[Sender] = strawberry.field(
         description="The numbers and messaging services replies are routed by (empty: the "
         "deployment's shared sender)."

@@ -474,7 +474,7 @@ class SuppressNumbersInput(_Input):
     """Numbers the organization must never text: typed, pasted as CSV, or both."""
 
     phoneNumbers: NullableList[Text] = Field(
-        default_factory=list, description="Numbers, in any form a contact's phone is accepted."
+        default=[], description="Numbers, in any form a contact's phone is accepted."
     )
     csv: Text | None = Field(
         default=None,
@@ -488,5 +488,5 @@ class UnsuppressNumbersInput(_Input):
     """Numbers that may be texted again."""
 
     phoneNumbers: NullableList[Text] = Field(
-        default_factory=list, description="Numbers, in any form a contact's phone is accepted."
+        default=[], description="Numbers, in any form a contact's phone is accepted."
     )

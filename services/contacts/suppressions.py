@@ -14,6 +14,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
@@ -60,7 +61,7 @@ class UnsuppressResult:
 class SuppressedNumber:
     phoneNumber: str
     reason: str | None
-    createdAt: object
+    createdAt: datetime
 
 
 def _too_many(count: int) -> PayloadTooLarge:
@@ -252,5 +253,9 @@ async def suppressed_page(
     )
 
 
-async def count_suppressed(tenant: Tenant) -> int:
-    return await tenant.count(Suppression)
+async def count_suppressed(tenant: Tenant, search: str | None = None) -> int:
+    """How many numbers the list holds (starting with `search`)."""
+    if not search:
+        return await tenant.count(Suppression)
+    prefix = f"{tenant.organization_id}:{_search_prefix(search)}"
+    return await tenant.count(Suppression, {"_id": {"$gte": prefix, "$lt": prefix + "\uffff"}})
