@@ -473,7 +473,7 @@ class SendMessageInput(_Input):
 class SuppressNumbersInput(_Input):
     """Numbers the organization must never text: typed, pasted as CSV, or both."""
 
-    phoneNumbers: NullableList[Text] = Field(
+    phoneNumbers: Annotated[list[Text], _none_as(list), _one_as_list()] = Field(
         default=[], description="Numbers, in any form a contact's phone is accepted."
     )
     csv: Text | None = Field(
@@ -487,6 +487,6 @@ class SuppressNumbersInput(_Input):
 class UnsuppressNumbersInput(_Input):
     """Numbers that may be texted again."""
 
-    phoneNumbers: NullableList[Text] = Field(
+    phoneNumbers: Annotated[list[Text], _none_as(list), _one_as_list()] = Field(
         default=[], description="Numbers, in any form a contact's phone is accepted."
     )
