@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from bson import ObjectId
 
-from models import Suppression
+from models import Contact, Suppression
 from services.sending.dispatcher import Dispatcher
 from services.sending.providers import SimulatedProvider, read_ledger
 from tests.support import (
@@ -325,6 +325,17 @@ async def test_the_footer_goes_on_a_contacts_first_message_only(
     assert footers == {p["phoneNumber"]: 1 for p in phones(4)} | {
         p["phoneNumber"]: 0 for p in phones(5, 4)
     }  # the stop template's own contacts got its words, not the footer
+    rows = await org.tenant().raw_find(Contact, {"phoneNumber": {"$in": [
+        phones(1)[0]["phoneNumber"], "+14155550160"]}}).to_list()  # fmt: skip
+    reached = next(r for r in rows if r["phoneNumber"] == phones(1)[0]["phoneNumber"])
+    fresh = await make_contact(org.id, "+14155550160")
+    for contact_id, expected in ((reached["_id"], "Hi"), (fresh.id, f"Hi\n{FOOTER}")):
+        answer = await client.post(
+            f"/api/contacts/{contact_id}/messages",
+            json={"body": "Hi"},
+            headers={"Idempotency-Key": f"k-{contact_id}", **org.headers},
+        )
+        assert answer.json()["data"]["body"] == expected  # a rep's first message has it too
 
     contact_id = (await make_contact(org.id, "+14155550170", firstName="Al")).id
     variables = {"message": "Hi {{firstName}}", "contactId": str(contact_id)}
