@@ -51,7 +51,7 @@ async def preview_message(tenant: Tenant, message: str, contact_id: str) -> Prev
         ) from exc
     text = rendered.text
     footer = footer_for(template.text, await opt_out_footer(tenant))
-    if footer and not await had_first(tenant, ref.id):
+    if footer and not rendered.missing and not await had_first(tenant, ref.id):
         text = with_footer(text, footer)  # what this contact's first message would carry
     cost = sms_cost(text)
     return Preview(
