@@ -39,10 +39,10 @@ token: ## Print a development token for the IDE's Headers tab
 	@scripts/ensure-tools.sh >/dev/null
 	@$(RUN) python -m scripts.token $(ARGS)
 
-bench: ## Creation, lookups on a loaded database (20k and 200k contacts), GraphQL vs REST, against the raw floor
+bench: ## Creation, lookups on a loaded database (20k and 200k contacts), GraphQL vs REST, replies, against the raw floor
 	@scripts/ensure-tools.sh
 	$(RUN) python -m scripts.dbserver run --data-dir .data/bench -- \
-	  bash -c '$(RUN) python -m bench.create_campaign && $(RUN) python -m bench.scale && $(RUN) python -m bench.graphql_overhead && $(RUN) python -m bench.server_guarantees'
+	  bash -c '$(RUN) python -m bench.create_campaign && $(RUN) python -m bench.scale && $(RUN) python -m bench.graphql_overhead && $(RUN) python -m bench.server_guarantees && $(RUN) python -m bench.replies'
 
 lint:
 	$(RUN) ruff check . && $(RUN) ruff format --check .

@@ -29,17 +29,18 @@ from resolvers import health, webhooks
 from resolvers.assets import asset_url, mount_ide_assets
 from resolvers.cors import install_cors
 from resolvers.graphql_app import GraphQLApp
-from resolvers.limits import BodySizeLimit
+from resolvers.limits import BodySizeLimit, RequestLimit
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts
 from resolvers.rest import conversations as rest_conversations
+from resolvers.rest import exports as rest_exports
 from resolvers.rest import suppressions as rest_suppressions
 from resolvers.rest.envelope import install_error_handlers
 from resolvers.root import schema
 from services.conversations import outbound
+from services.conversations.simulated import provider_from
 from services.sending.dispatcher import Dispatcher, config_from
-from services.sending.providers import provider_from
-from services.storage import idempotency
+from services.storage import idempotency, migrations
 
 logger = logging.getLogger("campaigns")
 
@@ -64,6 +65,7 @@ def create_app(
         app.state.mongo_client = client
         try:
             await init_database(client, settings.mongodb_db)
+            await migrations.migrate()
             # Start-up leaves many long-lived objects (schema, models); freezing them keeps
             # full collections from walking them on every large request (docs/performance.md).
             gc.collect()
@@ -81,7 +83,7 @@ def create_app(
                 sending = asyncio.create_task(
                     _gather(
                         dispatcher.run(stop_sending),
-                        outbound.run_due(dispatcher.provider, stop_sending),
+                        outbound.run_due(dispatcher.provider, stop_sending, dispatcher.rep_meter()),
                     )
                 )
             try:
@@ -121,9 +123,11 @@ def create_app(
     app.include_router(rest_campaigns.router)
     app.include_router(rest_contacts.router)
     app.include_router(rest_conversations.router)
+    app.include_router(rest_exports.router)
     app.include_router(rest_suppressions.router)
     app.include_router(webhooks.router)
     mount_ide_assets(app)
+    app.add_middleware(RequestLimit, settings=settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_cors(app, settings)
     app.add_middleware(RequestIds)  # outermost: even a 413 carries the id

@@ -17,8 +17,9 @@ from core.config import get_settings
 from core.db import create_client, init_database
 from core.requests import configure_logging
 from services.conversations import outbound
+from services.conversations.simulated import provider_from
 from services.sending.dispatcher import Dispatcher, config_from
-from services.sending.providers import provider_from
+from services.storage import migrations
 
 logger = logging.getLogger("worker")
 
@@ -33,13 +34,17 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await init_database(client, settings.mongodb_db)
+        await migrations.migrate()
         if settings.worker_metrics_port:
             start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
         dispatcher = Dispatcher(provider_from(settings), config_from(settings))
         logger.info(
             "worker %s sending through %s", dispatcher.config.owner, dispatcher.provider.name
         )
-        await asyncio.gather(dispatcher.run(stop), outbound.run_due(dispatcher.provider, stop))
+        await asyncio.gather(
+            dispatcher.run(stop),
+            outbound.run_due(dispatcher.provider, stop, dispatcher.rep_meter()),
+        )
     finally:
         await client.close()
 

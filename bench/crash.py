@@ -41,7 +41,7 @@ from bench.create_campaign import bench_settings
 from bench.dispatch import seed
 from bench.verdict import exit_code
 from core.db import create_client, init_database
-from models import BatchLease, Campaign, Recipient, StepSend
+from models import BatchCounts, Campaign, Recipient, StepSend
 from schema.outputs import success_rate
 from services.campaigns.stats import live_stats
 from services.sending.providers import read_ledger
@@ -125,8 +125,10 @@ async def run(
     unknown |= {str(row["_id"]) for row in steps_sent if row["status"] == "unknown"}
     ids |= {f"{rid}:{n}" for rid in list(ids) for n in range(1, follow_ups + 1)}
     twice = sum(1 for count in keys.values() if count > 1)
-    leases = await tenant.raw_find(BatchLease, {"campaignId": ObjectId(campaign_id)}).to_list()
-    takeovers = sum(1 for lease in leases if lease["epoch"] > 0)
+    # A batch's counts carry its last holder's epoch (lease records of a finished campaign are
+    # purged): above 0, the batch was claimed again after its holder was killed.
+    counts = await tenant.raw_find(BatchCounts, {"campaignId": ObjectId(campaign_id)}).to_list()
+    takeovers = sum(1 for row in counts if row["epoch"] > 0)
     stored = await tenant.get(Campaign, campaign_id)
     assert stored is not None
     stats = await live_stats(tenant, stored)

@@ -158,7 +158,7 @@ async def load(
     return done, time.perf_counter() - started
 
 
-def start_server(uri: str, db: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(uri: str, db: str, port: int, rate_limit: str = "") -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "MONGODB_URI": uri,
@@ -166,6 +166,7 @@ def start_server(uri: str, db: str, port: int) -> subprocess.Popen[bytes]:
         "JWT_SECRET": TEST_JWT_SECRET,
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
+        "API_RATE_LIMIT": rate_limit,
     }
     command = [
         sys.executable, "-m", "uvicorn", "main:create_app", "--factory",
@@ -220,7 +221,7 @@ async def main_async(args: argparse.Namespace) -> int:
     await asyncio.sleep(args.settle)
     port = dbserver.free_port()
     base = f"http://127.0.0.1:{port}"
-    server = start_server(uri, settings.mongodb_db, port)
+    server = start_server(uri, settings.mongodb_db, port, args.rate_limit)
     mongo = create_client(settings)
     problems: list[str] = []
     try:
@@ -380,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--other-campaigns", type=int, default=10)
     parser.add_argument("--recipients-each", type=int, default=500)
     parser.add_argument("--settle", type=float, default=10.0, help="seconds after seeding")
+    parser.add_argument(
+        "--rate-limit",
+        default="",
+        help="the server's API_RATE_LIMIT (off by default; e.g. 100000000/minute to measure "
+        "what counting costs without refusing)",
+    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-count", type=int, default=500)
     parser.add_argument("--json", help="also write the figures to this file")

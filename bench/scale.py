@@ -1,7 +1,8 @@
 """Point lookups and creation on a database that already holds a CRM's worth of data.
 
 For each size (default 20,000 and 200,000 contacts) a fresh database is loaded with bulk writes:
-five organizations, four small ones of 2,500 contacts each and one large one holding the rest,
+five organizations, four small ones of 2,500 contacts each (`--small-orgs`) and one large one
+holding the rest,
 and 500 campaigns of 100 recipients each (400 of them the large organization's). Then, as a
 small organization and as the large one, interleaved sample by sample, it times:
 
@@ -16,7 +17,12 @@ small organization and as the large one, interleaved sample by sample, it times:
   against the raw find behind it;
 - `pauseCampaign`, against a raw read, change-record insert and update;
 - the raw query behind a page of 20 of the large organization's campaigns (newest first), and
-  counting its contacts.
+  counting its contacts;
+- `POST /api/campaigns` naming 100, 500 and 2,000 existing contacts, against the same reads
+  and writes in raw PyMongo (each contact by `_id`, 8 at a time);
+- `totalCount` of the contacts and campaigns, against the raw `count_documents` of both.
+
+`--only-scale` runs only the last two (the id-list and count cliffs of issue 19).
 
 Requests go through the app in process (ASGI, no socket). Prints p50/p95 per case and the ratio
 of each API call to its floor, and how the small organization's figures moved between sizes.
@@ -62,7 +68,8 @@ from main import create_app
 from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus, CreatedBy
-from services.storage.positions import CONTACTS_PER_PAGE
+from services.storage import migrations
+from services.storage.positions import CAMPAIGNS_PER_PAGE, CONTACTS_PER_PAGE
 from tests.support import auth, token
 
 SMALL_ORGS = 4
@@ -100,10 +107,10 @@ def pct(values: list[float], q: float) -> float:
 # -- loading --------------------------------------------------------------------------------
 
 
-async def load(db: Any, total: int, rng: random.Random) -> list[Org]:
+async def load(db: Any, total: int, rng: random.Random, small_orgs: int) -> list[Org]:
     """Bulk-loads contacts, campaigns and recipients; returns the organizations."""
-    orgs = [Org(f"small-{i + 1}", ObjectId(), SMALL_CONTACTS) for i in range(SMALL_ORGS)]
-    large = Org("large", ObjectId(), total - SMALL_ORGS * SMALL_CONTACTS)
+    orgs = [Org(f"small-{i + 1}", ObjectId(), SMALL_CONTACTS) for i in range(small_orgs)]
+    large = Org("large", ObjectId(), total - small_orgs * SMALL_CONTACTS)
     orgs.append(large)
     now = utcnow()
     serial = 0
@@ -140,7 +147,7 @@ async def load(db: Any, total: int, rng: random.Random) -> list[Org]:
                     org.sample.append(ObjectId(str(doc["_id"])))
             await db.contacts.insert_many(docs, ordered=False)
     for org in orgs:
-        count = LARGE_CAMPAIGNS if org is large else (CAMPAIGNS - LARGE_CAMPAIGNS) // SMALL_ORGS
+        count = LARGE_CAMPAIGNS if org is large else (CAMPAIGNS - LARGE_CAMPAIGNS) // small_orgs
         campaigns: list[dict[str, Any]] = []
         recipients: list[dict[str, Any]] = []
         for n in range(count):
@@ -151,8 +158,16 @@ async def load(db: Any, total: int, rng: random.Random) -> list[Org]:
             recipients.extend(
                 raw_recipient(campaign_id, c, stamp, seq) for seq, c in enumerate(chosen)
             )
-            campaigns.append(campaign_doc(org, campaign_id, len(chosen), f"Campaign {n}", created))
+            doc = campaign_doc(org, campaign_id, len(chosen), f"Campaign {n}", created)
+            doc["page"] = (count - 1 - n) // CAMPAIGNS_PER_PAGE  # as creations claim them
+            campaigns.append(doc)
         await db.campaigns.insert_many(campaigns)
+        await db.campaign_pages.insert_many(
+            [
+                {"_id": f"{org.id}:{p}", "organizationId": org.id, "page": p}
+                for p in range(-(-count // CAMPAIGNS_PER_PAGE))
+            ]
+        )
         for start in range(0, len(recipients), LOAD_BATCH):
             await db.recipients.insert_many(recipients[start : start + LOAD_BATCH])
     return orgs
@@ -453,6 +468,74 @@ async def lifecycle_case(s: Session, org: Org, samples: int) -> Timings:
     return t
 
 
+async def id_list_case(s: Session, org: Org, samples: int, count: int) -> Timings:
+    """A campaign naming `count` existing contacts (REST `selectedExistingContacts`, the
+    legacy `userIds`); the floor is the same reads and writes in raw PyMongo: each contact by
+    `_id`, 8 at a time, then the recipients and the campaign inserted."""
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+        ids = s.rng.sample(org.sample, count)
+
+        async def api(chosen: list[ObjectId] = ids) -> None:
+            body = {
+                "name": "Ids",
+                "message": MESSAGE,
+                "selectedExistingContacts": [{"_id": str(i)} for i in chosen],
+                "scheduleDate": schedule_date(),
+            }
+            response = await s.http.post("/api/campaigns", json=body, headers=headers)
+            ok = response.status_code == 201 and response.json()["data"]["stats"]["total"] == count
+            s.check(ok, f"{count} ids: {response.status_code} {response.text[:200]}")
+
+        async def floor(chosen: list[ObjectId] = ids) -> None:
+            gate = asyncio.Semaphore(8)
+
+            async def one(contact_id: ObjectId) -> Any:
+                async with gate:
+                    return await s.db.contacts.find_one(
+                        {"_id": contact_id, "organizationId": org.id}
+                    )
+
+            found = [d for d in await asyncio.gather(*map(one, chosen)) if d is not None]
+            campaign_id = PydanticObjectId()
+            now = utcnow()
+            stamp = {"organizationId": org.id, "createdAt": now, "updatedAt": now}
+            await s.db.recipients.insert_many(
+                [raw_recipient(campaign_id, d["_id"], stamp, seq) for seq, d in enumerate(found)]
+            )
+            await s.db.campaigns.insert_one(campaign_doc(org, campaign_id, len(found)))
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
+COUNTS = "query { contacts(first: 20) { totalCount } campaigns(first: 20) { totalCount } }"
+
+
+async def counts_case(s: Session, org: Org, samples: int) -> Timings:
+    """`totalCount` of the contacts and of the campaigns; the floor is the raw
+    `count_documents` of both (what a count costs the server itself)."""
+    t = Timings()
+    headers = auth(token(org=org.id))
+    for _ in range(samples):
+
+        async def api() -> None:
+            response = await s.http.post("/graphql", json={"query": COUNTS}, headers=headers)
+            data = response.json().get("data") or {}
+            total = (data.get("contacts") or {}).get("totalCount")
+            s.check(isinstance(total, int) and total >= org.contacts, f"count: {response.text}")
+
+        async def floor() -> None:
+            await s.db.contacts.count_documents({"organizationId": org.id})
+            await s.db.campaigns.count_documents({"organizationId": org.id})
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+    return t
+
+
 async def listing_floor(s: Session, org: Org, samples: int) -> dict[str, list[float]]:
     pages: list[float] = []
     counts: list[float] = []
@@ -508,7 +591,9 @@ async def run_size(
     try:
         async with serving(app) as http:
             started = time.perf_counter()
-            orgs = await load(db, total, rng)
+            orgs = await load(db, total, rng, args.small_orgs)
+            # Loaded behind the app's back: set the running totals as an operator would.
+            await migrations.count_existing_data()
             result["load_seconds"] = time.perf_counter() - started
             if args.settle:
                 # Right after a bulk load PostgreSQL has no statistics for the new rows yet
@@ -524,21 +609,33 @@ async def run_size(
             s = Session(http, db, ContactSource(), rng)
             for org in (orgs[0], orgs[-1]):
                 cases = {
-                    "contact(id) GraphQL": await lookup_case(s, org, args.lookups),
-                    "POST 3 existing ids": await three_ids_case(s, org, args.creations),
-                    f"POST {args.new_contacts:,} new contacts": await new_contacts_case(
-                        s, org, args.big_creations, args.new_contacts
-                    ),
-                    "campaigns(20) + recipients(5)": await listing_case(s, org, args.listings),
-                    "contacts(first: 20)": await contacts_page_case(s, org, args.listings),
-                    "contacts(search: phone)": await search_case(s, org, args.listings),
-                    "pauseCampaign": await lifecycle_case(s, org, args.creations),
+                    **{
+                        f"POST {n:,} existing ids": await id_list_case(s, org, args.id_lists, n)
+                        for n in args.id_counts
+                        if args.id_lists and n <= len(org.sample)
+                    },
+                    "totalCount (contacts, campaigns)": await counts_case(s, org, args.listings),
                 }
+                if args.only_scale:
+                    cases = {k: v for k, v in cases.items() if v.api}
+                else:
+                    cases |= {
+                        "contact(id) GraphQL": await lookup_case(s, org, args.lookups),
+                        "POST 3 existing ids": await three_ids_case(s, org, args.creations),
+                        f"POST {args.new_contacts:,} new contacts": await new_contacts_case(
+                            s, org, args.big_creations, args.new_contacts
+                        ),
+                        "campaigns(20) + recipients(5)": await listing_case(s, org, args.listings),
+                        "contacts(first: 20)": await contacts_page_case(s, org, args.listings),
+                        "contacts(search: phone)": await search_case(s, org, args.listings),
+                        "pauseCampaign": await lifecycle_case(s, org, args.creations),
+                    }
                 for name, t in cases.items():
                     row = summarize(t)
                     result["cases"][f"{name} | {org.label}"] = row
                     print_row(name, org, row)
-            for name, values in (await listing_floor(s, orgs[-1], args.listings)).items():
+            raw_reads = {} if args.only_scale else await listing_floor(s, orgs[-1], args.listings)
+            for name, values in raw_reads.items():
                 row = {"p50_ms": pct(values, 0.5), "p95_ms": pct(values, 0.95)}
                 result["cases"][f"{name} | large"] = row
                 print(f"  {name:<32} {'large':<8} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f}")
@@ -603,6 +700,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 )
     for r in results:
         for org in ("small-1", "large"):
+            if f"contact(id) GraphQL | {org}" not in r["cases"]:
+                continue  # --only-scale
             p95 = r["cases"][f"contact(id) GraphQL | {org}"]["p95_ms"]
             verdict = "meets" if p95 <= TARGET_P95_MS else "misses"
             print(
@@ -626,10 +725,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle", type=float, default=15.0, help="seconds to wait after loading (statistics)"
     )
+    parser.add_argument("--id-lists", type=int, default=3, help="samples of each id list")
+    parser.add_argument("--id-counts", type=int, nargs="+", default=[100, 500, 2000])
+    parser.add_argument(
+        "--only-scale", action="store_true", help="only the id-list and count cases"
+    )
+    parser.add_argument("--small-orgs", type=int, default=SMALL_ORGS)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
-    if min(args.sizes) <= SMALL_ORGS * SMALL_CONTACTS:
-        parser.error(f"sizes must exceed {SMALL_ORGS * SMALL_CONTACTS:,} (the small orgs)")
+    if min(args.sizes) <= args.small_orgs * SMALL_CONTACTS:
+        parser.error(f"sizes must exceed {args.small_orgs * SMALL_CONTACTS:,} (the small orgs)")
     return asyncio.run(main_async(args))
 
 

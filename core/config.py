@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
+from limits import parse
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -12,6 +13,8 @@ from core.clock import is_zone, parse_clock
 
 DEV_JWT_SECRET = "dev-insecure-secret-change-me-0123456789"
 """The development default; `Settings` refuses it outside development."""
+DEFAULT_RATE_LIMIT = "600/minute"
+"""Requests per organization when `API_RATE_LIMIT` is unset (outside tests)."""
 
 
 class Settings(BaseSettings):
@@ -64,6 +67,9 @@ class Settings(BaseSettings):
     dispatch_max_in_flight: int = Field(default=10, ge=1, le=1000)
     dispatch_rate_per_second: int = Field(default=10, ge=0)
     """Messages an organization may start per second across all dispatchers; 0: no limit."""
+    frequency_cap_per_day: int = Field(default=3, ge=0, le=50)
+    """Campaign messages per contact per rolling 24 hours, for organizations that set none;
+    0: no cap (states' caps still apply)."""
     follow_up_minute_seconds: float = Field(default=60.0, gt=0)
     """How long a follow-up's `delayMinutes` minute lasts: shortened only to try cadences out
     in development and tests (refused elsewhere)."""
@@ -72,6 +78,19 @@ class Settings(BaseSettings):
     simulated_ledger: str = ".data/simulated-ledger.jsonl"
     simulated_latency_ms: float = Field(default=0.0, ge=0)
     simulated_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    simulated_reply_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of messages the simulated provider accepts that get an inbound reply (development
+    only: interested, not interested, HELP or STOP), through the inbound webhook's service."""
+    simulated_reply_delay_s: float = Field(default=8.0, ge=0)
+    """A simulated reply comes between a quarter of this and this long after its message."""
+
+    api_rate_limit: str | None = None
+    """Requests one organization may make per window to `/graphql` and `/api/*`, in the
+    `limits` notation (`600/minute`, `100/10 seconds`); empty turns limits off. Unset: 600 per
+    minute, and off in the test environment."""
+    api_processes: int = Field(default=1, ge=1)
+    """API processes behind the load balancer: each enforces its share of the budget in memory
+    (`ceil(limit / api_processes)`), so the whole deployment allows about the budget."""
 
     cors_allowed_origins: Annotated[list[str], NoDecode] = []
     """Browser origins allowed to call `/graphql` and `/api/*` from another site
@@ -91,6 +110,25 @@ class Settings(BaseSettings):
     twilio_api_base: str = "https://api.twilio.com"
     """Only tests change it (to a local server that plays Twilio's API)."""
     twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def request_limit(self) -> str | None:
+        """The request limit in force (`api_rate_limit`, or the environment's default)."""
+        if self.api_rate_limit is None:
+            return None if self.environment == "test" else DEFAULT_RATE_LIMIT
+        return self.api_rate_limit.strip() or None
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value and value.strip():
+            try:
+                parse(value.strip())
+            except ValueError:
+                raise ValueError(
+                    f"API_RATE_LIMIT '{value}' is not a limit such as 600/minute"
+                ) from None
+        return value
 
     @field_validator("cors_allowed_origins", mode="before")
     @classmethod
@@ -130,6 +168,8 @@ class Settings(BaseSettings):
             if len(self.jwt_secret) < 32:
                 raise ValueError("JWT_SECRET must be at least 32 characters outside development")
 
+        if self.simulated_reply_rate and self.environment not in ("development", "test"):
+            raise ValueError("SIMULATED_REPLY_RATE is for development; leave it 0 elsewhere")
         if self.environment not in ("development", "test") and self.follow_up_minute_seconds != 60:
             raise ValueError("FOLLOW_UP_MINUTE_SECONDS is for development and tests only")
 

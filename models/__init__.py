@@ -2,11 +2,12 @@
 
 from beanie import Document
 
-from models.campaign import Campaign
+from models.campaign import Campaign, CampaignPage
 from models.compliance import FirstMessage, Suppression
 from models.contact import Contact, ContactPage
 from models.conversation import (
     Activity,
+    ContactSender,
     ConversationEvent,
     Message,
     MessageSend,
@@ -14,12 +15,13 @@ from models.conversation import (
     Sender,
 )
 from models.delivery import DeliveryReport
-from models.dispatch import BatchCounts, BatchLease, SendSlot
-from models.followup import StepSend
+from models.dispatch import BatchCounts, BatchLease, ContactSend, SendSlot
+from models.followup import FollowUpHandover, StepSend
 from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.organization import Organization
 from models.recipient import Recipient
+from models.storage import MigrationRecord, Tally
 from models.user import User
 
 DOCUMENT_MODELS: list[type[Document]] = [
@@ -31,12 +33,14 @@ DOCUMENT_MODELS: list[type[Document]] = [
     IdempotencyTakeover,
     Change,
     ContactPage,
+    CampaignPage,
     BatchLease,
     BatchCounts,
     SendSlot,
     DeliveryReport,
     Organization,
     Sender,
+    ContactSender,
     Message,
     Reply,
     Activity,
@@ -45,6 +49,10 @@ DOCUMENT_MODELS: list[type[Document]] = [
     StepSend,
     Suppression,
     FirstMessage,
+    FollowUpHandover,
+    ContactSend,
+    Tally,
+    MigrationRecord,
 ]
 
 __all__ = [
@@ -53,16 +61,21 @@ __all__ = [
     "BatchCounts",
     "BatchLease",
     "Campaign",
+    "CampaignPage",
     "Change",
     "Contact",
     "ContactPage",
+    "ContactSend",
+    "ContactSender",
     "ConversationEvent",
     "DeliveryReport",
     "FirstMessage",
+    "FollowUpHandover",
     "IdempotencyRecord",
     "IdempotencyTakeover",
     "Message",
     "MessageSend",
+    "MigrationRecord",
     "Organization",
     "Recipient",
     "Reply",
@@ -70,5 +83,6 @@ __all__ = [
     "Sender",
     "StepSend",
     "Suppression",
+    "Tally",
     "User",
 ]

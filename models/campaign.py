@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -86,16 +87,21 @@ class HoldReason(StrEnum):
 
     QUIET_HOURS = "quiet_hours"
     RATE_LIMIT = "rate_limit"
+    FREQUENCY_CAP = "frequency_cap"
 
 
 class Hold(BaseModel):
     """Recipients of a sending campaign held back, why, and until when."""
 
-    reason: HoldReason = Field(description="quiet_hours or rate_limit.")
+    reason: HoldReason = Field(description="quiet_hours, rate_limit or frequency_cap.")
     recipients: int = Field(description="How many are held.")
     until: datetime | None = Field(description="When the hold ends (UTC), as far as known.")
     zone: str | None = Field(
         default=None, description="For quiet hours: the recipients' time zone."
+    )
+    state: str | None = Field(
+        default=None,
+        description="For quiet hours: the US state whose rules for marketing texts hold them.",
     )
     message: str = Field(description="The hold in plain words.")
 
@@ -171,6 +177,8 @@ class Campaign(TenantDocument):
     nextSeq: int = 0
     """The `seq` the next added recipient gets; recipients are numbered from 0."""
     startedAt: datetime | None = None
+    page: int | None = None
+    """Its page in the organization's list, newest last (see `services.storage.positions`)."""
     contactStatusOnReply: str | None = None
     """The pipeline stage a contact moves to on its first reply to this campaign."""
     followUps: list[FollowUp] = []
@@ -211,11 +219,24 @@ class Campaign(TenantDocument):
 
     def cadence(self) -> int:
         """How many follow-up steps run: none while autopilot is off."""
-        return len(self.followUps) if self.isAutopilot else 0
+        return Campaign.steps_running(self.followUps, self.isAutopilot)
+
+    @staticmethod
+    def steps_running(follow_ups: Sequence[object] | None, autopilot: object) -> int:
+        """The rule, also for a stored row: the steps run only while autopilot is on."""
+        return len(follow_ups or []) if autopilot else 0
 
     class Settings:
         name = "campaigns"
         indexes = [
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("page", pymongo.ASCENDING),
+                    ("_id", pymongo.ASCENDING),
+                ],
+                name="org_page_id",
+            ),
             IndexModel(
                 [
                     ("organizationId", pymongo.ASCENDING),
@@ -260,3 +281,14 @@ class Campaign(TenantDocument):
             ),
             IndexModel([("status", pymongo.ASCENDING)], name="status_across_organizations"),
         ]
+
+
+class CampaignPage(TenantDocument):
+    """A claimed page number of an organization's campaign list (see
+    `services.storage.positions`); `_id` is `"<organizationId>:<page>"`."""
+
+    id: str | None = None  # type: ignore[assignment]
+    page: int
+
+    class Settings:
+        name = "campaign_pages"

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 import pymongo
 from beanie import PydanticObjectId
 from pymongo import IndexModel
 
 from models.base import TenantDocument
+
+
+class ConsentSource(StrEnum):
+    """Where a contact's consent to be texted came from (carriers and TCPA audits ask)."""
+
+    FORM = "form"
+    """A web or paper form the contact filled in."""
+    IMPORT = "import"
+    """A list imported with a campaign (`consentFile` names the file)."""
+    MANUAL = "manual"
+    """Typed in by a rep."""
+    INBOUND = "inbound"
+    """The contact texted the organization first."""
+    API = "api"
+    """Another system, through the API."""
 
 
 class Contact(TenantDocument):
@@ -27,6 +43,10 @@ class Contact(TenantDocument):
     optOutReason: str | None = None
     source: str | None = None
     """How it was created when not by a rep or an import: `inbound` (it texted first)."""
+    consentSource: ConsentSource | None = None
+    consentAt: datetime | None = None
+    consentFile: str | None = None
+    """A reference to the proof of consent (a file name, a form submission id)."""
     version: int = 0
     """Counts changes; each claims the next version first (see `services.storage.history`)."""
     page: int | None = None

@@ -50,6 +50,22 @@ class Sender(TenantDocument):
         ]
 
 
+class ContactSender(TenantDocument):
+    """The sender a contact hears from: `_id` is `"<organizationId>:<contactId>"`.
+
+    Inserted at the contact's first send and kept while the organization owns that sender, so
+    changing the organization's list does not move contacts; two first sends at once insert one
+    and both read it back.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    contactId: PydanticObjectId
+    sender: str
+
+    class Settings:
+        name = "contact_senders"
+
+
 class Direction(StrEnum):
     """Which way a message went."""
 

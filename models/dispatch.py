@@ -23,7 +23,8 @@ class BatchLease(TenantDocument):
     `_id` is `"<campaignId>:<batch>:<epoch>"`, so inserting it is the claim and the unique primary
     key admits exactly one holder per epoch, on MongoDB as on FerretDB (whose conditional updates
     can have several winners). A newer epoch fences the older holder: before each step the holder
-    checks that no later epoch exists.
+    checks that no later epoch exists. Records no one reads again are purged
+    (`services.sending.lease_records`).
     """
 
     id: str | None = None  # type: ignore[assignment]
@@ -39,13 +40,15 @@ class BatchLease(TenantDocument):
     class Settings:
         name = "dispatch_leases"
         indexes = [
-            IndexModel(
+            IndexModel(  # a unit's epochs; any later one than the holder's (fencing)
                 [
                     ("organizationId", pymongo.ASCENDING),
                     ("campaignId", pymongo.ASCENDING),
                     ("batch", pymongo.ASCENDING),
+                    ("step", pymongo.ASCENDING),
+                    ("epoch", pymongo.ASCENDING),
                 ],
-                name="org_campaign_batch",
+                name="org_campaign_batch_step_epoch",
             ),
             IndexModel(  # a campaign's finished batches, read when it may be complete
                 [
@@ -60,8 +63,11 @@ class BatchLease(TenantDocument):
 
 class ZoneWait(BaseModel):
     zone: str
+    state: str | None = None
     count: int
     until: datetime
+    reason: str = "quiet_hours"
+    """quiet_hours, or frequency_cap (then without a zone)."""
 
 
 class BatchCounts(TenantDocument):
@@ -106,14 +112,17 @@ class SendSlot(TenantDocument):
     """Permission for one chunk of an organization's messages in one second.
 
     `_id` is `"<organizationId>:<unix second>:<slot>"`, the second read from the dispatchers'
-    clock, with `ceil(rate / chunk)` slots a second: inserting it is the claim, so however
-    many dispatchers send for an organization, at most `rate` messages start in any second,
-    decided by the primary key alone (one insert per chunk, not per message).
+    clock; a second's slots are campaign chunks and, at the end, single units reps' messages
+    take first (`services.sending.rate_slots`): inserting it is the claim, so however many
+    processes send for an organization, at most `rate` messages start in any second, decided
+    by the primary key alone.
     """
 
     id: str | None = None  # type: ignore[assignment]
     second: int
     slot: int
+    size: int = 0
+    """Messages it lets start."""
 
     class Settings:
         name = "dispatch_send_slots"
@@ -121,5 +130,32 @@ class SendSlot(TenantDocument):
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("second", pymongo.ASCENDING)],
                 name="org_second",
+            ),
+        ]
+
+
+class ContactSend(TenantDocument):
+    """Campaign message number `n` to a contact, for the frequency cap; `_id` is
+    `"<contactId>:<n>"`, numbers dense from 0, each claimed by its insert."""
+
+    id: str | None = None  # type: ignore[assignment]
+    contactId: PydanticObjectId
+    n: int
+    at: datetime
+    campaignId: PydanticObjectId | None = None
+    key: str
+    """The message's idempotency key: one send per message, whoever holds its unit."""
+
+    class Settings:
+        name = "contact_sends"
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("key", pymongo.ASCENDING)],
+                name="org_key_unique",
+                unique=True,
+            ),
+            IndexModel(  # a contact's sends (e.g. to delete them with the contact)
+                [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
+                name="org_contact",
             ),
         ]

@@ -73,3 +73,16 @@ class StepSend(TenantDocument):
 
 def step_send_id(recipient_id: object, step: int) -> str:
     return f"{recipient_id}:{step}"
+
+
+class FollowUpHandover(TenantDocument):
+    """One provider call of a follow-up step: `_id` `"<recipientId>:<step>:<k>"`, inserted
+    right before call k (`go`, then `done`), or first by a reply (`stopped`), which keeps
+    every later call from starting."""
+
+    id: str | None = None  # type: ignore[assignment]
+    status: str
+
+    class Settings:
+        name = "follow_up_handovers"
+        indexes: list[IndexModel] = []

@@ -35,7 +35,7 @@ from schema.outputs import CampaignOut, CampaignSummaryOut
 from schema.pagination import Connection
 from services.campaigns import creation as campaign_service
 from services.campaigns import edits as campaign_edits
-from services.campaigns import lifecycle, previews
+from services.campaigns import lifecycle, previews, progress
 from services.campaigns import queries as campaign_queries
 from services.sending import failures
 
@@ -233,11 +233,6 @@ def _campaign_payload(campaign: CampaignDocument) -> CampaignPayload:
     return CampaignPayload(campaign=CampaignSummaryOut.of(campaign))  # type: ignore[arg-type]
 
 
-PROGRESS_EVERY_S = 0.5
-"""How often a `campaignProgress` subscription reads the campaign: at most two values a
-second, from the database, so any API process serves it whichever process sends."""
-
-
 @graphql_type(
     CampaignSummaryOut,
     only=("status", "stats", "followUpStats", "holds", "nextSendAt"),
@@ -259,7 +254,7 @@ class CampaignSubscriptions:
     async def campaign_progress(
         self, info: Info, id: strawberry.ID
     ) -> AsyncGenerator[CampaignProgress, None]:
-        updates = campaign_queries.progress(info.context.tenant, id, PROGRESS_EVERY_S)
+        updates = progress.WATCHER.follow(info.context.tenant, id)
         try:
             async for found in updates:
                 yield CampaignSummaryOut.of(found)  # type: ignore[misc]

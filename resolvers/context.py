@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from core.auth import authenticate
 from core.config import Settings
 from core.errors import AuthenticationError
-from resolvers.deps import authorization_header
+from resolvers.deps import authorization_header, verified_principal
 from schema.context import Context
 
 
@@ -18,9 +17,8 @@ async def get_context(request: HTTPConnection) -> Context:
     level is solved again on every request."""
     settings: Settings = request.app.state.settings
     try:
-        header = authorization_header(request)
-        if header is None:
+        if authorization_header(request) is None:
             return Context(settings, None, None)
-        return Context(settings, authenticate(header, settings), None)
+        return Context(settings, verified_principal(request, settings), None)
     except AuthenticationError as exc:
         return Context(settings, None, exc)

@@ -26,9 +26,9 @@ from schema.outputs import ConversationOut, MessageOut
 from schema.pagination import Connection
 from services import inputs as commands
 from services.conversations import inbox, live, outbound
+from services.conversations.simulated import provider_from
 from services.organizations.settings import defaults_from
 from services.sending.provider import Provider
-from services.sending.providers import provider_from
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 _providers: dict[int, Provider] = {}
@@ -150,5 +150,9 @@ class ConversationSubscriptions:
                 raise GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
             rep = ObjectId(str(assigned_to))
         organization = info.context.tenant.organization_id
+        loaders = info.context.loaders
         async for item in live.WATCHER.listen(organization, rep):
-            yield MessageOut.of(item)  # type: ignore[misc]
+            if item.contact is not None and item.contact.id is not None:
+                # Read once by the watcher for every subscriber, and as it is now.
+                loaders.contacts.prime(item.contact.id, item.contact, force=True)
+            yield MessageOut.of(item.message)  # type: ignore[misc]

@@ -29,6 +29,8 @@ async def app_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
+PRINCIPAL_STATE = "principal"
+"""Where in the request's state a caller verified before routing is kept."""
 
 
 def get_client(request: Request) -> MongoClient:
@@ -46,9 +48,19 @@ def authorization_header(request: HTTPConnection) -> str | None:
     return values[0] if values else None
 
 
+def verified_principal(connection: HTTPConnection, settings: Settings) -> Principal:
+    """Returns the caller: as the request limiter already verified it (`resolvers.limits`, which
+    keeps it in the request's state), else by verifying the bearer token now; raises
+    `AuthenticationError` (401) when it cannot."""
+    state = connection.scope.get("state")
+    if state is not None and isinstance(found := state.get(PRINCIPAL_STATE), Principal):
+        return found
+    return authenticate(authorization_header(connection), settings)
+
+
 async def get_principal(request: Request, settings: SettingsDep) -> Principal:
     """Verifies the bearer token; raises `AuthenticationError` (401) when it cannot."""
-    return authenticate(authorization_header(request), settings)
+    return verified_principal(request, settings)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -1,12 +1,16 @@
-"""A request-body size limit enforced while reading, and request ids on every answer."""
+"""A request-body size limit enforced while reading, and each organization's request budget."""
 
 from __future__ import annotations
 
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import FieldError
+from core.auth import authenticate
+from core.config import Settings
+from core.errors import AuthenticationError, FieldError
+from resolvers.deps import PRINCIPAL_STATE
 from resolvers.rest.envelope import error_response
+from services.organizations.request_limits import RequestLimiter, Verdict
 
 HTTP_CODES = {
     400: "BAD_REQUEST",
@@ -83,3 +87,74 @@ class BodySizeLimit:
                 headers={"Connection": "close"},
             )
         await response(scope, receive, send)
+
+
+class RequestLimit:
+    """Answers 429 once an organization has spent its request budget (`/graphql`, `/api/*`).
+
+    The caller's organization comes from its token; a request without a valid one passes
+    through to be refused by the route (401) or served anonymously (the IDE); a verified one is
+    kept in the request's state, so the route does not verify it again. Every limited
+    answer carries the IETF draft's `RateLimit` and `RateLimit-Policy` headers; a refusal also
+    `Retry-After`, and on `/graphql` the GraphQL shape with `extensions.code: RATE_LIMITED`.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        limit = settings.request_limit
+        self.limiter = RequestLimiter(limit, settings.api_processes) if limit else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if (
+            self.limiter is None
+            or scope["type"] != "http"
+            or scope.get("method") == "OPTIONS"
+            or not (path.startswith("/api/") or path == "/graphql")
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = [v for k, v in scope["headers"] if k == b"authorization"]
+        try:
+            if len(headers) != 1:
+                raise AuthenticationError("no single Authorization header")
+            principal = authenticate(headers[0].decode("latin-1"), self.settings)
+        except AuthenticationError:
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})[PRINCIPAL_STATE] = principal  # verified once
+        verdict = self.limiter.hit(str(principal.organization_id))
+        advertised = rate_limit_headers(verdict)
+        if not verdict.allowed:
+            await _refusal(path, verdict, advertised)(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *advertised]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def rate_limit_headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
+    """The `RateLimit` and `RateLimit-Policy` headers (draft-ietf-httpapi-ratelimit-headers-07)."""
+    state = f"limit={verdict.limit}, remaining={verdict.remaining}, reset={verdict.reset_seconds}"
+    policy = f"{verdict.limit};w={verdict.window_seconds}"
+    return [(b"ratelimit", state.encode()), (b"ratelimit-policy", policy.encode())]
+
+
+def _refusal(path: str, verdict: Verdict, advertised: list[tuple[bytes, bytes]]) -> Response:
+    message = (
+        f"Your organization made more than {verdict.limit} requests in "
+        f"{verdict.window_seconds} s; retry in {verdict.reset_seconds} s"
+    )
+    headers = {k.decode(): v.decode() for k, v in advertised}
+    headers["Retry-After"] = str(verdict.reset_seconds)
+    if path == "/graphql":
+        extensions = {"code": "RATE_LIMITED", "retryAfter": verdict.reset_seconds}
+        body = {"errors": [{"message": message, "extensions": extensions}]}
+        return JSONResponse(body, status_code=429, headers=headers)
+    error = FieldError((), "RATE_LIMITED", message)
+    return error_response(429, message, [error], headers=headers)

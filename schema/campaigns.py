@@ -20,6 +20,7 @@ from models.campaign import FollowUp as FollowUpModel
 from models.campaign import FollowUpStats as FollowUpStatsModel
 from models.campaign import Hold as HoldModel
 from models.campaign import MessageStats as MessageStatsModel
+from models.contact import ConsentSource
 from models.recipient import DeliveryStatus, RecipientStatus
 from schema.contacts import Contact
 from schema.context import Info
@@ -64,6 +65,7 @@ _enum(CampaignOrderField, "What campaigns are ordered by.")
 _enum(SortDirection, "Ascending or descending.")
 _enum(FailureStage, "Where a message was lost.")
 _enum(HoldReason, "Why recipients are held back.")
+ENUM_CODES["ConsentSource"] = CHOICE_CODES[ConsentSource]  # declared with the contact types
 
 
 @graphql_type(StatsOut, name="CampaignStats", description="Counters over a campaign's recipients.")

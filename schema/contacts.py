@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import strawberry
 
+from models.contact import ConsentSource
 from schema.conversations import Message, contact_messages
 from schema.derive import graphql_input, graphql_type
 from schema.errors import Payload
 from schema.outputs import ContactOut
 from schema.pagination import Connection
 from services import inputs as commands
+
+strawberry.enum(ConsentSource, description="Where a contact's consent to be texted came from.")
 
 
 @graphql_type(ContactOut, name="Contact", description="A person campaigns can message.")
@@ -21,9 +24,19 @@ class Contact:
     )
 
 
+@graphql_input(
+    commands.ConsentFields,
+    name="ConsentInput",
+    description="Where contacts' consent came from, and when.",
+    partial=True,
+)
+class ConsentInput:
+    consentSource: ConsentSource | None = None  # REST reads the same values as strings
+
+
 @graphql_input(commands.CreateContactInput, description="A new contact.", partial=True)
 class CreateContactInput:
-    pass
+    consentSource: ConsentSource | None = None
 
 
 @graphql_input(
@@ -33,7 +46,7 @@ class CreateContactInput:
     partial=True,
 )
 class UpdateContactInput:
-    pass
+    consentSource: ConsentSource | None = None
 
 
 @graphql_input(

@@ -1,8 +1,9 @@
 """Per-request batch loaders: one database command per kind of thing a query asks for.
 
 A list of 100 campaigns that shows each one's creator and first recipients with their
-contacts costs one command for the campaigns, one for the creators, one for the recipients
-and one for the contacts, not one per campaign (tested with a command listener). Loaders
+contacts costs one command for the campaigns and one for the creators, and reads recipients
+and contacts as `Tenant.raw_find_in` does (by equality, or one `$in` when the list is most of
+the organization), never a command per campaign (tested with a command listener). Loaders
 live in the request's context, so nothing is cached across requests or tenants.
 """
 
@@ -18,12 +19,7 @@ from strawberry.dataloader import DataLoader
 from core.config import Settings
 from models import Campaign, Contact, User
 from services.campaigns.queries import RecipientsPage, first_recipients
-from services.storage import positions
 from services.storage.tenancy import Tenant
-
-POINT_LOOKUPS = 20
-"""Up to this many contacts (a page of one campaign's recipients) are always read one id each,
-at once; more in one `$in` command unless the organization is large (see `_contacts`)."""
 
 
 @dataclass(eq=False)
@@ -65,13 +61,7 @@ class Loaders:
         return [names.get(i) for i in ids]
 
     async def _contacts(self, ids: Sequence[PydanticObjectId]) -> list[Contact | None]:
-        # An `$in` reads the organization's every contact on FerretDB, ~100 per list page; a
-        # lookup by id reads one. Look up by id while that is cheaper: a page's worth of ids,
-        # or fewer ids than the organization has pages.
-        lookups = POINT_LOOKUPS
-        if len(set(ids)) > lookups:
-            lookups = max(lookups, await positions.last_page(self.tenant) + 1)
-        rows = await self.tenant.find_by(Contact, "_id", ids, point_lookups=lookups)
+        rows = await self.tenant.raw_find_in(Contact, "_id", ids)
         found = {row["_id"]: Contact.model_validate(row) for row in rows}
         return [found.get(i) for i in ids]
 

@@ -56,6 +56,11 @@ class OrganizationSettings:
         description="Added to the first message a contact gets from the organization (unless "
         "its text already says STOP); empty: never."
     )
+    frequencyCap: int = strawberry.field(
+        description="Campaign messages per contact per rolling 24 hours, all campaigns "
+        "together (0: no cap; some states cap lower for their numbers). A recipient over it "
+        "waits."
+    )
     senders: list[Sender] = strawberry.field(
         description="The numbers and messaging services replies are routed by (empty: the "
         "deployment's shared sender)."

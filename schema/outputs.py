@@ -28,6 +28,7 @@ from models.campaign import (
     Hold,
     MessageStats,
 )
+from models.contact import ConsentSource
 from models.conversation import Direction
 from models.recipient import DeliveryStatus, RecipientRow, RecipientStatus
 from services.contacts.suppressions import (
@@ -216,6 +217,13 @@ class ContactOut(_Out):
     optedOut: bool = Field(description="Never messaged while true.")
     optedOutAt: datetime | None = Field(description="When the contact opted out.")
     optOutReason: str | None = Field(description="Why, as recorded.")
+    consentSource: ConsentSource | None = Field(
+        description="Where its consent to be texted came from."
+    )
+    consentAt: datetime | None = Field(description="When consent was given.")
+    consentFile: str | None = Field(
+        description="A reference to the proof (a file name, a form's id)."
+    )
     createdAt: datetime = Field(description="Creation time (UTC).")
     updatedAt: datetime = Field(description="Last change (UTC).")
 

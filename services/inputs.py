@@ -162,6 +162,26 @@ class Assignment(_Input):
     userIds: list[Id] = Field(min_length=1, description="Reps to assign to.")
 
 
+class ConsentFields(_Input):
+    """Where a contact's consent to be texted came from, and when."""
+
+    consentSource: Text | None = Field(
+        default=None,
+        description="form, import, manual, inbound or api. A new contact without one gets "
+        "how it came in: manual when typed in (createContact, newContacts), import from "
+        "rawCsvData, inbound when it texted first.",
+    )
+    consentAt: DateText | None = Field(
+        default=None,
+        description="When consent was given; ISO 8601 with a time zone, not in the future "
+        "(default: when the source is recorded).",
+    )
+    consentFile: Text | None = Field(
+        default=None,
+        description="A reference to the proof: the imported file's name, a form's id.",
+    )
+
+
 class FollowUpInput(_Input):
     """One follow-up step: a message sent after a delay to recipients who have not answered."""
 
@@ -189,6 +209,11 @@ class CreateCampaignInput(_Input):
         default=[], description="Legacy form of selectedExistingContacts: contact ids."
     )
     rawCsvData: CsvData | None = Field(default=None, description="Contacts from CSV.")
+    consent: ConsentFields | None = Field(
+        default=None,
+        description="The consent of the contacts this campaign creates (contacts that exist "
+        "keep theirs); by default manual for newContacts and import for rawCsvData, now.",
+    )
     segmentation: Segmentation | None = Field(
         default=None, description="A filter over the organization's contacts."
     )
@@ -369,8 +394,8 @@ class CampaignOrder(_Input):
     direction: SortDirection = Field(default=SortDirection.DESC, description="Which way.")
 
 
-class ContactFields(_Input):
-    """The editable fields of a contact."""
+class _ContactBasics(_Input):
+    """A contact's own fields; its consent's follow them (`ConsentFields`)."""
 
     phoneNumber: Text | None = Field(
         default=None,
@@ -383,6 +408,10 @@ class ContactFields(_Input):
     process: Text | None = Field(default=None, description="Pipeline id.")
     tags: list[Text] | None = None
     assignedTo: Id | None = Field(default=None, description="User id of the owning rep.")
+
+
+class ContactFields(ConsentFields, _ContactBasics):
+    """The editable fields of a contact."""
 
 
 class CreateContactInput(ContactFields):
@@ -446,6 +475,11 @@ class UpdateOrganizationSettingsInput(_Input):
         default=None,
         description="Added to the first message a contact gets from the organization (unless "
         "it already says STOP); empty turns it off.",
+    )
+    frequencyCap: StrictInt | None = Field(
+        default=None,
+        description="Campaign messages per contact per rolling 24 hours, all campaigns "
+        "together, 0 (no cap) to 50; states' own caps still apply.",
     )
 
 

@@ -47,6 +47,7 @@ from scripts import dbserver
 from services.organizations.settings import OrganizationSettings
 from services.sending.dispatcher import DispatchConfig, Dispatcher
 from services.sending.providers import SimulatedProvider, read_ledger
+from services.storage import tallies
 from services.storage.tenancy import Tenant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,6 +133,7 @@ async def make_contacts(org: ObjectId, phones: Sequence[str], **fields: Any) -> 
     ]
     if contacts:
         await Contact.insert_many(contacts)
+        await tallies.add(tenant, tallies.CONTACTS, len(contacts))
     return contacts
 
 

@@ -89,6 +89,8 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         newContacts=[{"phoneNumber": "12"}], userIds=[UNKNOWN_ID]
     ),
     "more recipients than allowed": campaign_body(newContacts=PHONES),
+    "unknown consent source": campaign_body(consent={"consentSource": "sms"}),
+    "consent in the future": campaign_body(consent={"consentAt": "2090-01-01T00:00:00Z"}),
     # Partial failures: created, with the bad parts in failedDetails.
     "new contact without a phone": campaign_body(
         newContacts=[{"firstName": "Ana"}, {"phoneNumber": "+14155550101"}]

@@ -17,7 +17,7 @@ from pymongo.monitoring import (
 )
 
 from main import create_app
-from services.storage.tenancy import POINT_LOOKUPS_MAX
+from services.storage.tenancy import ALWAYS_LOOKED_UP
 from tests.support import auth, drop_database, future, make_contacts, make_settings, token
 
 APP_COMMANDS = {
@@ -101,34 +101,57 @@ async def test_command_count_does_not_grow_with_contacts(
     large = await _commands_for(http, counter, ObjectId(), _phones(100, 2000), [])
     assert small == large
     # user, page claims, contacts, recipients, campaign; one probe for the last page, one read;
-    # whether the suppression list holds anything, and the organization's opt-out footer
-    assert sum(large.values()) <= 9, large
+    # the running totals of contacts and campaigns; the campaign list's page (a probe for the
+    # last one, twice when it claims one, and the claim)
+    # (last pages), whether the suppression list holds anything, and the opt-out footer
+    assert sum(large.values()) <= 14, large
 
 
 async def _with_known_contacts(
-    http: httpx.AsyncClient, counter: CommandCounter, n: int
+    http: httpx.AsyncClient, counter: CommandCounter, n: int, *, bystanders: int = 0
 ) -> Counter[str]:
-    """Creates a campaign of n typed-in phones (half already stored) and n existing ids."""
+    """Creates a campaign of n typed-in phones (half already stored) and n existing ids, in an
+    organization that also holds `bystanders` other contacts."""
     org = ObjectId()
     phones = _phones(10_000, n)
     await make_contacts(org, phones[: n // 2], firstName="Old")
+    await make_contacts(org, _phones(40_000, bystanders), firstName="By")
     existing = [str(c.id) for c in await make_contacts(org, _phones(20_000, n), firstName="Ex")]
     return await _commands_for(http, counter, org, phones, existing)
 
 
-async def test_many_reused_and_existing_contacts_add_one_lookup_each_not_one_per_contact(
+async def test_long_lists_in_a_small_organization_go_as_one_in_each(
     counted: tuple[httpx.AsyncClient, CommandCounter],
 ) -> None:
+    """A list that is most of the organization costs one `$in` read, whatever its length."""
     http, counter = counted
-    # Both sizes past the point lookups (half the phones too): the lists go as `$in`.
-    sizes = (2 * POINT_LOOKUPS_MAX + 2, 3 * POINT_LOOKUPS_MAX)
+    sizes = (4 * ALWAYS_LOOKED_UP, 6 * ALWAYS_LOOKED_UP)
     seen = [await _with_known_contacts(http, counter, n) for n in sizes]
     assert seen[0] == seen[1]
-    # contacts, their page claims, recipients, campaign, the caller's user; one `$in` for ids,
-    # one for reused phones, one probe for the organization's last contact page, one for
-    # whether the suppression list holds anything, one for the opt-out footer
-    assert (seen[1]["insert"], seen[1]["update"]) == (5, 0)
-    assert seen[1]["find"] == 5, seen[1]
+    # contacts, their page claims, recipients, campaign, the caller's user; per list one read
+    # of the running total and one `$in` (ids, reused phones); one probe for the last page
+    # + the campaign's list page claimed, and the two running totals
+    assert (seen[1]["insert"], seen[1]["update"]) == (6, 2)
+    # + probes for the campaigns' last page, the suppression list's and the footer's reads
+    assert seen[1]["find"] == 5 + 2 + 2, seen[1]
+
+
+async def test_a_list_that_is_a_small_share_of_the_organization_costs_a_lookup_per_id(
+    counted: tuple[httpx.AsyncClient, CommandCounter],
+) -> None:
+    """Past a few ids, a list that is a small share of the organization is still read one
+    equality each (an `$in` would read the whole organization on FerretDB): its cost follows
+    the list, not the organization."""
+    http, counter = counted
+    n = 3 * ALWAYS_LOOKED_UP
+    counts = await _with_known_contacts(http, counter, n, bystanders=40 * n)
+    # n ids and n/2 reused phones one each, a total read per list, the last-page probes of
+    # the contact and campaign lists
+    # the suppression list's and the footer's reads
+    assert counts["find"] == n + n // 2 + 2 + 3 + 2, counts
+    assert not any(
+        isinstance(value, dict) and "$in" in value for f in counter.filters for value in f.values()
+    ), counter.filters
 
 
 async def test_a_few_ids_and_reused_phones_are_looked_up_by_equality(
@@ -137,8 +160,8 @@ async def test_a_few_ids_and_reused_phones_are_looked_up_by_equality(
     """`$in` is not pushed down on FerretDB (it reads the whole organization), equality is."""
     http, counter = counted
     counts = await _with_known_contacts(http, counter, 6)
-    # + the probe for the last contact page, the suppression list's and the footer's reads
-    assert counts["find"] == 6 + 3 + 1 + 2, counts
+    # + the probes for the lists' last pages, the suppression list's and the footer's reads
+    assert counts["find"] == 6 + 3 + 3 + 2, counts
     assert all(not isinstance(value, dict) for f in counter.filters for value in f.values()), (
         counter.filters
     )

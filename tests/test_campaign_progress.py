@@ -13,6 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from core.config import Settings
+from services.campaigns import progress
 from services.sending.dispatcher import Dispatcher
 from services.sending.providers import SimulatedProvider
 from tests.support import FAST, auth, campaign_body, phones, serving, token
@@ -88,6 +89,46 @@ async def test_progress_is_pushed_until_the_campaign_completes(
         assert sent == sorted(sent) and sent[-1] == 250, sent
         assert values[-1]["stats"]["successRate"] == "100%"
         await socket.close()
+
+
+async def test_subscribers_of_one_campaign_share_one_read_per_pass(
+    settings: Settings, tmp_path: Path
+) -> None:
+    org = ObjectId()
+    tok = token(org=org)
+    async with serving(settings) as base, httpx.AsyncClient(base_url=base) as http:
+        body = campaign_body(newContacts=phones(120), scheduleDate=None)
+        created = await http.post("/api/campaigns", json=body, headers=auth(tok))
+        campaign_id = created.json()["data"]["_id"]
+        sockets = [await subscribe(base, tok, campaign_id) for _ in range(12)]
+        for socket in sockets:
+            assert (await receive(socket))["type"] == "next"
+        followers = progress.WATCHER.followers[(org, ObjectId(campaign_id))]
+        assert len(followers) == 12
+        passes, reads = progress.WATCHER.passes, progress.WATCHER.reads
+        send_now = (
+            f'mutation {{ sendCampaignNow(id: "{campaign_id}") {{ userErrors {{ code }} }} }}'
+        )
+        await http.post("/graphql", json={"query": send_now}, headers=auth(tok))
+        dispatcher = Dispatcher(SimulatedProvider(tmp_path / "l.jsonl", latency_s=0.05), FAST)
+        stop = asyncio.Event()
+        sending = asyncio.create_task(dispatcher.run(stop))
+        last: list[dict[str, Any]] = []
+        try:
+            for socket in sockets:
+                value: dict[str, Any] = {}
+                while (message := await receive(socket))["type"] != "complete":
+                    value = message["payload"]["data"]["campaignProgress"]
+                last.append(value)
+        finally:
+            stop.set()
+            await sending
+        assert all(v["status"] == "COMPLETED" and v["stats"]["sent"] == 120 for v in last)
+        # Twelve subscribers, one campaign: one read per pass, as for one subscriber.
+        made = progress.WATCHER.passes - passes
+        assert made > 0 and progress.WATCHER.reads - reads == made
+        for socket in sockets:
+            await socket.close()
 
 
 async def test_another_organizations_campaign_ends_with_not_found(settings: Settings) -> None:

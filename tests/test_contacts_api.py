@@ -262,10 +262,36 @@ async def test_a_sparse_filter_stops_after_a_bounded_read_with_a_cursor(
     org = ObjectId()
     await create_campaign(client, org, newContacts=phones(350), status="draft")
     tenant = Tenant.for_organization(org)
-    nobody = ContactFilter(contactStatus=["Customer"])
+    nobody = ContactFilter(tags=["vip"])  # checked on each page: the read stops
     first = await list_contacts(tenant, settings, filter=nobody, first=10, max_pages=2)
     assert (first.items, first.has_next) == ([], True) and first.end_cursor is not None
     rest_of_it = await list_contacts(
         tenant, settings, filter=nobody, first=10, after=first.end_cursor, max_pages=2
     )
     assert (rest_of_it.items, rest_of_it.has_next) == ([], False)
+
+
+async def test_a_sparse_filter_of_equalities_gives_full_pages(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A stage few contacts have, at the end of a long list: pages are full, in list order,
+    and end where the matches end (past the pages read in order, the matches are read)."""
+    org = ObjectId()
+    await create_campaign(client, org, newContacts=phones(900), status="draft")
+    await create_campaign(
+        client, org, newContacts=phones(25, start=5000), contactStatus="Customer", status="draft"
+    )
+    tenant = Tenant.for_organization(org)
+    customers = ContactFilter(contactStatus=["Customer"])
+    seen: list[str] = []
+    after = None
+    sizes = []
+    while True:
+        page = await list_contacts(tenant, settings, filter=customers, first=10, after=after)
+        sizes.append(len(page.items))
+        seen += [c.phoneNumber for c in page.items]
+        if not page.has_next:
+            break
+        after = page.end_cursor
+    assert sizes == [10, 10, 5]
+    assert seen == [p["phoneNumber"] for p in phones(25, start=5000)]

@@ -243,3 +243,45 @@ async def test_activity_numbers_stay_dense_and_unique_under_a_burst(
     )
     assert sorted(numbers) == list(range(40))
     assert await activity.last_entry(tenant) == 39
+
+
+async def test_a_burst_skips_numbers_another_process_took_and_stays_dense(
+    hooked: httpx.AsyncClient,
+) -> None:
+    import asyncio
+
+    from models import Activity
+    from models.conversation import Direction
+    from services.conversations import activity
+    from services.storage.tenancy import Tenant
+
+    tenant = Tenant.for_organization(ObjectId())
+
+    def entry() -> Any:
+        return activity.append(
+            tenant,
+            contact_id=ObjectId(),
+            message_id=ObjectId(),
+            direction=Direction.INBOUND,
+            at=Tenant.now(),
+        )
+
+    assert await entry() == 0  # this process now expects 1 next
+    # Another process appends 1 and 2 meanwhile (this one's hint does not know).
+    for n in (1, 2):
+        document = Activity(
+            id=f"{tenant.organization_id}:{n}",
+            organizationId=tenant.organization_id,
+            n=n,
+            page=0,
+            contactId=ObjectId(),
+            messageId=ObjectId(),
+            direction=Direction.INBOUND,
+            at=Tenant.now(),
+        )
+        await tenant.insert(document)
+    numbers = await asyncio.gather(*(entry() for _ in range(30)))
+    assert sorted(numbers) == list(range(3, 33))
+    assert await activity.last_entry(tenant) == 32
+    rows = await tenant.raw_find(Activity, {}, {"n": 1}).to_list()
+    assert sorted(row["n"] for row in rows) == list(range(33))

@@ -85,10 +85,13 @@ async def test_each_organization_gets_its_own_limit_and_a_small_campaign_is_not_
         assert done_at == 3, (processes, seconds)
         assert [s["small"] for s in seconds[2:4]] == [10, 10], (processes, seconds)
     assert set(ledger_keys(ledger).values()) == {1}
-    # The slots agree: one slot (of 5, of 10) per second per organization, never more.
-    for org in (slow, fast):
+    # The slots agree: each second's claims add up to the organization's rate, never more.
+    for org, rate in ((slow, 5), (fast, 10)):
         slots = await org.tenant().raw_find(SendSlot, {}).to_list()
-        assert set(Counter(row["second"] for row in slots).values()) == {1}
+        per_second = Counter[int]()
+        for row in slots:
+            per_second[row["second"]] += row["size"]
+        assert set(per_second.values()) == {rate}, per_second
 
 
 @pytest.mark.parametrize("processes", [1, 2])

@@ -5,9 +5,11 @@ lifespan and database included) served by uvicorn on a loopback port, through
 `BatchHttpLink` and then the persisted-queries link: campaigns created one per request, paged
 with `fetchMore` into one cached list, read back from the normalised cache, changed by
 lifecycle mutations, and invisible to a second organization. `e2e/apollo/progress.mjs` follows
-a campaign's live progress with `graphql-ws`'s official client while a dispatcher sends it. A
-missing Node or missing packages is a failure (never a skip), with the install command in the
-message.
+a campaign's live progress with `graphql-ws`'s official client while a dispatcher sends it.
+`e2e/apollo/inbox.mjs` keeps a rep's inbox open in `@apollo/client` (`messageReceived` over
+`GraphQLWsLink`, added to the watched `conversations` with `subscribeToMore`) while a signed
+inbound webhook arrives. A missing Node or missing packages is a failure (never a skip), with
+the install command in the message.
 """
 
 from __future__ import annotations
@@ -24,9 +26,22 @@ import pytest
 from bson import ObjectId
 
 from core.config import Settings
+from services.conversations import live
 from services.sending.dispatcher import Dispatcher
 from services.sending.providers import SimulatedProvider
-from tests.support import FAST, auth, campaign_body, phones, serving, token
+from tests.support import (
+    FAST,
+    WEBHOOK_SETTINGS,
+    Org,
+    auth,
+    campaign_body,
+    make_settings,
+    own,
+    phones,
+    serving,
+    text,
+    token,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E_DIR = ROOT / "e2e" / "apollo"
@@ -161,3 +176,34 @@ async def test_graphql_ws_client_follows_a_campaign_to_the_end(
     assert [e["extensions"]["code"] for e in refused["errors"]] == ["NOT_FOUND"]
     assert result["other"]["completed"] is True
     assert result["forged"]["closed"] == 4403, result["forged"]
+
+
+async def test_apollo_inbox_receives_a_reply_into_its_cache(mongo_uri: str) -> None:
+    check_installed()
+    settings = make_settings(mongo_uri, **WEBHOOK_SETTINGS)
+    number, alice, body = "+14155550100", "+12122000000", "yes, call me"
+    async with serving(settings) as base, httpx.AsyncClient(base_url=base) as http:
+        org = Org(http)
+        await own(http, org, number)
+        env = {
+            "GRAPHQL_URL": f"{base}/graphql",
+            "GRAPHQL_WS_URL": base.replace("http://", "ws://") + "/graphql",
+            "TOKEN": token(org=org.id),
+            "PHONE": alice,
+            "BODY": body,
+        }
+        watching = asyncio.create_task(run_node(E2E_DIR / "inbox.mjs", env))
+        # The webhook comes once the client's subscription is listening (this process serves it).
+        while not live.WATCHER.listeners.get(org.id):
+            assert not watching.done(), await watching
+            await asyncio.sleep(0.05)
+        answer = await text(http, frm=alice, to=number, body=body)
+        assert answer.status_code == 200, answer.text
+        out = await watching
+    result = json.loads(out.strip().splitlines()[-1])
+    received = result["received"]
+    assert received["body"] == body and received["from"] == alice, result
+    conversation = {"phone": alice, "messageId": received["id"], "body": body, "unreadCount": 1}
+    assert result["cached"] == [conversation], result  # the cache holds the conversation
+    assert result["server"] == result["cached"], result  # as the server has it
+    assert result["cachedMessage"] == {"id": received["id"], "body": body}, result

@@ -11,7 +11,7 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,11 @@ import pytest
 from bson import ObjectId
 
 from core.clock import parse_clock
-from models import Message, Recipient, StepSend
+from models import BatchLease, FollowUpHandover, Message, Recipient, StepSend
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.settings import OrganizationSettings
 from services.sending.dispatcher import Dispatcher
+from services.sending.leases import lease_id
 from services.sending.providers import SimulatedProvider, read_ledger
 from tests.support import (
     FAST,
@@ -438,3 +439,142 @@ async def test_a_reply_counts_from_the_last_step_sent(
     campaign = await read(org, campaign_id)
     assert campaign["stats"]["replied"] == 1, campaign
     assert campaign["followUpStats"][0]["replied"] == 1, campaign
+
+
+@dataclass
+class SlowSteps(SimulatedProvider):
+    """Takes `delay_s` over each follow-up step (a slow provider), and notes when each
+    message was accepted."""
+
+    delay_s: float = 1.5
+    accepted: dict[str, datetime] = field(default_factory=dict, init=False)
+
+    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
+        if ":" in key:
+            await asyncio.sleep(self.delay_s)
+        message_id = await super().send(to, body, key, sender)
+        self.accepted.setdefault(key, datetime.now(UTC))
+        return message_id
+
+
+async def _one_step_campaign(org: Org, dispatcher: Dispatcher, clock: Clock) -> str:
+    campaign_id = await org.create(
+        1, followUps=[{"delayMinutes": 1, "message": "Again"}], isAutopilot=True
+    )
+    await org.mutate("sendCampaignNow", campaign_id)
+    await dispatcher.tick()
+    clock.advance(timedelta(minutes=2))
+    return campaign_id
+
+
+async def _reply_when_claimed(org: Org, campaign_id: str) -> dict[str, Any]:
+    """Replies once the step is claimed (its record exists); returns the stored reply."""
+    tenant = org.tenant()
+    for _ in range(300):
+        if await tenant.raw_find(StepSend, {"campaignId": ObjectId(campaign_id)}).to_list():
+            break
+        await asyncio.sleep(0.01)
+    await text(org.client, frm=phone(0), to=NUMBER, body="please stop")
+    [stored] = await tenant.raw_find(Message, {"direction": "inbound"}).to_list()
+    return stored
+
+
+async def test_a_slow_or_retried_step_never_goes_after_the_reply_is_stored(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The reply comes while the step is claimed: a provider call under way is waited for,
+    and no call (a retry after a transient error, say) starts after the reply."""
+    org = Org(hooked)
+    await own(hooked, org, NUMBER)
+    clock = Clock(datetime.now(UTC))
+    slow = SlowSteps(tmp_path / "slow.jsonl")
+    dispatcher = Dispatcher(slow, replace(FAST, clock=clock))
+    campaign_id = await _one_step_campaign(org, dispatcher, clock)
+    tick = asyncio.create_task(dispatcher.tick())
+    stored = await _reply_when_claimed(org, campaign_id)
+    await tick
+    went = [at for key, at in slow.accepted.items() if key.endswith(":1")]
+    assert not went or went[0] <= stored["createdAt"].replace(tzinfo=UTC), "sent after the reply"
+
+    # A transient failure, then the reply during the backoff: the retry never happens.
+    retried = Org(hooked)
+    await own(hooked, retried, "+14155550111")
+    flaky = SlowSteps(
+        tmp_path / "flaky.jsonl", fail={phone(0): "transient:TWILIO_503:1"}, delay_s=0
+    )
+    clock.now = datetime.now(UTC)
+    retry_config = replace(FAST, clock=clock, retry_initial_s=1.0, retry_max_s=1.0)
+    dispatcher = Dispatcher(flaky, retry_config)
+    campaign_id = await retried.create(
+        1, followUps=[{"delayMinutes": 1, "message": "Again"}], isAutopilot=True
+    )
+    await retried.mutate("sendCampaignNow", campaign_id)
+    flaky.fail.clear()  # the first message goes; only the step fails once
+    await dispatcher.tick()
+    flaky.fail[phone(0)] = "transient:TWILIO_503:1"
+    clock.advance(timedelta(minutes=2))
+    tick = asyncio.create_task(dispatcher.tick())
+    tenant = retried.tenant()
+    for _ in range(300):
+        if flaky.attempts(phone(0)) >= 1:
+            break
+        await asyncio.sleep(0.01)
+    await text(hooked, frm=phone(0), to="+14155550111", body="no")
+    await tick
+    assert not [key for key in ledger_keys(tmp_path / "flaky.jsonl") if key.endswith(":1")]
+    [step] = await tenant.raw_find(StepSend, {"campaignId": ObjectId(campaign_id)}).to_list()
+    assert step["status"] == "stopped"
+
+
+async def test_a_step_a_dead_holder_claimed_is_not_resent_after_a_reply(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A holder died after claiming the step and starting its call; the contact replies; the
+    next holder must not resend it (its key is new to the provider if the call never left)."""
+    org = Org(hooked)
+    await own(hooked, org, NUMBER)
+    clock = Clock(datetime.now(UTC))
+    ledger = tmp_path / "ledger.jsonl"
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock))
+    campaign_id = await _one_step_campaign(org, dispatcher, clock)
+    tenant = org.tenant()
+    cid = ObjectId(campaign_id)
+    [row] = await tenant.raw_find(Recipient, {"campaignId": cid}).to_list()
+    held = await tenant.raw_find(BatchLease, {"campaignId": cid, "batch": 0}).to_list()
+    epoch = 1 + max((int(r["epoch"]) for r in held if int(r.get("step") or 0) == 1), default=-1)
+    dead = BatchLease(
+        id=lease_id(cid, 0, epoch, 1),
+        organizationId=tenant.organization_id,
+        campaignId=cid,
+        batch=0,
+        epoch=epoch,
+        step=1,
+        owner="dead",
+        expiresAt=clock.now - timedelta(seconds=1),
+    )
+    await tenant.insert(dead)
+    step_id = f"{row['_id']}:1"
+    record = {
+        "_id": step_id,
+        "campaignId": cid,
+        "recipientId": row["_id"],
+        "contactId": row["contactId"],
+        "batch": 0,
+        "step": 1,
+        "status": "sending",
+        "epoch": epoch,
+        "deliveryRank": 0,
+        "messageId": ObjectId(),
+    }
+    await tenant.raw_insert_many(StepSend, [record], ordered=True)
+    # It had started its call (the call's handover is `go`, never `done`).
+    await tenant.raw_insert_many(
+        FollowUpHandover, [{"_id": f"{step_id}:0", "status": "go"}], ordered=True
+    )
+    started = datetime.now(UTC)
+    await text(hooked, frm=phone(0), to=NUMBER, body="no thanks")
+    assert datetime.now(UTC) - started < timedelta(seconds=20)  # waited out, not for ever
+    await dispatcher.tick()
+    assert not [key for key in ledger_keys(ledger) if key.endswith(":1")]
+    [step] = await tenant.raw_find(StepSend, {"_id": step_id}).to_list()
+    assert step["status"] == "stopped"

@@ -243,3 +243,103 @@ async def test_only_admins_change_settings_and_bad_ones_are_refused_by_field(
 async def test_settings_need_a_token(client: httpx.AsyncClient, query: str) -> None:
     body = await gql(client, query, {"input": {"sendWindowStart": "09:00"}}, {})
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+MIAMI, DALLAS, NEW_ORLEANS = "+13055550123", "+12145550123", "+15045550123"
+
+
+def test_state_rules_narrow_the_window_for_their_numbers() -> None:
+    """Florida: 8:00-20:00; Texas: from noon on Sundays; Louisiana: no Sundays or holidays;
+    New York has no rule of its own here. The organization's window is 08:00-21:00."""
+    office = window("08:00", "21:00")
+    friday_evening = datetime(2026, 11, 28, 1, 30, tzinfo=UTC)  # 20:30 in Miami and New York
+    assert office.is_open(NEW_YORK, friday_evening)
+    assert not office.is_open(MIAMI, friday_evening)
+    assert office.next_opening(MIAMI, friday_evening) == datetime(2026, 11, 28, 13, tzinfo=UTC)
+    assert office.held_in(MIAMI, friday_evening) == ("America/New_York", "FL")
+    assert not replace(office, state_rules=False).is_open(
+        MIAMI, datetime(2026, 11, 28, 2, tzinfo=UTC)
+    )
+
+    sunday_morning = datetime(2026, 11, 29, 16, tzinfo=UTC)  # 10:00 in Dallas
+    assert not office.is_open(DALLAS, sunday_morning)
+    assert office.next_opening(DALLAS, sunday_morning) == datetime(2026, 11, 29, 18, tzinfo=UTC)
+    assert office.is_open(DALLAS, datetime(2026, 11, 30, 15, tzinfo=UTC))  # Monday 09:00
+
+    thanksgiving = datetime(2026, 11, 26, 16, tzinfo=UTC)  # 10:00 in New Orleans
+    assert not office.is_open(NEW_ORLEANS, thanksgiving)
+    assert office.next_opening(NEW_ORLEANS, thanksgiving) == datetime(2026, 11, 27, 14, tzinfo=UTC)
+    saturday_night = datetime(2026, 11, 29, 3, tzinfo=UTC)  # Saturday 21:00: closed till Monday
+    assert office.next_opening(NEW_ORLEANS, saturday_night) == datetime(
+        2026, 11, 30, 14, tzinfo=UTC
+    )
+    assert office.held_in(NEW_YORK, friday_evening) == ("America/New_York", None)
+
+
+async def test_a_campaign_held_by_a_states_rules_says_which(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(client)
+    contacts = [
+        {"firstName": "Fl", "phoneNumber": MIAMI},
+        {"firstName": "Ny", "phoneNumber": NEW_YORK},
+    ]
+    answer = await client.post(
+        "/api/campaigns",
+        json=campaign_body(newContacts=contacts, scheduleDate=None),
+        headers=org.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    campaign_id = answer.json()["data"]["_id"]
+    await org.mutate("sendCampaignNow", campaign_id)
+    clock = Clock(datetime(2026, 11, 28, 1, 30, tzinfo=UTC))  # 20:30 in both
+    ledger = tmp_path / "ledger.jsonl"
+    hours = OrganizationSettings("08:00", "21:00", "America/New_York")
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock, defaults=hours))
+    await dispatcher.tick()
+    assert [entry["to"] for entry in read_ledger(ledger)] == [NEW_YORK]
+    body = await gql(client, HOLDS_STATE, {"id": campaign_id}, org.headers)
+    [hold] = body["data"]["campaign"]["holds"]
+    assert (hold["reason"], hold["zone"], hold["state"], hold["until"]) == (
+        "QUIET_HOURS",
+        "America/New_York",
+        "FL",
+        "2026-11-28T13:00:00+00:00",
+    )
+    assert "FL's rules" in hold["message"]
+    clock.now = datetime(2026, 11, 28, 13, tzinfo=UTC)
+    await dispatcher.tick()
+    assert sorted(entry["to"] for entry in read_ledger(ledger)) == sorted([NEW_YORK, MIAMI])
+
+
+HOLDS_STATE = "query ($id: ID!) { campaign(id: $id) { holds { reason zone state until message } } }"
+
+
+async def test_a_window_that_never_meets_a_states_hours_skips_the_number(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """07:00-08:00 never overlaps Florida's 08:00-20:00: the Florida recipient is skipped with
+    a reason (never held for ever), the New York one goes when its window opens."""
+    org = Org(client)
+    contacts = [{"phoneNumber": MIAMI}, {"phoneNumber": NEW_YORK}]
+    answer = await client.post(
+        "/api/campaigns",
+        json=campaign_body(message="Hi there", newContacts=contacts, scheduleDate=None),
+        headers=org.headers,
+    )
+    campaign_id = answer.json()["data"]["_id"]
+    await org.mutate("sendCampaignNow", campaign_id)
+    clock = Clock(datetime(2026, 11, 27, 12, 30, tzinfo=UTC))  # 07:30 in both
+    ledger = tmp_path / "ledger.jsonl"
+    early = OrganizationSettings("07:00", "08:00", "America/New_York")
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock, defaults=early))
+    await dispatcher.tick()
+    await dispatcher.tick()
+    done = await org.campaign(campaign_id)
+    assert done["status"] == "completed"
+    assert [entry["to"] for entry in read_ledger(ledger)] == [NEW_YORK]
+    failures = (
+        await client.get(f"/api/campaigns/{campaign_id}/failures", headers=org.headers)
+    ).json()
+    assert [(f["stage"], f["code"]) for f in failures["data"]] == [("skipped", "NO_SENDING_WINDOW")]
+    assert "FL" in failures["data"][0]["reason"] or "state" in failures["data"][0]["reason"]

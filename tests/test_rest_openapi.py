@@ -55,6 +55,13 @@ async def test_every_route_answers_what_openapi_documents(client: httpx.AsyncCli
         checked.add((path, method.lower(), status))
         return body
 
+    async def download(url: str, path: str) -> None:
+        response = await client.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        documented = spec["paths"][path]["get"]["responses"]["200"]["content"]
+        assert response.headers["content-type"].split(";")[0] in documented
+        checked.add((path, "get", 200))
+
     c = "/api/campaigns"
     one = "/api/campaigns/{id}"
     created = await call(
@@ -81,6 +88,8 @@ async def test_every_route_answers_what_openapi_documents(client: httpx.AsyncCli
         "PATCH", f"{c}/{id}", one, 200, json={"name": "Renamed", "addRecipients": [str(ObjectId())]}
     )
     await call("GET", f"{c}/{id}/recipients", f"{one}/recipients", 200)
+    await download(f"{c}/{id}/recipients.csv", f"{one}/recipients.csv")
+    await call("GET", f"{c}/{ObjectId()}/recipients.csv", f"{one}/recipients.csv", 404)
     await call("POST", f"{c}/{id}/pause", f"{one}/pause", 200)
     await call("POST", f"{c}/{id}/pause", f"{one}/pause", 409)
     await call("POST", f"{c}/{id}/resume", f"{one}/resume", 200)
@@ -103,6 +112,8 @@ async def test_every_route_answers_what_openapi_documents(client: httpx.AsyncCli
     cid = contact["data"]["_id"]
     await call("POST", k, k, 409, json={"phoneNumber": "+14155550199"})
     await call("GET", f"{k}?search=ana&tags=x", k, 200)
+    await download("/api/contacts.csv?tags=x", "/api/contacts.csv")
+    await call("GET", f"/api/contacts.csv?search={'x' * 101}", "/api/contacts.csv", 400)
     await call("GET", f"{k}/{cid}", kone, 200)
     await call("PATCH", f"{k}/{cid}", kone, 200, json={"firstName": "Zoe"})
     await call("POST", f"{k}/{cid}/opt-out", f"{kone}/opt-out", 200, json={"reason": "STOP"})

@@ -10,9 +10,22 @@ from pathlib import Path
 import httpx
 from bson import ObjectId
 
-from models import Recipient, Sender
+from models import ContactSender, Recipient, Sender
+from services.organizations.senders import contact_senders
 from services.sending.providers import read_ledger
-from tests.support import Org, admin, gql, own, send, service_sid, update_settings
+from tests.support import (
+    WEBHOOK_SETTINGS,
+    Org,
+    admin,
+    client_with,
+    contact,
+    gql,
+    own,
+    send,
+    service_sid,
+    text,
+    update_settings,
+)
 
 
 async def test_an_admin_replaces_the_senders_and_every_member_reads_them(
@@ -149,3 +162,86 @@ async def test_campaigns_go_out_from_the_organizations_senders_the_same_one_per_
     # An organization with no sender of its own uses the deployment's (no key recorded).
     plain = await send(shared, 3, tmp_path, start=100)
     assert {e["from"] for e in read_ledger(tmp_path / f"{plain}.jsonl")} == {None}
+
+
+def heard_from(tmp_path: Path, campaign: str) -> dict[str, str | None]:
+    """Each phone's sender in a campaign's provider ledger."""
+    return {e["to"]: e["from"] for e in read_ledger(tmp_path / f"{campaign}.jsonl")}
+
+
+async def test_a_contact_keeps_its_sender_when_senders_are_added_and_moves_when_it_is_removed(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(client)
+    a, b, c, d = (f"phone:+1415555010{i}" for i in range(4))
+    await own(client, org, "+14155550100", "+14155550101")
+    first = heard_from(tmp_path, await send(org, 12, tmp_path))
+    assert set(first.values()) == {a, b}, first  # spread over the list
+    # Senders added in front of the list: nobody moves; new contacts spread over all four.
+    await own(client, org, "+14155550102", "+14155550103", "+14155550100", "+14155550101")
+    again = heard_from(tmp_path, await send(org, 12, tmp_path))
+    assert again == first
+    newcomers = heard_from(tmp_path, await send(org, 24, tmp_path, start=50))
+    assert set(newcomers.values()) <= {a, b, c, d} and len(set(newcomers.values())) > 2
+    # `a` removed: its contacts move (and then stay); the others keep theirs.
+    await own(client, org, "+14155550102", "+14155550103", "+14155550101")
+    moved = heard_from(tmp_path, await send(org, 12, tmp_path))
+    for phone, sender in first.items():
+        if sender == a:
+            assert moved[phone] in {b, c, d}
+        else:
+            assert moved[phone] == sender
+    assert heard_from(tmp_path, await send(org, 12, tmp_path)) == moved
+
+
+async def test_two_first_sends_at_once_agree_on_the_sender(client: httpx.AsyncClient) -> None:
+    org = Org(client)
+    tenant = org.tenant()
+    contacts = [ObjectId() for _ in range(30)]
+    # Two lists in different orders pick differently; the stored first pick decides for both.
+    one, two = await asyncio.gather(
+        contact_senders(tenant, ["phone:+14155550100", "phone:+14155550101"], contacts),
+        contact_senders(tenant, ["phone:+14155550101", "phone:+14155550100"], contacts),
+    )
+    assert one == two
+    stored = await tenant.raw_find(ContactSender, {}).to_list()
+    assert {row["contactId"]: row["sender"] for row in stored} == one
+    # A removed sender: racing moves agree too.
+    left = ["phone:+14155550102", "phone:+14155550103"]
+    three, four = await asyncio.gather(
+        contact_senders(tenant, left, contacts), contact_senders(tenant, left[::-1], contacts)
+    )
+    assert three == four and set(three.values()) <= set(left)
+
+
+async def test_stored_senders_belong_to_their_organization(client: httpx.AsyncClient) -> None:
+    first, second = Org(client), Org(client)
+    contact = ObjectId()
+    mine = await contact_senders(first.tenant(), ["phone:+14155550100"], [contact])
+    theirs = await contact_senders(second.tenant(), ["phone:+14155550199"], [contact])
+    assert mine == {contact: "phone:+14155550100"}
+    assert theirs == {contact: "phone:+14155550199"}
+    again = await contact_senders(
+        first.tenant(), ["phone:+14155550101", "phone:+14155550100"], [contact]
+    )
+    assert again == mine
+    # Without senders of its own, nothing is stored and the deployment's sender is used.
+    assert await contact_senders(Org(client).tenant(), [], [contact]) == {contact: None}
+
+
+async def test_a_contact_that_texts_first_keeps_the_number_it_texted(mongo_uri: str) -> None:
+    numbers = [f"+1415555010{i}" for i in range(4)]
+    async with client_with(mongo_uri, **WEBHOOK_SETTINGS) as http:
+        http.base_url = httpx.URL("http://internal:8000")
+        org = Org(http)
+        await own(http, org, *numbers)
+        phones = [f"+1212200000{i}" for i in range(4)]
+        for phone, number in zip(phones, numbers, strict=True):
+            await text(http, frm=phone, to=number, body="hi, who is this?")
+        ids = []
+        for phone in phones:
+            found = await contact(org, phone)
+            assert found is not None
+            ids.append(found["_id"])
+        keys = [f"phone:{number}" for number in numbers]
+        assert await contact_senders(org.tenant(), keys, ids) == dict(zip(ids, keys, strict=True))

@@ -52,6 +52,7 @@ PAGE_PARAMETERS = {
 }
 """A filter is a list route's query parameters in REST, beside the page's own."""
 STRINGS_CHECKED_BY_THE_SERVICE = "REST takes the string and the service answers its own code"
+CONSENT_SOURCE = {"consentSource": STRINGS_CHECKED_BY_THE_SERVICE}
 
 PAIRS = [
     Pair("Campaign", "CampaignOut", {
@@ -84,8 +85,9 @@ PAIRS = [
     Pair("SegmentationInput", "Segmentation", {}, {}, {}),
     Pair("AssignmentInput", "Assignment", {}, {}, {}),
     Pair("UpdateCampaignInput", "UpdateCampaignInput", {}, {}, {}),
-    Pair("CreateContactInput", "CreateContactInput", {}, {}, {}),
-    Pair("UpdateContactInput", "ContactFields", {}, {}, {}),
+    Pair("CreateContactInput", "CreateContactInput", {}, {}, CONSENT_SOURCE),
+    Pair("UpdateContactInput", "ContactFields", {}, {}, CONSENT_SOURCE),
+    Pair("ConsentInput", "ConsentFields", {}, {}, CONSENT_SOURCE),
     Pair("Message", "MessageOut", {
         "contact": "GraphQL-only nested contact (REST: contactId)",
         "campaign": "GraphQL-only nested campaign (REST: campaignId)",

@@ -102,5 +102,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "No such item in your organization (another organization's ids answer the same)",
         409: "The item's state does not allow this, or an Idempotency-Key was reused",
         413: "Body or recipient count over the configured limits",
+        429: "Your organization's request budget is spent; retry after `Retry-After` seconds",
     }
-    return {s: {"model": ErrorEnvelope, "description": text[s]} for s in (400, 401, *statuses)}
+    listed = (400, 401, *statuses, 429)
+    return {s: {"model": ErrorEnvelope, "description": text[s]} for s in listed}

@@ -40,6 +40,7 @@ from models.campaign import (
     InitialStatus,
     MessageStats,
 )
+from models.contact import ConsentSource
 from services.campaigns import queries as campaign_queries
 from services.campaigns import recipients
 from services.campaigns.recipients import Sources
@@ -51,6 +52,7 @@ from services.campaigns.templates import (
     parse_template,
     sms_cost,
 )
+from services.contacts.consent import INVALID_SOURCE, consent_fields
 from services.contacts.edits import users_of_organization
 from services.contacts.records import ContactRef, ensure_contacts
 from services.contacts.suppressions import suppressed_among
@@ -58,7 +60,7 @@ from services.dates import parse_send_time
 from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput
 from services.organizations.footer import footer_for, with_footer
 from services.organizations.settings import opt_out_footer
-from services.storage import idempotency
+from services.storage import idempotency, positions, tallies
 from services.storage.tenancy import Tenant
 
 MAX_TEMPLATE_CHARS = 4 * MAX_RENDERED_CHARS
@@ -68,6 +70,7 @@ INITIAL_STATUSES = tuple(CampaignStatus(s.value) for s in InitialStatus)
 CHOICE_CODES: dict[type[StrEnum], str] = {
     InitialStatus: "INVALID_STATUS",
     CampaignType: "UNSUPPORTED_TYPE",
+    ConsentSource: INVALID_SOURCE,
 }
 """The code a value outside these enums gets. REST sends strings, checked here; GraphQL's
 enums refuse such a value before any resolver runs, and give it the same code from this."""
@@ -93,6 +96,8 @@ class _Request:
     sources: Sources
     assignees: list[ObjectId]
     follow_ups: list[FollowUp]
+    consent: dict[str, dict[str, Any]]
+    """The consent fields of the contacts it creates, by where they came from."""
 
 
 async def create_campaign(
@@ -159,6 +164,8 @@ async def create_in(
     suppressed = await suppressed_among(tenant, recipients.candidate_phones(sources, found))
     footer = footer_for(request.template.text, await opt_out_footer(tenant))
     contact_status = input.contactStatus or DEFAULT_CONTACT_STATUS
+    for source, _, draft in sources.drafts:
+        draft.extra.update(request.consent.get(source, {}))
     contacts = await ensure_contacts(
         tenant,
         [d for _, _, d in sources.drafts],
@@ -203,6 +210,7 @@ async def create_in(
         messageStats=message_stats(request.template, chosen.worst, failed, footer),
     )
     await _insert_recipients(tenant, campaign_id, chosen.contacts, request.assignees)
+    campaign.page = await positions.CAMPAIGNS.page_for_one(tenant)
     try:
         await tenant.insert(campaign)
     except ConnectionFailure:
@@ -210,6 +218,7 @@ async def create_in(
     except BaseException:
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
         raise
+    await tallies.add(tenant, tallies.CAMPAIGNS, 1)
     return CreatedCampaign(campaign=campaign, contact_ids=[str(r.id) for r in chosen.contacts])
 
 
@@ -253,9 +262,30 @@ async def _check_request(
 
     sources = recipients.parse_sources(input, settings, errors)
     assignees = await _check_assignees(tenant, input, errors)
+    consent = _consent(input, errors)
     if errors or template is None:
         raise InvalidInput("Campaign input is invalid", errors)
-    return _Request(name, template, status, schedule, sources, assignees, follow_ups)
+    return _Request(name, template, status, schedule, sources, assignees, follow_ups, consent)
+
+
+CONSENT_DEFAULTS = {"newContacts": ConsentSource.MANUAL, "rawCsvData": ConsentSource.IMPORT}
+"""The consent source of the contacts a campaign creates when the caller names none: typed
+by the rep, or from a list."""
+
+
+def _consent(input: CreateCampaignInput, errors: list[FieldError]) -> dict[str, dict[str, Any]]:
+    """Returns the consent fields of new contacts, by the part of the input they came from."""
+    now = utcnow()
+    given = consent_fields(input.consent, default=None, now=now, at=("consent",), errors=errors)
+    by_source: dict[str, dict[str, Any]] = {}
+    for source, default in CONSENT_DEFAULTS.items():
+        fields = {"consentSource": default, "consentAt": now, **given}
+        if fields["consentSource"] is None:
+            fields = {"consentSource": None, "consentAt": None, "consentFile": None}
+        by_source[source] = {
+            k: v.value if isinstance(v, ConsentSource) else v for k, v in fields.items()
+        }
+    return by_source
 
 
 def check_name(raw: str | None, errors: list[FieldError]) -> str:

@@ -8,10 +8,9 @@ MongoDB and on FerretDB alike.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,11 +23,10 @@ from core.errors import FieldError, InvalidInput, NotFound, Path
 from models import Campaign, Change, Recipient
 from models.campaign import CampaignStatus, CampaignType
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientRow, RecipientStatus
-from services.campaigns import lifecycle
 from services.campaigns.stats import with_live_stats
 from services.dates import parse_instant
 from services.inputs import CampaignFilter, CampaignOrder
-from services.storage import history
+from services.storage import history, positions, tallies
 from services.storage.pages import Cursors, LazyCursors, Page, after_filter, page_size
 from services.storage.tenancy import Tenant
 
@@ -102,10 +100,18 @@ async def list_campaigns(
     first: int | None = None,
     after: str | None = None,
 ) -> Page[Campaign]:
-    """Returns one page of campaigns in `order` (newest first by default)."""
+    """Returns one page of campaigns in `order` (newest first by default).
+
+    The unfiltered newest-first list (the dashboard's) walks the campaigns' list pages from the
+    last (`services.storage.positions`), each an equality read, so it costs the same at any
+    number of campaigns; on FerretDB a sort reads all of the organization's campaigns. Filters
+    and other orders read their matches in order (an index range on MongoDB).
+    """
     order = order or CampaignOrder()
     size = page_size(first)
     query = campaign_query(filter)
+    if not query and order == CampaignOrder():
+        return await _newest_by_position(tenant, settings, size, after)
     cursors = Cursors(settings, f"campaigns:{order.field.value}:{order.direction.value}")
     descending = order.direction.value == "desc"
     if after is not None:
@@ -124,31 +130,46 @@ async def list_campaigns(
     )
 
 
-async def progress(tenant: Tenant, campaign_id: str, every_s: float) -> AsyncIterator[Campaign]:
-    """The campaign now, then again whenever its status or counters change, read every
-    `every_s` from the database (so any process can serve it, whichever sends); ends when the
-    campaign is completed or cancelled. Raises `NotFound` as `get_campaign` does."""
-    last: tuple[object, ...] | None = None
-    while True:
-        campaign = await get_campaign(tenant, campaign_id)
-        current = (
-            campaign.status,
-            campaign.stats,
-            campaign.followUpStats,
-            campaign.holds,
-            campaign.nextSendAt,
-        )
-        if current != last:
-            last = current
-            yield campaign
-        if campaign.status in lifecycle.FINAL:
-            return
-        await asyncio.sleep(every_s)
+async def _newest_by_position(
+    tenant: Tenant, settings: Settings, size: int, after: str | None
+) -> Page[Campaign]:
+    """Campaigns newest first by list page, then by id within a page (ids grow with time)."""
+    cursors = Cursors(settings, "campaigns:page:desc")
+    page_number = await positions.CAMPAIGNS.last_page(tenant)
+    last_id: ObjectId | None = None
+    if after is not None:
+        value, last_id = cursors.decode(after)
+        if not isinstance(value, int):
+            raise InvalidInput("Invalid cursor", [FieldError(("after",), "INVALID_CURSOR", "")])
+        page_number = value
+    found: list[Campaign] = []
+    while page_number >= 0 and len(found) <= size:
+        rows = await tenant.find_all(Campaign, {"page": page_number})
+        rows.sort(key=lambda c: c.id or ObjectId("0" * 24), reverse=True)
+        if last_id is not None:
+            rows = [c for c in rows if c.id is not None and c.id < last_id]
+            last_id = None
+        found.extend(rows)
+        page_number -= 1
+    items = found[:size]
+    await with_live_stats(tenant, items)
+    return Page(
+        items=items,
+        cursors=LazyCursors(cursors, items, lambda c: (c.page or 0, c.id)),
+        has_next=len(found) > size or page_number >= 0,
+    )
 
 
 async def count_campaigns(tenant: Tenant, filter: CampaignFilter | None = None) -> int:
-    """Counts the campaigns a filter matches."""
-    return await tenant.count(Campaign, campaign_query(filter))
+    """Counts the campaigns a filter matches: the organization's running total without a
+    filter, a count of the matches with one."""
+    return await _count(tenant, campaign_query(filter))
+
+
+async def _count(tenant: Tenant, query: dict[str, Any]) -> int:
+    if not query:
+        return await tallies.total(tenant, tallies.CAMPAIGNS)
+    return await tenant.count(Campaign, query)
 
 
 async def list_campaigns_by_page(
@@ -157,7 +178,7 @@ async def list_campaigns_by_page(
     """Returns numbered page `page` (from 1) of `limit` campaigns, newest first, and the total:
     the legacy REST listing's shape."""
     query = campaign_query(filter, at=())
-    total = await tenant.count(Campaign, query)
+    total = await _count(tenant, query)
     skip = (page - 1) * limit
     if skip >= total:
         return [], total  # past the end (and never a skip over MongoDB's 64-bit integers)

@@ -36,8 +36,8 @@ class BatchTotals:
     """The earliest time a batch's recipients waiting for quiet hours go out."""
     waiting: int
     """Recipients waiting for a window that opens after `now`."""
-    zones: dict[str, tuple[int, datetime]] = field(default_factory=dict)
-    """Of those, by time zone: how many, and when the first window opens."""
+    zones: dict[tuple[str, str | None], tuple[int, datetime]] = field(default_factory=dict)
+    """Of those, by time zone (and state): how many, and when the first window opens."""
     first_waiting: int = 0
     """Recipients of the first message waiting (quiet hours)."""
     rate: int | None = None
@@ -49,7 +49,7 @@ async def batch_totals(tenant: Tenant, campaign_id: ObjectId, now: datetime) -> 
     steps: dict[int, Counter[str]] = {}
     opens: list[datetime] = []
     waiting = 0
-    zones: dict[str, tuple[int, datetime]] = {}
+    zones: dict[tuple[str, str | None], tuple[int, datetime]] = {}
     first_waiting = 0
     rates: list[int] = []
     async for row in tenant.raw_find(BatchCounts, {"campaignId": campaign_id}):
@@ -64,8 +64,9 @@ async def batch_totals(tenant: Tenant, campaign_id: ObjectId, now: datetime) -> 
             first_waiting += 0 if step else int(row.get("waiting") or 0)
         # As the batch's holder last saw them (like `nextSendAt`): its next turn rewrites them.
         for item in row.get("waitingZones") or []:
-            count, until = zones.get(item["zone"], (0, item["until"]))
-            zones[item["zone"]] = (count + int(item["count"]), min(until, item["until"]))
+            where = (item["zone"], item.get("state"))
+            count, until = zones.get(where, (0, item["until"]))
+            zones[where] = (count + int(item["count"]), min(until, item["until"]))
         if row.get("rate"):
             rates.append(int(row["rate"]))
     counts.pop("stopped", None)
@@ -96,10 +97,20 @@ def holds(
             recipients=count,
             until=until,
             zone=zone,
-            message=f"{count} recipient(s) wait for the sending window in {zone} "
-            f"(opens {until:%Y-%m-%d %H:%M} UTC)",
+            state=state,
+            message=f"{count} recipient(s) wait for the sending window in {zone}"
+            + (f" under {state}'s rules for marketing texts" if state else "")
+            + f" (opens {until:%Y-%m-%d %H:%M} UTC)",
         )
-        for zone, (count, until) in sorted(totals.zones.items(), key=lambda z: z[1][1])
+        if zone
+        else Hold(
+            reason=HoldReason.FREQUENCY_CAP,
+            recipients=count,
+            until=until,
+            message=f"{count} recipient(s) had their most messages for 24 hours; the first "
+            f"may go at {until:%Y-%m-%d %H:%M} UTC",
+        )
+        for (zone, state), (count, until) in sorted(totals.zones.items(), key=lambda z: z[1][1])
     ]
     done = stats.sent + stats.failed + stats.skipped + stats.unknown
     due = stats.total - done - totals.first_waiting
@@ -175,7 +186,8 @@ async def live_state(tenant: Tenant, campaign: Campaign) -> tuple[CampaignStats,
         total=campaign.stats.total, retried=campaign.stats.retried, **totals.counts
     )
     campaign._follow_up_stats = await follow_up_stats(tenant, campaign, stats, totals)
-    campaign._holds = holds(campaign, stats, totals, Tenant.now())
+    if campaign.status is CampaignStatus.SENDING:  # paused or cancelled: that is the hold
+        campaign._holds = holds(campaign, stats, totals, Tenant.now())
     return stats, totals.next_send_at
 
 

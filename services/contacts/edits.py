@@ -20,10 +20,12 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from core.config import Settings
 from core.errors import Conflict, FieldError, InvalidInput
 from models import Contact, User
+from models.contact import ConsentSource
+from services.contacts.consent import consent_fields
 from services.contacts.queries import get_contact
 from services.contacts.records import PhoneError, contacts_by_phones, normalize_phone
 from services.inputs import ContactFields, CreateContactInput
-from services.storage import history, positions
+from services.storage import history, positions, tallies
 from services.storage.history import Planned
 from services.storage.tenancy import Tenant
 
@@ -33,13 +35,17 @@ MAX_TEXT = 200
 
 async def create_contact(tenant: Tenant, input: CreateContactInput, settings: Settings) -> Contact:
     """Creates a contact; its phone must not belong to another contact of the organization."""
-    fields = await _check(tenant, input, input.model_fields_set | {"phoneNumber"}, settings)
+    fields = await _check(
+        tenant, input, input.model_fields_set | {"phoneNumber"}, settings, ConsentSource.MANUAL
+    )
     page = await positions.page_for_one(tenant)
     contact = Contact(organizationId=tenant.organization_id, page=page, **fields)
     try:
-        return await tenant.insert(contact)
+        created = await tenant.insert(contact)
     except DuplicateKeyError:
         raise await _duplicate(tenant, fields["phoneNumber"]) from None
+    await tallies.add(tenant, tallies.CONTACTS, 1)
+    return created
 
 
 async def update_contact(
@@ -70,7 +76,8 @@ async def delete_contact(tenant: Tenant, contact_id: str) -> str:
     """Deletes a contact; campaigns that included it keep their recipients and stats."""
     contact = await get_contact(tenant, contact_id)
     assert contact.id is not None
-    await tenant.delete_many(Contact, {"_id": contact.id})
+    deleted = await tenant.delete_many(Contact, {"_id": contact.id})
+    await tallies.add(tenant, tallies.CONTACTS, -deleted)
     await history.forget(tenant, contact.id)
     return str(contact.id)
 
@@ -97,11 +104,16 @@ async def set_opt_out(
 
 
 async def _check(
-    tenant: Tenant, input: ContactFields, given: set[str], settings: Settings
+    tenant: Tenant,
+    input: ContactFields,
+    given: set[str],
+    settings: Settings,
+    consent: ConsentSource | None = None,
 ) -> dict[str, Any]:
-    """Returns the given fields normalised, or refuses them all with field errors."""
+    """Returns the given fields normalised, or refuses them all with field errors; a new
+    contact's consent source defaults to `consent`."""
     errors: list[FieldError] = []
-    fields: dict[str, Any] = {}
+    fields = consent_fields(input, default=consent, now=tenant.now(), errors=errors)
     for name in ("firstName", "lastName"):
         if name in given:
             fields[name] = _text(getattr(input, name), name, errors) or ""

@@ -12,8 +12,8 @@ from core.errors import FieldError, InvalidInput, NotFound, Path
 from models import Contact
 from services.contacts.records import PhoneError, normalize_phone
 from services.inputs import ContactFilter
-from services.storage import positions
-from services.storage.pages import Cursors, LazyCursors, Page, page_size
+from services.storage import positions, tallies
+from services.storage.pages import Cursors, LazyCursors, Page, after_filter, page_size
 from services.storage.tenancy import Tenant
 
 MAX_SEARCH = 100
@@ -85,6 +85,11 @@ def contact_query(
 
 MAX_PAGES_READ = 200
 """Pages one request reads at most: a filter few contacts match stops there, with a cursor."""
+PAGES_BEFORE_MATCHES = 8
+"""Pages read in list order before a filter of equalities reads its matches instead."""
+EQUALITIES = frozenset({"contactStatus", "process", "optedOut"})
+"""Filter fields whose single-value conditions every server answers from an index (FerretDB
+pushes them down): reading their matches costs in proportion to the matches."""
 
 
 async def list_contacts(
@@ -100,9 +105,14 @@ async def list_contacts(
 
     Every read is `{organizationId, page}` equality plus the filter, so a page of the list costs
     the same in an organization of 2,000 contacts as of 200,000 (see
-    `services.storage.positions`). A
-    filter that matches few contacts may return fewer than `first` with `has_next` set and a
-    cursor past the pages read; a search for one exact phone number is one lookup.
+    `services.storage.positions`).
+
+    A filter of stage, pipeline or opt-out equalities that has not filled the page after
+    `PAGES_BEFORE_MATCHES` pages is sparse: its matches from there on are read directly (the
+    equalities select them, whatever the organization's size), so the page is full when enough
+    contacts match. Other filters (tags, a name search) are checked on each page; one that
+    matches few contacts may return fewer than `first` with `has_next` set and a cursor past
+    the `max_pages` pages read. A search for one exact phone number is one lookup.
     """
     size = page_size(first)
     query = contact_query(filter, settings)
@@ -119,7 +129,11 @@ async def list_contacts(
     last = await positions.last_page(tenant)
     found: list[Contact] = []
     read = 0
-    while page_number <= last and len(found) <= size and read < max_pages:
+    by_matches = bool(query) and all(
+        field in EQUALITIES and not isinstance(value, dict) for field, value in query.items()
+    )
+    budget = min(max_pages, PAGES_BEFORE_MATCHES) if by_matches else max_pages
+    while page_number <= last and len(found) <= size and read < budget:
         page_query: dict[str, Any] = {**query, "page": page_number}
         rows = await tenant.find_all(Contact, page_query)
         rows.sort(key=lambda c: c.id)  # type: ignore[arg-type, return-value]
@@ -129,6 +143,19 @@ async def list_contacts(
         found.extend(rows)
         page_number += 1
         read += 1
+    if by_matches and page_number <= last and len(found) <= size:
+        start = (
+            after_filter("page", page_number, last_id, descending=False)
+            if last_id is not None
+            else {"page": {"$gte": page_number}}
+        )
+        found += await tenant.find_all(
+            Contact,
+            {**query, **start},
+            sort=[("page", 1), ("_id", 1)],
+            limit=size + 1 - len(found),
+        )
+        page_number = last + 1
     items = found[:size]
     cursor_list = LazyCursors(cursors, items, lambda c: (c.page or 0, c.id))
     more = len(found) > size or page_number <= last
@@ -141,5 +168,10 @@ async def list_contacts(
 async def count_contacts(
     tenant: Tenant, settings: Settings, filter: ContactFilter | None = None
 ) -> int:
-    """Counts the contacts a filter matches (on FerretDB this reads every one of them)."""
-    return await tenant.count(Contact, contact_query(filter, settings))
+    """Counts the contacts a filter matches: the organization's running total without a
+    filter; with one, a count of the matches (on FerretDB it reads the rows the filter's
+    equalities select, and the whole organization for a search or tags; docs/database.md)."""
+    query = contact_query(filter, settings)
+    if not query:
+        return await tallies.total(tenant, tallies.CONTACTS)
+    return await tenant.count(Contact, query)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +14,7 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from models import Contact
-from services.storage import positions
+from services.storage import positions, tallies
 from services.storage.tenancy import Tenant
 
 DUPLICATE_KEY = 11000
@@ -128,6 +130,7 @@ async def ensure_contacts(
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
             existing = [batch[e["index"]].phoneNumber for e in errors]
+        await tallies.add(tenant, tallies.CONTACTS, len(docs) - len(existing))
         taken = set(existing)
         for doc in docs:
             if doc["phoneNumber"] not in taken:
@@ -151,7 +154,10 @@ async def contacts_by_phones(tenant: Tenant, phones: Sequence[str]) -> dict[str,
 
 
 async def count_matching(tenant: Tenant, query: dict[str, Any]) -> int:
-    """Counts the organization's contacts matching a segmentation query."""
+    """Counts the organization's contacts matching a segmentation query (all of them: the
+    running total)."""
+    if not query:
+        return await tallies.total(tenant, tallies.CONTACTS)
     return await tenant.count(Contact, query)
 
 
@@ -180,3 +186,31 @@ def _new_contact_doc(draft: ContactDraft, contact_status: str | None) -> dict[st
         "version": 0,
         **draft.extra,
     }
+
+
+PAGE_READ_MIN = 10
+"""Recipients on one list page from which reading the whole page beats one lookup each."""
+
+
+async def contacts_of_rows(
+    tenant: Tenant, rows: Sequence[Mapping[str, Any]], projection: Mapping[str, Any]
+) -> dict[ObjectId, dict[str, Any]]:
+    """Returns the contacts that rows naming `contactId` (and `contactPage`) refer to, by id.
+
+    Contacts created together share a few list pages and recipients keep their contact's page,
+    so a batch of recipients is mostly one or two page reads by equality; contacts scattered
+    over many pages (or rows without a page) are looked up by id. Deleted contacts are absent.
+    """
+    wanted = {row["contactId"] for row in rows}
+    pages = Counter(row.get("contactPage") for row in rows)
+    by_page = {page for page, n in pages.items() if page is not None and n >= PAGE_READ_MIN}
+    found: dict[ObjectId, dict[str, Any]] = {}
+    reads = [
+        tenant.raw_find(Contact, {"page": page}, projection).to_list() for page in sorted(by_page)
+    ]
+    for page_rows in await asyncio.gather(*reads):
+        found.update({row["_id"]: row for row in page_rows if row["_id"] in wanted})
+    rest = [row["contactId"] for row in rows if row.get("contactPage") not in by_page]
+    for row in await tenant.raw_find_in(Contact, "_id", rest, projection):
+        found[row["_id"]] = row
+    return found

@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from core.config import Settings
 from core.errors import NotFound
 from models import Contact, Message
+from models.contact import ConsentSource
 from models.conversation import Direction, MessageStatus
 from services.contacts import edits as contact_edits
 from services.contacts.records import (
@@ -31,6 +32,7 @@ from services.contacts.records import (
 )
 from services.conversations import activity, attribution, routing
 from services.conversations.keywords import Keyword, normalized, read_keyword
+from services.organizations.senders import remember_sender
 from services.organizations.settings import defaults_from, organization_settings
 from services.sending import followups
 from services.storage.tenancy import Tenant
@@ -99,7 +101,9 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
         return Received(Outcome.UNROUTED)
     tenant = found.tenant
     org = await organization_settings(tenant, defaults_from(settings))
-    contact = await contact_for(tenant, phone, org.inboundContactStatus)
+    contact, created = await _contact_for(tenant, phone, org.inboundContactStatus)
+    if created and not found.shared:
+        await remember_sender(tenant, contact.id, found.sender)
     keyword = read_keyword(
         inbound.body, opted_out=contact.optedOut, opt_out_type=inbound.opt_out_type
     )
@@ -180,12 +184,18 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
 async def contact_for(tenant: Tenant, phone: str, status: str) -> ContactRef:
     """The organization's contact with that phone, created (source `inbound`) when new; the
     unique phone index decides between two first messages at once."""
+    return (await _contact_for(tenant, phone, status))[0]
+
+
+async def _contact_for(tenant: Tenant, phone: str, status: str) -> tuple[ContactRef, bool]:
+    """`contact_for`, and whether the contact was new."""
     rows = await tenant.raw_find(Contact, {"phoneNumber": phone}, REF_PROJECTION).to_list()
     if rows:
-        return ContactRef.from_document(rows[0])
-    draft = ContactDraft(phoneNumber=phone, extra={"source": "inbound"})
+        return ContactRef.from_document(rows[0]), False
+    consent = {"consentSource": ConsentSource.INBOUND.value, "consentAt": Tenant.now()}
+    draft = ContactDraft(phoneNumber=phone, extra={"source": "inbound", **consent})
     made = await ensure_contacts(tenant, [draft], batch_size=1, contact_status=status)
-    return made[phone]
+    return made[phone], True
 
 
 async def _record_answer(

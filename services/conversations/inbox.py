@@ -22,7 +22,13 @@ from core.errors import FieldError, InvalidInput, NotFound
 from models import Activity, Contact, ConversationEvent, User
 from models.conversation import ACTIVITY_PAGE, Direction
 from services.conversations import activity
-from services.conversations.threads import ThreadMessage, thread
+from services.conversations.threads import (
+    ThreadMessage,
+    contact_values,
+    merge_thread,
+    thread,
+    thread_records,
+)
 from services.inputs import ConversationFilter
 from services.storage.pages import Cursors, LazyCursors, Page, page_size
 from services.storage.tenancy import Tenant
@@ -123,6 +129,7 @@ async def list_conversations(
     last = await activity.last_entry(tenant)
     start = last if before is None else min(before - 1, last)
     seen: set[ObjectId] = set()
+    templates: dict[ObjectId, list[str]] = {}  # campaigns' messages, read once for the whole page
     items: list[Conversation] = []
     page = start // ACTIVITY_PAGE if start >= 0 else -1
     walked = 0
@@ -140,7 +147,7 @@ async def list_conversations(
         # usually fill it, and the rest of the activity page is never read.
         while fresh and len(items) <= first:
             chunk, fresh = fresh[: first + 1 - len(items)], fresh[first + 1 - len(items) :]
-            built = await asyncio.gather(*(_entry(tenant, entry) for entry in chunk))
+            built = await asyncio.gather(*(_entry(tenant, entry, templates) for entry in chunk))
             items.extend(f for f in built if f is not None and _matches(f, where))
         page -= 1
     return InboxPage(items[:first], len(items) > first, None)
@@ -205,12 +212,23 @@ async def _user(tenant: Tenant, raw: str | None) -> PydanticObjectId | None:
     return user_id
 
 
-async def _entry(tenant: Tenant, entry: dict[str, Any]) -> Conversation | None:
-    """The conversation of an activity entry, if the entry is still its newest message."""
-    contact = await tenant.get(Contact, entry["contactId"])
+async def _entry(
+    tenant: Tenant, entry: dict[str, Any], templates: dict[ObjectId, list[str]]
+) -> Conversation | None:
+    """The conversation of an activity entry, if the entry is still its newest message. The
+    contact, its thread's records and its events are read at once (one round trip's wait)."""
+    contact_id = entry["contactId"]
+    contact, (stored, sends), events = await asyncio.gather(
+        tenant.get(Contact, contact_id),
+        thread_records(tenant, contact_id),
+        _events(tenant, contact_id),
+    )
     if contact is None:
         return None  # deleted since
-    found = await _build(tenant, contact, position=int(entry["n"]))
+    messages = await merge_thread(
+        tenant, contact_id, stored, sends, values=contact_values(contact), templates=templates
+    )
+    found = _assemble(contact, messages, events, position=int(entry["n"]))
     if found is None or found.lastStored != entry["messageId"]:
         return None
     return found
@@ -221,9 +239,22 @@ async def _build(tenant: Tenant, contact: Contact, *, position: int) -> Conversa
     do not start one)."""
     assert contact.id is not None
     messages, events = await asyncio.gather(
-        thread(tenant, contact.id),
-        tenant.raw_find(ConversationEvent, {"contactId": contact.id}).to_list(),
+        thread(tenant, contact.id, values=contact_values(contact)), _events(tenant, contact.id)
     )
+    return _assemble(contact, messages, events, position=position)
+
+
+async def _events(tenant: Tenant, contact_id: ObjectId) -> list[dict[str, Any]]:
+    return await tenant.raw_find(ConversationEvent, {"contactId": contact_id}).to_list()
+
+
+def _assemble(
+    contact: Contact,
+    messages: list[ThreadMessage],
+    events: list[dict[str, Any]],
+    *,
+    position: int,
+) -> Conversation | None:
     stored = [m for m in messages if m.stored]
     if not stored:
         return None

@@ -4,7 +4,9 @@ The database is the only bus: a webhook answered by any process appends to its
 organization's activity log, and each process's watcher reads the log of the organizations
 its subscribers listen to, every `POLL_S`, and hands each new inbound message to every
 matching subscriber. A quiet organization costs one `_id` lookup per pass; a subscriber costs
-nothing to the database, so an inbox kept open all day by 200 reps reads what one would.
+nothing to the database, so an inbox kept open all day by 200 reps reads what one would. The
+message's contact is read once too and handed along with it: a subscriber's selection of
+`contact` is then answered without a read per subscriber (200 of them per message otherwise).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 
 from bson import ObjectId
 
-from models import Message
+from models import Contact, Message
 from models.conversation import ACTIVITY_PAGE, Direction
 from services.conversations import activity, inbox
 from services.conversations.threads import ThreadMessage
@@ -31,15 +33,23 @@ QUEUE_SIZE = 1000
 """Messages kept for a subscriber that reads slowly; past it, the oldest are dropped."""
 
 
+@dataclass(frozen=True)
+class Received:
+    """A new message, and its contact as read once for every subscriber (None: deleted)."""
+
+    message: ThreadMessage
+    contact: Contact | None
+
+
 @dataclass(eq=False)
 class Listener:
     """One subscriber: its organization, its rep filter, and what waits for it."""
 
     organization_id: ObjectId
     assigned_to: ObjectId | None
-    queue: asyncio.Queue[ThreadMessage] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    queue: asyncio.Queue[Received] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
-    def offer(self, message: ThreadMessage) -> None:
+    def offer(self, message: Received) -> None:
         if self.queue.full():
             self.queue.get_nowait()
         self.queue.put_nowait(message)
@@ -58,7 +68,7 @@ class Watcher:
 
     async def listen(
         self, organization_id: ObjectId, assigned_to: ObjectId | None = None
-    ) -> AsyncIterator[ThreadMessage]:
+    ) -> AsyncIterator[Received]:
         """Yields the organization's inbound messages from now on (of one rep's conversations
         when `assigned_to` is given)."""
         listener = Listener(organization_id, assigned_to)
@@ -114,13 +124,14 @@ class Watcher:
             if not rows:
                 continue
             message = ThreadMessage.of_message(rows[0])
+            contact = await tenant.get(Contact, entry["contactId"])
             owner = None
             if wants_owner:
                 found = await inbox.conversation(tenant, str(entry["contactId"]))
                 owner = found.owner if found else None
             for listener in list(group):
                 if listener.assigned_to is None or listener.assigned_to == owner:
-                    listener.offer(message)
+                    listener.offer(Received(message, contact))
 
 
 WATCHER = Watcher()

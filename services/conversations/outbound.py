@@ -5,6 +5,10 @@ message. The provider is handed the message by whoever inserts its `MessageSend`
 neither a retry nor a second process sends it twice; a sender that died after claiming leaves
 the message `sending` (its outcome unknown), never resent blindly.
 
+Rate: a rep's message counts within the organization's messages a second, in a lane of its
+own: it takes one of the units each second keeps for reps (`services.sending.rate_slots`)
+before campaign batches can, so it never waits behind them; at most until the next second.
+
 Quiet hours: an answer within 24 hours of the contact's own last message goes at once (they
 are in a conversation); otherwise it waits for the contact's sending window, like campaigns,
 and says when (`nextSendAt`); `send_due` sends the waiting ones when their window opens.
@@ -25,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 from core.config import Settings
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from models import Contact, Message, MessageSend
+from models.base import utcnow
 from models.conversation import Direction, MessageStatus
 from models.recipient import DELIVERY_RANK
 from services.campaigns.templates import TemplateError, parse_template
@@ -32,10 +37,12 @@ from services.contacts.suppressions import suppressed_among
 from services.conversations import activity, routing
 from services.conversations.threads import ThreadMessage
 from services.organizations import footer as footers
-from services.organizations.senders import list_senders
+from services.organizations.senders import contact_senders, list_senders
 from services.organizations.settings import OrganizationSettings, opt_out_footer, send_window
+from services.sending.config import DispatchConfig
 from services.sending.delivery import TWILIO_STATUSES
 from services.sending.provider import Provider, SendError
+from services.sending.rate_slots import RateSlots, RepMeter
 from services.storage import idempotency
 from services.storage.tenancy import Tenant
 
@@ -64,8 +71,13 @@ async def send_message(
     settings: Settings,
     defaults: OrganizationSettings,
     now: datetime | None = None,
+    meter: RepMeter | None = None,
 ) -> ThreadMessage:
-    """Sends (or schedules, in quiet hours) a rep's message; returns it as the thread shows it."""
+    """Sends (or schedules, in quiet hours) a rep's message; returns it as the thread shows it.
+
+    `meter` counts it within the organization's rate (by default on the real clock, with the
+    deployment's rate for organizations without their own)."""
+    meter = meter or meter_from(settings)
     key = idempotency.check_key(request.idempotency_key)
     contact = await tenant.get(Contact, request.contact_id)
     if contact is None:
@@ -79,7 +91,7 @@ async def send_message(
     if await suppressed_among(tenant, [contact.phoneNumber]):
         message = "This number is on your suppression list; it cannot be messaged"
         raise Conflict(message, [FieldError(("contactId",), "SUPPRESSED", message)])
-    sender = await _sender(tenant, settings)
+    sender = await _sender(tenant, settings, contact_id)
     planned = {"messageId": str(ObjectId())}
 
     async def work(plan: dict[str, Any], resumed: bool) -> object:
@@ -118,7 +130,7 @@ async def send_message(
                 at=draft.createdAt,
             )
         if waits_until is None:
-            await deliver(tenant, message_id, provider)
+            await deliver(tenant, message_id, provider, meter)
         return message_id
 
     async def finished(plan: dict[str, Any]) -> bool:
@@ -139,12 +151,24 @@ async def send_message(
     return ThreadMessage.of_message(rows[0])
 
 
-async def deliver(tenant: Tenant, message_id: ObjectId, provider: Provider) -> None:
-    """Hands the message to the provider if this caller wins its claim; records the answer."""
+def meter_from(settings: Settings) -> RepMeter:
+    """Reps' messages on the real clock, with the deployment's rate."""
+    return RepMeter(
+        RateSlots(utcnow, DispatchConfig.chunk), settings.dispatch_rate_per_second or None
+    )
+
+
+async def deliver(
+    tenant: Tenant, message_id: ObjectId, provider: Provider, meter: RepMeter | None
+) -> None:
+    """Hands the message to the provider if this caller wins its claim, once the organization's
+    rate admits it (`meter`; None: unmetered); records the answer."""
     try:
         await tenant.insert(MessageSend(id=str(message_id), organizationId=tenant.organization_id))
     except DuplicateKeyError:
         return  # someone else sends (or sent) it
+    if meter is not None:
+        await meter.admit(tenant)
     rows = await tenant.raw_find(Message, {"_id": message_id}).to_list()
     if not rows:
         return
@@ -163,9 +187,12 @@ async def deliver(tenant: Tenant, message_id: ObjectId, provider: Provider) -> N
     await tenant.update_one(Message, {"_id": message_id}, {"$set": fields})
 
 
-async def send_due(provider: Provider, now: datetime | None = None) -> int:
+async def send_due(
+    provider: Provider, now: datetime | None = None, meter: RepMeter | None = None
+) -> int:
     """Sends the waiting messages whose window has opened, in every organization (background
-    discovery, as the dispatcher's); returns how many were handed over."""
+    discovery, as the dispatcher's), each within its organization's rate (`meter`); returns
+    how many were handed over."""
     moment = now or Tenant.now()
     waiting = await Tenant.across_organizations(
         Message, {"status": MessageStatus.WAITING.value}, {"organizationId": 1, "nextSendAt": 1}
@@ -178,17 +205,19 @@ async def send_due(provider: Provider, now: datetime | None = None) -> int:
         await tenant.update_one(
             Message, {"_id": row["_id"]}, {"$set": {"status": MessageStatus.SENDING.value}}
         )
-        await deliver(tenant, row["_id"], provider)
+        await deliver(tenant, row["_id"], provider, meter)
         sent += 1
     return sent
 
 
-async def run_due(provider: Provider, stop: asyncio.Event, every_s: float = 5.0) -> None:
+async def run_due(
+    provider: Provider, stop: asyncio.Event, meter: RepMeter | None, every_s: float = 5.0
+) -> None:
     """Sends waiting messages as their windows open, until `stop` is set (run beside the
     dispatcher, wherever it runs). A failed pass is logged and retried on the next one."""
     while not stop.is_set():
         try:
-            await send_due(provider)
+            await send_due(provider, meter=meter)
         except Exception:  # the loop outlives a bad pass; the next one retries
             logger.exception("sending waiting messages failed")
         with contextlib.suppress(TimeoutError):
@@ -245,11 +274,12 @@ def _render(body: str, contact: Contact) -> str:
     return rendered.text
 
 
-async def _sender(tenant: Tenant, settings: Settings) -> str | None:
-    """The organization's first sender, else the deployment's; refused when neither exists."""
-    own = await list_senders(tenant)
+async def _sender(tenant: Tenant, settings: Settings, contact_id: ObjectId) -> str | None:
+    """The contact's sender (the one its campaigns came from), else the deployment's; refused
+    when neither exists."""
+    own = [entry.key for entry in await list_senders(tenant)]
     if own:
-        return own[0].key
+        return (await contact_senders(tenant, own, [contact_id]))[contact_id]
     shared = routing.shared_sender(settings)
     if shared is None and settings.dispatch_provider == "twilio":
         message = "Your organization has no sender; an admin adds one in the settings"
@@ -273,7 +303,11 @@ async def _held_until(
     window = await send_window(tenant, defaults)
     if window.is_open(contact.phoneNumber, now):
         return None
-    return window.next_opening(contact.phoneNumber, now)
+    opens = window.next_opening(contact.phoneNumber, now)
+    if opens is None:
+        message = window.never_opens(contact.phoneNumber)
+        raise Conflict(message, [FieldError(("contactId",), "NO_SENDING_WINDOW", message)])
+    return opens
 
 
 def _aware(value: datetime) -> datetime:

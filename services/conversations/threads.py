@@ -8,6 +8,7 @@ has to sort anything.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,16 +73,53 @@ class ThreadMessage:
         )
 
 
-async def thread(tenant: Tenant, contact_id: ObjectId) -> list[ThreadMessage]:
-    """The contact's whole thread, oldest first (the contact must be the organization's)."""
-    stored = await tenant.raw_find(Message, {"contactId": contact_id}).to_list()
-    sends = await tenant.raw_find(Recipient, {"contactId": contact_id}).to_list()
+async def thread(
+    tenant: Tenant,
+    contact_id: ObjectId,
+    *,
+    values: dict[str, str | None] | None = None,
+    templates: dict[ObjectId, list[str]] | None = None,
+) -> list[ThreadMessage]:
+    """The contact's whole thread, oldest first (the contact must be the organization's).
+
+    A caller that already holds the contact passes its template `values` (`contact_values`),
+    and one reading many threads shares a `templates` dict: campaigns' messages are then read
+    once per call, not once per thread."""
+    stored, sends = await thread_records(tenant, contact_id)
+    return await merge_thread(tenant, contact_id, stored, sends, values=values, templates=templates)
+
+
+async def thread_records(
+    tenant: Tenant, contact_id: ObjectId
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A thread's sources, read at once: its stored messages, and its campaign sends (recipient
+    records for first messages, step records for follow-ups that went out)."""
+    stored, sends, steps = await asyncio.gather(
+        tenant.raw_find(Message, {"contactId": contact_id}).to_list(),
+        tenant.raw_find(Recipient, {"contactId": contact_id}).to_list(),
+        tenant.raw_find(StepSend, {"contactId": contact_id}).to_list(),
+    )
+    return stored, sends + [row for row in steps if row.get("messageId")]
+
+
+async def merge_thread(
+    tenant: Tenant,
+    contact_id: ObjectId,
+    stored: list[dict[str, Any]],
+    sends: list[dict[str, Any]],
+    *,
+    values: dict[str, str | None] | None = None,
+    templates: dict[ObjectId, list[str]] | None = None,
+) -> list[ThreadMessage]:
+    """The thread from its records (`thread_records`), oldest first."""
     sends = [row for row in sends if row.get("status") in SENT_STATES]
-    steps = await tenant.raw_find(StepSend, {"contactId": contact_id}).to_list()
-    sends.extend(row for row in steps if row.get("status") in SENT_STATES and row.get("messageId"))
     items = [ThreadMessage.of_message(row) for row in stored]
     if sends:
-        items.extend(await _campaign_sends(tenant, contact_id, sends))
+        items.extend(
+            await _campaign_sends(
+                tenant, contact_id, sends, values, {} if templates is None else templates
+            )
+        )
     items.sort(key=lambda item: item.key)
     return items
 
@@ -110,25 +148,32 @@ async def thread_page(
 
 
 async def _campaign_sends(
-    tenant: Tenant, contact_id: ObjectId, sends: list[dict[str, Any]]
+    tenant: Tenant,
+    contact_id: ObjectId,
+    sends: list[dict[str, Any]],
+    values: dict[str, str | None] | None,
+    templates: dict[ObjectId, list[str]],
 ) -> list[ThreadMessage]:
     """Campaign messages as the contact got them (first messages from recipient records,
-    follow-ups from their step records): each template rendered for it."""
-    campaigns = await tenant.raw_find_in(
-        Campaign, "_id", [row["campaignId"] for row in sends], {"message": 1, "followUps": 1}
-    )
-    templates = {
-        (row["_id"], step): text
-        for row in campaigns
-        for step, text in enumerate(
-            [
+    follow-ups from their step records): each template rendered for it. `templates` holds each
+    campaign's step texts (the message, then its follow-ups), shared by a caller reading many
+    threads."""
+    missing = list({row["campaignId"] for row in sends if row["campaignId"] not in templates})
+    reads = [tenant.raw_find_in(Campaign, "_id", missing, {"message": 1, "followUps": 1})]
+    if values is None:
+        reads.append(tenant.raw_find(Contact, {"_id": contact_id}, REF_PROJECTION).to_list())
+    found = await asyncio.gather(*reads)
+    templates.update(
+        {
+            row["_id"]: [
                 row.get("message") or "",
                 *(f.get("message") or "" for f in row.get("followUps") or []),
             ]
-        )
-    }
-    found = await tenant.raw_find(Contact, {"_id": contact_id}, REF_PROJECTION).to_list()
-    values = _values(ContactRef.from_document(found[0])) if found else {}
+            for row in found[0]
+        }
+    )
+    if values is None:
+        values = contact_values(ContactRef.from_document(found[1][0])) if found[1] else {}
     phone = values.get("phoneNumber")
     items = []
     for row in sends:
@@ -139,7 +184,9 @@ async def _campaign_sends(
                 id=row.get("messageId") or row["_id"],
                 contactId=contact_id,
                 direction=Direction.OUTBOUND,
-                body=_render(templates.get((row["campaignId"], row.get("step") or 0), ""), values),
+                body=_render(
+                    _step_text(templates, row["campaignId"], row.get("step") or 0), values
+                ),
                 media=(),
                 fromNumber=None,
                 toNumber=phone,
@@ -154,7 +201,13 @@ async def _campaign_sends(
     return items
 
 
-def _values(contact: ContactRef) -> dict[str, str | None]:
+def _step_text(templates: dict[ObjectId, list[str]], campaign_id: ObjectId, step: int) -> str:
+    texts = templates.get(campaign_id) or []
+    return texts[step] if step < len(texts) else ""
+
+
+def contact_values(contact: ContactRef | Contact) -> dict[str, str | None]:
+    """What a campaign's template may read of a contact."""
     return {
         "firstName": contact.firstName,
         "lastName": contact.lastName,

@@ -4,23 +4,31 @@ One sender belongs to one organization. The sender's key is the document's `_id`
 (`models.conversation.sender_key`), so when two organizations claim one number the server's
 duplicate key decides, never a read that both could pass. The list is replaced whole by an
 admin; nothing is written when one entry is refused.
+
+A contact keeps hearing from one sender: the first one it was sent from is stored
+(`ContactSender`) and used while the organization still owns it, so adding or reordering senders
+moves nobody; only a contact whose sender was removed gets a new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from bson import ObjectId
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from core.errors import FieldError, InvalidInput
-from models import Sender
+from models import ContactSender, Sender
 from models.conversation import sender_key
 from services.contacts.records import PhoneError, normalize_phone
 from services.inputs import SenderInput
 from services.storage.tenancy import Tenant
 
+DUPLICATE_KEY = 11000
 SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 
 
@@ -41,6 +49,82 @@ async def list_senders(tenant: Tenant) -> list[SenderEntry]:
     rows = await tenant.raw_find(Sender, {}).to_list()
     rows.sort(key=lambda row: int(row.get("position") or 0))
     return [SenderEntry(row.get("phoneNumber"), row.get("messagingServiceSid")) for row in rows]
+
+
+def pick_sender(senders: Sequence[str], contact_id: ObjectId) -> str | None:
+    """The sender for a contact that has none stored yet (none when the organization has
+    none): spread by the contact's id, so two first sends with the same list pick the same."""
+    if not senders:
+        return None
+    return senders[int(str(contact_id), 16) % len(senders)]
+
+
+MOVES_FOLLOWED = 8
+"""Removed senders followed for one contact before picking afresh (a guard; one is usual)."""
+
+
+async def contact_senders(
+    tenant: Tenant, senders: Sequence[str], contact_ids: Sequence[ObjectId]
+) -> dict[ObjectId, str | None]:
+    """The sender each contact hears from: its stored one while the organization still owns it,
+    else a new pick, stored. `senders` is the organization's list (`list_senders`' keys); with
+    none, every contact gets None (the deployment's sender) and nothing is stored.
+
+    Every choice is an insert, never an update: the first under `"<org>:<contact>"`, and when
+    that sender was removed, the move under `"<org>:<contact>><removed sender>"`, and so on.
+    An insert is what the server decides alone on every backend (a conditional update is not a
+    compare-and-swap on FerretDB), so when two sends race the loser's duplicate key makes it
+    read the winner's choice back and both use one sender."""
+    unique = list(dict.fromkeys(contact_ids))
+    if not senders:
+        return dict.fromkeys(unique)
+    owned = set(senders)
+    base = {cid: f"{tenant.organization_id}:{cid}" for cid in unique}
+    key = dict(base)
+    chosen: dict[ObjectId, str | None] = {}
+    for _ in range(MOVES_FOLLOWED):
+        if not key:
+            break
+        owner = {k: cid for cid, k in key.items()}
+        rows = await tenant.raw_find_in(ContactSender, "_id", list(owner), {"sender": 1})
+        stored = {owner[row["_id"]]: str(row.get("sender")) for row in rows}
+        fresh: list[dict[str, Any]] = []
+        for cid in list(key):
+            old = stored.get(cid)
+            if old in owned:
+                chosen[cid] = old
+                del key[cid]
+            elif old is not None:
+                key[cid] = f"{base[cid]}>{old}"  # its sender was removed: follow the move
+            else:
+                pick = pick_sender(senders, cid)
+                fresh.append({"_id": key[cid], "contactId": cid, "sender": pick})
+        lost: set[int] = set()
+        try:
+            await tenant.raw_insert_many(ContactSender, fresh, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            lost = {int(error["index"]) for error in errors}
+        for i, doc in enumerate(fresh):
+            if i not in lost:  # ours; a lost one is read back on the next turn
+                chosen[doc["contactId"]] = doc["sender"]
+                del key[doc["contactId"]]
+    for cid in key:
+        chosen[cid] = pick_sender(senders, cid)
+    return chosen
+
+
+async def remember_sender(tenant: Tenant, contact_id: ObjectId, sender: str) -> None:
+    """Makes `sender` the contact's when it has none yet: a contact that texted one of the
+    organization's numbers first hears back from that number."""
+    key = f"{tenant.organization_id}:{contact_id}"
+    document = ContactSender(
+        id=key, organizationId=tenant.organization_id, contactId=contact_id, sender=sender
+    )
+    with contextlib.suppress(DuplicateKeyError):
+        await tenant.insert(document)
 
 
 def check_senders(

@@ -26,6 +26,8 @@ from services.storage.tenancy import Tenant
 ADMIN = "admin"
 ATTRIBUTION_DAYS = 7
 MAX_ATTRIBUTION_DAYS = 90
+DEFAULT_FREQUENCY_CAP = 3
+MAX_FREQUENCY_CAP = 50
 MAX_HELP_TEXT = 320
 """Two SMS segments of GSM-7."""
 DEFAULT_FOOTER = "Reply STOP to opt out"
@@ -46,6 +48,8 @@ class OrganizationSettings:
     """The stage of a contact created because it texted first."""
     optOutFooter: str = DEFAULT_FOOTER
     """Added to the first message a contact gets from the organization; empty: never."""
+    frequencyCap: int = DEFAULT_FREQUENCY_CAP
+    """Campaign messages per contact per rolling 24 hours, all campaigns together (0: none)."""
 
 
 def defaults_from(settings: Settings) -> OrganizationSettings:
@@ -54,6 +58,7 @@ def defaults_from(settings: Settings) -> OrganizationSettings:
         sendWindowStart=settings.send_window_start,
         sendWindowEnd=settings.send_window_end,
         timezone=settings.default_timezone,
+        frequencyCap=settings.frequency_cap_per_day,
     )
 
 
@@ -73,7 +78,13 @@ async def organization_settings(
         ),
         inboundContactStatus=stored.get("inboundContactStatus") or defaults.inboundContactStatus,
         optOutFooter=footer_of(stored, defaults.optOutFooter),
+        frequencyCap=_cap(stored, defaults),
     )
+
+
+def _cap(stored: dict[str, Any], defaults: OrganizationSettings) -> int:
+    own = stored.get("frequencyCap")
+    return int(own) if isinstance(own, int) else defaults.frequencyCap
 
 
 def footer_of(stored: dict[str, Any], default: str = DEFAULT_FOOTER) -> str:
@@ -107,6 +118,8 @@ class SendingRules:
     rate_per_second: int | None
     """Messages the organization may start per second across all dispatchers (None: no
     limit)."""
+    frequency_cap: int | None = None
+    """Campaign messages per contact per rolling 24 hours (None: no cap of its own)."""
 
 
 async def sending_rules(
@@ -121,10 +134,19 @@ async def sending_rules(
     window = SendWindow(start, end, stored.get("timezone") or defaults.timezone)
     own = stored.get(RATE_FIELD)
     rate = int(own) if isinstance(own, int) and own > 0 else default_rate
-    return SendingRules(window, rate)
+    return SendingRules(window, rate, _cap(stored, defaults) or None)
 
 
 RATE_FIELD = "ratePerSecond"
+
+
+async def rate_per_second(tenant: Tenant, default_rate: int | None) -> int | None:
+    """The organization's own rate, else `default_rate` (one read by id, of that field)."""
+    rows = await tenant.raw_find(
+        Organization, {"_id": tenant.organization_id}, {RATE_FIELD: 1}
+    ).to_list()
+    own = rows[0].get(RATE_FIELD) if rows else None
+    return int(own) if isinstance(own, int) and own > 0 else default_rate
 
 
 async def set_rate_per_second(tenant: Tenant, rate: int | None) -> None:
@@ -226,6 +248,11 @@ def _reply_settings(
             message = f"Between 1 and {MAX_ATTRIBUTION_DAYS} days"
             errors.append(FieldError(("attributionWindowDays",), "OUT_OF_RANGE", message))
         sent["attributionWindowDays"] = days
+    if data.frequencyCap is not None:
+        if not 0 <= data.frequencyCap <= MAX_FREQUENCY_CAP:
+            message = f"Between 0 (no cap) and {MAX_FREQUENCY_CAP} messages a day"
+            errors.append(FieldError(("frequencyCap",), "OUT_OF_RANGE", message))
+        sent["frequencyCap"] = data.frequencyCap
     if data.inboundContactStatus is not None and data.inboundContactStatus.strip():
         sent["inboundContactStatus"] = data.inboundContactStatus.strip()[:200]
     if data.optOutFooter is not None:

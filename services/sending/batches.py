@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from bson import ObjectId
 from tenacity import (
@@ -43,17 +43,19 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from models import BatchCounts, Campaign, Contact, Recipient
+from models import BatchCounts, Campaign, Recipient
 from models.campaign import CampaignStatus
 from models.recipient import RecipientStatus
 from services.campaigns.templates import Template, TemplateError, parse_template
+from services.contacts.records import contacts_of_rows
 from services.contacts.suppressions import suppressed_among
 from services.organizations import footer as footers
 from services.organizations.quiet_hours import SendWindow
-from services.organizations.senders import list_senders
+from services.organizations.senders import contact_senders, list_senders
 from services.organizations.settings import opt_out_footer
 from services.sending import delivery, metrics
 from services.sending.config import DispatchConfig
+from services.sending.frequency import FrequencyCap, cap_for
 from services.sending.leases import Claim, Leases
 from services.sending.provider import UNSUBSCRIBED, Provider, SendError
 from services.sending.rate_slots import Grant
@@ -64,9 +66,9 @@ logger = logging.getLogger(__name__)
 R = RecipientStatus
 
 CONTACT_FIELDS = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
-PAGE_READ_MIN = 10
-"""A contact page (up to 100 contacts) is read whole when at least this many of a batch's
-recipients are on it; fewer are looked up by id."""
+FINISHED = {None, CampaignStatus.CANCELLED.value}
+"""A campaign in these states (None: deleted) never sends again (a completed one may: failed
+messages are retried)."""
 
 
 class BatchResult(Enum):
@@ -85,33 +87,75 @@ class BatchEnd:
 
     result: BatchResult
     at: datetime | None = None
+    rows: list[dict[str, Any]] | None = None
+    """Rate-limited: the batch's recipients as this turn left them (see `BatchSender.send`)."""
     sent: int = 0
     """Messages handed to the provider in this turn."""
     zones: tuple[str, ...] = ()
     """Waiting: the time zones whose windows are shut."""
 
 
+NO_WINDOW = "NO_SENDING_WINDOW"
+"""A recipient whose sending window never opens (the state's hours and the organization's
+window never overlap): skipped, never held for ever."""
+
+CAPPED = ("", None)
+"""`Waiting`'s key for recipients held by the frequency cap rather than a window."""
+
+
 @dataclass
 class Waiting:
-    """Recipients of a batch waiting for their sending window, by time zone."""
+    """Recipients of a batch waiting: for their sending window, by time zone (and US state,
+    where the state's rules hold them), or for the frequency cap (`CAPPED`)."""
 
-    zones: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    zones: dict[tuple[str, str | None], tuple[int, datetime]] = field(default_factory=dict)
 
-    def add(self, zone: str, opens: datetime) -> None:
-        count, until = self.zones.get(zone, (0, opens))
-        self.zones[zone] = (count + 1, min(until, opens))
+    def add(self, where: tuple[str, str | None], opens: datetime) -> None:
+        count, until = self.zones.get(where, (0, opens))
+        self.zones[where] = (count + 1, min(until, opens))
 
     @property
     def next_send(self) -> datetime | None:
         return min((until for _, until in self.zones.values()), default=None)
 
+    def labels(self) -> tuple[str, ...]:
+        return tuple(
+            "the frequency cap"
+            if (zone, state) == CAPPED
+            else f"quiet hours in {zone} ({state} rules)"
+            if state
+            else f"quiet hours in {zone}"
+            for zone, state in self.zones
+        )
+
     def rows(self) -> list[dict[str, Any]]:
         """As stored on the batch's counts (a list of objects: FerretDB keeps no nested
         arrays)."""
         return [
-            {"zone": zone, "count": count, "until": until}
-            for zone, (count, until) in sorted(self.zones.items())
+            {
+                "zone": zone,
+                "state": state,
+                "count": count,
+                "until": until,
+                "reason": "frequency_cap" if (zone, state) == CAPPED else "quiet_hours",
+            }
+            for (zone, state), (count, until) in sorted(
+                self.zones.items(), key=lambda item: (item[0][0], item[0][1] or "")
+            )
         ]
+
+
+WROTE_BACK = "REPLIED"
+"""A message that was not handed over because the contact wrote first."""
+
+
+class Handover(Protocol):
+    """Asked right before each provider call of a message (in the send gate): `start` says
+    whether it may go; `end` follows the call, however it ended."""
+
+    async def start(self) -> bool: ...
+
+    async def end(self) -> None: ...
 
 
 @dataclass
@@ -148,14 +192,6 @@ def send_key(row: Mapping[str, Any]) -> str:
     return f"{row['_id']}:r{round}" if round else str(row["_id"])
 
 
-def sticky_sender(senders: Sequence[str], contact_id: ObjectId) -> str | None:
-    """The sender a contact hears from: the same one every time while the organization's list
-    stays the same (picked by the contact's id), none when the organization has none."""
-    if not senders:
-        return None
-    return senders[int(str(contact_id), 16) % len(senders)]
-
-
 class BatchSender:
     """Sends claimed batches through one provider, at most `max_in_flight` sends at once."""
 
@@ -164,6 +200,7 @@ class BatchSender:
         self.config = config
         self.leases = leases
         self._gate = asyncio.Semaphore(config.max_in_flight)
+        self.caps = FrequencyCap()
 
     async def send(
         self,
@@ -171,13 +208,20 @@ class BatchSender:
         window: SendWindow,
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
+        cap: int | None = None,
+        rows: list[dict[str, Any]] | None = None,
     ) -> BatchEnd:
         """Sends the batch's due recipients, the first chunk under `grant` and each further one
-        under a slot from `next_grant` (a time instead of a slot ends the turn); the lease is
-        renewed meanwhile and released at the end."""
+        under a slot from `next_grant` (a time instead of a slot ends the turn), each within
+        the organization's frequency `cap`; the lease is renewed meanwhile and released at the
+        end.
+
+        `rows`: the batch's recipients as this dispatcher's previous turn left them, when no
+        epoch came between that turn's and this claim's (only a batch's holder writes its
+        recipients, so they are still exact): one read of the batch saved."""
         renewing = asyncio.create_task(self.leases.renew_forever(claim))
         try:
-            return await self._send(claim, window, grant, next_grant)
+            return await self._send(claim, window, grant, next_grant, cap, rows)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -189,18 +233,26 @@ class BatchSender:
         window: SendWindow,
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
+        cap: int | None,
+        known: list[dict[str, Any]] | None,
     ) -> BatchEnd:
         tenant = claim.tenant
         found = await tenant.raw_find(
             Campaign, {"_id": claim.campaign_id}, {"status": 1, "message": 1}
         ).to_list()
-        if not found or found[0].get("status") != CampaignStatus.SENDING.value:
-            await self.leases.release(claim, done=not found)
+        status = found[0].get("status") if found else None
+        if status in FINISHED:
+            await self.leases.drop(claim)  # its records are purged: leave none behind
+            return BatchEnd(BatchResult.STOPPED)
+        if status != CampaignStatus.SENDING.value:
+            await self.leases.release(claim, done=False)
             return BatchEnd(BatchResult.STOPPED)
         message = str(found[0].get("message") or "")
-        rows = await tenant.raw_find(
-            Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}
-        ).to_list()
+        rows = known
+        if rows is None:
+            rows = await tenant.raw_find(
+                Recipient, {"campaignId": claim.campaign_id, "batch": claim.batch}
+            ).to_list()
         outcomes: dict[ObjectId, Outcome] = {}
         queue: list[dict[str, Any]] = []
         for row in rows:
@@ -219,7 +271,6 @@ class BatchSender:
                         "keeps no idempotency keys",
                     )
         contacts = await self.contacts_of(tenant, queue)
-        senders = [entry.key for entry in await list_senders(tenant)]
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         now = self.config.clock()
         ready: list[dict[str, Any]] = []
@@ -228,17 +279,34 @@ class BatchSender:
             contact = contacts.get(row["contactId"])
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
-                held.add(window.zone_for(phone).key, window.next_opening(phone, now))
+                opens = window.next_opening(phone, now)
+                if opens is None:
+                    outcomes[row["_id"]] = Outcome(
+                        R.SKIPPED, code=NO_WINDOW, error=window.never_opens(phone)
+                    )
+                else:
+                    held.add(window.held_in(phone, now), opens)
             else:
                 ready.append(row)
         next_send = held.next_send
+        # The sender each contact hears from, stored at its first send (only those sent now).
+        own = [entry.key for entry in await list_senders(tenant)]
+        senders = await contact_senders(
+            tenant,
+            own,
+            [
+                row["contactId"]
+                for row in ready
+                if (c := contacts.get(row["contactId"])) and not c.get("optedOut")
+            ],
+        )
         try:
             template = parse_template(message)
         except TemplateError:
             template = None
         stopped = False
         limited: datetime | None = None
-        waiting = len(queue) - len(ready)
+        waiting = sum(count for count, _ in held.zones.values())
         footer = await opt_out_footer(tenant) if ready else ""
         recorded: set[ObjectId] = set()
 
@@ -272,6 +340,13 @@ class BatchSender:
                     return BatchEnd(BatchResult.STOPPED)
             chunk = ready[start : start + grant.size]
             start += len(chunk)
+            capped = await self.capped(claim, chunk, contacts, cap, now)
+            if capped:
+                for until in capped.values():
+                    held.add(CAPPED, until)
+                waiting += len(capped)
+                next_send = held.next_send
+                chunk = [row for row in chunk if row["_id"] not in capped]
             await self._mark_sending(claim, chunk)
             chunk_contacts = [contacts.get(row["contactId"]) for row in chunk]
             checks = await self.check_chunk(tenant, chunk_contacts, footer, message)
@@ -282,8 +357,8 @@ class BatchSender:
                         send_key(row),
                         contact,
                         template,
-                        sticky_sender(senders, row["contactId"]),
-                        checks,
+                        senders.get(row["contactId"]),
+                        checks=checks,
                     )
                     for row, contact in zip(chunk, chunk_contacts, strict=True)
                 )
@@ -300,10 +375,16 @@ class BatchSender:
             return BatchEnd(BatchResult.STOPPED)
         if limited is not None:
             await self.leases.release(claim, done=False)
-            return BatchEnd(BatchResult.RATE_LIMITED, limited)
+            left = [
+                {**row, "status": outcomes[row["_id"]].status.value, "leaseEpoch": claim.epoch}
+                if row["_id"] in outcomes
+                else row
+                for row in rows
+            ]
+            return BatchEnd(BatchResult.RATE_LIMITED, limited, left)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
-            return BatchEnd(BatchResult.WAITING, next_send, zones=tuple(held.zones))
+            return BatchEnd(BatchResult.WAITING, next_send, zones=held.labels())
         await self.leases.release(claim, done=True)
         metrics.BATCHES_DONE.inc()
         return BatchEnd(BatchResult.DONE)
@@ -361,6 +442,7 @@ class BatchSender:
         contact: Mapping[str, Any] | None,
         template: Template | None,
         sender: str | None,
+        handover: Handover | None = None,
         checks: Checks = NO_CHECKS,
     ) -> Outcome:
         if contact is None:
@@ -397,9 +479,17 @@ class BatchSender:
             ):
                 with attempt:
                     async with self._gate:
-                        message_id = await self.provider.send(
-                            contact["phoneNumber"], text, key, sender=sender
-                        )
+                        if handover is not None and not await handover.start():
+                            return Outcome(
+                                R.SKIPPED, code=WROTE_BACK, error="The contact wrote first"
+                            )
+                        try:
+                            message_id = await self.provider.send(
+                                contact["phoneNumber"], text, key, sender=sender
+                            )
+                        finally:
+                            if handover is not None:
+                                await handover.end()
         except SendError as exc:
             if exc.unknown:
                 return Outcome(R.UNKNOWN, code=exc.code, error=exc.message, sender=sender)
@@ -450,27 +540,34 @@ class BatchSender:
     async def contacts_of(
         self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]
     ) -> dict[ObjectId, dict[str, Any]]:
-        """The queued recipients' contacts as they are now (opt-outs are read at send time).
+        """The queued recipients' contacts as they are now (opt-outs are read at send time),
+        a list page at a time where they share one (`contacts_of_rows`)."""
+        return await contacts_of_rows(tenant, queue, CONTACT_FIELDS)
 
-        Contacts created together sit on the same few list pages, and recipients keep their
-        contact's page: a batch of a campaign built from new contacts is one or two reads of a
-        page by equality. Recipients whose contacts are scattered over many pages (or that
-        predate `contactPage`) are looked up by id.
-        """
-        wanted = {row["contactId"] for row in queue}
-        pages = Counter(row.get("contactPage") for row in queue)
-        by_page = {page for page, n in pages.items() if page is not None and n >= PAGE_READ_MIN}
-        found: dict[ObjectId, dict[str, Any]] = {}
-        reads = [
-            tenant.raw_find(Contact, {"page": page}, CONTACT_FIELDS).to_list()
-            for page in sorted(by_page)
-        ]
-        for rows in await asyncio.gather(*reads):
-            found.update({row["_id"]: row for row in rows if row["_id"] in wanted})
-        rest = [row["contactId"] for row in queue if row.get("contactPage") not in by_page]
-        for row in await tenant.raw_find_in(Contact, "_id", rest, CONTACT_FIELDS):
-            found[row["_id"]] = row
-        return found
+    async def capped(
+        self,
+        claim: Claim,
+        chunk: Sequence[Mapping[str, Any]],
+        contacts: Mapping[ObjectId, Mapping[str, Any]],
+        cap: int | None,
+        now: datetime,
+        key: Callable[[Mapping[str, Any]], str] = send_key,
+    ) -> dict[ObjectId, datetime]:
+        """Takes a frequency-cap send for each recipient of the chunk about to be messaged;
+        returns those over the cap, with when they may go. Opted-out and deleted contacts get
+        nothing and take nothing."""
+        messages: dict[str, tuple[ObjectId, int | None]] = {}
+        recipients: dict[str, ObjectId] = {}
+        for row in chunk:
+            contact = contacts.get(row["contactId"])
+            if contact is None or contact.get("optedOut"):
+                continue
+            messages[key(row)] = (row["contactId"], cap_for(contact.get("phoneNumber"), cap))
+            recipients[key(row)] = row["_id"]
+        held = await self.caps.claim(
+            claim.tenant, messages, now, claim.campaign_id, resumed=claim.epoch > 0
+        )
+        return {recipients[k]: until for k, until in held.items()}
 
     async def still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(

@@ -20,7 +20,8 @@ import contextlib
 import logging
 import math
 import time
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -29,16 +30,17 @@ from pymongo.errors import PyMongoError
 
 from models import BatchLease, Campaign
 from models.campaign import CampaignStatus
-from services.campaigns.stats import batch_count, batch_totals, live_stats
+from services.campaigns.stats import batch_totals, live_stats
 from services.organizations.settings import sending_rules
 from services.sending import metrics
-from services.sending.batches import BatchResult, BatchSender
+from services.sending.batches import FINISHED, BatchResult, BatchSender
 from services.sending.config import DispatchConfig, config_from
 from services.sending.followups import CadenceSender, follow_up_history
-from services.sending.lanes import CampaignBatches, Lane
+from services.sending.lanes import CampaignBatches, GivenBack, Lane, campaign_units
+from services.sending.lease_records import PURGE_EVERY, purge_campaign, purge_superseded
 from services.sending.leases import RETRY_UNIT, Claim, Leases
 from services.sending.provider import Provider
-from services.sending.rate_slots import Grant, RateSlots, slot_sizes
+from services.sending.rate_slots import Grant, RateSlots, RepMeter, slot_sizes
 from services.storage import history
 from services.storage.history import LostToStatusChange, Planned
 from services.storage.tenancy import Tenant
@@ -67,6 +69,11 @@ class Dispatcher:
         self._gauges_at = -math.inf
         self._sending: list[dict[str, Any]] = []
         """The campaigns sending at the last look."""
+        self._left: set[tuple[ObjectId, ObjectId]] = set()
+        """Campaigns (organization, id) that left a lane since the last look: finished ones
+        have their lease records purged."""
+        self._leases_purged_at: datetime | None = None
+        self._purging: asyncio.Task[None] | None = None
 
     @property
     def claimed(self) -> int:
@@ -81,6 +88,11 @@ class Dispatcher:
     def now(self) -> datetime:
         return self.config.clock()
 
+    def rep_meter(self) -> RepMeter:
+        """Reps' messages this process sends (those waiting for quiet hours), on its clock and
+        its organizations' slots."""
+        return RepMeter(self.slots, self.config.rate_per_second)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Works until `stop` is set, then lets every lane finish its chunk in flight; a
         database outage is waited out, never fatal."""
@@ -93,6 +105,9 @@ class Dispatcher:
                     logger.warning("dispatcher: database unavailable (%s); retrying", exc)
                 except Exception:  # a bug must not stop sending for good; the next look retries
                     logger.exception("dispatcher: look for work failed; retrying")
+                if self._purging is None or self._purging.done():
+                    # Beside the looks, never delaying them (a new campaign waits for one).
+                    self._purging = asyncio.create_task(self._purge_in_background())
                 for lane in self._lanes.values():
                     if lane.campaigns and (lane.task is None or lane.task.done()):
                         lane.task = asyncio.create_task(self._keep_serving(lane, stop))
@@ -102,6 +117,9 @@ class Dispatcher:
             for lane in self._lanes.values():
                 lane.wake.set()
             running = [lane.task for lane in self._lanes.values() if lane.task is not None]
+            if self._purging is not None:
+                self._purging.cancel()
+                running.append(self._purging)
             await asyncio.gather(*running, return_exceptions=True)
 
     async def tick(self) -> int:
@@ -109,6 +127,7 @@ class Dispatcher:
         ready (all claimed, done, waiting for quiet hours, or its rate used up for the second);
         returns how many batch turns it took."""
         await self.refresh()
+        await self.purge_leases()
         lanes = [lane for lane in self._lanes.values() if lane.campaigns]
         turns = sum(await asyncio.gather(*(self._serve(lane) for lane in lanes)))
         await self._gauges()
@@ -182,17 +201,27 @@ class Dispatcher:
         lease."""
         assert lane.rules is not None
         tenant, rules = lane.tenant, lane.rules
-        leases = await self.leases.read(tenant, campaign.id, batch)
-        step = Leases.current_step(leases, campaign.units(batch))
-        if step is None:
-            campaign.done.add(batch)
-            if campaign.finished():
-                await self._complete(lane, campaign)
-            return 0
+        given_back = self._given_back(campaign, batch)
+        if given_back is not None:
+            # The unit it gave back is still the batch's current one: only a claim of it could
+            # have finished it, and ours of the next epoch would then lose.
+            step = given_back.step
+            unit: list[Mapping[str, Any]] = [
+                {"epoch": given_back.epoch, "released": True, "expiresAt": given_back.at}
+            ]
+        else:
+            leases = await self.leases.read(tenant, campaign.id, batch)
+            current = Leases.current_step(leases, campaign.units(batch))
+            if current is None:
+                campaign.done.add(batch)
+                if campaign.finished():
+                    await self._complete(lane, campaign)
+                return 0
+            step = current
+            unit = Leases.of_step(leases, step)
         if step:
             campaign.step_of[batch] = step
         follow_up = 0 < step < RETRY_UNIT
-        unit = Leases.of_step(leases, step)
         taken = self.leases.taken(unit)
         if taken is not None:
             if taken.released and taken.until is not None:
@@ -207,14 +236,25 @@ class Dispatcher:
         grant = await self.slots.take(tenant, rules.rate_per_second)
         if not isinstance(grant, Grant):
             await self.leases.release(claim, done=False)  # never held while waiting
+            rows = given_back.rows if given_back is not None else None
+            campaign.given_back[batch] = GivenBack(claim.epoch, step, self.now(), rows)
             lane.rate_wait = grant
             return 0
 
         async def next_grant() -> Grant | datetime:
             return await self.slots.take(tenant, rules.rate_per_second)
 
-        sender = self.cadence if follow_up else self.sender
-        end = await sender.send(claim, rules.window, grant, next_grant)
+        if follow_up:
+            end = await self.cadence.send(
+                claim, rules.window, grant, next_grant, rules.frequency_cap
+            )
+        else:
+            # Our own epoch claimed next: nobody held the batch since our turn, so its
+            # recipients are as that turn left them.
+            rows = given_back.rows if given_back is not None else None
+            end = await self.sender.send(
+                claim, rules.window, grant, next_grant, rules.frequency_cap, rows
+            )
         if follow_up and end.sent and step not in campaign.noted:
             campaign.noted.add(step)
             await follow_up_history(tenant, campaign.id, step, started=True)
@@ -227,16 +267,34 @@ class Dispatcher:
         elif end.result is BatchResult.WAITING and end.at is not None:
             campaign.later[batch] = end.at
             for zone in end.zones:
-                _log_hold(campaign, f"quiet hours in {zone}", end.at)
+                _log_hold(campaign, zone, end.at)
         elif end.result is BatchResult.RATE_LIMITED:
+            campaign.given_back[batch] = GivenBack(claim.epoch, step, self.now(), end.rows)
             lane.rate_wait = end.at
             _log_hold(campaign, f"the organization's rate limit of {rules.rate_per_second}/s", None)
         else:  # paused, cancelled or fenced out: leave the campaign until the next look
             lane.campaigns.pop(campaign.id, None)
+            self._left.add((lane.tenant.organization_id, campaign.id))
         return 1
+
+    def _given_back(self, campaign: CampaignBatches, batch: int) -> GivenBack | None:
+        """The batch as this dispatcher gave it back for want of a rate slot, if that was less
+        than half a lease ago (else None: read the leases).
+
+        Claiming the next epoch from it saves a read of the leases per turn, and a won claim
+        one of the recipients. Stale, it can only lose the insert to whoever claimed since,
+        never re-insert a purged epoch: purged ones expired two leases before the purge
+        (`lease_records`)."""
+        known = campaign.given_back.pop(batch, None)
+        if known is None or self.now() - known.at >= timedelta(
+            seconds=self.config.lease_seconds / 2
+        ):
+            return None
+        return known
 
     async def _complete(self, lane: Lane, campaign: CampaignBatches) -> None:
         lane.campaigns.pop(campaign.id, None)
+        self._left.add((lane.tenant.organization_id, campaign.id))
         await self.complete(lane.tenant, campaign.id)
 
     async def refresh(self) -> None:
@@ -261,13 +319,13 @@ class Dispatcher:
             by_org.setdefault(row["organizationId"], []).append(row)
         for org, lane in list(self._lanes.items()):
             if org not in by_org:
-                lane.update([])
+                self._left.update((org, left) for left in lane.update([]))
                 if lane.task is None or lane.task.done():
                     del self._lanes[org]
         for org, rows in by_org.items():
             if org not in self._lanes:
                 self._lanes[org] = Lane(Tenant.for_organization(org))
-            self._lanes[org].update(rows)
+            self._left.update((org, left) for left in self._lanes[org].update(rows))
         lanes = [self._lanes[org] for org in by_org]
         rules = await asyncio.gather(
             *(
@@ -278,6 +336,38 @@ class Dispatcher:
         for lane, current in zip(lanes, rules, strict=True):
             lane.rules = current
         self._sending = sending
+
+    async def _purge_in_background(self) -> None:
+        try:
+            await self.purge_leases()
+        except PyMongoError as exc:
+            logger.warning("dispatcher: lease purge failed (%s); the next one retries", exc)
+        except Exception:  # a bug in the purge must not stop sending
+            logger.exception("dispatcher: lease purge failed")
+
+    async def purge_leases(self) -> None:
+        """Deletes the lease records of campaigns that left a lane cancelled (or deleted), the
+        superseded epochs of those that left it completed, and once every `PURGE_EVERY` those
+        of the campaigns sending (`lease_records`)."""
+        left, self._left = self._left, set()
+        now = self.now()
+        expired_before = now - 2 * timedelta(seconds=self.config.lease_seconds)
+        for org, campaign_id in left:
+            tenant = Tenant.for_organization(org)
+            rows = await tenant.raw_find(Campaign, {"_id": campaign_id}, {"status": 1}).to_list()
+            status = rows[0].get("status") if rows else None
+            if status in FINISHED:
+                await purge_campaign(tenant, campaign_id)
+            elif status == CampaignStatus.COMPLETED.value:
+                # Its done records stay: a retry of its failed messages reads them. Every unit
+                # is done, so no claim can follow: nothing superseded needs to wait out its age.
+                await purge_superseded(tenant, campaign_id, now)
+        if self._leases_purged_at is not None and now - self._leases_purged_at < PURGE_EVERY:
+            return
+        self._leases_purged_at = now
+        for row in self._sending:
+            tenant = Tenant.for_organization(row["organizationId"])
+            await purge_superseded(tenant, row["_id"], expired_before)
 
     async def _gauges(self) -> None:
         """The lag and quiet-hours gauges, from the batch counts of every sending campaign
@@ -335,26 +425,24 @@ class Dispatcher:
         campaign = await tenant.get(Campaign, campaign_id)
         if campaign is None or campaign.status is not CampaignStatus.SENDING:
             return
-        batches = batch_count(campaign.nextSeq)
         done = {
             (int(row["batch"]), int(row.get("step") or 0))
             async for row in tenant.raw_find(
                 BatchLease, {"campaignId": campaign_id, "done": True}, {"batch": 1, "step": 1}
             )
         }
-        units = [
-            (batch, step) for batch in range(batches) for step in range(campaign.cadence() + 1)
-        ]
-        if campaign.retryRound:
-            retry = RETRY_UNIT + campaign.retryRound
-            units.extend((batch, retry) for batch in campaign.retryBatches)
+        units = campaign_units(campaign)
         if any(unit not in done for unit in units):
             return
+        for step in campaign.followUpsStarted:  # ends another dispatcher saw but did not write
+            if step not in campaign.followUpsEnded:
+                await follow_up_history(tenant, campaign_id, step, started=False)
         stats = await live_stats(tenant, campaign)
         steps = [s.model_copy(update={"pending": 0}).model_dump() for s in campaign.followUpStats]
 
         async def plan(current: Campaign) -> Planned:
-            if current.status is not CampaignStatus.SENDING:
+            # Autopilot switched back on, or a retry begun, since the look: not done after all.
+            if current.status is not CampaignStatus.SENDING or campaign_units(current) != units:
                 return Planned("complete", {}, current.status.value, current.status.value)
             return Planned(
                 "complete",

@@ -85,6 +85,9 @@ REASONS: dict[str, Reason] = {
     "SUPPRESSED": Reason("The number is on the organization's suppression list", False),
     "CONTACT_DELETED": Reason("The contact was deleted", False),
     "MISSING_FIELDS": Reason("The contact lacks a value the template needs", False),
+    "NO_SENDING_WINDOW": Reason(
+        "The organization's sending window never overlaps the state's hours for texts", False
+    ),
     "OUTCOME_UNKNOWN": Reason(
         "The sender stopped while handing it over; it may have gone, so it is never resent",
         False,

@@ -33,23 +33,25 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from core.errors import Conflict, NotFound
-from models import BatchCounts, BatchLease, Campaign, Recipient, StepSend
+from models import BatchCounts, BatchLease, Campaign, FollowUpHandover, Recipient, StepSend
 from models.campaign import CampaignStatus, FollowUp
 from models.followup import StepStatus, step_send_id
 from models.recipient import RecipientStatus
 from services.campaigns.stats import batch_count
 from services.campaigns.templates import TemplateError, parse_template
 from services.organizations.quiet_hours import SendWindow
-from services.organizations.senders import list_senders
+from services.organizations.senders import contact_senders, list_senders
 from services.organizations.settings import opt_out_footer
 from services.sending import metrics
 from services.sending.batches import (
+    CAPPED,
+    NO_WINDOW,
+    WROTE_BACK,
     BatchEnd,
     BatchResult,
     BatchSender,
     Outcome,
     Waiting,
-    sticky_sender,
 )
 from services.sending.leases import Claim
 from services.sending.rate_slots import Grant
@@ -65,8 +67,12 @@ FAILED_DELIVERY = frozenset({"undelivered", "failed"})
 """Carrier reports that mean the previous message never arrived: no follow-up to it."""
 RUNNING = frozenset({CampaignStatus.SENDING.value, CampaignStatus.PAUSED.value})
 """Campaigns whose follow-ups a reply stops (the others send none any more)."""
-STOP_WAIT_S = 2.0
-"""How long a reply waits for a step already being handed over (one provider call)."""
+STOP_WAIT_S = 12.0
+"""How long a reply waits for a step's provider call already under way: one call (Twilio's
+client gives up after 10 s), which only a sender that died mid-call makes it wait out."""
+HANDOVERS = 16
+"""Provider calls a step may take over all its holders (retries after crashes included)."""
+GO, DONE, STOPPED_HANDOVER = "go", "done", "stopped"
 REPLIED = "REPLIED"
 OPTED_OUT = "OPTED_OUT"
 
@@ -99,7 +105,10 @@ class CadenceSender(BatchSender):
         window: SendWindow,
         grant: Grant,
         next_grant: Callable[[], Awaitable[Grant | datetime]],
+        cap: int | None,
+        known: list[dict[str, Any]] | None = None,
     ) -> BatchEnd:
+        # `known` (a first-message turn's recipients) does not apply: a step reads its records.
         tenant, step = claim.tenant, claim.step
         found = await tenant.raw_find(
             Campaign, {"_id": claim.campaign_id}, CAMPAIGN_FIELDS
@@ -177,19 +186,36 @@ class CadenceSender(BatchSender):
             tally["stopped"] += len(stop_now)
 
         contacts = await self.contacts_of(tenant, queue)
-        senders = [entry.key for entry in await list_senders(tenant)]
         ready: list[dict[str, Any]] = []
+        never: list[dict[str, Any]] = []
         held = Waiting()
         for row in queue:
             contact = contacts.get(row["contactId"])
             phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
             if phone and not window.is_open(phone, now):
                 opens = window.next_opening(phone, now)
-                held.add(window.zone_for(phone).key, opens)
+                if opens is None:
+                    never.append(row)
+                    continue
+                held.add(window.held_in(phone, now), opens)
                 next_send = opens if next_send is None else min(next_send, opens)
                 waiting += 1
             else:
                 ready.append(row)
+        if never:
+            await self._insert(claim, never, S.SKIPPED, code=NO_WINDOW)
+            tally[S.SKIPPED.value] += len(never)
+        # A follow-up comes from the number the contact heard the campaign from.
+        own = [entry.key for entry in await list_senders(tenant)]
+        senders = await contact_senders(
+            tenant,
+            own,
+            [
+                row["contactId"]
+                for row in ready
+                if (c := contacts.get(row["contactId"])) and not c.get("optedOut")
+            ],
+        )
         try:
             template = parse_template(follow_up.message)
         except TemplateError:
@@ -197,7 +223,7 @@ class CadenceSender(BatchSender):
         if decided:
             await self._write(claim, decided)
             for outcome in decided.values():
-                tally[outcome.status.value] += 1
+                tally[_status(outcome)] += 1
 
         sent = 0
         stopped = False
@@ -221,6 +247,20 @@ class CadenceSender(BatchSender):
                     return BatchEnd(BatchResult.STOPPED, sent=sent)
             chunk = ready[start : start + grant.size]
             start += len(chunk)
+            capped = await self.capped(
+                claim,
+                [r for r in chunk if r["_id"] not in resend],
+                contacts,
+                cap,
+                now,
+                key=lambda row: step_send_id(row["_id"], step),
+            )
+            if capped:
+                for until in capped.values():
+                    held.add(CAPPED, until)
+                    next_send = until if next_send is None else min(next_send, until)
+                waiting += len(capped)
+                chunk = [row for row in chunk if row["_id"] not in capped]
             fresh = [row for row in chunk if row["_id"] not in resend]
             lost = await self._insert(claim, fresh, S.SENDING)
             if lost:
@@ -235,8 +275,9 @@ class CadenceSender(BatchSender):
                         step_send_id(row["_id"], step),
                         contact,
                         template,
-                        sticky_sender(senders, row["contactId"]),
-                        checks,
+                        senders.get(row["contactId"]),
+                        StepHandover(tenant, step_send_id(row["_id"], step)),
+                        checks=checks,
                     )
                     for row, contact in zip(chunk, chunk_contacts, strict=True)
                 )
@@ -245,7 +286,7 @@ class CadenceSender(BatchSender):
             outcomes = {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
             await self._write(claim, outcomes)
             for outcome in outcomes.values():
-                tally[outcome.status.value] += 1
+                tally[_status(outcome)] += 1
             sent += sum(1 for o in outcomes.values() if o.status is RecipientStatus.SENT)
             await self._write_step_counts(claim, tally, next_send, waiting, held, grant.rate)
         await self._write_step_counts(claim, tally, next_send, waiting, held, grant.rate)
@@ -257,10 +298,21 @@ class CadenceSender(BatchSender):
             return BatchEnd(BatchResult.RATE_LIMITED, limited, sent=sent)
         if next_send is not None:
             await self.leases.release(claim, done=False, until=next_send)
-            return BatchEnd(BatchResult.WAITING, next_send, sent=sent, zones=tuple(held.zones))
+            return BatchEnd(BatchResult.WAITING, next_send, sent=sent, zones=held.labels())
         await self.leases.release(claim, done=True)
         metrics.BATCHES_DONE.inc()
         return BatchEnd(BatchResult.DONE, sent=sent)
+
+    async def still_sending(self, claim: Claim) -> bool:
+        """Also between chunks: autopilot switched off stops the rest of the step."""
+        rows = await claim.tenant.raw_find(
+            Campaign, {"_id": claim.campaign_id}, {"status": 1, "isAutopilot": 1}
+        ).to_list()
+        return (
+            bool(rows)
+            and rows[0].get("status") == CampaignStatus.SENDING.value
+            and bool(rows[0].get("isAutopilot"))
+        )
 
     async def _records(self, claim: Claim, step: int) -> dict[ObjectId, dict[str, Any]]:
         """The batch's records of `step`, by recipient (one equality read)."""
@@ -309,7 +361,7 @@ class CadenceSender(BatchSender):
         updates = []
         for rid, outcome in outcomes.items():
             fields: dict[str, Any] = {
-                "status": outcome.status.value,
+                "status": _status(outcome),
                 "epoch": claim.epoch,
                 "errorCode": outcome.code,
                 "error": outcome.error,
@@ -358,6 +410,11 @@ class CadenceSender(BatchSender):
         )
 
 
+def _status(outcome: Outcome) -> str:
+    """A step's status from its outcome: one the contact wrote back before is `stopped`."""
+    return S.STOPPED.value if outcome.code == WROTE_BACK else outcome.status.value
+
+
 def _counted(record: Mapping[str, Any]) -> str:
     """The count a finished record falls into: an opt-out's stop is a skip, a reply's a stop."""
     status = str(record.get("status"))
@@ -404,25 +461,91 @@ async def stop_follow_ups(tenant: Tenant, contact_id: ObjectId, reason: str = RE
     ]
     if not markers:
         return 0
-    stopped = len(markers)
+    stopped = len(markers) - await _insert_ignoring_duplicates(tenant, StepSend, markers)
+    # Steps claimed before the markers: no provider call of theirs may start from now on, and
+    # a call already under way is waited for (one call, `STOP_WAIT_S` at most).
+    claimed = await tenant.raw_find_in(
+        StepSend,
+        "_id",
+        [marker["_id"] for marker in markers],
+        {"_id": 1},
+        where={"status": S.SENDING.value},
+    )
+    if not claimed:
+        return stopped
+    handovers = [
+        {"_id": handover_id(row["_id"], attempt), "status": STOPPED_HANDOVER}
+        for row in claimed
+        for attempt in range(HANDOVERS)
+    ]
+    await _insert_ignoring_duplicates(tenant, FollowUpHandover, handovers)
+    ids = [handover["_id"] for handover in handovers]
+    deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
+    while asyncio.get_running_loop().time() < deadline:
+        under_way = await tenant.raw_find_in(
+            FollowUpHandover, "_id", ids, {"_id": 1}, where={"status": GO}
+        )
+        if not under_way:
+            break
+        ids = [row["_id"] for row in under_way]
+        await asyncio.sleep(0.05)
+    return stopped
+
+
+class StepHandover:
+    """A step's provider calls, each claimed by inserting `"<step id>:<k>"` (k counting every
+    attempt of every holder) right before the call. A reply inserts those ids first as
+    `stopped`: then no further call starts, and a call that started first is waited for."""
+
+    def __init__(self, tenant: Tenant, step_id: str) -> None:
+        self.tenant = tenant
+        self.step_id = step_id
+        self.attempt = 0
+        self.current: str | None = None
+
+    async def start(self) -> bool:
+        while self.attempt < HANDOVERS:
+            current = handover_id(self.step_id, self.attempt)
+            self.attempt += 1
+            try:
+                await self.tenant.raw_insert_many(
+                    FollowUpHandover, [{"_id": current, "status": GO}], ordered=True
+                )
+            except BulkWriteError:
+                found = await self.tenant.raw_find(
+                    FollowUpHandover, {"_id": current}, {"status": 1}
+                ).to_list()
+                if found and found[0].get("status") == STOPPED_HANDOVER:
+                    return False  # the contact wrote first
+                continue  # an earlier holder's attempt: the next number
+            self.current = current
+            return True
+        return False
+
+    async def end(self) -> None:
+        if self.current is not None:
+            await self.tenant.update_one(
+                FollowUpHandover, {"_id": self.current}, {"$set": {"status": DONE}}
+            )
+            self.current = None
+
+
+def handover_id(step_id: str, attempt: int) -> str:
+    return f"{step_id}:{attempt}"
+
+
+async def _insert_ignoring_duplicates(
+    tenant: Tenant, model: type[Any], documents: list[dict[str, Any]]
+) -> int:
+    """Inserts what is not there yet; returns how many were already there."""
     try:
-        await tenant.raw_insert_many(StepSend, markers, ordered=False)
+        await tenant.raw_insert_many(model, documents, ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if any(e.get("code") != DUPLICATE_KEY for e in errors):
             raise
-        stopped -= len(errors)
-    ids = [marker["_id"] for marker in markers]
-    deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
-    while asyncio.get_running_loop().time() < deadline:
-        in_flight = await tenant.raw_find_in(
-            StepSend, "_id", ids, {"_id": 1}, where={"status": S.SENDING.value}
-        )
-        if not in_flight:
-            break
-        ids = [row["_id"] for row in in_flight]
-        await asyncio.sleep(0.05)
-    return stopped
+        return len(errors)
+    return 0
 
 
 async def follow_up_history(

@@ -10,17 +10,51 @@ the database again about a batch it knows is done or held); the database decides
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 
+from models import Campaign
 from services.campaigns.stats import batch_count
 from services.organizations.settings import SendingRules
 from services.sending.leases import RETRY_UNIT
 from services.storage.tenancy import Tenant
+
+
+@dataclass(frozen=True)
+class GivenBack:
+    """A batch as this dispatcher gave it back for want of a rate slot."""
+
+    epoch: int
+    step: int
+    """The unit it held (the first message, a follow-up step, a retry round)."""
+    at: datetime
+    rows: list[dict[str, Any]] | None
+    """Its recipients as that turn left them (None: not known, read them)."""
+
+
+def batch_units(batch: int, steps: int, retry: int, retry_batches: Collection[int]) -> list[int]:
+    """A batch's units in order: the first message, the follow-up steps that run, and the
+    retry round if it resends some of the batch. A campaign is done when all are, for every
+    batch."""
+    units = list(range(steps + 1))
+    if retry and batch in retry_batches:
+        units.append(RETRY_UNIT + retry)
+    return units
+
+
+def campaign_units(campaign: Campaign) -> list[tuple[int, int]]:
+    """Every (batch, unit) the campaign needs done, as it is now."""
+    return [
+        (batch, unit)
+        for batch in range(batch_count(campaign.nextSeq))
+        for unit in batch_units(
+            batch, campaign.cadence(), campaign.retryRound, frozenset(campaign.retryBatches)
+        )
+    ]
 
 
 @dataclass
@@ -51,6 +85,9 @@ class CampaignBatches:
     """Holds this dispatcher logged for the campaign (each once)."""
     cursor: int = 0
     """Where the next look starts (the batch worked last, so a rate-limited batch goes on)."""
+    given_back: dict[int, GivenBack] = field(default_factory=dict)
+    """Batches this dispatcher gave back for want of a rate slot: its next turn there claims
+    the next epoch without reading the leases."""
 
     def finished(self) -> bool:
         return len(self.done) >= self.batches
@@ -59,12 +96,7 @@ class CampaignBatches:
         return self.step_of.get(batch, 0)
 
     def units(self, batch: int) -> list[int]:
-        """The batch's units in order: the first message, the follow-up steps that run, and
-        the retry round if it resends some of the batch."""
-        units = list(range(self.steps + 1))
-        if self.retry and batch in self.retry_batches:
-            units.append(RETRY_UNIT + self.retry)
-        return units
+        return batch_units(batch, self.steps, self.retry, self.retry_batches)
 
     def unit_done(self, batch: int, step: int) -> None:
         """Unit `step` of the batch is done: the batch moves to its next unit, or is done."""
@@ -117,15 +149,16 @@ class Lane:
         self.task: asyncio.Task[None] | None = None
         self._turn = 0
 
-    def update(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def update(self, rows: Sequence[Mapping[str, Any]]) -> list[ObjectId]:
         """Takes the organization's sending campaigns as just read: new ones join the rotation
-        (and wake the lane), those no longer sending leave it."""
+        (and wake the lane), those no longer sending leave it; returns those that left."""
         listed = {row["_id"]: row for row in rows}
-        for campaign_id in [c for c in self.campaigns if c not in listed]:
+        left = [c for c in self.campaigns if c not in listed]
+        for campaign_id in left:
             del self.campaigns[campaign_id]
         for campaign_id, row in listed.items():
             batches = batch_count(int(row.get("nextSeq") or 0))
-            steps = len(row.get("followUps") or []) if row.get("isAutopilot") else 0
+            steps = Campaign.steps_running(row.get("followUps"), row.get("isAutopilot"))
             retry = int(row.get("retryRound") or 0)
             retry_batches = frozenset(int(b) for b in row.get("retryBatches") or [])
             known = self.campaigns.get(campaign_id)
@@ -142,6 +175,7 @@ class Lane:
                 ):
                     known.set_units(steps, retry, retry_batches)
                     self.wake.set()
+        return left
 
     def new_round(self) -> None:
         """Forgets which batches other dispatchers held: they may have finished them since."""

@@ -132,12 +132,30 @@ class Leases:
         return Claim(tenant, campaign_id, batch, epoch, takeover=takeover, step=step)
 
     async def holds(self, claim: Claim) -> bool:
-        """Whether no later epoch of this batch exists (fencing)."""
-        later = await claim.tenant.raw_find(
-            BatchLease,
-            {"_id": lease_id(claim.campaign_id, claim.batch, claim.epoch + 1, claim.step)},
-        ).to_list()
+        """Whether no later epoch of this unit exists (fencing). Any later one, not just the
+        next: superseded epochs are purged (`lease_records`), the latest never is."""
+        later = (
+            await claim.tenant.raw_find(
+                BatchLease,
+                {
+                    "campaignId": claim.campaign_id,
+                    "batch": claim.batch,
+                    "step": claim.step,
+                    "epoch": {"$gt": claim.epoch},
+                },
+                {"_id": 1},
+            )
+            .limit(1)
+            .to_list()
+        )
         return not later
+
+    async def drop(self, claim: Claim) -> None:
+        """Deletes the holder's own record: its campaign is finished, nothing reads it again."""
+        await claim.tenant.delete_many(
+            BatchLease,
+            {"_id": lease_id(claim.campaign_id, claim.batch, claim.epoch, claim.step)},
+        )
 
     async def release(self, claim: Claim, *, done: bool, until: datetime | None = None) -> None:
         """Gives the batch up: done, or free again at `until` (quiet hours) or at once (the

@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,8 @@ class SimulatedProvider:
     failure_rate: float = 0.0
     fail: dict[str, str] = field(default_factory=dict)
     seed: int | None = None
+    on_accepted: Callable[[str, str, str | None], None] | None = None
+    """Told `(to, body, sender)` of each new message it accepts (simulated replies hook in)."""
     name: str = "simulated"
     honours_idempotency: bool = True
     _known: dict[str, str] = field(default_factory=dict, init=False)
@@ -69,7 +72,10 @@ class SimulatedProvider:
             await asyncio.sleep(self.latency_s)
         self._maybe_fail(to)
         async with self._lock:  # one thread at a time holds the file lock
-            return await asyncio.to_thread(self._record, to, body, key, sender)
+            message_id, new = await asyncio.to_thread(self._record, to, body, key, sender)
+        if new and self.on_accepted is not None:
+            self.on_accepted(to, body, sender)
+        return message_id
 
     def attempts(self, to: str) -> int:
         """How many times a number given a `fail` rule was tried, failed tries included."""
@@ -85,7 +91,7 @@ class SimulatedProvider:
         if self.failure_rate and self._random.random() < self.failure_rate:
             raise SendError("SIMULATED_5XX", "simulated provider error", transient=True)
 
-    def _record(self, to: str, body: str, key: str, sender: str | None) -> str:
+    def _record(self, to: str, body: str, key: str, sender: str | None) -> tuple[str, bool]:
         with self.ledger.open("r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -96,7 +102,7 @@ class SimulatedProvider:
                         self._known[entry["key"]] = entry["id"]
                 self._offset = handle.tell()
                 if key in self._known:
-                    return self._known[key]
+                    return self._known[key], False
                 message_id = f"sim-{uuid.uuid4().hex}"
                 entry = {"key": key, "id": message_id, "to": to, "from": sender, "body": body}
                 line = json.dumps(entry) + "\n"
@@ -105,7 +111,7 @@ class SimulatedProvider:
                 handle.flush()
                 self._offset = handle.tell()
                 self._known[key] = message_id
-                return message_id
+                return message_id, True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -27,7 +27,7 @@ from beanie import PydanticObjectId
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from core.errors import Conflict, FieldError, NotFound
-from models import Change, Recipient
+from models import Change, Recipient, StepSend
 from models.base import TenantDocument
 from models.campaign import CreatedBy
 from services.storage.tenancy import Tenant
@@ -44,8 +44,12 @@ RESET = {
     "deliveryRank": 0,
     "deliveryErrorCode": None,
     "leaseEpoch": None,
+    "providerMessageId": None,
+    "sentAt": None,
 }
-"""A recipient's sending fields as before it was first sent (a retry's reset)."""
+"""A recipient's sending fields as before it was first sent (a retry's reset): a report about
+the new message that arrives before its outcome is written is then not taken for one about
+the old message."""
 
 Doc = TypeVar("Doc", bound=TenantDocument)
 
@@ -187,6 +191,7 @@ async def _finish(tenant: Tenant, model: type[Doc], claim: Change, now: datetime
         )
     if campaign_id := work.get("deleteRecipientsOf"):
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
+        await tenant.delete_many(StepSend, {"campaignId": campaign_id})
     update = {**claim.applied, "version": claim.version, "updatedAt": now}
     # Documents stored before versions existed have no `version`: they are version 0.
     before = claim.version - 1

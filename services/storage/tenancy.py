@@ -8,7 +8,7 @@ does not exist: it is never found, counted, updated or deleted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -24,13 +24,23 @@ from models.base import TenantDocument, utcnow
 D = TypeVar("D", bound=TenantDocument)
 RAW_BATCH = 5000
 """Documents per cursor batch on hot paths: fewer round trips than the driver's 101-first."""
-POINT_LOOKUPS_MAX = 100
-"""Up to this many values are looked up one equality filter each (see `raw_find_in`)."""
+ALWAYS_LOOKED_UP = 20
+"""Up to this many values (a page of one campaign's recipients) are looked up one equality
+each without asking how large the organization is (see `raw_find_in`)."""
 POINT_LOOKUP_CONCURRENCY = 8
-IN_CHUNK = 5000
+IN_CHUNK = 20_000
+"""Values per `$in` command: each chunk is one read of the organization on FerretDB."""
+ROWS_PER_LOOKUP = 4
+"""Rows FerretDB reads and filters in the time of one concurrent point lookup."""
 BULK_CHUNK = 25
 """Statements per bulk update command (see `Tenant.update_each`)."""
 _BULK_GATE = asyncio.Semaphore(1)
+
+SizeEstimate = Callable[["Tenant"], Awaitable[int]]
+size_estimates: dict[type[TenantDocument], SizeEstimate] = {}
+"""How many documents of a model an organization holds, for models that keep a running total
+(`services.storage.tallies` registers them): what lets `raw_find_in` weigh `$in` against
+point lookups. A model without one is always read by point lookups."""
 
 
 class Tenant:
@@ -112,26 +122,41 @@ class Tenant:
         where: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Returns this organization's documents (matching `where`) whose `field` is one of
-        `values`.
+        `values`, at a cost in proportion to the list.
 
-        A short list is read one equality filter per value, because an equality is what every
-        server answers from an index (FerretDB pushes it down to PostgreSQL) while `$in` is not
-        pushed down on FerretDB: there it reads every candidate row of the organization (the
-        first recipients of a page of campaigns, as one `$in`, would read those of all the
-        organization's campaigns; see docs/database.md). A long list goes as `$in` in chunks
-        (one index walk on MongoDB; on FerretDB one read of the organization per chunk, which
-        beats thousands of round trips).
+        Each value is read with its own equality filter, a few at a time, because an equality
+        is what every server answers from an index (FerretDB pushes it down to PostgreSQL)
+        while `$in` is not pushed down on FerretDB: there it reads every row of the
+        organization the pushed part matches, whatever the list's length (see
+        docs/database.md). Only when the list is a large share of what that read would return
+        (a quarter of the organization's rows of `model`, known from `size_estimates`) does
+        one `$in` read beat the lookups.
         """
         unique = list(dict.fromkeys(values))
         if not unique:
             return []
-        if len(unique) <= POINT_LOOKUPS_MAX:
+        if not await self._in_is_cheaper(model, len(unique), where):
             return await self._point_lookups(model, field, unique, projection, where)
         docs: list[dict[str, Any]] = []
         for start in range(0, len(unique), IN_CHUNK):
             query = {**(where or {}), field: {"$in": unique[start : start + IN_CHUNK]}}
             docs.extend([doc async for doc in self.raw_find(model, query, projection)])
         return docs
+
+    async def _in_is_cheaper(
+        self, model: type[D], values: int, where: Mapping[str, Any] | None
+    ) -> bool:
+        """Whether `$in` chunks, each reading the organization's rows of `model` on FerretDB,
+        cost less than `values` point lookups (one row read costs about a quarter of a lookup
+        there; docs/performance.md#id-lists)."""
+        if values <= ALWAYS_LOOKED_UP or where:
+            return False
+        estimate = size_estimates.get(model)
+        if estimate is None:
+            return False
+        rows = await estimate(self)
+        chunks = -(-values // IN_CHUNK)
+        return chunks * rows <= values * ROWS_PER_LOOKUP
 
     async def find_all(
         self,
@@ -157,22 +182,14 @@ class Tenant:
         field: str,
         values: Sequence[Hashable],
         projection: Mapping[str, Any] | None = None,
-        *,
-        point_lookups: int = 0,
     ) -> list[dict[str, Any]]:
-        """Returns this organization's documents whose `field` is one of `values`: one `$in`
-        command, what a per-request batch loader needs however many keys it collected.
-
-        On MongoDB an index answers the `$in`. FerretDB does not push `$in` down, so there it
-        reads all the organization's documents of `model`; up to `point_lookups` values are
-        therefore looked up one equality each, concurrently (a detail page's keys), which both
-        servers answer from an index.
-        """
+        """Returns this organization's documents whose `field` is one of `values` in one `$in`
+        command: for collections that stay small per organization (its reps), where reading
+        them all on FerretDB costs less than a lookup per key. Anything that grows with the
+        organization goes through `raw_find_in`."""
         unique = list(dict.fromkeys(values))
         if not unique:
             return []
-        if len(unique) <= point_lookups:
-            return await self._point_lookups(model, field, unique, projection)
         return [d async for d in self.raw_find(model, {field: {"$in": unique}}, projection)]
 
     async def _point_lookups(
@@ -280,13 +297,10 @@ class Tenant:
         values: Sequence[Hashable],
         where: Mapping[str, Any] | None = None,
     ) -> int:
-        """Deletes the documents whose `field` is one of `values` (and match `where`).
-
-        As `raw_find_in`: a short list one equality each (FerretDB does not push `$in` down, so
-        an `$in` would read the organization), a long one as `$in` chunks.
-        """
+        """Deletes the documents whose `field` is one of `values` (and match `where`), with
+        `raw_find_in`'s choice between one equality each and `$in` chunks."""
         unique = list(dict.fromkeys(values))
-        if len(unique) > POINT_LOOKUPS_MAX:
+        if await self._in_is_cheaper(model, len(unique), where):
             deleted = 0
             for start in range(0, len(unique), IN_CHUNK):
                 chunk = unique[start : start + IN_CHUNK]

@@ -1,0 +1,206 @@
+"""Versioned migrations, applied at start by every API process and worker (`migrate`).
+
+A layout change ships with a migration that brings older data to it, so an upgrade never
+strands data (documents a new version would no longer list, send or count). Each migration is
+idempotent and resumable: it works in steps that are each safe to repeat, so running it again
+after an interruption finishes the job.
+
+The `migrations` collection records them. Whoever starts a version claims an attempt with a
+unique insert (`"<version>:<attempt>"`, with a lease it renews while it works), so of two
+processes starting at once one runs it and the other waits for the `"<version>:done"` record.
+An attempt whose lease ran out (its process died) is taken over by the next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from models import Campaign, Contact, MigrationRecord
+from models.base import utcnow
+from services.storage import positions, tallies
+from services.storage.tenancy import Tenant
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)
+POLL_SECONDS = 0.2
+PAGE_BACKFILL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One layout change: `run` brings every organization's data to it, safe to repeat."""
+
+    version: int
+    name: str
+    run: Callable[[], Awaitable[None]]
+
+
+async def organizations() -> list[ObjectId]:
+    """Every organization that has contacts or campaigns: one read of each collection's
+    organization ids (a migration's work, never a request's)."""
+    found: set[ObjectId] = set()
+    for model in (Contact, Campaign):
+        found.update(await model.get_pymongo_collection().distinct("organizationId"))
+    return sorted(found)
+
+
+async def give_contacts_list_pages() -> None:
+    """Contacts stored before list positions existed get a page, as new ones do: until then
+    no list shows them. Each batch is claimed pages plus one update per contact; a repeat
+    finds only the contacts still without one (a crash costs at most unused page claims,
+    which readers walk past)."""
+    for organization_id in await organizations():
+        tenant = Tenant.for_organization(organization_id)
+        while True:
+            rows = await tenant.raw_find(Contact, {"page": None}, {"_id": 1}).to_list(
+                PAGE_BACKFILL_BATCH
+            )
+            if not rows:
+                break
+            pages = await positions.claim_pages(tenant, len(rows))
+            await tenant.update_each(
+                Contact,
+                [
+                    (row["_id"], {"page": pages[i // positions.CONTACTS_PER_PAGE]})
+                    for i, row in enumerate(rows)
+                ],
+            )
+
+
+async def give_campaigns_list_pages() -> None:
+    """Campaigns stored before their list positions get pages in the order they were created
+    (the oldest first, so the newest end up on the last page). As for contacts, a repeat finds
+    only the campaigns still without one."""
+    for organization_id in await organizations():
+        tenant = Tenant.for_organization(organization_id)
+        while True:
+            fields = {"_id": 1, "createdAt": 1}
+            rows = await tenant.raw_find(Campaign, {"page": None}, fields).to_list()
+            if not rows:
+                break
+            rows.sort(
+                key=lambda row: (row.get("createdAt") or row["_id"].generation_time, row["_id"])
+            )
+            rows = rows[:PAGE_BACKFILL_BATCH]
+            pages = await positions.CAMPAIGNS.claim_pages(tenant, len(rows))
+            per_page = positions.CAMPAIGNS_PER_PAGE
+            await tenant.update_each(
+                Campaign,
+                [(row["_id"], {"page": pages[i // per_page]}) for i, row in enumerate(rows)],
+            )
+
+
+async def count_existing_data() -> None:
+    """Sets each organization's running totals from a count of what it holds (see
+    `services.storage.tallies`); a repeat recounts and changes nothing."""
+    for organization_id in await organizations():
+        tenant = Tenant.for_organization(organization_id)
+        for kind in tallies.COUNTED:
+            await tallies.recount(tenant, kind)
+
+
+MIGRATIONS: Sequence[Migration] = (
+    Migration(1, "list pages for contacts stored before them", give_contacts_list_pages),
+    Migration(2, "running totals of contacts and campaigns", count_existing_data),
+    Migration(3, "list pages for campaigns stored before them", give_campaigns_list_pages),
+)
+
+
+async def migrate(
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    lease: timedelta = LEASE,
+    poll_seconds: float = POLL_SECONDS,
+) -> list[int]:
+    """Applies, in version order, every migration not yet recorded as done; returns the
+    versions this call ran. Waits while another process runs one."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{id(asyncio.get_running_loop()):x}"
+    ran: list[int] = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        while not await _done(migration.version):
+            attempt = await _claim(migration, holder, clock, lease)
+            if attempt is None:
+                await asyncio.sleep(poll_seconds)
+                continue
+            await _run(migration, attempt, clock, lease)
+            ran.append(migration.version)
+    return ran
+
+
+async def _done(version: int) -> bool:
+    return await MigrationRecord.find_one({"_id": f"{version}:done"}) is not None
+
+
+async def _claim(
+    migration: Migration, holder: str, clock: Callable[[], datetime], lease: timedelta
+) -> str | None:
+    """Claims the next attempt when no attempt holds a live lease; returns its `_id`."""
+    attempts = await MigrationRecord.find({"version": migration.version}).to_list()
+    numbers = [a.attempt for a in attempts if a.attempt is not None]
+    now = clock()
+    live = [a for a in attempts if a.leaseUntil is not None and _aware(a.leaseUntil) > now]
+    if live:
+        return None
+    number = max(numbers, default=0) + 1
+    claim = MigrationRecord(
+        id=f"{migration.version}:{number}",
+        version=migration.version,
+        name=migration.name,
+        attempt=number,
+        holder=holder,
+        leaseUntil=now + lease,
+    )
+    try:
+        await claim.insert()
+    except DuplicateKeyError:
+        return None  # another process claimed it first
+    if number > 1:
+        logger.warning("migration %s: resuming (attempt %s)", migration.version, number)
+    return str(claim.id)
+
+
+async def _run(
+    migration: Migration, attempt: str, clock: Callable[[], datetime], lease: timedelta
+) -> None:
+    """Runs the migration while renewing the attempt's lease (only its holder writes it),
+    then records the version as done."""
+    collection = MigrationRecord.get_pymongo_collection()
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            await collection.update_one({"_id": attempt}, {"$set": {"leaseUntil": clock() + lease}})
+
+    renewing = asyncio.create_task(renew())
+    try:
+        logger.info("migration %s: %s", migration.version, migration.name)
+        await migration.run()
+    except Exception:
+        # Let the next start (or a waiting process) take over at once; the work is resumable.
+        await collection.update_one({"_id": attempt}, {"$set": {"leaseUntil": clock()}})
+        raise
+    finally:
+        renewing.cancel()
+    done = MigrationRecord(
+        id=f"{migration.version}:done", version=migration.version, name=migration.name
+    )
+    done.doneAt = clock()
+    with contextlib.suppress(DuplicateKeyError):  # a taken-over attempt finished too
+        await done.insert()
+
+
+def _aware(moment: datetime) -> datetime:
+    """Stored dates come back naive (UTC); the clock's are aware."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

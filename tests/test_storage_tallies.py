@@ -1,0 +1,104 @@
+"""An unfiltered `totalCount` is a running total kept by the writers (services/storage/tallies.py):
+it must equal what a count of the organization would say after any mix of creations, reused
+phones, imports, concurrent writers and deletions, and never mix organizations."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from bson import ObjectId
+
+from models import Campaign, Contact, Tally
+from services.storage import tallies
+from services.storage.tenancy import Tenant
+from tests.support import auth, create_campaign, gql, phones, principal, token
+
+TOTALS = "query { contacts(first: 1) { totalCount } campaigns(first: 1) { totalCount } }"
+CREATE = """
+mutation($input: CreateContactInput!) { createContact(input: $input) {
+  contact { id } userErrors { code } } }
+"""
+DELETE_CONTACT = "mutation($id: ID!) { deleteContact(id: $id) { deletedId userErrors { code } } }"
+CANCEL = "mutation($id: ID!) { cancelCampaign(id: $id) { userErrors { code } } }"
+DELETE_CAMPAIGN = "mutation($id: ID!) { deleteCampaign(id: $id) { deletedId } }"
+
+
+async def _totals(client: httpx.AsyncClient, org: ObjectId) -> tuple[int, int]:
+    body = await gql(client, TOTALS, headers=auth(token(org=org)))
+    data = body["data"]
+    return data["contacts"]["totalCount"], data["campaigns"]["totalCount"]
+
+
+async def _counted(org: ObjectId) -> tuple[int, int]:
+    scope = {"organizationId": org}
+    contacts = await Contact.get_pymongo_collection().count_documents(scope)
+    campaigns = await Campaign.get_pymongo_collection().count_documents(scope)
+    return contacts, campaigns
+
+
+async def test_totals_follow_creations_imports_and_deletions(client: httpx.AsyncClient) -> None:
+    org, other = ObjectId(), ObjectId()
+    headers = auth(token(org=org))
+    assert await _totals(client, org) == (0, 0)
+
+    made = []
+    for phone in ("+14155550100", "+14155550101", "+14155550100"):  # the last one is taken
+        body = await gql(client, CREATE, {"input": {"phoneNumber": phone}}, headers=headers)
+        made.append(body["data"]["createContact"])
+    assert made[2]["userErrors"] and made[2]["contact"] is None
+    assert await _totals(client, org) == (2, 0) == await _counted(org)
+
+    # A campaign of typed-in contacts, some of them already stored, and a CSV import.
+    await create_campaign(client, org, newContacts=[*phones(30), {"phoneNumber": "+14155550100"}])
+    csv = "First Name,Phone\n" + "".join(f"C{i},+1415555{1000 + i:04d}\n" for i in range(12))
+    csv += "Again,+14155550101\n"
+    await create_campaign(client, org, rawCsvData={"csv": csv})
+    assert await _totals(client, org) == (44, 2) == await _counted(org)
+
+    # Writers at once, their phones overlapping: every new contact counted once.
+    await asyncio.gather(
+        *(
+            create_campaign(client, org, newContacts=phones(20, start=100 + 10 * i))
+            for i in range(5)
+        )
+    )
+    assert await _totals(client, org) == (44 + 60, 7) == await _counted(org)
+
+    contact_id = made[0]["contact"]["id"]
+    for _ in range(2):  # the second delete finds nothing to delete
+        await gql(client, DELETE_CONTACT, {"id": contact_id}, headers=headers)
+    campaign = await create_campaign(client, org, newContacts=phones(1, start=500))
+    await gql(client, CANCEL, {"id": campaign["_id"]}, headers=headers)
+    await gql(client, DELETE_CAMPAIGN, {"id": campaign["_id"]}, headers=headers)
+    # Another organization's writes and deletes leave these totals alone.
+    foreign = await create_campaign(client, other, newContacts=phones(3))
+    await gql(client, DELETE_CONTACT, {"id": contact_id}, headers=auth(token(org=other)))
+    await gql(client, CANCEL, {"id": foreign["_id"]}, headers=auth(token(org=other)))
+
+    assert await _totals(client, org) == (104, 7) == await _counted(org)
+    assert await _totals(client, other) == (3, 1) == await _counted(other)
+
+
+async def test_a_recount_puts_a_total_right_and_changes_nothing_when_repeated(
+    client: httpx.AsyncClient,
+) -> None:
+    """What an operator (or the migration) does after writes the totals did not see."""
+    org = ObjectId()
+    await create_campaign(client, org, newContacts=phones(5))
+    await Contact.get_pymongo_collection().delete_many({"organizationId": org, "firstName": "P0"})
+    tenant = Tenant(principal(org))
+    assert await tallies.total(tenant, tallies.CONTACTS) == 5  # did not see the raw delete
+    for _ in range(2):
+        assert await tallies.recount(tenant, tallies.CONTACTS) == 4
+        assert await _totals(client, org) == (4, 1)
+    shares = await Tally.find({"organizationId": org, "kind": tallies.CONTACTS}).to_list()
+    assert {s.writer for s in shares} >= {tallies.RECOUNT_WRITER}
+
+
+async def test_a_filtered_count_still_counts_the_matches(client: httpx.AsyncClient) -> None:
+    org = ObjectId()
+    await create_campaign(client, org, newContacts=phones(4))
+    query = 'query { contacts(filter: {search: "P1"}) { totalCount } }'
+    body = await gql(client, query, headers=auth(token(org=org)))
+    assert body["data"]["contacts"]["totalCount"] == 1
