@@ -340,7 +340,8 @@ class BatchSender:
                     return BatchEnd(BatchResult.STOPPED)
             chunk = ready[start : start + grant.size]
             start += len(chunk)
-            capped = await self.capped(claim, chunk, contacts, cap, now)
+            suppressed = await self.suppressed_of(tenant, chunk, contacts)
+            capped = await self.capped(claim, chunk, contacts, cap, now, suppressed=suppressed)
             if capped:
                 for until in capped.values():
                     held.add(CAPPED, until)
@@ -349,7 +350,7 @@ class BatchSender:
                 chunk = [row for row in chunk if row["_id"] not in capped]
             await self._mark_sending(claim, chunk)
             chunk_contacts = [contacts.get(row["contactId"]) for row in chunk]
-            checks = await self.check_chunk(tenant, chunk_contacts, footer, message)
+            checks = await self.check_chunk(tenant, chunk_contacts, suppressed, footer, message)
             results = await asyncio.gather(
                 *(
                     self.deliver(
@@ -501,23 +502,37 @@ class BatchSender:
             metrics.SEND_SECONDS.labels(self.provider.name).observe(time.perf_counter() - started)
         return Outcome(R.SENT, message_id=message_id, sender=sender)
 
+    async def suppressed_of(
+        self,
+        tenant: Tenant,
+        chunk: Sequence[Mapping[str, Any]],
+        contacts: Mapping[ObjectId, Mapping[str, Any]],
+    ) -> frozenset[str]:
+        """The chunk's numbers on the suppression list, read now (point lookups by `_id`)."""
+        phones = [
+            str(c["phoneNumber"])
+            for row in chunk
+            if (c := contacts.get(row["contactId"])) is not None and not c.get("optedOut")
+        ]
+        return frozenset(await suppressed_among(tenant, phones))
+
     async def check_chunk(
         self,
         tenant: Tenant,
         contacts: Sequence[Mapping[str, Any] | None],
+        suppressed: frozenset[str],
         footer: str,
         message: str,
     ) -> Checks:
-        """Reads which of the chunk's numbers are suppressed (point lookups by `_id`) and, with
-        the organization's footer on, claims the first-message markers of the others."""
+        """With the organization's footer on, claims the first-message markers of the chunk's
+        contacts that are neither opted out nor `suppressed`."""
         live = [c for c in contacts if c is not None and not c.get("optedOut")]
-        suppressed = await suppressed_among(tenant, (str(c["phoneNumber"]) for c in live))
         first: set[ObjectId] = set()
         if footer:
             first = await footers.claim_first(
                 tenant, (c["_id"] for c in live if c["phoneNumber"] not in suppressed)
             )
-        return Checks(frozenset(suppressed), footers.footer_for(message, footer), frozenset(first))
+        return Checks(suppressed, footers.footer_for(message, footer), frozenset(first))
 
     async def settle_chunk(
         self,
@@ -552,15 +567,17 @@ class BatchSender:
         cap: int | None,
         now: datetime,
         key: Callable[[Mapping[str, Any]], str] = send_key,
+        *,
+        suppressed: frozenset[str] = frozenset(),
     ) -> dict[ObjectId, datetime]:
         """Takes a frequency-cap send for each recipient of the chunk about to be messaged;
-        returns those over the cap, with when they may go. Opted-out and deleted contacts get
-        nothing and take nothing."""
+        returns those over the cap, with when they may go. Opted-out, suppressed and deleted
+        contacts get nothing and take nothing."""
         messages: dict[str, tuple[ObjectId, int | None]] = {}
         recipients: dict[str, ObjectId] = {}
         for row in chunk:
             contact = contacts.get(row["contactId"])
-            if contact is None or contact.get("optedOut"):
+            if contact is None or contact.get("optedOut") or contact["phoneNumber"] in suppressed:
                 continue
             messages[key(row)] = (row["contactId"], cap_for(contact.get("phoneNumber"), cap))
             recipients[key(row)] = row["_id"]

@@ -247,6 +247,7 @@ class CadenceSender(BatchSender):
                     return BatchEnd(BatchResult.STOPPED, sent=sent)
             chunk = ready[start : start + grant.size]
             start += len(chunk)
+            suppressed = await self.suppressed_of(tenant, chunk, contacts)
             capped = await self.capped(
                 claim,
                 [r for r in chunk if r["_id"] not in resend],
@@ -254,6 +255,7 @@ class CadenceSender(BatchSender):
                 cap,
                 now,
                 key=lambda row: step_send_id(row["_id"], step),
+                suppressed=suppressed,
             )
             if capped:
                 for until in capped.values():
@@ -267,7 +269,9 @@ class CadenceSender(BatchSender):
                 tally["stopped"] += len(lost)  # a reply got there first
             chunk = [row for row in chunk if row["_id"] not in lost]
             chunk_contacts = [contacts.get(row["contactId"]) for row in chunk]
-            checks = await self.check_chunk(tenant, chunk_contacts, footer, follow_up.message)
+            checks = await self.check_chunk(
+                tenant, chunk_contacts, suppressed, footer, follow_up.message
+            )
             results = await asyncio.gather(
                 *(
                     self.deliver(
