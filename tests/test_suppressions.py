@@ -372,3 +372,22 @@ async def test_the_footer_is_an_admins_setting_and_empty_turns_it_off(
     other = auth(token(org=ObjectId(), roles=["admin"]))  # another organization keeps its own
     body = await gql(client, "{ organizationSettings { optOutFooter } }", None, other)
     assert body["data"]["organizationSettings"]["optOutFooter"] == FOOTER
+
+
+async def test_a_suppressed_recipient_takes_no_frequency_cap_send(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(client)
+    body = await gql(client, SETTINGS, {"input": {"frequencyCap": 1}}, admin(org))
+    assert body["data"]["updateOrganizationSettings"]["userErrors"] == []
+    number = phones(1)[0]["phoneNumber"]
+    ledger = tmp_path / "ledger.jsonl"
+    dispatcher = Dispatcher(SimulatedProvider(ledger), FAST)
+    first = await org.create(1)
+    await suppress(org, phoneNumbers=[number])  # after creation: left out at send time
+    await org.mutate("sendCampaignNow", first)
+    assert (await until_done(org, first, dispatcher))["stats"]["skipped"] == 1
+    await gql(client, UNSUPPRESS, {"input": {"phoneNumbers": [number]}}, org.headers)
+    second = await org.create(1)
+    await org.mutate("sendCampaignNow", second)
+    assert (await until_done(org, second, dispatcher))["stats"]["sent"] == 1  # not capped
