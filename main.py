@@ -34,6 +34,7 @@ from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts
 from resolvers.rest import conversations as rest_conversations
 from resolvers.rest import exports as rest_exports
+from resolvers.rest import suppressions as rest_suppressions
 from resolvers.rest.envelope import install_error_handlers
 from resolvers.root import schema
 from services.conversations import outbound
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(rest_contacts.router)
     app.include_router(rest_conversations.router)
     app.include_router(rest_exports.router)
+    app.include_router(rest_suppressions.router)
     app.include_router(webhooks.router)
     mount_ide_assets(app)
     app.add_middleware(RequestLimit, settings=settings)

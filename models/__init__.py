@@ -3,6 +3,7 @@
 from beanie import Document
 
 from models.campaign import Campaign, CampaignPage
+from models.compliance import FirstMessage, Suppression
 from models.contact import Contact, ContactPage
 from models.conversation import (
     Activity,
@@ -46,6 +47,8 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ConversationEvent,
     MessageSend,
     StepSend,
+    Suppression,
+    FirstMessage,
     FollowUpHandover,
     ContactSend,
     Tally,
@@ -66,6 +69,7 @@ __all__ = [
     "ContactSender",
     "ConversationEvent",
     "DeliveryReport",
+    "FirstMessage",
     "FollowUpHandover",
     "IdempotencyRecord",
     "IdempotencyTakeover",
@@ -78,6 +82,7 @@ __all__ = [
     "SendSlot",
     "Sender",
     "StepSend",
+    "Suppression",
     "Tally",
     "User",
 ]

@@ -36,6 +36,7 @@ from resolvers.conversations import (
 )
 from resolvers.errors import ErrorCodes
 from resolvers.organizations import OrganizationMutations, OrganizationQueries
+from resolvers.suppressions import SuppressionMutations, SuppressionQueries
 from resolvers.users import UserQueries
 from schema.context import MAX_CREATIONS
 
@@ -43,12 +44,25 @@ logger = logging.getLogger(__name__)
 
 
 @strawberry.type(description="Read operations.")
-class Query(UserQueries, CampaignQueries, ContactQueries, OrganizationQueries, ConversationQueries):
+class Query(
+    UserQueries,
+    CampaignQueries,
+    ContactQueries,
+    OrganizationQueries,
+    ConversationQueries,
+    SuppressionQueries,
+):
     pass
 
 
 @strawberry.type(description="Write operations.")
-class Mutation(CampaignMutations, ContactMutations, OrganizationMutations, ConversationMutations):
+class Mutation(
+    CampaignMutations,
+    ContactMutations,
+    OrganizationMutations,
+    ConversationMutations,
+    SuppressionMutations,
+):
     pass
 
 

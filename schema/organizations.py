@@ -52,6 +52,10 @@ class OrganizationSettings:
     inboundContactStatus: str = strawberry.field(
         description="The stage of a contact created because it texted first."
     )
+    optOutFooter: str = strawberry.field(
+        description="Added to the first message a contact gets from the organization (unless "
+        "its text already says STOP); empty: never."
+    )
     frequencyCap: int = strawberry.field(
         description="Campaign messages per contact per rolling 24 hours, all campaigns "
         "together (0: no cap; some states cap lower for their numbers). A recipient over it "

@@ -31,6 +31,11 @@ from models.campaign import (
 from models.contact import ConsentSource
 from models.conversation import Direction
 from models.recipient import DeliveryStatus, RecipientRow, RecipientStatus
+from services.contacts.suppressions import (
+    SuppressedNumber,
+    SuppressResult,
+    UnsuppressResult,
+)
 from services.conversations.inbox import Conversation
 from services.conversations.threads import ThreadMessage
 from services.inputs import Id
@@ -391,4 +396,57 @@ class ConversationOut(_Out):
             lastMessage=MessageOut.of(found.lastMessage),
             unreadCount=found.unreadCount,
             owner=str(found.owner) if found.owner else None,
+        )
+
+
+class SuppressedNumberOut(_Out):
+    """A number on the organization's suppression list: never texted, contact or not."""
+
+    phoneNumber: str = Field(description="E.164.", examples=["+14155550101"])
+    reason: str | None = Field(description="Why, as given when it was added.")
+    createdAt: datetime = Field(description="When it was added (UTC).")
+
+    @classmethod
+    def of(cls, found: SuppressedNumber) -> SuppressedNumberOut:
+        return cls.model_validate(found)
+
+
+class SuppressResultOut(_Out):
+    """What an import to the suppression list did."""
+
+    added: int = Field(description="Numbers added to the list.")
+    alreadySuppressed: int = Field(description="Numbers that were on the list already.")
+    failedDetails: list[FailedDetail] = Field(
+        description="Entries that are not phone numbers (source phoneNumbers or csv), and why; "
+        "at most 1,000."
+    )
+    failedDetailsTotal: int = Field(description="All such entries, beyond the 1,000 listed.")
+
+    @classmethod
+    def of(cls, result: SuppressResult) -> SuppressResultOut:
+        return cls(
+            added=result.added,
+            alreadySuppressed=result.alreadySuppressed,
+            failedDetails=result.failedDetails,
+            failedDetailsTotal=result.failedTotal,
+        )
+
+
+class UnsuppressResultOut(_Out):
+    """What taking numbers off the suppression list did."""
+
+    removed: int = Field(description="Numbers taken off the list.")
+    notSuppressed: int = Field(description="Numbers that were not on the list.")
+    failedDetails: list[FailedDetail] = Field(
+        description="Entries that are not phone numbers, and why; at most 1,000."
+    )
+    failedDetailsTotal: int = Field(description="All such entries, beyond the 1,000 listed.")
+
+    @classmethod
+    def of(cls, result: UnsuppressResult) -> UnsuppressResultOut:
+        return cls(
+            removed=result.removed,
+            notSuppressed=result.notSuppressed,
+            failedDetails=result.failedDetails,
+            failedDetailsTotal=result.failedTotal,
         )

@@ -471,6 +471,11 @@ class UpdateOrganizationSettingsInput(_Input):
     inboundContactStatus: Text | None = Field(
         default=None, description="The stage of a contact created by its own first message."
     )
+    optOutFooter: Text | None = Field(
+        default=None,
+        description="Added to the first message a contact gets from the organization (unless "
+        "it already says STOP); empty turns it off.",
+    )
     frequencyCap: StrictInt | None = Field(
         default=None,
         description="Campaign messages per contact per rolling 24 hours, all campaigns "
@@ -496,4 +501,26 @@ class SendMessageInput(_Input):
     body: Text = Field(description="The text; placeholders as in campaigns ({{firstName|there}}).")
     idempotencyKey: Text = Field(
         description="Retries with the same key return the first message, never a second one."
+    )
+
+
+class SuppressNumbersInput(_Input):
+    """Numbers the organization must never text: typed, pasted as CSV, or both."""
+
+    phoneNumbers: Annotated[list[Text], _none_as(list), _one_as_list()] = Field(
+        default=[], description="Numbers, in any form a contact's phone is accepted."
+    )
+    csv: Text | None = Field(
+        default=None,
+        description="CSV text: the column headed phone, phoneNumber, mobile... or else the "
+        "first column, one number per row.",
+    )
+    reason: Text | None = Field(default=None, description="Why, as recorded with each number.")
+
+
+class UnsuppressNumbersInput(_Input):
+    """Numbers that may be texted again."""
+
+    phoneNumbers: Annotated[list[Text], _none_as(list), _one_as_list()] = Field(
+        default=[], description="Numbers, in any form a contact's phone is accepted."
     )

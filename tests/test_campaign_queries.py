@@ -265,11 +265,11 @@ async def test_preview_renders_for_one_contact_with_creations_checks(
         auth(token(org=org)),
     )
     assert ok["data"]["previewMessage"] == {
-        "preview": {
-            "text": "Hi P0! ",
+        "preview": {  # with the opt-out footer: the contact has had no message yet
+            "text": "Hi P0! \nReply STOP to opt out",
             "encoding": "GSM-7",
             "segments": 1,
-            "characters": 7,
+            "characters": 29,
             "missing": [],
         },
         "userErrors": [],

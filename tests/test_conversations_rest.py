@@ -53,7 +53,10 @@ async def test_the_inbox_and_a_thread_over_rest(hooked: httpx.AsyncClient) -> No
     assert sent.json()["data"]["direction"] == "outbound"
 
     thread = await hooked.get(f"/api/contacts/{alice}/messages?limit=1", headers=org.headers)
-    assert [m["body"] for m in thread.json()["data"]] == ["Calling you at 10"]
+    # her first message from the organization: with the opt-out footer
+    assert [m["body"] for m in thread.json()["data"]] == [
+        "Calling you at 10\nReply STOP to opt out"
+    ]
     cursor = thread.json()["pagination"]["nextCursor"]
     older = await hooked.get(
         f"/api/contacts/{alice}/messages?limit=1&after={cursor}", headers=org.headers

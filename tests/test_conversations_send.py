@@ -78,7 +78,7 @@ async def test_a_reps_message_goes_out_once_per_key(
     again = await send_message(org, **values)
     assert first == again
     assert first["userErrors"] == []
-    assert first["message"]["body"] == "Hi Alice!"
+    assert first["message"]["body"] == "Hi Alice!\nReply STOP to opt out"  # her first message
     assert (first["message"]["direction"], first["message"]["status"]) == ("OUTBOUND", "sent")
     assert first["message"]["to"] == ALICE
     assert [entry["to"] for entry in read_ledger(ledger)] == [ALICE]

@@ -55,7 +55,8 @@ async def test_a_campaign_goes_out_once_per_recipient(
     rows = await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
     assert set(keys) == {str(r["_id"]) for r in rows} and set(keys.values()) == {1}
     entries = {e["to"]: e["body"] for e in read_ledger(tmp_path / "ledger.jsonl")}
-    assert entries["+12122000007"] == "Hi P7, a quick question"
+    # the first message a contact gets from the organization carries the opt-out footer
+    assert entries["+12122000007"] == "Hi P7, a quick question\nReply STOP to opt out"
     assert all(r["status"] == "sent" and r["providerMessageId"] for r in rows)
     assert (await other.campaign(bystander))["status"] == "draft"
 

@@ -128,6 +128,14 @@ async def test_every_route_answers_what_openapi_documents(client: httpx.AsyncCli
     await call("DELETE", f"{k}/{cid}", kone, 200)
     await call("DELETE", f"{k}/{cid}", kone, 404)
 
+    s = "/api/suppressions"
+    await call("POST", s, s, 200, json={"phoneNumbers": ["+14155550188", "nope"], "reason": "x"})
+    await call("POST", s, s, 400, json={"phoneNumbers": []})
+    await call("GET", f"{s}?search=1415&limit=5", s, 200)
+    await call("GET", f"{s}?after=broken", s, 400)
+    await call("DELETE", s, s, 200, json={"phoneNumbers": ["+14155550188"]})
+    await call("DELETE", s, s, 400, json={"phoneNumbers": []})
+
     documented = {
         (path, method)
         for path, item in spec["paths"].items()

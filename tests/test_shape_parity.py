@@ -104,6 +104,11 @@ PAIRS = [
     Pair("SendMessageInput", "SendMessageBody",
          {"contactId": "REST takes the contact from the path"}, {},
          {"idempotencyKey": "REST may send the Idempotency-Key header instead: optional there"}),
+    Pair("SuppressedNumber", "SuppressedNumberOut", {}, {}, {}),
+    Pair("SuppressResult", "SuppressResultOut", {}, {}, {}),
+    Pair("UnsuppressResult", "UnsuppressResultOut", {}, {}, {}),
+    Pair("SuppressNumbersInput", "SuppressNumbersInput", {}, {}, {}),
+    Pair("UnsuppressNumbersInput", "UnsuppressNumbersInput", {}, {}, {}),
     Pair("UserError", "ErrorItem", {}, {},
          {"field": "GraphQL: a list of argument names; REST: the legacy dotted string"}),
 ]  # fmt: skip

@@ -170,7 +170,8 @@ async def test_a_campaign_goes_out_through_twilio(
     assert unsubscribed["optedOut"] is True and "21610" in unsubscribed["optOutReason"]
     # Every request named the Messaging Service, the rendered body and this recipient's callback.
     first = next(r for r in fake.requests if r["To"] == number(0))
-    assert first["MessagingServiceSid"] == SERVICE and first["Body"] == "Hi P0"
+    assert first["MessagingServiceSid"] == SERVICE
+    assert first["Body"] == "Hi P0\nReply STOP to opt out"  # a first message: the footer
     rid = by_contact_phone[number(0)]["_id"]
     assert first["StatusCallback"] == f"{PUBLIC}/webhooks/twilio/status?recipient={rid}"
 

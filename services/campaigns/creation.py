@@ -55,8 +55,11 @@ from services.campaigns.templates import (
 from services.contacts.consent import INVALID_SOURCE, consent_fields
 from services.contacts.edits import users_of_organization
 from services.contacts.records import ContactRef, ensure_contacts
+from services.contacts.suppressions import suppressed_among
 from services.dates import parse_send_time
 from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput
+from services.organizations.footer import footer_for, with_footer
+from services.organizations.settings import opt_out_footer
 from services.storage import idempotency, positions, tallies
 from services.storage.tenancy import Tenant
 
@@ -158,6 +161,8 @@ async def create_in(
     if scheduled and not await recipients.any_sendable(tenant, request.template, sources, found):
         raise _no_recipients()
 
+    suppressed = await suppressed_among(tenant, recipients.candidate_phones(sources, found))
+    footer = footer_for(request.template.text, await opt_out_footer(tenant))
     contact_status = input.contactStatus or DEFAULT_CONTACT_STATUS
     for source, _, draft in sources.drafts:
         draft.extra.update(request.consent.get(source, {}))
@@ -167,7 +172,9 @@ async def create_in(
         batch_size=WRITE_BATCH,
         contact_status=contact_status,
     )
-    chosen = recipients.choose(request.template, sources, found, contacts)
+    chosen = recipients.choose(
+        request.template, sources, found, contacts, suppressed=suppressed, footer=footer
+    )
     if scheduled and not chosen.contacts:
         # Only reachable if another request changed those contacts since the check above.
         raise _no_recipients()
@@ -200,7 +207,7 @@ async def create_in(
         failedDetailsTotal=len(failed),
         stats=CampaignStats(total=len(chosen.contacts)),
         nextSeq=len(chosen.contacts),
-        messageStats=message_stats(request.template, chosen.worst, failed),
+        messageStats=message_stats(request.template, chosen.worst, failed, footer),
     )
     await _insert_recipients(tenant, campaign_id, chosen.contacts, request.assignees)
     campaign.page = await positions.CAMPAIGNS.page_for_one(tenant)
@@ -444,12 +451,13 @@ async def _remember_caller(tenant: Tenant) -> None:
 
 
 def message_stats(
-    template: Template, worst: SmsCost | None, failed: list[FailedDetail]
+    template: Template, worst: SmsCost | None, failed: list[FailedDetail], footer: str = ""
 ) -> MessageStats:
-    """Reports the costliest recipient's message; with no recipients, the bare template's."""
+    """Reports the costliest recipient's message, with the opt-out footer a first message
+    gets (the worst case); with no recipients, the bare template's."""
     if worst is None:
         bare = template.render({f: "" for f in template.placeholders()}).text
-        worst = sms_cost(bare or template.text)
+        worst = sms_cost(with_footer(bare or template.text, footer))
     missing = sum(1 for d in failed if d.code == "MISSING_TEMPLATE_VALUE")
     return MessageStats(
         encoding=worst.encoding,

@@ -32,6 +32,7 @@ from services.campaigns.creation import (
 from services.campaigns.lifecycle import EDITABLE
 from services.campaigns.templates import Template, parse_template
 from services.contacts.records import ContactRef, contacts_by_ids
+from services.contacts.suppressions import suppressed_among
 from services.dates import parse_send_time
 from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput, UpdateCampaignInput
 from services.storage.history import Planned, change
@@ -173,6 +174,7 @@ async def _added(
         doc["contactId"]
         for doc in await _recipients_of(tenant, campaign, [c for c in add if c in found])
     }
+    suppressed = await suppressed_among(tenant, (c.phoneNumber for c in found.values()))
     chosen: list[ContactRef] = []
     for index, oid in enumerate(add):
         contact = found.get(oid)
@@ -189,7 +191,7 @@ async def _added(
             continue
         if oid in present:
             continue  # already a recipient: adding again changes nothing
-        verdict = recipients.judge(template, contact)
+        verdict = recipients.judge(template, contact, suppressed=suppressed)
         if verdict.reason is not None:
             code, message = verdict.reason
             failed.append(_failed("addRecipients", index, oid, code, message))

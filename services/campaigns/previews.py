@@ -10,6 +10,8 @@ from services.campaigns.creation import check_template
 from services.campaigns.recipients import values_of
 from services.campaigns.templates import TemplateError, sms_cost
 from services.contacts.records import ContactRef
+from services.organizations.footer import footer_for, had_first, with_footer
+from services.organizations.settings import opt_out_footer
 from services.storage.tenancy import Tenant
 
 
@@ -47,9 +49,13 @@ async def preview_message(tenant: Tenant, message: str, contact_id: str) -> Prev
             "Cannot preview this message",
             [FieldError(("message",), code, text) for code, text in exc.problems],
         ) from exc
-    cost = sms_cost(rendered.text)
+    text = rendered.text
+    footer = footer_for(template.text, await opt_out_footer(tenant))
+    if footer and not rendered.missing and not await had_first(tenant, ref.id):
+        text = with_footer(text, footer)  # what this contact's first message would carry
+    cost = sms_cost(text)
     return Preview(
-        text=rendered.text,
+        text=text,
         encoding=cost.encoding,
         segments=cost.segments,
         characters=cost.characters,

@@ -9,7 +9,7 @@ the request.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,7 @@ from services.contacts.records import (
 )
 from services.dates import parse_instant
 from services.inputs import CreateCampaignInput, Segmentation
+from services.organizations.footer import with_footer
 from services.storage.tenancy import Tenant
 
 MAX_SEGMENTS = 10
@@ -272,10 +273,19 @@ class Verdict:
     cost: SmsCost | None = None
 
 
-def judge(template: Template, contact: ContactRef | ContactDraft) -> Verdict:
-    """Renders the message for one contact once, and decides from that rendering."""
+def judge(
+    template: Template,
+    contact: ContactRef | ContactDraft,
+    *,
+    suppressed: Collection[str] = frozenset(),
+    footer: str = "",
+) -> Verdict:
+    """Renders the message for one contact once, and decides from that rendering; its cost
+    counts `footer` (the opt-out footer a first message gets: the worst case)."""
     if isinstance(contact, ContactRef) and contact.optedOut:
         return Verdict(("OPTED_OUT", f"{contact.phoneNumber} has opted out of messages"))
+    if contact.phoneNumber in suppressed:
+        return Verdict(("SUPPRESSED", f"{contact.phoneNumber} is on the suppression list"))
     try:
         rendered = template.render(values_of(contact))
     except TemplateError as exc:
@@ -300,7 +310,7 @@ def judge(template: Template, contact: ContactRef | ContactDraft) -> Verdict:
                 f"the limit is {MAX_SEGMENTS}",
             )
         )
-    return Verdict(cost=cost)
+    return Verdict(cost=sms_cost(with_footer(rendered.text, footer)) if footer else cost)
 
 
 def sendable(template: Template, contact: ContactRef | ContactDraft) -> bool:
@@ -348,7 +358,13 @@ class Chosen:
 
 
 def choose(
-    template: Template, sources: Sources, found: Found, contacts: dict[str, ContactRef]
+    template: Template,
+    sources: Sources,
+    found: Found,
+    contacts: dict[str, ContactRef],
+    *,
+    suppressed: Collection[str] = frozenset(),
+    footer: str = "",
 ) -> Chosen:
     """Returns the deduplicated recipients in source order, reporting the excluded ones."""
     ordered: list[tuple[str, int | None, ContactRef]] = []
@@ -363,7 +379,7 @@ def choose(
         if contact.id in chosen:
             continue
         if contact.id not in excluded:
-            verdict = judge(template, contact)
+            verdict = judge(template, contact, suppressed=suppressed, footer=footer)
             if verdict.cost is not None:
                 chosen[contact.id] = contact
                 if worst is None or _costlier(verdict.cost, worst):
@@ -420,3 +436,11 @@ def recipient_documents(
         }
         for seq, contact in enumerate(recipients, start=first_seq)
     ]
+
+
+def candidate_phones(sources: Sources, found: Found) -> list[str]:
+    """Every phone the sources name, for one suppression-list read before any write."""
+    phones = [d.phoneNumber for _, _, d in sources.drafts]
+    phones.extend(c.phoneNumber for c in found.by_id.values())
+    phones.extend(c.phoneNumber for c in found.segment)
+    return list(dict.fromkeys(phones))

@@ -33,10 +33,12 @@ from models.base import utcnow
 from models.conversation import Direction, MessageStatus
 from models.recipient import DELIVERY_RANK
 from services.campaigns.templates import TemplateError, parse_template
+from services.contacts.suppressions import suppressed_among
 from services.conversations import activity, routing
 from services.conversations.threads import ThreadMessage
+from services.organizations import footer as footers
 from services.organizations.senders import contact_senders, list_senders
-from services.organizations.settings import OrganizationSettings, send_window
+from services.organizations.settings import OrganizationSettings, opt_out_footer, send_window
 from services.sending.config import DispatchConfig
 from services.sending.delivery import TWILIO_STATUSES
 from services.sending.provider import Provider, SendError
@@ -86,6 +88,9 @@ async def send_message(
     if contact.optedOut:
         message = "This contact opted out; it cannot be messaged until it opts back in"
         raise Conflict(message, [FieldError(("contactId",), "OPTED_OUT", message)])
+    if await suppressed_among(tenant, [contact.phoneNumber]):
+        message = "This number is on your suppression list; it cannot be messaged"
+        raise Conflict(message, [FieldError(("contactId",), "SUPPRESSED", message)])
     sender = await _sender(tenant, settings, contact_id)
     planned = {"messageId": str(ObjectId())}
 
@@ -93,12 +98,17 @@ async def send_message(
         moment = now or Tenant.now()
         message_id = ObjectId(plan["messageId"])
         waits_until = await _held_until(tenant, contact, defaults, moment)
+        body = text
+        if not resumed:
+            footer = await opt_out_footer(tenant)
+            if footer and await footers.claim_one(tenant, contact_id):
+                body = footers.with_footer(text, footers.footer_for(text, footer))
         draft = Message(
             id=message_id,
             organizationId=tenant.organization_id,
             contactId=contact_id,
             direction=Direction.OUTBOUND,
-            body=text,
+            body=body,
             toNumber=contact.phoneNumber,
             sender=sender,
             providerMessageId=f"local:{message_id}",

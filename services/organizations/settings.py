@@ -30,6 +30,9 @@ DEFAULT_FREQUENCY_CAP = 3
 MAX_FREQUENCY_CAP = 50
 MAX_HELP_TEXT = 320
 """Two SMS segments of GSM-7."""
+DEFAULT_FOOTER = "Reply STOP to opt out"
+MAX_FOOTER = 120
+FOOTER_FIELD = "optOutFooter"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class OrganizationSettings:
     """A reply counts for a campaign that messaged the contact at most this many days before."""
     inboundContactStatus: str = DEFAULT_CONTACT_STATUS
     """The stage of a contact created because it texted first."""
+    optOutFooter: str = DEFAULT_FOOTER
+    """Added to the first message a contact gets from the organization; empty: never."""
     frequencyCap: int = DEFAULT_FREQUENCY_CAP
     """Campaign messages per contact per rolling 24 hours, all campaigns together (0: none)."""
 
@@ -72,6 +77,7 @@ async def organization_settings(
             stored.get("attributionWindowDays") or defaults.attributionWindowDays
         ),
         inboundContactStatus=stored.get("inboundContactStatus") or defaults.inboundContactStatus,
+        optOutFooter=footer_of(stored, defaults.optOutFooter),
         frequencyCap=_cap(stored, defaults),
     )
 
@@ -79,6 +85,20 @@ async def organization_settings(
 def _cap(stored: dict[str, Any], defaults: OrganizationSettings) -> int:
     own = stored.get("frequencyCap")
     return int(own) if isinstance(own, int) else defaults.frequencyCap
+
+
+def footer_of(stored: dict[str, Any], default: str = DEFAULT_FOOTER) -> str:
+    """The stored footer, where one was set (empty included: it turns the footer off)."""
+    value = stored.get(FOOTER_FIELD)
+    return value if isinstance(value, str) else default
+
+
+async def opt_out_footer(tenant: Tenant) -> str:
+    """The organization's footer (one read by id)."""
+    rows = await tenant.raw_find(
+        Organization, {"_id": tenant.organization_id}, {FOOTER_FIELD: 1}
+    ).to_list()
+    return footer_of(rows[0] if rows else {})
 
 
 async def send_window(tenant: Tenant, defaults: OrganizationSettings) -> SendWindow:
@@ -235,4 +255,10 @@ def _reply_settings(
         sent["frequencyCap"] = data.frequencyCap
     if data.inboundContactStatus is not None and data.inboundContactStatus.strip():
         sent["inboundContactStatus"] = data.inboundContactStatus.strip()[:200]
+    if data.optOutFooter is not None:
+        footer = data.optOutFooter.strip()
+        if len(footer) > MAX_FOOTER:
+            message = f"At most {MAX_FOOTER} characters"
+            errors.append(FieldError((FOOTER_FIELD,), "TOO_LONG", message))
+        sent[FOOTER_FIELD] = footer
     return errors

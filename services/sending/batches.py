@@ -10,6 +10,10 @@
 - **Pause and cancel** are read before a batch and between chunks of it: they take effect within
   one chunk; recipients not sent yet stay `pending`, and resuming continues from there.
 - **Opt-outs** are read at send time: a contact opted out since creation is `skipped`.
+- **Suppressed numbers** are read at send time too, per chunk by `_id` point lookups: a number
+  put on the list since creation is `skipped` (`SUPPRESSED`). The opt-out footer goes to the
+  contacts whose first message this is (`services.organizations.footer`, one marker insert
+  per chunk).
 - **Quiet hours** (`services.organizations.quiet_hours`): recipients outside their local sending
   window stay `pending`; the lease is given back until the earliest opening, which the batch's
   counts keep as `nextSendAt`.
@@ -44,8 +48,11 @@ from models.campaign import CampaignStatus
 from models.recipient import RecipientStatus
 from services.campaigns.templates import Template, TemplateError, parse_template
 from services.contacts.records import contacts_of_rows
+from services.contacts.suppressions import suppressed_among
+from services.organizations import footer as footers
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.senders import contact_senders, list_senders
+from services.organizations.settings import opt_out_footer
 from services.sending import delivery, metrics
 from services.sending.config import DispatchConfig
 from services.sending.frequency import FrequencyCap, cap_for
@@ -159,6 +166,22 @@ class Outcome:
     error: str | None = None
     sender: str | None = None
     """The organization's sender it was handed over from (None: the deployment's)."""
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What is decided for a whole chunk at once before its sends: the suppressed numbers,
+    and the contacts whose first message from the organization this is (they get `footer`)."""
+
+    suppressed: frozenset[str] = frozenset()
+    footer: str = ""
+    first: frozenset[ObjectId] = frozenset()
+
+    def footer_of(self, contact_id: ObjectId) -> str:
+        return self.footer if contact_id in self.first else ""
+
+
+NO_CHECKS = Checks()
 
 
 def send_key(row: Mapping[str, Any]) -> str:
@@ -284,6 +307,7 @@ class BatchSender:
         stopped = False
         limited: datetime | None = None
         waiting = sum(count for count, _ in held.zones.values())
+        footer = await opt_out_footer(tenant) if ready else ""
         recorded: set[ObjectId] = set()
 
         async def record() -> None:
@@ -316,7 +340,8 @@ class BatchSender:
                     return BatchEnd(BatchResult.STOPPED)
             chunk = ready[start : start + grant.size]
             start += len(chunk)
-            capped = await self.capped(claim, chunk, contacts, cap, now)
+            suppressed = await self.suppressed_of(tenant, chunk, contacts)
+            capped = await self.capped(claim, chunk, contacts, cap, now, suppressed=suppressed)
             if capped:
                 for until in capped.values():
                     held.add(CAPPED, until)
@@ -324,18 +349,22 @@ class BatchSender:
                 next_send = held.next_send
                 chunk = [row for row in chunk if row["_id"] not in capped]
             await self._mark_sending(claim, chunk)
+            chunk_contacts = [contacts.get(row["contactId"]) for row in chunk]
+            checks = await self.check_chunk(tenant, chunk_contacts, suppressed, footer, message)
             results = await asyncio.gather(
                 *(
                     self.deliver(
                         tenant,
                         send_key(row),
-                        contacts.get(row["contactId"]),
+                        contact,
                         template,
                         senders.get(row["contactId"]),
+                        checks=checks,
                     )
-                    for row in chunk
+                    for row, contact in zip(chunk, chunk_contacts, strict=True)
                 )
             )
+            await self.settle_chunk(tenant, checks, chunk_contacts, results)
             outcomes.update(
                 {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
             )
@@ -415,11 +444,16 @@ class BatchSender:
         template: Template | None,
         sender: str | None,
         handover: Handover | None = None,
+        checks: Checks = NO_CHECKS,
     ) -> Outcome:
         if contact is None:
             return Outcome(R.SKIPPED, code="CONTACT_DELETED", error="The contact was deleted")
         if contact.get("optedOut"):
             return Outcome(R.SKIPPED, code="OPTED_OUT", error="The contact opted out")
+        if contact.get("phoneNumber") in checks.suppressed:
+            return Outcome(
+                R.SKIPPED, code="SUPPRESSED", error="The number is on the suppression list"
+            )
         if template is None:
             return Outcome(
                 R.FAILED, code="INVALID_TEMPLATE", error="The message cannot be rendered"
@@ -431,6 +465,7 @@ class BatchSender:
         if rendered.missing:
             missing = ", ".join(rendered.missing)
             return Outcome(R.SKIPPED, code="MISSING_FIELDS", error=f"No value for {missing}")
+        text = footers.with_footer(rendered.text, checks.footer_of(contact["_id"]))
         started = time.perf_counter()
         try:
             async for attempt in AsyncRetrying(
@@ -451,7 +486,7 @@ class BatchSender:
                             )
                         try:
                             message_id = await self.provider.send(
-                                contact["phoneNumber"], rendered.text, key, sender=sender
+                                contact["phoneNumber"], text, key, sender=sender
                             )
                         finally:
                             if handover is not None:
@@ -466,6 +501,56 @@ class BatchSender:
         finally:
             metrics.SEND_SECONDS.labels(self.provider.name).observe(time.perf_counter() - started)
         return Outcome(R.SENT, message_id=message_id, sender=sender)
+
+    async def suppressed_of(
+        self,
+        tenant: Tenant,
+        chunk: Sequence[Mapping[str, Any]],
+        contacts: Mapping[ObjectId, Mapping[str, Any]],
+    ) -> frozenset[str]:
+        """The chunk's numbers on the suppression list, read now (point lookups by `_id`)."""
+        phones = [
+            str(c["phoneNumber"])
+            for row in chunk
+            if (c := contacts.get(row["contactId"])) is not None and not c.get("optedOut")
+        ]
+        return frozenset(await suppressed_among(tenant, phones))
+
+    async def check_chunk(
+        self,
+        tenant: Tenant,
+        contacts: Sequence[Mapping[str, Any] | None],
+        suppressed: frozenset[str],
+        footer: str,
+        message: str,
+    ) -> Checks:
+        """With the organization's footer on, claims the first-message markers of the chunk's
+        contacts that are neither opted out nor `suppressed`."""
+        live = [c for c in contacts if c is not None and not c.get("optedOut")]
+        first: set[ObjectId] = set()
+        if footer:
+            first = await footers.claim_first(
+                tenant, (c["_id"] for c in live if c["phoneNumber"] not in suppressed)
+            )
+        return Checks(suppressed, footers.footer_for(message, footer), frozenset(first))
+
+    async def settle_chunk(
+        self,
+        tenant: Tenant,
+        checks: Checks,
+        contacts: Sequence[Mapping[str, Any] | None],
+        outcomes: Sequence[Outcome],
+    ) -> None:
+        """Gives back the first-message markers of messages that did not go (failed or
+        skipped), so the contact's next message carries the footer instead."""
+        unsent = [
+            contact["_id"]
+            for contact, outcome in zip(contacts, outcomes, strict=True)
+            if contact is not None
+            and contact["_id"] in checks.first
+            and outcome.status in (R.FAILED, R.SKIPPED)
+        ]
+        await footers.give_back(tenant, unsent)
 
     async def contacts_of(
         self, tenant: Tenant, queue: Sequence[Mapping[str, Any]]
@@ -482,15 +567,17 @@ class BatchSender:
         cap: int | None,
         now: datetime,
         key: Callable[[Mapping[str, Any]], str] = send_key,
+        *,
+        suppressed: frozenset[str] = frozenset(),
     ) -> dict[ObjectId, datetime]:
         """Takes a frequency-cap send for each recipient of the chunk about to be messaged;
-        returns those over the cap, with when they may go. Opted-out and deleted contacts get
-        nothing and take nothing."""
+        returns those over the cap, with when they may go. Opted-out, suppressed and deleted
+        contacts get nothing and take nothing."""
         messages: dict[str, tuple[ObjectId, int | None]] = {}
         recipients: dict[str, ObjectId] = {}
         for row in chunk:
             contact = contacts.get(row["contactId"])
-            if contact is None or contact.get("optedOut"):
+            if contact is None or contact.get("optedOut") or contact["phoneNumber"] in suppressed:
                 continue
             messages[key(row)] = (row["contactId"], cap_for(contact.get("phoneNumber"), cap))
             recipients[key(row)] = row["_id"]

@@ -82,6 +82,7 @@ REASONS: dict[str, Reason] = {
     "MESSAGE_TOO_LONG": Reason("The rendered message is over the segment limit", False),
     # skipped or unknown
     "OPTED_OUT": Reason("The contact opted out", False),
+    "SUPPRESSED": Reason("The number is on the organization's suppression list", False),
     "CONTACT_DELETED": Reason("The contact was deleted", False),
     "MISSING_FIELDS": Reason("The contact lacks a value the template needs", False),
     "NO_SENDING_WINDOW": Reason(

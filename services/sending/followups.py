@@ -41,6 +41,7 @@ from services.campaigns.stats import batch_count
 from services.campaigns.templates import TemplateError, parse_template
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.senders import contact_senders, list_senders
+from services.organizations.settings import opt_out_footer
 from services.sending import metrics
 from services.sending.batches import (
     CAPPED,
@@ -228,6 +229,7 @@ class CadenceSender(BatchSender):
         stopped = False
         limited: datetime | None = None
         start = 0
+        footer = await opt_out_footer(tenant) if ready else ""
         while start < len(ready):
             if start:
                 more = await next_grant()
@@ -245,6 +247,7 @@ class CadenceSender(BatchSender):
                     return BatchEnd(BatchResult.STOPPED, sent=sent)
             chunk = ready[start : start + grant.size]
             start += len(chunk)
+            suppressed = await self.suppressed_of(tenant, chunk, contacts)
             capped = await self.capped(
                 claim,
                 [r for r in chunk if r["_id"] not in resend],
@@ -252,6 +255,7 @@ class CadenceSender(BatchSender):
                 cap,
                 now,
                 key=lambda row: step_send_id(row["_id"], step),
+                suppressed=suppressed,
             )
             if capped:
                 for until in capped.values():
@@ -264,19 +268,25 @@ class CadenceSender(BatchSender):
             if lost:
                 tally["stopped"] += len(lost)  # a reply got there first
             chunk = [row for row in chunk if row["_id"] not in lost]
+            chunk_contacts = [contacts.get(row["contactId"]) for row in chunk]
+            checks = await self.check_chunk(
+                tenant, chunk_contacts, suppressed, footer, follow_up.message
+            )
             results = await asyncio.gather(
                 *(
                     self.deliver(
                         tenant,
                         step_send_id(row["_id"], step),
-                        contacts.get(row["contactId"]),
+                        contact,
                         template,
                         senders.get(row["contactId"]),
                         StepHandover(tenant, step_send_id(row["_id"], step)),
+                        checks=checks,
                     )
-                    for row in chunk
+                    for row, contact in zip(chunk, chunk_contacts, strict=True)
                 )
             )
+            await self.settle_chunk(tenant, checks, chunk_contacts, results)
             outcomes = {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
             await self._write(claim, outcomes)
             for outcome in outcomes.values():
