@@ -289,17 +289,7 @@ class BatchSender:
             else:
                 ready.append(row)
         next_send = held.next_send
-        # The sender each contact hears from, stored at its first send (only those sent now).
-        own = [entry.key for entry in await list_senders(tenant)]
-        senders = await contact_senders(
-            tenant,
-            own,
-            [
-                row["contactId"]
-                for row in ready
-                if (c := contacts.get(row["contactId"])) and not c.get("optedOut")
-            ],
-        )
+        senders = await self.senders_for(tenant, ready, contacts)
         try:
             template = parse_template(message)
         except TemplateError:
@@ -585,6 +575,22 @@ class BatchSender:
             claim.tenant, messages, now, claim.campaign_id, resumed=claim.epoch > 0
         )
         return {recipients[k]: until for k, until in held.items()}
+
+    async def senders_for(
+        self,
+        tenant: Tenant,
+        ready: Sequence[Mapping[str, Any]],
+        contacts: Mapping[ObjectId, Mapping[str, Any]],
+    ) -> dict[ObjectId, str | None]:
+        """The sender each contact about to be messaged hears from, stored at its first send
+        (campaign messages and follow-ups come from the number it heard first)."""
+        own = [entry.key for entry in await list_senders(tenant)]
+        reachable = [
+            row["contactId"]
+            for row in ready
+            if (contact := contacts.get(row["contactId"])) and not contact.get("optedOut")
+        ]
+        return await contact_senders(tenant, own, reachable)
 
     async def still_sending(self, claim: Claim) -> bool:
         rows = await claim.tenant.raw_find(

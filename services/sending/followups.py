@@ -40,7 +40,6 @@ from models.recipient import RecipientStatus
 from services.campaigns.stats import batch_count
 from services.campaigns.templates import TemplateError, parse_template
 from services.organizations.quiet_hours import SendWindow
-from services.organizations.senders import contact_senders, list_senders
 from services.organizations.settings import opt_out_footer
 from services.sending import metrics
 from services.sending.batches import (
@@ -205,17 +204,7 @@ class CadenceSender(BatchSender):
         if never:
             await self._insert(claim, never, S.SKIPPED, code=NO_WINDOW)
             tally[S.SKIPPED.value] += len(never)
-        # A follow-up comes from the number the contact heard the campaign from.
-        own = [entry.key for entry in await list_senders(tenant)]
-        senders = await contact_senders(
-            tenant,
-            own,
-            [
-                row["contactId"]
-                for row in ready
-                if (c := contacts.get(row["contactId"])) and not c.get("optedOut")
-            ],
-        )
+        senders = await self.senders_for(tenant, ready, contacts)
         try:
             template = parse_template(follow_up.message)
         except TemplateError:
