@@ -13,6 +13,7 @@ from core.clock import is_zone, parse_clock
 
 DEV_JWT_SECRET = "dev-insecure-secret-change-me-0123456789"
 """The development default; `Settings` refuses it outside development."""
+DEFAULT_USER_RATE_LIMIT = "300/minute"
 DEFAULT_RATE_LIMIT = "600/minute"
 """Requests per organization when `API_RATE_LIMIT` is unset (outside tests)."""
 
@@ -88,6 +89,12 @@ class Settings(BaseSettings):
     """Requests one organization may make per window to `/graphql` and `/api/*`, in the
     `limits` notation (`600/minute`, `100/10 seconds`); empty turns limits off. Unset: 600 per
     minute, and off in the test environment."""
+    api_user_rate_limit: str | None = None
+    """The same for one user of an organization, so one rep's script cannot spend the whole
+    organization's budget. Unset: 300 per minute, and off in the test environment."""
+    api_write_cost: int = Field(default=5, ge=1, le=100)
+    """What a write costs from the budgets, reads costing 1: a REST POST, PUT, PATCH or DELETE,
+    and a GraphQL mutation (creation and sending are what a flood must not multiply)."""
     api_processes: int = Field(default=1, ge=1)
     """API processes behind the load balancer: each enforces its share of the budget in memory
     (`ceil(limit / api_processes)`), so the whole deployment allows about the budget."""
@@ -118,7 +125,14 @@ class Settings(BaseSettings):
             return None if self.environment == "test" else DEFAULT_RATE_LIMIT
         return self.api_rate_limit.strip() or None
 
-    @field_validator("api_rate_limit")
+    @property
+    def user_request_limit(self) -> str | None:
+        """The per-user limit in force (`api_user_rate_limit`, or the environment's default)."""
+        if self.api_user_rate_limit is None:
+            return None if self.environment == "test" else DEFAULT_USER_RATE_LIMIT
+        return self.api_user_rate_limit.strip() or None
+
+    @field_validator("api_rate_limit", "api_user_rate_limit")
     @classmethod
     def _rate(cls, value: str | None) -> str | None:
         if value and value.strip():

@@ -1,7 +1,12 @@
-"""A request-body size limit enforced while reading, and each organization's request budget."""
+"""A request-body size limit enforced while reading, and each organization's (and user's)
+request budget."""
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -10,7 +15,7 @@ from core.config import Settings
 from core.errors import AuthenticationError, FieldError
 from resolvers.deps import PRINCIPAL_STATE
 from resolvers.rest.envelope import error_response
-from services.organizations.request_limits import RequestLimiter, Verdict
+from services.organizations.request_limits import RequestLimits, Verdict
 
 HTTP_CODES = {
     400: "BAD_REQUEST",
@@ -102,13 +107,14 @@ class RequestLimit:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        limit = settings.request_limit
-        self.limiter = RequestLimiter(limit, settings.api_processes) if limit else None
+        self.limits = RequestLimits(
+            settings.request_limit, settings.user_request_limit, settings.api_processes
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
         if (
-            self.limiter is None
+            not self.limits
             or scope["type"] != "http"
             or scope.get("method") == "OPTIONS"
             or not (path.startswith("/api/") or path == "/graphql")
@@ -124,7 +130,8 @@ class RequestLimit:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL_STATE] = principal  # verified once
-        verdict = self.limiter.hit(str(principal.organization_id))
+        cost, receive = await _cost(scope, receive, self.settings.api_write_cost)
+        verdict = self.limits.hit(str(principal.organization_id), str(principal.user_id), cost)
         advertised = rate_limit_headers(verdict)
         if not verdict.allowed:
             await _refusal(path, verdict, advertised)(scope, receive, send)
@@ -136,6 +143,68 @@ class RequestLimit:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def _cost(scope: Scope, receive: Receive, write_cost: int) -> tuple[int, Receive]:
+    """What the request costs: a write `write_cost`, a read 1. A GraphQL POST is a write when
+    it runs a mutation, which only its body says: the body (already bounded by
+    `BodySizeLimit`) is read here and handed on unchanged."""
+    method = str(scope.get("method", "GET"))
+    if scope.get("path") != "/graphql":
+        return (write_cost if method in WRITES else 1), receive
+    if method != "POST":
+        return 1, receive  # persisted queries over GET: reads only
+    messages: list[Message] = []
+    body = b""
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return (write_cost if _mutates(body) else 1), replay
+
+
+def _mutates(body: bytes) -> bool:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False  # the endpoint answers it
+    operations = payload if isinstance(payload, list) else [payload]
+    return any(
+        isinstance(op, dict)
+        and isinstance(op.get("query"), str)
+        and is_mutation(op["query"], op.get("operationName"))
+        for op in operations
+    )
+
+
+@lru_cache(maxsize=2048)
+def is_mutation(query: str, operation_name: object) -> bool:
+    """Whether the operation a GraphQL request runs is a mutation (cached by text)."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = next(
+        (
+            op
+            for op in operations
+            if operation_name is None or (op.name is not None and op.name.value == operation_name)
+        ),
+        None,
+    )
+    return chosen is not None and chosen.operation is OperationType.MUTATION
 
 
 def rate_limit_headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from bson import ObjectId
 from pydantic import ValidationError
 
 from core.config import Settings
-from tests.support import Org, client_with, gql
+from tests.support import Org, auth, client_with, gql, token
 
 
 @pytest.fixture
@@ -64,3 +65,42 @@ def test_limits_are_on_by_default_except_in_tests() -> None:
     assert Settings(environment="development", api_rate_limit="").request_limit is None
     with pytest.raises(ValidationError):
         Settings(api_rate_limit="lots")
+    assert Settings(environment="development").user_request_limit == "300/minute"
+    assert Settings(environment="test").user_request_limit is None
+    with pytest.raises(ValidationError):
+        Settings(api_user_rate_limit="often")
+
+
+async def test_one_user_cannot_spend_the_organizations_budget(mongo_uri: str) -> None:
+    async with client_with(
+        mongo_uri, api_rate_limit="10/minute", api_user_rate_limit="3/minute"
+    ) as client:
+        org = Org(client)
+        script = [await client.get("/api/contacts", headers=org.headers) for _ in range(4)]
+        colleague = auth(token(org=org.id, user=ObjectId()))
+        theirs = await client.get("/api/contacts", headers=colleague)
+    assert [a.status_code for a in script] == [200, 200, 200, 429]
+    assert script[3].headers["RateLimit-Policy"] == "3;w=60"  # the user's budget refused it
+    assert theirs.status_code == 200
+    # The organization's budget was charged for the three allowed, not for the refused one.
+    assert theirs.headers["RateLimit"].split(", ")[1] in ("remaining=2", "remaining=6")
+
+
+async def test_writes_cost_more_than_reads_in_both_apis(mongo_uri: str) -> None:
+    async with client_with(mongo_uri, api_rate_limit="12/minute", api_write_cost=5) as client:
+        org = Org(client)
+        read = await client.post(
+            "/graphql", json={"query": "{ contacts { totalCount } }"}, headers=org.headers
+        )
+        mutation = (
+            'mutation { createContact(input: {phoneNumber: "+14155550123"}) '
+            "{ userErrors { code } } }"
+        )
+        wrote = await client.post("/graphql", json={"query": mutation}, headers=org.headers)
+        rest_write = await client.post(
+            "/api/contacts", json={"phoneNumber": "+14155550124"}, headers=org.headers
+        )
+        over = await client.get("/api/contacts", headers=org.headers)
+    remaining = [a.headers["RateLimit"].split(", ")[1] for a in (read, wrote, rest_write)]
+    assert remaining == ["remaining=11", "remaining=6", "remaining=1"]
+    assert over.status_code == 200 and over.headers["RateLimit"].split(", ")[1] == "remaining=0"

@@ -1,4 +1,5 @@
-"""How many API requests an organization may make: a budget per window, counted in memory.
+"""How many API requests an organization, and each of its users, may make: a budget per window,
+counted in memory; a write costs more than a read.
 
 The `limits` library counts (its memory storage, sliding-window counters). Its MongoDB storage
 was not used: it counts with `$inc` through Motor, and on the embedded FerretDB concurrent
@@ -31,7 +32,7 @@ class Verdict:
 
 
 class RequestLimiter:
-    """Counts each organization's requests in this process against its share of the budget."""
+    """Counts requests in this process against each key's share of the budget."""
 
     def __init__(self, limit: str, processes: int = 1) -> None:
         whole = parse(limit)
@@ -39,9 +40,37 @@ class RequestLimiter:
         self.item: RateLimitItem = type(whole)(share, whole.multiples)
         self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
 
-    def hit(self, organization_id: str, cost: int = 1) -> Verdict:
-        """Counts one request of the organization; refused when its budget is spent."""
-        allowed = self._limiter.hit(self.item, organization_id, cost=cost)
-        stats = self._limiter.get_window_stats(self.item, organization_id)
+    def hit(self, key: str, cost: int = 1) -> Verdict:
+        """Counts one request of `key` (costing `cost`); refused when its budget is spent."""
+        allowed = self._limiter.hit(self.item, key, cost=cost)
+        stats = self._limiter.get_window_stats(self.item, key)
         reset = max(1, math.ceil(stats.reset_time - time.time()))
         return Verdict(allowed, self.item.amount, stats.remaining, reset, self.item.get_expiry())
+
+
+class RequestLimits:
+    """The organization's budget and, within it, each user's."""
+
+    def __init__(self, organization: str | None, user: str | None, processes: int = 1) -> None:
+        self.organization = RequestLimiter(organization, processes) if organization else None
+        self.user = RequestLimiter(user, processes) if user else None
+
+    def __bool__(self) -> bool:
+        return self.organization is not None or self.user is not None
+
+    def hit(self, organization_id: str, user_id: str, cost: int = 1) -> Verdict:
+        """Counts a request against the user's budget, then the organization's; the first
+        refusal answers (a user over its own budget spends nothing of the organization's).
+        An allowed request reports the budget with less room left."""
+        verdicts = []
+        if self.user is not None:
+            mine = self.user.hit(f"{organization_id}:{user_id}", cost)
+            if not mine.allowed:
+                return mine
+            verdicts.append(mine)
+        if self.organization is not None:
+            ours = self.organization.hit(organization_id, cost)
+            if not ours.allowed:
+                return ours
+            verdicts.append(ours)
+        return min(verdicts, key=lambda v: v.remaining / v.limit)
