@@ -1,0 +1,191 @@
+"""One organization floods the API; does another organization notice?
+
+A real `uvicorn` process serves the app (its own process, so the load generator does not share
+its event loop). Organization B reads its first contact page (`GET /api/contacts?limit=20`)
+four times a second (within its own budget), first alone, then while organization A runs `--flooders` concurrent
+loops of reads and GraphQL queries as fast as it can. The figure is B's p95 under the flood
+against its p95 alone (the issue's target: within 1.5x), with the request limits on (the
+defaults: 600 a minute per organization, 300 per user) and off. The floor, in the same run, is
+a raw PyMongo read of the same page.
+
+    uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
+        uv run python -m bench.request_flood [--seconds 20] [--flooders 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from bson import ObjectId
+from pymongo import AsyncMongoClient
+
+from tests.support import TEST_JWT_SECRET, auth, token
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = "/api/contacts?limit=20"
+READS_A_SECOND = 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
+
+
+async def serve(uri: str, database: str, limit: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "MONGODB_URI": uri,
+        "MONGODB_DB": database,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "ENVIRONMENT": "development",
+        "LOG_LEVEL": "WARNING",
+        "DISPATCH_IN_PROCESS": "false",
+        "API_RATE_LIMIT": limit,
+        "API_USER_RATE_LIMIT": limit and "300/minute",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "main:create_app", "--factory", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            try:
+                await client.get(f"{url}/healthz")
+                return process, url
+            except httpx.HTTPError:
+                await asyncio.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the server did not start")
+
+
+async def reader(client: httpx.AsyncClient, headers: dict[str, str], seconds: float) -> list[float]:
+    """B's reads, `READS_A_SECOND` of them a second (a busy user, within its own budget), each
+    timed (milliseconds); every answer must be 200."""
+    took: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        answer = await client.get(PAGE, headers=headers)
+        took.append((time.perf_counter() - started) * 1000)
+        assert answer.status_code == 200, answer.text
+        await asyncio.sleep(max(0.0, 1 / READS_A_SECOND - (time.perf_counter() - started)))
+    return took
+
+
+async def flood(
+    client: httpx.AsyncClient, headers: dict[str, str], seconds: float, loops: int
+) -> Counter[int]:
+    statuses = Counter[int]()
+    deadline = time.perf_counter() + seconds
+    query = {"query": "{ contacts(first: 20) { totalCount edges { node { id } } } }"}
+
+    async def loop(i: int) -> None:
+        while time.perf_counter() < deadline:
+            if i % 2:
+                answer = await client.post("/graphql", json=query, headers=headers)
+            else:
+                answer = await client.get(PAGE, headers=headers)
+            statuses[answer.status_code] += 1
+
+    await asyncio.gather(*(loop(i) for i in range(loops)))
+    return statuses
+
+
+async def floor(uri: str, database: str, org: ObjectId, seconds: float) -> list[float]:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri)
+    took: list[float] = []
+    try:
+        contacts = client[database]["contacts"]
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await contacts.find({"organizationId": org, "page": 0}).to_list(20)
+            took.append((time.perf_counter() - started) * 1000)
+    finally:
+        await client.close()
+    return took
+
+
+async def run(seconds: float, flooders: int) -> int:
+    uri = os.environ.get("MONGODB_URI")
+    if not uri:
+        print("MONGODB_URI is not set; run through scripts.dbserver", file=sys.stderr)
+        return 2
+    database = f"bench_flood_{uuid.uuid4().hex[:8]}"
+    victim, flooder = ObjectId(), ObjectId()
+    victim_headers = auth(token(org=victim))
+    flooder_headers = auth(token(org=flooder))
+    results = {}
+    for label, limit in (("limits on", "600/minute"), ("limits off", "")):
+        process, url = await serve(uri, database, limit)
+        try:
+            limits = httpx.Limits(max_connections=flooders + 4)
+            async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+                if label == "limits on":
+                    for i in range(10):
+                        await client.post(
+                            "/api/contacts",
+                            json={"firstName": f"V{i}", "phoneNumber": f"+1415555{i:04d}"},
+                            headers=victim_headers,
+                        )
+                await reader(client, victim_headers, 1.0)  # warm
+                alone = await reader(client, victim_headers, seconds)
+                flooding = asyncio.create_task(flood(client, flooder_headers, seconds, flooders))
+                await asyncio.sleep(0.5)
+                under = await reader(client, victim_headers, seconds - 1.0)
+                statuses = await flooding
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        results[label] = (alone, under, statuses)
+        print(
+            f"{label}: B alone p50 {statistics.median(alone):.1f} ms, p95 {p95(alone):.1f} ms; "
+            f"under A's flood p50 {statistics.median(under):.1f} ms, p95 {p95(under):.1f} ms "
+            f"(p95 x{p95(under) / p95(alone):.2f}); A's answers {dict(statuses)}",
+            flush=True,
+        )
+    raw = await floor(uri, database, victim, 3.0)
+    print(
+        f"floor (raw PyMongo read of B's page): p50 {statistics.median(raw):.1f} ms, "
+        f"p95 {p95(raw):.1f} ms"
+    )
+    for label, (_, under, _) in results.items():
+        print(f"{label}: B's p95 under the flood is {p95(under) / p95(raw):.1f}x the floor's p95")
+    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri)
+    await mongo.drop_database(database)
+    await mongo.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--flooders", type=int, default=32)
+    args = parser.parse_args(argv)
+    return asyncio.run(run(args.seconds, args.flooders))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
