@@ -21,7 +21,13 @@ from pymongo import monitoring
 from core.config import Settings
 from main import create_app
 from scripts import dbserver
-from tests.support import QueryRecorder, drop_database, make_settings
+from tests.support import (
+    WEBHOOK_SETTINGS,
+    QueryRecorder,
+    client_with,
+    drop_database,
+    make_settings,
+)
 
 QUERIES = QueryRecorder()
 monitoring.register(QUERIES)  # before any client exists: every client of the session reports
@@ -66,6 +72,15 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     async with LifespanManager(application):
         yield application
     await drop_database(settings)
+
+
+@pytest.fixture
+async def hooked(mongo_uri: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An app that takes Twilio's signed webhooks: it sees itself as http://internal:8000
+    (behind a proxy), while Twilio signed the public URL (`WEBHOOK_SETTINGS`)."""
+    async with client_with(mongo_uri, **WEBHOOK_SETTINGS) as http:
+        http.base_url = httpx.URL("http://internal:8000")
+        yield http
 
 
 @pytest.fixture

@@ -5,19 +5,15 @@ the organization's window: its recipient becomes `replied`, and the campaign's `
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 from bson import ObjectId
 
 from models import Recipient
 from tests.support import (
-    WEBHOOK_SETTINGS,
     Org,
-    client_with,
     contact,
     gql,
     messages,
@@ -30,13 +26,6 @@ from tests.support import (
 NUMBER = "+14155550100"
 ALICE, BOB, CARL = "+12122000000", "+12122000001", "+12122000002"
 STATS = "query ($id: ID!) { campaign(id: $id) { stats { sent replied replyRate successRate } } }"
-
-
-@pytest.fixture
-async def hooked(mongo_uri: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_with(mongo_uri, **WEBHOOK_SETTINGS) as http:
-        http.base_url = httpx.URL("http://internal:8000")
-        yield http
 
 
 async def stats(org: Org, campaign_id: str) -> tuple[dict[str, object], dict[str, object]]:

@@ -3,18 +3,14 @@ thread both ways, and another organization's conversations behaving as missing o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from bson import ObjectId
 
 from tests.support import (
-    WEBHOOK_SETTINGS,
     Org,
-    client_with,
     contact,
     gql,
     make_contact,
@@ -59,13 +55,6 @@ mutation ($id: ID!, $user: ID) {
     conversation { owner { id } } userErrors { field code }
   }
 }"""
-
-
-@pytest.fixture
-async def hooked(mongo_uri: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_with(mongo_uri, **WEBHOOK_SETTINGS) as http:
-        http.base_url = httpx.URL("http://internal:8000")
-        yield http
 
 
 async def inbox(org: Org, **variables: Any) -> dict[str, Any]:

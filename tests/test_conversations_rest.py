@@ -3,23 +3,13 @@ envelope; another organization's contact is a 404 like a missing one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from bson import ObjectId
 
-from tests.support import WEBHOOK_SETTINGS, Org, client_with, contact, make_contact, own, text
+from tests.support import Org, contact, make_contact, own, text
 
 NUMBER = "+14155550100"
 ALICE = "+12122000000"
-
-
-@pytest.fixture
-async def hooked(mongo_uri: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_with(mongo_uri, **WEBHOOK_SETTINGS) as http:
-        http.base_url = httpx.URL("http://internal:8000")
-        yield http
 
 
 async def test_the_inbox_and_a_thread_over_rest(hooked: httpx.AsyncClient) -> None:

@@ -4,12 +4,10 @@ invalid number, an opt-out or a carrier-filtered message."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from bson import ObjectId
 
 from models import Recipient
@@ -18,9 +16,7 @@ from services.sending.provider import UNSUBSCRIBED
 from services.sending.providers import SimulatedProvider
 from tests.support import (
     FAST,
-    WEBHOOK_SETTINGS,
     Org,
-    client_with,
     gql,
     ledger_keys,
     phones,
@@ -38,13 +34,6 @@ mutation ($id: ID!, $codes: [String!]) {
     userErrors { field code message }
   }
 }"""
-
-
-@pytest.fixture
-async def hooked(mongo_uri: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_with(mongo_uri, **WEBHOOK_SETTINGS) as http:
-        http.base_url = httpx.URL("http://internal:8000")
-        yield http
 
 
 def phone(i: int) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import pytest
 from bson import ObjectId
 
 from core.clock import parse_clock
@@ -30,10 +28,8 @@ from services.sending.leases import lease_id
 from services.sending.providers import SimulatedProvider, read_ledger
 from tests.support import (
     FAST,
-    WEBHOOK_SETTINGS,
     Clock,
     Org,
-    client_with,
     contact,
     gql,
     ledger_keys,
@@ -67,13 +63,6 @@ mutation ($id: ID!, $input: UpdateCampaignInput!) {
     userErrors { field code message }
   }
 }"""
-
-
-@pytest.fixture
-async def hooked(mongo_uri: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_with(mongo_uri, **WEBHOOK_SETTINGS) as http:
-        http.base_url = httpx.URL("http://internal:8000")
-        yield http
 
 
 def phone(i: int) -> str:

@@ -37,7 +37,6 @@ from services.sending.twilio import TwilioProvider
 from tests.support import (
     FAST,
     Org,
-    client_with,
     gql,
     loopback,
     make_settings,
@@ -240,14 +239,6 @@ def signed(path: str, form: dict[str, str], *, base: str = PUBLIC) -> dict[str, 
 
 async def post(client: httpx.AsyncClient, path: str, form: dict[str, str]) -> httpx.Response:
     return await client.post(path, data=form, headers=signed(path, form))
-
-
-@pytest.fixture
-async def hooked(mongo_uri: str) -> AsyncIterator[httpx.AsyncClient]:
-    # The app sees itself as http://internal:8000 (behind a proxy); Twilio signed PUBLIC.
-    async with client_with(mongo_uri, **WEBHOOK_SETTINGS) as http:
-        http.base_url = httpx.URL("http://internal:8000")
-        yield http
 
 
 async def sent_campaign(org: Org, count: int, tmp_path: Path) -> list[dict[str, Any]]:
