@@ -2,11 +2,12 @@
 
 A real `uvicorn` process serves the app (its own process, so the load generator does not share
 its event loop). Organization B reads its first contact page (`GET /api/contacts?limit=20`)
-four times a second (within its own budget), first alone, then while organization A runs `--flooders` concurrent
-loops of reads and GraphQL queries as fast as it can. The figure is B's p95 under the flood
-against its p95 alone (the issue's target: within 1.5x), with the request limits on (the
-defaults: 600 a minute per organization, 300 per user) and off. The floor, in the same run, is
-a raw PyMongo read of the same page.
+four times a second (within its own budget), first alone, then while organization A runs
+`--flooders` concurrent loops of reads and GraphQL queries as fast as it can, from a child
+process at the lowest CPU priority (an attacker's client does not run on the server's cores).
+The figure is B's p95 under the flood against its p95 alone (the issue's target: within 1.5x),
+with the request limits on (the defaults: 600 a minute per organization, 300 per user) and
+off. The floor, in the same run, is a raw PyMongo read of the same page.
 
     uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
         uv run python -m bench.request_flood [--seconds 20] [--flooders 32]
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -61,12 +63,8 @@ async def serve(uri: str, database: str, limit: str) -> tuple[subprocess.Popen[b
         "API_RATE_LIMIT": limit,
         "API_USER_RATE_LIMIT": limit and "300/minute",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "main:create_app", "--factory", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    process = _start(
+        [sys.executable, "-m", "uvicorn", "main:create_app", "--factory", "--port", str(port)], env
     )
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient() as client:
@@ -78,6 +76,20 @@ async def serve(uri: str, database: str, limit: str) -> tuple[subprocess.Popen[b
                 await asyncio.sleep(0.1)
     process.kill()
     raise RuntimeError("the server did not start")
+
+
+def _start(
+    command: list[str], env: dict[str, str] | None = None, *, nice: bool = False
+) -> subprocess.Popen[bytes]:
+    out = subprocess.PIPE if nice else subprocess.DEVNULL
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=None if nice else subprocess.DEVNULL,
+        preexec_fn=(lambda: os.nice(19)) if nice else None,
+    )
 
 
 async def reader(client: httpx.AsyncClient, headers: dict[str, str], seconds: float) -> list[float]:
@@ -103,10 +115,14 @@ async def flood(
 
     async def loop(i: int) -> None:
         while time.perf_counter() < deadline:
-            if i % 2:
-                answer = await client.post("/graphql", json=query, headers=headers)
-            else:
-                answer = await client.get(PAGE, headers=headers)
+            try:
+                if i % 2:
+                    answer = await client.post("/graphql", json=query, headers=headers)
+                else:
+                    answer = await client.get(PAGE, headers=headers)
+            except httpx.HTTPError:
+                statuses[0] += 1  # the connection gave way: counted, not fatal
+                continue
             statuses[answer.status_code] += 1
 
     await asyncio.gather(*(loop(i) for i in range(loops)))
@@ -152,10 +168,27 @@ async def run(seconds: float, flooders: int) -> int:
                         )
                 await reader(client, victim_headers, 1.0)  # warm
                 alone = await reader(client, victim_headers, seconds)
-                flooding = asyncio.create_task(flood(client, flooder_headers, seconds, flooders))
-                await asyncio.sleep(0.5)
-                under = await reader(client, victim_headers, seconds - 1.0)
-                statuses = await flooding
+                # The flood comes from a child at the lowest CPU priority: a remote client's
+                # own work does not run on the server's cores.
+                child = _start(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.request_flood",
+                        "--flood-child",
+                        url,
+                        flooder_headers["Authorization"],
+                        "--seconds",
+                        str(seconds),
+                        "--flooders",
+                        str(flooders),
+                    ],
+                    nice=True,
+                )
+                await asyncio.sleep(1.0)
+                under = await reader(client, victim_headers, seconds - 1.5)
+                out, _ = await asyncio.to_thread(child.communicate)
+                statuses = Counter({int(k): int(v) for k, v in json.loads(out).items()})
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -179,11 +212,23 @@ async def run(seconds: float, flooders: int) -> int:
     return 0
 
 
+async def flood_child(url: str, authorization: str, seconds: float, loops: int) -> None:
+    limits = httpx.Limits(max_connections=loops + 4)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        statuses = await flood(client, {"Authorization": authorization}, seconds, loops)
+    print(json.dumps(statuses))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--flooders", type=int, default=32)
+    parser.add_argument("--flood-child", nargs=2, metavar=("URL", "AUTHORIZATION"))
     args = parser.parse_args(argv)
+    if args.flood_child:
+        url, authorization = args.flood_child
+        asyncio.run(flood_child(url, authorization, args.seconds, args.flooders))
+        return 0
     return asyncio.run(run(args.seconds, args.flooders))
 
 
