@@ -144,9 +144,8 @@ async def _lost(tenant: Tenant, campaign_id: ObjectId, *, steps: bool = True) ->
     (with `steps`, the follow-ups' too): reads by `{campaignId, status}` and
     `{campaignId, deliveryStatus}`, so the cost follows the failures, not the campaign's size."""
     out: list[_Lost] = []
-    stages = STAGES
     fields = {"errorCode": 1, "batch": 1, "retryRound": 1, "status": 1}
-    for status, stage in stages.items():
+    for status, stage in STAGES.items():
         async for row in tenant.raw_find(
             Recipient, {"campaignId": campaign_id, "status": status}, fields
         ):
