@@ -82,6 +82,9 @@ class BatchCounts(TenantDocument):
     campaignId: PydanticObjectId
     batch: int
     epoch: int
+    unit: int = 0
+    """The lease unit that wrote them with `epoch` (the step, or `RETRY_UNIT + k` for a retry
+    round): a holder writes only over an older `(unit, epoch)`."""
     step: int = 0
     sent: int = 0
     failed: int = 0

@@ -48,6 +48,8 @@ class StepSend(TenantDocument):
     error: str | None = None
     deliveryStatus: str | None = None
     deliveryRank: int = 0
+    deliveryErrorCode: str | None = None
+    """The carrier's code with its last report (`30003`), shown by the campaign's failures."""
     messageId: PydanticObjectId | None = None
     """The message's id in the contact's thread."""
 
@@ -62,6 +64,24 @@ class StepSend(TenantDocument):
                     ("step", pymongo.ASCENDING),
                 ],
                 name="org_campaign_batch_step",
+            ),
+            # A campaign's failures read its failed, skipped and unknown steps ...
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                ],
+                name="org_campaign_status",
+            ),
+            # ... and those the carrier reported undelivered or failed.
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("campaignId", pymongo.ASCENDING),
+                    ("deliveryStatus", pymongo.ASCENDING),
+                ],
+                name="org_campaign_delivery",
             ),
             # A contact's thread shows its follow-ups.
             IndexModel(

@@ -190,8 +190,13 @@ class FailureOut(_Out):
     stage: FailureStage = Field(description="send, delivery, skipped or unknown.")
     code: str = Field(description="The provider's or the service's code, e.g. 30003.")
     reason: str = Field(description="What it means, in plain words.")
-    retryable: bool = Field(description="Whether retryFailed sends to them again.")
+    retryable: bool = Field(
+        description="Whether sending again could help; retryFailed resends first messages only."
+    )
     count: int = Field(description="How many recipients.")
+    step: int | None = Field(
+        None, description="The follow-up step that was lost; null for the first message."
+    )
 
     @classmethod
     def of(cls, failure: Failure) -> FailureOut:

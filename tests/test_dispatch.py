@@ -19,9 +19,11 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from models import BatchLease, Campaign, Recipient, SendSlot
+from models import BatchCounts, BatchLease, Campaign, Recipient, SendSlot
 from models.base import utcnow
+from services.sending.batches import write_counts
 from services.sending.dispatcher import DispatchConfig, Dispatcher
+from services.sending.leases import RETRY_UNIT, Claim
 from services.sending.providers import LogProvider, SimulatedProvider, read_ledger
 from services.storage.tenancy import Tenant
 from tests.support import (
@@ -448,3 +450,32 @@ async def test_the_rate_limit_holds_across_dispatchers(
         per_second_slots[row["second"]] += row["size"]
     # Two chunks of 5 in each of 6 seconds (the second one with the unit kept for reps).
     assert per_second_slots == Counter({int(clock.now.timestamp()) - s: 10 for s in range(6)})
+
+
+async def test_a_fenced_holder_never_overwrites_a_newer_holders_counts(
+    client: httpx.AsyncClient,
+) -> None:
+    """Counts are written after a holder's last chunk, when it may already be fenced out: only
+    a newer `(unit, epoch)` than the one stored may write them. A retry round's epochs start at
+    0 again, and it still comes after every epoch of the first message."""
+    tenant = Tenant.for_organization(ObjectId())
+    campaign = ObjectId()
+    counts_id = f"{campaign}:0"
+
+    async def write(step: int, epoch: int, sent: int) -> bool:
+        claim = Claim(tenant, campaign, 0, epoch, takeover=False, step=step)
+        fields = {"sent": sent}
+        return await write_counts(claim, counts_id, fields, {"campaignId": campaign, "batch": 0})
+
+    async def stored() -> dict[str, Any]:
+        rows = await tenant.raw_find(BatchCounts, {"_id": counts_id}).to_list()
+        return {key: rows[0][key] for key in ("unit", "epoch", "sent")}
+
+    assert await write(0, 2, sent=5)
+    assert not await write(0, 1, sent=3)  # fenced out by epoch 2
+    assert await stored() == {"unit": 0, "epoch": 2, "sent": 5}
+    assert await write(0, 5, sent=7)
+    assert await write(RETRY_UNIT, 0, sent=9)  # retry round 0 after step-0 epoch 5
+    assert await stored() == {"unit": RETRY_UNIT, "epoch": 0, "sent": 9}
+    assert not await write(0, 6, sent=1)  # the first message's unit never comes back over it
+    assert await stored() == {"unit": RETRY_UNIT, "epoch": 0, "sent": 9}

@@ -4,18 +4,21 @@ invalid number, an opt-out or a carrier-filtered message."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from bson import ObjectId
 
-from models import Recipient
+from models import Recipient, StepSend
 from services.sending.dispatcher import Dispatcher
 from services.sending.provider import UNSUBSCRIBED
 from services.sending.providers import SimulatedProvider
 from tests.support import (
     FAST,
+    Clock,
     Org,
     gql,
     ledger_keys,
@@ -25,7 +28,7 @@ from tests.support import (
 )
 
 FAILURES = (
-    "query ($id: ID!) { campaign(id: $id) { failures { stage code reason retryable count } } }"
+    "query ($id: ID!) { campaign(id: $id) { failures { stage code reason retryable count step } } }"
 )
 RETRY = """
 mutation ($id: ID!, $codes: [String!]) {
@@ -175,6 +178,39 @@ async def test_failures_are_explained_and_only_retryable_ones_are_sent_again(
         "retry",
         "complete",
     ]
+
+
+async def test_failed_follow_up_steps_are_listed_with_their_step_and_never_resent(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(hooked)
+    one_step = [{"delayMinutes": 1, "message": "Still interested?"}]
+    campaign_id = await org.create(3, followUps=one_step, isAutopilot=True)
+    clock = Clock(datetime.now(UTC))
+    provider = SimulatedProvider(tmp_path / "ledger.jsonl")
+    dispatcher = Dispatcher(provider, replace(FAST, clock=clock))
+    await org.mutate("sendCampaignNow", campaign_id)
+    await dispatcher.tick()
+    provider.fail[phone(0)] = "permanent:INVALID_NUMBER"  # after its first message went
+    clock.advance(timedelta(minutes=2))
+    await dispatcher.tick()
+    await dispatcher.tick()
+    assert (await org.campaign(campaign_id))["status"] == "completed"
+    rows = await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
+    second = next(row for row in rows if row["seq"] == 1)
+    step = (await org.tenant().raw_find(StepSend, {"_id": f"{second['_id']}:1"}).to_list())[0]
+    await report(hooked, f"{second['_id']}:1", step["providerMessageId"], "undelivered", "30003")
+
+    assert [
+        (f["stage"], f["code"], f["retryable"], f["count"], f["step"])
+        for f in await failures(org, campaign_id)
+    ] == [
+        ("DELIVERY", "30003", True, 1, 1),
+        ("SEND", "INVALID_NUMBER", False, 1, 1),
+    ]
+    # The first messages all went: retryFailed resends first messages only.
+    nothing = await retry(org, campaign_id)
+    assert [e["code"] for e in nothing["userErrors"]] == ["NOTHING_TO_RETRY"]
 
 
 async def test_another_organizations_failures_do_not_exist(client: httpx.AsyncClient) -> None:

@@ -36,6 +36,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -616,19 +617,41 @@ class BatchSender:
             "waiting": waiting if next_send is not None else 0,
             "waitingZones": held.rows(),
             "rate": rate,
-            "epoch": claim.epoch,
-            "updatedAt": Tenant.now(),
         }
+        await write_counts(
+            claim,
+            f"{claim.campaign_id}:{claim.batch}",
+            counts,
+            {"campaignId": claim.campaign_id, "batch": claim.batch},
+        )
+
+
+async def write_counts(
+    claim: Claim, counts_id: str, counts: Mapping[str, Any], on_insert: Mapping[str, Any]
+) -> bool:
+    """Writes a unit's counts unless a newer holder wrote them; False if one did.
+
+    A holder fenced out after its last chunk would otherwise overwrite the counts of the epoch
+    that took over. The first message's document is also written by the batch's retry rounds
+    (units `RETRY_UNIT + k`, whose epochs start again at 0), so the order is that of
+    `(unit, epoch)`, not of the epoch alone. A document without `unit` predates the guard."""
+    unit, epoch = claim.step, claim.epoch
+    not_newer = [
+        {"unit": {"$exists": False}},
+        {"unit": {"$lt": unit}},
+        {"unit": unit, "epoch": {"$lte": epoch}},
+    ]
+    try:
         await claim.tenant.update_one(
             BatchCounts,
-            {"_id": f"{claim.campaign_id}:{claim.batch}"},
+            {"_id": counts_id, "$or": not_newer},
             {
-                "$set": counts,
-                "$setOnInsert": {
-                    "campaignId": claim.campaign_id,
-                    "batch": claim.batch,
-                    "createdAt": Tenant.now(),
-                },
+                "$set": {**counts, "unit": unit, "epoch": epoch, "updatedAt": Tenant.now()},
+                "$setOnInsert": {**on_insert, "createdAt": Tenant.now()},
             },
             upsert=True,
         )
+    except DuplicateKeyError:
+        # The filter missed an existing document: a later (unit, epoch) wrote it.
+        return False
+    return True

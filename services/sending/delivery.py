@@ -132,7 +132,13 @@ async def _record_step_status(
     matched = await tenant.update_many(
         StepSend,
         {"_id": key, "deliveryRank": {"$lt": rank}},
-        {"$set": {"deliveryStatus": delivery.value, "deliveryRank": rank}},
+        {
+            "$set": {
+                "deliveryStatus": delivery.value,
+                "deliveryRank": rank,
+                "deliveryErrorCode": error_code or None,
+            }
+        },
     )
     return Outcome.APPLIED if matched else Outcome.STALE
 

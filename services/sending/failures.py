@@ -3,7 +3,9 @@ help (`retryFailed`).
 
 A failure is read from where it was recorded: the provider refusing a send (the recipient's
 `errorCode`), the carrier reporting it undelivered (its `DeliveryReport`), a recipient skipped
-at send time (opted out, deleted, a missing value), or an outcome a dead sender left unknown.
+at send time (opted out, deleted, a missing value), or an outcome a dead sender left unknown;
+the same for each follow-up step, from its `StepSend` record (a step a reply stopped is no
+failure).
 Each code has one entry in `REASONS`: what happened, and whether sending again can help (a
 phone that was off can get a retry; a number that does not exist, carrier filtering of the
 content, an opt-out or an unknown outcome cannot, and are never resent).
@@ -12,7 +14,8 @@ A retry is a numbered change of the campaign (`completed → sending`, action `r
 resets the chosen recipients to `pending` under a new round; the dispatcher sends each batch's
 round as a unit of its own (`leases.RETRY_UNIT`) with a new idempotency key per recipient
 (`"<id>:r<round>"`), so a provider that keeps keys does not answer with the failed message. A
-recipient is resent at most once over all rounds.
+recipient is resent at most once over all rounds. Only first messages are resent: a step that
+failed is listed (with its `step`) but never sent again.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from typing import Any
 from bson import ObjectId
 
 from core.errors import FieldError, InvalidInput, InvalidTransition
-from models import Campaign, DeliveryReport, Recipient
+from models import Campaign, DeliveryReport, Recipient, StepSend
 from models.campaign import CampaignStatus
+from models.followup import StepStatus
 from models.recipient import DeliveryStatus, RecipientStatus
 from services.campaigns.queries import get_campaign
 from services.storage import history
@@ -106,13 +110,14 @@ def reason_for(code: str | None) -> Reason:
 
 @dataclass(frozen=True)
 class Failure:
-    """How many recipients were lost one way."""
+    """How many recipients were lost one way, at one message (`step` None: the first one)."""
 
     stage: FailureStage
     code: str
     reason: str
     retryable: bool
     count: int
+    step: int | None = None
 
 
 @dataclass
@@ -120,23 +125,27 @@ class _Lost:
     stage: FailureStage
     code: str
     row: dict[str, Any]
+    step: int | None = None
 
 
 FAILED_DELIVERY = [DeliveryStatus.UNDELIVERED.value, DeliveryStatus.FAILED.value]
 
 
-async def _lost(tenant: Tenant, campaign_id: ObjectId) -> list[_Lost]:
-    """Every recipient of the campaign that did not get its message, with where and why: reads
-    by `{campaignId, status}` (recipients and carrier reports), so the cost follows the
-    failures, not the campaign's size."""
+STAGES = {
+    RecipientStatus.FAILED.value: FailureStage.SEND,
+    RecipientStatus.SKIPPED.value: FailureStage.SKIPPED,
+    RecipientStatus.UNKNOWN.value: FailureStage.UNKNOWN,
+}
+"""A first message's or a step's status, the stage it was lost at (the values are the same)."""
+
+
+async def _lost(tenant: Tenant, campaign_id: ObjectId, *, steps: bool = True) -> list[_Lost]:
+    """Every message of the campaign that did not reach its recipient, with where and why
+    (with `steps`, the follow-ups' too): reads by `{campaignId, status}` and
+    `{campaignId, deliveryStatus}`, so the cost follows the failures, not the campaign's size."""
     out: list[_Lost] = []
-    stages = {
-        RecipientStatus.FAILED.value: FailureStage.SEND,
-        RecipientStatus.SKIPPED.value: FailureStage.SKIPPED,
-        RecipientStatus.UNKNOWN.value: FailureStage.UNKNOWN,
-    }
     fields = {"errorCode": 1, "batch": 1, "retryRound": 1, "status": 1}
-    for status, stage in stages.items():
+    for status, stage in STAGES.items():
         async for row in tenant.raw_find(
             Recipient, {"campaignId": campaign_id, "status": status}, fields
         ):
@@ -164,6 +173,32 @@ async def _lost(tenant: Tenant, campaign_id: ObjectId) -> list[_Lost]:
             if found.get("status") != RecipientStatus.SENT.value:
                 continue
             out.append(_Lost(FailureStage.DELIVERY, report.get("errorCode") or "", found))
+    if steps:
+        out.extend(await _lost_steps(tenant, campaign_id))
+    return out
+
+
+async def _lost_steps(tenant: Tenant, campaign_id: ObjectId) -> list[_Lost]:
+    """The follow-up steps that did not reach their recipient: refused, skipped, left unknown,
+    or reported undelivered by the carrier."""
+    out: list[_Lost] = []
+    fields = {"step": 1, "status": 1, "errorCode": 1, "deliveryErrorCode": 1}
+    for status in (StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.UNKNOWN):
+        stage = STAGES[status.value]
+        async for row in tenant.raw_find(
+            StepSend, {"campaignId": campaign_id, "status": status.value}, fields
+        ):
+            code = row.get("errorCode") or (
+                "OUTCOME_UNKNOWN" if stage is FailureStage.UNKNOWN else ""
+            )
+            out.append(_Lost(stage, code, row, int(row["step"])))
+    async for row in tenant.raw_find(
+        StepSend, {"campaignId": campaign_id, "deliveryStatus": {"$in": FAILED_DELIVERY}}, fields
+    ):
+        # A step left unknown that a report shows went is counted once, as unknown.
+        if row.get("status") == StepStatus.SENT.value:
+            code = row.get("deliveryErrorCode") or ""
+            out.append(_Lost(FailureStage.DELIVERY, code, row, int(row["step"])))
     return out
 
 
@@ -172,21 +207,23 @@ async def failure_report(tenant: Tenant, campaign_id: str) -> list[Failure]:
     must be the caller's)."""
     campaign = await get_campaign(tenant, campaign_id)
     assert campaign.id is not None
-    counts = Counter((lost.stage, lost.code) for lost in await _lost(tenant, campaign.id))
+    lost = await _lost(tenant, campaign.id)
+    counts = Counter((one.stage, one.code, one.step) for one in lost)
     failures = []
-    for (stage, code), count in counts.items():
+    for (stage, code, step), count in counts.items():
         reason = reason_for(code)
         retryable = reason.retryable and stage in (FailureStage.SEND, FailureStage.DELIVERY)
-        failures.append(Failure(stage, code, reason.text, retryable, count))
-    failures.sort(key=lambda f: (-f.count, f.stage.value, f.code))
+        failures.append(Failure(stage, code, reason.text, retryable, count, step))
+    failures.sort(key=lambda f: (-f.count, f.stage.value, f.code, -1 if f.step is None else f.step))
     return failures
 
 
 async def retry_failed(
     tenant: Tenant, campaign_id: str, codes: Sequence[str] | None = None
 ) -> Campaign:
-    """Sends once more to the completed campaign's recipients whose failure may pass on a
-    retry (only those codes, if given), never to one resent before."""
+    """Sends once more to the completed campaign's recipients whose first message failed in a
+    way a retry may help (only those codes, if given), never to one resent before. Follow-up
+    steps are not resent: a step goes at most once (its record's id is the claim)."""
     wanted = set(codes) if codes else None
     errors = [
         FieldError(
@@ -206,7 +243,7 @@ async def retry_failed(
         assert campaign.id is not None
         chosen = [
             lost
-            for lost in await _lost(tenant, campaign.id)
+            for lost in await _lost(tenant, campaign.id, steps=False)
             if lost.stage in (FailureStage.SEND, FailureStage.DELIVERY)
             and reason_for(lost.code).retryable
             and (wanted is None or lost.code in wanted)

@@ -33,7 +33,7 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from core.errors import Conflict, NotFound
-from models import BatchCounts, BatchLease, Campaign, FollowUpHandover, Recipient, StepSend
+from models import BatchLease, Campaign, FollowUpHandover, Recipient, StepSend
 from models.campaign import CampaignStatus, FollowUp
 from models.followup import StepStatus, step_send_id
 from models.recipient import RecipientStatus
@@ -51,6 +51,7 @@ from services.sending.batches import (
     BatchSender,
     Outcome,
     Waiting,
+    write_counts,
 )
 from services.sending.leases import Claim
 from services.sending.rate_slots import Grant
@@ -381,27 +382,17 @@ class CadenceSender(BatchSender):
         rate: int | None,
     ) -> None:
         counts = {key: tally[key] for key in ("sent", "failed", "skipped", "unknown", "stopped")}
-        await claim.tenant.update_one(
-            BatchCounts,
-            {"_id": f"{claim.campaign_id}:{claim.batch}:s{claim.step}"},
+        await write_counts(
+            claim,
+            f"{claim.campaign_id}:{claim.batch}:s{claim.step}",
             {
-                "$set": {
-                    **counts,
-                    "nextSendAt": next_send,
-                    "waiting": waiting if next_send is not None else 0,
-                    "waitingZones": held.rows(),
-                    "rate": rate,
-                    "epoch": claim.epoch,
-                    "updatedAt": Tenant.now(),
-                },
-                "$setOnInsert": {
-                    "campaignId": claim.campaign_id,
-                    "batch": claim.batch,
-                    "step": claim.step,
-                    "createdAt": Tenant.now(),
-                },
+                **counts,
+                "nextSendAt": next_send,
+                "waiting": waiting if next_send is not None else 0,
+                "waitingZones": held.rows(),
+                "rate": rate,
             },
-            upsert=True,
+            {"campaignId": claim.campaign_id, "batch": claim.batch, "step": claim.step},
         )
 
 
