@@ -572,23 +572,20 @@ async def test_a_step_a_dead_holder_claimed_is_not_resent_after_a_reply(
 async def test_one_recipient_waiting_does_not_hold_the_others_next_step(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    """New York's window is open, Los Angeles' (three hours behind) is not: the New York
-    recipient's follow-up goes after its delay while the Los Angeles one still waits for its
-    first message; the step is done for the batch only once both had theirs."""
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    local = now.astimezone(ZoneInfo("America/New_York"))
-    start = f"{local.hour:02d}:00"
-    end = "24:00" if local.hour == 23 else f"{local.hour + 1:02d}:00"
-    hours = OrganizationSettings(start, end, "America/New_York")
+    """At 08:30 in New York the window (08:00-21:00) is open, in Los Angeles (05:30) it is
+    not: the New York recipient gets its follow-up while the Los Angeles one still waits for
+    its first message; the step is done for the batch only once both had theirs. (The clock
+    is set years ahead of the messages' real send times, so every delay has passed.)"""
+    morning = datetime(2030, 1, 7, 13, 30, tzinfo=UTC)
+    hours = OrganizationSettings("08:00", "21:00", "America/New_York")
     org = Org(client)
     new_york, los_angeles = "+12125550142", "+13105550142"
-    contacts = [{"phoneNumber": new_york}, {"phoneNumber": los_angeles}]
     answer = await client.post(
         "/api/campaigns",
         json={
             "name": "Two coasts",
             "message": "Hi there",
-            "newContacts": contacts,
+            "newContacts": [{"phoneNumber": new_york}, {"phoneNumber": los_angeles}],
             "isAutopilot": True,
             "followUps": [{"delayMinutes": 1, "message": "Again"}],
         },
@@ -596,23 +593,20 @@ async def test_one_recipient_waiting_does_not_hold_the_others_next_step(
     )
     campaign_id = answer.json()["data"]["_id"]
     ledger = tmp_path / "ledger.jsonl"
-    clock = Clock(now)
-    config = replace(FAST, clock=clock, defaults=hours)
-    dispatcher = Dispatcher(SimulatedProvider(ledger), config)
+    clock = Clock(morning)
+    dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock, defaults=hours))
     await org.mutate("sendCampaignNow", campaign_id)
     await dispatcher.tick()
-    clock.advance(timedelta(minutes=3))  # the clock started at the minute; sends are later
     await dispatcher.tick()
     went = [(entry["to"], ":" in entry["key"]) for entry in read_ledger(ledger)]
     assert went == [(new_york, False), (new_york, True)]
-    assert (await org.campaign(campaign_id))["status"] == "sending"
-    # Los Angeles' window opens: its first message, then its step a minute later.
-    window = SendWindow(*_hours(start, end), "America/New_York")
-    opens = window.next_opening(los_angeles, clock.now)
-    assert opens is not None
-    clock.now = opens
-    await dispatcher.tick()
-    clock.advance(timedelta(minutes=3))
+    campaign = await org.campaign(campaign_id)
+    assert campaign["status"] == "sending"
+    assert [(h["reason"], h["zone"]) for h in campaign["holds"]] == [
+        ("quiet_hours", "America/Los_Angeles")
+    ]
+    # Los Angeles' window opens at 16:00 UTC: its first message, then its step.
+    clock.now = datetime(2030, 1, 7, 16, tzinfo=UTC)
     await dispatcher.tick()
     await dispatcher.tick()
     assert steps_sent(ledger) == {0: 2, 1: 2}
