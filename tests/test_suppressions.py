@@ -122,6 +122,8 @@ async def test_numbers_are_imported_normalised_and_bad_ones_reported_per_entry(
     assert not rest["pageInfo"]["hasNextPage"]
     found = await listed(org, search="1 (415) 555-0104")
     assert numbers(found) == ["+14155550104"] and found["totalCount"] == 1
+    absent = await listed(org, search="+14155550199")  # a whole number: read by its key
+    assert numbers(absent) == [] and absent["totalCount"] == 0
 
     # REST: the same list and the same service
     answer = await client.get("/api/suppressions?limit=3&search=%2B1415", headers=org.headers)

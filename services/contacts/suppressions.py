@@ -214,6 +214,18 @@ def _search_prefix(search: str | None) -> str:
     return f"+{digits}" if digits else "+"
 
 
+def _whole_number(search: str | None) -> str | None:
+    """The E.164 number a search names whole (`+14155550123`), if it does."""
+    prefix = _search_prefix(search)
+    if len(prefix) < 9:
+        return None
+    try:
+        number = normalize_phone(prefix, "US")  # `+` makes the region irrelevant
+    except PhoneError:
+        return None
+    return number if number == prefix else None
+
+
 async def suppressed_page(
     tenant: Tenant,
     settings: Settings,
@@ -236,7 +248,12 @@ async def suppressed_page(
             message = "This cursor is invalid, or belongs to another ordering"
             raise InvalidInput(message, [FieldError(("after",), "INVALID_CURSOR", message)])
         lower = {"$gt": max(prefix, f"{org}:{phone}")}
-    query = {"_id": {**lower, "$lt": prefix + "\uffff"}}
+    query: dict[str, object] = {"_id": {**lower, "$lt": prefix + "\uffff"}}
+    whole = _whole_number(search)
+    if whole is not None:
+        # Is this number on the list? One read by primary key on every server (a range is not
+        # pushed down on FerretDB: a prefix search reads the organization's list).
+        query = {"_id": suppression_id(org, whole)} if not after else {"_id": None}
     rows = (
         await tenant.raw_find(Suppression, query, {"phoneNumber": 1, "reason": 1, "createdAt": 1})
         .sort([("_id", 1)])
@@ -259,5 +276,10 @@ async def count_suppressed(tenant: Tenant, search: str | None = None) -> int:
     """How many numbers the list holds (starting with `search`)."""
     if not search:
         return await tenant.count(Suppression)
+    whole = _whole_number(search)
+    if whole is not None:
+        return await tenant.count(
+            Suppression, {"_id": suppression_id(tenant.organization_id, whole)}
+        )
     prefix = f"{tenant.organization_id}:{_search_prefix(search)}"
     return await tenant.count(Suppression, {"_id": {"$gte": prefix, "$lt": prefix + "\uffff"}})
