@@ -1,4 +1,4 @@
-"""One database server per session, a fresh database per test, the app driven over ASGI.
+"""One database server per session, a database of its own per test, the app driven over ASGI.
 
 The server is `MONGODB_URI` when set, else one started by `scripts.dbserver` (mongod or
 FerretDB). If neither can be had the session errors out: these tests never skip. The helpers
@@ -22,11 +22,13 @@ from core.config import Settings
 from main import create_app
 from scripts import dbserver
 from tests.support import (
+    DATABASES,
     WEBHOOK_SETTINGS,
     QueryRecorder,
     client_with,
-    drop_database,
+    fresh_database_name,
     make_settings,
+    release_database,
 )
 
 QUERIES = QueryRecorder()
@@ -51,7 +53,10 @@ def mongo_uri() -> Iterator[str]:
     if uri := os.environ.get("MONGODB_URI"):
         if not dbserver.ping(uri, timeout_ms=5000):
             raise RuntimeError(f"MONGODB_URI={uri} does not answer ping")
-        yield uri
+        try:
+            yield uri
+        finally:
+            DATABASES.drop_all(uri)
         return
     with (
         tempfile.TemporaryDirectory(prefix="campaigns-test-db-") as tmp,
@@ -61,17 +66,28 @@ def mongo_uri() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(mongo_uri: str) -> Settings:
+def settings(mongo_uri: str, request: pytest.FixtureRequest) -> Settings:
+    """Settings on an emptied database of an earlier test, or a new one for tests marked
+    `fresh_database` (see `tests.support.DatabasePool`)."""
+    if request.node.get_closest_marker("fresh_database"):
+        return make_settings(mongo_uri, mongodb_db=fresh_database_name())
     return make_settings(mongo_uri)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Once a test's fixtures are torn down, the databases it released may serve others."""
+    yield
+    DATABASES.test_ended()
 
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """Yields a started app on a fresh database, and drops that database afterwards."""
+    """Yields a started app on a database of its own, released afterwards."""
     application = create_app(settings)
     async with LifespanManager(application):
         yield application
-    await drop_database(settings)
+    await release_database(settings)
 
 
 @pytest.fixture

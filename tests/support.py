@@ -35,14 +35,23 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from websockets.sync.client import connect
 
 from core.auth import Principal
 from core.config import Settings
 from main import create_app
-from models import Campaign, Contact, IdempotencyRecord, Message, Recipient, User
+from models import (
+    DOCUMENT_MODELS,
+    Campaign,
+    Contact,
+    IdempotencyRecord,
+    Message,
+    Recipient,
+    User,
+)
 from scripts import dbserver
 from services.organizations.settings import OrganizationSettings
 from services.sending.dispatcher import DispatchConfig, Dispatcher
@@ -193,12 +202,87 @@ def phones(count: int, start: int = 0) -> list[dict[str, str]]:
 # Apps on a database of their own
 
 
+class DatabasePool:
+    """Test databases, emptied and handed to a later test instead of dropped.
+
+    A new database costs its collections and every declared index (with the embedded server's
+    GIN twins): most of a short test's time. An emptied one has the same collections and
+    indexes and no document, which is what the app's start leaves in a new one. A test marked
+    `fresh_database` gets a new one (tests of what the app's start creates). A database
+    released during a test is handed out only after that test ended, so nothing the test still
+    holds can meet the next user. Per process: each pytest-xdist worker has its own.
+    """
+
+    LARGE = 1000
+    """Past this many documents a collection is dropped rather than emptied (deleting is slow
+    on the embedded server); the next start creates its indexes again."""
+
+    def __init__(self) -> None:
+        self.free: dict[str, list[str]] = {}
+        self.released: list[tuple[str, str]] = []
+        self.known: dict[str, set[str]] = {}
+
+    def take(self, mongo_uri: str) -> str:
+        """A free emptied database of that server, else a new name."""
+        free = self.free.get(mongo_uri)
+        name = free.pop(0) if free else fresh_database_name()
+        self.known.setdefault(mongo_uri, set()).add(name)
+        return name
+
+    async def release(self, settings: Settings) -> None:
+        """Empties the database and keeps it for a later test."""
+        key = (settings.mongodb_uri, settings.mongodb_db)
+        if key in self.released or settings.mongodb_db in self.free.get(key[0], []):
+            return
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri)
+        try:
+            await empty_database(client[settings.mongodb_db], self.LARGE)
+        finally:
+            await client.close()
+        self.known.setdefault(key[0], set()).add(key[1])
+        self.released.append(key)
+
+    def test_ended(self) -> None:
+        """What the ended test released becomes free."""
+        for uri, name in self.released:
+            self.free.setdefault(uri, []).append(name)
+        self.released.clear()
+
+    def drop_all(self, mongo_uri: str) -> None:
+        """Drops every database handed out on that server (the session's end)."""
+        client: MongoClient[dict[str, object]]
+        with MongoClient(mongo_uri) as client:
+            for name in sorted(self.known.pop(mongo_uri, set())):
+                client.drop_database(name)
+        self.free.pop(mongo_uri, None)
+
+
+DATABASES = DatabasePool()
+MODEL_COLLECTIONS = frozenset(str(model.Settings.name) for model in DOCUMENT_MODELS)
+
+
+def fresh_database_name() -> str:
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+async def empty_database(database: AsyncDatabase[dict[str, object]], large: int) -> None:
+    """Leaves the app's collections empty with their indexes; drops large ones and others."""
+
+    async def empty(name: str) -> None:
+        collection = database[name]
+        if name in MODEL_COLLECTIONS and await collection.estimated_document_count() <= large:
+            await collection.delete_many({})
+        else:
+            await collection.drop()
+
+    await asyncio.gather(*(empty(name) for name in await database.list_collection_names()))
+
+
 def make_settings(mongo_uri: str, **overrides: object) -> Settings:
-    """Returns test settings on a database of its own."""
+    """Returns test settings on a database of its own (new or emptied: `DatabasePool`)."""
     values: dict[str, object] = {
         "environment": "test",
         "mongodb_uri": mongo_uri,
-        "mongodb_db": f"test_{uuid.uuid4().hex[:12]}",
         "mongodb_timeout_ms": 3000,
         "jwt_secret": TEST_JWT_SECRET,
         "log_level": "WARNING",
@@ -210,21 +294,19 @@ def make_settings(mongo_uri: str, **overrides: object) -> Settings:
         "send_window_end": "24:00",
     }
     values.update(overrides)
+    if "mongodb_db" not in values:
+        values["mongodb_db"] = DATABASES.take(mongo_uri)
     return Settings(**values)  # type: ignore[arg-type]
 
 
-async def drop_database(settings: Settings) -> None:
-    """Drops a test's database."""
-    cleanup: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri)
-    try:
-        await cleanup.drop_database(settings.mongodb_db)
-    finally:
-        await cleanup.close()
+async def release_database(settings: Settings) -> None:
+    """Ends a test's use of its database: emptied for a later test (`DatabasePool`)."""
+    await DATABASES.release(settings)
 
 
 @asynccontextmanager
 async def client_with(mongo_uri: str, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
-    """Runs an app with some settings overridden, on a fresh database dropped afterwards."""
+    """Runs an app with some settings overridden, on a database of its own released afterwards."""
     settings = make_settings(mongo_uri, **overrides)
     application = create_app(settings)
     try:
@@ -233,7 +315,7 @@ async def client_with(mongo_uri: str, **overrides: object) -> AsyncIterator[http
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
                 yield http
     finally:
-        await drop_database(settings)
+        await release_database(settings)
 
 
 # Served over a real socket
@@ -264,13 +346,13 @@ async def served(config: uvicorn.Config) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[str]:
-    """Serves the app with real uvicorn on a free loopback port; yields its base URL and drops
+    """Serves the app with real uvicorn on a free loopback port; yields its base URL and releases
     the database afterwards."""
     try:
         async with served(loopback(create_app(settings))) as url:
             yield url
     finally:
-        await drop_database(settings)
+        await release_database(settings)
 
 
 # Sending
@@ -290,7 +372,7 @@ def serving_in_thread(settings: Settings) -> Iterator[str]:
     """Serves the app like `serving`, from a thread with its own event loop; yields its URL.
 
     For synchronous tests (a browser, a fuzzer) that block their own thread while the server
-    answers. The app's lifespan runs (so the database connection) and its database is dropped.
+    answers. The app's lifespan runs (so the database connection) and its database is released.
     """
     started: queue.Queue[str | BaseException] = queue.Queue()
     stop = threading.Event()
