@@ -3,14 +3,20 @@
 The server is `MONGODB_URI` when set, else one started by `scripts.dbserver` (mongod or
 FerretDB). If neither can be had the session errors out: these tests never skip. The helpers
 these fixtures are built from live in `tests/support.py`.
+
+Under pytest-xdist (`make test` runs `pytest -n ...`) the controller starts the one server every
+worker uses, each worker records the queries its tests made the app send, and the controller
+judges them all once every worker has finished (`IndexCoverageGate`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +30,7 @@ from scripts import dbserver
 from tests.support import (
     DATABASES,
     WEBHOOK_SETTINGS,
+    IndexCoverageGate,
     QueryRecorder,
     client_with,
     fresh_database_name,
@@ -47,9 +54,56 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
 
 
+SHARED_SERVER = "campaigns_mongo_uri"
+"""The key of the controller's server URI in each xdist worker's `workerinput`."""
+SERVER = pytest.StashKey[tuple[contextlib.ExitStack, str]]()
+
+
+def distributing(config: pytest.Config) -> bool:
+    """Whether this process is pytest-xdist's controller, handing the tests to workers."""
+    return not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if distributing(config):
+        config.pluginmanager.register(IndexCoverageGate(QUERIES), "index-coverage-gate")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist starts the workers (its hook runs last)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The controller starts the one server all workers share: one start, not one each."""
+    config = session.config
+    if distributing(config) and not os.environ.get("MONGODB_URI"):
+        stack = contextlib.ExitStack()
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="campaigns-test-db-"))
+        server = stack.enter_context(dbserver.running_server(Path(tmp), ephemeral=True))
+        config.stash[SERVER] = (stack, server.uri)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist's hook, on the controller, as each worker is set up: hands it the server."""
+    if started := node.config.stash.get(SERVER, None):
+        node.workerinput[SHARED_SERVER] = started[1]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker hands the queries it recorded to the controller."""
+    if (output := getattr(session.config, "workeroutput", None)) is not None:
+        output[IndexCoverageGate.OUTPUT_KEY] = QUERIES.dump()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if started := config.stash.get(SERVER, None):
+        started[0].close()
+
+
 @pytest.fixture(scope="session")
-def mongo_uri() -> Iterator[str]:
+def mongo_uri(pytestconfig: pytest.Config) -> Iterator[str]:
     """Yields the URI of the session's database server, starting one if needed."""
+    if shared := getattr(pytestconfig, "workerinput", {}).get(SHARED_SERVER):
+        yield shared  # the controller's server, thrown away whole after the run
+        return
     if uri := os.environ.get("MONGODB_URI"):
         if not dbserver.ping(uri, timeout_ms=5000):
             raise RuntimeError(f"MONGODB_URI={uri} does not answer ping")

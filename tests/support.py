@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +35,7 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo import AsyncMongoClient, IndexModel, MongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from websockets.sync.client import connect
@@ -921,6 +921,22 @@ class QueryRecorder(monitoring.CommandListener):
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
 
+    def dump(self) -> str:
+        """The shapes as JSON, for another process to `merge` (a pytest-xdist worker's)."""
+        return json.dumps(
+            [
+                [s.collection, sorted(s.equality), sorted(s.ranges), list(s.sort), s.unsupported, o]
+                for s, o in self.shapes.items()
+            ]
+        )
+
+    def merge(self, dumped: str) -> None:
+        for collection, equality, ranges, sort, unsupported, origin in json.loads(dumped):
+            shape = Shape(
+                collection, frozenset(equality), frozenset(ranges), tuple(sort), unsupported
+            )
+            self.shapes.setdefault(shape, origin)
+
 
 def _fields(sort: Any) -> tuple[str, ...]:
     return tuple(str(name) for name in sort or ())
@@ -943,3 +959,140 @@ def _app_origin() -> str | None:
             storage = storage or where
         frame = frame.f_back
     return storage
+
+
+# The verdict on a session's queries
+
+INDEX_EXCEPTIONS: dict[str, str] = {}
+"""Shapes (as `str(Shape)`) allowed without a serving index, each with the reason."""
+
+RESIDUAL: dict[str, tuple[frozenset[str], str]] = {
+    "campaigns": (
+        frozenset({"status", "type", "createdBy._id", "name", "scheduleDate", "createdAt"}),
+        "A list's optional filters (CampaignFilter, the REST query parameters) combine freely; "
+        "the organization's index in the requested order serves the page, and the other "
+        "conditions are checked on the campaigns it returns (status and creator alone have "
+        "indexes of their own).",
+    ),
+    "contacts": (
+        frozenset(
+            {"contactStatus", "optedOut", "tags", "process", "firstName", "lastName", "phoneNumber"}
+        ),
+        "Contacts are listed by numbered page `{organizationId, page}`; filters and search are "
+        "checked on each page's contacts (and a segment's on the organization's contacts in id "
+        "order).",
+    ),
+}
+"""Fields a query may carry as residual conditions on top of a served shape, per collection."""
+
+
+def declared_indexes() -> dict[str, list[Index]]:
+    found: dict[str, list[Index]] = {}
+    for model in DOCUMENT_MODELS:
+        indexes = [Index(("_id",), unique=True)]
+        for declared in getattr(model.Settings, "indexes", None) or []:
+            assert isinstance(declared, IndexModel), model
+            document = declared.document
+            keys = tuple(str(name) for name in document["key"])
+            indexes.append(Index(keys, unique=bool(document.get("unique"))))
+        found[str(model.Settings.name)] = indexes
+    return found
+
+
+def acceptable(shape: Shape, indexes: list[Index]) -> bool:
+    """Served as it is, or once the collection's residual filter fields are set aside."""
+    if index_serves(shape, indexes):
+        return True
+    residual = RESIDUAL.get(shape.collection, (frozenset(), ""))[0]
+    core = Shape(
+        shape.collection,
+        shape.equality - residual,
+        shape.ranges - residual,
+        shape.sort,
+        shape.unsupported,
+    )
+    return core != shape and index_serves(core, indexes)
+
+
+def index_coverage_problems(shapes: Mapping[Shape, str], *, whole_suite: bool) -> list[str]:
+    """What is wrong with these queries (empty: every one is served by a declared index).
+
+    `whole_suite`: the shapes are all the session sent, so a listed exception none of them
+    needs is reported as stale (one pytest-xdist worker's share cannot tell).
+    """
+    indexes = declared_indexes()
+    problems = [
+        f"a query on {collection}, a collection no model declares"
+        for collection in sorted({s.collection for s in shapes if s.collection not in indexes})
+    ]
+    problems += sorted(
+        f"not served by a declared index: {shape}  (from {origin})"
+        for shape, origin in shapes.items()
+        if shape.collection in indexes
+        and str(shape) not in INDEX_EXCEPTIONS
+        and not acceptable(shape, indexes[shape.collection])
+    )
+    if whole_suite:
+        stale = sorted(set(INDEX_EXCEPTIONS) - {str(s) for s in shapes})
+        problems += [f"a listed exception the suite no longer sends: {s}" for s in stale]
+    return problems
+
+
+class IndexCoverageGate:
+    """Judges the queries of every pytest-xdist worker once they have all finished.
+
+    Each worker records its own queries (`QueryRecorder`) and hands them to the controller
+    when it ends (xdist's `workeroutput`). When a worker ran the `after_all` test (the whole
+    suite was run, not a few files), the controller judges the union with
+    `index_coverage_problems` and reports a failed test if one query is not served. Without
+    xdist the `after_all` test itself judges the session.
+    """
+
+    NODEID = "tests/test_index_coverage.py::every query of every worker is index-served"
+    OUTPUT_KEY = "query_shapes"
+
+    def __init__(self, recorder: QueryRecorder) -> None:
+        self.recorder = recorder
+        self.judge = False
+        self.workers = 0
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        dumped = getattr(node, "workeroutput", {}).get(self.OUTPUT_KEY)
+        if dumped is not None:
+            self.recorder.merge(dumped)
+            self.workers += 1
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and report.passed and "after_all" in report.keywords:
+            self.judge = True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        result = yield  # every worker has finished
+        if self.judge:
+            self.report(session)
+        return result
+
+    def report(self, session: pytest.Session) -> None:
+        shapes = self.recorder.shapes
+        problems = index_coverage_problems(shapes, whole_suite=True)
+        if not shapes:
+            problems.append("no worker handed over any query: the recording is broken")
+        terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+        if not problems:
+            if terminal is not None:
+                terminal.write_line(
+                    f"index coverage: {len(shapes)} query shapes of {self.workers} workers, "
+                    "each served by a declared index"
+                )
+            return
+        report = pytest.TestReport(
+            nodeid=self.NODEID,
+            location=("tests/test_index_coverage.py", None, self.NODEID.split("::")[1]),
+            keywords={},
+            outcome="failed",
+            longrepr="\n".join(problems),
+            when="call",
+        )
+        session.config.hook.pytest_runtest_logreport(report=report)
