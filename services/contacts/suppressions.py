@@ -212,9 +212,10 @@ async def suppress_numbers(
 async def _mark_empty_runs(tenant: Tenant, pages: Sequence[int], landed: Counter[int]) -> None:
     """Writes `skipTo` on the first claim of each run of at least two consecutive pages this
     import claimed and filled with nothing (a list imported again claims pages for numbers
-    it already holds). Only this import writes its claims."""
+    it already holds). Only this import writes its claims. Its last page is never in a run:
+    while it is the list's last page, a later small import may fill it."""
     runs: list[list[int]] = []
-    for page in pages:
+    for page in pages[:-1]:
         if landed[page]:
             continue
         if runs and runs[-1][-1] == page - 1:
@@ -337,6 +338,7 @@ async def suppressed_page(
     after: str | None,
     search: str | None,
     size_at: tuple[str | int, ...] = ("first",),
+    max_pages: int = MAX_PAGES_READ,
 ) -> Page[SuppressedNumber]:
     """A page of the list; `search` is a prefix of the number (docs/sending.md, suppression list).
 
@@ -344,7 +346,7 @@ async def suppressed_page(
     same at 1,000 numbers as at 100,000: a whole number is one read by key; a prefix of at
     least `BUCKET_SEARCH_FROM` characters reads its prefix keys' buckets in number order;
     the list, and a shorter prefix, read the list's numbered pages in order (a short prefix
-    filters each page and stops after `MAX_PAGES_READ` pages with a cursor)."""
+    filters each page and stops after `max_pages` pages with a cursor)."""
     size = page_size(first, size_at)
     prefix = _search_prefix(search)
     whole = _whole_number(search)
@@ -367,7 +369,8 @@ async def suppressed_page(
             cursors=LazyCursors(cursors, items, lambda item: (item.phoneNumber, _owner(tenant))),
             has_next=len(rows) > size,
         )
-    return await _list_page(tenant, Cursors(settings, LIST_SCOPE), size, after, prefix)
+    cursors = Cursors(settings, LIST_SCOPE)
+    return await _list_page(tenant, cursors, size, after, prefix, max_pages)
 
 
 async def _bucket_rows(
@@ -403,7 +406,7 @@ async def _bucket_rows(
 
 
 async def _list_page(
-    tenant: Tenant, cursors: Cursors, size: int, after: str | None, prefix: str
+    tenant: Tenant, cursors: Cursors, size: int, after: str | None, prefix: str, max_pages: int
 ) -> Page[SuppressedNumber]:
     """A page of the list in list order (by page, then number), the numbers starting with
     `prefix` (`+`: all), read one numbered page at a time (then 2, 4, up to 8 at once)."""
@@ -417,10 +420,8 @@ async def _list_page(
     last = await positions.SUPPRESSIONS.last_page(tenant)
     found: list[tuple[int, dict[str, Any]]] = []
     next_page, skip_until, read, wave = start_page, start_page, 0, 1
-    while next_page <= last and len(found) <= size and read < MAX_PAGES_READ:
-        numbers = range(
-            next_page, next_page + min(wave, last - next_page + 1, MAX_PAGES_READ - read)
-        )
+    while next_page <= last and len(found) <= size and read < max_pages:
+        numbers = range(next_page, next_page + min(wave, last - next_page + 1, max_pages - read))
         pages = await asyncio.gather(
             *(tenant.raw_find(Suppression, {"page": p}, FIELDS).to_list() for p in numbers)
         )
@@ -484,9 +485,12 @@ async def count_suppressed(tenant: Tenant, search: str | None = None) -> int:
                 Suppression, {"prefixKey": prefix[:PREFIX_KEY_LENGTH]}, {"phoneNumber": 1}
             ).to_list()
             return sum(1 for row in rows if row["phoneNumber"].startswith(prefix))
-        counts = await asyncio.gather(
-            *(tenant.count(Suppression, {"prefixKey": key}) for key in _bucket_keys(prefix))
-        )
-        return sum(counts)
+        gate = asyncio.Semaphore(MAX_WAVE)
+
+        async def count(key: str) -> int:
+            async with gate:
+                return await tenant.count(Suppression, {"prefixKey": key})
+
+        return sum(await asyncio.gather(*map(count, _bucket_keys(prefix))))
     key = f"{tenant.organization_id}:{prefix}"
     return await tenant.count(Suppression, {"_id": {"$gte": key, "$lt": key + "\uffff"}})

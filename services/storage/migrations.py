@@ -143,9 +143,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(1, "list pages for contacts stored before them", give_contacts_list_pages),
     Migration(2, "running totals of contacts and campaigns", count_existing_data),
     Migration(3, "list pages for campaigns stored before them", give_campaigns_list_pages),
-    Migration(
-        4, "list pages and prefix keys for suppressed numbers", give_suppressions_list_pages
-    ),
+    Migration(4, "list pages and prefix keys for suppressed numbers", give_suppressions_list_pages),
 )
 
 
