@@ -76,9 +76,11 @@ class FirstMessage(TenantDocument):
     """The marker of a contact's first message from the organization: `_id` is
     `"<organizationId>:<contactId>"`. Whoever inserts it sends the message with the opt-out
     footer; every later message (another campaign, a dispatcher racing, a rep) finds it taken,
-    so no document has two writers."""
+    so no document has two writers. `key` names the message that holds it (its idempotency
+    key): only that message gives it back, and a holder resending it after a crash knows it."""
 
     id: str | None = None  # type: ignore[assignment]
+    key: str | None = None
 
     class Settings:
         name = "first_messages"

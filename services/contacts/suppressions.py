@@ -50,7 +50,8 @@ LIST_SCOPE = "suppressions:page"
 NUMBER_SCOPE = "suppressions:number"
 BUCKET_SEARCH_FROM = 8
 """Prefix length (`+` and 7 digits) from which a search reads prefix-key buckets: at most
-111 equality reads (`_bucket_keys`). A shorter prefix scans the list's pages."""
+111 equality reads (100 for North American numbers; `_bucket_keys`). A shorter prefix scans
+the list's pages."""
 MAX_PAGES_READ = 100
 """List pages one request reads at most: a short prefix few numbers match stops there, with a
 cursor that resumes after them."""
@@ -297,9 +298,12 @@ def _bucket_keys(prefix: str) -> list[str]:
     if len(prefix) >= PREFIX_KEY_LENGTH:
         return [prefix[:PREFIX_KEY_LENGTH]]
     keys: list[str] = []
+    # North American numbers are all `+1` and 10 digits: only keys of full length hold any.
+    shortest = PREFIX_KEY_LENGTH if prefix.startswith("+1") else 0
 
     def walk(key: str) -> None:
-        keys.append(key)
+        if len(key) >= shortest:
+            keys.append(key)
         if len(key) < PREFIX_KEY_LENGTH:
             for digit in "0123456789":
                 walk(key + digit)
