@@ -1,8 +1,9 @@
 """The opt-out footer's marker follows the message that carries it
-(services/organizations/footer.py): a first message that definitely did not go out (refused by the provider, permanently or not)
-gives the marker back, so the contact's next message carries the footer; one whose outcome is
-`unknown` keeps it; a holder resending a crashed holder's message keeps it too. A rep's
-message, a campaign's first message and a follow-up step, each on the real database."""
+(services/organizations/footer.py): a first message that definitely did not go out (refused
+by the provider, permanently or not) gives the marker back, so the contact's next message
+carries the footer; one whose outcome is `unknown` keeps it; a holder resending a crashed
+holder's message keeps it too. A rep's message, a campaign's first message and a follow-up
+step, each on the real database."""
 
 from __future__ import annotations
 
