@@ -39,19 +39,11 @@ class Suppression(TenantDocument):
     class Settings:
         name = "suppressions"
         indexes = [
-            IndexModel(  # whether the list holds anything, and a count of a short prefix
-                [("organizationId", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
-                name="org_id",
-            ),
             IndexModel(  # the list's pages (and, for the migration, numbers without one)
-                [
-                    ("organizationId", pymongo.ASCENDING),
-                    ("page", pymongo.ASCENDING),
-                    ("_id", pymongo.ASCENDING),
-                ],
-                name="org_page_id",
+                [("organizationId", pymongo.ASCENDING), ("page", pymongo.ASCENDING)],
+                name="org_page",
             ),
-            IndexModel(  # a prefix search's buckets
+            IndexModel(  # a prefix search's buckets, and a short prefix's count (a range)
                 [("organizationId", pymongo.ASCENDING), ("prefixKey", pymongo.ASCENDING)],
                 name="org_prefix",
             ),

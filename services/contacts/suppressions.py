@@ -496,5 +496,5 @@ async def count_suppressed(tenant: Tenant, search: str | None = None) -> int:
                 return await tenant.count(Suppression, {"prefixKey": key})
 
         return sum(await asyncio.gather(*map(count, _bucket_keys(prefix))))
-    key = f"{tenant.organization_id}:{prefix}"
-    return await tenant.count(Suppression, {"_id": {"$gte": key, "$lt": key + "\uffff"}})
+    keys = {"$gte": prefix, "$lt": prefix + "\uffff"}  # a key starts as its number does
+    return await tenant.count(Suppression, {"prefixKey": keys})
