@@ -52,9 +52,9 @@ BUCKET_SEARCH_FROM = 8
 """Prefix length (`+` and 7 digits) from which a search reads prefix-key buckets: at most
 111 equality reads (100 for North American numbers; `_bucket_keys`). A shorter prefix scans
 the list's pages."""
-MAX_PAGES_READ = 100
-"""List pages one request reads at most: a short prefix few numbers match stops there, with a
-cursor that resumes after them."""
+MAX_PAGES_READ = 50
+"""List pages one request reads at most (5,000 numbers): a short prefix few numbers match stops
+there, with a cursor that resumes after them."""
 MAX_WAVE = 8
 """Reads one request runs at once."""
 FIELDS = {"phoneNumber": 1, "reason": 1, "createdAt": 1}
@@ -431,11 +431,14 @@ async def _list_page(
         )
         read += len(numbers)
         next_page = numbers[-1] + 1
+        empty = [p for p, rows in zip(numbers, pages, strict=True) if not rows and p >= skip_until]
+        jumps = await asyncio.gather(*(_skip_to(tenant, p) for p in empty))
+        skips = dict(zip(empty, jumps, strict=True))
         for page, rows in zip(numbers, pages, strict=True):
             if page < skip_until or len(found) > size:
                 continue
             if not rows:
-                skip_until = max(skip_until, await _skip_to(tenant, page))
+                skip_until = max(skip_until, skips[page])
                 continue
             rows.sort(key=lambda row: str(row["phoneNumber"]))
             found += [
