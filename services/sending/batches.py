@@ -181,6 +181,8 @@ class Checks:
     suppressed: frozenset[str] = frozenset()
     footer: str = ""
     first: frozenset[ObjectId] = frozenset()
+    keys: Mapping[ObjectId, str] = field(default_factory=dict)
+    """Each first message's idempotency key, which its marker names."""
 
     def footer_of(self, contact_id: ObjectId) -> str:
         return self.footer if contact_id in self.first else ""
@@ -361,7 +363,15 @@ class BatchSender:
                 chunk = [row for row in chunk if row["_id"] not in capped]
             await self._mark_sending(claim, chunk)
             chunk_contacts = [contacts.get(row["contactId"]) for row in chunk]
-            checks = await self.check_chunk(tenant, chunk_contacts, suppressed, footer, message)
+            checks = await self.check_chunk(
+                tenant,
+                chunk_contacts,
+                suppressed,
+                footer,
+                message,
+                [send_key(row) for row in chunk],
+                resumed=claim.epoch > 0,
+            )
             results = await asyncio.gather(
                 *(
                     self.deliver(
@@ -534,16 +544,29 @@ class BatchSender:
         suppressed: frozenset[str],
         footer: str,
         message: str,
+        keys: Sequence[str],
+        *,
+        resumed: bool,
     ) -> Checks:
         """With the organization's footer on, claims the first-message markers of the chunk's
-        contacts that are neither opted out nor `suppressed`."""
-        live = [c for c in contacts if c is not None and not c.get("optedOut")]
+        contacts that are neither opted out nor `suppressed`, each for its message (`keys`,
+        aligned with `contacts`); `resumed`: a holder before this one may have claimed them."""
+        wanted = {
+            contact["_id"]: key
+            for contact, key in zip(contacts, keys, strict=True)
+            if contact is not None
+            and not contact.get("optedOut")
+            and contact["phoneNumber"] not in suppressed
+        }
         first: set[ObjectId] = set()
         if footer:
-            first = await footers.claim_first(
-                tenant, (c["_id"] for c in live if c["phoneNumber"] not in suppressed)
-            )
-        return Checks(suppressed, footers.footer_for(message, footer), frozenset(first))
+            first = await footers.claim_first(tenant, wanted, resumed=resumed)
+        return Checks(
+            suppressed,
+            footers.footer_for(message, footer),
+            frozenset(first),
+            {c: wanted[c] for c in first},
+        )
 
     async def settle_chunk(
         self,
@@ -554,13 +577,13 @@ class BatchSender:
     ) -> None:
         """Gives back the first-message markers of messages that did not go (failed or
         skipped), so the contact's next message carries the footer instead."""
-        unsent = [
-            contact["_id"]
+        unsent = {
+            contact["_id"]: checks.keys[contact["_id"]]
             for contact, outcome in zip(contacts, outcomes, strict=True)
             if contact is not None
             and contact["_id"] in checks.first
             and outcome.status in (R.FAILED, R.SKIPPED)
-        ]
+        }
         await footers.give_back(tenant, unsent)
 
     async def contacts_of(

@@ -251,7 +251,13 @@ class CadenceSender(BatchSender):
             chunk = [row for row in chunk if row["_id"] not in lost]
             chunk_contacts = [contacts.get(row["contactId"]) for row in chunk]
             checks = await self.check_chunk(
-                tenant, chunk_contacts, suppressed, footer, follow_up.message
+                tenant,
+                chunk_contacts,
+                suppressed,
+                footer,
+                follow_up.message,
+                [step_send_id(row["_id"], step) for row in chunk],
+                resumed=claim.epoch > 0,
             )
             results = await asyncio.gather(
                 *(
