@@ -39,7 +39,9 @@ from tests.support import (
 )
 
 QUERIES = QueryRecorder()
-monitoring.register(QUERIES)  # before any client exists: every client of the session reports
+# Before any client exists: every client of the session reports to both.
+monitoring.register(QUERIES)
+monitoring.register(DATABASES)
 
 
 @pytest.fixture(scope="session")

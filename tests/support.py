@@ -49,6 +49,7 @@ from models import (
     Contact,
     IdempotencyRecord,
     Message,
+    MigrationRecord,
     Recipient,
     User,
 )
@@ -57,6 +58,7 @@ from services.organizations.settings import OrganizationSettings
 from services.sending.dispatcher import DispatchConfig, Dispatcher
 from services.sending.providers import SimulatedProvider, read_ledger
 from services.storage import tallies
+from services.storage.migrations import MIGRATIONS
 from services.storage.tenancy import Tenant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,7 +204,10 @@ def phones(count: int, start: int = 0) -> list[dict[str, str]]:
 # Apps on a database of their own
 
 
-class DatabasePool:
+WRITES = frozenset({"insert", "update", "delete", "findAndModify", "create", "createIndexes"})
+
+
+class DatabasePool(monitoring.CommandListener):
     """Test databases, emptied and handed to a later test instead of dropped.
 
     A new database costs its collections and every declared index (with the embedded server's
@@ -211,6 +216,10 @@ class DatabasePool:
     `fresh_database` gets a new one (tests of what the app's start creates). A database
     released during a test is handed out only after that test ended, so nothing the test still
     holds can meet the next user. Per process: each pytest-xdist worker has its own.
+
+    Emptying touches only the collections this process wrote to (it listens to every client's
+    commands, so register it before any client exists); a database that another process
+    wrote to (`written_elsewhere`: a sending worker's) has all its collections emptied.
     """
 
     LARGE = 1000
@@ -221,6 +230,19 @@ class DatabasePool:
         self.free: dict[str, list[str]] = {}
         self.released: list[tuple[str, str]] = []
         self.known: dict[str, set[str]] = {}
+        self.written: dict[str, set[str]] = {}
+        self.elsewhere: set[str] = set()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in WRITES:
+            collection = str(event.command.get(event.command_name))
+            self.written.setdefault(event.database_name, set()).add(collection)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
     def take(self, mongo_uri: str) -> str:
         """A free emptied database of that server, else a new name."""
@@ -229,14 +251,25 @@ class DatabasePool:
         self.known.setdefault(mongo_uri, set()).add(name)
         return name
 
+    def written_elsewhere(self, database: str) -> None:
+        """Another process writes to `database`: empty all of it when it is released."""
+        self.elsewhere.add(database)
+
     async def release(self, settings: Settings) -> None:
         """Empties the database and keeps it for a later test."""
         key = (settings.mongodb_uri, settings.mongodb_db)
         if key in self.released or settings.mongodb_db in self.free.get(key[0], []):
             return
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri)
+        database = client[settings.mongodb_db]
         try:
-            await empty_database(client[settings.mongodb_db], self.LARGE)
+            written = self.written.pop(database.name, set())
+            if database.name in self.elsewhere:
+                self.elsewhere.discard(database.name)
+                written.update(await database.list_collection_names())
+            if MIGRATION_RECORDS in written and await migrated(database):
+                written.discard(MIGRATION_RECORDS)  # as every start leaves a new database
+            await empty_collections(database, written, self.LARGE)
         finally:
             await client.close()
         self.known.setdefault(key[0], set()).add(key[1])
@@ -261,12 +294,26 @@ DATABASES = DatabasePool()
 MODEL_COLLECTIONS = frozenset(str(model.Settings.name) for model in DOCUMENT_MODELS)
 
 
+MIGRATION_RECORDS = str(MigrationRecord.Settings.name)
+
+
+async def migrated(database: AsyncDatabase[dict[str, object]]) -> bool:
+    """Whether the migration records are exactly what a start leaves in a new database (each
+    migration's first attempt and its done record): then they may stay."""
+    expected = {f"{m.version}:{part}" for m in MIGRATIONS for part in ("1", "done")}
+    found = {str(row["_id"]) async for row in database[MIGRATION_RECORDS].find({}, {"_id": 1})}
+    return found == expected
+
+
 def fresh_database_name() -> str:
     return f"test_{uuid.uuid4().hex[:12]}"
 
 
-async def empty_database(database: AsyncDatabase[dict[str, object]], large: int) -> None:
-    """Leaves the app's collections empty with their indexes; drops large ones and others."""
+async def empty_collections(
+    database: AsyncDatabase[dict[str, object]], names: Iterable[str], large: int
+) -> None:
+    """Leaves the app's collections among `names` empty with their indexes; drops large ones
+    and any other."""
 
     async def empty(name: str) -> None:
         collection = database[name]
@@ -275,7 +322,7 @@ async def empty_database(database: AsyncDatabase[dict[str, object]], large: int)
         else:
             await collection.drop()
 
-    await asyncio.gather(*(empty(name) for name in await database.list_collection_names()))
+    await asyncio.gather(*(empty(name) for name in names))
 
 
 def make_settings(mongo_uri: str, **overrides: object) -> Settings:
@@ -503,6 +550,7 @@ def start_worker(
         "SEND_WINDOW_START": "00:00",
         "SEND_WINDOW_END": "24:00",
     }
+    DATABASES.written_elsewhere(database)
     log = (ledger.parent / f"{name}.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
