@@ -38,6 +38,8 @@ from tests.support import (
     release_database,
 )
 
+pytest_plugins = ["pytester"]  # a test of the index-coverage gate runs a small xdist session
+
 QUERIES = QueryRecorder()
 # Before any client exists: every client of the session reports to both.
 monitoring.register(QUERIES)
@@ -63,12 +65,18 @@ SERVER = pytest.StashKey[tuple[contextlib.ExitStack, str]]()
 
 def distributing(config: pytest.Config) -> bool:
     """Whether this process is pytest-xdist's controller, handing the tests to workers."""
-    return not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
+    option = config.option
+    return (
+        not hasattr(config, "workerinput")
+        and getattr(option, "dist", "no") != "no"
+        and bool(getattr(option, "tx", None))
+        and not option.collectonly
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if distributing(config):
-        config.pluginmanager.register(IndexCoverageGate(QUERIES), "index-coverage-gate")
+    gate = IndexCoverageGate(QUERIES, controller=distributing(config))
+    config.pluginmanager.register(gate, "index-coverage-gate")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist starts the workers (its hook runs last)
@@ -87,12 +95,6 @@ def pytest_configure_node(node: Any) -> None:
     """xdist's hook, on the controller, as each worker is set up: hands it the server."""
     if started := node.config.stash.get(SERVER, None):
         node.workerinput[SHARED_SERVER] = started[1]
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """A worker hands the queries it recorded to the controller."""
-    if (output := getattr(session.config, "workeroutput", None)) is not None:
-        output[IndexCoverageGate.OUTPUT_KEY] = QUERIES.dump()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

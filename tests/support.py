@@ -1089,9 +1089,9 @@ def index_coverage_problems(shapes: Mapping[Shape, str], *, whole_suite: bool) -
 class IndexCoverageGate:
     """Judges the queries of every pytest-xdist worker once they have all finished.
 
-    Each worker records its own queries (`QueryRecorder`) and hands them to the controller
-    when it ends (xdist's `workeroutput`). When a worker ran the `after_all` test (the whole
-    suite was run, not a few files), the controller judges the union with
+    Registered in every process: a worker hands the queries it recorded (`QueryRecorder`) to
+    the controller when it ends (xdist's `workeroutput`); the controller, when a worker ran the
+    `after_all` test (the whole suite was run, not a few files), judges the union with
     `index_coverage_problems` and reports a failed test if one query is not served. Without
     xdist the `after_all` test itself judges the session.
     """
@@ -1099,10 +1099,15 @@ class IndexCoverageGate:
     NODEID = "tests/test_index_coverage.py::every query of every worker is index-served"
     OUTPUT_KEY = "query_shapes"
 
-    def __init__(self, recorder: QueryRecorder) -> None:
+    def __init__(self, recorder: QueryRecorder, *, controller: bool) -> None:
         self.recorder = recorder
+        self.controller = controller
         self.judge = False
         self.workers = 0
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if (output := getattr(session.config, "workeroutput", None)) is not None:
+            output[self.OUTPUT_KEY] = self.recorder.dump()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -1118,7 +1123,7 @@ class IndexCoverageGate:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         result = yield  # every worker has finished
-        if self.judge:
+        if self.controller and self.judge:
             self.report(session)
         return result
 

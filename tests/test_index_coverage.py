@@ -10,6 +10,7 @@ from bson import ObjectId
 
 from models import Campaign
 from tests.support import (
+    ROOT,
     Index,
     QueryRecorder,
     auth,
@@ -64,6 +65,57 @@ def test_a_query_no_declared_index_serves_is_reported_after_a_workers_hand_over(
         "a query on no_such_collection, a collection no model declares",
         f"not served by a declared index: {unserved}  (from services/b.py:2)",
     ]
+
+
+GATE_CONFTEST = """
+from tests.support import IndexCoverageGate, QueryRecorder
+
+RECORDER = QueryRecorder()
+
+
+def pytest_configure(config):
+    controller = not hasattr(config, "workerinput") and bool(config.option.tx)
+    config.pluginmanager.register(IndexCoverageGate(RECORDER, controller=controller), "gate")
+"""
+
+GATE_TESTS = """
+import pytest
+
+from tests.support import shapes_of
+from conftest import RECORDER
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_sends(n):
+    query = {"organizationId": 1, "campaignId": n} if n else {"organizationId": 1, "nope": 2}
+    RECORDER.shapes[shapes_of("recipients", query)[0]] = f"services/fake.py:{n}"
+
+
+@pytest.mark.after_all
+def test_last():
+    pass
+"""
+
+
+def test_the_controller_fails_a_run_when_one_workers_query_is_not_served(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate as `make test` runs it, in a session of its own with two workers: the one
+    unserved query fails the run, whichever worker sent it."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makeconftest(GATE_CONFTEST)
+    pytester.makepyfile(test_gate=GATE_TESTS)
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nmarkers =\n    after_all: last\n"
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*not served by a declared index: recipients: eq=*nope*(from services/fake.py:0)",
+            "FAILED tests/test_index_coverage.py::every query of every worker is index-served*",
+        ]
+    )
 
 
 ORG_CAMPAIGN_BATCH = [Index(("organizationId", "campaignId", "batch", "seq"), unique=False)]
