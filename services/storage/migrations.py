@@ -25,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from models import Campaign, Contact, MigrationRecord
+from models import Campaign, Contact, MigrationRecord, Recipient
 from models.base import utcnow
+from models.recipient import HEAD_SIZE, RECIPIENT_BATCH
 from services.storage import positions, tallies
 from services.storage.tenancy import Tenant
 
@@ -101,6 +102,67 @@ async def give_campaigns_list_pages() -> None:
             )
 
 
+async def number_recipients_stored_before_seq() -> None:
+    """Data stored before recipients were numbered (`seq`, `batch`, `head`) and changes
+    versioned: no page or batch read finds such recipients, the dispatcher counts a campaign's
+    batches from its `nextSeq` (none: nothing to send), and a change claims `version + 1` of
+    a campaign or contact whose `version` must be there to match.
+
+    Each such campaign (one without `nextSeq`) gets its recipients numbered in `_id` order
+    (the order they were added) with their contacts' list pages, then `nextSeq` and `version`.
+    A repeat finds the campaigns still without `nextSeq` and numbers only the recipients still
+    without `seq`, after those already numbered, so an interrupted run loses or repeats no
+    number. Contacts without `version` get 0 (no change was recorded for them)."""
+    for organization_id in await organizations():
+        tenant = Tenant.for_organization(organization_id)
+        fields = {"_id": 1, "nextSeq": 1, "version": 1}
+        for row in await tenant.raw_find(Campaign, {}, fields).to_list():
+            if "nextSeq" in row and "version" in row:
+                continue
+            next_seq = row.get("nextSeq")
+            if next_seq is None:
+                next_seq = await _number_recipients(tenant, row["_id"])
+            update = {"nextSeq": next_seq, "version": row.get("version") or 0}
+            await tenant.update_each(Campaign, [(row["_id"], update)])
+        unversioned = [
+            (row["_id"], {"version": 0})
+            async for row in tenant.raw_find(Contact, {}, {"_id": 1, "version": 1})
+            if row.get("version") is None
+        ]
+        await tenant.update_each(Contact, unversioned)
+
+
+async def _number_recipients(tenant: Tenant, campaign_id: ObjectId) -> int:
+    """Numbers the campaign's recipients that have no `seq` yet; returns its next `seq`."""
+    rows = await tenant.raw_find(
+        Recipient, {"campaignId": campaign_id}, {"_id": 1, "seq": 1, "contactId": 1}
+    ).to_list()
+    numbered = [int(row["seq"]) for row in rows if row.get("seq") is not None]
+    waiting = sorted((row for row in rows if row.get("seq") is None), key=lambda r: r["_id"])
+    first = max(numbered, default=-1) + 1
+    if not waiting:
+        return first
+    contact_ids = [row["contactId"] for row in waiting]
+    found = await tenant.raw_find_in(Contact, "_id", contact_ids, {"page": 1})
+    pages = {doc["_id"]: doc.get("page") for doc in found}
+    await tenant.update_each(
+        Recipient,
+        [
+            (
+                row["_id"],
+                {
+                    "seq": seq,
+                    "batch": seq // RECIPIENT_BATCH,
+                    "head": seq < HEAD_SIZE,
+                    "contactPage": pages.get(row["contactId"]),
+                },
+            )
+            for seq, row in enumerate(waiting, start=first)
+        ],
+    )
+    return first + len(waiting)
+
+
 async def count_existing_data() -> None:
     """Sets each organization's running totals from a count of what it holds (see
     `services.storage.tallies`); a repeat recounts and changes nothing."""
@@ -114,6 +176,11 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(1, "list pages for contacts stored before them", give_contacts_list_pages),
     Migration(2, "running totals of contacts and campaigns", count_existing_data),
     Migration(3, "list pages for campaigns stored before them", give_campaigns_list_pages),
+    Migration(
+        4,
+        "numbered recipients and versions for data stored before them",
+        number_recipients_stored_before_seq,
+    ),
 )
 
 
