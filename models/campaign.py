@@ -228,6 +228,7 @@ class Campaign(TenantDocument):
 
     class Settings:
         name = "campaigns"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [
@@ -292,3 +293,4 @@ class CampaignPage(TenantDocument):
 
     class Settings:
         name = "campaign_pages"
+        shard_key = ("organizationId", "_id")

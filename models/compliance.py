@@ -24,6 +24,7 @@ class Suppression(TenantDocument):
 
     class Settings:
         name = "suppressions"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(  # the list: the organization's ids in order, and its count
                 [("organizationId", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)],
@@ -42,3 +43,4 @@ class FirstMessage(TenantDocument):
 
     class Settings:
         name = "first_messages"
+        shard_key = ("organizationId", "_id")

@@ -42,6 +42,7 @@ class Sender(TenantDocument):
 
     class Settings:
         name = "senders"
+        shard_key = None
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("position", pymongo.ASCENDING)],
@@ -64,6 +65,7 @@ class ContactSender(TenantDocument):
 
     class Settings:
         name = "contact_senders"
+        shard_key = ("organizationId", "_id")
 
 
 class Direction(StrEnum):
@@ -118,6 +120,7 @@ class Message(TenantDocument):
 
     class Settings:
         name = "messages"
+        shard_key = ("organizationId", "providerMessageId")
         indexes = [
             IndexModel(
                 [
@@ -158,6 +161,7 @@ class Reply(TenantDocument):
 
     class Settings:
         name = "replies"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("campaignId", pymongo.ASCENDING)],
@@ -196,6 +200,7 @@ class Activity(TenantDocument):
 
     class Settings:
         name = "activity"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("page", pymongo.ASCENDING)],
@@ -216,6 +221,7 @@ class ConversationEvent(TenantDocument):
 
     class Settings:
         name = "conversation_events"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
@@ -234,3 +240,4 @@ class MessageSend(TenantDocument):
 
     class Settings:
         name = "message_sends"
+        shard_key = ("organizationId", "_id")

@@ -25,6 +25,7 @@ class Tally(TenantDocument):
 
     class Settings:
         name = "tallies"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("kind", pymongo.ASCENDING)],
@@ -51,4 +52,5 @@ class MigrationRecord(Document):
 
     class Settings:
         name = "migrations"
+        shard_key = None
         indexes = [IndexModel([("version", pymongo.ASCENDING)], name="version")]

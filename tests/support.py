@@ -35,14 +35,22 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from websockets.sync.client import connect
 
 from core.auth import Principal
 from core.config import Settings
 from main import create_app
-from models import Campaign, Contact, IdempotencyRecord, Message, Recipient, User
+from models import (
+    DOCUMENT_MODELS,
+    Campaign,
+    Contact,
+    IdempotencyRecord,
+    Message,
+    Recipient,
+    User,
+)
 from scripts import dbserver
 from services.organizations.settings import OrganizationSettings
 from services.sending.dispatcher import DispatchConfig, Dispatcher
@@ -769,6 +777,20 @@ def shapes_of(collection: str, query: Mapping[str, Any], sort: Iterable[str] = (
                     )
                 )
     return shapes
+
+
+def declared_indexes() -> dict[str, list[Index]]:
+    """Each collection's indexes as the models declare them (`_id` first), by collection."""
+    found: dict[str, list[Index]] = {}
+    for model in DOCUMENT_MODELS:
+        indexes = [Index(("_id",), unique=True)]
+        for declared in getattr(model.Settings, "indexes", None) or []:
+            assert isinstance(declared, IndexModel), model
+            document = declared.document
+            keys = tuple(str(name) for name in document["key"])
+            indexes.append(Index(keys, unique=bool(document.get("unique"))))
+        found[str(model.Settings.name)] = indexes
+    return found
 
 
 def index_serves(shape: Shape, indexes: Sequence[Index]) -> bool:

@@ -7,10 +7,18 @@ from __future__ import annotations
 import httpx
 import pytest
 from bson import ObjectId
-from pymongo import IndexModel
 
-from models import DOCUMENT_MODELS, Campaign
-from tests.support import Index, QueryRecorder, Shape, auth, index_serves, shapes_of, token
+from models import Campaign
+from tests.support import (
+    Index,
+    QueryRecorder,
+    Shape,
+    auth,
+    declared_indexes,
+    index_serves,
+    shapes_of,
+    token,
+)
 
 EXCEPTIONS: dict[str, str] = {}
 """Shapes (as `str(Shape)`) allowed without a serving index, each with the reason."""
@@ -33,19 +41,6 @@ RESIDUAL: dict[str, tuple[frozenset[str], str]] = {
     ),
 }
 """Fields a query may carry as residual conditions on top of a served shape, per collection."""
-
-
-def declared_indexes() -> dict[str, list[Index]]:
-    found: dict[str, list[Index]] = {}
-    for model in DOCUMENT_MODELS:
-        indexes = [Index(("_id",), unique=True)]
-        for declared in getattr(model.Settings, "indexes", None) or []:
-            assert isinstance(declared, IndexModel), model
-            document = declared.document
-            keys = tuple(str(name) for name in document["key"])
-            indexes.append(Index(keys, unique=bool(document.get("unique"))))
-        found[str(model.Settings.name)] = indexes
-    return found
 
 
 def acceptable(shape: Shape, indexes: list[Index]) -> bool:
