@@ -12,16 +12,22 @@ from models.base import TenantDocument
 
 
 class Tally(TenantDocument):
-    """One writer's share of an organization's running total of `kind` (see
-    `services.storage.tallies`): the total is the sum of the shares.
+    """One entry of an organization's running total of `kind`, or a fold of entries (see
+    `services.storage.tallies`). Never changed once inserted.
 
-    `_id` is `"<organizationId>:<kind>:<writer>"`; only that writer ever changes it.
+    An entry's `_id` is `"<organizationId>:<kind>:<unique>"` and `n` the change it counts; a
+    fold's is `"<organizationId>:<kind>:fold:<fold>"`, its `n` the total of every entry it and
+    the folds before it absorbed.
     """
 
     id: str | None = None  # type: ignore[assignment]
     kind: str
     writer: str
     n: int = 0
+    fold: int | None = None
+    """Set on a fold: its number, from 1."""
+    absorbed: list[str] = []
+    """A fold's entries (their `_id`s), which readers then skip."""
 
     class Settings:
         name = "tallies"
