@@ -246,6 +246,15 @@ class Campaign(TenantDocument):
                 ],
                 name="org_status_schedule",
             ),
+            IndexModel(  # a status's campaigns in list order (`list_campaigns`)
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                    ("page", pymongo.ASCENDING),
+                    ("_id", pymongo.ASCENDING),
+                ],
+                name="org_status_page_id",
+            ),
             IndexModel(
                 [
                     ("organizationId", pymongo.ASCENDING),
