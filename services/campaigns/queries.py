@@ -95,7 +95,9 @@ MAX_PAGES_READ = 200
 """List pages one request reads at most: a filter few campaigns match stops there, with a
 cursor (4,000 campaigns)."""
 PAGES_BEFORE_MATCHES = 4
-"""List pages read before a filter of pushed-down equalities reads its matches instead."""
+"""List pages read at most before a filter of pushed-down equalities reads its matches
+instead; it does so at once when, at the yield of the pages read so far, filling the page
+would take more list pages than that."""
 PUSHED = frozenset({"status", "type"})
 """Filter fields whose single values every server answers from an index (FerretDB pushes them
 down): reading their matches costs in proportion to the matches."""
@@ -115,8 +117,8 @@ async def list_campaigns(
     In creation order (either way), filtered or not, it walks the campaigns' list pages
     (`services.storage.positions`) with the filter added to each page's equality read, so a
     page costs the same at any number of campaigns; on FerretDB a sort reads all of the
-    organization's matching campaigns. A filter of status and type equalities that has not
-    filled the page after `PAGES_BEFORE_MATCHES` list pages reads its matches from there on
+    organization's matching campaigns. A filter of status and type equalities that would take
+    more than `PAGES_BEFORE_MATCHES` list pages to fill the page reads its matches from there on
     (one read per status, merged): the page is full whenever enough campaigns match. Other
     filters stop after `MAX_PAGES_READ` list pages with a cursor that resumes there. By
     schedule date, the matches are read in order (an index range on MongoDB).
@@ -188,6 +190,8 @@ async def _by_position(
         found.extend(rows)
         page_number += step
         read += 1
+        if direct and len(found) * PAGES_BEFORE_MATCHES < (size + 1) * read:
+            break  # at this yield the page would take more list pages than that: sparse
     if direct and listed(page_number) and len(found) <= size:
         found += await _matches_from(tenant, query, page_number, descending, size + 1 - len(found))
         page_number = -1
