@@ -89,8 +89,8 @@ async def listing(
         (f"prefix {dense} (7 digits)", {"search": dense}, "bucket", {"prefixKey": long}, 20),
         ("prefix +1415555 (7 digits, none)", {"search": "+1415555"}, "bucket",
          {"prefixKey": long}, 0),
-        ("prefix +1212 (3 digits, dense)", {"search": "+1212"}, "page", {"page": 0}, 20),
-        ("prefix +1415 (3 digits, none)", {"search": "+1415"}, "page", {"page": 0}, 0),
+        ("prefix +1212 (4 digits, dense)", {"search": "+1212"}, "page", {"page": 0}, 20),
+        ("prefix +1415 (4 digits, none)", {"search": "+1415"}, "page", {"page": 0}, 0),
     ]  # fmt: skip
     collection = Suppression.get_pymongo_collection()
     print(f"listing {count:,} numbers ({count // 5:,} of another organization beside), "
