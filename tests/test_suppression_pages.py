@@ -226,7 +226,9 @@ async def test_numbers_stored_before_list_pages_are_numbered_at_start(
         }
         for number in reversed(numbers)
     ]
-    await Suppression.get_pymongo_collection().insert_many(old)
+    collection = Suppression.get_pymongo_collection()
+    await collection.insert_many(old)
+    await collection.create_index([("organizationId", 1), ("_id", 1)], name="org_id")  # as before
     await Tally.get_pymongo_collection().delete_many({})
     await MigrationRecord.get_pymongo_collection().delete_many({})
 
@@ -242,3 +244,4 @@ async def test_numbers_stored_before_list_pages_are_numbered_at_start(
             found, _, total = await walk(mine, 10, "+14155550")
             assert found == [n for n in numbers if n.startswith("+14155550")] and total == 100
         assert await Suppression.find({"organizationId": org, "page": None}).count() == 0
+        assert "org_id" not in {index["name"] async for index in await collection.list_indexes()}

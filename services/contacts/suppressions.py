@@ -5,9 +5,9 @@ import is a bulk unordered insert whose duplicates are simply numbers already on
 read before the write, no two writers), and a send checks its recipients by `_id` point
 lookups. The list is read by equality only (FerretDB pushes nothing else down): each number
 carries the list page its import claimed and a prefix key, so a page of the list or of a
-search costs the same whatever the list's size (`suppressed_page`). Numbers are normalised as contacts' phones
-are, so `(415) 555-0101` suppresses the contact `+14155550101`; a number that cannot be a phone
-is reported per entry (`failedDetails`) and the others are still imported.
+search costs the same whatever the list's size (`suppressed_page`). Numbers are normalised as
+contacts' phones are, so `(415) 555-0101` suppresses the contact `+14155550101`; a number that
+cannot be a phone is reported per entry (`failedDetails`) and the others are still imported.
 """
 
 from __future__ import annotations

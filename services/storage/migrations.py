@@ -115,8 +115,11 @@ async def give_suppressions_list_pages() -> None:
     """Numbers suppressed before the list had pages get pages and prefix keys (until then the
     list and prefix searches do not show them), each organization's in number order, and
     the list's running total is counted. The numbers still without a page are read once per
-    organization; a repeat finds only those still without one."""
+    organization; a repeat finds only those still without one. The index the list was read
+    by before, `(organizationId, _id)`, no longer serves anything: every insert paid for it."""
     collection = Suppression.get_pymongo_collection()
+    if "org_id" in {index["name"] async for index in await collection.list_indexes()}:
+        await collection.drop_index("org_id")
     per_page = positions.SUPPRESSIONS_PER_PAGE
     for organization_id in sorted(await collection.distinct("organizationId")):
         tenant = Tenant.for_organization(organization_id)
