@@ -215,8 +215,9 @@ async def suppress_numbers(
 async def _mark_empty_runs(tenant: Tenant, pages: Sequence[int], landed: Counter[int]) -> None:
     """Writes `skipTo` on the first claim of each run of at least two consecutive pages this
     import claimed and filled with nothing (a list imported again claims pages for numbers
-    it already holds). Only this import writes its claims. Its last page is never in a run:
-    while it is the list's last page, a later small import may fill it."""
+    it already holds). Only this import writes its claims and their pages (small imports
+    join only `shared` pages), so a page marked empty stays empty. Its last page is left
+    unmarked all the same: it ends the run cheaply."""
     runs: list[list[int]] = []
     for page in pages[:-1]:
         if landed[page]:
