@@ -119,6 +119,10 @@ class Waiting:
     def next_send(self) -> datetime | None:
         return min((until for _, until in self.zones.values()), default=None)
 
+    @property
+    def count(self) -> int:
+        return sum(count for count, _ in self.zones.values())
+
     def labels(self) -> tuple[str, ...]:
         return tuple(
             "the frequency cap"
@@ -185,6 +189,32 @@ class Checks:
 
 
 NO_CHECKS = Checks()
+
+
+def split_by_window(
+    queue: Sequence[dict[str, Any]],
+    contacts: Mapping[ObjectId, Mapping[str, Any]],
+    window: SendWindow,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], Waiting, list[tuple[dict[str, Any], str]]]:
+    """Who of a unit's queue may be messaged now in their own time zone (`ready`), who waits
+    and until when (`held`), and whose window never opens (`never`, with the phone). A
+    recipient without a usable phone is `ready`: the send itself decides what becomes of it."""
+    ready: list[dict[str, Any]] = []
+    held = Waiting()
+    never: list[tuple[dict[str, Any], str]] = []
+    for row in queue:
+        contact = contacts.get(row["contactId"])
+        phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
+        if phone and not window.is_open(phone, now):
+            opens = window.next_opening(phone, now)
+            if opens is None:
+                never.append((row, phone))
+            else:
+                held.add(window.held_in(phone, now), opens)
+        else:
+            ready.append(row)
+    return ready, held, never
 
 
 def send_key(row: Mapping[str, Any]) -> str:
@@ -276,21 +306,11 @@ class BatchSender:
         contacts = await self.contacts_of(tenant, queue)
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         now = self.config.clock()
-        ready: list[dict[str, Any]] = []
-        held = Waiting()
-        for row in queue:
-            contact = contacts.get(row["contactId"])
-            phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
-            if phone and not window.is_open(phone, now):
-                opens = window.next_opening(phone, now)
-                if opens is None:
-                    outcomes[row["_id"]] = Outcome(
-                        R.SKIPPED, code=NO_WINDOW, error=window.never_opens(phone)
-                    )
-                else:
-                    held.add(window.held_in(phone, now), opens)
-            else:
-                ready.append(row)
+        ready, held, never = split_by_window(queue, contacts, window, now)
+        for row, phone in never:
+            outcomes[row["_id"]] = Outcome(
+                R.SKIPPED, code=NO_WINDOW, error=window.never_opens(phone)
+            )
         next_send = held.next_send
         senders = await self.senders_for(tenant, ready, contacts)
         try:
@@ -299,7 +319,7 @@ class BatchSender:
             template = None
         stopped = False
         limited: datetime | None = None
-        waiting = sum(count for count, _ in held.zones.values())
+        waiting = held.count
         footer = await opt_out_footer(tenant) if ready else ""
         recorded: set[ObjectId] = set()
 
