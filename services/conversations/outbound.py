@@ -34,7 +34,7 @@ from models.conversation import Direction, MessageStatus
 from models.recipient import DELIVERY_RANK
 from services.campaigns.templates import TemplateError, parse_template
 from services.contacts.suppressions import suppressed_among
-from services.conversations import activity, routing
+from services.conversations import activity, routing, summaries
 from services.conversations.threads import ThreadMessage
 from services.organizations import footer as footers
 from services.organizations.senders import contact_senders, list_senders
@@ -131,6 +131,8 @@ async def send_message(
             )
         if waits_until is None:
             await deliver(tenant, message_id, provider, meter)
+        else:
+            await summaries.refresh(tenant, contact_id)
         return message_id
 
     async def finished(plan: dict[str, Any]) -> bool:
@@ -185,6 +187,7 @@ async def deliver(
         fields = {"status": MessageStatus.SENT.value, "providerMessageId": sid}
     fields.update(nextSendAt=None, updatedAt=Tenant.now())
     await tenant.update_one(Message, {"_id": message_id}, {"$set": fields})
+    await summaries.refresh(tenant, row["contactId"])
 
 
 async def send_due(
@@ -233,7 +236,9 @@ async def record_status(
     if delivery is None or not ObjectId.is_valid(message_id):
         return False
     found = await Tenant.across_organizations(
-        Message, {"_id": ObjectId(message_id)}, {"organizationId": 1, "deliveryRank": 1}
+        Message,
+        {"_id": ObjectId(message_id)},
+        {"organizationId": 1, "deliveryRank": 1, "contactId": 1},
     )
     if not found:
         return False
@@ -247,6 +252,7 @@ async def record_status(
     if message_sid:
         fields["providerMessageId"] = message_sid
     await tenant.update_one(Message, {"_id": ObjectId(message_id)}, {"$set": fields})
+    await summaries.refresh(tenant, found[0]["contactId"])
     return True
 
 

@@ -1,0 +1,204 @@
+"""Per-contact conversation summaries: what the inbox lists, kept by the writers of a thread.
+
+Building a conversation from its thread costs four reads per contact (messages, recipients,
+steps, events), so an inbox page built that way grew with the page times the threads. A
+summary holds what the inbox shows (the last message, the unread count, the owner before the
+contact's own, the campaigns) and its place in the order (`n`, the contact's newest activity
+entry, and `bucket = n // SUMMARY_BUCKET`), so a page reads a bucket or two by equality and
+the page's contacts.
+
+A summary is derived, never edited: `summarize` computes it from the thread's records, and
+every writer that changes them (an inbound message, a rep's message and its delivery, a read
+mark, an assignment) calls `refresh` afterwards. Two writers may compute at once from
+different moments, and FerretDB writes the whole document back without re-checking a
+condition, so a slow writer could put an older state over a newer one. `refresh` therefore
+reads the records again after writing and writes again until what it wrote is what the
+records say: whichever write lands last, its writer then checks it against records that
+include every change made before it, and every change made after it has a writer that
+refreshes after it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from models import Activity, ConversationEvent, ConversationSummary
+from models.conversation import SUMMARY_BUCKET, Direction
+from services.conversations.threads import ThreadMessage, merge_thread, thread_records
+from services.storage.tenancy import Tenant
+
+READ = "read"
+ASSIGN = "assign"
+MAX_ROUNDS = 8
+"""Writes one refresh makes at most while the records keep changing under it; each change's
+own writer refreshes after it anyway."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A summary as computed (the stored document's fields, `_id` aside)."""
+
+    contactId: ObjectId
+    n: int
+    bucket: int
+    lastMessage: ThreadMessage
+    lastStored: ObjectId
+    unreadCount: int
+    assigned: ObjectId | None
+    campaignIds: tuple[ObjectId, ...]
+
+    def document(self) -> dict[str, Any]:
+        """The stored fields (every one, so a write never keeps a field of an older state)."""
+        return {
+            "contactId": self.contactId,
+            "n": self.n,
+            "bucket": self.bucket,
+            "lastMessage": dataclasses.asdict(self.lastMessage),
+            "lastStored": self.lastStored,
+            "unreadCount": self.unreadCount,
+            "unread": self.unreadCount > 0,
+            "assigned": self.assigned,
+            "campaignIds": list(self.campaignIds),
+        }
+
+    @classmethod
+    def of_document(cls, row: dict[str, Any]) -> Summary:
+        last = dict(row["lastMessage"])
+        last["direction"] = Direction(last["direction"])
+        last["media"] = tuple(last.get("media") or ())
+        return cls(
+            contactId=row["contactId"],
+            n=int(row["n"]),
+            bucket=int(row["bucket"]),
+            lastMessage=ThreadMessage(**last),
+            lastStored=row["lastStored"],
+            unreadCount=int(row["unreadCount"]),
+            assigned=row.get("assigned"),
+            campaignIds=tuple(row.get("campaignIds") or ()),
+        )
+
+
+def summary_id(tenant: Tenant, contact_id: ObjectId) -> str:
+    return f"{tenant.organization_id}:{contact_id}"
+
+
+def summarize(
+    contact_id: ObjectId,
+    messages: Sequence[ThreadMessage],
+    events: Sequence[dict[str, Any]],
+    entries: Sequence[int],
+) -> Summary | None:
+    """The summary of a thread (oldest first), the reps' events and the contact's activity
+    numbers; None without a stored message (campaign sends alone start no conversation)."""
+    stored = [m for m in messages if m.stored]
+    if not stored:
+        return None
+    ordered = sorted(events, key=lambda e: (e["at"], str(e["_id"])))
+    read_at = max((e["at"] for e in ordered if e["kind"] == READ), default=None)
+    unread = sum(
+        1
+        for m in stored
+        if m.direction is Direction.INBOUND and (read_at is None or m.createdAt > read_at)
+    )
+    n = max(entries, default=-1)
+    return Summary(
+        contactId=contact_id,
+        n=n,
+        bucket=n // SUMMARY_BUCKET if n >= 0 else -1,
+        lastMessage=messages[-1],
+        lastStored=stored[-1].id,
+        unreadCount=unread,
+        assigned=_assigned([e for e in ordered if e["kind"] == ASSIGN], messages),
+        campaignIds=tuple(
+            sorted({m.campaignId for m in messages if m.campaignId is not None}, key=str)
+        ),
+    )
+
+
+def _assigned(
+    assignments: Sequence[dict[str, Any]], messages: Sequence[ThreadMessage]
+) -> ObjectId | None:
+    """An explicit assignment, else the rep of the campaign the latest reply answered (the
+    contact's own owner is read with the contact, so editing it needs no refresh)."""
+    if assignments and assignments[-1].get("userId") is not None:
+        chosen: ObjectId = assignments[-1]["userId"]
+        return chosen
+    replies = [m for m in messages if m.direction is Direction.INBOUND and m.campaignId]
+    if replies:
+        campaign = replies[-1].campaignId
+        for m in messages:
+            if not m.stored and m.campaignId == campaign and m.assignedTo is not None:
+                return m.assignedTo
+    return None
+
+
+async def compute(
+    tenant: Tenant, contact_id: ObjectId, templates: dict[ObjectId, list[str]] | None = None
+) -> Summary | None:
+    """The contact's summary from its records as they are now (the contact must be the
+    organization's): its thread, events and activity entries, read at once."""
+    (stored, sends), events, entries = await asyncio.gather(
+        thread_records(tenant, contact_id),
+        tenant.raw_find(ConversationEvent, {"contactId": contact_id}).to_list(),
+        tenant.raw_find(Activity, {"contactId": contact_id}, {"n": 1}).to_list(),
+    )
+    if not stored:
+        return None
+    messages = await merge_thread(tenant, contact_id, stored, sends, templates=templates)
+    return summarize(contact_id, messages, events, [int(e["n"]) for e in entries])
+
+
+async def write(tenant: Tenant, summary: Summary) -> None:
+    """Writes every field of the summary (creating it when new)."""
+    key = summary_id(tenant, summary.contactId)
+    fields = {**summary.document(), "updatedAt": Tenant.now()}
+    try:
+        await tenant.update_one(ConversationSummary, {"_id": key}, {"$set": fields}, upsert=True)
+    except (DuplicateKeyError, OperationFailure):
+        # Two first writes raced to create it (FerretDB reports an upsert's duplicate as
+        # code 1): it exists now, so this one is a plain update.
+        await tenant.update_one(ConversationSummary, {"_id": key}, {"$set": fields})
+
+
+async def refresh(
+    tenant: Tenant, contact_id: ObjectId, *, computed: Summary | None = None
+) -> Summary | None:
+    """Brings the contact's summary to what its records say, after a change to them; returns
+    it (None: no conversation). `computed` is a summary this writer computed earlier (its
+    write is then checked like any other)."""
+    templates: dict[ObjectId, list[str]] = {}
+    state = computed if computed is not None else await compute(tenant, contact_id, templates)
+    for _ in range(MAX_ROUNDS):
+        if state is None:
+            return None
+        await write(tenant, state)
+        again = await compute(tenant, contact_id, templates)
+        if again == state:
+            return state
+        state = again
+    return state
+
+
+async def stored(tenant: Tenant, contact_id: ObjectId) -> Summary | None:
+    """The stored summary of a contact, if any."""
+    rows = await tenant.raw_find(
+        ConversationSummary, {"_id": summary_id(tenant, contact_id)}
+    ).to_list()
+    return Summary.of_document(rows[0]) if rows else None
+
+
+async def of_buckets(tenant: Tenant, buckets: Sequence[int]) -> list[Summary]:
+    """The summaries of some buckets (read at once, each by equality), newest first."""
+    found = await asyncio.gather(
+        *(tenant.raw_find(ConversationSummary, {"bucket": b}).to_list() for b in buckets if b >= 0)
+    )
+    rows = [Summary.of_document(row) for part in found for row in part]
+    return sorted(rows, key=lambda s: -s.n)
+
