@@ -29,9 +29,10 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from models import Activity, ConversationEvent, ConversationSummary
+from models import Activity, ConversationEvent, ConversationSummary, Message
 from models.conversation import SUMMARY_BUCKET, Direction
 from services.conversations.threads import ThreadMessage, merge_thread, thread_records
+from services.storage import migrations
 from services.storage.tenancy import Tenant
 
 READ = "read"
@@ -202,3 +203,30 @@ async def of_buckets(tenant: Tenant, buckets: Sequence[int]) -> list[Summary]:
     rows = [Summary.of_document(row) for part in found for row in part]
     return sorted(rows, key=lambda s: -s.n)
 
+
+MIGRATION_CONCURRENCY = 8
+
+
+async def build_missing() -> None:
+    """Summaries for the threads stored before summaries existed (until then the inbox does
+    not list them). Each is `refresh`, which is safe to repeat and to race with a live
+    writer; a repeat skips the contacts that have one (only a writer of this version, which
+    refreshes after every change, can have written it)."""
+    for organization_id in await migrations.organizations():
+        tenant = Tenant.for_organization(organization_id)
+        threads = {row["contactId"] async for row in tenant.raw_find(Message, {}, {"contactId": 1})}
+        if not threads:
+            continue
+        have = {
+            row["contactId"]
+            async for row in tenant.raw_find(ConversationSummary, {}, {"contactId": 1})
+        }
+        missing = sorted(threads - have, key=str)
+        for start in range(0, len(missing), MIGRATION_CONCURRENCY):
+            chunk = missing[start : start + MIGRATION_CONCURRENCY]
+            await asyncio.gather(*(refresh(tenant, contact_id) for contact_id in chunk))
+
+
+MIGRATION = migrations.register(
+    migrations.Migration(4, "conversation summaries for threads stored before them", build_missing)
+)
