@@ -122,6 +122,12 @@ async def last_entry(tenant: Tenant) -> int:
     return high
 
 
+def known_last(tenant: Tenant) -> int | None:
+    """The highest entry this process has seen (a hint, never trusted): what a reader may
+    read ahead from while `last_entry` checks it."""
+    return _known_last.get(str(tenant.organization_id))
+
+
 async def entries_of_page(tenant: Tenant, page: int) -> list[dict[str, Any]]:
     """A page's entries, newest first."""
     rows = await tenant.raw_find(Activity, {"page": page}).to_list()

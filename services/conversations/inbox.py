@@ -127,6 +127,15 @@ async def list_conversations(
     the summaries read; the contacts are read only for the summaries that pass, as many as
     the page still needs (a search, or an owner that falls back to the contact's, is checked
     on them)."""
+    hint = activity.known_last(tenant)
+    ahead: asyncio.Task[list[Summary]] | None = None
+    if hint is not None and hint >= 0:
+        # Read the buckets the process's last known entry points at while the end of the log
+        # is checked: when it is still the end (usually), the check costs no extra wait.
+        guess = hint if before is None else min(before - 1, hint)
+        ahead = asyncio.create_task(
+            summaries.of_buckets(tenant, _buckets(guess, guess // SUMMARY_BUCKET, first))
+        )
     last = await activity.last_entry(tenant)
     start = last if before is None else min(before - 1, last)
     items: list[Conversation] = []
@@ -135,11 +144,16 @@ async def list_conversations(
     while bucket >= 0 and len(items) <= first:
         if walked >= MAX_BUCKETS_PER_READ:
             return InboxPage(items, True, bucket * SUMMARY_BUCKET + SUMMARY_BUCKET)
-        # One bucket when its numbers up to `start` could fill the page, else two at once.
-        room = min(start, bucket * SUMMARY_BUCKET + SUMMARY_BUCKET - 1) - bucket * SUMMARY_BUCKET
-        buckets = [bucket] if room + 1 > first - len(items) else [bucket, bucket - 1]
+        buckets = _buckets(start, bucket, first - len(items))
         walked += len(buckets)
-        found = [s for s in await summaries.of_buckets(tenant, buckets) if s.n <= start]
+        if ahead is not None and buckets == _buckets(guess, guess // SUMMARY_BUCKET, first):
+            read = await ahead
+        else:
+            read = await summaries.of_buckets(tenant, buckets)
+        if ahead is not None and not ahead.done():
+            ahead.cancel()
+        ahead = None
+        found = [s for s in read if s.n <= start]
         candidates = [s for s in found if _summary_matches(s, where)]
         while candidates and len(items) <= first:
             need = first + 1 - len(items)
@@ -153,6 +167,14 @@ async def list_conversations(
                     items.append(found_one)
         bucket -= len(buckets)
     return InboxPage(items[:first], len(items) > first, None)
+
+
+def _buckets(start: int, bucket: int, wanted: int) -> list[int]:
+    """The buckets to read next: one when its numbers up to `start` could fill what the page
+    still wants, else two at once."""
+    low = bucket * SUMMARY_BUCKET
+    room = min(start, low + SUMMARY_BUCKET - 1) - low + 1
+    return [bucket] if room > wanted else [bucket, bucket - 1]
 
 
 async def count_conversations(tenant: Tenant) -> int:
