@@ -17,7 +17,7 @@ from models import Activity, ConversationEvent, ConversationSummary, Message, Mi
 from services.conversations import summaries
 from services.storage import migrations
 from services.storage.tenancy import Tenant
-from tests.support import Org, contact, gql, own, phones, send, text
+from tests.support import Org, contact, gql, own, phones, recipient, send, signed, text
 from tests.test_conversations_inbox import ASSIGN, READ, contact_id, inbox, rows
 
 NUMBER = "+14155550100"
@@ -165,3 +165,34 @@ async def test_threads_stored_before_summaries_get_theirs_at_start(
     assert rows(await inbox(org)) == []
     assert await migrations.migrate() == [4]
     assert rows(await inbox(org)) == expected == [(ALICE, "a2", 2), (BOB, "b1", 1)]
+
+
+async def test_a_campaign_send_and_its_report_reach_the_summary_of_a_conversation(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    org = Org(hooked)
+    await own(hooked, org, NUMBER)
+    talking = phones(1)[0]["phoneNumber"]
+    await text(hooked, frm=talking, to=NUMBER, body="hello?")
+    await gql(hooked, READ, {"id": await contact_id(org, talking)}, org.headers)
+    campaign_id = await send(org, 2, tmp_path, message="Spring offer")
+    query = "{ conversations { edges { node { contact { phoneNumber } unreadCount lastMessage {"
+    query += " body direction status } } } } }"
+    body = await gql(hooked, query, None, org.headers)
+    # The send is the thread's last message; it does not move the conversation, and the
+    # contact the campaign alone reached has none.
+    assert [e["node"] for e in body["data"]["conversations"]["edges"]] == [
+        {
+            "contact": {"phoneNumber": talking},
+            "unreadCount": 0,
+            "lastMessage": {"body": "Spring offer", "direction": "OUTBOUND", "status": "sent"},
+        }
+    ]
+    row = await recipient(org, campaign_id, talking)
+    path = f"/webhooks/twilio/status?recipient={row['_id']}"
+    form = {"MessageSid": row["providerMessageId"], "MessageStatus": "delivered"}
+    answer = await hooked.post(path, data=form, headers=signed(path, form))
+    assert answer.status_code == 204, answer.text
+    body = await gql(hooked, query, None, org.headers)
+    [edge] = body["data"]["conversations"]["edges"]
+    assert edge["node"]["lastMessage"]["status"] == "delivered"

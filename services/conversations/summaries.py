@@ -31,7 +31,9 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from models import Activity, ConversationEvent, ConversationSummary, Message
 from models.conversation import SUMMARY_BUCKET, Direction
+from services.conversations import activity
 from services.conversations.threads import ThreadMessage, merge_thread, thread_records
+from services.sending import observers
 from services.storage import migrations
 from services.storage.tenancy import Tenant
 
@@ -40,6 +42,8 @@ ASSIGN = "assign"
 MAX_ROUNDS = 8
 """Writes one refresh makes at most while the records keep changing under it; each change's
 own writer refreshes after it anyway."""
+REFRESH_CONCURRENCY = 8
+"""Contacts refreshed at once by a background pass (the migration, a batch's sends)."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,23 @@ async def of_buckets(tenant: Tenant, buckets: Sequence[int]) -> list[Summary]:
     return sorted(rows, key=lambda s: -s.n)
 
 
-MIGRATION_CONCURRENCY = 8
+@observers.on_threads_changed
+async def campaign_sends_changed(tenant: Tenant, contact_ids: Sequence[ObjectId]) -> None:
+    """Refreshes the summaries of those contacts that are in a conversation, after campaign
+    sends or their delivery reports were written (campaign sends alone start none).
+
+    A contact is in one when it has a stored message. That is read after the send was
+    written, so a first reply stored at the same moment is either seen here or its own
+    refresh, which reads the thread after storing the reply, sees the send. An organization
+    with no activity at all costs one look at its log."""
+    known = activity.known_last(tenant)
+    if (known is None or known < 0) and await activity.last_entry(tenant) < 0:
+        return
+    rows = await tenant.raw_find_in(Message, "contactId", contact_ids, {"contactId": 1})
+    talking = sorted({row["contactId"] for row in rows}, key=str)
+    for start in range(0, len(talking), REFRESH_CONCURRENCY):
+        chunk = talking[start : start + REFRESH_CONCURRENCY]
+        await asyncio.gather(*(refresh(tenant, contact_id) for contact_id in chunk))
 
 
 async def build_missing() -> None:
@@ -222,8 +242,8 @@ async def build_missing() -> None:
             async for row in tenant.raw_find(ConversationSummary, {}, {"contactId": 1})
         }
         missing = sorted(threads - have, key=str)
-        for start in range(0, len(missing), MIGRATION_CONCURRENCY):
-            chunk = missing[start : start + MIGRATION_CONCURRENCY]
+        for start in range(0, len(missing), REFRESH_CONCURRENCY):
+            chunk = missing[start : start + REFRESH_CONCURRENCY]
             await asyncio.gather(*(refresh(tenant, contact_id) for contact_id in chunk))
 
 

@@ -19,6 +19,7 @@ from core.errors import NotFound
 from models import DeliveryReport, Recipient, StepSend
 from models.recipient import DELIVERY_RANK, DeliveryStatus
 from services.contacts import edits as contact_edits
+from services.sending import observers
 from services.storage.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ async def record_status(
     if outcome is Outcome.APPLIED and not advanced:
         outcome = Outcome.STALE
     await _repair(tenant, rid, round)
+    if advanced:
+        await observers.threads_changed(tenant, [row["contactId"]])
     return outcome
 
 
@@ -140,6 +143,8 @@ async def _record_step_status(
             }
         },
     )
+    if matched:
+        await observers.threads_changed(tenant, [row["contactId"]])
     return Outcome.APPLIED if matched else Outcome.STALE
 
 
