@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ async def test_racing_writers_of_one_contact_leave_its_summary_as_its_records_sa
     await text(hooked, frm=ALICE, to=NUMBER, body="first")
     alice = await contact_id(org, ALICE)
     for round_ in range(2):
-        jobs = [text(hooked, frm=ALICE, to=NUMBER, body=f"in {round_}.{i}") for i in range(8)]
+        jobs: list[Coroutine[Any, Any, object]] = [
+            text(hooked, frm=ALICE, to=NUMBER, body=f"in {round_}.{i}") for i in range(8)
+        ]
         jobs += [rep_says(org, alice, f"out {round_}.{i}") for i in range(3)]
         jobs += [gql(hooked, READ, {"id": alice}, org.headers) for _ in range(2)]
         jobs += [gql(hooked, ASSIGN, {"id": alice, "user": str(org.user)}, org.headers)]
