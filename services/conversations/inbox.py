@@ -128,15 +128,13 @@ async def list_conversations(
     the page still needs (a search, or an owner that falls back to the contact's, is checked
     on them)."""
     hint = activity.known_last(tenant)
-    ahead: asyncio.Task[list[Summary]] | None = None
-    if hint is not None and hint >= 0:
-        # Read the buckets the process's last known entry points at while the end of the log
-        # is checked: when it is still the end (usually), the check costs no extra wait.
-        guess = hint if before is None else min(before - 1, hint)
-        ahead = asyncio.create_task(
-            summaries.of_buckets(tenant, _buckets(guess, guess // SUMMARY_BUCKET, first))
-        )
-    last = await activity.last_entry(tenant)
+    guess = hint if before is None or hint is None else min(before - 1, hint)
+    planned = _buckets(guess, guess // SUMMARY_BUCKET, first) if guess is not None else []
+    # Read the buckets the process's last known entry points at while the end of the log is
+    # checked: when it is still the end (usually), the check costs no extra wait.
+    last, early = await asyncio.gather(
+        activity.last_entry(tenant), summaries.of_buckets(tenant, planned)
+    )
     start = last if before is None else min(before - 1, last)
     items: list[Conversation] = []
     bucket = start // SUMMARY_BUCKET if start >= 0 else -1
@@ -146,13 +144,10 @@ async def list_conversations(
             return InboxPage(items, True, bucket * SUMMARY_BUCKET + SUMMARY_BUCKET)
         buckets = _buckets(start, bucket, first - len(items))
         walked += len(buckets)
-        if ahead is not None and buckets == _buckets(guess, guess // SUMMARY_BUCKET, first):
-            read = await ahead
+        if planned and buckets == planned:
+            read, planned = early, []
         else:
             read = await summaries.of_buckets(tenant, buckets)
-        if ahead is not None and not ahead.done():
-            ahead.cancel()
-        ahead = None
         found = [s for s in read if s.n <= start]
         candidates = [s for s in found if _summary_matches(s, where)]
         while candidates and len(items) <= first:
