@@ -7,14 +7,15 @@ simulated provider); then each contact answers once, through the signed webhook,
 and 1,000 at 50 concurrent (with 50 of the last burst's messages posted twice, as Twilio's
 retries are). The floor, at the same concurrency: the webhook's own round trips in raw PyMongo
 (the sender and contact lookups, the message, reply and activity inserts, the recipient and
-message updates), and a single insert. Checked after: every message stored once, every reply
+message updates, and the conversation summary's refresh: the thread's five reads, the write,
+the five reads again), and a single insert. Checked after: every message stored once, every reply
 attributed, and the campaign's `replied` equal to the distinct repliers.
 
-Inbox: for each size (`--sizes`, default 1,000 and 10,000 conversations), two more
-organizations are loaded with that many conversations each (a campaign send and a reply per
-contact: contacts and recipients through the app, messages and activity log in bulk), and
-`conversations(first: 20)` is timed for one of them against its floor: the equality read of the
-newest activity page and the page's 20 contacts by id.
+Inbox: another organization is loaded with `--beside` conversations (default 100,000), then an
+organization of each size (`--sizes`, default 20,000 and 100,000), each conversation a contact
+that replied once to a sent campaign, everything inserted in bulk through PyMongo (summaries
+made by the app's own `summarize`); `conversations(first: 20)` is timed for it against its
+floor: the equality read of the newest summaries' bucket and the page's 20 contacts by id.
 
 Open inboxes (`--subscribers`, default 200): the app in a uvicorn process of its own, a
 bystander organization's `contact(id)` timed idle, then while that many `messageReceived`
@@ -24,7 +25,7 @@ again; the issue asks for the loaded p95 within 1.5x of the idle one.
 Timing is reported, never failed on; the run exits 1 only if an answer was wrong.
 
     uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
-        uv run python -m bench.replies [--recipients 2200] [--sizes 1000 10000]
+        uv run python -m bench.replies [--sizes 20000 100000] [--beside 100000]
 """
 
 from __future__ import annotations
@@ -55,11 +56,13 @@ from models import (
     Activity,
     Campaign,
     Contact,
+    ConversationEvent,
     ConversationSummary,
     Message,
     Recipient,
     Reply,
     Sender,
+    StepSend,
 )
 from models.base import utcnow
 from models.conversation import ACTIVITY_PAGE, SUMMARY_BUCKET
@@ -161,7 +164,32 @@ class Floor:
         )
         self.n += 1
         await Activity.get_pymongo_collection().insert_one(
-            {"_id": f"{self.org}:{self.n}", "organizationId": self.org, "n": self.n}
+            {
+                "_id": f"{self.org}:{self.n}",
+                "organizationId": self.org,
+                "n": self.n,
+                "contactId": contact_id,
+            }
+        )
+        # The conversation's summary: the thread's records read, the summary written, the
+        # records read again to check it (`summaries.refresh`).
+        await self.thread(contact_id)
+        await ConversationSummary.get_pymongo_collection().update_one(
+            {"_id": f"{self.org}:{contact_id}", "organizationId": self.org},
+            {"$set": {"n": self.n, "bucket": self.n // SUMMARY_BUCKET, "unreadCount": 1}},
+            upsert=True,
+        )
+        await self.thread(contact_id)
+
+    async def thread(self, contact_id: ObjectId) -> None:
+        mine = {"organizationId": self.org, "contactId": contact_id}
+        theirs = {"organizationId": self.contacts_org, "contactId": contact_id}
+        await asyncio.gather(
+            Message.get_pymongo_collection().find(mine).to_list(),
+            Recipient.get_pymongo_collection().find(theirs).to_list(),
+            StepSend.get_pymongo_collection().find(theirs).to_list(),
+            ConversationEvent.get_pymongo_collection().find(mine).to_list(),
+            Activity.get_pymongo_collection().find(mine, {"n": 1}).to_list(),
         )
 
     async def insert(self) -> None:
