@@ -23,16 +23,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from models import Activity, ConversationEvent, ConversationSummary, Message
+from models import Activity, Contact, ConversationEvent, ConversationSummary, Message
 from models.conversation import SUMMARY_BUCKET, Direction
+from services.contacts.records import REF_PROJECTION, ContactRef
 from services.conversations import activity
-from services.conversations.threads import ThreadMessage, merge_thread, thread_records
+from services.conversations.threads import (
+    ThreadMessage,
+    contact_values,
+    merge_thread,
+    thread_records,
+)
 from services.sending import observers
 from services.storage import migrations
 from services.storage.tenancy import Tenant
@@ -144,20 +150,43 @@ def _assigned(
     return None
 
 
+@dataclass
+class Reads:
+    """What one refresh reads once for all its computations: the campaigns' texts and the
+    contact's template values (a contact edited meanwhile is rendered as it was; its own
+    edits never refresh a summary anyway)."""
+
+    templates: dict[ObjectId, list[str]] = field(default_factory=dict)
+    values: dict[str, str | None] | None = None
+
+
 async def compute(
-    tenant: Tenant, contact_id: ObjectId, templates: dict[ObjectId, list[str]] | None = None
+    tenant: Tenant, contact_id: ObjectId, reads: Reads | None = None
 ) -> Summary | None:
     """The contact's summary from its records as they are now (the contact must be the
-    organization's): its thread, events and activity entries, read at once."""
-    (stored, sends), events, entries = await asyncio.gather(
+    organization's): its thread, events and activity entries (and the contact, the first
+    time), read at once."""
+    reads = reads if reads is not None else Reads()
+    (stored, sends), events, entries, contacts = await asyncio.gather(
         thread_records(tenant, contact_id),
         tenant.raw_find(ConversationEvent, {"contactId": contact_id}).to_list(),
         tenant.raw_find(Activity, {"contactId": contact_id}, {"n": 1}).to_list(),
+        _contact_rows(tenant, contact_id, reads),
     )
     if not stored:
         return None
-    messages = await merge_thread(tenant, contact_id, stored, sends, templates=templates)
+    if reads.values is None:
+        reads.values = contact_values(ContactRef.from_document(contacts[0])) if contacts else {}
+    messages = await merge_thread(
+        tenant, contact_id, stored, sends, values=reads.values, templates=reads.templates
+    )
     return summarize(contact_id, messages, events, [int(e["n"]) for e in entries])
+
+
+async def _contact_rows(tenant: Tenant, contact_id: ObjectId, reads: Reads) -> list[dict[str, Any]]:
+    if reads.values is not None:
+        return []
+    return await tenant.raw_find(Contact, {"_id": contact_id}, REF_PROJECTION).to_list()
 
 
 async def write(tenant: Tenant, summary: Summary) -> None:
@@ -178,13 +207,13 @@ async def refresh(
     """Brings the contact's summary to what its records say, after a change to them; returns
     it (None: no conversation). `computed` is a summary this writer computed earlier (its
     write is then checked like any other)."""
-    templates: dict[ObjectId, list[str]] = {}
-    state = computed if computed is not None else await compute(tenant, contact_id, templates)
+    reads = Reads()
+    state = computed if computed is not None else await compute(tenant, contact_id, reads)
     for _ in range(MAX_ROUNDS):
         if state is None:
             return None
         await write(tenant, state)
-        again = await compute(tenant, contact_id, templates)
+        again = await compute(tenant, contact_id, reads)
         if again == state:
             return state
         state = again
