@@ -199,3 +199,22 @@ async def test_a_campaign_send_and_its_report_reach_the_summary_of_a_conversatio
     body = await gql(hooked, query, None, org.headers)
     [edge] = body["data"]["conversations"]["edges"]
     assert edge["node"]["lastMessage"]["status"] == "delivered"
+
+
+async def test_a_page_reads_past_buckets_a_chatty_conversation_left_empty(
+    hooked: httpx.AsyncClient,
+) -> None:
+    org = Org(hooked)
+    await own(hooked, org, NUMBER)
+    people = [p["phoneNumber"] for p in phones(30, 500)]
+    for phone in people:
+        await text(hooked, frm=phone, to=NUMBER, body="hi")
+    for start in range(0, 160, 20):  # numbers 30 to 189: buckets 1 and 2 end up empty
+        await asyncio.gather(
+            *(text(hooked, frm=ALICE, to=NUMBER, body=f"{i}") for i in range(start, start + 20))
+        )
+    first = await inbox(org, first=20)
+    assert [r[0] for r in rows(first)] == [ALICE, *reversed(people[-19:])]
+    rest = await inbox(org, first=20, after=first["pageInfo"]["endCursor"])
+    assert [r[0] for r in rows(rest)] == list(reversed(people[:11]))
+    assert rest["pageInfo"]["hasNextPage"] is False

@@ -28,6 +28,7 @@ from services.inputs import ConversationFilter
 from services.storage.pages import Cursors, LazyCursors, Page, page_size
 from services.storage.tenancy import Tenant
 
+MAX_BUCKETS_AT_ONCE = 8
 MAX_BUCKETS_PER_READ = 40
 """Summary buckets one inbox read walks at most (2,000 activity numbers) before answering
 with a cursor to continue: a filter that matches little never turns one request into a scan."""
@@ -139,10 +140,18 @@ async def list_conversations(
     items: list[Conversation] = []
     bucket = start // SUMMARY_BUCKET if start >= 0 else -1
     walked = 0
+    width = 0
     while bucket >= 0 and len(items) <= first:
         if walked >= MAX_BUCKETS_PER_READ:
             return InboxPage(items, True, bucket * SUMMARY_BUCKET + SUMMARY_BUCKET)
-        buckets = _buckets(start, bucket, first - len(items))
+        if width:
+            # The buckets read so far did not fill the page (conversations that moved up
+            # leave older buckets thin): read twice as many at once each time, up to 8.
+            width = min(width * 2, MAX_BUCKETS_AT_ONCE, MAX_BUCKETS_PER_READ - walked)
+            buckets = [b for b in range(bucket, bucket - width, -1) if b >= 0]
+        else:
+            buckets = _buckets(start, bucket, first - len(items))
+            width = len(buckets)
         walked += len(buckets)
         if planned and buckets == planned:
             read, planned = early, []
