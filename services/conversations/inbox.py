@@ -131,11 +131,20 @@ async def list_conversations(
     hint = activity.known_last(tenant)
     guess = hint if before is None or hint is None else min(before - 1, hint)
     planned = _buckets(guess, guess // SUMMARY_BUCKET, first) if guess is not None else []
-    # Read the buckets the process's last known entry points at while the end of the log is
-    # checked: when it is still the end (usually), the check costs no extra wait.
-    last, early = await asyncio.gather(
-        activity.last_entry(tenant), summaries.of_buckets(tenant, planned)
-    )
+    unfiltered = where == InboxFilter()
+
+    async def read_ahead() -> tuple[list[Summary], dict[ObjectId, Contact | None]]:
+        read = await summaries.of_buckets(tenant, planned)
+        if not unfiltered or guess is None:
+            return read, {}
+        ids = [s.contactId for s in read if s.n <= guess][: first + 1]
+        found = await asyncio.gather(*(tenant.get(Contact, i) for i in ids))
+        return read, dict(zip(ids, found, strict=True))
+
+    # Read the buckets the process's last known entry points at, and an unfiltered page's
+    # contacts, while the end of the log is checked: when it is still the end (usually), the
+    # page costs the floor's two waits (a bucket, then the contacts).
+    last, (early, prefetched) = await asyncio.gather(activity.last_entry(tenant), read_ahead())
     start = last if before is None else min(before - 1, last)
     items: list[Conversation] = []
     bucket = start // SUMMARY_BUCKET if start >= 0 else -1
@@ -162,7 +171,7 @@ async def list_conversations(
         while candidates and len(items) <= first:
             need = first + 1 - len(items)
             chunk, candidates = candidates[:need], candidates[need:]
-            contacts = await asyncio.gather(*(tenant.get(Contact, s.contactId) for s in chunk))
+            contacts = await asyncio.gather(*(_contact_of(tenant, s, prefetched) for s in chunk))
             for summary, contact in zip(chunk, contacts, strict=True):
                 if contact is None:
                     continue  # deleted since
@@ -171,6 +180,14 @@ async def list_conversations(
                     items.append(found_one)
         bucket -= len(buckets)
     return InboxPage(items[:first], len(items) > first, None)
+
+
+async def _contact_of(
+    tenant: Tenant, summary: Summary, prefetched: dict[ObjectId, Contact | None]
+) -> Contact | None:
+    if summary.contactId in prefetched:
+        return prefetched[summary.contactId]
+    return await tenant.get(Contact, summary.contactId)
 
 
 def _buckets(start: int, bucket: int, wanted: int) -> list[int]:
