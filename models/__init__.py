@@ -3,7 +3,7 @@
 from beanie import Document
 
 from models.campaign import Campaign, CampaignPage
-from models.compliance import FirstMessage, Suppression
+from models.compliance import FirstMessage, Suppression, SuppressionPage
 from models.contact import Contact, ContactPage
 from models.conversation import (
     Activity,
@@ -50,6 +50,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     MessageSend,
     StepSend,
     Suppression,
+    SuppressionPage,
     FirstMessage,
     FollowUpHandover,
     ContactSend,
@@ -86,6 +87,7 @@ __all__ = [
     "Sender",
     "StepSend",
     "Suppression",
+    "SuppressionPage",
     "Tally",
     "User",
 ]

@@ -116,6 +116,9 @@ class Message(TenantDocument):
     nextSendAt: datetime | None = None
     """When an outbound message waiting for quiet hours goes out."""
     deliveryRank: int = 0
+    firstMessage: bool = False
+    """An outbound message holding the contact's first-message marker (it carries the opt-out
+    footer, `services.organizations.footer`): given back if the provider refuses it."""
 
     class Settings:
         name = "messages"

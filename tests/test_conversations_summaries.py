@@ -162,11 +162,11 @@ async def test_threads_stored_before_summaries_get_theirs_at_start(
     for phone, said in ((ALICE, "a1"), (BOB, "b1"), (ALICE, "a2")):
         await text(hooked, frm=phone, to=NUMBER, body=said)
     expected = rows(await inbox(org))
-    # The previous layout: the same records, no summaries, migration 4 not applied.
+    # The previous layout: the same records, no summaries, migration 5 not applied.
     await ConversationSummary.get_pymongo_collection().delete_many({"organizationId": org.id})
-    await MigrationRecord.get_pymongo_collection().delete_many({"version": 4})
+    await MigrationRecord.get_pymongo_collection().delete_many({"version": 5})
     assert rows(await inbox(org)) == []
-    assert await migrations.migrate() == [4]
+    assert await migrations.migrate() == [5]
     assert rows(await inbox(org)) == expected == [(ALICE, "a2", 2), (BOB, "b1", 1)]
 
 

@@ -99,10 +99,12 @@ async def send_message(
         message_id = ObjectId(plan["messageId"])
         waits_until = await _held_until(tenant, contact, defaults, moment)
         body = text
-        if not resumed:
-            footer = await opt_out_footer(tenant)
-            if footer and await footers.claim_one(tenant, contact_id):
-                body = footers.with_footer(text, footers.footer_for(text, footer))
+        footer = await opt_out_footer(tenant)
+        first = bool(footer) and await footers.claim_one(
+            tenant, contact_id, str(message_id), resumed=resumed
+        )
+        if first:
+            body = footers.with_footer(text, footers.footer_for(text, footer))
         draft = Message(
             id=message_id,
             organizationId=tenant.organization_id,
@@ -115,6 +117,7 @@ async def send_message(
             status=MessageStatus.WAITING if waits_until else MessageStatus.SENDING,
             sentBy=tenant.principal.user_id,
             nextSendAt=waits_until,
+            firstMessage=first,
         )
         try:
             await tenant.insert(draft)
@@ -183,6 +186,9 @@ async def deliver(
     except SendError as exc:
         status = MessageStatus.UNKNOWN if exc.unknown else MessageStatus.FAILED
         fields = {"status": status.value, "errorCode": exc.code}
+        if not exc.unknown and row.get("firstMessage"):
+            # refused: it did not go, so the contact's next message carries the footer
+            await footers.give_back(tenant, {row["contactId"]: str(message_id)})
     else:
         fields = {"status": MessageStatus.SENT.value, "providerMessageId": sid}
     fields.update(nextSendAt=None, updatedAt=Tenant.now())

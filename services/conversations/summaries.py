@@ -277,5 +277,5 @@ async def build_missing() -> None:
 
 
 MIGRATION = migrations.register(
-    migrations.Migration(4, "conversation summaries for threads stored before them", build_missing)
+    migrations.Migration(5, "conversation summaries for threads stored before them", build_missing)
 )

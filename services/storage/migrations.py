@@ -25,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from models import Campaign, Contact, MigrationRecord
+from models import Campaign, Contact, MigrationRecord, Suppression
 from models.base import utcnow
+from models.compliance import prefix_key
 from services.storage import positions, tallies
 from services.storage.tenancy import Tenant
 
@@ -106,14 +107,43 @@ async def count_existing_data() -> None:
     `services.storage.tallies`); a repeat recounts and changes nothing."""
     for organization_id in await organizations():
         tenant = Tenant.for_organization(organization_id)
-        for kind in tallies.COUNTED:
+        for kind in (tallies.CONTACTS, tallies.CAMPAIGNS):
             await tallies.recount(tenant, kind)
+
+
+async def give_suppressions_list_pages() -> None:
+    """Numbers suppressed before the list had pages get pages and prefix keys (until then the
+    list and prefix searches do not show them), each organization's in number order, and
+    the list's running total is counted. The numbers still without a page are read once per
+    organization; a repeat finds only those still without one."""
+    collection = Suppression.get_pymongo_collection()
+    per_page = positions.SUPPRESSIONS_PER_PAGE
+    for organization_id in sorted(await collection.distinct("organizationId")):
+        tenant = Tenant.for_organization(organization_id)
+        fields = {"_id": 1, "phoneNumber": 1}
+        rows = [row async for row in tenant.raw_find(Suppression, {"page": None}, fields)]
+        rows.sort(key=lambda row: str(row["phoneNumber"]))
+        for start in range(0, len(rows), PAGE_BACKFILL_BATCH):
+            batch = rows[start : start + PAGE_BACKFILL_BATCH]
+            pages = await positions.SUPPRESSIONS.claim_pages(tenant, len(batch))
+            await tenant.update_each(
+                Suppression,
+                [
+                    (
+                        row["_id"],
+                        {"page": pages[i // per_page], "prefixKey": prefix_key(row["phoneNumber"])},
+                    )
+                    for i, row in enumerate(batch)
+                ],
+            )
+        await tallies.recount(tenant, tallies.SUPPRESSIONS)
 
 
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "list pages for contacts stored before them", give_contacts_list_pages),
     Migration(2, "running totals of contacts and campaigns", count_existing_data),
     Migration(3, "list pages for campaigns stored before them", give_campaigns_list_pages),
+    Migration(4, "list pages and prefix keys for suppressed numbers", give_suppressions_list_pages),
 )
 _registered: list[Migration] = []
 
