@@ -148,17 +148,40 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(3, "list pages for campaigns stored before them", give_campaigns_list_pages),
     Migration(4, "list pages and prefix keys for suppressed numbers", give_suppressions_list_pages),
 )
+_registered: list[Migration] = []
+
+
+def register(migration: Migration) -> Migration:
+    """Adds a migration of a domain above storage, which this module may not import (the
+    conversations domain's, registered when its module is imported, as `main` and `worker`
+    do before they migrate)."""
+    if migration not in _registered:
+        _registered.append(migration)
+    return migration
+
+
+def all_migrations() -> list[Migration]:
+    """Every migration, in version order; two with one version are refused, since the first
+    one's done record would mark the other done without running it."""
+    found = sorted([*MIGRATIONS, *_registered], key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a version: {versions}")
+    return found
 
 
 async def migrate(
-    migrations: Sequence[Migration] = MIGRATIONS,
+    migrations: Sequence[Migration] | None = None,
     *,
     clock: Callable[[], datetime] = utcnow,
     lease: timedelta = LEASE,
     poll_seconds: float = POLL_SECONDS,
 ) -> list[int]:
     """Applies, in version order, every migration not yet recorded as done; returns the
-    versions this call ran. Waits while another process runs one."""
+    versions this call ran (by default every one, `all_migrations`). Waits while another
+    process runs one."""
+    if migrations is None:
+        migrations = all_migrations()
     holder = f"{socket.gethostname()}:{os.getpid()}:{id(asyncio.get_running_loop()):x}"
     ran: list[int] = []
     for migration in sorted(migrations, key=lambda m: m.version):
