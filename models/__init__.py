@@ -3,12 +3,13 @@
 from beanie import Document
 
 from models.campaign import Campaign, CampaignPage
-from models.compliance import FirstMessage, Suppression
+from models.compliance import FirstMessage, Suppression, SuppressionPage
 from models.contact import Contact, ContactPage
 from models.conversation import (
     Activity,
     ContactSender,
     ConversationEvent,
+    ConversationSummary,
     Message,
     MessageSend,
     Reply,
@@ -45,9 +46,11 @@ DOCUMENT_MODELS: list[type[Document]] = [
     Reply,
     Activity,
     ConversationEvent,
+    ConversationSummary,
     MessageSend,
     StepSend,
     Suppression,
+    SuppressionPage,
     FirstMessage,
     FollowUpHandover,
     ContactSend,
@@ -68,6 +71,7 @@ __all__ = [
     "ContactSend",
     "ContactSender",
     "ConversationEvent",
+    "ConversationSummary",
     "DeliveryReport",
     "FirstMessage",
     "FollowUpHandover",
@@ -83,6 +87,7 @@ __all__ = [
     "Sender",
     "StepSend",
     "Suppression",
+    "SuppressionPage",
     "Tally",
     "User",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import pymongo
 from beanie import PydanticObjectId
@@ -117,6 +118,9 @@ class Message(TenantDocument):
     nextSendAt: datetime | None = None
     """When an outbound message waiting for quiet hours goes out."""
     deliveryRank: int = 0
+    firstMessage: bool = False
+    """An outbound message holding the contact's first-message marker (it carries the opt-out
+    footer, `services.organizations.footer`): given back if the provider refuses it."""
 
     class Settings:
         name = "messages"
@@ -205,6 +209,51 @@ class Activity(TenantDocument):
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("page", pymongo.ASCENDING)],
                 name="org_page",
+            ),
+            # A contact's entries: its summary's position is the newest of them.
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
+                name="org_contact",
+            ),
+        ]
+
+
+SUMMARY_BUCKET = 50
+"""Activity numbers per summary bucket: an inbox page reads whole buckets by equality."""
+
+
+class ConversationSummary(TenantDocument):
+    """A contact's conversation as the inbox lists it, kept by every writer of its sources.
+
+    `_id` is `"<organizationId>:<contactId>"`. `n` is the contact's newest activity entry and
+    `bucket = n // SUMMARY_BUCKET`, so an inbox page reads `{organizationId, bucket}` by
+    equality from the newest bucket down: as activity arrives a summary moves up to a newer
+    bucket. It is derived from the thread's records (messages, recipients, steps, the reps'
+    events, the activity log) and never the other way round
+    (`services.conversations.summaries`).
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    contactId: PydanticObjectId
+    n: int
+    bucket: int
+    """-1 while the contact has no activity entry (not listed; read by its contact alone)."""
+    lastMessage: dict[str, Any]
+    lastStored: PydanticObjectId
+    unreadCount: int
+    unread: bool
+    assigned: PydanticObjectId | None = None
+    """The rep it was assigned to, else the rep of the campaign the latest reply answered;
+    when None the owner is the contact's own `assignedTo`, read with the contact."""
+    campaignIds: list[PydanticObjectId] = []
+
+    class Settings:
+        name = "conversation_summaries"
+        shard_key = ("organizationId", "_id")
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("bucket", pymongo.ASCENDING)],
+                name="org_bucket",
             ),
         ]
 

@@ -11,7 +11,8 @@ from models.base import TenantDocument
 
 class DeliveryReport(TenantDocument):
     """One status callback; `_id` is `"<recipientId>:<status>"`, or
-    `"<recipientId>:r<round>:<status>"` about the message a `retryFailed` round resent.
+    `"<recipientId>:r<round>:<status>"` about the message a `retryFailed` round resent, or
+    `"<recipientId>:<step>:<status>"` about a follow-up step.
 
     Inserting it is how a report is recorded, so a repeated callback is a duplicate key (no
     effect), and the recipient's delivery state can always be recomputed from the reports: on
@@ -28,6 +29,9 @@ class DeliveryReport(TenantDocument):
     campaignId: PydanticObjectId | None = None
     round: int = 0
     """The retry round of the message it is about (0: the first send)."""
+    step: int = 0
+    """The follow-up step it is about (0: the first message). A step's failures are counted
+    from its `StepSend`, so the campaign's failure report reads only step 0 here."""
 
     class Settings:
         name = "delivery_reports"

@@ -25,8 +25,11 @@ AUTH: list[type[BasePermission]] = [IsAuthenticated]
 @strawberry.type
 class SuppressionQueries:
     @strawberry.field(
-        description="The organization's suppression list in number order; `search` is the "
-        "start of the number (its digits, `+` optional). At most 100 per page.",
+        description="The organization's suppression list in the order numbers were added "
+        "(each import's in number order); `search` is the start of the number (its digits, `+` "
+        "optional), and from 7 digits on its matches come in number order. At most 100 per "
+        "page; a short search that matches few numbers may answer a short page with "
+        "`hasNextPage` (continue from `endCursor`).",
         permission_classes=AUTH,
     )
     async def suppressed_numbers(

@@ -368,7 +368,7 @@ async def test_carrier_reports_reach_steps_and_an_undelivered_step_ends_the_cade
     await dispatcher.tick()
     assert steps_sent(ledger) == {0: 3, 1: 3}
     rows = await org.tenant().raw_find(StepSend, {"campaignId": ObjectId(campaign_id)}).to_list()
-    first, second = sorted(rows, key=lambda row: row["_id"])[:2]
+    first, second, third = sorted(rows, key=lambda row: row["_id"])
 
     async def report(row: dict[str, Any], status: str, sid: str | None = None) -> None:
         path = f"/webhooks/twilio/status?recipient={row['_id']}"
@@ -384,13 +384,26 @@ async def test_carrier_reports_reach_steps_and_an_undelivered_step_ends_the_cade
     await report(first, "sent")  # late: never back
     await report(second, "delivered")
     await report(second, "failed", sid="SM" + "f" * 32)  # about another message: ignored
+    # All at once, in any order: the highest wins however the updates race.
+    await asyncio.gather(
+        *(report(third, s) for s in ["queued", "sent", "delivered", "sent", "queued", "sending"])
+    )
     states = {
         row["_id"]: row.get("deliveryStatus")
         for row in await org.tenant()
-        .raw_find(StepSend, {"_id": {"$in": [first["_id"], second["_id"]]}})
+        .raw_find(StepSend, {"_id": {"$in": [first["_id"], second["_id"], third["_id"]]}})
         .to_list()
     }
-    assert states == {first["_id"]: "undelivered", second["_id"]: "delivered"}
+    assert states == {
+        first["_id"]: "undelivered",
+        second["_id"]: "delivered",
+        third["_id"]: "delivered",
+    }
+    # A step's carrier failure is counted once, as the step's.
+    answer = await hooked.get(f"/api/campaigns/{campaign_id}/failures", headers=org.headers)
+    assert [(f["stage"], f["step"], f["count"]) for f in answer.json()["data"]] == [
+        ("delivery", 1, 1)
+    ]
 
     clock.advance(timedelta(minutes=31))
     await dispatcher.tick()

@@ -24,7 +24,8 @@ else:
 
 
 class SuppressionListEnvelope(Envelope[list[SuppressedNumberOut]]):
-    """A page of the suppression list in number order."""
+    """A page of the suppression list, in the order numbers were added (a search of 7 digits
+    or more: in number order)."""
 
     pagination: CursorPagination
 
@@ -39,7 +40,7 @@ class UnsuppressEnvelope(Envelope[UnsuppressResultOut]):
 
 @router.get(
     "",
-    summary="List suppressed numbers, in number order",
+    summary="List suppressed numbers, in the order added (a long search: in number order)",
     response_model=SuppressionListEnvelope,
     responses=error_responses(),
 )

@@ -2,19 +2,24 @@
 
 One document per organization and E.164 number, its `_id` `"<organizationId>:<phone>"`: an
 import is a bulk unordered insert whose duplicates are simply numbers already on the list (no
-read before the write, no two writers), a send checks its recipients by `_id` point lookups,
-and the list pages by `_id` within the organization. Numbers are normalised as contacts' phones
-are, so `(415) 555-0101` suppresses the contact `+14155550101`; a number that cannot be a phone
-is reported per entry (`failedDetails`) and the others are still imported.
+read before the write, no two writers), and a send checks its recipients by `_id` point
+lookups. The list is read by equality only (FerretDB pushes nothing else down): each number
+carries the list page its import claimed and a prefix key, so a page of the list or of a
+search costs the same whatever the list's size (`suppressed_page`). Numbers are normalised as
+contacts' phones are, so `(415) 555-0101` suppresses the contact `+14155550101`; a number that
+cannot be a phone is reported per entry (`failedDetails`) and the others are still imported.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
@@ -22,10 +27,17 @@ from pymongo.errors import BulkWriteError
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, PayloadTooLarge
 from models.campaign import FailedDetail
-from models.compliance import Suppression, suppression_id
+from models.compliance import (
+    PREFIX_KEY_LENGTH,
+    Suppression,
+    SuppressionPage,
+    prefix_key,
+    suppression_id,
+)
 from services.contacts.records import PhoneError, normalize_phone
 from services.inputs import SuppressNumbersInput, UnsuppressNumbersInput
-from services.storage.pages import Cursors, Page, page_size
+from services.storage import positions, tallies
+from services.storage.pages import Cursors, LazyCursors, Page, page_size
 from services.storage.tenancy import Tenant
 
 DUPLICATE_KEY = 11000
@@ -36,7 +48,18 @@ INSERT_CHUNK = 10_000
 """Documents per insert command: a 100,000-number import is ten commands."""
 MAX_FAILED_DETAILS = 1000
 PHONE_HEADERS = ("phonenumber", "phone", "mobile", "mobilenumber", "cell", "cellphone", "tel")
-CURSOR_SCOPE = "suppressions:_id:asc"
+LIST_SCOPE = "suppressions:page"
+NUMBER_SCOPE = "suppressions:number"
+BUCKET_SEARCH_FROM = 8
+"""Prefix length (`+` and 7 digits) from which a search reads prefix-key buckets: at most
+111 equality reads (100 for North American numbers; `_bucket_keys`). A shorter prefix scans
+the list's pages."""
+MAX_PAGES_READ = 50
+"""List pages one request reads at most (5,000 numbers): a short prefix few numbers match stops
+there, with a cursor that resumes after them."""
+MAX_WAVE = 8
+"""Reads one request runs at once."""
+FIELDS = {"phoneNumber": 1, "reason": 1, "createdAt": 1}
 
 
 @dataclass
@@ -130,7 +153,11 @@ def _entries(phone_numbers: Sequence[str], csv_text: str | None) -> list[tuple[s
 async def suppress_numbers(
     tenant: Tenant, data: SuppressNumbersInput, settings: Settings
 ) -> SuppressResult:
-    """Adds the numbers to the list in bulk; one already there is counted, not an error."""
+    """Adds the numbers to the list in bulk; one already there is counted, not an error.
+
+    Each import's numbers take list pages claimed for them before the insert, in number
+    order, with their prefix keys; a page that receives nothing (its numbers were all on the
+    list already) is marked so that readers jump it (`_mark_empty_runs`)."""
     reason = (data.reason or "").strip() or None
     errors: list[FieldError] = []
     if reason is not None and len(reason) > MAX_REASON:
@@ -144,7 +171,12 @@ async def suppress_numbers(
     entries = _entries(data.phoneNumbers, data.csv)
     result = SuppressResult()
     failed: list[FailedDetail] = []
-    phones = _normalised(entries, settings.default_phone_region, failed)
+    phones = sorted(_normalised(entries, settings.default_phone_region, failed))
+    pages, claimed = (
+        await positions.SUPPRESSIONS.pages_for(tenant, len(phones)) if phones else ([], False)
+    )
+    per_page = positions.SUPPRESSIONS_PER_PAGE
+    landed: Counter[int] = Counter()
     for start in range(0, len(phones), INSERT_CHUNK):
         chunk = phones[start : start + INSERT_CHUNK]
         documents = [
@@ -152,22 +184,55 @@ async def suppress_numbers(
                 "_id": suppression_id(tenant.organization_id, phone),
                 "phoneNumber": phone,
                 "reason": reason,
+                "page": pages[(start + i) // per_page] if claimed else pages[0],
+                "prefixKey": prefix_key(phone),
             }
-            for phone in chunk
+            for i, phone in enumerate(chunk)
         ]
+        refused: set[int] = set()
         try:
             await tenant.raw_insert_many(Suppression, documents, ordered=False)
         except BulkWriteError as exc:
             errors_found = exc.details.get("writeErrors", [])
             if any(e.get("code") != DUPLICATE_KEY for e in errors_found):
                 raise
-            result.alreadySuppressed += len(errors_found)
-            result.added += len(chunk) - len(errors_found)
-        else:
-            result.added += len(chunk)
+            refused = {int(e["index"]) for e in errors_found}
+        result.alreadySuppressed += len(refused)
+        result.added += len(chunk) - len(refused)
+        landed.update(
+            pages[(start + i) // per_page] if claimed else pages[0]
+            for i in range(len(chunk))
+            if i not in refused
+        )
+    await tallies.add(tenant, tallies.SUPPRESSIONS, result.added)
+    if claimed:
+        await _mark_empty_runs(tenant, pages, landed)
     result.failedDetails = failed[:MAX_FAILED_DETAILS]
     result.failedTotal = len(failed)
     return result
+
+
+async def _mark_empty_runs(tenant: Tenant, pages: Sequence[int], landed: Counter[int]) -> None:
+    """Writes `skipTo` on the first claim of each run of at least two consecutive pages this
+    import claimed and filled with nothing (a list imported again claims pages for numbers
+    it already holds). Only this import writes its claims and their pages (small imports
+    join only `shared` pages), so a page marked empty stays empty. Its last page is left
+    unmarked all the same: it ends the run cheaply."""
+    runs: list[list[int]] = []
+    for page in pages[:-1]:
+        if landed[page]:
+            continue
+        if runs and runs[-1][-1] == page - 1:
+            runs[-1].append(page)
+        else:
+            runs.append([page])
+    for run in runs:
+        if len(run) > 1:
+            await tenant.update_one(
+                SuppressionPage,
+                {"_id": positions.SUPPRESSIONS.claim_id(tenant, run[0])},
+                {"$set": {"skipTo": run[-1] + 1}},
+            )
 
 
 async def unsuppress_numbers(
@@ -182,6 +247,7 @@ async def unsuppress_numbers(
     phones = _normalised(entries, settings.default_phone_region, failed)
     ids = [suppression_id(tenant.organization_id, phone) for phone in phones]
     removed = await tenant.delete_in(Suppression, "_id", ids) if ids else 0
+    await tallies.add(tenant, tallies.SUPPRESSIONS, -removed)
     return UnsuppressResult(
         removed=removed,
         notSuppressed=len(ids) - removed,
@@ -198,7 +264,7 @@ async def suppressed_among(tenant: Tenant, phones: Iterable[str]) -> set[str]:
         return set()
     if not await tenant.raw_find(Suppression, {}, {"_id": 1}).limit(1).to_list():
         return set()  # most organizations list nothing: one read instead of one per phone
-    if len(wanted) > 100 and await tenant.count(Suppression) <= len(wanted):
+    if len(wanted) > 100 and await tallies.total(tenant, tallies.SUPPRESSIONS) <= len(wanted):
         listed = {
             row["phoneNumber"] async for row in tenant.raw_find(Suppression, {}, {"phoneNumber": 1})
         }
@@ -226,6 +292,51 @@ def _whole_number(search: str | None) -> str | None:
     return number if number == prefix else None
 
 
+def _bucket_keys(prefix: str) -> list[str]:
+    """The prefix keys that can hold a number starting with `prefix`, in number order: the
+    prefix's own key when it is at least a key long; else every extension of it up to a
+    key's length (shorter ones are whole numbers shorter than a key, stored under
+    themselves). A key sorts before its extensions and after its smaller siblings' numbers,
+    so reading the keys in this order reads the numbers in order."""
+    if len(prefix) >= PREFIX_KEY_LENGTH:
+        return [prefix[:PREFIX_KEY_LENGTH]]
+    keys: list[str] = []
+    # North American numbers are all `+1` and 10 digits: only keys of full length hold any.
+    shortest = PREFIX_KEY_LENGTH if prefix.startswith("+1") else 0
+
+    def walk(key: str) -> None:
+        if len(key) >= shortest:
+            keys.append(key)
+        if len(key) < PREFIX_KEY_LENGTH:
+            for digit in "0123456789":
+                walk(key + digit)
+
+    walk(prefix)
+    return keys
+
+
+def _invalid_cursor() -> InvalidInput:
+    message = "This cursor is invalid, or belongs to another ordering"
+    return InvalidInput(message, [FieldError(("after",), "INVALID_CURSOR", message)])
+
+
+def _owner(tenant: Tenant) -> ObjectId:
+    return ObjectId(str(tenant.organization_id))
+
+
+def _cursor_value(cursors: Cursors, tenant: Tenant, after: str) -> str:
+    """The position a cursor names; another organization's cursor is refused like a damaged
+    one (it must not page someone else's list)."""
+    value, owner = cursors.decode(after)
+    if owner != _owner(tenant) or not isinstance(value, str):
+        raise _invalid_cursor()
+    return value
+
+
+def _item(row: Mapping[str, Any]) -> SuppressedNumber:
+    return SuppressedNumber(row["phoneNumber"], row.get("reason"), row["createdAt"])
+
+
 async def suppressed_page(
     tenant: Tenant,
     settings: Settings,
@@ -234,52 +345,162 @@ async def suppressed_page(
     after: str | None,
     search: str | None,
     size_at: tuple[str | int, ...] = ("first",),
+    max_pages: int = MAX_PAGES_READ,
 ) -> Page[SuppressedNumber]:
-    """A page of the list in number order; `search` is a prefix of the number. Read as a
-    range of `_id` inside the organization, so the index serves the filter and the order."""
+    """A page of the list; `search` is a prefix of the number (docs/sending.md, suppression list).
+
+    Every read is an equality that both servers answer from an index, so a page costs the
+    same at 1,000 numbers as at 100,000: a whole number is one read by key; a prefix of at
+    least `BUCKET_SEARCH_FROM` characters reads its prefix keys' buckets in number order;
+    the list, and a shorter prefix, read the list's numbered pages in order (a short prefix
+    filters each page and stops after `max_pages` pages with a cursor)."""
     size = page_size(first, size_at)
-    cursors = Cursors(settings, CURSOR_SCOPE)
-    org = str(tenant.organization_id)
-    prefix = f"{org}:{_search_prefix(search)}"
-    lower: dict[str, str] = {"$gte": prefix}
-    if after:
-        phone, owner = cursors.decode(after)
-        if owner != tenant.organization_id or not isinstance(phone, str):
-            message = "This cursor is invalid, or belongs to another ordering"
-            raise InvalidInput(message, [FieldError(("after",), "INVALID_CURSOR", message)])
-        lower = {"$gt": max(prefix, f"{org}:{phone}")}
-    query: dict[str, object] = {"_id": {**lower, "$lt": prefix + "\uffff"}}
+    prefix = _search_prefix(search)
     whole = _whole_number(search)
-    if whole is not None:
-        # Is this number on the list? One read by primary key on every server (a range is not
-        # pushed down on FerretDB: a prefix search reads the organization's list).
-        query = {"_id": suppression_id(org, whole)} if not after else {"_id": None}
-    rows = (
-        await tenant.raw_find(Suppression, query, {"phoneNumber": 1, "reason": 1, "createdAt": 1})
-        .sort([("_id", 1)])
-        .limit(size + 1)
-        .to_list()
-    )
-    items = [
-        SuppressedNumber(row["phoneNumber"], row.get("reason"), row["createdAt"])
-        for row in rows[:size]
+    if whole is not None or len(prefix) >= BUCKET_SEARCH_FROM:
+        cursors = Cursors(settings, NUMBER_SCOPE)
+        after_phone = _cursor_value(cursors, tenant, after) if after else ""
+        if whole is not None:
+            rows = (
+                []
+                if after
+                else await tenant.raw_find(
+                    Suppression, {"_id": suppression_id(tenant.organization_id, whole)}, FIELDS
+                ).to_list()
+            )
+        else:
+            rows = await _bucket_rows(tenant, prefix, after_phone, size + 1)
+        items = [_item(row) for row in rows[:size]]
+        return Page(
+            items=items,
+            cursors=LazyCursors(cursors, items, lambda item: (item.phoneNumber, _owner(tenant))),
+            has_next=len(rows) > size,
+        )
+    cursors = Cursors(settings, LIST_SCOPE)
+    return await _list_page(tenant, cursors, size, after, prefix, max_pages)
+
+
+async def _bucket_rows(
+    tenant: Tenant, prefix: str, after_phone: str, wanted: int
+) -> list[dict[str, Any]]:
+    """Up to `wanted` numbers starting with `prefix` after `after_phone`, in number order:
+    the buckets one equality each, a few at a time (1, 2, 4, then 8 at once), until enough."""
+    keys = [
+        key
+        for key in _bucket_keys(prefix)
+        if key > after_phone[: len(key)]
+        or (len(key) == PREFIX_KEY_LENGTH and key == after_phone[:PREFIX_KEY_LENGTH])
     ]
-    owner_id = ObjectId(str(tenant.organization_id))
+    found: list[dict[str, Any]] = []
+    wave, start = 1, 0
+    while start < len(keys) and len(found) < wanted:
+        batch = keys[start : start + wave]
+        start += len(batch)
+        read = await asyncio.gather(
+            *(tenant.raw_find(Suppression, {"prefixKey": key}, FIELDS).to_list() for key in batch)
+        )
+        for rows in read:
+            found += sorted(
+                (
+                    row
+                    for row in rows
+                    if row["phoneNumber"].startswith(prefix) and row["phoneNumber"] > after_phone
+                ),
+                key=lambda row: str(row["phoneNumber"]),
+            )
+        wave = min(wave * 2, MAX_WAVE)
+    return found[:wanted]
+
+
+async def _list_page(
+    tenant: Tenant, cursors: Cursors, size: int, after: str | None, prefix: str, max_pages: int
+) -> Page[SuppressedNumber]:
+    """A page of the list in list order (by page, then number), the numbers starting with
+    `prefix` (`+`: all), read one numbered page at a time (then 2, 4, up to 8 at once)."""
+    start_page, after_phone = 0, ""
+    if after:
+        value = _cursor_value(cursors, tenant, after)
+        page_text, _, after_phone = value.partition(":")
+        if not page_text.isdigit():
+            raise _invalid_cursor()
+        start_page = int(page_text)
+    last = await positions.SUPPRESSIONS.last_page(tenant)
+    found: list[tuple[int, dict[str, Any]]] = []
+    next_page, skip_until, read, wave = start_page, start_page, 0, 1
+    while next_page <= last and len(found) <= size and read < max_pages:
+        numbers = range(next_page, next_page + min(wave, last - next_page + 1, max_pages - read))
+        pages = await asyncio.gather(
+            *(tenant.raw_find(Suppression, {"page": p}, FIELDS).to_list() for p in numbers)
+        )
+        read += len(numbers)
+        next_page = numbers[-1] + 1
+        empty = [p for p, rows in zip(numbers, pages, strict=True) if not rows and p >= skip_until]
+        jumps = await asyncio.gather(*(_skip_to(tenant, p) for p in empty))
+        skips = dict(zip(empty, jumps, strict=True))
+        for page, rows in zip(numbers, pages, strict=True):
+            if page < skip_until or len(found) > size:
+                continue
+            if not rows:
+                skip_until = max(skip_until, skips[page])
+                continue
+            rows.sort(key=lambda row: str(row["phoneNumber"]))
+            found += [
+                (page, row)
+                for row in rows
+                if row["phoneNumber"].startswith(prefix)
+                and (page != start_page or row["phoneNumber"] > after_phone)
+            ]
+        next_page = max(next_page, skip_until)
+        wave = min(wave * 2, MAX_WAVE)
+    taken = found[:size]
+    items = [_item(row) for _, row in taken]
+    more = len(found) > size or next_page <= last
+    resume = None
+    if more and len(found) <= size:  # stopped by the read limit: resume at the next page
+        resume = cursors.encode(f"{next_page}:", _owner(tenant))
     return Page(
         items=items,
-        cursors=[cursors.encode(item.phoneNumber, owner_id) for item in items],
-        has_next=len(rows) > size,
+        cursors=LazyCursors(
+            cursors, taken, lambda entry: (f"{entry[0]}:{entry[1]['phoneNumber']}", _owner(tenant))
+        ),
+        has_next=more,
+        resume=resume,
     )
+
+
+async def _skip_to(tenant: Tenant, page: int) -> int:
+    """Where the run of empty pages starting at `page` ends (its claim's `skipTo`), or `page`
+    when none is recorded."""
+    rows = await tenant.raw_find(
+        SuppressionPage, {"_id": positions.SUPPRESSIONS.claim_id(tenant, page)}, {"skipTo": 1}
+    ).to_list()
+    skip = rows[0].get("skipTo") if rows else None
+    return int(skip) if skip is not None else page
 
 
 async def count_suppressed(tenant: Tenant, search: str | None = None) -> int:
-    """How many numbers the list holds (starting with `search`)."""
-    if not search:
-        return await tenant.count(Suppression)
+    """How many numbers the list holds (starting with `search`): the running total; a whole
+    number's key; a long prefix's buckets; a short prefix counts the list."""
+    prefix = _search_prefix(search)
+    if prefix == "+":
+        return await tallies.total(tenant, tallies.SUPPRESSIONS)
     whole = _whole_number(search)
     if whole is not None:
         return await tenant.count(
             Suppression, {"_id": suppression_id(tenant.organization_id, whole)}
         )
-    prefix = f"{tenant.organization_id}:{_search_prefix(search)}"
-    return await tenant.count(Suppression, {"_id": {"$gte": prefix, "$lt": prefix + "\uffff"}})
+    if len(prefix) >= BUCKET_SEARCH_FROM:
+        if len(prefix) > PREFIX_KEY_LENGTH:
+            rows = await tenant.raw_find(
+                Suppression, {"prefixKey": prefix[:PREFIX_KEY_LENGTH]}, {"phoneNumber": 1}
+            ).to_list()
+            return sum(1 for row in rows if row["phoneNumber"].startswith(prefix))
+        gate = asyncio.Semaphore(MAX_WAVE)
+
+        async def count(key: str) -> int:
+            async with gate:
+                return await tenant.count(Suppression, {"prefixKey": key})
+
+        return sum(await asyncio.gather(*map(count, _bucket_keys(prefix))))
+    keys = {"$gte": prefix, "$lt": prefix + "\uffff"}  # a key starts as its number does
+    return await tenant.count(Suppression, {"prefixKey": keys})

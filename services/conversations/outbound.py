@@ -34,7 +34,7 @@ from models.conversation import Direction, MessageStatus
 from models.recipient import DELIVERY_RANK
 from services.campaigns.templates import TemplateError, parse_template
 from services.contacts.suppressions import suppressed_among
-from services.conversations import activity, routing
+from services.conversations import activity, routing, summaries
 from services.conversations.threads import ThreadMessage
 from services.organizations import footer as footers
 from services.organizations.senders import contact_senders, list_senders
@@ -99,10 +99,12 @@ async def send_message(
         message_id = ObjectId(plan["messageId"])
         waits_until = await _held_until(tenant, contact, defaults, moment)
         body = text
-        if not resumed:
-            footer = await opt_out_footer(tenant)
-            if footer and await footers.claim_one(tenant, contact_id):
-                body = footers.with_footer(text, footers.footer_for(text, footer))
+        footer = await opt_out_footer(tenant)
+        first = bool(footer) and await footers.claim_one(
+            tenant, contact_id, str(message_id), resumed=resumed
+        )
+        if first:
+            body = footers.with_footer(text, footers.footer_for(text, footer))
         draft = Message(
             id=message_id,
             organizationId=tenant.organization_id,
@@ -115,6 +117,7 @@ async def send_message(
             status=MessageStatus.WAITING if waits_until else MessageStatus.SENDING,
             sentBy=tenant.principal.user_id,
             nextSendAt=waits_until,
+            firstMessage=first,
         )
         try:
             await tenant.insert(draft)
@@ -131,6 +134,8 @@ async def send_message(
             )
         if waits_until is None:
             await deliver(tenant, message_id, provider, meter)
+        else:
+            await summaries.refresh(tenant, contact_id)
         return message_id
 
     async def finished(plan: dict[str, Any]) -> bool:
@@ -181,10 +186,14 @@ async def deliver(
     except SendError as exc:
         status = MessageStatus.UNKNOWN if exc.unknown else MessageStatus.FAILED
         fields = {"status": status.value, "errorCode": exc.code}
+        if not exc.unknown and row.get("firstMessage"):
+            # refused: it did not go, so the contact's next message carries the footer
+            await footers.give_back(tenant, {row["contactId"]: str(message_id)})
     else:
         fields = {"status": MessageStatus.SENT.value, "providerMessageId": sid}
     fields.update(nextSendAt=None, updatedAt=Tenant.now())
     await tenant.update_one(Message, {"_id": message_id}, {"$set": fields})
+    await summaries.refresh(tenant, row["contactId"])
 
 
 async def send_due(
@@ -233,7 +242,9 @@ async def record_status(
     if delivery is None or not ObjectId.is_valid(message_id):
         return False
     found = await Tenant.across_organizations(
-        Message, {"_id": ObjectId(message_id)}, {"organizationId": 1, "deliveryRank": 1}
+        Message,
+        {"_id": ObjectId(message_id)},
+        {"organizationId": 1, "deliveryRank": 1, "contactId": 1},
     )
     if not found:
         return False
@@ -247,6 +258,7 @@ async def record_status(
     if message_sid:
         fields["providerMessageId"] = message_sid
     await tenant.update_one(Message, {"_id": ObjectId(message_id)}, {"$set": fields})
+    await summaries.refresh(tenant, found[0]["contactId"])
     return True
 
 

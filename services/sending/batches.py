@@ -54,7 +54,7 @@ from services.organizations import footer as footers
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.senders import contact_senders, list_senders
 from services.organizations.settings import opt_out_footer
-from services.sending import delivery, metrics
+from services.sending import delivery, metrics, observers
 from services.sending.config import DispatchConfig
 from services.sending.frequency import FrequencyCap, cap_for
 from services.sending.leases import Claim, Leases
@@ -65,6 +65,8 @@ from services.storage.tenancy import Tenant
 logger = logging.getLogger(__name__)
 
 R = RecipientStatus
+IN_THREAD = frozenset({R.SENT, R.FAILED, R.UNKNOWN})
+"""Outcomes that are a message in the contact's thread (the conversations' `SENT_STATES`)."""
 
 CONTACT_FIELDS = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
 FINISHED = {None, CampaignStatus.CANCELLED.value}
@@ -118,6 +120,10 @@ class Waiting:
     @property
     def next_send(self) -> datetime | None:
         return min((until for _, until in self.zones.values()), default=None)
+
+    @property
+    def count(self) -> int:
+        return sum(count for count, _ in self.zones.values())
 
     def labels(self) -> tuple[str, ...]:
         return tuple(
@@ -177,12 +183,40 @@ class Checks:
     suppressed: frozenset[str] = frozenset()
     footer: str = ""
     first: frozenset[ObjectId] = frozenset()
+    keys: Mapping[ObjectId, str] = field(default_factory=dict)
+    """Each first message's idempotency key, which its marker names."""
 
     def footer_of(self, contact_id: ObjectId) -> str:
         return self.footer if contact_id in self.first else ""
 
 
 NO_CHECKS = Checks()
+
+
+def split_by_window(
+    queue: Sequence[dict[str, Any]],
+    contacts: Mapping[ObjectId, Mapping[str, Any]],
+    window: SendWindow,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], Waiting, list[tuple[dict[str, Any], str]]]:
+    """Who of a unit's queue may be messaged now in their own time zone (`ready`), who waits
+    and until when (`held`), and whose window never opens (`never`, with the phone). A
+    recipient without a usable phone is `ready`: the send itself decides what becomes of it."""
+    ready: list[dict[str, Any]] = []
+    held = Waiting()
+    never: list[tuple[dict[str, Any], str]] = []
+    for row in queue:
+        contact = contacts.get(row["contactId"])
+        phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
+        if phone and not window.is_open(phone, now):
+            opens = window.next_opening(phone, now)
+            if opens is None:
+                never.append((row, phone))
+            else:
+                held.add(window.held_in(phone, now), opens)
+        else:
+            ready.append(row)
+    return ready, held, never
 
 
 def send_key(row: Mapping[str, Any]) -> str:
@@ -274,21 +308,11 @@ class BatchSender:
         contacts = await self.contacts_of(tenant, queue)
         # Quiet hours: who may be messaged now, in their own time zone; the others wait.
         now = self.config.clock()
-        ready: list[dict[str, Any]] = []
-        held = Waiting()
-        for row in queue:
-            contact = contacts.get(row["contactId"])
-            phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
-            if phone and not window.is_open(phone, now):
-                opens = window.next_opening(phone, now)
-                if opens is None:
-                    outcomes[row["_id"]] = Outcome(
-                        R.SKIPPED, code=NO_WINDOW, error=window.never_opens(phone)
-                    )
-                else:
-                    held.add(window.held_in(phone, now), opens)
-            else:
-                ready.append(row)
+        ready, held, never = split_by_window(queue, contacts, window, now)
+        for row, phone in never:
+            outcomes[row["_id"]] = Outcome(
+                R.SKIPPED, code=NO_WINDOW, error=window.never_opens(phone)
+            )
         next_send = held.next_send
         senders = await self.senders_for(tenant, ready, contacts)
         try:
@@ -297,9 +321,10 @@ class BatchSender:
             template = None
         stopped = False
         limited: datetime | None = None
-        waiting = sum(count for count, _ in held.zones.values())
+        waiting = held.count
         footer = await opt_out_footer(tenant) if ready else ""
         recorded: set[ObjectId] = set()
+        contact_of = {row["_id"]: row["contactId"] for row in rows}
 
         async def record() -> None:
             """Writes the outcomes not written yet and the batch's counts: after every chunk,
@@ -307,6 +332,10 @@ class BatchSender:
             fresh = {rid: o for rid, o in outcomes.items() if rid not in recorded}
             await self._write_outcomes(claim, fresh)
             recorded.update(fresh)
+            await observers.threads_changed(
+                tenant,
+                [contact_of[rid] for rid, o in fresh.items() if o.status in IN_THREAD],
+            )
             final = {row["_id"]: R(row["status"]) for row in rows}
             final.update({rid: outcome.status for rid, outcome in outcomes.items()})
             await self._write_counts(
@@ -341,7 +370,15 @@ class BatchSender:
                 chunk = [row for row in chunk if row["_id"] not in capped]
             await self._mark_sending(claim, chunk)
             chunk_contacts = [contacts.get(row["contactId"]) for row in chunk]
-            checks = await self.check_chunk(tenant, chunk_contacts, suppressed, footer, message)
+            checks = await self.check_chunk(
+                tenant,
+                chunk_contacts,
+                suppressed,
+                footer,
+                message,
+                [send_key(row) for row in chunk],
+                resumed=claim.epoch > 0,
+            )
             results = await asyncio.gather(
                 *(
                     self.deliver(
@@ -514,16 +551,29 @@ class BatchSender:
         suppressed: frozenset[str],
         footer: str,
         message: str,
+        keys: Sequence[str],
+        *,
+        resumed: bool,
     ) -> Checks:
         """With the organization's footer on, claims the first-message markers of the chunk's
-        contacts that are neither opted out nor `suppressed`."""
-        live = [c for c in contacts if c is not None and not c.get("optedOut")]
+        contacts that are neither opted out nor `suppressed`, each for its message (`keys`,
+        aligned with `contacts`); `resumed`: a holder before this one may have claimed them."""
+        wanted = {
+            contact["_id"]: key
+            for contact, key in zip(contacts, keys, strict=True)
+            if contact is not None
+            and not contact.get("optedOut")
+            and contact["phoneNumber"] not in suppressed
+        }
         first: set[ObjectId] = set()
         if footer:
-            first = await footers.claim_first(
-                tenant, (c["_id"] for c in live if c["phoneNumber"] not in suppressed)
-            )
-        return Checks(suppressed, footers.footer_for(message, footer), frozenset(first))
+            first = await footers.claim_first(tenant, wanted, resumed=resumed)
+        return Checks(
+            suppressed,
+            footers.footer_for(message, footer),
+            frozenset(first),
+            {c: wanted[c] for c in first},
+        )
 
     async def settle_chunk(
         self,
@@ -534,13 +584,13 @@ class BatchSender:
     ) -> None:
         """Gives back the first-message markers of messages that did not go (failed or
         skipped), so the contact's next message carries the footer instead."""
-        unsent = [
-            contact["_id"]
+        unsent = {
+            contact["_id"]: checks.keys[contact["_id"]]
             for contact, outcome in zip(contacts, outcomes, strict=True)
             if contact is not None
             and contact["_id"] in checks.first
             and outcome.status in (R.FAILED, R.SKIPPED)
-        ]
+        }
         await footers.give_back(tenant, unsent)
 
     async def contacts_of(

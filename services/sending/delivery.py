@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from enum import StrEnum
+from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
@@ -19,6 +20,7 @@ from core.errors import NotFound
 from models import DeliveryReport, Recipient, StepSend
 from models.recipient import DELIVERY_RANK, DeliveryStatus
 from services.contacts import edits as contact_edits
+from services.sending import observers
 from services.storage.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
@@ -106,18 +108,20 @@ async def record_status(
     if outcome is Outcome.APPLIED and not advanced:
         outcome = Outcome.STALE
     await _repair(tenant, rid, round)
+    if advanced:
+        await observers.threads_changed(tenant, [row["contactId"]])
     return outcome
 
 
 async def _record_step_status(
     key: str, delivery: DeliveryStatus, message_sid: str | None, error_code: str | None
 ) -> Outcome:
-    """A report about a follow-up step (`"<recipient>:<step>"`, its `StepSend`'s id): moves the
-    step's delivery state forward, never back. Its record has one writer at a time otherwise
-    (the unit's holder wrote it before handing it over), and a report the conditional update
-    lost to a racing one is only a stale state until the next report."""
+    """A report about a follow-up step (`"<recipient>:<step>"`, its `StepSend`'s id): kept as a
+    report and moving the step's delivery state forward, never back, as for first messages."""
     found = await Tenant.across_organizations(
-        StepSend, {"_id": key}, {"organizationId": 1, "providerMessageId": 1, "contactId": 1}
+        StepSend,
+        {"_id": key},
+        {"organizationId": 1, "providerMessageId": 1, "contactId": 1, "campaignId": 1},
     )
     if not found:
         return Outcome.UNKNOWN_RECIPIENT
@@ -126,9 +130,45 @@ async def _record_step_status(
     if message_sid and known_sid and known_sid != message_sid:
         return Outcome.IGNORED
     tenant = Tenant.for_organization(row["organizationId"])
+    rid, _, step = key.partition(":")
+    rank = DELIVERY_RANK[delivery]
+    report = DeliveryReport(
+        id=f"{key}:{delivery.value}",
+        organizationId=tenant.organization_id,
+        recipientId=ObjectId(rid),
+        status=delivery.value,
+        rank=rank,
+        messageSid=message_sid,
+        errorCode=error_code or None,
+        campaignId=row.get("campaignId"),
+        step=int(step),
+    )
+    outcome = Outcome.APPLIED
+    try:
+        await tenant.insert(report)
+    except DuplicateKeyError:
+        outcome = Outcome.DUPLICATE
     if error_code == UNSUBSCRIBED_ERROR:
         await opt_out_unsubscribed(tenant, row["contactId"])
-    rank = DELIVERY_RANK[delivery]
+    advanced = await _advance_step(tenant, key, delivery, rank, error_code)
+    if not advanced:
+        outcome = Outcome.STALE if outcome is Outcome.APPLIED else outcome
+    # As for first messages (`_repair`): a racing lower update may have applied last.
+    best = await _best_report(tenant, ObjectId(rid), round=0, step=int(step))
+    current = await tenant.raw_find(StepSend, {"_id": key}, {"deliveryRank": 1}).to_list()
+    if best and current and int(current[0].get("deliveryRank") or 0) < int(best["rank"]):
+        await _advance_step(
+            tenant, key, DeliveryStatus(best["status"]), int(best["rank"]), best.get("errorCode")
+        )
+    if advanced:
+        await observers.threads_changed(tenant, [row["contactId"]])
+    return outcome
+
+
+async def _advance_step(
+    tenant: Tenant, key: str, delivery: DeliveryStatus, rank: int, error_code: str | None
+) -> bool:
+    """Moves the step's delivery state forward; never back (a conditional update)."""
     matched = await tenant.update_many(
         StepSend,
         {"_id": key, "deliveryRank": {"$lt": rank}},
@@ -140,7 +180,19 @@ async def _record_step_status(
             }
         },
     )
-    return Outcome.APPLIED if matched else Outcome.STALE
+    return matched > 0
+
+
+async def _best_report(
+    tenant: Tenant, rid: ObjectId, *, round: int, step: int
+) -> dict[str, Any] | None:
+    """The highest report kept about one message of the recipient (the first message of a
+    retry round, or a step)."""
+    reports = await tenant.raw_find(DeliveryReport, {"recipientId": rid}).to_list()
+    mine = [
+        r for r in reports if int(r.get("round") or 0) == round and int(r.get("step") or 0) == step
+    ]
+    return max(mine, key=lambda r: (int(r["rank"]), r["createdAt"])) if mine else None
 
 
 async def _advance(
@@ -172,11 +224,9 @@ async def _repair(tenant: Tenant, rid: ObjectId, round: int) -> None:
     reads and writes a conditional update in two steps, so two reports at once can both
     apply, the lower one last; the reports themselves are inserts (each kept exactly once), so
     the highest is always known."""
-    reports = await tenant.raw_find(DeliveryReport, {"recipientId": rid}).to_list()
-    reports = [r for r in reports if int(r.get("round") or 0) == round]
-    if not reports:
+    best = await _best_report(tenant, rid, round=round, step=0)
+    if best is None:
         return
-    best = max(reports, key=lambda r: (int(r["rank"]), r["createdAt"]))
     current = await tenant.raw_find(Recipient, {"_id": rid}, {"deliveryRank": 1}).to_list()
     if current and int(current[0].get("deliveryRank") or 0) < int(best["rank"]):
         await _advance(

@@ -156,8 +156,9 @@ async def _lost(tenant: Tenant, campaign_id: ObjectId, *, steps: bool = True) ->
     reports = await tenant.raw_find(
         DeliveryReport,
         {"campaignId": campaign_id, "status": {"$in": FAILED_DELIVERY}},
-        {"recipientId": 1, "errorCode": 1, "round": 1},
+        {"recipientId": 1, "errorCode": 1, "round": 1, "step": 1},
     ).to_list()
+    reports = [r for r in reports if not r.get("step")]  # steps count from their `StepSend`
     if reports:
         current = {
             row["_id"]: row

@@ -41,7 +41,7 @@ from services.campaigns.stats import batch_count
 from services.campaigns.templates import TemplateError, parse_template
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.settings import opt_out_footer
-from services.sending import metrics
+from services.sending import metrics, observers
 from services.sending.batches import (
     CAPPED,
     NO_WINDOW,
@@ -51,6 +51,7 @@ from services.sending.batches import (
     BatchSender,
     Outcome,
     Waiting,
+    split_by_window,
     write_counts,
 )
 from services.sending.leases import Claim
@@ -186,22 +187,12 @@ class CadenceSender(BatchSender):
             tally["stopped"] += len(stop_now)
 
         contacts = await self.contacts_of(tenant, queue)
-        ready: list[dict[str, Any]] = []
-        never: list[dict[str, Any]] = []
-        held = Waiting()
-        for row in queue:
-            contact = contacts.get(row["contactId"])
-            phone = contact.get("phoneNumber") if contact and not contact.get("optedOut") else None
-            if phone and not window.is_open(phone, now):
-                opens = window.next_opening(phone, now)
-                if opens is None:
-                    never.append(row)
-                    continue
-                held.add(window.held_in(phone, now), opens)
-                next_send = opens if next_send is None else min(next_send, opens)
-                waiting += 1
-            else:
-                ready.append(row)
+        ready, held, never_opens = split_by_window(queue, contacts, window, now)
+        opens = held.next_send
+        if opens is not None:
+            next_send = opens if next_send is None else min(next_send, opens)
+        waiting += held.count
+        never = [row for row, _ in never_opens]
         if never:
             await self._insert(claim, never, S.SKIPPED, code=NO_WINDOW)
             tally[S.SKIPPED.value] += len(never)
@@ -260,7 +251,13 @@ class CadenceSender(BatchSender):
             chunk = [row for row in chunk if row["_id"] not in lost]
             chunk_contacts = [contacts.get(row["contactId"]) for row in chunk]
             checks = await self.check_chunk(
-                tenant, chunk_contacts, suppressed, footer, follow_up.message
+                tenant,
+                chunk_contacts,
+                suppressed,
+                footer,
+                follow_up.message,
+                [step_send_id(row["_id"], step) for row in chunk],
+                resumed=claim.epoch > 0,
             )
             results = await asyncio.gather(
                 *(
@@ -279,6 +276,7 @@ class CadenceSender(BatchSender):
             await self.settle_chunk(tenant, checks, chunk_contacts, results)
             outcomes = {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
             await self._write(claim, outcomes)
+            await observers.threads_changed(tenant, [row["contactId"] for row in chunk])
             for outcome in outcomes.values():
                 tally[_status(outcome)] += 1
             sent += sum(1 for o in outcomes.values() if o.status is RecipientStatus.SENT)

@@ -25,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from models import Campaign, Contact, MigrationRecord, Recipient
+from models import Campaign, Contact, MigrationRecord, Recipient, Suppression
 from models.base import utcnow
+from models.compliance import prefix_key
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH
 from services.storage import positions, tallies
 from services.storage.tenancy import Tenant
@@ -168,31 +169,86 @@ async def count_existing_data() -> None:
     `services.storage.tallies`); a repeat recounts and changes nothing."""
     for organization_id in await organizations():
         tenant = Tenant.for_organization(organization_id)
-        for kind in tallies.COUNTED:
+        for kind in (tallies.CONTACTS, tallies.CAMPAIGNS):
             await tallies.recount(tenant, kind)
+
+
+async def give_suppressions_list_pages() -> None:
+    """Numbers suppressed before the list had pages get pages and prefix keys (until then the
+    list and prefix searches do not show them), each organization's in number order, and
+    the list's running total is counted. The numbers still without a page are read once per
+    organization; a repeat finds only those still without one. The index the list was read
+    by before, `(organizationId, _id)`, no longer serves anything: every insert paid for it."""
+    collection = Suppression.get_pymongo_collection()
+    if "org_id" in {index["name"] async for index in await collection.list_indexes()}:
+        await collection.drop_index("org_id")
+    per_page = positions.SUPPRESSIONS_PER_PAGE
+    for organization_id in sorted(await collection.distinct("organizationId")):
+        tenant = Tenant.for_organization(organization_id)
+        fields = {"_id": 1, "phoneNumber": 1}
+        rows = [row async for row in tenant.raw_find(Suppression, {"page": None}, fields)]
+        rows.sort(key=lambda row: str(row["phoneNumber"]))
+        for start in range(0, len(rows), PAGE_BACKFILL_BATCH):
+            batch = rows[start : start + PAGE_BACKFILL_BATCH]
+            pages = await positions.SUPPRESSIONS.claim_pages(tenant, len(batch))
+            await tenant.update_each(
+                Suppression,
+                [
+                    (
+                        row["_id"],
+                        {"page": pages[i // per_page], "prefixKey": prefix_key(row["phoneNumber"])},
+                    )
+                    for i, row in enumerate(batch)
+                ],
+            )
+        await tallies.recount(tenant, tallies.SUPPRESSIONS)
 
 
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "list pages for contacts stored before them", give_contacts_list_pages),
     Migration(2, "running totals of contacts and campaigns", count_existing_data),
     Migration(3, "list pages for campaigns stored before them", give_campaigns_list_pages),
+    Migration(4, "list pages and prefix keys for suppressed numbers", give_suppressions_list_pages),
     Migration(
-        4,
+        6,
         "numbered recipients and versions for data stored before them",
         number_recipients_stored_before_seq,
     ),
 )
+_registered: list[Migration] = []
+
+
+def register(migration: Migration) -> Migration:
+    """Adds a migration of a domain above storage, which this module may not import (the
+    conversations domain's, registered when its module is imported, as `main` and `worker`
+    do before they migrate)."""
+    if migration not in _registered:
+        _registered.append(migration)
+    return migration
+
+
+def all_migrations() -> list[Migration]:
+    """Every migration, in version order; two with one version are refused, since the first
+    one's done record would mark the other done without running it."""
+    found = sorted([*MIGRATIONS, *_registered], key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a version: {versions}")
+    return found
 
 
 async def migrate(
-    migrations: Sequence[Migration] = MIGRATIONS,
+    migrations: Sequence[Migration] | None = None,
     *,
     clock: Callable[[], datetime] = utcnow,
     lease: timedelta = LEASE,
     poll_seconds: float = POLL_SECONDS,
 ) -> list[int]:
     """Applies, in version order, every migration not yet recorded as done; returns the
-    versions this call ran. Waits while another process runs one."""
+    versions this call ran (by default every one, `all_migrations`). Waits while another
+    process runs one."""
+    if migrations is None:
+        migrations = all_migrations()
     holder = f"{socket.gethostname()}:{os.getpid()}:{id(asyncio.get_running_loop()):x}"
     ran: list[int] = []
     for migration in sorted(migrations, key=lambda m: m.version):

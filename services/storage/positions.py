@@ -1,4 +1,4 @@
-"""Where each contact (and campaign) sits in its organization's list: numbered pages.
+"""Where each contact (campaign, suppressed number) sits in its organization's list: numbered pages.
 
 Listing contacts in a stable order is the screen every CRM opens with, and the campaigns
 newest first the dashboard's. A sort over the organization's documents is an index range on
@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from models import Campaign, CampaignPage, Contact, ContactPage
+from models import Campaign, CampaignPage, Contact, ContactPage, Suppression, SuppressionPage
 from models.base import TenantDocument
 from services.storage.sequences import last_claimed
 from services.storage.tenancy import Tenant
 
 CONTACTS_PER_PAGE = 100
 CAMPAIGNS_PER_PAGE = 20
+SUPPRESSIONS_PER_PAGE = 100
 
 
 @dataclass
@@ -40,12 +41,13 @@ class Positions:
     _known_last: dict[str, int] = field(default_factory=dict)
     """The highest page this process has seen claimed, per organization: a hint, never trusted."""
 
-    async def claim_pages(self, tenant: Tenant, count: int) -> list[int]:
+    async def claim_pages(self, tenant: Tenant, count: int, *, shared: bool = False) -> list[int]:
         """Claims pages enough for `count` new members; returns their numbers, ascending.
 
         Claims go in ascending order from just past the last claimed page, so claimed pages
         stay a dense prefix (what `last_page` relies on); a page another writer took first ends
-        the run, and the rest is claimed after it. Claims are never given back.
+        the run, and the rest is claimed after it. Claims are never given back. `shared` marks
+        them as pages small imports fill together (`pages_for`).
         """
         wanted = max(1, math.ceil(count / self.per_page))
         pages: list[int] = []
@@ -53,7 +55,10 @@ class Positions:
         while len(pages) < wanted:
             first = await self.last_page(tenant) + 1
             run = [first + i for i in range(wanted - len(pages))]
-            claims = [{"_id": self._claim_id(tenant, p), "page": p} for p in run]
+            claims = [{"_id": self.claim_id(tenant, p), "page": p} for p in run]
+            if shared:
+                for claim in claims:
+                    claim["shared"] = True
             try:
                 await tenant.raw_insert_many(self.claims, claims, ordered=True)
             except (BulkWriteError, DuplicateKeyError) as exc:
@@ -80,6 +85,26 @@ class Positions:
         [page] = await self.claim_pages(tenant, 1)
         return page
 
+    async def pages_for(self, tenant: Tenant, count: int) -> tuple[list[int], bool]:
+        """Returns pages for `count` new members, and whether they are this writer's alone.
+
+        More than a page's worth get pages of their own. Fewer join the last page while it is
+        `shared` and has room for them all (as `page_for_one`), else claim a new shared page,
+        so members added a few at a time fill pages as imports do, and never a page another
+        writer claimed for itself (which it may mark empty, `skipTo`, once its insert is
+        done)."""
+        if count >= self.per_page:
+            return await self.claim_pages(tenant, count), True
+        last = await self.last_page(tenant)
+        if last >= 0:
+            claim = self.claim_id(tenant, last)
+            rows = await tenant.raw_find(self.claims, {"_id": claim}, {"shared": 1}).to_list()
+            if rows and rows[0].get("shared"):
+                members = tenant.raw_find(self.members, {"page": last}, {"_id": 1})
+                if len(await members.to_list(self.per_page)) + count <= self.per_page:
+                    return [last], False
+        return await self.claim_pages(tenant, 1, shared=True), False
+
     async def last_page(self, tenant: Tenant) -> int:
         """Returns the highest claimed page (-1 when none), probing forward from the hint."""
         org = str(tenant.organization_id)
@@ -87,7 +112,7 @@ class Positions:
         async def claimed(page: int) -> bool:
             if page < 0:
                 return True
-            found = tenant.raw_find(self.claims, {"_id": self._claim_id(tenant, page)}, {"_id": 1})
+            found = tenant.raw_find(self.claims, {"_id": self.claim_id(tenant, page)}, {"_id": 1})
             return bool(await found.to_list(1))
 
         high = await last_claimed(claimed, self._known_last.get(org, -1))
@@ -95,13 +120,14 @@ class Positions:
         return high
 
     @staticmethod
-    def _claim_id(tenant: Tenant, page: int) -> str:
+    def claim_id(tenant: Tenant, page: int) -> str:
         """The claim's `_id`: a lookup by `_id` is the cheapest equality on every server."""
         return f"{tenant.organization_id}:{page}"
 
 
 CONTACTS = Positions(Contact, ContactPage, CONTACTS_PER_PAGE)
 CAMPAIGNS = Positions(Campaign, CampaignPage, CAMPAIGNS_PER_PAGE)
+SUPPRESSIONS = Positions(Suppression, SuppressionPage, SUPPRESSIONS_PER_PAGE)
 
 
 async def claim_pages(tenant: Tenant, contacts: int) -> list[int]:

@@ -1,4 +1,5 @@
-"""Running totals per organization (its contacts, its campaigns): `totalCount` without a count.
+"""Running totals per organization (contacts, campaigns, suppressed numbers): `totalCount`
+without a count.
 
 A count on FerretDB decodes every row it counts, so an unfiltered `totalCount` grew with the
 organization (docs/performance.md#counts). The write paths that create or delete contacts and
@@ -34,13 +35,18 @@ from typing import Any, Final
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from models import Campaign, Contact, Tally
+from models import Campaign, Contact, Suppression, Tally
 from models.base import TenantDocument
 from services.storage.tenancy import Tenant, size_estimates
 
 CONTACTS: Final = "contacts"
 CAMPAIGNS: Final = "campaigns"
-COUNTED: dict[str, type[TenantDocument]] = {CONTACTS: Contact, CAMPAIGNS: Campaign}
+SUPPRESSIONS: Final = "suppressions"
+COUNTED: dict[str, type[TenantDocument]] = {
+    CONTACTS: Contact,
+    CAMPAIGNS: Campaign,
+    SUPPRESSIONS: Suppression,
+}
 RECOUNT_WRITER: Final = "recount"
 """The writer of the corrections `recount` records."""
 FOLD_AT = 32
@@ -186,5 +192,10 @@ async def _campaigns(tenant: Tenant) -> int:
     return await total(tenant, CAMPAIGNS)
 
 
+async def _suppressions(tenant: Tenant) -> int:
+    return await total(tenant, SUPPRESSIONS)
+
+
 size_estimates[Contact] = _contacts
 size_estimates[Campaign] = _campaigns
+size_estimates[Suppression] = _suppressions
