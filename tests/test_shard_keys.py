@@ -35,6 +35,8 @@ SCATTER_GATHER: dict[str, str] = {
     "contacts: eq=[]": "A migration lists the organizations that hold contacts (one distinct "
     "over the organization's index, once per deployment).",
     "campaigns: eq=[]": "A migration lists the organizations that hold campaigns, likewise.",
+    "suppressions: eq=[]": "A migration lists the organizations that hold suppressed numbers, "
+    "likewise.",
     "idempotency_keys: eq=[]": "The purge lists the organizations that hold idempotency "
     "records (one distinct over the organization's index per purge), then purges each.",
 }
