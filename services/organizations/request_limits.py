@@ -12,9 +12,11 @@ room for it (the sliding-window counter the `limits` library also uses).
 
 What the others admitted since the last read is not seen, so a process admits at most `slack`
 units of a key between two syncs; past that, the request waits for the next sync (a database
-round trip, only for a key spending its budget fast). Hence the deployment admits at most the
-limit plus `(N - 1) * slack` per window, N being the processes that served the key
-(docs/operations.md#request-limits gives the numbers).
+round trip, only for a key spending its budget fast). The first request of each window waits
+for one too, so a process knows the window's shares (and the last window's final ones) before
+it admits anything in it: one wait per process a window, whatever the keys. Hence the
+deployment admits at most the limit plus `(N - 1) * slack` per window, N being the processes
+that served the key (docs/operations.md#request-limits gives the numbers).
 
 The `limits` library parses the budget's notation. Its storages are not used: the memory one
 is per process (and starts a timer thread per key), and the MongoDB one does not run on the
@@ -74,11 +76,13 @@ class _Window:
     mine: dict[str, int] = field(default_factory=dict)
     """Admitted by this process."""
     published: dict[str, int] = field(default_factory=dict)
-    """`mine` as of the last write the others can have read."""
+    """`mine` as written in the last complete sync (its write, then its read)."""
     others: dict[str, int] = field(default_factory=dict)
     """The other processes' shares, summed, as of the last read."""
     changed: bool = False
     """`mine` moved since the last write."""
+    read: bool = False
+    """`others` was read (at least once) in this window."""
     read_final: bool = False
     """(For a past window) the others' last shares were read after it ended."""
 
@@ -129,13 +133,14 @@ class Budget:
 
     def check(self, key: str, cost: int, now: float) -> tuple[Verdict, bool]:
         """The verdict on a request of `key` costing `cost`, not yet counted, and whether it
-        must wait for a sync first (this process used the key's slack since the last one)."""
+        must wait for a sync first: this process has not read the window's shares yet, or it
+        used the key's slack since the last sync."""
         used, into = self.count(key, now)
         if used + cost > self.limit:
             return self._refusal(key, cost, into), False
         current = self.current
         unshared = current.mine.get(key, 0) - current.published.get(key, 0)
-        must_wait = unshared > 0 and unshared + cost > self.slack
+        must_wait = not current.read or (unshared > 0 and unshared + cost > self.slack)
         remaining = self.limit - used - cost
         reset = max(1, math.ceil(self.window - into))
         return Verdict(True, self.limit, remaining, reset, self.window), must_wait
@@ -295,6 +300,7 @@ class RequestLimits:
             for budget in (self.organization, self.user):
                 if budget is not None:
                     budget.current.published = dict(budget.current.mine)
+                    budget.current.read = True
         finally:
             if synced is not None and not synced.done():
                 synced.set_result(None)
@@ -325,15 +331,18 @@ class RequestLimits:
                 for window, _ in snapshots:
                     window.changed = True
                 raise
-            for window, snapshot in snapshots:
-                window.published = snapshot
         if previous is not None and not previous.read_final:
             previous.others = await self._others(budget, previous.index)
             previous.read_final = True
             # Shares of windows no sliding window reaches any more; FerretDB has no TTL.
             await collection.delete_many({"policy": budget.name, "window": {"$lt": previous.index}})
-        if current.mine:
+        if current.mine or not current.read:
             current.others = await self._others(budget, current.index)
+            current.read = True
+        # Only now: what was admitted between the write and the read was judged on the
+        # shares read before, so it counts as unshared until this round is over.
+        for window, snapshot in snapshots:
+            window.published = snapshot
 
     async def _others(self, budget: Budget, window: int) -> dict[str, int]:
         """The other processes' shares of `window`, summed by key."""
