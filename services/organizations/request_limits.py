@@ -293,9 +293,13 @@ class RequestLimits:
             if self._failing:
                 logger.warning("request budgets are shared again")
                 self._failing = False
-        except PyMongoError as exc:
+        except Exception as exc:  # the sharing must not stop: requests wait on it
             if not self._failing:
-                logger.warning("request budgets cannot be shared (%s); counting alone", exc)
+                logger.warning(
+                    "request budgets cannot be shared (%s); counting alone",
+                    exc,
+                    exc_info=not isinstance(exc, PyMongoError),
+                )
                 self._failing = True
             for budget in (self.organization, self.user):
                 if budget is not None:
