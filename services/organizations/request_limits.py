@@ -289,7 +289,7 @@ class RequestLimits:
         try:
             for budget in (self.organization, self.user):
                 if budget is not None:
-                    await self._sync(budget)
+                    await self._sync(budget, waiting=synced is not None and not synced.done())
             if self._failing:
                 logger.warning("request budgets are shared again")
                 self._failing = False
@@ -309,7 +309,10 @@ class RequestLimits:
             if synced is not None and not synced.done():
                 synced.set_result(None)
 
-    async def _sync(self, budget: Budget) -> None:
+    async def _sync(self, budget: Budget, *, waiting: bool) -> None:
+        """Writes what changed, then reads the others' shares if this process admitted
+        anything since the last round or a request waits (an idle process reads nothing but a
+        new window's shares, once)."""
         collection = RequestShare.get_pymongo_collection()
         budget.roll(self.clock().timestamp())
         current, previous = budget.current, budget.previous
@@ -340,7 +343,7 @@ class RequestLimits:
             previous.read_final = True
             # Shares of windows no sliding window reaches any more; FerretDB has no TTL.
             await collection.delete_many({"policy": budget.name, "window": {"$lt": previous.index}})
-        if current.mine or not current.read:
+        if snapshots or waiting or not current.read:
             current.others = await self._others(budget, current.index)
             current.read = True
         # Only now: what was admitted between the write and the read was judged on the
