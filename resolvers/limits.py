@@ -129,6 +129,9 @@ class RequestLimit:
             return
         state = scope.setdefault("state", {})
         principal = state.get(PRINCIPAL_STATE)
+        if principal is None and PRINCIPAL_STATE in state:
+            await self.app(scope, receive, send)  # its token was refused in front
+            return
         if not isinstance(principal, Principal):
             headers = [v for k, v in scope["headers"] if k == b"authorization"]
             try:
@@ -193,11 +196,13 @@ class Refusals:
                 given_id = value
         if authorization is None:
             return False
+        state = scope.setdefault("state", {})
         try:
             principal = self.tokens.authenticate(authorization.decode("latin-1"))
         except AuthenticationError:
+            state[PRINCIPAL_STATE] = None  # refused: `RequestLimit` need not try again
             return False
-        scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
+        state[PRINCIPAL_STATE] = principal
         verdict = self.limits.refusal(str(principal.organization_id), str(principal.user_id))
         if verdict is None:
             return False
