@@ -92,6 +92,13 @@ def _start(
     )
 
 
+def server_cpu(pid: int) -> float:
+    """Seconds of CPU the process used so far (user and system, from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def reader(client: httpx.AsyncClient, headers: dict[str, str], seconds: float) -> list[float]:
     """B's reads, `READS_A_SECOND` of them a second (a busy user, within its own budget), each
     timed (milliseconds); every answer must be 200."""
@@ -186,17 +193,23 @@ async def run(seconds: float, flooders: int) -> int:
                     nice=True,
                 )
                 await asyncio.sleep(1.0)
+                cpu_before = server_cpu(process.pid)
                 under = await reader(client, victim_headers, seconds - 1.5)
+                cpu = server_cpu(process.pid) - cpu_before
                 out, _ = await asyncio.to_thread(child.communicate)
                 statuses = Counter({int(k): int(v) for k, v in json.loads(out).items()})
         finally:
             process.terminate()
             process.wait(timeout=30)
         results[label] = (alone, under, statuses)
+        # The server's CPU while B read under the flood, per request of A's in that time
+        # (A's count over the whole flood, scaled to the reading time).
+        per_request = cpu / (sum(statuses.values()) * (seconds - 1.5) / seconds)
         print(
             f"{label}: B alone p50 {statistics.median(alone):.1f} ms, p95 {p95(alone):.1f} ms; "
             f"under A's flood p50 {statistics.median(under):.1f} ms, p95 {p95(under):.1f} ms "
-            f"(p95 x{p95(under) / p95(alone):.2f}); A's answers {dict(statuses)}",
+            f"(p95 x{p95(under) / p95(alone):.2f}); A's answers {dict(statuses)}; "
+            f"server CPU {per_request * 1e6:.0f} us per request of A's",
             flush=True,
         )
     raw = await floor(uri, database, victim, 3.0)
@@ -206,6 +219,8 @@ async def run(seconds: float, flooders: int) -> int:
     )
     for label, (_, under, _) in results.items():
         print(f"{label}: B's p95 under the flood is {p95(under) / p95(raw):.1f}x the floor's p95")
+    on, off = p95(results["limits on"][1]), p95(results["limits off"][1])
+    print(f"B's p95 under the flood, limits on against off: {on / off:.2f}x")
     mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri)
     await mongo.drop_database(database)
     await mongo.close()

@@ -22,7 +22,7 @@ from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.organization import Organization
 from models.recipient import Recipient
-from models.storage import MigrationRecord, Tally
+from models.storage import MigrationRecord, RequestShare, Tally
 from models.user import User
 
 DOCUMENT_MODELS: list[type[Document]] = [
@@ -56,6 +56,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ContactSend,
     Tally,
     MigrationRecord,
+    RequestShare,
 ]
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "Organization",
     "Recipient",
     "Reply",
+    "RequestShare",
     "SendSlot",
     "Sender",
     "StepSend",

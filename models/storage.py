@@ -1,4 +1,5 @@
-"""The storage layer's own records: running totals and applied migrations."""
+"""The storage layer's own records: running totals, applied migrations and the API processes'
+shares of request budgets."""
 
 from __future__ import annotations
 
@@ -60,3 +61,27 @@ class MigrationRecord(Document):
         name = "migrations"
         shard_key = None
         indexes = [IndexModel([("version", pymongo.ASCENDING)], name="version")]
+
+
+class RequestShare(Document):
+    """One API process's count of the requests it admitted in one window of one budget, per key
+    (an organization, or an organization's user; see `services.organizations.request_limits`).
+    Not tenant data: one document holds every key the process served.
+
+    `_id` is `"<policy>:<window>:<writer>"`; only that process writes it, replacing it whole.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    policy: str
+    window: int
+    writer: str
+    counts: dict[str, int] = {}
+
+    class Settings:
+        name = "request_shares"
+        indexes = [
+            IndexModel(
+                [("policy", pymongo.ASCENDING), ("window", pymongo.ASCENDING)],
+                name="policy_window",
+            )
+        ]
