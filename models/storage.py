@@ -79,6 +79,7 @@ class RequestShare(Document):
 
     class Settings:
         name = "request_shares"
+        shard_key = None
         indexes = [
             IndexModel(
                 [("policy", pymongo.ASCENDING), ("window", pymongo.ASCENDING)],
