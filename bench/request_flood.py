@@ -7,7 +7,9 @@ four times a second (within its own budget), first alone, then while organizatio
 process at the lowest CPU priority (an attacker's client does not run on the server's cores).
 The figure is B's p95 under the flood against its p95 alone (the issue's target: within 1.5x),
 with the request limits on (the defaults: 600 a minute per organization, 300 per user) and
-off. The floor, in the same run, is a raw PyMongo read of the same page.
+off, and B's p95 under the flood with limits against without (the same run, so the same
+machine); also the server's CPU per request of A's. The floor, in the same run, is a raw
+PyMongo read of the same page.
 
     uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
         uv run python -m bench.request_flood [--seconds 20] [--flooders 32]
