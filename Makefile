@@ -4,6 +4,10 @@ export PATH := $(CURDIR)/.bin:$(HOME)/.local/bin:/usr/local/go/bin:$(HOME)/go/bi
 # Trust the system's CA store (uv otherwise uses its own roots, which a TLS proxy breaks).
 export UV_SYSTEM_CERTS := 1
 export UV_NATIVE_TLS := 1
+# Python may keep compiled modules (some images forbid it, and then every process compiles
+# what it imports again: seconds for each pytest worker and sending worker).
+unexport PYTHONDONTWRITEBYTECODE
+TEST_WORKERS ?= 3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN := uv run --frozen
@@ -15,9 +19,9 @@ run: ## Serve on http://$(HOST):$(PORT) (GraphQL IDE at /graphql, REST under /ap
 	$(RUN) python -m scripts.dbserver run --data-dir .data/dev -- \
 	  $(RUN) uvicorn main:create_app --factory --host $(HOST) --port $(PORT)
 
-test: ## The whole suite on a throwaway database, then ruff, mypy and the schema drift check
+test: ## The whole suite on a throwaway database (TEST_WORKERS processes), then ruff, mypy and the schema drift check
 	@scripts/ensure-tools.sh --test
-	$(RUN) pytest
+	$(RUN) pytest -n $(TEST_WORKERS) --dist worksteal
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy .

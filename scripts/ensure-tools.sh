@@ -22,7 +22,10 @@ if ! command -v uv >/dev/null 2>&1; then
   .bin/uv-venv/bin/python -m pip install --quiet --disable-pip-version-check 'uv>=0.5,<1'
   ln -sf uv-venv/bin/uv .bin/uv
 fi
-uv sync --frozen --quiet
+# Compiled once here: with PYTHONDONTWRITEBYTECODE set (as in some CI images) every process
+# would otherwise compile each module it imports (phonenumbers' geocoder alone takes seconds),
+# and the tests start many (pytest-xdist workers, sending workers).
+uv sync --frozen --quiet --compile-bytecode
 
 # 2. GraphiQL's browser files (npm registry); the API still serves without them.
 if [ ! -f ide/node_modules/.package-lock.json ] || [ ide/package-lock.json -nt ide/node_modules/.package-lock.json ]; then

@@ -1,16 +1,22 @@
-"""One database server per session, a fresh database per test, the app driven over ASGI.
+"""One database server per session, a database of its own per test, the app driven over ASGI.
 
 The server is `MONGODB_URI` when set, else one started by `scripts.dbserver` (mongod or
 FerretDB). If neither can be had the session errors out: these tests never skip. The helpers
 these fixtures are built from live in `tests/support.py`.
+
+Under pytest-xdist (`make test` runs `pytest -n ...`) the controller starts the one server every
+worker uses, each worker records the queries its tests made the app send, and the controller
+judges them all once every worker has finished (`IndexCoverageGate`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,15 +28,22 @@ from core.config import Settings
 from main import create_app
 from scripts import dbserver
 from tests.support import (
+    DATABASES,
     WEBHOOK_SETTINGS,
+    IndexCoverageGate,
     QueryRecorder,
     client_with,
-    drop_database,
+    fresh_database_name,
     make_settings,
+    release_database,
 )
 
+pytest_plugins = ["pytester"]  # a test of the index-coverage gate runs a small xdist session
+
 QUERIES = QueryRecorder()
-monitoring.register(QUERIES)  # before any client exists: every client of the session reports
+# Before any client exists: every client of the session reports to both.
+monitoring.register(QUERIES)
+monitoring.register(DATABASES)
 
 
 @pytest.fixture(scope="session")
@@ -45,13 +58,63 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
 
 
+SHARED_SERVER = "campaigns_mongo_uri"
+"""The key of the controller's server URI in each xdist worker's `workerinput`."""
+SERVER = pytest.StashKey[tuple[contextlib.ExitStack, str]]()
+
+
+def distributing(config: pytest.Config) -> bool:
+    """Whether this process is pytest-xdist's controller, handing the tests to workers."""
+    option = config.option
+    return (
+        not hasattr(config, "workerinput")
+        and getattr(option, "dist", "no") != "no"
+        and bool(getattr(option, "tx", None))
+        and not option.collectonly
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    gate = IndexCoverageGate(QUERIES, controller=distributing(config))
+    config.pluginmanager.register(gate, "index-coverage-gate")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist starts the workers (its hook runs last)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The controller starts the one server all workers share: one start, not one each."""
+    config = session.config
+    if distributing(config) and not os.environ.get("MONGODB_URI"):
+        stack = contextlib.ExitStack()
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="campaigns-test-db-"))
+        server = stack.enter_context(dbserver.running_server(Path(tmp), ephemeral=True))
+        config.stash[SERVER] = (stack, server.uri)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist's hook, on the controller, as each worker is set up: hands it the server."""
+    if started := node.config.stash.get(SERVER, None):
+        node.workerinput[SHARED_SERVER] = started[1]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if started := config.stash.get(SERVER, None):
+        started[0].close()
+
+
 @pytest.fixture(scope="session")
-def mongo_uri() -> Iterator[str]:
+def mongo_uri(pytestconfig: pytest.Config) -> Iterator[str]:
     """Yields the URI of the session's database server, starting one if needed."""
+    if shared := getattr(pytestconfig, "workerinput", {}).get(SHARED_SERVER):
+        yield shared  # the controller's server, thrown away whole after the run
+        return
     if uri := os.environ.get("MONGODB_URI"):
         if not dbserver.ping(uri, timeout_ms=5000):
             raise RuntimeError(f"MONGODB_URI={uri} does not answer ping")
-        yield uri
+        try:
+            yield uri
+        finally:
+            DATABASES.drop_all(uri)
         return
     with (
         tempfile.TemporaryDirectory(prefix="campaigns-test-db-") as tmp,
@@ -61,17 +124,28 @@ def mongo_uri() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(mongo_uri: str) -> Settings:
+def settings(mongo_uri: str, request: pytest.FixtureRequest) -> Settings:
+    """Settings on an emptied database of an earlier test, or a new one for tests marked
+    `fresh_database` (see `tests.support.DatabasePool`)."""
+    if request.node.get_closest_marker("fresh_database"):
+        return make_settings(mongo_uri, mongodb_db=fresh_database_name())
     return make_settings(mongo_uri)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Once a test's fixtures are torn down, the databases it released may serve others."""
+    yield
+    DATABASES.test_ended()
 
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """Yields a started app on a fresh database, and drops that database afterwards."""
+    """Yields a started app on a database of its own, released afterwards."""
     application = create_app(settings)
     async with LifespanManager(application):
         yield application
-    await drop_database(settings)
+    await release_database(settings)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +35,8 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo import AsyncMongoClient, IndexModel, monitoring
+from pymongo import AsyncMongoClient, IndexModel, MongoClient, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from websockets.sync.client import connect
 
@@ -48,6 +49,7 @@ from models import (
     Contact,
     IdempotencyRecord,
     Message,
+    MigrationRecord,
     Recipient,
     User,
 )
@@ -56,6 +58,7 @@ from services.organizations.settings import OrganizationSettings
 from services.sending.dispatcher import DispatchConfig, Dispatcher
 from services.sending.providers import SimulatedProvider, read_ledger
 from services.storage import tallies
+from services.storage.migrations import MIGRATIONS
 from services.storage.tenancy import Tenant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,12 +204,132 @@ def phones(count: int, start: int = 0) -> list[dict[str, str]]:
 # Apps on a database of their own
 
 
+WRITES = frozenset({"insert", "update", "delete", "findAndModify", "create", "createIndexes"})
+
+
+class DatabasePool(monitoring.CommandListener):
+    """Test databases, emptied and handed to a later test instead of dropped.
+
+    A new database costs its collections and every declared index (with the embedded server's
+    GIN twins): most of a short test's time. An emptied one has the same collections and
+    indexes and no document, which is what the app's start leaves in a new one. A test marked
+    `fresh_database` gets a new one (tests of what the app's start creates). A database
+    released during a test is handed out only after that test ended, so nothing the test still
+    holds can meet the next user. Per process: each pytest-xdist worker has its own.
+
+    Emptying touches only the collections this process wrote to (it listens to every client's
+    commands, so register it before any client exists); a database that another process
+    wrote to (`written_elsewhere`: a sending worker's) has all its collections emptied.
+    """
+
+    LARGE = 1000
+    """Past this many documents a collection is dropped rather than emptied (deleting is slow
+    on the embedded server); the next start creates its indexes again."""
+
+    def __init__(self) -> None:
+        self.free: dict[str, list[str]] = {}
+        self.released: list[tuple[str, str]] = []
+        self.known: dict[str, set[str]] = {}
+        self.written: dict[str, set[str]] = {}
+        self.elsewhere: set[str] = set()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in WRITES:
+            collection = str(event.command.get(event.command_name))
+            self.written.setdefault(event.database_name, set()).add(collection)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def take(self, mongo_uri: str) -> str:
+        """A free emptied database of that server, else a new name."""
+        free = self.free.get(mongo_uri)
+        name = free.pop(0) if free else fresh_database_name()
+        self.known.setdefault(mongo_uri, set()).add(name)
+        return name
+
+    def written_elsewhere(self, database: str) -> None:
+        """Another process writes to `database`: empty all of it when it is released."""
+        self.elsewhere.add(database)
+
+    async def release(self, settings: Settings) -> None:
+        """Empties the database and keeps it for a later test."""
+        key = (settings.mongodb_uri, settings.mongodb_db)
+        if key in self.released or settings.mongodb_db in self.free.get(key[0], []):
+            return
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri)
+        database = client[settings.mongodb_db]
+        try:
+            written = self.written.pop(database.name, set())
+            if database.name in self.elsewhere:
+                self.elsewhere.discard(database.name)
+                written.update(await database.list_collection_names())
+            if MIGRATION_RECORDS in written and await migrated(database):
+                written.discard(MIGRATION_RECORDS)  # as every start leaves a new database
+            await empty_collections(database, written, self.LARGE)
+        finally:
+            await client.close()
+        self.known.setdefault(key[0], set()).add(key[1])
+        self.released.append(key)
+
+    def test_ended(self) -> None:
+        """What the ended test released becomes free."""
+        for uri, name in self.released:
+            self.free.setdefault(uri, []).append(name)
+        self.released.clear()
+
+    def drop_all(self, mongo_uri: str) -> None:
+        """Drops every database handed out on that server (the session's end)."""
+        client: MongoClient[dict[str, object]]
+        with MongoClient(mongo_uri) as client:
+            for name in sorted(self.known.pop(mongo_uri, set())):
+                client.drop_database(name)
+        self.free.pop(mongo_uri, None)
+
+
+DATABASES = DatabasePool()
+MODEL_COLLECTIONS = frozenset(str(model.Settings.name) for model in DOCUMENT_MODELS)
+
+
+MIGRATION_RECORDS = str(MigrationRecord.Settings.name)
+
+
+async def migrated(database: AsyncDatabase[dict[str, object]]) -> bool:
+    """Whether the migration records are exactly what a start leaves in a new database (each
+    migration's first attempt and its done record): then they may stay."""
+    expected = {f"{m.version}:{part}" for m in MIGRATIONS for part in ("1", "done")}
+    found = {str(row["_id"]) async for row in database[MIGRATION_RECORDS].find({}, {"_id": 1})}
+    return found == expected
+
+
+def fresh_database_name() -> str:
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+async def empty_collections(
+    database: AsyncDatabase[dict[str, object]], names: Iterable[str], large: int
+) -> None:
+    """Leaves the app's collections among `names` empty with their indexes; drops large ones
+    and any other."""
+
+    async def empty(name: str) -> None:
+        collection = database[name]
+        if name in MODEL_COLLECTIONS and await collection.estimated_document_count() <= large:
+            await collection.delete_many({})
+        else:
+            await collection.drop()
+
+    await asyncio.gather(*(empty(name) for name in names))
+
+
 def make_settings(mongo_uri: str, **overrides: object) -> Settings:
-    """Returns test settings on a database of its own."""
+    """Returns test settings on a database of its own (new or emptied: `DatabasePool`)."""
     values: dict[str, object] = {
         "environment": "test",
         "mongodb_uri": mongo_uri,
-        "mongodb_db": f"test_{uuid.uuid4().hex[:12]}",
         "mongodb_timeout_ms": 3000,
         "jwt_secret": TEST_JWT_SECRET,
         "log_level": "WARNING",
@@ -218,21 +341,19 @@ def make_settings(mongo_uri: str, **overrides: object) -> Settings:
         "send_window_end": "24:00",
     }
     values.update(overrides)
+    if "mongodb_db" not in values:
+        values["mongodb_db"] = DATABASES.take(mongo_uri)
     return Settings(**values)  # type: ignore[arg-type]
 
 
-async def drop_database(settings: Settings) -> None:
-    """Drops a test's database."""
-    cleanup: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri)
-    try:
-        await cleanup.drop_database(settings.mongodb_db)
-    finally:
-        await cleanup.close()
+async def release_database(settings: Settings) -> None:
+    """Ends a test's use of its database: emptied for a later test (`DatabasePool`)."""
+    await DATABASES.release(settings)
 
 
 @asynccontextmanager
 async def client_with(mongo_uri: str, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
-    """Runs an app with some settings overridden, on a fresh database dropped afterwards."""
+    """Runs an app with some settings overridden, on a database of its own released afterwards."""
     settings = make_settings(mongo_uri, **overrides)
     application = create_app(settings)
     try:
@@ -241,7 +362,7 @@ async def client_with(mongo_uri: str, **overrides: object) -> AsyncIterator[http
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
                 yield http
     finally:
-        await drop_database(settings)
+        await release_database(settings)
 
 
 # Served over a real socket
@@ -272,13 +393,13 @@ async def served(config: uvicorn.Config) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[str]:
-    """Serves the app with real uvicorn on a free loopback port; yields its base URL and drops
+    """Serves the app with real uvicorn on a free loopback port; yields its base URL and releases
     the database afterwards."""
     try:
         async with served(loopback(create_app(settings))) as url:
             yield url
     finally:
-        await drop_database(settings)
+        await release_database(settings)
 
 
 # Sending
@@ -298,7 +419,7 @@ def serving_in_thread(settings: Settings) -> Iterator[str]:
     """Serves the app like `serving`, from a thread with its own event loop; yields its URL.
 
     For synchronous tests (a browser, a fuzzer) that block their own thread while the server
-    answers. The app's lifespan runs (so the database connection) and its database is dropped.
+    answers. The app's lifespan runs (so the database connection) and its database is released.
     """
     started: queue.Queue[str | BaseException] = queue.Queue()
     stop = threading.Event()
@@ -429,6 +550,7 @@ def start_worker(
         "SEND_WINDOW_START": "00:00",
         "SEND_WINDOW_END": "24:00",
     }
+    DATABASES.written_elsewhere(database)
     log = (ledger.parent / f"{name}.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
@@ -861,6 +983,22 @@ class QueryRecorder(monitoring.CommandListener):
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
 
+    def dump(self) -> str:
+        """The shapes as JSON, for another process to `merge` (a pytest-xdist worker's)."""
+        return json.dumps(
+            [
+                [s.collection, sorted(s.equality), sorted(s.ranges), list(s.sort), s.unsupported, o]
+                for s, o in self.shapes.items()
+            ]
+        )
+
+    def merge(self, dumped: str) -> None:
+        for collection, equality, ranges, sort, unsupported, origin in json.loads(dumped):
+            shape = Shape(
+                collection, frozenset(equality), frozenset(ranges), tuple(sort), unsupported
+            )
+            self.shapes.setdefault(shape, origin)
+
 
 def _fields(sort: Any) -> tuple[str, ...]:
     return tuple(str(name) for name in sort or ())
@@ -883,3 +1021,181 @@ def _app_origin() -> str | None:
             storage = storage or where
         frame = frame.f_back
     return storage
+
+
+# The verdict on a session's queries
+
+INDEX_EXCEPTIONS: dict[str, str] = {}
+"""Shapes (as `str(Shape)`) allowed without a serving index, each with the reason."""
+
+RESIDUAL: dict[str, tuple[frozenset[str], str]] = {
+    "campaigns": (
+        frozenset({"status", "type", "createdBy._id", "name", "scheduleDate", "createdAt"}),
+        "A list's optional filters (CampaignFilter, the REST query parameters) combine freely; "
+        "the organization's index in the requested order serves the page, and the other "
+        "conditions are checked on the campaigns it returns (status and creator alone have "
+        "indexes of their own).",
+    ),
+    "contacts": (
+        frozenset(
+            {"contactStatus", "optedOut", "tags", "process", "firstName", "lastName", "phoneNumber"}
+        ),
+        "Contacts are listed by numbered page `{organizationId, page}`; filters and search are "
+        "checked on each page's contacts (and a segment's on the organization's contacts in id "
+        "order).",
+    ),
+}
+"""Fields a query may carry as residual conditions on top of a served shape, per collection."""
+
+
+def acceptable(shape: Shape, indexes: list[Index]) -> bool:
+    """Served as it is, or once the collection's residual filter fields are set aside."""
+    if index_serves(shape, indexes):
+        return True
+    residual = RESIDUAL.get(shape.collection, (frozenset(), ""))[0]
+    core = Shape(
+        shape.collection,
+        shape.equality - residual,
+        shape.ranges - residual,
+        shape.sort,
+        shape.unsupported,
+    )
+    return core != shape and index_serves(core, indexes)
+
+
+CALLBACK = (
+    "A provider's status callback names what it reports on by the id the service gave it "
+    "(its URL carries no organization): one `_id` read on each shard, from its `_id` index."
+)
+SCATTER_GATHER: dict[str, str] = {
+    "contacts: eq=['phoneNumber']": "Single-tenant mode routes a message to the shared sender "
+    "by the organization that messaged the phone last: the phone names no organization.",
+    "campaigns: eq=['status']": "The dispatcher finds the scheduled and sending campaigns of "
+    "every organization (few documents, by the status index).",
+    "messages: eq=['status']": "The dispatcher finds the reps' messages held by quiet hours, "
+    "of every organization (few documents, by the status index).",
+    "recipients: eq=['_id']": CALLBACK,
+    "messages: eq=['_id']": CALLBACK,
+    "follow_up_sends: eq=['_id']": CALLBACK,
+    "contacts: eq=[]": "A migration lists the organizations that hold contacts (one distinct "
+    "over the organization's index, once per deployment).",
+    "campaigns: eq=[]": "A migration lists the organizations that hold campaigns, likewise.",
+    "suppressions: eq=[]": "A migration lists the organizations that hold suppressed numbers, "
+    "likewise.",
+    "idempotency_keys: eq=[]": "The purge lists the organizations that hold idempotency "
+    "records (one distinct over the organization's index per purge), then purges each.",
+}
+"""Shapes (as `str(Shape)`) of queries sent to every shard, each with the reason."""
+
+
+def shard_keys() -> dict[str, tuple[str, ...] | None]:
+    """The declared key of each collection, by collection name."""
+    keys: dict[str, tuple[str, ...] | None] = {}
+    for model in DOCUMENT_MODELS:
+        assert hasattr(model.Settings, "shard_key"), f"{model.__name__}: declare a shard_key"
+        key = model.Settings.shard_key
+        keys[str(model.Settings.name)] = None if key is None else tuple(key)
+    return keys
+
+
+def untargeted_queries(shapes: Mapping[Shape, str]) -> list[str]:
+    """The queries on a sharded collection without its key's first field by equality (they
+    would go to every shard) that `SCATTER_GATHER` does not list."""
+    keys = shard_keys()
+    return sorted(
+        f"{shape}  (from {origin})"
+        for shape, origin in shapes.items()
+        if (key := keys.get(shape.collection))
+        and key[0] not in shape.equality
+        and str(shape) not in SCATTER_GATHER
+    )
+
+
+def index_coverage_problems(shapes: Mapping[Shape, str], *, whole_suite: bool) -> list[str]:
+    """What is wrong with these queries (empty: every one is served by a declared index).
+
+    `whole_suite`: the shapes are all the session sent, so a listed exception none of them
+    needs is reported as stale (one pytest-xdist worker's share cannot tell).
+    """
+    indexes = declared_indexes()
+    problems = [
+        f"a query on {collection}, a collection no model declares"
+        for collection in sorted({s.collection for s in shapes if s.collection not in indexes})
+    ]
+    problems += sorted(
+        f"not served by a declared index: {shape}  (from {origin})"
+        for shape, origin in shapes.items()
+        if shape.collection in indexes
+        and str(shape) not in INDEX_EXCEPTIONS
+        and not acceptable(shape, indexes[shape.collection])
+    )
+    problems += [f"sent to every shard: {query}" for query in untargeted_queries(shapes)]
+    if whole_suite:
+        stale = sorted(set(INDEX_EXCEPTIONS) - {str(s) for s in shapes})
+        problems += [f"a listed exception the suite no longer sends: {s}" for s in stale]
+    return problems
+
+
+class IndexCoverageGate:
+    """Judges the queries of every pytest-xdist worker once they have all finished.
+
+    Registered in every process: a worker hands the queries it recorded (`QueryRecorder`) to
+    the controller when it ends (xdist's `workeroutput`); the controller, when a worker ran the
+    `after_all` test (the whole suite was run, not a few files), judges the union with
+    `index_coverage_problems` and reports a failed test if one query is not served. Without
+    xdist the `after_all` test itself judges the session.
+    """
+
+    NODEID = "tests/test_index_coverage.py::every query of every worker is index-served"
+    OUTPUT_KEY = "query_shapes"
+
+    def __init__(self, recorder: QueryRecorder, *, controller: bool) -> None:
+        self.recorder = recorder
+        self.controller = controller
+        self.judge = False
+        self.workers = 0
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if (output := getattr(session.config, "workeroutput", None)) is not None:
+            output[self.OUTPUT_KEY] = self.recorder.dump()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        dumped = getattr(node, "workeroutput", {}).get(self.OUTPUT_KEY)
+        if dumped is not None:
+            self.recorder.merge(dumped)
+            self.workers += 1
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and report.passed and "after_all" in report.keywords:
+            self.judge = True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        result = yield  # every worker has finished
+        if self.controller and self.judge:
+            self.report(session)
+        return result
+
+    def report(self, session: pytest.Session) -> None:
+        shapes = self.recorder.shapes
+        problems = index_coverage_problems(shapes, whole_suite=True)
+        if not shapes:
+            problems.append("no worker handed over any query: the recording is broken")
+        terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+        if not problems:
+            if terminal is not None:
+                terminal.write_line(
+                    f"index coverage: {len(shapes)} query shapes of {self.workers} workers, "
+                    "each served by a declared index"
+                )
+            return
+        report = pytest.TestReport(
+            nodeid=self.NODEID,
+            location=("tests/test_index_coverage.py", None, self.NODEID.split("::")[1]),
+            keywords={},
+            outcome="failed",
+            longrepr="\n".join(problems),
+            when="call",
+        )
+        session.config.hook.pytest_runtest_logreport(report=report)

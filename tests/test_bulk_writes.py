@@ -18,7 +18,7 @@ from pymongo.monitoring import (
 
 from main import create_app
 from services.storage.tenancy import ALWAYS_LOOKED_UP
-from tests.support import auth, drop_database, future, make_contacts, make_settings, token
+from tests.support import auth, future, make_contacts, make_settings, release_database, token
 
 APP_COMMANDS = {
     "insert",
@@ -62,7 +62,7 @@ async def counted(mongo_uri: str) -> AsyncIterator[tuple[httpx.AsyncClient, Comm
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             yield http, counter
-    await drop_database(settings)
+    await release_database(settings)
 
 
 async def _commands_for(

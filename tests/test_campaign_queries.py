@@ -16,11 +16,11 @@ from services.storage.positions import CAMPAIGNS_PER_PAGE
 from tests.support import (
     auth,
     create_campaign,
-    drop_database,
     future,
     gql,
     make_settings,
     phones,
+    release_database,
     token,
 )
 
@@ -388,7 +388,7 @@ async def test_listing_with_nested_fields_reads_by_page_not_by_organization(
                 body = await gql(http, ROUND_TRIP, headers=auth(token(org=org)))
                 listener.counting = False
     finally:
-        await drop_database(settings)
+        await release_database(settings)
     edges = body["data"]["campaigns"]["edges"]
     assert len(edges) == campaigns
     assert all(len(e["node"]["recipients"]["edges"]) == 5 for e in edges)

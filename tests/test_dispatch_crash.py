@@ -2,11 +2,12 @@
 two-step campaign (a first message and an autopilot follow-up) exactly once.
 
 Two real `python -m worker` processes share the test's database and the simulated provider's
-ledger (a real provider's record of what it accepted). One of them, picked at random, is killed
-each time another eighth of the messages went out, and restarted; its leases expire and the
-other (or its restarted self) takes the batches over, retrying the interrupted recipients with
-the same idempotency keys. The smaller variant of the crash run described in the README (which
-uses 10,000 recipients and 20 kills).
+ledger (a real provider's record of what it accepted). Each time another eighth of the messages
+went out, one of the workers holding a batch at that moment (picked at random) is killed and
+restarted; its leases expire and the other (or its restarted self) takes the batches over,
+retrying the interrupted recipients with the same idempotency keys. Three batches of each step
+are enough for that: every kill lands on a holder mid-send. The smaller variant of the crash run
+described in the README (which uses 10,000 recipients and 20 kills).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -21,13 +23,28 @@ import httpx
 from bson import ObjectId
 
 from core.config import Settings
-from models import BatchCounts, Campaign, Recipient, StepSend
+from models import BatchCounts, BatchLease, Campaign, Recipient, StepSend
+from models.recipient import RECIPIENT_BATCH
 from services.sending.providers import read_ledger
 from tests.support import Org, start_worker, stop_workers
 
-RECIPIENTS = 1000
+RECIPIENTS = 3 * RECIPIENT_BATCH
 MESSAGES = 2 * RECIPIENTS  # the first message and one follow-up each
 KILLS = 6
+
+
+async def holding(
+    org: Org, campaign_id: str, workers: dict[str, subprocess.Popen[bytes]]
+) -> list[str]:
+    """The running workers holding an unfinished batch of the campaign (a lease's owner is
+    named `host:pid:...`; a killed worker's leases name a pid no longer running)."""
+    leases = (
+        await org.tenant()
+        .raw_find(BatchLease, {"campaignId": ObjectId(campaign_id), "done": False})
+        .to_list()
+    )
+    pids = {int(lease["owner"].split(":")[1]) for lease in leases}
+    return sorted(name for name, process in workers.items() if process.pid in pids)
 
 
 async def test_killed_workers_never_message_a_recipient_twice(
@@ -52,11 +69,14 @@ async def test_killed_workers_never_message_a_recipient_twice(
             status = (await org.campaign(campaign_id))["status"]
             if status == "completed":
                 break
-            # Kill after each further eighth of the messages went out, so every kill lands
-            # mid-send however fast or slow the machine is.
+            # Kill after each further eighth of the messages went out, a worker that holds a
+            # batch then, so every kill lands mid-send however fast or slow the machine is.
             due = (kills + 1) * MESSAGES // (KILLS + 2)
             if kills < KILLS and len(read_ledger(ledger)) >= due:
-                victim = rng.choice(list(workers))
+                holders = await holding(org, campaign_id, workers)
+                if not holders:
+                    continue  # between two batches: the next look finds one held
+                victim = rng.choice(holders)
                 workers[victim].send_signal(signal.SIGKILL)
                 workers[victim].wait(timeout=10)
                 kills += 1
@@ -87,4 +107,5 @@ async def test_killed_workers_never_message_a_recipient_twice(
     # purged): above 0, the batch was claimed again after its holder was killed.
     counts = await tenant.raw_find(BatchCounts, {"campaignId": ObjectId(campaign_id)}).to_list()
     takeovers = sum(1 for row in counts if row["epoch"] > 0)
+    assert takeovers > 0
     print(f"\n{kills} kills, {takeovers} batches taken over, {len(keys)} messages, none twice")

@@ -46,13 +46,14 @@ def dispatchers(count: int, ledger: Path, config: DispatchConfig) -> list[Dispat
 async def test_each_organization_gets_its_own_limit_and_a_small_campaign_is_not_held_up(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    """Limits of 5 and 10 a second, two campaigns of 5,000 sending at once: 5 and 10 messages
+    """Limits of 5 and 10 a second, two campaigns of 1,000 sending at once: 5 and 10 messages
     in each second; a third organization's 20 recipients, sent later, finish before either.
-    First on one dispatcher, then on two (as two processes would be) sharing the limits."""
+    First on one dispatcher, then on two (as two processes would be) sharing the limits. Ten
+    batches each: more than two dispatchers take at once, and more than 16 seconds send."""
     slow, fast, small = Org(client), Org(client), Org(client)
-    starts = {"slow": 0, "fast": 5000, "small": 10000}
-    big_slow = await slow.create(5000, start=starts["slow"])
-    big_fast = await fast.create(5000, start=starts["fast"])
+    starts = {"slow": 0, "fast": 1000, "small": 2000}
+    big_slow = await slow.create(1000, start=starts["slow"])
+    big_fast = await fast.create(1000, start=starts["fast"])
     late = [await small.create(20, start=starts["small"] + 20 * i) for i in range(2)]
     await set_rate_per_second(slow.tenant(), 5)
     await set_rate_per_second(fast.tenant(), 10)  # `small` keeps the deployment's 10
@@ -103,7 +104,7 @@ async def test_waiting_for_a_rate_slot_holds_nothing_up(
     whole."""
     limited, other = Org(client), Org(client)
     waiting = await limited.create(300)
-    free = await other.create(300, start=1000)
+    free = await other.create(200, start=1000)  # a batch for each of two dispatchers
     await set_rate_per_second(limited.tenant(), 5)
     ledger = tmp_path / "l.jsonl"
     config = replace(FAST, clock=Clock(utcnow()))  # no deployment limit: `other` has none
@@ -120,7 +121,7 @@ async def test_waiting_for_a_rate_slot_holds_nothing_up(
     finally:
         stop.set()
         await asyncio.gather(*running)
-    assert (await other.campaign(free))["stats"]["sent"] == 300
+    assert (await other.campaign(free))["stats"]["sent"] == 200
     assert sent_by(ledger, {"limited": 0, "other": 1000})["limited"] == 5
     assert (await limited.campaign(waiting))["status"] == "sending"
     # What the limited organization's lane left: its batches given back, nobody `sending`.

@@ -18,7 +18,7 @@ from services.inputs import ContactFilter
 from services.sending.failures import reason_for
 from services.storage import positions
 from services.storage.csvout import cell
-from services.storage.streams import in_order
+from services.storage.streams import READ_AHEAD, in_order
 from services.storage.tenancy import Tenant
 from tests.support import Org, auth, campaign_body, phones, token
 
@@ -180,21 +180,26 @@ def test_only_text_that_could_start_a_formula_is_quoted() -> None:
     ]
 
 
-async def test_ten_thousand_contacts_stream_a_page_per_chunk(
+async def test_contacts_stream_a_page_per_chunk(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
+    """Ten list pages, more than twice the pages read ahead (`READ_AHEAD`): each page is
+    written out as it comes, never the whole file at once."""
     org = ObjectId()
-    await seed_contacts(org, 10_000)
+    pages = 10
+    count = pages * positions.CONTACTS_PER_PAGE
+    assert pages > 2 * READ_AHEAD
+    await seed_contacts(org, count)
 
     export = await export_contacts(Tenant.for_organization(org), settings, ContactFilter())
     sizes = [len(chunk) async for chunk in export.chunks()]
 
-    assert len(sizes) == 1 + 100  # the header, then one chunk per list page
-    assert max(sizes) < 100 * 200  # a page of rows, never the whole file
+    assert len(sizes) == 1 + pages  # the header, then one chunk per list page
+    assert max(sizes) < positions.CONTACTS_PER_PAGE * 200  # a page of rows, never the whole file
     answer = await client.get("/api/contacts.csv", headers=auth(token(org=org)))
     table = rows_of(answer)
-    assert len(table) == 10_000
-    assert table[-1]["phoneNumber"] == "+12123009999"
+    assert len(table) == count
+    assert table[-1]["phoneNumber"] == f"+1212{3000000 + count - 1:07d}"
 
 
 async def test_recipients_of_several_batches_come_in_campaign_order(

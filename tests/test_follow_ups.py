@@ -17,12 +17,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from bson import ObjectId
 
 from core.clock import parse_clock
 from models import BatchLease, FollowUpHandover, Message, Recipient, StepSend
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.settings import OrganizationSettings
+from services.sending import followups
 from services.sending.dispatcher import Dispatcher
 from services.sending.leases import lease_id
 from services.sending.providers import SimulatedProvider, read_ledger
@@ -529,7 +531,7 @@ async def test_a_slow_or_retried_step_never_goes_after_the_reply_is_stored(
 
 
 async def test_a_step_a_dead_holder_claimed_is_not_resent_after_a_reply(
-    hooked: httpx.AsyncClient, tmp_path: Path
+    hooked: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A holder died after claiming the step and starting its call; the contact replies; the
     next holder must not resend it (its key is new to the provider if the call never left)."""
@@ -573,9 +575,14 @@ async def test_a_step_a_dead_holder_claimed_is_not_resent_after_a_reply(
     await tenant.raw_insert_many(
         FollowUpHandover, [{"_id": f"{step_id}:0", "status": "go"}], ordered=True
     )
-    started = datetime.now(UTC)
-    await text(hooked, frm=phone(0), to=NUMBER, body="no thanks")
-    assert datetime.now(UTC) - started < timedelta(seconds=20)  # waited out, not for ever
+    # The reply waits for the call at most `STOP_WAIT_S` (12 s; the same wait at half a
+    # second), then is stored though the call never ended: waited out, not for ever.
+    monkeypatch.setattr(followups, "STOP_WAIT_S", 0.5)
+    await asyncio.wait_for(text(hooked, frm=phone(0), to=NUMBER, body="no thanks"), 60)
+    [call] = await tenant.raw_find(FollowUpHandover, {"_id": f"{step_id}:0"}).to_list()
+    assert call["status"] == "go"
+    [stored] = await tenant.raw_find(Message, {"direction": "inbound"}).to_list()
+    assert stored["body"] == "no thanks"
     await dispatcher.tick()
     assert not [key for key in ledger_keys(ledger) if key.endswith(":1")]
     [step] = await tenant.raw_find(StepSend, {"_id": step_id}).to_list()

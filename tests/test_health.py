@@ -7,12 +7,13 @@ import tempfile
 from pathlib import Path
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
 from core.config import Settings
 from main import create_app
 from scripts import dbserver
-from tests.support import auth, drop_database, gql, make_settings, token
+from tests.support import auth, gql, make_settings, release_database, token
 
 
 async def test_healthz_answers(client: httpx.AsyncClient) -> None:
@@ -65,6 +66,7 @@ async def test_readyz_follows_the_database() -> None:
             await asyncio.to_thread(server.close)
 
 
+@pytest.mark.fresh_database  # the first start sets it up
 async def test_the_app_starts_again_on_a_database_it_already_set_up(settings: Settings) -> None:
     """FerretDB drops the connection on a `createIndexes` naming existing indexes; a restart
     must create only what is missing."""
@@ -81,4 +83,4 @@ async def test_the_app_starts_again_on_a_database_it_already_set_up(settings: Se
                     response = await http.post("/api/campaigns", json=body, headers=auth(token()))
                     assert response.status_code == 201, response.text
     finally:
-        await drop_database(settings)
+        await release_database(settings)

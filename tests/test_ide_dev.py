@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from core.auth import DEV_ORGANIZATION_ID, DEV_USER_ID, authenticate
 from main import create_app
 from resolvers import ide
-from tests.support import auth, drop_database, make_settings, token
+from tests.support import auth, make_settings, release_database, token
 
 
 @asynccontextmanager
@@ -31,7 +31,7 @@ async def ide_client(
             async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
                 yield http, settings
     finally:
-        await drop_database(settings)
+        await release_database(settings)
 
 
 def page_config(page: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Production is MongoDB: every query the app sent during the suite is served by an index the
-models declare, under MongoDB's rules (see `tests.query_shapes`). The embedded server answers
+models declare, under MongoDB's rules (see `tests.support`). The embedded server answers
 without indexes too, so nothing else would notice a query that walks a whole collection."""
 
 from __future__ import annotations
@@ -10,52 +10,15 @@ from bson import ObjectId
 
 from models import Campaign
 from tests.support import (
+    ROOT,
     Index,
     QueryRecorder,
-    Shape,
     auth,
-    declared_indexes,
+    index_coverage_problems,
     index_serves,
     shapes_of,
     token,
 )
-
-EXCEPTIONS: dict[str, str] = {}
-"""Shapes (as `str(Shape)`) allowed without a serving index, each with the reason."""
-
-RESIDUAL: dict[str, tuple[frozenset[str], str]] = {
-    "campaigns": (
-        frozenset({"status", "type", "createdBy._id", "name", "scheduleDate", "createdAt"}),
-        "A list's optional filters (CampaignFilter, the REST query parameters) combine freely; "
-        "the organization's index in the requested order serves the page, and the other "
-        "conditions are checked on the campaigns it returns (status and creator alone have "
-        "indexes of their own).",
-    ),
-    "contacts": (
-        frozenset(
-            {"contactStatus", "optedOut", "tags", "process", "firstName", "lastName", "phoneNumber"}
-        ),
-        "Contacts are listed by numbered page `{organizationId, page}`; filters and search are "
-        "checked on each page's contacts (and a segment's on the organization's contacts in id "
-        "order).",
-    ),
-}
-"""Fields a query may carry as residual conditions on top of a served shape, per collection."""
-
-
-def acceptable(shape: Shape, indexes: list[Index]) -> bool:
-    """Served as it is, or once the collection's residual filter fields are set aside."""
-    if index_serves(shape, indexes):
-        return True
-    residual = RESIDUAL.get(shape.collection, (frozenset(), ""))[0]
-    core = Shape(
-        shape.collection,
-        shape.equality - residual,
-        shape.ranges - residual,
-        shape.sort,
-        shape.unsupported,
-    )
-    return core != shape and index_serves(core, indexes)
 
 
 async def test_the_recorder_sees_the_apps_queries_and_not_the_tests(
@@ -78,20 +41,81 @@ async def test_the_recorder_sees_the_apps_queries_and_not_the_tests(
 
 @pytest.mark.after_all
 def test_every_query_the_app_sent_is_served_by_a_declared_index(
-    recorded_queries: QueryRecorder,
+    recorded_queries: QueryRecorder, pytestconfig: pytest.Config
 ) -> None:
-    shapes = recorded_queries.shapes  # everything the session ran (alone, little to judge)
-    indexes = declared_indexes()
-    unknown = sorted({s.collection for s in shapes if s.collection not in indexes})
-    assert unknown == [], "queries on collections no model declares"
-    unserved = sorted(
-        f"{shape}  (from {origin})"
-        for shape, origin in shapes.items()
-        if str(shape) not in EXCEPTIONS and not acceptable(shape, indexes[shape.collection])
+    """Alone, this process saw everything the session ran. As one pytest-xdist worker it
+    saw its share, and the controller judges every worker's once all have finished
+    (`tests.support.IndexCoverageGate`)."""
+    whole_suite = not hasattr(pytestconfig, "workerinput")
+    problems = index_coverage_problems(recorded_queries.shapes, whole_suite=whole_suite)
+    assert problems == [], "\n".join(problems)
+
+
+def test_a_query_no_declared_index_serves_is_reported_after_a_workers_hand_over() -> None:
+    """The verdict fails on an unserved query, also once it went through a worker's dump."""
+    served = shapes_of("recipients", {"organizationId": 1, "campaignId": 2, "batch": 3})[0]
+    unserved = shapes_of("recipients", {"organizationId": 1, "phone": 2})[0]
+    unknown = shapes_of("no_such_collection", {"organizationId": 1})[0]
+    worker = QueryRecorder({served: "services/a.py:1", unserved: "services/b.py:2"})
+    controller = QueryRecorder({unknown: "services/c.py:3"})
+    controller.merge(worker.dump())
+    assert controller.shapes == worker.shapes | {unknown: "services/c.py:3"}
+    assert index_coverage_problems({served: "services/a.py:1"}, whole_suite=True) == []
+    assert index_coverage_problems(controller.shapes, whole_suite=True) == [
+        "a query on no_such_collection, a collection no model declares",
+        f"not served by a declared index: {unserved}  (from services/b.py:2)",
+    ]
+
+
+GATE_CONFTEST = """
+from tests.support import IndexCoverageGate, QueryRecorder
+
+RECORDER = QueryRecorder()
+
+
+def pytest_configure(config):
+    controller = not hasattr(config, "workerinput") and bool(config.option.tx)
+    config.pluginmanager.register(IndexCoverageGate(RECORDER, controller=controller), "gate")
+"""
+
+GATE_TESTS = """
+import pytest
+
+from tests.support import shapes_of
+from conftest import RECORDER
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_sends(n):
+    query = {"organizationId": 1, "campaignId": n} if n else {"organizationId": 1, "nope": 2}
+    RECORDER.shapes[shapes_of("recipients", query)[0]] = f"services/fake.py:{n}"
+
+
+@pytest.mark.after_all
+def test_last():
+    pass
+"""
+
+
+def test_the_controller_fails_a_run_when_one_workers_query_is_not_served(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate as `make test` runs it, in a session of its own with two workers: the one
+    unserved query fails the run, whichever worker sent it."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makeconftest(GATE_CONFTEST)
+    pytester.makepyfile(test_gate=GATE_TESTS)
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nmarkers =\n    after_all: last\n"
     )
-    assert unserved == [], "\n".join(unserved)
-    stale = sorted(set(EXCEPTIONS) - {str(s) for s in shapes})
-    assert stale == [], f"listed exceptions the suite no longer sends: {stale}"
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*not served by a declared index: recipients: eq=*nope*(from services/fake.py:0)",
+            "FAILED tests/test_index_coverage.py::every query of every worker is index-served*",
+        ]
+    )
 
 
 ORG_CAMPAIGN_BATCH = [Index(("organizationId", "campaignId", "batch", "seq"), unique=False)]

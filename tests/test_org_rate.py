@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient
 from scripts import org_rate
 from services.sending.dispatcher import Dispatcher
 from services.sending.providers import SimulatedProvider
-from tests.support import FAST, Clock, Org, drop_database, make_settings
+from tests.support import FAST, Clock, Org, make_settings, release_database
 
 
 async def test_an_operator_sets_and_clears_an_organizations_rate(mongo_uri: str) -> None:
@@ -31,7 +31,7 @@ async def test_an_operator_sets_and_clears_an_organizations_rate(mongo_uri: str)
         assert stored is not None and "ratePerSecond" not in stored
     finally:
         await reader.close()
-        await drop_database(settings)
+        await release_database(settings)
 
 
 def test_bad_arguments_are_refused_before_touching_the_database() -> None:

@@ -18,9 +18,9 @@ from tests.support import (
     client_with,
     counts,
     create_campaign,
-    drop_database,
     loopback,
     make_settings,
+    release_database,
     served,
     token,
 )
@@ -219,7 +219,7 @@ async def test_uvicorns_access_line_names_the_id(mongo_uri: str) -> None:
             await http.get("/healthz", headers={"X-Request-ID": "access-0001"})
             await http.get("/healthz")
     finally:
-        await drop_database(settings)
+        await release_database(settings)
     lines = stream.getvalue().splitlines()
     assert any("[access-0001]" in line and "GET /healthz" in line for line in lines), lines
     generated = [line for line in lines if "GET /healthz" in line and "access-0001" not in line]

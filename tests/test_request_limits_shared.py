@@ -18,7 +18,7 @@ from pymongo.errors import OperationFailure
 
 from main import App, create_app
 from services.organizations.request_limits import RequestLimits
-from tests.support import Clock, auth, drop_database, make_settings, token
+from tests.support import Clock, auth, make_settings, release_database, token
 
 LIMIT = 100
 SLACK = 5
@@ -51,7 +51,7 @@ async def two_processes(
                 for client in clients:
                     await client.aclose()
     finally:
-        await drop_database(settings)
+        await release_database(settings)
 
 
 def limits_of(app: App) -> RequestLimits:
@@ -191,7 +191,7 @@ async def test_a_browsers_refusal_carries_cors_headers_and_others_an_id(
                 script = await call({"X-Request-ID": "flood-0001"})
                 anonymous = await call({})
     finally:
-        await drop_database(settings)
+        await release_database(settings)
     assert allowed.status_code == 200
     assert [browser.status_code, script.status_code, anonymous.status_code] == [429] * 3
     assert browser.headers["Access-Control-Allow-Origin"] == "https://app.example.com"

@@ -13,44 +13,15 @@ import re
 
 import pytest
 
-from models import DOCUMENT_MODELS
-from tests.support import ROOT, QueryRecorder, declared_indexes
+from tests.support import (
+    ROOT,
+    QueryRecorder,
+    declared_indexes,
+    shard_keys,
+    untargeted_queries,
+)
 
 DOC = ROOT / "docs" / "database.md"
-
-CALLBACK = (
-    "A provider's status callback names what it reports on by the id the service gave it "
-    "(its URL carries no organization): one `_id` read on each shard, from its `_id` index."
-)
-SCATTER_GATHER: dict[str, str] = {
-    "contacts: eq=['phoneNumber']": "Single-tenant mode routes a message to the shared sender "
-    "by the organization that messaged the phone last: the phone names no organization.",
-    "campaigns: eq=['status']": "The dispatcher finds the scheduled and sending campaigns of "
-    "every organization (few documents, by the status index).",
-    "messages: eq=['status']": "The dispatcher finds the reps' messages held by quiet hours, "
-    "of every organization (few documents, by the status index).",
-    "recipients: eq=['_id']": CALLBACK,
-    "messages: eq=['_id']": CALLBACK,
-    "follow_up_sends: eq=['_id']": CALLBACK,
-    "contacts: eq=[]": "A migration lists the organizations that hold contacts (one distinct "
-    "over the organization's index, once per deployment).",
-    "campaigns: eq=[]": "A migration lists the organizations that hold campaigns, likewise.",
-    "suppressions: eq=[]": "A migration lists the organizations that hold suppressed numbers, "
-    "likewise.",
-    "idempotency_keys: eq=[]": "The purge lists the organizations that hold idempotency "
-    "records (one distinct over the organization's index per purge), then purges each.",
-}
-"""Shapes (as `str(Shape)`) of queries sent to every shard, each with the reason."""
-
-
-def shard_keys() -> dict[str, tuple[str, ...] | None]:
-    """The declared key of each collection, by collection name."""
-    keys: dict[str, tuple[str, ...] | None] = {}
-    for model in DOCUMENT_MODELS:
-        assert hasattr(model.Settings, "shard_key"), f"{model.__name__}: declare a shard_key"
-        key = model.Settings.shard_key
-        keys[str(model.Settings.name)] = None if key is None else tuple(key)
-    return keys
 
 
 def documented_shard_keys() -> dict[str, tuple[str, ...] | None]:
@@ -107,12 +78,5 @@ def test_every_query_on_a_sharded_collection_names_the_organization(
     recorded_queries: QueryRecorder,
 ) -> None:
     """Runs after the rest of the suite and judges every query the app sent."""
-    keys = shard_keys()
-    untargeted = sorted(
-        f"{shape}  (from {origin})"
-        for shape, origin in recorded_queries.shapes.items()
-        if (key := keys.get(shape.collection))
-        and key[0] not in shape.equality
-        and str(shape) not in SCATTER_GATHER
-    )
+    untargeted = untargeted_queries(recorded_queries.shapes)
     assert untargeted == [], "\n".join(untargeted)

@@ -79,6 +79,7 @@ async def test_duplicate_phone_in_one_organization_is_refused_by_the_server(app:
     assert excinfo.value.code == 11000
 
 
+@pytest.mark.fresh_database  # the app's start created them, not an earlier test's
 async def test_indexes_exist_on_the_server(app: FastAPI) -> None:
     from models import Campaign, Recipient
 
@@ -119,6 +120,7 @@ async def test_contact_query_with_a_malformed_id_is_null(client: httpx.AsyncClie
     assert body == {"data": {"contact": None}}
 
 
+@pytest.mark.fresh_database
 async def test_every_index_of_tenant_data_starts_with_the_organization(app: FastAPI) -> None:
     """MongoDB can then answer each tenant's query from its own slice of every index."""
     from models import DOCUMENT_MODELS
