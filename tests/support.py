@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import itertools
 import json
@@ -1010,9 +1011,8 @@ def _app_origin() -> str | None:
     frame = inspect.currentframe()
     storage: str | None = None
     while frame is not None:
-        path = Path(frame.f_code.co_filename)
-        if path.is_relative_to(ROOT) and ".venv" not in path.parts and path != HERE:
-            relative = path.relative_to(ROOT)
+        relative = _project_file(frame.f_code.co_filename)
+        if relative is not None:
             if relative.parts[0] in ("tests", "bench"):
                 return None  # the test's own query, directly or through the storage layer
             where = f"{relative}:{frame.f_lineno}"
@@ -1021,6 +1021,16 @@ def _app_origin() -> str | None:
             storage = storage or where
         frame = frame.f_back
     return storage
+
+
+@functools.cache
+def _project_file(filename: str) -> Path | None:
+    """The project-relative path of a code file (None: a dependency's, or this module);
+    remembered, as every query not yet recorded walks the stack."""
+    path = Path(filename)
+    if path.is_relative_to(ROOT) and ".venv" not in path.parts and path != HERE:
+        return path.relative_to(ROOT)
+    return None
 
 
 # The verdict on a session's queries
