@@ -82,6 +82,9 @@ async def test_racing_writers_of_one_contact_leave_its_summary_as_its_records_sa
         assert (kept.unreadCount, kept.lastStored, kept.n) == (unread, newest, n)
     page = await inbox(org)
     assert sorted(e["node"]["contact"]["phoneNumber"] for e in page["edges"]) == [ALICE, BOB]
+    # Bob's first messages raced to create his summary: it is counted once.
+    total = await gql(hooked, "{ conversations(first: 1) { totalCount } }", None, org.headers)
+    assert total["data"]["conversations"]["totalCount"] == 2
     [node] = [e["node"] for e in page["edges"] if e["node"]["contact"]["phoneNumber"] == ALICE]
     assert node["owner"] == {"id": str(org.user)}
 
@@ -168,6 +171,8 @@ async def test_threads_stored_before_summaries_get_theirs_at_start(
     assert rows(await inbox(org)) == []
     assert await migrations.migrate() == [5]
     assert rows(await inbox(org)) == expected == [(ALICE, "a2", 2), (BOB, "b1", 1)]
+    total = await gql(hooked, "{ conversations(first: 1) { totalCount } }", None, org.headers)
+    assert total["data"]["conversations"]["totalCount"] == 2
 
 
 async def test_a_campaign_send_and_its_report_reach_the_summary_of_a_conversation(

@@ -19,12 +19,13 @@ from bson import ObjectId
 
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, NotFound
-from models import Contact, ConversationEvent, ConversationSummary, User
+from models import Contact, ConversationEvent, User
 from models.conversation import SUMMARY_BUCKET
 from services.conversations import activity, summaries
 from services.conversations.summaries import ASSIGN, READ, Summary
 from services.conversations.threads import ThreadMessage
 from services.inputs import ConversationFilter
+from services.storage import tallies
 from services.storage.pages import Cursors, LazyCursors, Page, page_size
 from services.storage.tenancy import Tenant
 
@@ -199,9 +200,9 @@ def _buckets(start: int, bucket: int, wanted: int) -> list[int]:
 
 
 async def count_conversations(tenant: Tenant) -> int:
-    """How many contacts have a conversation (filters aside): their summaries, counted only
-    when a caller asks for the total."""
-    return await tenant.count(ConversationSummary)
+    """How many contacts have a conversation (filters aside): a running total of their
+    summaries, kept by the write that creates each."""
+    return await tallies.total(tenant, tallies.CONVERSATIONS)
 
 
 async def mark_read(tenant: Tenant, contact_id: str) -> Conversation | None:

@@ -40,7 +40,7 @@ from services.conversations.threads import (
     thread_records,
 )
 from services.sending import observers
-from services.storage import migrations
+from services.storage import migrations, tallies
 from services.storage.tenancy import Tenant
 
 READ = "read"
@@ -190,11 +190,16 @@ async def _contact_rows(tenant: Tenant, contact_id: ObjectId, reads: Reads) -> l
 
 
 async def write(tenant: Tenant, summary: Summary) -> None:
-    """Writes every field of the summary (creating it when new)."""
+    """Writes every field of the summary (creating it when new: the one write that creates it
+    counts the organization's conversations)."""
     key = summary_id(tenant, summary.contactId)
     fields = {**summary.document(), "updatedAt": Tenant.now()}
     try:
-        await tenant.update_one(ConversationSummary, {"_id": key}, {"$set": fields}, upsert=True)
+        matched = await tenant.update_one(
+            ConversationSummary, {"_id": key}, {"$set": fields}, upsert=True
+        )
+        if not matched:  # it did not exist: this upsert created it
+            await tallies.add(tenant, tallies.CONVERSATIONS, 1)
     except (DuplicateKeyError, OperationFailure):
         # Two first writes raced to create it (FerretDB reports an upsert's duplicate as
         # code 1): it exists now, so this one is a plain update.
@@ -274,6 +279,7 @@ async def build_missing() -> None:
         for start in range(0, len(missing), REFRESH_CONCURRENCY):
             chunk = missing[start : start + REFRESH_CONCURRENCY]
             await asyncio.gather(*(refresh(tenant, contact_id) for contact_id in chunk))
+        await tallies.recount(tenant, tallies.CONVERSATIONS)
 
 
 MIGRATION = migrations.register(

@@ -35,17 +35,19 @@ from typing import Any, Final
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from models import Campaign, Contact, Suppression, Tally
+from models import Campaign, Contact, ConversationSummary, Suppression, Tally
 from models.base import TenantDocument
 from services.storage.tenancy import Tenant, size_estimates
 
 CONTACTS: Final = "contacts"
 CAMPAIGNS: Final = "campaigns"
 SUPPRESSIONS: Final = "suppressions"
+CONVERSATIONS: Final = "conversations"
 COUNTED: dict[str, type[TenantDocument]] = {
     CONTACTS: Contact,
     CAMPAIGNS: Campaign,
     SUPPRESSIONS: Suppression,
+    CONVERSATIONS: ConversationSummary,
 }
 RECOUNT_WRITER: Final = "recount"
 """The writer of the corrections `recount` records."""
