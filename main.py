@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,7 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.monitoring import CommandListener
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
+from core.auth import VerifiedTokens
 from core.config import Settings, get_settings
 from core.db import create_client, init_database
 from core.requests import RequestIds, configure_logging
@@ -29,7 +31,7 @@ from resolvers import health, webhooks
 from resolvers.assets import asset_url, mount_ide_assets
 from resolvers.cors import install_cors
 from resolvers.graphql_app import GraphQLApp
-from resolvers.limits import BodySizeLimit, RequestLimit
+from resolvers.limits import BodySizeLimit, Refusals, RequestLimit
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts
 from resolvers.rest import conversations as rest_conversations
@@ -39,6 +41,7 @@ from resolvers.rest.envelope import install_error_handlers
 from resolvers.root import schema
 from services.conversations import outbound
 from services.conversations.simulated import provider_from
+from services.organizations.request_limits import RequestLimits, utcnow
 from services.sending.dispatcher import Dispatcher, config_from
 from services.storage import idempotency, migrations
 
@@ -49,15 +52,39 @@ async def _gather(*work: Coroutine[Any, Any, None]) -> None:
     await asyncio.gather(*work)
 
 
+class App(FastAPI):
+    """The FastAPI app with one thing in front of all of it: refusing callers whose request
+    budget has no room left (`resolvers.limits.Refusals`), so a flood's refusals cost little."""
+
+    refusals: Refusals | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.refusals is not None and await self.refusals.refused(scope, send):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
-    settings: Settings | None = None, *, event_listeners: Sequence[CommandListener] = ()
-) -> FastAPI:
+    settings: Settings | None = None,
+    *,
+    event_listeners: Sequence[CommandListener] = (),
+    clock: Callable[[], datetime] = utcnow,
+) -> App:
     """Builds the app; the database connection opens in the lifespan, not at import.
 
-    `event_listeners` are PyMongo monitoring listeners, for tests that count commands.
+    `event_listeners` are PyMongo monitoring listeners, for tests that count commands;
+    `clock` is the time request budgets are counted in (tests move it).
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    request_limits = RequestLimits(
+        settings.request_limit,
+        settings.user_request_limit,
+        largest_cost=settings.api_write_cost,
+        clock=clock,
+        sync_every=settings.api_limit_sync_seconds,
+    )
+    tokens = VerifiedTokens(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +103,7 @@ def create_app(
                     every=timedelta(seconds=settings.idempotency_purge_every_seconds),
                 )
             )
+            sharing = asyncio.create_task(request_limits.run()) if request_limits else None
             stop_sending = asyncio.Event()
             sending = None
             if settings.dispatch_in_process:
@@ -89,9 +117,11 @@ def create_app(
             try:
                 yield
             finally:
-                purge.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await purge
+                for task in (purge, sharing):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
                 stop_sending.set()
                 if sending is not None:
                     # A batch in flight finishes its chunk; a lease left behind expires.
@@ -100,7 +130,7 @@ def create_app(
         finally:
             await client.close()
 
-    app = FastAPI(
+    app = App(
         title="Campaign service",
         version="0.1.0",
         description="SMS campaigns for sales teams. GraphQL at /graphql; legacy REST under /api.",
@@ -109,6 +139,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings  # read by `resolvers.deps.app_settings`
+    app.state.request_limits = request_limits
+    app.refusals = Refusals(request_limits, tokens)
     # Apollo's BatchHttpLink sends a JSON array of operations; each gets its own answer, in
     # order. The schema is shared, so the last app built sets the limit (one per process).
     schema.config.batching_config = {"max_operations": settings.graphql_max_batch}
@@ -127,7 +159,7 @@ def create_app(
     app.include_router(rest_suppressions.router)
     app.include_router(webhooks.router)
     mount_ide_assets(app)
-    app.add_middleware(RequestLimit, settings=settings)
+    app.add_middleware(RequestLimit, settings=settings, limits=request_limits, tokens=tokens)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_cors(app, settings)
     app.add_middleware(RequestIds)  # outermost: even a 413 carries the id

@@ -167,6 +167,7 @@ def start_server(uri: str, db: str, port: int, rate_limit: str = "") -> subproce
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
         "API_RATE_LIMIT": rate_limit,
+        "API_USER_RATE_LIMIT": rate_limit,  # both budgets counted, as by default
     }
     command = [
         sys.executable, "-m", "uvicorn", "main:create_app", "--factory",

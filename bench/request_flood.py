@@ -7,7 +7,9 @@ four times a second (within its own budget), first alone, then while organizatio
 process at the lowest CPU priority (an attacker's client does not run on the server's cores).
 The figure is B's p95 under the flood against its p95 alone (the issue's target: within 1.5x),
 with the request limits on (the defaults: 600 a minute per organization, 300 per user) and
-off. The floor, in the same run, is a raw PyMongo read of the same page.
+off, and B's p95 under the flood with limits against without (the same run, so the same
+machine); also the server's CPU per request of A's. The floor, in the same run, is a raw
+PyMongo read of the same page.
 
     uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
         uv run python -m bench.request_flood [--seconds 20] [--flooders 32]
@@ -90,6 +92,13 @@ def _start(
         stderr=None if nice else subprocess.DEVNULL,
         preexec_fn=(lambda: os.nice(19)) if nice else None,
     )
+
+
+def server_cpu(pid: int) -> float:
+    """Seconds of CPU the process used so far (user and system, from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def reader(client: httpx.AsyncClient, headers: dict[str, str], seconds: float) -> list[float]:
@@ -186,17 +195,23 @@ async def run(seconds: float, flooders: int) -> int:
                     nice=True,
                 )
                 await asyncio.sleep(1.0)
+                cpu_before = server_cpu(process.pid)
                 under = await reader(client, victim_headers, seconds - 1.5)
+                cpu = server_cpu(process.pid) - cpu_before
                 out, _ = await asyncio.to_thread(child.communicate)
                 statuses = Counter({int(k): int(v) for k, v in json.loads(out).items()})
         finally:
             process.terminate()
             process.wait(timeout=30)
         results[label] = (alone, under, statuses)
+        # The server's CPU while B read under the flood, per request of A's in that time
+        # (A's count over the whole flood, scaled to the reading time).
+        per_request = cpu / (sum(statuses.values()) * (seconds - 1.5) / seconds)
         print(
             f"{label}: B alone p50 {statistics.median(alone):.1f} ms, p95 {p95(alone):.1f} ms; "
             f"under A's flood p50 {statistics.median(under):.1f} ms, p95 {p95(under):.1f} ms "
-            f"(p95 x{p95(under) / p95(alone):.2f}); A's answers {dict(statuses)}",
+            f"(p95 x{p95(under) / p95(alone):.2f}); A's answers {dict(statuses)}; "
+            f"server CPU {per_request * 1e6:.0f} us per request of A's",
             flush=True,
         )
     raw = await floor(uri, database, victim, 3.0)
@@ -206,6 +221,8 @@ async def run(seconds: float, flooders: int) -> int:
     )
     for label, (_, under, _) in results.items():
         print(f"{label}: B's p95 under the flood is {p95(under) / p95(raw):.1f}x the floor's p95")
+    on, off = p95(results["limits on"][1]), p95(results["limits off"][1])
+    print(f"B's p95 under the flood, limits on against off: {on / off:.2f}x")
     mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri)
     await mongo.drop_database(database)
     await mongo.close()

@@ -20,9 +20,13 @@ small organization and as the large one, interleaved sample by sample, it times:
   counting its contacts;
 - `POST /api/campaigns` naming 100, 500 and 2,000 existing contacts, against the same reads
   and writes in raw PyMongo (each contact by `_id`, 8 at a time);
-- `totalCount` of the contacts and campaigns, against the raw `count_documents` of both.
+- `totalCount` of the contacts and campaigns, against the raw `count_documents` of both;
+- a page of 20 campaigns filtered by a status one campaign in 20 has (one per list page), and
+  by the status of the other 19, against the raw reads of their plan, beside the raw sorted
+  read the list sent before.
 
-`--only-scale` runs only the last two (the id-list and count cliffs of issue 19).
+`--only-scale` runs only the last three (the id-list, count and filtered-list cliffs of
+issue 19).
 
 Requests go through the app in process (ASGI, no socket). Prints p50/p95 per case and the ratio
 of each API call to its floor, and how the small organization's figures moved between sizes.
@@ -78,6 +82,8 @@ CAMPAIGNS = 500
 LARGE_CAMPAIGNS = 400
 RECIPIENTS_PER_CAMPAIGN = 100
 LOAD_BATCH = 5_000
+PAUSED_EVERY = 20
+"""One campaign in 20 is paused: a filter on it matches one per list page."""
 STATUSES = ("New Lead", "Contacted", "Qualified", "Customer")
 CONTACT_QUERY = "query($id: ID!) { contact(id: $id) { id phoneNumber firstName } }"
 TARGET_P95_MS = 15.0
@@ -91,6 +97,7 @@ class Org:
     id: ObjectId
     contacts: int
     sample: list[ObjectId] = field(default_factory=list)
+    campaigns: int = 0
 
 
 @dataclass
@@ -148,6 +155,7 @@ async def load(db: Any, total: int, rng: random.Random, small_orgs: int) -> list
             await db.contacts.insert_many(docs, ordered=False)
     for org in orgs:
         count = LARGE_CAMPAIGNS if org is large else (CAMPAIGNS - LARGE_CAMPAIGNS) // small_orgs
+        org.campaigns = count
         campaigns: list[dict[str, Any]] = []
         recipients: list[dict[str, Any]] = []
         for n in range(count):
@@ -160,6 +168,8 @@ async def load(db: Any, total: int, rng: random.Random, small_orgs: int) -> list
             )
             doc = campaign_doc(org, campaign_id, len(chosen), f"Campaign {n}", created)
             doc["page"] = (count - 1 - n) // CAMPAIGNS_PER_PAGE  # as creations claim them
+            if n % PAUSED_EVERY == 0:
+                doc["status"] = CampaignStatus.PAUSED.value  # a sparse status, on every page
             campaigns.append(doc)
         await db.campaigns.insert_many(campaigns)
         await db.campaign_pages.insert_many(
@@ -514,6 +524,62 @@ async def id_list_case(s: Session, org: Org, samples: int, count: int) -> Timing
 COUNTS = "query { contacts(first: 20) { totalCount } campaigns(first: 20) { totalCount } }"
 
 
+FILTERED = """
+query($status: CampaignStatus!) {
+  campaigns(first: 20, filter: {status: [$status]}) { edges { node { id status } } } }
+"""
+
+
+async def filtered_listing_case(
+    s: Session, org: Org, samples: int, status: CampaignStatus
+) -> tuple[Timings, list[float]]:
+    """A page of 20 campaigns in one status, newest first: paused (one campaign in 20, one per
+    list page) or scheduled (the rest). The floor is the plan's reads in raw PyMongo (list
+    pages by equality while they yield enough, then the status's matches from there on). Also
+    timed: the raw sorted read of the matches that the list sent before (on FerretDB it reads
+    and sorts all of the organization's campaigns in that status)."""
+    t = Timings()
+    sorted_reads: list[float] = []
+    headers = auth(token(org=org.id))
+    paused = -(-org.campaigns // PAUSED_EVERY)
+    matching = paused if status is CampaignStatus.PAUSED else org.campaigns - paused
+    query = {"organizationId": org.id, "status": status.value}
+    last = (org.campaigns - 1) // CAMPAIGNS_PER_PAGE
+    variables = {"status": status.name}
+    for _ in range(samples):
+
+        async def api() -> None:
+            response = await s.http.post(
+                "/graphql", json={"query": FILTERED, "variables": variables}, headers=headers
+            )
+            edges = ((response.json().get("data") or {}).get("campaigns") or {}).get("edges")
+            s.check(len(edges or []) == min(20, matching), f"filtered: {response.text[:200]}")
+
+        async def floor() -> None:
+            found: list[Any] = []
+            page = last
+            read = 0
+            while page >= 0 and read < 4 and len(found) <= 20:
+                found += await s.db.campaigns.find({**query, "page": page}).to_list(None)
+                page -= 1
+                read += 1
+                if len(found) * 4 < 21 * read:
+                    break
+            if page >= 0 and len(found) <= 20:
+                rest = s.db.campaigns.find({**query, "page": {"$lte": page}})
+                found += await rest.sort([("page", -1), ("_id", -1)]).limit(21).to_list(None)
+            s.check(len(found[:20]) == min(20, matching), "filtered floor")
+
+        async def sorted_read() -> None:
+            cursor = s.db.campaigns.find(query).sort([("createdAt", -1), ("_id", -1)])
+            s.check(len(await cursor.limit(21).to_list(None)) == min(21, matching), "sorted")
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+        sorted_reads.append(await timed(sorted_read))
+    return t, sorted_reads
+
+
 async def counts_case(s: Session, org: Org, samples: int) -> Timings:
     """`totalCount` of the contacts and of the campaigns; the floor is the raw
     `count_documents` of both (what a count costs the server itself)."""
@@ -616,6 +682,16 @@ async def run_size(
                     },
                     "totalCount (contacts, campaigns)": await counts_case(s, org, args.listings),
                 }
+                references: dict[str, list[float]] = {}
+                for status, label in (
+                    (CampaignStatus.PAUSED, "1"),
+                    (CampaignStatus.SCHEDULED, "19"),
+                ):
+                    filtered, sorted_reads = await filtered_listing_case(
+                        s, org, args.listings, status
+                    )
+                    cases[f"campaigns(status: {label} in 20)"] = filtered
+                    references[f"{label} in 20 sorted (raw, before)"] = sorted_reads
                 if args.only_scale:
                     cases = {k: v for k, v in cases.items() if v.api}
                 else:
@@ -634,6 +710,14 @@ async def run_size(
                     row = summarize(t)
                     result["cases"][f"{name} | {org.label}"] = row
                     print_row(name, org, row)
+                for name, values in references.items():
+                    reference = {"p50_ms": pct(values, 0.5), "p95_ms": pct(values, 0.95)}
+                    result["cases"][f"{name} | {org.label}"] = reference
+                    print(
+                        f"  {name:<32} {org.label:<8} "
+                        f"{reference['p50_ms']:8.1f} {reference['p95_ms']:8.1f}",
+                        flush=True,
+                    )
             raw_reads = {} if args.only_scale else await listing_floor(s, orgs[-1], args.listings)
             for name, values in raw_reads.items():
                 row = {"p50_ms": pct(values, 0.5), "p95_ms": pct(values, 0.95)}

@@ -14,7 +14,9 @@ Import, two cases alternating in every round:
     parsing, normalising, page claims and the bulk inserts;
 (b) the floor: PyMongo `insert_many(ordered=False)` of the same N documents (built beforehand,
     with their pages and prefix keys) in chunks of the service's size, into a collection with
-    the app's indexes.
+    the app's indexes;
+(c) the same raw insert in the previous layout (no page or prefix key, its one index
+    `(organizationId, _id)`): what the list's two indexed fields cost an insert.
 
     uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
         uv run python -m bench.suppress [--numbers 100000 --runs 3 --reads 15]
@@ -89,8 +91,8 @@ async def listing(
         (f"prefix {dense} (7 digits)", {"search": dense}, "bucket", {"prefixKey": long}, 20),
         ("prefix +1415555 (7 digits, none)", {"search": "+1415555"}, "bucket",
          {"prefixKey": long}, 0),
-        ("prefix +1212 (3 digits, dense)", {"search": "+1212"}, "page", {"page": 0}, 20),
-        ("prefix +1415 (3 digits, none)", {"search": "+1415"}, "page", {"page": 0}, 0),
+        ("prefix +1212 (4 digits, dense)", {"search": "+1212"}, "page", {"page": 0}, 20),
+        ("prefix +1415 (4 digits, none)", {"search": "+1415"}, "page", {"page": 0}, 0),
     ]  # fmt: skip
     collection = Suppression.get_pymongo_collection()
     print(f"listing {count:,} numbers ({count // 5:,} of another organization beside), "
@@ -131,11 +133,14 @@ async def run(count: int, runs: int, reads: int) -> int:
     problems: list[str] = []
     api: list[float] = []
     floor: list[float] = []
+    before: list[float] = []
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://b", timeout=600) as http:
             if reads:
                 await listing(http, settings, count, reads, problems)
+            previous = Suppression.get_pymongo_collection().database["suppressions_previous"]
+            await previous.create_index([("organizationId", 1), ("_id", 1)], name="org_id")
             for _ in range(runs):
                 org = ObjectId()
                 started = time.perf_counter()
@@ -169,6 +174,25 @@ async def run(count: int, runs: int, reads: int) -> int:
                         documents[start : start + INSERT_CHUNK], ordered=False
                     )
                 floor.append(time.perf_counter() - started)
+
+                # (c) the same raw insert in the previous layout: no page or prefix key, and
+                # the one index it had, to show what the two indexed fields cost an insert
+                org = ObjectId()
+                bare = [
+                    {
+                        "_id": suppression_id(org, phone),
+                        "phoneNumber": phone,
+                        "reason": None,
+                        "organizationId": org,
+                        "createdAt": now,
+                        "updatedAt": now,
+                    }
+                    for phone in numbers
+                ]
+                started = time.perf_counter()
+                for start in range(0, count, INSERT_CHUNK):
+                    await previous.insert_many(bare[start : start + INSERT_CHUNK], ordered=False)
+                before.append(time.perf_counter() - started)
     client = create_client(settings)
     await init_database(client, settings.mongodb_db)
     await client.drop_database(settings.mongodb_db)
@@ -179,6 +203,10 @@ async def run(count: int, runs: int, reads: int) -> int:
     print(f"  API  POST /api/suppressions: {a:.2f} s ({count / a:,.0f} numbers/s)")
     print(f"  floor insert_many:           {f:.2f} s ({count / f:,.0f} numbers/s)")
     print(f"  ratio API / floor: {a / f:.2f}x")
+    b = statistics.median(before)
+    print(
+        f"  the previous layout's raw insert (one index): {b:.2f} s; the floor / it: {f / b:.2f}x"
+    )
     return exit_code(problems)
 
 

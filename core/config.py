@@ -95,9 +95,9 @@ class Settings(BaseSettings):
     api_write_cost: int = Field(default=5, ge=1, le=100)
     """What a write costs from the budgets, reads costing 1: a REST POST, PUT, PATCH or DELETE,
     and a GraphQL mutation (creation and sending are what a flood must not multiply)."""
-    api_processes: int = Field(default=1, ge=1)
-    """API processes behind the load balancer: each enforces its share of the budget in memory
-    (`ceil(limit / api_processes)`), so the whole deployment allows about the budget."""
+    api_limit_sync_seconds: float = Field(default=0.25, gt=0, le=60)
+    """How often an API process serving requests shares its request counts with the others
+    through the database (and reads theirs); a key spending its budget fast syncs sooner."""
 
     cors_allowed_origins: Annotated[list[str], NoDecode] = []
     """Browser origins allowed to call `/graphql` and `/api/*` from another site

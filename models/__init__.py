@@ -9,6 +9,7 @@ from models.conversation import (
     Activity,
     ContactSender,
     ConversationEvent,
+    ConversationSummary,
     Message,
     MessageSend,
     Reply,
@@ -21,7 +22,7 @@ from models.history import Change
 from models.idempotency import IdempotencyRecord, IdempotencyTakeover
 from models.organization import Organization
 from models.recipient import Recipient
-from models.storage import MigrationRecord, Tally
+from models.storage import MigrationRecord, RequestShare, Tally
 from models.user import User
 
 DOCUMENT_MODELS: list[type[Document]] = [
@@ -45,6 +46,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     Reply,
     Activity,
     ConversationEvent,
+    ConversationSummary,
     MessageSend,
     StepSend,
     Suppression,
@@ -54,6 +56,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ContactSend,
     Tally,
     MigrationRecord,
+    RequestShare,
 ]
 
 __all__ = [
@@ -69,6 +72,7 @@ __all__ = [
     "ContactSend",
     "ContactSender",
     "ConversationEvent",
+    "ConversationSummary",
     "DeliveryReport",
     "FirstMessage",
     "FollowUpHandover",
@@ -80,6 +84,7 @@ __all__ = [
     "Organization",
     "Recipient",
     "Reply",
+    "RequestShare",
     "SendSlot",
     "Sender",
     "StepSend",

@@ -19,6 +19,11 @@ class TenantDocument(Document):
 
     Field names are camelCase on purpose: they are the stored names and the legacy REST
     contract's names, so one spelling runs from the database to the wire.
+
+    Each model's `Settings.shard_key` names the fields its collection is sharded on for a
+    sharded MongoDB cluster (None: left unsharded), next to the indexes that must fit it;
+    docs/database.md#shard-keys says why, and `tests/test_shard_keys.py` holds the two to
+    each other and to the queries the app sends.
     """
 
     organizationId: PydanticObjectId

@@ -228,6 +228,7 @@ class Campaign(TenantDocument):
 
     class Settings:
         name = "campaigns"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [
@@ -244,6 +245,15 @@ class Campaign(TenantDocument):
                     ("scheduleDate", pymongo.ASCENDING),
                 ],
                 name="org_status_schedule",
+            ),
+            IndexModel(  # a status's campaigns in list order (`list_campaigns`)
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                    ("page", pymongo.ASCENDING),
+                    ("_id", pymongo.ASCENDING),
+                ],
+                name="org_status_page_id",
             ),
             IndexModel(
                 [
@@ -292,3 +302,4 @@ class CampaignPage(TenantDocument):
 
     class Settings:
         name = "campaign_pages"
+        shard_key = ("organizationId", "_id")

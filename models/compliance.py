@@ -38,6 +38,7 @@ class Suppression(TenantDocument):
 
     class Settings:
         name = "suppressions"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(  # the list's pages (and, for the migration, numbers without one)
                 [("organizationId", pymongo.ASCENDING), ("page", pymongo.ASCENDING)],
@@ -53,15 +54,18 @@ class Suppression(TenantDocument):
 class SuppressionPage(TenantDocument):
     """A claimed page number of an organization's suppression list (`_id`
     `"<organizationId>:<page>"`, as `ContactPage`). `skipTo`, written once by the import that
-    claimed the page, says that the pages up to it received nothing (its numbers were all on
-    the list already), so a reader jumps the run instead of reading each empty page."""
+    claimed the page for itself, says that the pages up to it received nothing (its numbers
+    were all on the list already), so a reader jumps the run instead of reading each one."""
 
     id: str | None = None  # type: ignore[assignment]
     page: int
+    shared: bool = False
+    """Claimed for small imports, which fill it together; a larger import's pages are its own."""
     skipTo: int | None = None
 
     class Settings:
         name = "suppression_pages"
+        shard_key = ("organizationId", "_id")
 
 
 class FirstMessage(TenantDocument):
@@ -76,3 +80,4 @@ class FirstMessage(TenantDocument):
 
     class Settings:
         name = "first_messages"
+        shard_key = ("organizationId", "_id")

@@ -54,6 +54,7 @@ class Contact(TenantDocument):
 
     class Settings:
         name = "contacts"
+        shard_key = ("organizationId", "phoneNumber")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("phoneNumber", pymongo.ASCENDING)],
@@ -89,3 +90,4 @@ class ContactPage(TenantDocument):
 
     class Settings:
         name = "contact_pages"
+        shard_key = ("organizationId", "_id")

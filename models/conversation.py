@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import pymongo
 from beanie import PydanticObjectId
@@ -42,6 +43,7 @@ class Sender(TenantDocument):
 
     class Settings:
         name = "senders"
+        shard_key = None
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("position", pymongo.ASCENDING)],
@@ -64,6 +66,7 @@ class ContactSender(TenantDocument):
 
     class Settings:
         name = "contact_senders"
+        shard_key = ("organizationId", "_id")
 
 
 class Direction(StrEnum):
@@ -121,6 +124,7 @@ class Message(TenantDocument):
 
     class Settings:
         name = "messages"
+        shard_key = ("organizationId", "providerMessageId")
         indexes = [
             IndexModel(
                 [
@@ -161,6 +165,7 @@ class Reply(TenantDocument):
 
     class Settings:
         name = "replies"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("campaignId", pymongo.ASCENDING)],
@@ -199,10 +204,56 @@ class Activity(TenantDocument):
 
     class Settings:
         name = "activity"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("page", pymongo.ASCENDING)],
                 name="org_page",
+            ),
+            # A contact's entries: its summary's position is the newest of them.
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
+                name="org_contact",
+            ),
+        ]
+
+
+SUMMARY_BUCKET = 50
+"""Activity numbers per summary bucket: an inbox page reads whole buckets by equality."""
+
+
+class ConversationSummary(TenantDocument):
+    """A contact's conversation as the inbox lists it, kept by every writer of its sources.
+
+    `_id` is `"<organizationId>:<contactId>"`. `n` is the contact's newest activity entry and
+    `bucket = n // SUMMARY_BUCKET`, so an inbox page reads `{organizationId, bucket}` by
+    equality from the newest bucket down: as activity arrives a summary moves up to a newer
+    bucket. It is derived from the thread's records (messages, recipients, steps, the reps'
+    events, the activity log) and never the other way round
+    (`services.conversations.summaries`).
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    contactId: PydanticObjectId
+    n: int
+    bucket: int
+    """-1 while the contact has no activity entry (not listed; read by its contact alone)."""
+    lastMessage: dict[str, Any]
+    lastStored: PydanticObjectId
+    unreadCount: int
+    unread: bool
+    assigned: PydanticObjectId | None = None
+    """The rep it was assigned to, else the rep of the campaign the latest reply answered;
+    when None the owner is the contact's own `assignedTo`, read with the contact."""
+    campaignIds: list[PydanticObjectId] = []
+
+    class Settings:
+        name = "conversation_summaries"
+        shard_key = ("organizationId", "_id")
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("bucket", pymongo.ASCENDING)],
+                name="org_bucket",
             ),
         ]
 
@@ -219,6 +270,7 @@ class ConversationEvent(TenantDocument):
 
     class Settings:
         name = "conversation_events"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
@@ -237,3 +289,4 @@ class MessageSend(TenantDocument):
 
     class Settings:
         name = "message_sends"
+        shard_key = ("organizationId", "_id")

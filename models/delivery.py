@@ -35,6 +35,7 @@ class DeliveryReport(TenantDocument):
 
     class Settings:
         name = "delivery_reports"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("recipientId", pymongo.ASCENDING)],

@@ -39,6 +39,7 @@ class BatchLease(TenantDocument):
 
     class Settings:
         name = "dispatch_leases"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(  # a unit's epochs; any later one than the holder's (fencing)
                 [
@@ -103,6 +104,7 @@ class BatchCounts(TenantDocument):
 
     class Settings:
         name = "dispatch_batch_counts"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("campaignId", pymongo.ASCENDING)],
@@ -129,6 +131,7 @@ class SendSlot(TenantDocument):
 
     class Settings:
         name = "dispatch_send_slots"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("second", pymongo.ASCENDING)],
@@ -151,6 +154,7 @@ class ContactSend(TenantDocument):
 
     class Settings:
         name = "contact_sends"
+        shard_key = None
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("key", pymongo.ASCENDING)],

@@ -55,6 +55,7 @@ class StepSend(TenantDocument):
 
     class Settings:
         name = "follow_up_sends"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [
@@ -105,4 +106,5 @@ class FollowUpHandover(TenantDocument):
 
     class Settings:
         name = "follow_up_handovers"
+        shard_key = ("organizationId", "_id")
         indexes: list[IndexModel] = []

@@ -36,6 +36,7 @@ class Change(TenantDocument):
 
     class Settings:
         name = "changes"
+        shard_key = ("organizationId", "subjectId")
         indexes = [
             IndexModel(
                 [

@@ -25,6 +25,7 @@ class IdempotencyRecord(TenantDocument):
 
     class Settings:
         name = "idempotency_keys"
+        shard_key = ("organizationId", "scope")
         indexes = [
             IndexModel(
                 [
@@ -50,6 +51,7 @@ class IdempotencyTakeover(TenantDocument):
 
     class Settings:
         name = "idempotency_takeovers"
+        shard_key = ("organizationId", "recordId")
         indexes = [
             IndexModel(
                 [

@@ -31,3 +31,4 @@ class Organization(TenantDocument):
 
     class Settings:
         name = "organizations"
+        shard_key = ("organizationId",)

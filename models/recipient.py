@@ -110,6 +110,7 @@ class Recipient(TenantDocument):
 
     class Settings:
         name = "recipients"
+        shard_key = ("organizationId", "campaignId")
         indexes = [
             IndexModel(
                 [

@@ -1,4 +1,5 @@
-"""The storage layer's own records: running totals and applied migrations."""
+"""The storage layer's own records: running totals, applied migrations and the API processes'
+shares of request budgets."""
 
 from __future__ import annotations
 
@@ -12,19 +13,26 @@ from models.base import TenantDocument
 
 
 class Tally(TenantDocument):
-    """One writer's share of an organization's running total of `kind` (see
-    `services.storage.tallies`): the total is the sum of the shares.
+    """One entry of an organization's running total of `kind`, or a fold of entries (see
+    `services.storage.tallies`). Never changed once inserted.
 
-    `_id` is `"<organizationId>:<kind>:<writer>"`; only that writer ever changes it.
+    An entry's `_id` is `"<organizationId>:<kind>:<unique>"` and `n` the change it counts; a
+    fold's is `"<organizationId>:<kind>:fold:<fold>"`, its `n` the total of every entry it and
+    the folds before it absorbed.
     """
 
     id: str | None = None  # type: ignore[assignment]
     kind: str
     writer: str
     n: int = 0
+    fold: int | None = None
+    """Set on a fold: its number, from 1."""
+    absorbed: list[str] = []
+    """A fold's entries (their `_id`s), which readers then skip."""
 
     class Settings:
         name = "tallies"
+        shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("kind", pymongo.ASCENDING)],
@@ -51,4 +59,30 @@ class MigrationRecord(Document):
 
     class Settings:
         name = "migrations"
+        shard_key = None
         indexes = [IndexModel([("version", pymongo.ASCENDING)], name="version")]
+
+
+class RequestShare(Document):
+    """One API process's count of the requests it admitted in one window of one budget, per key
+    (an organization, or an organization's user; see `services.organizations.request_limits`).
+    Not tenant data: one document holds every key the process served.
+
+    `_id` is `"<policy>:<window>:<writer>"`; only that process writes it, replacing it whole.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    policy: str
+    window: int
+    writer: str
+    counts: dict[str, int] = {}
+
+    class Settings:
+        name = "request_shares"
+        shard_key = None
+        indexes = [
+            IndexModel(
+                [("policy", pymongo.ASCENDING), ("window", pymongo.ASCENDING)],
+                name="policy_window",
+            )
+        ]

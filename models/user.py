@@ -23,6 +23,7 @@ class User(TenantDocument):
 
     class Settings:
         name = "users"
+        shard_key = ("organizationId", "userId")
         indexes = [
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("userId", pymongo.ASCENDING)],

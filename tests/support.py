@@ -902,6 +902,20 @@ def shapes_of(collection: str, query: Mapping[str, Any], sort: Iterable[str] = (
     return shapes
 
 
+def declared_indexes() -> dict[str, list[Index]]:
+    """Each collection's indexes as the models declare them (`_id` first), by collection."""
+    found: dict[str, list[Index]] = {}
+    for model in DOCUMENT_MODELS:
+        indexes = [Index(("_id",), unique=True)]
+        for declared in getattr(model.Settings, "indexes", None) or []:
+            assert isinstance(declared, IndexModel), model
+            document = declared.document
+            keys = tuple(str(name) for name in document["key"])
+            indexes.append(Index(keys, unique=bool(document.get("unique"))))
+        found[str(model.Settings.name)] = indexes
+    return found
+
+
 def index_serves(shape: Shape, indexes: Sequence[Index]) -> bool:
     """Whether one of `indexes` serves `shape` under MongoDB's rules: equality fields first
     (any order), then the sort fields in order, then at most one range field (the ESR rule)."""
@@ -1044,19 +1058,6 @@ RESIDUAL: dict[str, tuple[frozenset[str], str]] = {
 """Fields a query may carry as residual conditions on top of a served shape, per collection."""
 
 
-def declared_indexes() -> dict[str, list[Index]]:
-    found: dict[str, list[Index]] = {}
-    for model in DOCUMENT_MODELS:
-        indexes = [Index(("_id",), unique=True)]
-        for declared in getattr(model.Settings, "indexes", None) or []:
-            assert isinstance(declared, IndexModel), model
-            document = declared.document
-            keys = tuple(str(name) for name in document["key"])
-            indexes.append(Index(keys, unique=bool(document.get("unique"))))
-        found[str(model.Settings.name)] = indexes
-    return found
-
-
 def acceptable(shape: Shape, indexes: list[Index]) -> bool:
     """Served as it is, or once the collection's residual filter fields are set aside."""
     if index_serves(shape, indexes):
@@ -1070,6 +1071,54 @@ def acceptable(shape: Shape, indexes: list[Index]) -> bool:
         shape.unsupported,
     )
     return core != shape and index_serves(core, indexes)
+
+
+CALLBACK = (
+    "A provider's status callback names what it reports on by the id the service gave it "
+    "(its URL carries no organization): one `_id` read on each shard, from its `_id` index."
+)
+SCATTER_GATHER: dict[str, str] = {
+    "contacts: eq=['phoneNumber']": "Single-tenant mode routes a message to the shared sender "
+    "by the organization that messaged the phone last: the phone names no organization.",
+    "campaigns: eq=['status']": "The dispatcher finds the scheduled and sending campaigns of "
+    "every organization (few documents, by the status index).",
+    "messages: eq=['status']": "The dispatcher finds the reps' messages held by quiet hours, "
+    "of every organization (few documents, by the status index).",
+    "recipients: eq=['_id']": CALLBACK,
+    "messages: eq=['_id']": CALLBACK,
+    "follow_up_sends: eq=['_id']": CALLBACK,
+    "contacts: eq=[]": "A migration lists the organizations that hold contacts (one distinct "
+    "over the organization's index, once per deployment).",
+    "campaigns: eq=[]": "A migration lists the organizations that hold campaigns, likewise.",
+    "suppressions: eq=[]": "A migration lists the organizations that hold suppressed numbers, "
+    "likewise.",
+    "idempotency_keys: eq=[]": "The purge lists the organizations that hold idempotency "
+    "records (one distinct over the organization's index per purge), then purges each.",
+}
+"""Shapes (as `str(Shape)`) of queries sent to every shard, each with the reason."""
+
+
+def shard_keys() -> dict[str, tuple[str, ...] | None]:
+    """The declared key of each collection, by collection name."""
+    keys: dict[str, tuple[str, ...] | None] = {}
+    for model in DOCUMENT_MODELS:
+        assert hasattr(model.Settings, "shard_key"), f"{model.__name__}: declare a shard_key"
+        key = model.Settings.shard_key
+        keys[str(model.Settings.name)] = None if key is None else tuple(key)
+    return keys
+
+
+def untargeted_queries(shapes: Mapping[Shape, str]) -> list[str]:
+    """The queries on a sharded collection without its key's first field by equality (they
+    would go to every shard) that `SCATTER_GATHER` does not list."""
+    keys = shard_keys()
+    return sorted(
+        f"{shape}  (from {origin})"
+        for shape, origin in shapes.items()
+        if (key := keys.get(shape.collection))
+        and key[0] not in shape.equality
+        and str(shape) not in SCATTER_GATHER
+    )
 
 
 def index_coverage_problems(shapes: Mapping[Shape, str], *, whole_suite: bool) -> list[str]:
@@ -1090,6 +1139,7 @@ def index_coverage_problems(shapes: Mapping[Shape, str], *, whole_suite: bool) -
         and str(shape) not in INDEX_EXCEPTIONS
         and not acceptable(shape, indexes[shape.collection])
     )
+    problems += [f"sent to every shard: {query}" for query in untargeted_queries(shapes)]
     if whole_suite:
         stale = sorted(set(INDEX_EXCEPTIONS) - {str(s) for s in shapes})
         problems += [f"a listed exception the suite no longer sends: {s}" for s in stale]

@@ -12,7 +12,7 @@ import pytest
 from bson import ObjectId
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.auth import mint_token, verify_token
+from core.auth import VerifiedTokens, mint_token, verify_token
 from core.config import DEV_JWT_SECRET, Settings
 from core.errors import AuthenticationError
 from tests.support import TEST_JWT_SECRET, auth, claims, gql, token
@@ -152,3 +152,18 @@ def test_numeric_dates_as_json_numbers_are_accepted(settings: Settings) -> None:
     now = time.time()
     good = jwt.encode(claims(exp=now + 600.5, nbf=now - 60, iat=now), TEST_JWT_SECRET)
     assert verify_token(good, settings).full_name == "Alex Rep"
+
+
+def test_a_verified_token_is_remembered_until_it_expires(settings: Settings) -> None:
+    now = time.time()
+    clock = [now]
+    tokens = VerifiedTokens(settings, clock=lambda: clock[0])
+    header = f"Bearer {token(exp=int(now) + 600)}"
+    first = tokens.authenticate(header)
+    assert tokens.authenticate(header) is first  # answered from memory, not verified again
+    clock[0] = now + 600 + settings.jwt_leeway_seconds + 1
+    assert tokens.authenticate(header) is not first  # past its `exp`: verified again
+    forged = header[:-4] + ("AAAA" if not header.endswith("AAAA") else "BBBB")
+    for _ in range(2):  # a refused token is never remembered
+        with pytest.raises(AuthenticationError):
+            tokens.authenticate(forged)

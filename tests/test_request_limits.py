@@ -3,6 +3,7 @@ the IETF draft's headers in both APIs, and other organizations are not affected.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,6 +12,7 @@ from bson import ObjectId
 from pydantic import ValidationError
 
 from core.config import Settings
+from core.requests import RefusalLines
 from tests.support import Org, auth, client_with, gql, token
 
 
@@ -104,3 +106,35 @@ async def test_writes_cost_more_than_reads_in_both_apis(mongo_uri: str) -> None:
     remaining = [a.headers["RateLimit"].split(", ")[1] for a in (read, wrote, rest_write)]
     assert remaining == ["remaining=11", "remaining=6", "remaining=1"]
     assert over.status_code == 200 and over.headers["RateLimit"].split(", ")[1] == "remaining=0"
+
+
+async def test_a_mutation_hidden_behind_a_json_escape_still_costs_a_write(mongo_uri: str) -> None:
+    async with client_with(mongo_uri, api_rate_limit="12/minute", api_write_cost=5) as client:
+        org = Org(client)
+        body = (
+            b'{"query": "\\u006dutation { createContact(input: {phoneNumber: \\"+14155550123\\"})'
+            b' { userErrors { code } } }"}'
+        )
+        wrote = await client.post(
+            "/graphql",
+            content=body,
+            headers={**org.headers, "Content-Type": "application/json"},
+        )
+    assert wrote.status_code == 200, wrote.text
+    assert "errors" not in wrote.json()
+    assert wrote.headers["RateLimit"].split(", ")[1] == "remaining=7"
+
+
+def test_a_refusal_leaves_no_access_line_of_its_own() -> None:
+    """The limiter logs once per caller and window; uvicorn's line per 429 is dropped."""
+
+    def access_line(status: int) -> logging.LogRecord:
+        args = ("127.0.0.1:5000", "GET", "/api/contacts", "1.1", status)
+        return logging.LogRecord(
+            "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None
+        )
+
+    lines = RefusalLines()
+    assert lines.filter(access_line(200))
+    assert lines.filter(access_line(404))
+    assert not lines.filter(access_line(429))

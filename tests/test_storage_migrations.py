@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,12 +18,25 @@ from fastapi import FastAPI
 
 from core.config import Settings
 from main import create_app
-from models import Campaign, Contact, MigrationRecord, Tally
+from models import Campaign, Contact, MigrationRecord, Recipient, Tally
 from models.base import utcnow
 from models.campaign import CreatedBy
+from services.sending.dispatcher import Dispatcher
+from services.sending.providers import SimulatedProvider
 from services.storage import migrations
 from services.storage.migrations import Migration
-from tests.support import Clock, auth, create_campaign, gql, phones, token
+from tests.support import (
+    FAST,
+    Clock,
+    Org,
+    auth,
+    create_campaign,
+    gql,
+    ledger_keys,
+    phones,
+    token,
+    until_done,
+)
 
 CAMPAIGNS = """
 query($after: String) { campaigns(first: 10, after: $after) {
@@ -30,6 +45,12 @@ query($after: String) { campaigns(first: 10, after: $after) {
 LIST = """
 query($after: String) { contacts(first: 100, after: $after) {
   totalCount edges { node { phoneNumber } } pageInfo { hasNextPage endCursor } } }
+"""
+
+RECIPIENTS = """
+query($id: ID!, $after: String) { campaign(id: $id) {
+  stats { total } recipients(first: 40, after: $after) {
+    totalCount edges { node { contactId } } pageInfo { hasNextPage endCursor } } } }
 """
 
 
@@ -105,7 +126,7 @@ async def test_contacts_of_the_previous_layout_list_and_count_after_a_start(
         assert await Contact.find({"organizationId": org, "page": None}).count() == 0
         done = await MigrationRecord.find({"_id": {"$regex": ":done$"}}).to_list()
     assert len(listed) == len(set(listed)) == 153
-    assert {d.version for d in done} == {m.version for m in migrations.MIGRATIONS}
+    assert {d.version for d in done} == {m.version for m in migrations.all_migrations()}
 
 
 async def _steps_migration(
@@ -176,3 +197,151 @@ async def test_two_processes_starting_at_once_run_a_migration_once(app: FastAPI)
     )
     assert sorted([first, second]) == [[], [101]]
     assert runs == [1] and done == list(range(10))
+
+
+Rows = list[dict[str, Any]]
+
+
+def _before_seq(org: ObjectId, rep: ObjectId, count: int) -> tuple[dict[str, Any], Rows, Rows]:
+    """A campaign, its contacts and its recipients as stored before recipients were numbered
+    and changes versioned (the layout before `seq`): no `seq`, `batch`, `head` or
+    `contactPage` on recipients, no `nextSeq` or `version` on the campaign, no `version` or
+    list page on the contacts."""
+    now = utcnow() - timedelta(days=3)
+    contacts: Rows = [
+        {
+            "_id": ObjectId(),
+            "organizationId": org,
+            "firstName": f"Old{i}",
+            "lastName": "",
+            "phoneNumber": f"+1415555{3000 + i:04d}",
+            "email": None,
+            "contactStatus": "New Lead",
+            "process": None,
+            "tags": [],
+            "assignedTo": None,
+            "optedOut": False,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        for i in range(count)
+    ]
+    campaign: dict[str, Any] = {
+        "_id": ObjectId(),
+        "organizationId": org,
+        "name": "Before seq",
+        "message": "Hi {{firstName}}",
+        "type": "sms",
+        "status": "draft",
+        "scheduleDate": None,
+        "process": None,
+        "contactStatus": None,
+        "isAutopilot": False,
+        "segmentation": None,
+        "assignment": None,
+        "createdBy": {"_id": rep, "fullName": "Rep"},
+        "failedUserIds": [],
+        "failedDetails": [],
+        "stats": {"total": count, "sent": 0, "failed": 0, "skipped": 0},
+        "messageStats": {"encoding": "GSM-7", "segments": 1, "characters": 12},
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    # Recipients were inserted in order, so their ids grow with it; shuffled on disk.
+    recipients: Rows = [
+        {
+            "_id": ObjectId(),
+            "organizationId": org,
+            "campaignId": campaign["_id"],
+            "contactId": contact["_id"],
+            "status": "pending",
+            "assignedTo": None,
+            "providerMessageId": None,
+            "error": None,
+            "attempts": 0,
+            "sentAt": None,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        for contact in contacts
+    ]
+    return campaign, contacts, recipients
+
+
+async def test_recipients_stored_before_seq_list_send_and_count_after_a_start(
+    app: FastAPI, settings: Settings, tmp_path: Path
+) -> None:
+    org, rep = ObjectId(), ObjectId()
+    campaign, contacts, recipients = _before_seq(org, rep, 130)
+    await Contact.get_pymongo_collection().insert_many(list(contacts))
+    await Campaign.get_pymongo_collection().insert_one(campaign)
+    # The order on disk is not the order they were added.
+    await Recipient.get_pymongo_collection().insert_many(list(reversed(recipients)))
+    await MigrationRecord.get_pymongo_collection().delete_many({})
+    await Tally.get_pymongo_collection().delete_many({})
+    # An earlier attempt died after numbering the first 40: the next goes on after them.
+    first = recipients[:40]
+    for seq, row in enumerate(first):
+        await Recipient.get_pymongo_collection().update_one(
+            {"_id": row["_id"]}, {"$set": {"seq": seq, "batch": seq // 100, "head": seq < 21}}
+        )
+    added_order = [str(c["_id"]) for c in contacts]
+
+    restarted = create_app(settings)
+    async with LifespanManager(restarted):
+        transport = httpx.ASGITransport(app=restarted)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            owner = Org(http)
+            owner.id, owner.user = org, rep
+            owner.headers = auth(token(org=org, user=rep))
+            campaign_id = str(campaign["_id"])
+            # Listed in the order they were added, page after page, and counted.
+            listed: list[str] = []
+            after = None
+            while True:
+                variables = {"id": campaign_id, "after": after}
+                body = await gql(http, RECIPIENTS, variables, headers=owner.headers)
+                assert "errors" not in body, body
+                found = body["data"]["campaign"]
+                assert found["stats"]["total"] == 130
+                page = found["recipients"]
+                assert page["totalCount"] == 130
+                listed += [e["node"]["contactId"] for e in page["edges"]]
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                after = page["pageInfo"]["endCursor"]
+            assert listed == added_order
+            legacy = await http.get(
+                f"/api/campaigns/{campaign_id}/recipients?page=2&limit=100", headers=owner.headers
+            )
+            assert legacy.status_code == 200, legacy.text
+            assert len(legacy.json()["data"]) == 30
+            # A change claims the next version of the campaign and of a contact...
+            renamed = await http.patch(
+                f"/api/campaigns/{campaign_id}", json={"name": "Renamed"}, headers=owner.headers
+            )
+            assert renamed.status_code == 200, renamed.text
+            edited = await http.patch(
+                f"/api/contacts/{contacts[0]['_id']}",
+                json={"firstName": "New"},
+                headers=owner.headers,
+            )
+            assert edited.status_code == 200, edited.text
+            # ...and the campaign goes out once per recipient.
+            await owner.mutate("sendCampaignNow", campaign_id)
+            provider = SimulatedProvider(tmp_path / "ledger.jsonl")
+            done = await until_done(owner, campaign_id, Dispatcher(provider, FAST))
+            assert done["status"] == "completed"
+            assert (done["stats"]["total"], done["stats"]["sent"]) == (130, 130)
+            keys = ledger_keys(tmp_path / "ledger.jsonl")
+            assert set(keys) == {str(r["_id"]) for r in recipients} and set(keys.values()) == {1}
+            rows = await Recipient.find({"campaignId": campaign["_id"]}).to_list()
+            assert sorted(r.seq for r in rows) == list(range(130))
+            by_id = {r.id: r for r in rows}
+            assert [by_id[r["_id"]].seq for r in first] == list(range(40))  # kept, not renumbered
+            stored_campaign = await Campaign.find_one({"_id": campaign["_id"]})
+            assert stored_campaign is not None and stored_campaign.nextSeq == 130
+            pages = {c.id: c.page for c in await Contact.find({"organizationId": org}).to_list()}
+            # The dispatcher reads a batch's contacts by their pages.
+            assert None not in pages.values()
+            assert all(r.contactPage == pages[r.contactId] for r in rows if r.seq >= 40)

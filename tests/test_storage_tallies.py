@@ -102,3 +102,93 @@ async def test_a_filtered_count_still_counts_the_matches(client: httpx.AsyncClie
     query = 'query { contacts(filter: {search: "P1"}) { totalCount } }'
     body = await gql(client, query, headers=auth(token(org=org)))
     assert body["data"]["contacts"]["totalCount"] == 1
+
+
+async def _documents(org: ObjectId, kind: str) -> list[Tally]:
+    """What a reader of the total reads: the folds, then the entries."""
+    query = {"organizationId": org, "kind": {"$in": [kind, f"{kind}:fold"]}}
+    return await Tally.find(query).to_list()
+
+
+async def test_folds_racing_concurrent_writers_lose_and_double_nothing(app: object) -> None:
+    """Writers, folds (some dying after their insert) and readers all at once on one
+    organization's total, three times over: every read lies between what was written before
+    it began and what was written before it ended, the total ends exact, and what a reader
+    reads stays a few documents."""
+    for _ in range(3):
+        await _race(ObjectId())
+    # Another organization's total is its own.
+    assert await tallies.total(Tenant(principal(ObjectId())), tallies.CONTACTS) == 0
+
+
+async def _race(org: ObjectId) -> None:
+    tenant = Tenant(principal(org))
+    kind = tallies.CONTACTS
+    started = completed = 0
+    stop = asyncio.Event()
+    outside: list[tuple[int, int, int]] = []
+    wins: list[bool] = []
+
+    async def writer(i: int) -> None:
+        nonlocal started, completed
+        for j in range(40):
+            delta = (i * 7 + j) % 4  # 0 to 3: the total only grows, so reads can be bracketed
+            started += delta
+            await tallies.add(tenant, kind, delta)
+            completed += delta
+
+    async def folder(i: int) -> None:
+        while not stop.is_set():
+            wins.append(await tallies.fold(tenant, kind, at=1, retire=i % 3 != 0))
+            await asyncio.sleep(0)
+
+    async def reader() -> None:
+        while not stop.is_set():
+            low = completed
+            seen = await tallies.total(tenant, kind)
+            if not low <= seen <= started:
+                outside.append((low, seen, started))
+            await asyncio.sleep(0)
+
+    background = [asyncio.create_task(folder(i)) for i in range(4)]
+    background += [asyncio.create_task(reader()) for _ in range(2)]
+    await asyncio.gather(*(writer(i) for i in range(8)))
+    stop.set()
+    await asyncio.gather(*background)
+
+    assert outside == []
+    assert sum(wins) >= 3 and not all(wins)  # folds were inserted, and some lost a race
+    assert await tallies.total(tenant, kind) == completed
+    await tallies.add(tenant, kind, 1)
+    # A last fold, retiring what folds that died after their insert left.
+    assert await tallies.fold(tenant, kind, at=1)
+    assert await tallies.total(tenant, kind) == completed + 1
+    # A reader reads the newest folds and their entries (gone when the folds retire).
+    left = await _documents(org, kind)
+    folds = [d for d in left if d.fold is not None]
+    assert len(folds) <= tallies.KEPT_FOLDS
+    assert {d.id for d in left if d.fold is None} <= {i for f in folds for i in f.absorbed}
+    retired = await Tally.find({"organizationId": org, "kind": f"{kind}:retired"}).to_list()
+    assert retired and all(not r.absorbed for r in retired)
+
+
+async def test_entries_of_older_layouts_are_folded_like_any(app: object) -> None:
+    """A share a process of the previous version kept with `$inc` is an entry like any."""
+    org = ObjectId()
+    tenant = Tenant(principal(org))
+    await Tally.get_pymongo_collection().insert_many(
+        [
+            {"_id": f"{org}:contacts:host:{pid}:1", "organizationId": org, "kind": "contacts"}
+            | {"writer": f"host:{pid}:1", "n": pid}
+            for pid in range(1, 41)
+        ]
+    )
+    await tallies.add(tenant, tallies.CONTACTS, 5)
+    assert await tallies.total(tenant, tallies.CONTACTS) == 820 + 5
+    assert await tallies.fold(tenant, tallies.CONTACTS)  # 41 entries
+    for _ in range(2):  # two more folds, by the writer: the first one retires with its entries
+        for _ in range(tallies.FOLD_AT):
+            await tallies.add(tenant, tallies.CONTACTS, 1)
+    assert await tallies.total(tenant, tallies.CONTACTS) == 825 + 2 * tallies.FOLD_AT
+    left = {d.writer for d in await _documents(org, tallies.CONTACTS)}
+    assert not {w for w in left if w.startswith("host:")}

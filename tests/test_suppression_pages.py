@@ -80,7 +80,7 @@ async def test_the_list_pages_in_the_order_numbers_were_added(client: httpx.Asyn
     first = [f"+1212{3000000 + i * 7:07d}" for i in range(250)]
     assert await import_numbers(org, list(reversed(first))) == 250  # stored in number order
     assert await import_numbers(other, [f"+1212{3000000 + i:07d}" for i in range(300)]) == 300
-    typed = ["+14155550199", "+14155550101"]  # a small import fills the last page
+    typed = ["+14155550199", "+14155550101"]  # a small import: a shared page
     answer = await client.post(
         "/api/suppressions", json={"phoneNumbers": typed}, headers=org.headers
     )
@@ -111,15 +111,16 @@ async def test_a_list_imported_again_is_not_a_run_of_empty_pages(
     old = [f"+1646{2000000 + i:07d}" for i in range(600)]
     assert await import_numbers(org, old) == 600  # pages 0-5
     assert await import_numbers(org, old) == 0  # pages 6-11, all empty
-    assert await import_numbers(org, ["+16462999999"]) == 1  # joins the last page, 11
+    assert await import_numbers(org, ["+16462999999"]) == 1  # a shared page of its own, 12
     claims = await SuppressionPage.find({"organizationId": org.id}).to_list()
-    assert sorted(c.page for c in claims) == list(range(12))
+    assert sorted(c.page for c in claims) == list(range(13))
     assert [(c.page, c.skipTo) for c in claims if c.skipTo is not None] == [(6, 11)]
+    assert [c.page for c in claims if c.shared] == [12]
 
     tenant = org.tenant()
     seen: list[str] = []
     after: str | None = None
-    for _ in range(7):  # a request past page 5 reads 5, 6 (empty: jump to 11) and 11
+    for _ in range(7):  # a request past page 5 reads 5, 6 (empty: jump to 11), 11; then 12
         page = await suppressions.suppressed_page(
             tenant, settings, first=100, after=after, search=None, max_pages=4
         )
@@ -227,7 +228,9 @@ async def test_numbers_stored_before_list_pages_are_numbered_at_start(
         }
         for number in reversed(numbers)
     ]
-    await Suppression.get_pymongo_collection().insert_many(old)
+    collection = Suppression.get_pymongo_collection()
+    await collection.insert_many(old)
+    await collection.create_index([("organizationId", 1), ("_id", 1)], name="org_id")  # as before
     await Tally.get_pymongo_collection().delete_many({})
     await MigrationRecord.get_pymongo_collection().delete_many({})
 
@@ -243,3 +246,4 @@ async def test_numbers_stored_before_list_pages_are_numbered_at_start(
             found, _, total = await walk(mine, 10, "+14155550")
             assert found == [n for n in numbers if n.startswith("+14155550")] and total == 100
         assert await Suppression.find({"organizationId": org, "page": None}).count() == 0
+        assert "org_id" not in {index["name"] async for index in await collection.list_indexes()}

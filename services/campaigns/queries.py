@@ -25,7 +25,7 @@ from models.campaign import CampaignStatus, CampaignType
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientRow, RecipientStatus
 from services.campaigns.stats import with_live_stats
 from services.dates import parse_instant
-from services.inputs import CampaignFilter, CampaignOrder
+from services.inputs import CampaignFilter, CampaignOrder, CampaignOrderField
 from services.storage import history, positions, tallies
 from services.storage.pages import Cursors, LazyCursors, Page, after_filter, page_size
 from services.storage.tenancy import Tenant
@@ -91,6 +91,18 @@ def campaign_query(filter: CampaignFilter | None, at: Path = ("filter",)) -> dic
     return query
 
 
+MAX_PAGES_READ = 200
+"""List pages one request reads at most: a filter few campaigns match stops there, with a
+cursor (4,000 campaigns)."""
+PAGES_BEFORE_MATCHES = 4
+"""List pages read at most before a filter of pushed-down equalities reads its matches
+instead; it does so at once when, at the yield of the pages read so far, filling the page
+would take more list pages than that."""
+PUSHED = frozenset({"status", "type"})
+"""Filter fields whose single values every server answers from an index (FerretDB pushes them
+down): reading their matches costs in proportion to the matches."""
+
+
 async def list_campaigns(
     tenant: Tenant,
     settings: Settings,
@@ -102,18 +114,22 @@ async def list_campaigns(
 ) -> Page[Campaign]:
     """Returns one page of campaigns in `order` (newest first by default).
 
-    The unfiltered newest-first list (the dashboard's) walks the campaigns' list pages from the
-    last (`services.storage.positions`), each an equality read, so it costs the same at any
-    number of campaigns; on FerretDB a sort reads all of the organization's campaigns. Filters
-    and other orders read their matches in order (an index range on MongoDB).
+    In creation order (either way), filtered or not, it walks the campaigns' list pages
+    (`services.storage.positions`) with the filter added to each page's equality read, so a
+    page costs the same at any number of campaigns; on FerretDB a sort reads all of the
+    organization's matching campaigns. A filter of status and type equalities that would take
+    more than `PAGES_BEFORE_MATCHES` list pages to fill the page reads its matches from there on
+    (one read per status, merged): the page is full whenever enough campaigns match. Other
+    filters stop after `MAX_PAGES_READ` list pages with a cursor that resumes there. By
+    schedule date, the matches are read in order (an index range on MongoDB).
     """
     order = order or CampaignOrder()
     size = page_size(first)
     query = campaign_query(filter)
-    if not query and order == CampaignOrder():
-        return await _newest_by_position(tenant, settings, size, after)
-    cursors = Cursors(settings, f"campaigns:{order.field.value}:{order.direction.value}")
     descending = order.direction.value == "desc"
+    if order.field == CampaignOrderField.CREATED_AT:
+        return await _by_position(tenant, settings, query, size, after, descending)
+    cursors = Cursors(settings, f"campaigns:{order.field.value}:{order.direction.value}")
     if after is not None:
         value, last_id = cursors.decode(after)
         query = {"$and": [query, after_filter(order.field, value, last_id, descending=descending)]}
@@ -130,34 +146,86 @@ async def list_campaigns(
     )
 
 
-async def _newest_by_position(
-    tenant: Tenant, settings: Settings, size: int, after: str | None
+async def _by_position(
+    tenant: Tenant,
+    settings: Settings,
+    query: dict[str, Any],
+    size: int,
+    after: str | None,
+    descending: bool,
 ) -> Page[Campaign]:
-    """Campaigns newest first by list page, then by id within a page (ids grow with time)."""
-    cursors = Cursors(settings, "campaigns:page:desc")
-    page_number = await positions.CAMPAIGNS.last_page(tenant)
+    """Campaigns in list order (by page, then by id within a page: ids grow with time), newest
+    or oldest first, matching `query`."""
+    cursors = Cursors(settings, f"campaigns:page:{'desc' if descending else 'asc'}")
+    last = await positions.CAMPAIGNS.last_page(tenant)
+    page_number = last if descending else 0
     last_id: ObjectId | None = None
     if after is not None:
         value, last_id = cursors.decode(after)
         if not isinstance(value, int):
             raise InvalidInput("Invalid cursor", [FieldError(("after",), "INVALID_CURSOR", "")])
         page_number = value
+    step = -1 if descending else 1
+
+    def listed(page: int) -> bool:
+        return 0 <= page <= last
+
+    def beyond(campaign: Campaign, bound: ObjectId) -> bool:
+        assert campaign.id is not None
+        return campaign.id < bound if descending else campaign.id > bound
+
+    direct = bool(query) and all(
+        field in PUSHED and (not isinstance(value, dict) or field == "status")
+        for field, value in query.items()
+    )
+    budget = PAGES_BEFORE_MATCHES if direct else MAX_PAGES_READ
     found: list[Campaign] = []
-    while page_number >= 0 and len(found) <= size:
-        rows = await tenant.find_all(Campaign, {"page": page_number})
-        rows.sort(key=lambda c: c.id or ObjectId("0" * 24), reverse=True)
+    read = 0
+    while listed(page_number) and len(found) <= size and read < budget:
+        rows = await tenant.find_all(Campaign, {**query, "page": page_number})
+        rows.sort(key=lambda c: c.id or ObjectId("0" * 24), reverse=descending)
         if last_id is not None:
-            rows = [c for c in rows if c.id is not None and c.id < last_id]
+            rows = [c for c in rows if beyond(c, last_id)]
             last_id = None
         found.extend(rows)
-        page_number -= 1
+        page_number += step
+        read += 1
+        if direct and len(found) * PAGES_BEFORE_MATCHES < (size + 1) * read:
+            break  # at this yield the page would take more list pages than that: sparse
+    if direct and listed(page_number) and len(found) <= size:
+        found += await _matches_from(tenant, query, page_number, descending, size + 1 - len(found))
+        page_number = -1
     items = found[:size]
     await with_live_stats(tenant, items)
+    more = len(found) > size or listed(page_number)
+    resume = None
+    if more and len(found) <= size:  # stopped by the read limit: resume at the next page
+        resume = cursors.encode(page_number, ObjectId("f" * 24 if descending else "0" * 24))
     return Page(
         items=items,
         cursors=LazyCursors(cursors, items, lambda c: (c.page or 0, c.id)),
-        has_next=len(found) > size or page_number >= 0,
+        has_next=more,
+        resume=resume,
     )
+
+
+async def _matches_from(
+    tenant: Tenant, query: dict[str, Any], page: int, descending: bool, limit: int
+) -> list[Campaign]:
+    """The campaigns matching `query` from list page `page` on, in list order: one read per
+    status asked for (each an equality the server answers from an index), merged."""
+    statuses = query.get("status")
+    each = statuses["$in"] if isinstance(statuses, dict) else [statuses]
+    direction = -1 if descending else 1
+    start = {"page": {"$lte": page} if descending else {"$gte": page}}
+    found: list[Campaign] = []
+    for status in each:
+        narrowed = {**query, **start} | ({} if status is None else {"status": status})
+        found += await tenant.find_all(
+            Campaign, narrowed, sort=[("page", direction), ("_id", direction)], limit=limit
+        )
+    found.sort(key=lambda c: (c.page or 0, c.id or ObjectId("0" * 24)), reverse=descending)
+    return found[:limit]
 
 
 async def count_campaigns(tenant: Tenant, filter: CampaignFilter | None = None) -> int:

@@ -2,10 +2,12 @@
 
 One document per organization and E.164 number, its `_id` `"<organizationId>:<phone>"`: an
 import is a bulk unordered insert whose duplicates are simply numbers already on the list (no
-read before the write, no two writers), a send checks its recipients by `_id` point lookups,
-and the list pages by `_id` within the organization. Numbers are normalised as contacts' phones
-are, so `(415) 555-0101` suppresses the contact `+14155550101`; a number that cannot be a phone
-is reported per entry (`failedDetails`) and the others are still imported.
+read before the write, no two writers), and a send checks its recipients by `_id` point
+lookups. The list is read by equality only (FerretDB pushes nothing else down): each number
+carries the list page its import claimed and a prefix key, so a page of the list or of a
+search costs the same whatever the list's size (`suppressed_page`). Numbers are normalised as
+contacts' phones are, so `(415) 555-0101` suppresses the contact `+14155550101`; a number that
+cannot be a phone is reported per entry (`failedDetails`) and the others are still imported.
 """
 
 from __future__ import annotations
@@ -213,8 +215,9 @@ async def suppress_numbers(
 async def _mark_empty_runs(tenant: Tenant, pages: Sequence[int], landed: Counter[int]) -> None:
     """Writes `skipTo` on the first claim of each run of at least two consecutive pages this
     import claimed and filled with nothing (a list imported again claims pages for numbers
-    it already holds). Only this import writes its claims. Its last page is never in a run:
-    while it is the list's last page, a later small import may fill it."""
+    it already holds). Only this import writes its claims and their pages (small imports
+    join only `shared` pages), so a page marked empty stays empty. Its last page is left
+    unmarked all the same: it ends the run cheaply."""
     runs: list[list[int]] = []
     for page in pages[:-1]:
         if landed[page]:

@@ -115,11 +115,22 @@ async def last_entry(tenant: Tenant) -> int:
     """The highest entry number (-1 when none), probing forward from the hint."""
     org = str(tenant.organization_id)
     hint = _known_last.get(org, -1)
-    if hint >= 0 and not await _exists(tenant, hint):
-        hint = -1  # another database (tests): start over
+    if hint >= 0:
+        # Both probes at once: when nothing was appended elsewhere (usually) one wait answers.
+        here, beyond = await asyncio.gather(_exists(tenant, hint), _exists(tenant, hint + 1))
+        if not here:
+            hint = -1  # another database (tests): start over
+        elif not beyond:
+            return hint
     high = await last_claimed(lambda n: _exists(tenant, n), hint)
     _known_last[org] = high
     return high
+
+
+def known_last(tenant: Tenant) -> int | None:
+    """The highest entry this process has seen (a hint, never trusted): what a reader may
+    read ahead from while `last_entry` checks it."""
+    return _known_last.get(str(tenant.organization_id))
 
 
 async def entries_of_page(tenant: Tenant, page: int) -> list[dict[str, Any]]:

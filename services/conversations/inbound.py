@@ -30,7 +30,7 @@ from services.contacts.records import (
     ensure_contacts,
     normalize_phone,
 )
-from services.conversations import activity, attribution, routing
+from services.conversations import activity, attribution, routing, summaries
 from services.conversations.keywords import Keyword, normalized, read_keyword
 from services.organizations.senders import remember_sender
 from services.organizations.settings import defaults_from, organization_settings
@@ -178,6 +178,8 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
         )
     if answer is not None:
         await _record_answer(tenant, contact.id, inbound, found.sender, answer)
+    # Also after a retry: the first delivery's handler may have died before this.
+    await summaries.refresh(tenant, contact.id)
     return Received(outcome, answer, message_id, tenant.organization_id, campaign_id)
 
 

@@ -1,43 +1,38 @@
 """The reps' inbox: one conversation per contact with stored messages, newest activity first,
 with its owner and unread count; a rep reads, assigns and marks conversations read.
 
-Order comes from the append-only activity log (`services.conversations.activity`), read page
-by page from its end: a contact's entry counts only where it is the contact's newest message,
-so a conversation appears once, at its latest activity, on any page. Reads and assignments are
-appended events (the latest wins), so two reps acting at once never write one document.
+A page reads conversation summaries (`services.conversations.summaries`) by bucket, from the
+bucket of the newest activity entry down, and the page's contacts by id: its cost follows the
+page, not the organization. A summary sits in the bucket of its contact's newest entry, so a
+conversation appears once, at its latest activity. Reads and assignments are appended events
+(the latest wins), so two reps acting at once never write one document; the summary is
+refreshed after each.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
 
 from core.config import Settings
 from core.errors import FieldError, InvalidInput, NotFound
-from models import Activity, Contact, ConversationEvent, User
-from models.conversation import ACTIVITY_PAGE, Direction
-from services.conversations import activity
-from services.conversations.threads import (
-    ThreadMessage,
-    contact_values,
-    merge_thread,
-    thread,
-    thread_records,
-)
+from models import Contact, ConversationEvent, User
+from models.conversation import SUMMARY_BUCKET
+from services.conversations import activity, summaries
+from services.conversations.summaries import ASSIGN, READ, Summary
+from services.conversations.threads import ThreadMessage
 from services.inputs import ConversationFilter
+from services.storage import tallies
 from services.storage.pages import Cursors, LazyCursors, Page, page_size
 from services.storage.tenancy import Tenant
 
-READ = "read"
-ASSIGN = "assign"
-MAX_PAGES_PER_READ = 40
-"""Activity pages one inbox read walks at most (2,000 entries) before answering with a
-cursor to continue: a filter that matches little never turns one request into a scan."""
+MAX_BUCKETS_AT_ONCE = 8
+MAX_BUCKETS_PER_READ = 40
+"""Summary buckets one inbox read walks at most (2,000 activity numbers) before answering
+with a cursor to continue: a filter that matches little never turns one request into a scan."""
 
 
 @dataclass
@@ -76,7 +71,10 @@ async def conversation(tenant: Tenant, contact_id: str) -> Conversation | None:
     that is not the organization's."""
     contact = await _contact(tenant, contact_id)
     assert contact.id is not None
-    return await _build(tenant, contact, position=-1)
+    found = await summaries.stored(tenant, contact.id)
+    if found is None:  # stored before summaries, or its writer died before refreshing
+        found = await summaries.refresh(tenant, contact.id)
+    return _conversation(found, contact) if found is not None else None
 
 
 def filter_of(command: ConversationFilter | None, at: tuple[str, ...] = ()) -> InboxFilter:
@@ -125,39 +123,86 @@ async def conversations_page(
 async def list_conversations(
     tenant: Tenant, *, first: int, before: int | None, where: InboxFilter
 ) -> InboxPage:
-    """Conversations by newest activity, from the entry below `before` (the cursor)."""
-    last = await activity.last_entry(tenant)
+    """Conversations by newest activity, from the entry below `before` (the cursor).
+
+    Summary-level conditions (unread, campaign, an explicit or campaign owner) are checked on
+    the summaries read; the contacts are read only for the summaries that pass, as many as
+    the page still needs (a search, or an owner that falls back to the contact's, is checked
+    on them)."""
+    hint = activity.known_last(tenant)
+    guess = hint if before is None or hint is None else min(before - 1, hint)
+    planned = _buckets(guess, guess // SUMMARY_BUCKET, first) if guess is not None else []
+    unfiltered = where == InboxFilter()
+
+    async def read_ahead() -> tuple[list[Summary], dict[ObjectId, Contact | None]]:
+        read = await summaries.of_buckets(tenant, planned)
+        if not unfiltered or guess is None:
+            return read, {}
+        ids = [s.contactId for s in read if s.n <= guess][: first + 1]
+        found = await asyncio.gather(*(tenant.get(Contact, i) for i in ids))
+        return read, dict(zip(ids, found, strict=True))
+
+    # Read the buckets the process's last known entry points at, and an unfiltered page's
+    # contacts, while the end of the log is checked: when it is still the end (usually), the
+    # page costs the floor's two waits (a bucket, then the contacts).
+    last, (early, prefetched) = await asyncio.gather(activity.last_entry(tenant), read_ahead())
     start = last if before is None else min(before - 1, last)
-    seen: set[ObjectId] = set()
-    templates: dict[ObjectId, list[str]] = {}  # campaigns' messages, read once for the whole page
     items: list[Conversation] = []
-    page = start // ACTIVITY_PAGE if start >= 0 else -1
+    bucket = start // SUMMARY_BUCKET if start >= 0 else -1
     walked = 0
-    while page >= 0 and len(items) <= first:
-        if walked == MAX_PAGES_PER_READ:
-            return InboxPage(items, True, page * ACTIVITY_PAGE + ACTIVITY_PAGE)
-        walked += 1
-        entries = [e for e in await activity.entries_of_page(tenant, page) if e["n"] <= start]
-        fresh = []
-        for entry in entries:
-            if entry["contactId"] not in seen:
-                seen.add(entry["contactId"])
-                fresh.append(entry)
-        # Built a few at a time, as many as the page still needs: the newest entries
-        # usually fill it, and the rest of the activity page is never read.
-        while fresh and len(items) <= first:
-            chunk, fresh = fresh[: first + 1 - len(items)], fresh[first + 1 - len(items) :]
-            built = await asyncio.gather(*(_entry(tenant, entry, templates) for entry in chunk))
-            items.extend(f for f in built if f is not None and _matches(f, where))
-        page -= 1
+    width = 0
+    while bucket >= 0 and len(items) <= first:
+        if walked >= MAX_BUCKETS_PER_READ:
+            return InboxPage(items, True, bucket * SUMMARY_BUCKET + SUMMARY_BUCKET)
+        if width:
+            # The buckets read so far did not fill the page (conversations that moved up
+            # leave older buckets thin): read twice as many at once each time, up to 8.
+            width = min(width * 2, MAX_BUCKETS_AT_ONCE, MAX_BUCKETS_PER_READ - walked)
+            buckets = [b for b in range(bucket, bucket - width, -1) if b >= 0]
+        else:
+            buckets = _buckets(start, bucket, first - len(items))
+            width = len(buckets)
+        walked += len(buckets)
+        if planned and buckets == planned:
+            read, planned = early, []
+        else:
+            read = await summaries.of_buckets(tenant, buckets)
+        found = [s for s in read if s.n <= start]
+        candidates = [s for s in found if _summary_matches(s, where)]
+        while candidates and len(items) <= first:
+            need = first + 1 - len(items)
+            chunk, candidates = candidates[:need], candidates[need:]
+            contacts = await asyncio.gather(*(_contact_of(tenant, s, prefetched) for s in chunk))
+            for summary, contact in zip(chunk, contacts, strict=True):
+                if contact is None:
+                    continue  # deleted since
+                found_one = _conversation(summary, contact)
+                if _matches(found_one, where):
+                    items.append(found_one)
+        bucket -= len(buckets)
     return InboxPage(items[:first], len(items) > first, None)
 
 
+async def _contact_of(
+    tenant: Tenant, summary: Summary, prefetched: dict[ObjectId, Contact | None]
+) -> Contact | None:
+    if summary.contactId in prefetched:
+        return prefetched[summary.contactId]
+    return await tenant.get(Contact, summary.contactId)
+
+
+def _buckets(start: int, bucket: int, wanted: int) -> list[int]:
+    """The buckets to read next: one when its numbers up to `start` could fill what the page
+    still wants, else two at once."""
+    low = bucket * SUMMARY_BUCKET
+    room = min(start, low + SUMMARY_BUCKET - 1) - low + 1
+    return [bucket] if room > wanted else [bucket, bucket - 1]
+
+
 async def count_conversations(tenant: Tenant) -> int:
-    """How many contacts have a conversation (filters aside): the distinct contacts of the
-    activity log, read once, only when a caller asks for the total."""
-    rows = tenant.raw_find(Activity, {}, {"contactId": 1})
-    return len({row["contactId"] async for row in rows})
+    """How many contacts have a conversation (filters aside): a running total of their
+    summaries, kept by the write that creates each."""
+    return await tallies.total(tenant, tallies.CONVERSATIONS)
 
 
 async def mark_read(tenant: Tenant, contact_id: str) -> Conversation | None:
@@ -172,7 +217,8 @@ async def mark_read(tenant: Tenant, contact_id: str) -> Conversation | None:
             at=Tenant.now(),
         )
     )
-    return await _build(tenant, contact, position=-1)
+    found = await summaries.refresh(tenant, contact.id)
+    return _conversation(found, contact) if found is not None else None
 
 
 async def assign(tenant: Tenant, contact_id: str, user_id: str | None) -> Conversation | None:
@@ -189,7 +235,8 @@ async def assign(tenant: Tenant, contact_id: str, user_id: str | None) -> Conver
             at=Tenant.now(),
         )
     )
-    return await _build(tenant, contact, position=-1)
+    found = await summaries.refresh(tenant, contact.id)
+    return _conversation(found, contact) if found is not None else None
 
 
 async def _contact(tenant: Tenant, contact_id: str) -> Contact:
@@ -212,86 +259,29 @@ async def _user(tenant: Tenant, raw: str | None) -> PydanticObjectId | None:
     return user_id
 
 
-async def _entry(
-    tenant: Tenant, entry: dict[str, Any], templates: dict[ObjectId, list[str]]
-) -> Conversation | None:
-    """The conversation of an activity entry, if the entry is still its newest message. The
-    contact, its thread's records and its events are read at once (one round trip's wait)."""
-    contact_id = entry["contactId"]
-    contact, (stored, sends), events = await asyncio.gather(
-        tenant.get(Contact, contact_id),
-        thread_records(tenant, contact_id),
-        _events(tenant, contact_id),
-    )
-    if contact is None:
-        return None  # deleted since
-    messages = await merge_thread(
-        tenant, contact_id, stored, sends, values=contact_values(contact), templates=templates
-    )
-    found = _assemble(contact, messages, events, position=int(entry["n"]))
-    if found is None or found.lastStored != entry["messageId"]:
-        return None
-    return found
-
-
-async def _build(tenant: Tenant, contact: Contact, *, position: int) -> Conversation | None:
-    """The conversation of a contact with stored messages (None without: campaign sends alone
-    do not start one)."""
-    assert contact.id is not None
-    messages, events = await asyncio.gather(
-        thread(tenant, contact.id, values=contact_values(contact)), _events(tenant, contact.id)
-    )
-    return _assemble(contact, messages, events, position=position)
-
-
-async def _events(tenant: Tenant, contact_id: ObjectId) -> list[dict[str, Any]]:
-    return await tenant.raw_find(ConversationEvent, {"contactId": contact_id}).to_list()
-
-
-def _assemble(
-    contact: Contact,
-    messages: list[ThreadMessage],
-    events: list[dict[str, Any]],
-    *,
-    position: int,
-) -> Conversation | None:
-    stored = [m for m in messages if m.stored]
-    if not stored:
-        return None
-    events.sort(key=lambda e: (e["at"], str(e["_id"])))
-    read_at = max((e["at"] for e in events if e["kind"] == READ), default=None)
-    unread = sum(
-        1
-        for m in stored
-        if m.direction is Direction.INBOUND and (read_at is None or m.createdAt > read_at)
-    )
-    assignments = [e for e in events if e["kind"] == ASSIGN]
+def _conversation(summary: Summary, contact: Contact) -> Conversation:
     return Conversation(
         contact=contact,
-        lastMessage=messages[-1],
-        lastStored=stored[-1].id,
-        unreadCount=unread,
-        owner=_owner(assignments, messages, contact),
-        position=position,
-        campaignIds=frozenset(m.campaignId for m in messages if m.campaignId is not None),
+        lastMessage=summary.lastMessage,
+        lastStored=summary.lastStored,
+        unreadCount=summary.unreadCount,
+        owner=summary.assigned or contact.assignedTo,
+        position=summary.n,
+        campaignIds=frozenset(summary.campaignIds),
     )
 
 
-def _owner(
-    assignments: Sequence[dict[str, Any]], messages: Sequence[ThreadMessage], contact: Contact
-) -> ObjectId | None:
-    """An explicit assignment, else the rep of the campaign the latest reply answered, else
-    the contact's owner."""
-    if assignments and assignments[-1].get("userId") is not None:
-        chosen: ObjectId = assignments[-1]["userId"]
-        return chosen
-    replies = [m for m in messages if m.direction is Direction.INBOUND and m.campaignId]
-    if replies:
-        campaign = replies[-1].campaignId
-        for m in messages:
-            if not m.stored and m.campaignId == campaign and m.assignedTo is not None:
-                return m.assignedTo
-    return contact.assignedTo
+def _summary_matches(summary: Summary, where: InboxFilter) -> bool:
+    """The conditions a summary decides alone (the owner only when it has one of its own)."""
+    if where.unread is not None and (summary.unreadCount > 0) != where.unread:
+        return False
+    if where.campaignId is not None and where.campaignId not in summary.campaignIds:
+        return False
+    return not (
+        where.assignedTo is not None
+        and summary.assigned is not None
+        and summary.assigned != where.assignedTo
+    )
 
 
 def _matches(found: Conversation, where: InboxFilter) -> bool:

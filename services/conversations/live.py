@@ -21,7 +21,7 @@ from bson import ObjectId
 
 from models import Contact, Message
 from models.conversation import ACTIVITY_PAGE, Direction
-from services.conversations import activity, inbox
+from services.conversations import activity, summaries
 from services.conversations.threads import ThreadMessage
 from services.storage.tenancy import Tenant
 
@@ -126,9 +126,11 @@ class Watcher:
             message = ThreadMessage.of_message(rows[0])
             contact = await tenant.get(Contact, entry["contactId"])
             owner = None
-            if wants_owner:
-                found = await inbox.conversation(tenant, str(entry["contactId"]))
-                owner = found.owner if found else None
+            if wants_owner and contact is not None:
+                # From the thread as it is now: the webhook that stored the message may not
+                # have refreshed its summary yet, and this message may be what set the owner.
+                found = await summaries.compute(tenant, entry["contactId"])
+                owner = (found.assigned if found else None) or contact.assignedTo
             for listener in list(group):
                 if listener.assigned_to is None or listener.assigned_to == owner:
                     listener.offer(Received(message, contact))

@@ -34,7 +34,7 @@ from models.conversation import Direction, MessageStatus
 from models.recipient import DELIVERY_RANK
 from services.campaigns.templates import TemplateError, parse_template
 from services.contacts.suppressions import suppressed_among
-from services.conversations import activity, routing
+from services.conversations import activity, routing, summaries
 from services.conversations.threads import ThreadMessage
 from services.organizations import footer as footers
 from services.organizations.senders import contact_senders, list_senders
@@ -134,6 +134,8 @@ async def send_message(
             )
         if waits_until is None:
             await deliver(tenant, message_id, provider, meter)
+        else:
+            await summaries.refresh(tenant, contact_id)
         return message_id
 
     async def finished(plan: dict[str, Any]) -> bool:
@@ -191,6 +193,7 @@ async def deliver(
         fields = {"status": MessageStatus.SENT.value, "providerMessageId": sid}
     fields.update(nextSendAt=None, updatedAt=Tenant.now())
     await tenant.update_one(Message, {"_id": message_id}, {"$set": fields})
+    await summaries.refresh(tenant, row["contactId"])
 
 
 async def send_due(
@@ -239,7 +242,9 @@ async def record_status(
     if delivery is None or not ObjectId.is_valid(message_id):
         return False
     found = await Tenant.across_organizations(
-        Message, {"_id": ObjectId(message_id)}, {"organizationId": 1, "deliveryRank": 1}
+        Message,
+        {"_id": ObjectId(message_id)},
+        {"organizationId": 1, "deliveryRank": 1, "contactId": 1},
     )
     if not found:
         return False
@@ -253,6 +258,7 @@ async def record_status(
     if message_sid:
         fields["providerMessageId"] = message_sid
     await tenant.update_one(Message, {"_id": ObjectId(message_id)}, {"$set": fields})
+    await summaries.refresh(tenant, found[0]["contactId"])
     return True
 
 

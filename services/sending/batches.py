@@ -54,7 +54,7 @@ from services.organizations import footer as footers
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.senders import contact_senders, list_senders
 from services.organizations.settings import opt_out_footer
-from services.sending import delivery, metrics
+from services.sending import delivery, metrics, observers
 from services.sending.config import DispatchConfig
 from services.sending.frequency import FrequencyCap, cap_for
 from services.sending.leases import Claim, Leases
@@ -65,6 +65,8 @@ from services.storage.tenancy import Tenant
 logger = logging.getLogger(__name__)
 
 R = RecipientStatus
+IN_THREAD = frozenset({R.SENT, R.FAILED, R.UNKNOWN})
+"""Outcomes that are a message in the contact's thread (the conversations' `SENT_STATES`)."""
 
 CONTACT_FIELDS = {"phoneNumber": 1, "firstName": 1, "lastName": 1, "email": 1, "optedOut": 1}
 FINISHED = {None, CampaignStatus.CANCELLED.value}
@@ -322,6 +324,7 @@ class BatchSender:
         waiting = held.count
         footer = await opt_out_footer(tenant) if ready else ""
         recorded: set[ObjectId] = set()
+        contact_of = {row["_id"]: row["contactId"] for row in rows}
 
         async def record() -> None:
             """Writes the outcomes not written yet and the batch's counts: after every chunk,
@@ -329,6 +332,10 @@ class BatchSender:
             fresh = {rid: o for rid, o in outcomes.items() if rid not in recorded}
             await self._write_outcomes(claim, fresh)
             recorded.update(fresh)
+            await observers.threads_changed(
+                tenant,
+                [contact_of[rid] for rid, o in fresh.items() if o.status in IN_THREAD],
+            )
             final = {row["_id"]: R(row["status"]) for row in rows}
             final.update({rid: outcome.status for rid, outcome in outcomes.items()})
             await self._write_counts(

@@ -20,6 +20,7 @@ from core.errors import NotFound
 from models import DeliveryReport, Recipient, StepSend
 from models.recipient import DELIVERY_RANK, DeliveryStatus
 from services.contacts import edits as contact_edits
+from services.sending import observers
 from services.storage.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ async def record_status(
     if outcome is Outcome.APPLIED and not advanced:
         outcome = Outcome.STALE
     await _repair(tenant, rid, round)
+    if advanced:
+        await observers.threads_changed(tenant, [row["contactId"]])
     return outcome
 
 
@@ -147,7 +150,8 @@ async def _record_step_status(
         outcome = Outcome.DUPLICATE
     if error_code == UNSUBSCRIBED_ERROR:
         await opt_out_unsubscribed(tenant, row["contactId"])
-    if not await _advance_step(tenant, key, delivery, rank, error_code):
+    advanced = await _advance_step(tenant, key, delivery, rank, error_code)
+    if not advanced:
         outcome = Outcome.STALE if outcome is Outcome.APPLIED else outcome
     # As for first messages (`_repair`): a racing lower update may have applied last.
     best = await _best_report(tenant, ObjectId(rid), round=0, step=int(step))
@@ -156,6 +160,8 @@ async def _record_step_status(
         await _advance_step(
             tenant, key, DeliveryStatus(best["status"]), int(best["rank"]), best.get("errorCode")
         )
+    if advanced:
+        await observers.threads_changed(tenant, [row["contactId"]])
     return outcome
 
 

@@ -41,7 +41,7 @@ from services.campaigns.stats import batch_count
 from services.campaigns.templates import TemplateError, parse_template
 from services.organizations.quiet_hours import SendWindow
 from services.organizations.settings import opt_out_footer
-from services.sending import metrics
+from services.sending import metrics, observers
 from services.sending.batches import (
     CAPPED,
     NO_WINDOW,
@@ -276,6 +276,7 @@ class CadenceSender(BatchSender):
             await self.settle_chunk(tenant, checks, chunk_contacts, results)
             outcomes = {row["_id"]: outcome for row, outcome in zip(chunk, results, strict=True)}
             await self._write(claim, outcomes)
+            await observers.threads_changed(tenant, [row["contactId"] for row in chunk])
             for outcome in outcomes.values():
                 tally[_status(outcome)] += 1
             sent += sum(1 for o in outcomes.values() if o.status is RecipientStatus.SENT)

@@ -25,9 +25,10 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from models import Campaign, Contact, MigrationRecord, Suppression
+from models import Campaign, Contact, MigrationRecord, Recipient, Suppression
 from models.base import utcnow
 from models.compliance import prefix_key
+from models.recipient import HEAD_SIZE, RECIPIENT_BATCH
 from services.storage import positions, tallies
 from services.storage.tenancy import Tenant
 
@@ -102,6 +103,67 @@ async def give_campaigns_list_pages() -> None:
             )
 
 
+async def number_recipients_stored_before_seq() -> None:
+    """Data stored before recipients were numbered (`seq`, `batch`, `head`) and changes
+    versioned: no page or batch read finds such recipients, the dispatcher counts a campaign's
+    batches from its `nextSeq` (none: nothing to send), and a change claims `version + 1` of
+    a campaign or contact whose `version` must be there to match.
+
+    Each such campaign (one without `nextSeq`) gets its recipients numbered in `_id` order
+    (the order they were added) with their contacts' list pages, then `nextSeq` and `version`.
+    A repeat finds the campaigns still without `nextSeq` and numbers only the recipients still
+    without `seq`, after those already numbered, so an interrupted run loses or repeats no
+    number. Contacts without `version` get 0 (no change was recorded for them)."""
+    for organization_id in await organizations():
+        tenant = Tenant.for_organization(organization_id)
+        fields = {"_id": 1, "nextSeq": 1, "version": 1}
+        for row in await tenant.raw_find(Campaign, {}, fields).to_list():
+            if "nextSeq" in row and "version" in row:
+                continue
+            next_seq = row.get("nextSeq")
+            if next_seq is None:
+                next_seq = await _number_recipients(tenant, row["_id"])
+            update = {"nextSeq": next_seq, "version": row.get("version") or 0}
+            await tenant.update_each(Campaign, [(row["_id"], update)])
+        unversioned = [
+            (row["_id"], {"version": 0})
+            async for row in tenant.raw_find(Contact, {}, {"_id": 1, "version": 1})
+            if row.get("version") is None
+        ]
+        await tenant.update_each(Contact, unversioned)
+
+
+async def _number_recipients(tenant: Tenant, campaign_id: ObjectId) -> int:
+    """Numbers the campaign's recipients that have no `seq` yet; returns its next `seq`."""
+    rows = await tenant.raw_find(
+        Recipient, {"campaignId": campaign_id}, {"_id": 1, "seq": 1, "contactId": 1}
+    ).to_list()
+    numbered = [int(row["seq"]) for row in rows if row.get("seq") is not None]
+    waiting = sorted((row for row in rows if row.get("seq") is None), key=lambda r: r["_id"])
+    first = max(numbered, default=-1) + 1
+    if not waiting:
+        return first
+    contact_ids = [row["contactId"] for row in waiting]
+    found = await tenant.raw_find_in(Contact, "_id", contact_ids, {"page": 1})
+    pages = {doc["_id"]: doc.get("page") for doc in found}
+    await tenant.update_each(
+        Recipient,
+        [
+            (
+                row["_id"],
+                {
+                    "seq": seq,
+                    "batch": seq // RECIPIENT_BATCH,
+                    "head": seq < HEAD_SIZE,
+                    "contactPage": pages.get(row["contactId"]),
+                },
+            )
+            for seq, row in enumerate(waiting, start=first)
+        ],
+    )
+    return first + len(waiting)
+
+
 async def count_existing_data() -> None:
     """Sets each organization's running totals from a count of what it holds (see
     `services.storage.tallies`); a repeat recounts and changes nothing."""
@@ -115,8 +177,11 @@ async def give_suppressions_list_pages() -> None:
     """Numbers suppressed before the list had pages get pages and prefix keys (until then the
     list and prefix searches do not show them), each organization's in number order, and
     the list's running total is counted. The numbers still without a page are read once per
-    organization; a repeat finds only those still without one."""
+    organization; a repeat finds only those still without one. The index the list was read
+    by before, `(organizationId, _id)`, no longer serves anything: every insert paid for it."""
     collection = Suppression.get_pymongo_collection()
+    if "org_id" in {index["name"] async for index in await collection.list_indexes()}:
+        await collection.drop_index("org_id")
     per_page = positions.SUPPRESSIONS_PER_PAGE
     for organization_id in sorted(await collection.distinct("organizationId")):
         tenant = Tenant.for_organization(organization_id)
@@ -144,18 +209,46 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(2, "running totals of contacts and campaigns", count_existing_data),
     Migration(3, "list pages for campaigns stored before them", give_campaigns_list_pages),
     Migration(4, "list pages and prefix keys for suppressed numbers", give_suppressions_list_pages),
+    Migration(
+        6,
+        "numbered recipients and versions for data stored before them",
+        number_recipients_stored_before_seq,
+    ),
 )
+_registered: list[Migration] = []
+
+
+def register(migration: Migration) -> Migration:
+    """Adds a migration of a domain above storage, which this module may not import (the
+    conversations domain's, registered when its module is imported, as `main` and `worker`
+    do before they migrate)."""
+    if migration not in _registered:
+        _registered.append(migration)
+    return migration
+
+
+def all_migrations() -> list[Migration]:
+    """Every migration, in version order; two with one version are refused, since the first
+    one's done record would mark the other done without running it."""
+    found = sorted([*MIGRATIONS, *_registered], key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a version: {versions}")
+    return found
 
 
 async def migrate(
-    migrations: Sequence[Migration] = MIGRATIONS,
+    migrations: Sequence[Migration] | None = None,
     *,
     clock: Callable[[], datetime] = utcnow,
     lease: timedelta = LEASE,
     poll_seconds: float = POLL_SECONDS,
 ) -> list[int]:
     """Applies, in version order, every migration not yet recorded as done; returns the
-    versions this call ran. Waits while another process runs one."""
+    versions this call ran (by default every one, `all_migrations`). Waits while another
+    process runs one."""
+    if migrations is None:
+        migrations = all_migrations()
     holder = f"{socket.gethostname()}:{os.getpid()}:{id(asyncio.get_running_loop()):x}"
     ran: list[int] = []
     for migration in sorted(migrations, key=lambda m: m.version):

@@ -41,12 +41,13 @@ class Positions:
     _known_last: dict[str, int] = field(default_factory=dict)
     """The highest page this process has seen claimed, per organization: a hint, never trusted."""
 
-    async def claim_pages(self, tenant: Tenant, count: int) -> list[int]:
+    async def claim_pages(self, tenant: Tenant, count: int, *, shared: bool = False) -> list[int]:
         """Claims pages enough for `count` new members; returns their numbers, ascending.
 
         Claims go in ascending order from just past the last claimed page, so claimed pages
         stay a dense prefix (what `last_page` relies on); a page another writer took first ends
-        the run, and the rest is claimed after it. Claims are never given back.
+        the run, and the rest is claimed after it. Claims are never given back. `shared` marks
+        them as pages small imports fill together (`pages_for`).
         """
         wanted = max(1, math.ceil(count / self.per_page))
         pages: list[int] = []
@@ -55,6 +56,9 @@ class Positions:
             first = await self.last_page(tenant) + 1
             run = [first + i for i in range(wanted - len(pages))]
             claims = [{"_id": self.claim_id(tenant, p), "page": p} for p in run]
+            if shared:
+                for claim in claims:
+                    claim["shared"] = True
             try:
                 await tenant.raw_insert_many(self.claims, claims, ordered=True)
             except (BulkWriteError, DuplicateKeyError) as exc:
@@ -82,18 +86,24 @@ class Positions:
         return page
 
     async def pages_for(self, tenant: Tenant, count: int) -> tuple[list[int], bool]:
-        """Returns pages for `count` new members, and whether they were claimed just now.
+        """Returns pages for `count` new members, and whether they are this writer's alone.
 
-        Fewer than a page's worth join the last page while it has room for them all (as
-        `page_for_one`), so members added a few at a time fill pages as imports do; more get
-        pages of their own."""
-        if count < self.per_page:
-            last = await self.last_page(tenant)
-            if last >= 0:
+        More than a page's worth get pages of their own. Fewer join the last page while it is
+        `shared` and has room for them all (as `page_for_one`), else claim a new shared page,
+        so members added a few at a time fill pages as imports do, and never a page another
+        writer claimed for itself (which it may mark empty, `skipTo`, once its insert is
+        done)."""
+        if count >= self.per_page:
+            return await self.claim_pages(tenant, count), True
+        last = await self.last_page(tenant)
+        if last >= 0:
+            claim = self.claim_id(tenant, last)
+            rows = await tenant.raw_find(self.claims, {"_id": claim}, {"shared": 1}).to_list()
+            if rows and rows[0].get("shared"):
                 members = tenant.raw_find(self.members, {"page": last}, {"_id": 1})
                 if len(await members.to_list(self.per_page)) + count <= self.per_page:
                     return [last], False
-        return await self.claim_pages(tenant, count), True
+        return await self.claim_pages(tenant, 1, shared=True), False
 
     async def last_page(self, tenant: Tenant) -> int:
         """Returns the highest claimed page (-1 when none), probing forward from the hint."""

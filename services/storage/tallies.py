@@ -3,16 +3,22 @@ without a count.
 
 A count on FerretDB decodes every row it counts, so an unfiltered `totalCount` grew with the
 organization (docs/performance.md#counts). The write paths that create or delete contacts and
-campaigns add their change to a running total instead, and a total is read from a few small
-documents.
+campaigns record their change instead, and a total is read from a few small documents.
 
-A total is the sum of its writers' shares. Each process's event loop keeps its own `Tally`
-document per organization and kind and changes it with `$inc`, one change at a time (a lock per
-share). FerretDB runs `$inc` as read, add in Go, write back, so two `$inc` on one document at
-once lose one (docs/database.md); one writer per document is exact on every server, and on
-MongoDB it also keeps every process off one hot document.
+Every change is an entry of its own (a `Tally`), inserted and never changed: FerretDB runs
+`$inc` and conditional updates as read, change in Go, write back, so two writers of one
+document lose a change (docs/database.md), and here no document has two writers.
 
-A share changes after the write it counts: a process that dies between the two leaves its
+Entries are folded so that a total stays a few documents whatever the number of changes and of
+processes that made them. A fold is a new document: the previous fold's total plus its
+entries', and the list of the entries it absorbed, which readers then skip. Its `_id` is the
+next fold number, so of two folds at once one is inserted and the other gives up; a number is
+never claimed twice, since old folds are retired (moved out of the readers' range), not
+deleted. Entries absorbed by a fold are deleted before that fold is retired, and readers read
+the folds before the entries: an entry is never counted both in a fold and on its own, and
+never missed.
+
+A change is recorded after the write it counts: a process that dies between the two leaves its
 total short by that write. `recount` puts an organization right (the start-up migration that
 introduced totals ran it for every organization; an operator can run it again).
 """
@@ -22,31 +28,55 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import weakref
-from typing import Final
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
-from models import Campaign, Contact, Suppression, Tally
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from models import Campaign, Contact, ConversationSummary, Suppression, Tally
 from models.base import TenantDocument
 from services.storage.tenancy import Tenant, size_estimates
 
 CONTACTS: Final = "contacts"
 CAMPAIGNS: Final = "campaigns"
 SUPPRESSIONS: Final = "suppressions"
+CONVERSATIONS: Final = "conversations"
 COUNTED: dict[str, type[TenantDocument]] = {
     CONTACTS: Contact,
     CAMPAIGNS: Campaign,
     SUPPRESSIONS: Suppression,
+    CONVERSATIONS: ConversationSummary,
 }
 RECOUNT_WRITER: Final = "recount"
-"""The share `recount` owns: the correction that makes the shares add up to the count."""
+"""The writer of the corrections `recount` records."""
+FOLD_AT = 32
+"""Changes a process records for a total between its folds of that total's entries."""
+FOLD_MOST = 1000
+"""Entries one fold absorbs at most (its list is one document)."""
+KEPT_FOLDS = 2
+"""Folds left in the readers' range: the newest, and the one before it for a reader that read
+the folds just before the newest was inserted."""
 
-_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+_recorded: dict[tuple[ObjectId, str], int] = {}
+"""Changes this process recorded per total since it last folded it (one small entry per
+organization that it wrote for)."""
 
 
 def _writer() -> str:
-    """This event loop's name as a writer: unique among live writers of every host."""
+    """This event loop's name as a writer (for whoever reads the entries)."""
     loop = asyncio.get_running_loop()
     return f"{socket.gethostname()}:{os.getpid()}:{id(loop):x}"
+
+
+def _folds_of(kind: str) -> str:
+    return f"{kind}:fold"
+
+
+def _retired(kind: str) -> str:
+    return f"{kind}:retired"
 
 
 async def add(tenant: Tenant, kind: str, delta: int) -> None:
@@ -55,45 +85,104 @@ async def add(tenant: Tenant, kind: str, delta: int) -> None:
         raise ValueError(f"no running total of {kind!r}")
     if not delta:
         return
-    writer = _writer()
-    share = f"{tenant.organization_id}:{kind}:{writer}"
-    lock = _locks.get(share)
-    if lock is None:
-        lock = asyncio.Lock()
-        _locks[share] = lock
-    async with lock:
-        await tenant.update_one(
-            Tally,
-            {"_id": share, "kind": kind, "writer": writer},
-            {"$inc": {"n": delta}, "$set": {"updatedAt": tenant.now()}},
-            upsert=True,
-        )
+    await _record(tenant, kind, delta, _writer())
+    # Every FOLD_AT-th change this process records for a total, it folds that total's entries
+    # (everyone's, a dead process's too): reads never write, and what they read stays short.
+    key = (tenant.organization_id, kind)
+    recorded = _recorded.pop(key, 0) + 1
+    if recorded < FOLD_AT:
+        _recorded[key] = recorded
+    else:
+        await fold(tenant, kind, at=1)
+
+
+async def _record(tenant: Tenant, kind: str, delta: int, writer: str) -> None:
+    entry = {
+        "_id": f"{tenant.organization_id}:{kind}:{ObjectId()}",
+        "kind": kind,
+        "writer": writer,
+        "n": delta,
+    }
+    await tenant.raw_insert_many(Tally, [entry], ordered=True)
+
+
+@dataclass(frozen=True)
+class _State:
+    """What a reader saw: the folds (oldest first), then the entries no fold absorbed."""
+
+    folds: Sequence[Mapping[str, Any]]
+    loose: Sequence[Mapping[str, Any]]
+
+    @property
+    def total(self) -> int:
+        base = int(self.folds[-1]["n"]) if self.folds else 0
+        return base + sum(int(entry.get("n", 0)) for entry in self.loose)
+
+
+async def _read(tenant: Tenant, kind: str) -> _State:
+    """The folds first, then the entries (see the module's docstring for why in that order)."""
+    fields = {"n": 1, "fold": 1, "absorbed": 1}
+    folds = await tenant.raw_find(Tally, {"kind": _folds_of(kind)}, fields).to_list()
+    folds.sort(key=lambda fold: int(fold["fold"]))
+    absorbed = {entry_id for fold in folds for entry_id in fold.get("absorbed") or ()}
+    entries = await tenant.raw_find(Tally, {"kind": kind}, {"n": 1}).to_list()
+    return _State(folds, [entry for entry in entries if entry["_id"] not in absorbed])
 
 
 async def total(tenant: Tenant, kind: str) -> int:
-    """Returns the organization's total of `kind`: the sum of every writer's share."""
-    shares = await tenant.raw_find(Tally, {"kind": kind}, {"n": 1}).to_list()
-    return sum(int(doc.get("n", 0)) for doc in shares)
+    """Returns the organization's total of `kind`."""
+    return (await _read(tenant, kind)).total
+
+
+async def fold(tenant: Tenant, kind: str, *, at: int = FOLD_AT, retire: bool = True) -> bool:
+    """Folds the organization's entries of `kind` when at least `at` are outside any fold;
+    returns whether this call's fold was the one inserted. `retire=False` leaves the older
+    folds and their entries in place, as a folder that died after its insert does."""
+    state = await _read(tenant, kind)
+    if len(state.loose) < max(at, 1):
+        return False
+    return await _fold(tenant, kind, state, retire=retire)
+
+
+async def _fold(tenant: Tenant, kind: str, state: _State, *, retire: bool = True) -> bool:
+    taken = list(state.loose[:FOLD_MOST])
+    latest = state.folds[-1] if state.folds else None
+    number = int(latest["fold"]) + 1 if latest else 1
+    base = int(latest["n"]) if latest else 0
+    document = Tally(
+        id=f"{tenant.organization_id}:{kind}:fold:{number}",
+        organizationId=tenant.organization_id,
+        kind=_folds_of(kind),
+        writer=_writer(),
+        fold=number,
+        n=base + sum(int(entry.get("n", 0)) for entry in taken),
+        absorbed=[entry["_id"] for entry in taken],
+    )
+    try:
+        await tenant.insert(document)
+    except DuplicateKeyError:
+        return False  # another fold took this number; what it left is folded next time
+    if retire:
+        for old in state.folds[: max(0, len(state.folds) + 1 - KEPT_FOLDS)]:
+            # Its entries go first: while it is in the readers' range they skip them.
+            await tenant.delete_in(Tally, "_id", list(old.get("absorbed") or ()))
+            await tenant.update_one(
+                Tally, {"_id": old["_id"]}, {"$set": {"kind": _retired(kind), "absorbed": []}}
+            )
+    return True
 
 
 async def recount(tenant: Tenant, kind: str) -> int:
-    """Counts the organization's documents of `kind` (reading them all, once) and sets the
-    correction share so that the total equals the count; returns the count.
+    """Counts the organization's documents of `kind` (reading them all, once) and records the
+    correction that makes the total equal the count; returns the count.
 
     Exact when nothing creates or deletes them meanwhile (at start-up, before serving);
     running it again changes nothing.
     """
     counted = await tenant.count(COUNTED[kind])
-    others = 0
-    async for doc in tenant.raw_find(Tally, {"kind": kind}, {"n": 1, "writer": 1}):
-        if doc.get("writer") != RECOUNT_WRITER:
-            others += int(doc.get("n", 0))
-    await tenant.update_one(
-        Tally,
-        {"_id": f"{tenant.organization_id}:{kind}:{RECOUNT_WRITER}", "kind": kind},
-        {"$set": {"n": counted - others, "writer": RECOUNT_WRITER, "updatedAt": tenant.now()}},
-        upsert=True,
-    )
+    correction = counted - (await _read(tenant, kind)).total
+    if correction:
+        await _record(tenant, kind, correction, RECOUNT_WRITER)
     return counted
 
 
