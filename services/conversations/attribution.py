@@ -20,8 +20,9 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from core.errors import NotFound
-from models import Campaign, Contact, Recipient, Reply, StepSend
+from models import Contact, Recipient, Reply, StepSend
 from models.recipient import RecipientStatus
+from services.sending.contact_sends import ContactSends, contact_sends
 from services.storage import history
 from services.storage.history import Planned
 from services.storage.tenancy import Tenant
@@ -37,14 +38,15 @@ async def attribute(
     message_id: ObjectId,
     at: datetime,
     window: timedelta,
+    sends: ContactSends | None = None,
 ) -> ObjectId | None:
     """Attributes a reply received `at`; returns its campaign (None when no campaign of the
-    window messaged the contact from `sender`). Repeating it changes nothing."""
-    rows = await tenant.raw_find(
-        Recipient,
-        {"contactId": contact_id},
-        {"campaignId": 1, "sentAt": 1, "status": 1, "sender": 1, "replied": 1},
-    ).to_list()
+    window messaged the contact from `sender`). Repeating it changes nothing. `sends` are the
+    contact's records when the caller read them already (before storing the reply is soon
+    enough: a message recorded as sent after that could not have been what the contact read)."""
+    if sends is None:
+        sends = await contact_sends(tenant, contact_id)
+    rows = sends.recipients
     since = at - window
     # A follow-up step is a later message of the same recipient: the window counts from the
     # last one sent (one equality read of the contact's step records).
@@ -93,7 +95,7 @@ async def attribute(
         # Also after a duplicate: the first reply's writer may have died before this.
         await _mark_recipient(tenant, reply.recipientId, reply.repliedAt)
     if first:
-        await _move_contact(tenant, campaign_id, contact_id)
+        await _move_contact(tenant, sends.campaigns.get(campaign_id), contact_id)
     return campaign_id
 
 
@@ -109,12 +111,11 @@ async def _mark_recipient(tenant: Tenant, recipient_id: ObjectId, at: datetime) 
             return
 
 
-async def _move_contact(tenant: Tenant, campaign_id: ObjectId, contact_id: ObjectId) -> None:
+async def _move_contact(
+    tenant: Tenant, campaign: dict[str, Any] | None, contact_id: ObjectId
+) -> None:
     """Moves the contact to the campaign's `contactStatusOnReply`, if it has one."""
-    found = await tenant.raw_find(
-        Campaign, {"_id": campaign_id}, {"contactStatusOnReply": 1}
-    ).to_list()
-    status = found[0].get("contactStatusOnReply") if found else None
+    status = campaign.get("contactStatusOnReply") if campaign else None
     if not status:
         return
 

@@ -32,9 +32,11 @@ from services.contacts.records import (
 )
 from services.conversations import activity, attribution, routing, summaries
 from services.conversations.keywords import Keyword, normalized, read_keyword
+from services.conversations.threads import contact_values
 from services.organizations.senders import remember_sender
 from services.organizations.settings import defaults_from, organization_settings
 from services.sending import followups
+from services.sending.contact_sends import contact_sends
 from services.storage.tenancy import Tenant
 
 MAX_MEDIA = 10
@@ -107,11 +109,13 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
     keyword = read_keyword(
         inbound.body, opted_out=contact.optedOut, opt_out_type=inbound.opt_out_type
     )
+    sends = await contact_sends(tenant, contact.id)
     # Before the message is stored: no follow-up goes out after it is.
     await followups.stop_follow_ups(
         tenant,
         contact.id,
         followups.OPTED_OUT if keyword is Keyword.OPT_OUT else followups.REPLIED,
+        sends=sends,
     )
     now = Tenant.now()
     message_id = ObjectId()
@@ -157,6 +161,7 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
             message_id=message_id,
             at=now,
             window=timedelta(days=org.attributionWindowDays),
+            sends=sends,
         )
         if campaign_id is not None:
             await tenant.update_one(
@@ -179,7 +184,8 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
     if answer is not None:
         await _record_answer(tenant, contact.id, inbound, found.sender, answer)
     # Also after a retry: the first delivery's handler may have died before this.
-    await summaries.refresh(tenant, contact.id)
+    reads = summaries.Reads(templates=sends.templates(), values=contact_values(contact))
+    await summaries.refresh(tenant, contact.id, reads=reads)
     return Received(outcome, answer, message_id, tenant.organization_id, campaign_id)
 
 

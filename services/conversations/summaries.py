@@ -207,12 +207,17 @@ async def write(tenant: Tenant, summary: Summary) -> None:
 
 
 async def refresh(
-    tenant: Tenant, contact_id: ObjectId, *, computed: Summary | None = None
+    tenant: Tenant,
+    contact_id: ObjectId,
+    *,
+    computed: Summary | None = None,
+    reads: Reads | None = None,
 ) -> Summary | None:
     """Brings the contact's summary to what its records say, after a change to them; returns
     it (None: no conversation). `computed` is a summary this writer computed earlier (its
-    write is then checked like any other)."""
-    reads = Reads()
+    write is then checked like any other); `reads` what the caller read already of what
+    `Reads` keeps."""
+    reads = reads if reads is not None else Reads()
     state = computed if computed is not None else await compute(tenant, contact_id, reads)
     for _ in range(MAX_ROUNDS):
         if state is None:
