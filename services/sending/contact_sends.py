@@ -9,12 +9,13 @@ costs about the same whatever it returns.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 from bson import ObjectId
 
-from models import Campaign, Recipient
+from models import Campaign, Recipient, StepSend
 from services.storage.tenancy import Tenant
 
 RECIPIENT_FIELDS = {
@@ -26,15 +27,17 @@ RECIPIENT_FIELDS = {
     "replied": 1,
 }
 CAMPAIGN_FIELDS = {"status": 1, "followUps": 1, "message": 1, "contactStatusOnReply": 1}
+STEP_FIELDS = {"recipientId": 1, "step": 1, "status": 1, "sentAt": 1, "sender": 1}
 
 
 @dataclass(frozen=True)
 class ContactSends:
-    """A contact's recipient records (`RECIPIENT_FIELDS`) and their campaigns by id
-    (`CAMPAIGN_FIELDS`)."""
+    """A contact's recipient records (`RECIPIENT_FIELDS`), their campaigns by id
+    (`CAMPAIGN_FIELDS`) and its follow-up step records (`STEP_FIELDS`)."""
 
     recipients: list[dict[str, Any]] = field(default_factory=list)
     campaigns: dict[ObjectId, dict[str, Any]] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     def templates(self) -> dict[ObjectId, list[str]]:
         """Each campaign's texts by id (`campaign_texts`)."""
@@ -50,10 +53,14 @@ def campaign_texts(campaign: dict[str, Any]) -> list[str]:
 
 
 async def contact_sends(tenant: Tenant, contact_id: ObjectId) -> ContactSends:
-    """Reads them: the contact's records by equality, then their campaigns by id."""
+    """Reads them: the contact's records by equality, then their campaigns by id and the
+    contact's steps at once."""
     rows = await tenant.raw_find(Recipient, {"contactId": contact_id}, RECIPIENT_FIELDS).to_list()
     if not rows:
         return ContactSends()
     ids = list({row["campaignId"] for row in rows})
-    campaigns = await tenant.raw_find_in(Campaign, "_id", ids, CAMPAIGN_FIELDS)
-    return ContactSends(rows, {row["_id"]: row for row in campaigns})
+    campaigns, steps = await asyncio.gather(
+        tenant.raw_find_in(Campaign, "_id", ids, CAMPAIGN_FIELDS),
+        tenant.raw_find(StepSend, {"contactId": contact_id}, STEP_FIELDS).to_list(),
+    )
+    return ContactSends(rows, {row["_id"]: row for row in campaigns}, steps)

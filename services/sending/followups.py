@@ -54,7 +54,7 @@ from services.sending.batches import (
     split_by_window,
     write_counts,
 )
-from services.sending.contact_sends import ContactSends, contact_sends
+from services.sending.contact_sends import ContactSends
 from services.sending.leases import Claim
 from services.sending.rate_slots import Grant
 from services.storage import history
@@ -411,19 +411,16 @@ def _counted(record: Mapping[str, Any]) -> str:
 async def stop_follow_ups(
     tenant: Tenant,
     contact_id: ObjectId,
+    sends: ContactSends,
     reason: str = REPLIED,
-    *,
-    sends: ContactSends | None = None,
 ) -> int:
     """Keeps every follow-up not yet sent to the contact, in the organization's running
     campaigns, from ever going; returns how many steps it stopped. `sends` are the contact's
-    records when the caller read them already.
+    records (`contact_sends`).
 
     Called before an inbound message is stored: a step already claimed is being handed over,
     and is waited for (at most `STOP_WAIT_S`), so none goes out after the message is stored.
     """
-    if sends is None:
-        sends = await contact_sends(tenant, contact_id)
     rows = sends.recipients
     steps = {
         campaign_id: len(row.get("followUps") or [])
