@@ -282,7 +282,6 @@ async def load_inbox(org: Org, size: int, start: int) -> None:
                 "status": "completed",
                 "createdBy": {"_id": org.user, "fullName": "Bench"},
                 "userIds": [],
-                "campaignId": None,
                 "createdAt": now,
                 "updatedAt": now,
             }
@@ -334,7 +333,6 @@ async def load_inbox(org: Org, size: int, start: int) -> None:
                 "providerMessageId": new_sid(),
                 "status": "received",
                 "campaignId": campaign_id,
-                "campaignId": None,
                 "createdAt": now,
                 "updatedAt": now,
             }
