@@ -40,6 +40,7 @@ from resolvers.rest import suppressions as rest_suppressions
 from resolvers.rest.envelope import install_error_handlers
 from resolvers.root import schema
 from services.conversations import outbound
+from services.conversations.pending import PendingReplies
 from services.conversations.simulated import provider_from
 from services.organizations.request_limits import RequestLimits, utcnow
 from services.sending.dispatcher import Dispatcher, config_from
@@ -85,6 +86,12 @@ def create_app(
         sync_every=settings.api_limit_sync_seconds,
     )
     tokens = VerifiedTokens(settings)
+    replies = PendingReplies(
+        settings,
+        workers=settings.inbound_workers,
+        retry_after=timedelta(seconds=settings.inbound_retry_seconds),
+        sweep_every=settings.inbound_sweep_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,14 +111,15 @@ def create_app(
                 )
             )
             sharing = asyncio.create_task(request_limits.run()) if request_limits else None
-            stop_sending = asyncio.Event()
+            stopping = asyncio.Event()
+            applying = asyncio.create_task(replies.run(stopping))
             sending = None
             if settings.dispatch_in_process:
                 dispatcher = Dispatcher(provider_from(settings), config_from(settings))
                 sending = asyncio.create_task(
                     _gather(
-                        dispatcher.run(stop_sending),
-                        outbound.run_due(dispatcher.provider, stop_sending, dispatcher.rep_meter()),
+                        dispatcher.run(stopping),
+                        outbound.run_due(dispatcher.provider, stopping, dispatcher.rep_meter()),
                     )
                 )
             try:
@@ -122,7 +130,10 @@ def create_app(
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
-                stop_sending.set()
+                stopping.set()
+                # A reply being applied when the workers stop stays pending for a sweep.
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(applying, timeout=10)
                 if sending is not None:
                     # A batch in flight finishes its chunk; a lease left behind expires.
                     with contextlib.suppress(asyncio.CancelledError, TimeoutError):
@@ -140,6 +151,7 @@ def create_app(
     )
     app.state.settings = settings  # read by `resolvers.deps.app_settings`
     app.state.request_limits = request_limits
+    app.state.pending_replies = replies  # read by the inbound webhook
     pause = RefusalPause(settings.api_refusal_pause_seconds, settings.api_refusal_pause_most)
     app.refusals = Refusals(request_limits, tokens, pause)
     # Apollo's BatchHttpLink sends a JSON array of operations; each gets its own answer, in

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     api_write_cost: int = Field(default=5, ge=1, le=100)
     """What a write costs from the budgets, reads costing 1: a REST POST, PUT, PATCH or DELETE,
     and a GraphQL mutation (creation and sending are what a flood must not multiply)."""
+    inbound_workers: int = Field(default=8, ge=1, le=64)
+    """How many accepted replies one API process applies at once (`services.conversations.
+    pending`): few, so a burst's webhooks are answered while the replies are applied."""
+    inbound_retry_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """How old a still-pending reply must be before a sweep applies it (its process died, or
+    applying it failed)."""
+    inbound_sweep_seconds: float = Field(default=5.0, gt=0, le=3600)
+    """How often each API process sweeps for such replies."""
     api_refusal_pause_seconds: float = Field(default=1.0, ge=0, le=10)
     """How long a 429 is held before it is sent (at most until the budget has room again), so a
     client that ignores `Retry-After` and asks again at once slows down; 0 answers at once."""

@@ -12,6 +12,7 @@ from models.conversation import (
     ConversationSummary,
     Message,
     MessageSend,
+    PendingInbound,
     Reply,
     Sender,
 )
@@ -57,6 +58,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     Tally,
     MigrationRecord,
     RequestShare,
+    PendingInbound,
 ]
 
 __all__ = [
@@ -82,6 +84,7 @@ __all__ = [
     "MessageSend",
     "MigrationRecord",
     "Organization",
+    "PendingInbound",
     "Recipient",
     "Reply",
     "RequestShare",

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import pymongo
-from beanie import PydanticObjectId
+from beanie import Document, PydanticObjectId
 from pymongo import IndexModel
 
 from models.base import TenantDocument
@@ -290,3 +290,30 @@ class MessageSend(TenantDocument):
     class Settings:
         name = "message_sends"
         shard_key = ("organizationId", "_id")
+
+
+class PendingInbound(Document):
+    """An inbound message accepted from the provider and not yet applied (stored, attributed,
+    summarised): the webhook answers once this is written, and whoever applies it deletes it.
+    Not tenant data yet: which organization it belongs to is decided when it is applied.
+
+    `_id` is the provider's `MessageSid`, so Twilio's retries of one message accept it once.
+    """
+
+    id: str | None = None  # type: ignore[assignment]
+    form: dict[str, str]
+    receivedAt: datetime
+    attempts: int = 0
+    """How many times a sweep has taken it up after its first applier did not finish."""
+    failed: bool = False
+    """Set after the last attempt failed: sweeps leave it for an operator."""
+
+    class Settings:
+        name = "inbound_pending"
+        shard_key = None
+        indexes = [
+            IndexModel(
+                [("failed", pymongo.ASCENDING), ("receivedAt", pymongo.ASCENDING)],
+                name="failed_received_at",
+            )
+        ]

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
 from resolvers.deps import SettingsDep
-from services.conversations import inbound, outbound
+from services.conversations import inbound, outbound, pending
 from services.sending import delivery, metrics
 from services.sending.twilio import signature_valid
 
@@ -82,12 +82,20 @@ async def twilio_status(request: Request, settings: SettingsDep) -> Response:
 @router.post("/inbound")
 async def twilio_inbound(request: Request, settings: SettingsDep) -> Response:
     """A contact texted one of the organizations' senders: kept in its thread, read for
-    keywords, attributed to the campaign it answers. A sender nobody owns still gets a 2xx
-    (Twilio would retry otherwise); it is counted as `unrouted` and nothing is stored."""
+    keywords, attributed to the campaign it answers. An ordinary reply is accepted and applied
+    right after the answer (`services.conversations.pending`); a keyword before it. A sender
+    nobody owns still gets a 2xx (Twilio would retry otherwise); it is counted as `unrouted`
+    and nothing is stored."""
     try:
         form = await _verified_form(request, settings, "inbound")
     except BadSignature:
         return _refused()
-    received = await inbound.receive(inbound.Inbound.from_form(form), settings)
+    message = inbound.Inbound.from_form(form)
+    if pending.deferrable(message):
+        replies: pending.PendingReplies = request.app.state.pending_replies
+        if not await replies.accept(form, message):
+            metrics.WEBHOOKS.labels("inbound", inbound.Outcome.DUPLICATE.value).inc()
+        return Response(EMPTY_TWIML, media_type="text/xml")
+    received = await inbound.receive(message, settings)
     metrics.WEBHOOKS.labels("inbound", received.outcome.value).inc()
     return Response(twiml(received.answer), media_type="text/xml")

@@ -51,6 +51,7 @@ from models import (
     IdempotencyRecord,
     Message,
     MigrationRecord,
+    PendingInbound,
     Recipient,
     User,
 )
@@ -754,7 +755,19 @@ async def text(
     }
     answer = await client.post(INBOUND, data=form, headers=signed(INBOUND, form))
     assert answer.status_code == 200, answer.text
+    await applied(form["MessageSid"])
     return answer
+
+
+async def applied(sid: str) -> None:
+    """Waits until a reply the webhook accepted has been applied: an ordinary reply is
+    answered first and applied right after (`services.conversations.pending`)."""
+    collection = PendingInbound.get_pymongo_collection()
+    for _ in range(1000):
+        if await collection.find_one({"_id": sid}, {"_id": 1}) is None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the reply {sid} is still pending after 10 s")
 
 
 def admin(org: Org) -> dict[str, str]:

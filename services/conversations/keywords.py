@@ -33,6 +33,13 @@ def normalized(body: str) -> str:
     return " ".join(body.split()).upper()
 
 
+def might_be_keyword(body: str) -> bool:
+    """Whether a reply is one of the words, whoever sent it (`read_keyword` also asks whether
+    the contact is opted out)."""
+    word = normalized(body)
+    return word in OPT_OUT_WORDS or word in OPT_IN_WORDS or word in HELP_WORDS
+
+
 def read_keyword(body: str, *, opted_out: bool, opt_out_type: str | None = None) -> Keyword | None:
     """The keyword a reply is, if any.
 

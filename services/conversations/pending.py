@@ -1,0 +1,138 @@
+"""Ordinary replies are accepted first and applied right after, so Twilio's webhook is answered
+once the reply is safely stored, not once everything it changes is written.
+
+Applying a reply (`inbound.receive`: the contact, follow-ups stopped, the message, its campaign,
+the activity log, the conversation's summary) is about twenty database commands. A burst after
+a large campaign sends hundreds at once, and answering each only after all of that makes
+Twilio wait, retry, and add to the burst. So the webhook writes one `PendingInbound` (its `_id`
+the `MessageSid`, so retries accept a message once) and answers; a few workers in the process
+apply what it accepted, in order, and delete each once applied.
+
+Nothing accepted is lost: a process that stops or dies leaves its pending replies behind, and
+every process sweeps now and then for replies accepted more than `retry_after` ago, applies them
+and counts the attempt. Applying twice is harmless (`inbound.receive` keeps one message per
+`MessageSid` and every later step is idempotent), so a sweep racing a slow worker costs only
+work. A reply that failed `MAX_ATTEMPTS` sweeps is marked failed, logged and counted
+(`outcome="failed"`), and left in place for an operator.
+
+Keywords are not deferred: an opt-out takes effect before Twilio is told the message arrived,
+and HELP's answer is the webhook's own answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from pymongo.errors import DuplicateKeyError
+
+from core.config import Settings
+from models import PendingInbound
+from models.base import utcnow
+from services.conversations.inbound import Inbound, Received, receive
+from services.conversations.keywords import might_be_keyword
+from services.sending import metrics
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+SWEEP_BATCH = 100
+
+
+def deferrable(message: Inbound) -> bool:
+    """Whether a reply may be applied after the webhook answers: anything but a keyword."""
+    return not message.opt_out_type and not might_be_keyword(message.body)
+
+
+class PendingReplies:
+    """One process's accepted replies and the workers that apply them (`run`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        workers: int,
+        retry_after: timedelta,
+        sweep_every: float,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.retry_after = retry_after
+        self.sweep_every = sweep_every
+        self.clock = clock
+        self.queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
+
+    async def accept(self, form: dict[str, str], message: Inbound) -> bool:
+        """Stores a reply for applying; False when it was accepted before (a retry while the
+        first is still pending)."""
+        key = message.message_sid or f"local:{uuid.uuid4().hex}"
+        document = {"_id": key, "form": form, "receivedAt": self.clock(), "attempts": 0}
+        try:
+            await PendingInbound.get_pymongo_collection().insert_one({**document, "failed": False})
+        except DuplicateKeyError:
+            return False
+        self.queue.put_nowait((key, form))
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Applies accepted replies until `stop`, sweeping for stranded ones every
+        `sweep_every` seconds (and once at start)."""
+        workers = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        try:
+            while not stop.is_set():
+                try:
+                    await self.sweep()
+                except Exception:  # the database may be away for a moment: sweep again later
+                    logger.exception("sweeping pending replies failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.sweep_every)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while True:
+            key, form = await self.queue.get()
+            await self.apply(key, form)
+
+    async def apply(self, key: str, form: dict[str, str]) -> Received | None:
+        """Applies one accepted reply and forgets it; None when applying failed (it stays
+        pending for a sweep)."""
+        try:
+            received = await receive(Inbound.from_form(form), self.settings)
+            await PendingInbound.get_pymongo_collection().delete_one({"_id": key})
+        except Exception:
+            logger.exception("applying the inbound message %s failed; a sweep retries it", key)
+            return None
+        metrics.WEBHOOKS.labels("inbound", received.outcome.value).inc()
+        return received
+
+    async def sweep(self) -> int:
+        """Applies replies accepted more than `retry_after` ago and still pending; returns how
+        many it took up."""
+        collection = PendingInbound.get_pymongo_collection()
+        before = self.clock() - self.retry_after
+        rows = await collection.find(
+            {"failed": False, "receivedAt": {"$lt": before}}, limit=SWEEP_BATCH
+        ).to_list()
+        for row in rows:
+            attempts = int(row.get("attempts") or 0) + 1
+            if attempts > MAX_ATTEMPTS:
+                await collection.update_one({"_id": row["_id"]}, {"$set": {"failed": True}})
+                metrics.WEBHOOKS.labels("inbound", "failed").inc()
+                logger.error(
+                    "the inbound message %s failed %d times; left in %s for an operator",
+                    row["_id"],
+                    MAX_ATTEMPTS,
+                    PendingInbound.Settings.name,
+                )
+                continue
+            await collection.update_one({"_id": row["_id"]}, {"$set": {"attempts": attempts}})
+            await self.apply(row["_id"], row["form"])
+        return len(rows)
