@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 SWEEP_BATCH = 100
+QUEUED_MOST = 10_000
+"""Accepted replies one process holds in memory for its workers; past that a burst's replies
+wait in the database for a sweep, so memory stays bounded however long the burst."""
 
 
 def deferrable(message: Inbound) -> bool:
@@ -65,7 +68,7 @@ class PendingReplies:
         self.retry_after = retry_after
         self.sweep_every = sweep_every
         self.clock = clock
-        self.queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue(QUEUED_MOST)
 
     async def accept(self, form: dict[str, str], message: Inbound) -> bool:
         """Stores a reply for applying; False when it was accepted before (a retry while the
@@ -76,7 +79,8 @@ class PendingReplies:
             await PendingInbound.get_pymongo_collection().insert_one({**document, "failed": False})
         except DuplicateKeyError:
             return False
-        self.queue.put_nowait((key, form))
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait((key, form))
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
