@@ -9,10 +9,11 @@ the `MessageSid`, so retries accept a message once) and answers; a few workers i
 apply what it accepted, in order, and delete each once applied.
 
 Nothing accepted is lost: a process that stops or dies leaves its pending replies behind, and
-every process sweeps now and then for replies accepted more than `retry_after` ago, applies them
-and counts the attempt. Applying twice is harmless (`inbound.receive` keeps one message per
-`MessageSid` and every later step is idempotent), so a sweep racing a slow worker costs only
-work. A reply that failed `MAX_ATTEMPTS` sweeps is marked failed, logged and counted
+every process sweeps now and then for replies accepted more than `retry_after` ago and hands
+them to its workers. Applying twice is harmless (`inbound.receive` keeps one message per
+`MessageSid` and every later step is idempotent), so a sweep taking up a reply that another
+process still has queued (a long burst) costs only work. Only a failed application counts as
+an attempt; a reply that failed `MAX_ATTEMPTS` times is marked failed, logged and counted
 (`outcome="failed"`), and left in place for an operator.
 
 Keywords are not deferred: an opt-out takes effect before Twilio is told the message arrived,
@@ -28,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from core.config import Settings
@@ -69,19 +71,30 @@ class PendingReplies:
         self.sweep_every = sweep_every
         self.clock = clock
         self.queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue(QUEUED_MOST)
+        self.held: set[str] = set()
+        """Replies queued or being applied here: a sweep does not queue them again."""
 
     async def accept(self, form: dict[str, str], message: Inbound) -> bool:
         """Stores a reply for applying; False when it was accepted before (a retry while the
         first is still pending)."""
         key = message.message_sid or f"local:{uuid.uuid4().hex}"
-        document = {"_id": key, "form": form, "receivedAt": self.clock(), "attempts": 0}
+        document = {"_id": key, "form": form, "receivedAt": self.clock()}
         try:
-            await PendingInbound.get_pymongo_collection().insert_one({**document, "failed": False})
+            await PendingInbound.get_pymongo_collection().insert_one(
+                {**document, "attempts": 0, "failed": False}
+            )
         except DuplicateKeyError:
             return False
+        self._enqueue(key, form)
+        return True
+
+    def _enqueue(self, key: str, form: dict[str, str]) -> None:
+        """Hands a reply to the workers, unless they hold it already or hold too many."""
+        if key in self.held:
+            return
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait((key, form))
-        return True
+            self.held.add(key)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Applies accepted replies until `stop`, sweeping for stranded ones every
@@ -103,40 +116,50 @@ class PendingReplies:
     async def _work(self) -> None:
         while True:
             key, form = await self.queue.get()
-            await self.apply(key, form)
+            try:
+                await self.apply(key, form)
+            finally:
+                self.held.discard(key)
 
     async def apply(self, key: str, form: dict[str, str]) -> Received | None:
         """Applies one accepted reply and forgets it; None when applying failed (it stays
-        pending for a sweep)."""
+        pending for a sweep, one attempt more)."""
         try:
             received = await receive(Inbound.from_form(form), self.settings)
             await PendingInbound.get_pymongo_collection().delete_one({"_id": key})
         except Exception:
             logger.exception("applying the inbound message %s failed; a sweep retries it", key)
+            with contextlib.suppress(Exception):
+                await self._failed_once(key)
             return None
         metrics.WEBHOOKS.labels("inbound", received.outcome.value).inc()
         return received
 
-    async def sweep(self) -> int:
-        """Applies replies accepted more than `retry_after` ago and still pending; returns how
-        many it took up."""
+    async def _failed_once(self, key: str) -> None:
         collection = PendingInbound.get_pymongo_collection()
+        row = await collection.find_one_and_update(
+            {"_id": key}, {"$inc": {"attempts": 1}}, return_document=ReturnDocument.AFTER
+        )
+        if row is None or int(row.get("attempts") or 0) < MAX_ATTEMPTS:
+            return
+        await collection.update_one({"_id": key}, {"$set": {"failed": True}})
+        metrics.WEBHOOKS.labels("inbound", "failed").inc()
+        logger.error(
+            "the inbound message %s failed %d times; left in %s for an operator",
+            key,
+            MAX_ATTEMPTS,
+            PendingInbound.Settings.name,
+        )
+
+    async def sweep(self) -> int:
+        """Hands the workers replies accepted more than `retry_after` ago and still pending;
+        returns how many it found."""
         before = self.clock() - self.retry_after
-        rows = await collection.find(
-            {"failed": False, "receivedAt": {"$lt": before}}, limit=SWEEP_BATCH
-        ).to_list()
+        rows = await (
+            PendingInbound.get_pymongo_collection()
+            .find({"failed": False, "receivedAt": {"$lt": before}}, limit=SWEEP_BATCH)
+            .to_list()
+        )
         for row in rows:
-            attempts = int(row.get("attempts") or 0) + 1
-            if attempts > MAX_ATTEMPTS:
-                await collection.update_one({"_id": row["_id"]}, {"$set": {"failed": True}})
-                metrics.WEBHOOKS.labels("inbound", "failed").inc()
-                logger.error(
-                    "the inbound message %s failed %d times; left in %s for an operator",
-                    row["_id"],
-                    MAX_ATTEMPTS,
-                    PendingInbound.Settings.name,
-                )
-                continue
-            await collection.update_one({"_id": row["_id"]}, {"$set": {"attempts": attempts}})
-            await self.apply(row["_id"], row["form"])
+            self._enqueue(row["_id"], row["form"])
         return len(rows)
