@@ -139,8 +139,10 @@ async def test_every_index_of_tenant_data_starts_with_the_organization(app: Fast
     seen_exceptions: set[tuple[str, str]] = set()
     # The record of applied migrations belongs to the deployment, not to an organization (a
     # few documents, unsharded: docs/database.md#shard-keys); so do the API processes' shares
-    # of request budgets (one document per process and window, holding every key it served).
-    deployment = {"MigrationRecord", "RequestShare"}
+    # of request budgets (one document per process and window, holding every key it served),
+    # and the replies a webhook accepted and no worker applied yet (whose organization is
+    # decided by applying them: docs/conversations.md#accepted-then-applied).
+    deployment = {"MigrationRecord", "RequestShare", "PendingInbound"}
     for model in DOCUMENT_MODELS:
         if model.__name__ in deployment:
             continue
