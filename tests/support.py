@@ -43,6 +43,7 @@ from websockets.sync.client import connect
 
 from core.auth import Principal
 from core.config import Settings
+from core.db import INDEXES_RECORD
 from main import create_app
 from models import (
     DOCUMENT_MODELS,
@@ -302,8 +303,9 @@ MIGRATION_RECORDS = str(MigrationRecord.Settings.name)
 
 async def migrated(database: AsyncDatabase[dict[str, object]]) -> bool:
     """Whether the migration records are exactly what a start leaves in a new database (each
-    migration's first attempt and its done record): then they may stay."""
+    migration's first attempt and its done record, the indexes' record): then they may stay."""
     expected = {f"{m.version}:{part}" for m in all_migrations() for part in ("1", "done")}
+    expected.add(INDEXES_RECORD)  # and the record that the indexes are all there
     found = {str(row["_id"]) async for row in database[MIGRATION_RECORDS].find({}, {"_id": 1})}
     return found == expected
 
