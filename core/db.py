@@ -12,7 +12,7 @@ from typing import Any
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 from pymongo.monitoring import CommandListener
 
 from core.config import Settings
@@ -59,24 +59,47 @@ _initialised: set[type[Document]] = set()
 async def init_database(client: MongoClient, database_name: str) -> None:
     """Binds the documents to `database_name` and creates their missing indexes (idempotent).
 
-    A start on a database an earlier start finished setting up (its `INDEXES_RECORD` is there
-    and no collection is missing) sends two commands here rather than one `listIndexes` per
-    collection. A collection dropped since then is found missing and every index is checked
-    again; so is every index when a declaration changes. An index dropped by hand from a
-    collection that is still there is not noticed: delete the record to have the next start
+    A start on a database an earlier start finished setting up sends two commands here rather
+    than one `listIndexes` per collection: its `INDEXES_RECORD` names each indexed collection
+    by the id the server gave it, and listing the collections shows them all still there. A
+    collection dropped since (made again or not) has another id or none, and a changed
+    declaration is another record: then every index is checked again. An index dropped by
+    hand from a collection still there is not noticed; deleting the record has the next start
     check them all.
     """
     database = client[database_name]
     await bind_models(database)
-    if await _indexes_recorded(database):
+    recorded = await MigrationRecord.get_pymongo_collection().find_one(
+        {"_id": INDEXES_RECORD}, {"collections": 1}
+    )
+    if recorded is not None and recorded.get("collections") == await _indexed_collections(database):
         return
     for model in DOCUMENT_MODELS:
         await ensure_indexes(model)
-    record = {"_id": INDEXES_RECORD, "version": 0, "name": "indexes as declared"}
-    with contextlib.suppress(DuplicateKeyError):  # another process finished them too
-        await MigrationRecord.get_pymongo_collection().insert_one(
-            {**record, "doneAt": datetime.now(UTC)}
+    record = {
+        "version": 0,
+        "name": "indexes as declared",
+        "collections": await _indexed_collections(database),
+        "doneAt": datetime.now(UTC),
+    }
+    with contextlib.suppress(DuplicateKeyError, OperationFailure):  # another start wrote it too
+        await MigrationRecord.get_pymongo_collection().replace_one(
+            {"_id": INDEXES_RECORD}, record, upsert=True
         )
+
+
+async def _indexed_collections(database: AsyncDatabase[dict[str, Any]]) -> dict[str, Any] | None:
+    """The server's id of each collection that declares indexes (None: one is missing, or the
+    server gives none)."""
+    ids = {
+        str(row["name"]): (row.get("info") or {}).get("uuid")
+        async for row in await database.list_collections()
+    }
+    indexed = [
+        m.get_collection_name() for m in DOCUMENT_MODELS if getattr(m.Settings, "indexes", None)
+    ]
+    found = {name: ids.get(name) for name in indexed}
+    return found if all(found.values()) else None
 
 
 async def bind_models(database: AsyncDatabase[dict[str, Any]]) -> None:
@@ -91,18 +114,6 @@ async def bind_models(database: AsyncDatabase[dict[str, Any]]) -> None:
         settings = model.get_settings()
         settings.pymongo_db = database
         settings.pymongo_collection = database[model.get_collection_name()]
-
-
-async def _indexes_recorded(database: AsyncDatabase[dict[str, Any]]) -> bool:
-    records = MigrationRecord.get_pymongo_collection()
-    if await records.find_one({"_id": INDEXES_RECORD}, {"_id": 1}) is None:
-        return False
-    existing = set(await database.list_collection_names())
-    return all(
-        model.get_collection_name() in existing
-        for model in DOCUMENT_MODELS
-        if getattr(model.Settings, "indexes", None)  # a collection without any is made later
-    )
 
 
 async def ensure_indexes(model: type[Document]) -> None:

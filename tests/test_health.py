@@ -128,7 +128,8 @@ async def test_a_start_on_a_database_set_up_before_checks_records_not_every_inde
 ) -> None:
     """Every API process and worker starts on a database that is already set up: the records
     of the indexes and of the migrations say so, without one `listIndexes` per collection. A
-    collection dropped since, or a missing record, has the indexes checked and made again."""
+    collection dropped since (made again by a write or not), or a missing record, has the
+    indexes checked and made again."""
     try:
         first = await start(settings)
         indexed = [m for m in DOCUMENT_MODELS if getattr(m.Settings, "indexes", None)]
@@ -150,6 +151,12 @@ async def test_a_start_on_a_database_set_up_before_checks_records_not_every_inde
             assert ("createIndexes", "contacts") in dropped
             assert await index_names(database, "contacts") == declared(Contact)
             assert ("listIndexes", "contacts") not in await start(settings)  # recorded again
+
+            await database["campaigns"].drop()
+            await database["campaigns"].insert_one({"name": "written before the next start"})
+            assert await index_names(database, "campaigns") == {"_id_"}
+            await start(settings)
+            assert await index_names(database, "campaigns") == declared(Campaign)
 
             await database["campaigns"].drop_index("org_created_id")
             await database["migrations"].delete_one({"_id": INDEXES_RECORD})
