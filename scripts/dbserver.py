@@ -62,6 +62,11 @@ FerretDB holds one PostgreSQL connection per update while it waits for a second,
 concurrent updates than its pool can hang it; clients stay far below `FERRETDB_PG_POOL`."""
 FERRETDB_PG_POOL = 120
 PG_MAX_CONNECTIONS = 160
+FERRETDB_GOGC = "400"
+"""Go's garbage collector target for FerretDB (Go's default: 100), unless `GOGC` is set.
+
+FerretDB allocates for every document it converts, and at the default target collecting took
+a large share of its CPU time (docs/performance.md); a larger target trades memory for it."""
 PG_USER = "ferretdb"
 PG_DATABASE = "ferretdb"
 PG_PORT = 5432
@@ -213,6 +218,8 @@ class Child:
     log_path: Path
     stop_signal: signal.Signals = signal.SIGTERM
     user: pwd.struct_passwd | None = None
+    env: dict[str, str] | None = None
+    """The process's environment (None: this process's)."""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -222,6 +229,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=self.env,
                 preexec_fn=_die_with_parent(self.stop_signal),
                 user=self.user.pw_uid if self.user else None,
                 group=self.user.pw_gid if self.user else None,
@@ -500,6 +508,10 @@ def _ferretdb_postgresql_command(binary: str, data_dir: Path, port: int, url: st
     ]
 
 
+def _ferretdb_env() -> dict[str, str]:
+    return {"GOGC": FERRETDB_GOGC, **os.environ}
+
+
 def new_server(data_dir: Path, port: int | None = None, *, ephemeral: bool = False) -> Server:
     """Prepares (does not start) the best available server on `data_dir`.
 
@@ -523,7 +535,7 @@ def new_server(data_dir: Path, port: int | None = None, *, ephemeral: bool = Fal
         )
         command = [ferretdb, "--handler=sqlite", f"--sqlite-url=file:{data_dir}/"]
         command += _ferretdb_common(data_dir, port)
-        main = Child("ferretdb", command, log_path)
+        main = Child("ferretdb", command, log_path, env=_ferretdb_env())
         return Server("ferretdb-sqlite", data_dir, port, log_path, main, ephemeral=ephemeral)
 
     user = _service_user()
@@ -543,7 +555,7 @@ def new_server(data_dir: Path, port: int | None = None, *, ephemeral: bool = Fal
         durable=not ephemeral,
         user=user,
     )
-    main = Child("ferretdb", [ferretdb], log_path)
+    main = Child("ferretdb", [ferretdb], log_path, env=_ferretdb_env())
     return Server(
         "ferretdb-postgresql",
         data_dir,

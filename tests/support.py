@@ -43,6 +43,7 @@ from websockets.sync.client import connect
 
 from core.auth import Principal
 from core.config import Settings
+from core.db import INDEXES_RECORD
 from main import create_app
 from models import (
     DOCUMENT_MODELS,
@@ -60,7 +61,7 @@ from services.organizations.settings import OrganizationSettings
 from services.sending.dispatcher import DispatchConfig, Dispatcher
 from services.sending.providers import SimulatedProvider, read_ledger
 from services.storage import tallies
-from services.storage.migrations import MIGRATIONS
+from services.storage.migrations import all_migrations
 from services.storage.tenancy import Tenant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -272,6 +273,8 @@ class DatabasePool(monitoring.CommandListener):
             if MIGRATION_RECORDS in written and await migrated(database):
                 written.discard(MIGRATION_RECORDS)  # as every start leaves a new database
             await empty_collections(database, written, self.LARGE)
+            # Emptying's own deletes are no test's writes: the next user starts clean.
+            self.written.pop(database.name, None)
         finally:
             await client.close()
         self.known.setdefault(key[0], set()).add(key[1])
@@ -301,8 +304,9 @@ MIGRATION_RECORDS = str(MigrationRecord.Settings.name)
 
 async def migrated(database: AsyncDatabase[dict[str, object]]) -> bool:
     """Whether the migration records are exactly what a start leaves in a new database (each
-    migration's first attempt and its done record): then they may stay."""
-    expected = {f"{m.version}:{part}" for m in MIGRATIONS for part in ("1", "done")}
+    migration's first attempt and its done record, the indexes' record): then they may stay."""
+    expected = {f"{m.version}:{part}" for m in all_migrations() for part in ("1", "done")}
+    expected.add(INDEXES_RECORD)  # and the record that the indexes are all there
     found = {str(row["_id"]) async for row in database[MIGRATION_RECORDS].find({}, {"_id": 1})}
     return found == expected
 

@@ -251,7 +251,16 @@ async def migrate(
         migrations = all_migrations()
     holder = f"{socket.gethostname()}:{os.getpid()}:{id(asyncio.get_running_loop()):x}"
     ran: list[int] = []
+    # One read for all: a start on an up-to-date database sends only this one.
+    done = {
+        str(row["_id"])
+        async for row in MigrationRecord.get_pymongo_collection().find(
+            {"_id": {"$in": [f"{m.version}:done" for m in migrations]}}, {"_id": 1}
+        )
+    }
     for migration in sorted(migrations, key=lambda m: m.version):
+        if f"{migration.version}:done" in done:
+            continue
         while not await _done(migration.version):
             attempt = await _claim(migration, holder, clock, lease)
             if attempt is None:
