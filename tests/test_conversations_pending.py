@@ -125,7 +125,7 @@ async def test_a_reply_that_keeps_failing_is_marked_failed_and_kept(
         if row["failed"]:
             break
         await asyncio.sleep(0.02)
-    assert row["failed"] is True and row["attempts"] == 5
+    assert row is not None and row["failed"] is True and row["attempts"] == 5
     assert row["form"]["Body"] == "hello"
     metrics = (await hooked.get("/metrics")).text
     assert 'campaign_webhook_events_total{kind="inbound",outcome="failed"}' in metrics
