@@ -2,7 +2,7 @@
 
 from beanie import Document
 
-from models.campaign import Campaign, CampaignPage
+from models.campaign import Campaign, CampaignPage, CampaignSlot
 from models.compliance import FirstMessage, Suppression, SuppressionPage
 from models.contact import Contact, ContactPage
 from models.conversation import (
@@ -35,6 +35,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     Change,
     ContactPage,
     CampaignPage,
+    CampaignSlot,
     BatchLease,
     BatchCounts,
     SendSlot,
@@ -66,6 +67,7 @@ __all__ = [
     "BatchLease",
     "Campaign",
     "CampaignPage",
+    "CampaignSlot",
     "Change",
     "Contact",
     "ContactPage",

@@ -177,8 +177,12 @@ class Campaign(TenantDocument):
     nextSeq: int = 0
     """The `seq` the next added recipient gets; recipients are numbered from 0."""
     startedAt: datetime | None = None
+    listSeq: int | None = None
+    """Its number in the organization's list, dense from 0 in creation order (claimed with a
+    unique insert, `services.storage.slots`): numbered pages count from it."""
     page: int | None = None
-    """Its page in the organization's list, newest last (see `services.storage.positions`)."""
+    """Its page in the organization's list, `listSeq // 20`, newest last (see
+    `services.storage.positions`)."""
     contactStatusOnReply: str | None = None
     """The pipeline stage a contact moves to on its first reply to this campaign."""
     followUps: list[FollowUp] = []
@@ -246,6 +250,14 @@ class Campaign(TenantDocument):
                 ],
                 name="org_status_schedule",
             ),
+            IndexModel(  # a status's campaigns by list number (the REST numbered list)
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                    ("listSeq", pymongo.ASCENDING),
+                ],
+                name="org_status_list_seq",
+            ),
             IndexModel(  # a status's campaigns in list order (`list_campaigns`)
                 [
                     ("organizationId", pymongo.ASCENDING),
@@ -303,3 +315,23 @@ class CampaignPage(TenantDocument):
     class Settings:
         name = "campaign_pages"
         shard_key = ("organizationId", "_id")
+
+
+class CampaignSlot(TenantDocument):
+    """A claimed number of an organization's campaign list, or a gap in it (see
+    `services.storage.slots`): a claim's `_id` is `"<organizationId>:<n>"`, a gap's
+    `"<organizationId>:gap:<n>"` with its `chapter` (gaps are read a chapter at a time)."""
+
+    id: str | None = None  # type: ignore[assignment]
+    seq: int
+    chapter: int | None = None
+
+    class Settings:
+        name = "campaign_slots"
+        shard_key = ("organizationId", "_id")
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("chapter", pymongo.ASCENDING)],
+                name="org_chapter",
+            ),
+        ]

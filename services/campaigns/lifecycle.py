@@ -20,7 +20,7 @@ from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStatus
 from services.dates import parse_send_time
-from services.storage import history, tallies
+from services.storage import history, slots, tallies
 from services.storage.history import LostToStatusChange, Planned
 from services.storage.tenancy import Tenant
 
@@ -108,6 +108,8 @@ async def delete(tenant: Tenant, campaign_id: str) -> str:
 
     campaign = await _apply(tenant, campaign_id, "delete", plan)
     assert campaign.id is not None
+    if campaign.listSeq is not None:  # its number first: a numbered page never counts it
+        await slots.CAMPAIGNS.record_gaps(tenant, [campaign.listSeq])
     deleted = await tenant.delete_many(Campaign, {"_id": campaign.id})
     await tallies.add(tenant, tallies.CAMPAIGNS, -deleted)
     await history.forget(tenant, campaign.id)

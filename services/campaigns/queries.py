@@ -8,6 +8,7 @@ MongoDB and on FerretDB alike.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from beanie import PydanticObjectId, SortDirection
+from beanie import PydanticObjectId
 from bson import ObjectId
 
 from core.config import Settings
@@ -26,7 +27,7 @@ from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientRow, Recipient
 from services.campaigns.stats import with_live_stats
 from services.dates import parse_instant
 from services.inputs import CampaignFilter, CampaignOrder, CampaignOrderField
-from services.storage import history, positions, tallies
+from services.storage import history, positions, slots, tallies
 from services.storage.pages import Cursors, LazyCursors, Page, after_filter, page_size
 from services.storage.tenancy import Tenant
 
@@ -157,7 +158,7 @@ async def _by_position(
     """Campaigns in list order (by page, then by id within a page: ids grow with time), newest
     or oldest first, matching `query`."""
     cursors = Cursors(settings, f"campaigns:page:{'desc' if descending else 'asc'}")
-    last = await positions.CAMPAIGNS.last_page(tenant)
+    last = await slots.CAMPAIGNS.last(tenant) // positions.CAMPAIGNS_PER_PAGE
     page_number = last if descending else 0
     last_id: ObjectId | None = None
     if after is not None:
@@ -243,22 +244,72 @@ async def _count(tenant: Tenant, query: dict[str, Any]) -> int:
 async def list_campaigns_by_page(
     tenant: Tenant, filter: CampaignFilter | None, *, page: int, limit: int
 ) -> tuple[list[Campaign], int]:
-    """Returns numbered page `page` (from 1) of `limit` campaigns, newest first, and the total:
-    the legacy REST listing's shape."""
+    """Returns numbered page `page` (from 1) of `limit` campaigns, newest first (by list
+    number: creation order), and the total: the legacy REST listing's shape.
+
+    Unfiltered, the page's list numbers are found from the gap records above them
+    (`services.storage.slots`) and read by list page, so it costs the same at any number of
+    campaigns and nearly the same at any depth. Filtered by status, each status's matches are
+    read in list order (an index range on MongoDB; on FerretDB the pushed-down equality, so in
+    proportion to the matches, as their count is). Other filters walk the list pages from the
+    newest, checking each page's campaigns, until the page is filled.
+    """
     query = campaign_query(filter, at=())
     total = await _count(tenant, query)
     skip = (page - 1) * limit
     if skip >= total:
         return [], total  # past the end (and never a skip over MongoDB's 64-bit integers)
-    found = (
-        await tenant.find(Campaign, query)
-        .sort([("createdAt", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)])
-        .skip(skip)
-        .limit(limit)
-        .to_list()
-    )
+    if not query:
+        found = await _numbered(tenant, skip, limit)
+    elif "status" in query:
+        found = await _numbered_matches(tenant, query, skip, limit)
+    else:
+        found = await _numbered_walk(tenant, query, skip, limit)
     await with_live_stats(tenant, found)
     return found, total
+
+
+async def _numbered(tenant: Tenant, skip: int, limit: int) -> list[Campaign]:
+    """The campaigns at ranks `[skip, skip + limit)`, newest first: their numbers, then the
+    list pages that hold them, by equality."""
+    numbers = await slots.CAMPAIGNS.newest(tenant, skip, limit)
+    wanted = set(numbers)
+    per_page = positions.CAMPAIGNS_PER_PAGE
+    pages = sorted({n // per_page for n in numbers}, reverse=True)
+    rows = await asyncio.gather(*(tenant.find_all(Campaign, {"page": p}) for p in pages))
+    by_number = {c.listSeq: c for page in rows for c in page if c.listSeq in wanted}
+    return [by_number[n] for n in numbers if n in by_number]
+
+
+async def _numbered_matches(
+    tenant: Tenant, query: dict[str, Any], skip: int, limit: int
+) -> list[Campaign]:
+    """Ranks `[skip, skip + limit)` of a status filter's matches, newest first: one read per
+    status (an equality each, which FerretDB pushes down), merged."""
+    statuses = query["status"]
+    each = statuses["$in"] if isinstance(statuses, dict) else [statuses]
+    found: list[Campaign] = []
+    for status in each:
+        found += await tenant.find_all(
+            Campaign, {**query, "status": status}, sort=[("listSeq", -1)], limit=skip + limit
+        )
+    found.sort(key=lambda c: c.listSeq or 0, reverse=True)
+    return found[skip : skip + limit]
+
+
+async def _numbered_walk(
+    tenant: Tenant, query: dict[str, Any], skip: int, limit: int
+) -> list[Campaign]:
+    """Ranks `[skip, skip + limit)` of other filters' matches: list pages from the newest,
+    each read by equality with the filter added, until the page is filled."""
+    page_number = await slots.CAMPAIGNS.last(tenant) // positions.CAMPAIGNS_PER_PAGE
+    found: list[Campaign] = []
+    while page_number >= 0 and len(found) < skip + limit:
+        rows = await tenant.find_all(Campaign, {**query, "page": page_number})
+        rows.sort(key=lambda c: c.listSeq or 0, reverse=True)
+        found += rows
+        page_number -= 1
+    return found[skip : skip + limit]
 
 
 async def recipient_contact_ids(tenant: Tenant, campaign_id: PydanticObjectId) -> list[str]:

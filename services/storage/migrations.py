@@ -29,7 +29,7 @@ from models import Campaign, Contact, MigrationRecord, Recipient, Suppression
 from models.base import utcnow
 from models.compliance import prefix_key
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH
-from services.storage import positions, tallies
+from services.storage import positions, slots, tallies
 from services.storage.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
@@ -164,6 +164,44 @@ async def _number_recipients(tenant: Tenant, campaign_id: ObjectId) -> int:
     return first + len(waiting)
 
 
+async def number_campaigns_in_list() -> None:
+    """Campaigns stored before list numbers (`listSeq`, `services.storage.slots`) get them in
+    the order they were created, the oldest first, and their list page becomes the number's
+    (`listSeq // CAMPAIGNS_PER_PAGE`; the page claims they had are no longer read): until
+    then the numbered REST list does not show them. Each organization's campaigns without a
+    number are read once. A repeat after an interruption first records as gaps the numbers
+    the interrupted run claimed but gave no campaign, then numbers only what is still
+    unnumbered, after what is."""
+    per_page = positions.CAMPAIGNS_PER_PAGE
+    for organization_id in await organizations():
+        tenant = Tenant.for_organization(organization_id)
+        fields = {"_id": 1, "createdAt": 1, "listSeq": 1}
+        rows = await tenant.raw_find(Campaign, {}, fields).to_list()
+        waiting = [row for row in rows if row.get("listSeq") is None]
+        if not waiting:
+            continue
+        numbered = {int(row["listSeq"]) for row in rows if row.get("listSeq") is not None}
+        last = await slots.CAMPAIGNS.last(tenant)
+        await slots.CAMPAIGNS.record_gaps(tenant, [n for n in range(last + 1) if n not in numbered])
+        waiting.sort(key=lambda row: (_aware(row.get("createdAt") or _created(row)), row["_id"]))
+        for start in range(0, len(waiting), PAGE_BACKFILL_BATCH):
+            batch = waiting[start : start + PAGE_BACKFILL_BATCH]
+            numbers = await slots.CAMPAIGNS.claim_run(tenant, len(batch))
+            await tenant.update_each(
+                Campaign,
+                [
+                    (row["_id"], {"listSeq": n, "page": n // per_page})
+                    for n, row in zip(numbers, batch, strict=True)
+                ],
+            )
+
+
+def _created(row: dict[str, object]) -> datetime:
+    document_id = row["_id"]
+    assert isinstance(document_id, ObjectId)
+    return document_id.generation_time
+
+
 async def count_existing_data() -> None:
     """Sets each organization's running totals from a count of what it holds (see
     `services.storage.tallies`); a repeat recounts and changes nothing."""
@@ -214,6 +252,7 @@ MIGRATIONS: Sequence[Migration] = (
         "numbered recipients and versions for data stored before them",
         number_recipients_stored_before_seq,
     ),
+    Migration(7, "list numbers for campaigns stored before them", number_campaigns_in_list),
 )
 _registered: list[Migration] = []
 
