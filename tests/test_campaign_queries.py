@@ -406,7 +406,7 @@ async def test_listing_with_nested_fields_reads_by_page_not_by_organization(
     # entries: how `raw_find_in` picks `$in` or lookups by id)
     assert others.count("campaigns") <= campaigns // CAMPAIGNS_PER_PAGE + 1, others
     rest = sorted(c for c in others if c != "campaigns")
-    assert rest == ["campaign_pages", "contacts", "tallies", "tallies", "users"], others
+    assert rest == ["campaign_slots", "contacts", "tallies", "tallies", "users"], others
     listed = {ObjectId(e["node"]["id"]) for e in edges}
     assert len(recipients) == campaigns
     assert {q["campaignId"] for q in recipients} == listed  # an equality each, no `$in`
@@ -482,3 +482,75 @@ async def test_a_page_far_past_the_end_is_empty_not_a_server_error(
         assert answer.status_code == 200, answer.text
         assert answer.json()["data"] == []
         assert answer.json()["pagination"]["total"] == 1
+
+
+async def rest_pages(
+    http: httpx.AsyncClient, org: ObjectId, limit: int, query: str = ""
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Reads the numbered REST list page by page; returns the names and each pagination."""
+    names: list[str] = []
+    paginations: list[dict[str, Any]] = []
+    for page in range(1, 200):
+        answer = await http.get(
+            f"/api/campaigns?page={page}&limit={limit}{query}", headers=auth(token(org=org))
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        names.extend(c["name"] for c in body["data"])
+        paginations.append(body["pagination"])
+        if not body["data"]:
+            return names, paginations
+    raise AssertionError("too many pages")
+
+
+async def test_numbered_rest_pages_cover_every_campaign_once_newest_first_past_deletions(
+    client: httpx.AsyncClient,
+) -> None:
+    """The legacy numbered list reads its page by list number (no sort of the organization):
+    every campaign once, newest first (creation order), pages of any size across list pages
+    and past deleted campaigns, beside another organization's, the total unchanged."""
+    org, other = ObjectId(), ObjectId()
+    made = []
+    for i in range(2 * CAMPAIGNS_PER_PAGE + 9):
+        made.append(
+            await create_campaign(client, org, name=f"C{i}", status="draft", scheduleDate=...)
+        )
+        if i % 7 == 0:
+            await create_campaign(client, other, name=f"O{i}", status="draft", scheduleDate=...)
+    gone = {0, 3, 19, 20, 21, 35, len(made) - 1}
+    for i in sorted(gone):
+        query = f'mutation {{ deleteCampaign(id: "{made[i]["_id"]}") {{ deletedId }} }}'
+        await gql(client, query, headers=auth(token(org=org)))
+    kept = [f"C{i}" for i in reversed(range(len(made))) if i not in gone]
+    for limit in (1, 7, 20, 100):
+        names, paginations = await rest_pages(client, org, limit)
+        assert names == kept, limit
+        assert {p["total"] for p in paginations} == {len(kept)}
+        pages = -(-len(kept) // limit)
+        assert paginations[0] == {"page": 1, "limit": limit, "total": len(kept), "pages": pages}
+        assert len(paginations) == pages + 1  # the page past the end answers empty
+    theirs, _ = await rest_pages(client, other, 3)
+    assert theirs == [f"O{i}" for i in reversed(range(0, len(made), 7))]
+
+
+async def test_numbered_rest_pages_filtered_by_status_or_search(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    total = 2 * CAMPAIGNS_PER_PAGE + 3
+    drafts = {i for i in range(total) if i % 6 == 1}
+    for i in range(total):
+        status = "draft" if i in drafts else "scheduled"
+        date = ... if i in drafts else future(5)
+        await create_campaign(client, org, name=f"C{i}", status=status, scheduleDate=date)
+    newest = [f"C{i}" for i in reversed(range(total))]
+    draft_names = [n for n in newest if int(n[1:]) in drafts]
+    for limit in (2, 20):
+        names, paginations = await rest_pages(client, org, limit, "&status=draft")
+        assert names == draft_names
+        assert paginations[0]["total"] == len(draft_names)
+    both, _ = await rest_pages(client, org, 4, "&status=draft,scheduled")
+    assert both == newest
+    searched, paginations = await rest_pages(client, org, 3, "&search=C1")
+    assert searched == [n for n in newest if n.startswith("C1")]
+    assert paginations[0]["total"] == len(searched)
