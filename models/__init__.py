@@ -2,7 +2,7 @@
 
 from beanie import Document
 
-from models.campaign import Campaign, CampaignPage, CampaignSlot
+from models.campaign import Campaign, CampaignBucket, CampaignPage, CampaignSlot
 from models.compliance import FirstMessage, Suppression, SuppressionPage
 from models.contact import Contact, ContactPage
 from models.conversation import (
@@ -36,6 +36,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ContactPage,
     CampaignPage,
     CampaignSlot,
+    CampaignBucket,
     BatchLease,
     BatchCounts,
     SendSlot,
@@ -66,6 +67,7 @@ __all__ = [
     "BatchCounts",
     "BatchLease",
     "Campaign",
+    "CampaignBucket",
     "CampaignPage",
     "CampaignSlot",
     "Change",

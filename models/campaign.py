@@ -183,6 +183,10 @@ class Campaign(TenantDocument):
     page: int | None = None
     """Its page in the organization's list, `listSeq // 20`, newest last (see
     `services.storage.positions`)."""
+    scheduleBucket: int | None = None
+    """Where it sits in schedule-date order: the day of `scheduleDate`, or for a campaign
+    without a date one bucket per list page, below every day
+    (`services.campaigns.schedule_order`); written with `scheduleDate`."""
     contactStatusOnReply: str | None = None
     """The pipeline stage a contact moves to on its first reply to this campaign."""
     followUps: list[FollowUp] = []
@@ -249,6 +253,10 @@ class Campaign(TenantDocument):
                     ("scheduleDate", pymongo.ASCENDING),
                 ],
                 name="org_status_schedule",
+            ),
+            IndexModel(  # one schedule bucket's campaigns (the schedule-date order)
+                [("organizationId", pymongo.ASCENDING), ("scheduleBucket", pymongo.ASCENDING)],
+                name="org_schedule_bucket",
             ),
             IndexModel(  # a status's campaigns by list number (the REST numbered list)
                 [
@@ -333,5 +341,24 @@ class CampaignSlot(TenantDocument):
             IndexModel(
                 [("organizationId", pymongo.ASCENDING), ("chapter", pymongo.ASCENDING)],
                 name="org_chapter",
+            ),
+        ]
+
+
+class CampaignBucket(TenantDocument):
+    """A schedule bucket some campaign of the organization was put in (see
+    `services.campaigns.schedule_order`); `_id` is `"<organizationId>:<bucket>"`, inserted
+    once, before the first campaign goes in."""
+
+    id: str | None = None  # type: ignore[assignment]
+    bucket: int
+
+    class Settings:
+        name = "campaign_buckets"
+        shard_key = ("organizationId", "_id")
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("bucket", pymongo.ASCENDING)],
+                name="org_bucket",
             ),
         ]

@@ -60,7 +60,7 @@ from services.dates import parse_send_time
 from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput
 from services.organizations.footer import footer_for, with_footer
 from services.organizations.settings import opt_out_footer
-from services.storage import idempotency, positions, slots, tallies
+from services.storage import buckets, idempotency, positions, slots, tallies
 from services.storage.tenancy import Tenant
 
 MAX_TEMPLATE_CHARS = 4 * MAX_RENDERED_CHARS
@@ -212,6 +212,7 @@ async def create_in(
     await _insert_recipients(tenant, campaign_id, chosen.contacts, request.assignees)
     campaign.listSeq = await slots.CAMPAIGNS.claim(tenant)
     campaign.page = campaign.listSeq // positions.CAMPAIGNS_PER_PAGE
+    campaign.scheduleBucket = await buckets.place(tenant, campaign.scheduleDate, campaign.page)
     try:
         await tenant.insert(campaign)
     except ConnectionFailure:

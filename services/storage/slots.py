@@ -21,13 +21,13 @@ without a gap, and the page it falls on is one short (no campaign is listed twic
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from models import CampaignSlot
 from models.base import TenantDocument
+from services.storage.history import DUPLICATE_KEY
 from services.storage.sequences import last_claimed
 from services.storage.tenancy import Tenant
 
@@ -89,8 +89,11 @@ class Slots:
             {"_id": f"{tenant.organization_id}:gap:{n}", "seq": n, "chapter": n // CHAPTER}
             for n in numbers
         ]
-        with contextlib.suppress(BulkWriteError, DuplicateKeyError):
+        try:
             await tenant.raw_insert_many(self.claims, gaps, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise  # only "recorded already" is expected
 
     async def gaps(self, tenant: Tenant, chapter: int) -> set[int]:
         """The recorded gaps among the numbers of one chapter."""
