@@ -554,3 +554,67 @@ async def test_numbered_rest_pages_filtered_by_status_or_search(
     searched, paginations = await rest_pages(client, org, 3, "&search=C1")
     assert searched == [n for n in newest if n.startswith("C1")]
     assert paginations[0]["total"] == len(searched)
+
+
+async def test_schedule_order_reads_buckets_and_follows_reschedules(
+    client: httpx.AsyncClient,
+) -> None:
+    """The schedule-date order is read a day (or a list page of undated campaigns) at a time:
+    pages of any size, either way, give every campaign once in `(scheduleDate, id)` order
+    with the undated ones by list order, also after a date is set, moved or removed, with a
+    filter, beside another organization's campaigns on the same days."""
+    org, other = ObjectId(), ObjectId()
+    dates: dict[str, str | None] = {}
+    ids: dict[str, str] = {}
+    for i in range(CAMPAIGNS_PER_PAGE + 14):
+        day = (i * 7) % 9  # several campaigns a day, days out of creation order
+        when = None if i % 5 == 2 else future(1 + day)[:11] + f"{10 + i % 3}:00:00.000Z"
+        status = "draft" if when is None or i % 4 == 0 else "scheduled"
+        made = await create_campaign(
+            client, org, name=f"C{i}", status=status, scheduleDate=when or ...
+        )
+        dates[f"C{i}"], ids[f"C{i}"] = when, made["_id"]
+        if i % 6 == 0:
+            await create_campaign(client, other, name=f"O{i}", scheduleDate=when or future(3))
+    headers = auth(token(org=org))
+
+    async def edit(name: str, when: str | None) -> None:
+        variables = {"id": ids[name], "input": {"scheduleDate": when}}
+        body = await gql(client, UPDATE_DATE, variables, headers)
+        assert body["data"]["updateCampaign"]["userErrors"] == [], body
+        dates[name] = when
+
+    await edit("C0", future(30))  # moved to a day no campaign had
+    await edit("C4", None)  # a draft loses its date
+    await edit("C2", future(2))  # an undated one gets one
+    moved = await client.post(
+        f"/api/campaigns/{ids['C8']}/schedule", json={"scheduleDate": future(1)}, headers=headers
+    )
+    assert moved.status_code == 200, moved.text
+    dates["C8"] = moved.json()["data"]["scheduleDate"]
+
+    created_order = list(dates)
+    undated = [n for n in created_order if dates[n] is None]  # ids grow with creation
+    dated = sorted(
+        (n for n in created_order if dates[n] is not None),
+        key=lambda n: (str(dates[n]).replace(".000Z", "Z"), ids[n]),
+    )
+    ascending = undated + dated
+    order = {"field": "SCHEDULE_DATE", "direction": "ASC"}
+    for size in (1, 4, 100):
+        assert await list_all(client, org, first=size, orderBy=order) == ascending, size
+    descending = {**order, "direction": "DESC"}
+    assert await list_all(client, org, first=3, orderBy=descending) == ascending[::-1]
+    drafts = await list_all(client, org, first=2, orderBy=order, filter={"status": ["DRAFT"]})
+    body = await gql(client, LIST, {"first": 100, "filter": {"status": ["DRAFT"]}}, headers)
+    draft_names = {e["node"]["name"] for e in body["data"]["campaigns"]["edges"]}
+    assert drafts == [n for n in ascending if n in draft_names]
+    theirs = await list_all(client, other, first=5, orderBy=order)
+    assert sorted(theirs) == sorted(f"O{i}" for i in range(0, CAMPAIGNS_PER_PAGE + 14, 6))
+
+
+UPDATE_DATE = """
+mutation($id: ID!, $input: UpdateCampaignInput!) {
+  updateCampaign(id: $id, input: $input) { campaign { id } userErrors { field code } }
+}
+"""
