@@ -178,7 +178,8 @@ async def load(db: Any, total: int, rng: random.Random, small_orgs: int) -> list
             doc = campaign_doc(org, campaign_id, len(chosen), f"Campaign {n}", created)
             number = count - 1 - n  # as creations claim them
             doc["listSeq"], doc["page"] = number, number // CAMPAIGNS_PER_PAGE
-            doc["scheduleBucket"] = bucket_of(doc["scheduleDate"], doc["page"])
+            # campaign_doc schedules it a day after its creation
+            doc["scheduleBucket"] = bucket_of(created + timedelta(days=1), None)
             if n % PAUSED_EVERY == 0:
                 doc["status"] = CampaignStatus.PAUSED.value  # a sparse status, on every page
             campaigns.append(doc)
