@@ -12,6 +12,7 @@ from pymongo import monitoring
 from main import create_app
 from models import Recipient
 from models.recipient import HEAD_SIZE
+from services.campaigns import queries
 from services.storage.positions import CAMPAIGNS_PER_PAGE
 from tests.support import (
     auth,
@@ -618,3 +619,34 @@ mutation($id: ID!, $input: UpdateCampaignInput!) {
   updateCampaign(id: $id, input: $input) { campaign { id } userErrors { field code } }
 }
 """
+
+
+async def test_a_schedule_order_filter_few_campaigns_match_resumes_after_its_read_limit(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter few campaigns match stops after a number of schedule buckets with a cursor
+    that resumes at the next bucket (proven at a patched limit of 2 buckets)."""
+    monkeypatch.setattr(queries, "MAX_PAGES_READ", 2)
+    org = ObjectId()
+    for day in range(7):
+        name = "needle" if day in (3, 6) else f"hay{day}"
+        await create_campaign(client, org, name=name, scheduleDate=future(1 + day))
+    order = {"field": "SCHEDULE_DATE", "direction": "ASC"}
+    first = await gql(
+        client,
+        LIST,
+        {"first": 5, "filter": {"search": "needle"}, "orderBy": order},
+        auth(token(org=org)),
+    )
+    page = first["data"]["campaigns"]
+    assert page["edges"] == [] and page["pageInfo"]["hasNextPage"] is True
+    for direction in ("ASC", "DESC"):
+        found = await list_all(
+            client,
+            org,
+            first=5,
+            filter={"search": "needle"},
+            orderBy={**order, "direction": direction},
+        )
+        assert found == ["needle", "needle"]
+    assert len(await list_all(client, org, first=2, orderBy=order)) == 7
