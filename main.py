@@ -31,7 +31,7 @@ from resolvers import health, webhooks
 from resolvers.assets import asset_url, mount_ide_assets
 from resolvers.cors import install_cors
 from resolvers.graphql_app import GraphQLApp
-from resolvers.limits import BodySizeLimit, Refusals, RequestLimit
+from resolvers.limits import BodySizeLimit, RefusalPause, Refusals, RequestLimit
 from resolvers.rest import campaigns as rest_campaigns
 from resolvers.rest import contacts as rest_contacts
 from resolvers.rest import conversations as rest_conversations
@@ -140,7 +140,8 @@ def create_app(
     )
     app.state.settings = settings  # read by `resolvers.deps.app_settings`
     app.state.request_limits = request_limits
-    app.refusals = Refusals(request_limits, tokens)
+    pause = RefusalPause(settings.api_refusal_pause_seconds, settings.api_refusal_pause_most)
+    app.refusals = Refusals(request_limits, tokens, pause)
     # Apollo's BatchHttpLink sends a JSON array of operations; each gets its own answer, in
     # order. The schema is shared, so the last app built sets the limit (one per process).
     schema.config.batching_config = {"max_operations": settings.graphql_max_batch}
@@ -159,7 +160,9 @@ def create_app(
     app.include_router(rest_suppressions.router)
     app.include_router(webhooks.router)
     mount_ide_assets(app)
-    app.add_middleware(RequestLimit, settings=settings, limits=request_limits, tokens=tokens)
+    app.add_middleware(
+        RequestLimit, settings=settings, limits=request_limits, tokens=tokens, pause=pause
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_cors(app, settings)
     app.add_middleware(RequestIds)  # outermost: even a 413 carries the id

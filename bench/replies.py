@@ -6,8 +6,8 @@ simulated provider); then each contact answers once, through the signed webhook,
 (ASGI in process, no socket): `--single` of them one at a time, then 1,000 at 20 concurrent
 and 1,000 at 50 concurrent (with 50 of the last burst's messages posted twice, as Twilio's
 retries are). The floor, at the same concurrency: the webhook's own round trips in raw PyMongo
-(the sender and contact lookups, the message, reply and activity inserts, the recipient and
-message updates, and the conversation summary's refresh: the thread's five reads, the write,
+(the sender and contact lookups, the message, reply and activity inserts, the recipient
+update, and the conversation summary's refresh: the thread's five reads, the write,
 the five reads again), and a single insert. Checked after: every message stored once, every reply
 attributed, and the campaign's `replied` equal to the distinct repliers.
 
@@ -146,6 +146,7 @@ class Floor:
                 "body": "yes, call me",
                 "providerMessageId": new_sid(),
                 "status": "received",
+                "campaignId": None,
                 "createdAt": now,
             }
         )
@@ -158,9 +159,6 @@ class Floor:
         await Reply.get_pymongo_collection().insert_one({"_id": reply, "organizationId": self.org})
         await Reply.get_pymongo_collection().update_one(
             {"_id": reply, "organizationId": self.org}, {"$set": {"repliedAt": now}}
-        )
-        await messages.update_one(
-            {"_id": message_id, "organizationId": self.org}, {"$set": {"campaignId": None}}
         )
         self.n += 1
         await Activity.get_pymongo_collection().insert_one(

@@ -6,10 +6,10 @@ four times a second (within its own budget), first alone, then while organizatio
 `--flooders` concurrent loops of reads and GraphQL queries as fast as it can, from a child
 process at the lowest CPU priority (an attacker's client does not run on the server's cores).
 The figure is B's p95 under the flood against its p95 alone (the issue's target: within 1.5x),
-with the request limits on (the defaults: 600 a minute per organization, 300 per user) and
-off, and B's p95 under the flood with limits against without (the same run, so the same
-machine); also the server's CPU per request of A's. The floor, in the same run, is a raw
-PyMongo read of the same page.
+with the request limits on (the defaults: 600 a minute per organization, 300 per user, and
+each refusal held a second), on with refusals answered at once, and off, and B's p95 under
+the flood with limits against without (the same run, so the same machine); also the server's
+CPU per request of A's. The floor, in the same run, is a raw PyMongo read of the same page.
 
     uv run python -m scripts.dbserver run --data-dir .data/bench -- \\
         uv run python -m bench.request_flood [--seconds 20] [--flooders 32]
@@ -52,7 +52,9 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
 
 
-async def serve(uri: str, database: str, limit: str) -> tuple[subprocess.Popen[bytes], str]:
+async def serve(
+    uri: str, database: str, limit: str, pause: str
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **os.environ,
@@ -64,6 +66,7 @@ async def serve(uri: str, database: str, limit: str) -> tuple[subprocess.Popen[b
         "DISPATCH_IN_PROCESS": "false",
         "API_RATE_LIMIT": limit,
         "API_USER_RATE_LIMIT": limit and "300/minute",
+        "API_REFUSAL_PAUSE_SECONDS": pause,
     }
     process = _start(
         [sys.executable, "-m", "uvicorn", "main:create_app", "--factory", "--port", str(port)], env
@@ -163,8 +166,13 @@ async def run(seconds: float, flooders: int) -> int:
     victim_headers = auth(token(org=victim))
     flooder_headers = auth(token(org=flooder))
     results = {}
-    for label, limit in (("limits on", "600/minute"), ("limits off", "")):
-        process, url = await serve(uri, database, limit)
+    runs = (
+        ("limits on", "600/minute", "1"),
+        ("limits on, refusals not held", "600/minute", "0"),
+        ("limits off", "", "0"),
+    )
+    for label, limit, pause in runs:
+        process, url = await serve(uri, database, limit, pause)
         try:
             limits = httpx.Limits(max_connections=flooders + 4)
             async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     api_write_cost: int = Field(default=5, ge=1, le=100)
     """What a write costs from the budgets, reads costing 1: a REST POST, PUT, PATCH or DELETE,
     and a GraphQL mutation (creation and sending are what a flood must not multiply)."""
+    api_refusal_pause_seconds: float = Field(default=1.0, ge=0, le=10)
+    """How long a 429 is held before it is sent (at most until the budget has room again), so a
+    client that ignores `Retry-After` and asks again at once slows down; 0 answers at once."""
+    api_refusal_pause_most: int = Field(default=1000, ge=0, le=100_000)
+    """How many refusals may be held at once; past that they are answered at once."""
     api_limit_sync_seconds: float = Field(default=0.25, gt=0, le=60)
     """How often an API process serving requests shares its request counts with the others
     through the database (and reads theirs); a key spending its budget fast syncs sooner."""

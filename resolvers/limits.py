@@ -3,8 +3,10 @@ request budget."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
@@ -96,6 +98,41 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class RefusalPause:
+    """Holds a refusal a moment before it is answered (`API_REFUSAL_PAUSE_SECONDS`, never past
+    the moment the budget has room again).
+
+    A client that ignores `Retry-After` and asks again at once otherwise gets its next 429 in a
+    fraction of a millisecond, so a few connections keep a process's event loop busy answering
+    them while other organizations' requests wait behind in the same loop. Held, each of its
+    connections asks at most once per pause, like nginx's `limit_req` delaying excess requests.
+    A held refusal is a sleeping coroutine; past `most` held at once (a flood of connections,
+    not of requests), refusals are answered at once again.
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        most: int,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self.seconds = seconds
+        self.most = most
+        self.sleep = sleep
+        self.held = 0
+
+    async def hold(self, verdict: Verdict) -> None:
+        """Waits the pause for this refusal, if it is on and there is room to hold one more."""
+        pause = min(self.seconds, float(verdict.reset_seconds))
+        if pause <= 0 or self.held >= self.most:
+            return
+        self.held += 1
+        try:
+            await self.sleep(pause)
+        finally:
+            self.held -= 1
+
+
 class RequestLimit:
     """Answers 429 once an organization has spent its request budget (`/graphql`, `/api/*`).
 
@@ -110,12 +147,18 @@ class RequestLimit:
     """
 
     def __init__(
-        self, app: ASGIApp, settings: Settings, limits: RequestLimits, tokens: VerifiedTokens
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        limits: RequestLimits,
+        tokens: VerifiedTokens,
+        pause: RefusalPause,
     ) -> None:
         self.app = app
         self.settings = settings
         self.limits = limits
         self.tokens = tokens
+        self.pause = pause
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
@@ -148,6 +191,7 @@ class RequestLimit:
         )
         advertised = rate_limit_headers(verdict)
         if not verdict.allowed:
+            await self.pause.hold(verdict)
             await _refusal(path, verdict, advertised)(scope, receive, send)
             return
 
@@ -169,9 +213,10 @@ class Refusals:
     `RequestLimit`'s, byte for byte, with the caller's `X-Request-ID` (or a new one).
     """
 
-    def __init__(self, limits: RequestLimits, tokens: VerifiedTokens) -> None:
+    def __init__(self, limits: RequestLimits, tokens: VerifiedTokens, pause: RefusalPause) -> None:
         self.limits = limits
         self.tokens = tokens
+        self.pause = pause
         self._answers: dict[tuple[bool, int, int, int], tuple[list[tuple[bytes, bytes]], bytes]]
         self._answers = {}
 
@@ -207,6 +252,7 @@ class Refusals:
         if verdict is None:
             return False
         headers, body = self._answer(graphql, verdict)
+        await self.pause.hold(verdict)
         rid = given_id.decode("latin-1")
         if not WELL_FORMED.fullmatch(rid):
             rid = uuid.uuid4().hex

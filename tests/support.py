@@ -340,6 +340,8 @@ def make_settings(mongo_uri: str, **overrides: object) -> Settings:
         # No quiet hours unless a test sets them: a test must not wait for 08:00 in New York.
         "send_window_start": "00:00",
         "send_window_end": "24:00",
+        # Refusals answered at once unless a test holds them (`test_request_limits`).
+        "api_refusal_pause_seconds": 0.0,
     }
     values.update(overrides)
     if "mongodb_db" not in values:

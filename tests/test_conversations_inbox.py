@@ -274,3 +274,28 @@ async def test_a_burst_skips_numbers_another_process_took_and_stays_dense(
     assert await activity.last_entry(tenant) == 32
     rows = await tenant.raw_find(Activity, {}, {"n": 1}).to_list()
     assert sorted(row["n"] for row in rows) == list(range(33))
+
+
+async def test_a_deleted_contacts_conversation_leaves_the_inbox_and_its_count(
+    hooked: httpx.AsyncClient,
+) -> None:
+    org = Org(hooked)
+    await own(hooked, org, NUMBER)
+    for phone, said in ((ALICE, "a1"), (BOB, "b1")):
+        await text(hooked, frm=phone, to=NUMBER, body=said)
+    count = "{ conversations(first: 5) { totalCount } }"
+    body = await gql(hooked, count, None, org.headers)
+    assert body["data"]["conversations"]["totalCount"] == 2
+
+    delete = "mutation ($id: ID!) { deleteContact(id: $id) { userErrors { code } } }"
+    body = await gql(hooked, delete, {"id": await contact_id(org, BOB)}, org.headers)
+    assert body["data"]["deleteContact"]["userErrors"] == [], body
+    assert rows(await inbox(org)) == [(ALICE, "a1", 1)]
+    body = await gql(hooked, count, None, org.headers)
+    assert body["data"]["conversations"]["totalCount"] == 1
+
+    # The number writes again: a new contact, a new conversation, counted once.
+    await text(hooked, frm=BOB, to=NUMBER, body="b2")
+    assert rows(await inbox(org)) == [(BOB, "b2", 1), (ALICE, "a1", 1)]
+    body = await gql(hooked, count, None, org.headers)
+    assert body["data"]["conversations"]["totalCount"] == 2

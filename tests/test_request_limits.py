@@ -3,17 +3,31 @@ the IETF draft's headers in both APIs, and other organizations are not affected.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from bson import ObjectId
 from pydantic import ValidationError
 
 from core.config import Settings
 from core.requests import RefusalLines
-from tests.support import Org, auth, client_with, gql, token
+from main import create_app
+from resolvers.limits import RefusalPause
+from services.organizations.request_limits import Verdict
+from tests.support import (
+    Org,
+    auth,
+    client_with,
+    gql,
+    make_settings,
+    release_database,
+    token,
+)
 
 
 @pytest.fixture
@@ -138,3 +152,67 @@ def test_a_refusal_leaves_no_access_line_of_its_own() -> None:
     assert lines.filter(access_line(200))
     assert lines.filter(access_line(404))
     assert not lines.filter(access_line(429))
+
+
+async def test_a_refusal_waits_the_pause_at_most_until_the_budget_has_room() -> None:
+    slept: list[float] = []
+    release = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await release.wait()
+
+    pause = RefusalPause(1.0, most=2, sleep=sleep)
+    soon = Verdict(allowed=False, limit=3, remaining=0, reset_seconds=1, window_seconds=60)
+    later = Verdict(allowed=False, limit=3, remaining=0, reset_seconds=40, window_seconds=60)
+    held = [asyncio.create_task(pause.hold(v)) for v in (soon, later)]
+    await asyncio.sleep(0)
+    assert pause.held == 2 and slept == [1.0, 1.0]
+
+    # Past `most` held at once, a refusal goes at once.
+    await pause.hold(later)
+    assert slept == [1.0, 1.0]
+    release.set()
+    await asyncio.gather(*held)
+    assert pause.held == 0
+
+    # Never past the moment the budget has room again; 0 turns it off.
+    short = RefusalPause(5.0, most=2, sleep=sleep)
+    await short.hold(soon)
+    assert slept[-1] == 1.0
+    await RefusalPause(0.0, most=2, sleep=sleep).hold(later)
+    assert len(slept) == 3
+
+
+@pytest.mark.parametrize("origin", [None, "https://app.example.com"])
+async def test_the_app_holds_refusals_in_front_and_through_cors(
+    mongo_uri: str, origin: str | None
+) -> None:
+    settings = make_settings(
+        mongo_uri,
+        api_rate_limit="1/minute",
+        api_refusal_pause_seconds=10.0,
+        cors_allowed_origins=["https://app.example.com"],
+    )
+    app = create_app(settings)
+    org = Org(httpx.AsyncClient())
+    headers = {**org.headers, **({"Origin": origin} if origin else {})}
+    try:
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                first = await client.get("/api/contacts", headers=headers)
+                assert first.status_code == 200
+                refused = asyncio.create_task(client.get("/api/contacts", headers=headers))
+                assert app.refusals is not None
+                for _ in range(500):  # until the refusal is held (no time is asserted)
+                    if app.refusals.pause.held:
+                        break
+                    await asyncio.sleep(0.01)
+                assert app.refusals.pause.held == 1
+                assert not refused.done()
+                refused.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refused
+    finally:
+        await release_database(settings)

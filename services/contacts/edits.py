@@ -10,7 +10,7 @@ contact id and status, and `Recipient.contact` becomes null.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -72,13 +72,29 @@ async def update_contact(
     return contact
 
 
+ContactDeleted = Callable[[Tenant, ObjectId], Awaitable[None]]
+_deleted_listeners: list[ContactDeleted] = []
+
+
+def on_contact_deleted(listener: ContactDeleted) -> ContactDeleted:
+    """Registers `listener` (once) for every deleted contact: the conversations domain, which
+    sits above contacts and may not be imported here, drops what it derived from the contact."""
+    if listener not in _deleted_listeners:
+        _deleted_listeners.append(listener)
+    return listener
+
+
 async def delete_contact(tenant: Tenant, contact_id: str) -> str:
-    """Deletes a contact; campaigns that included it keep their recipients and stats."""
+    """Deletes a contact; campaigns that included it keep their recipients and stats, and its
+    messages stay with them (a later message from the number starts a new contact)."""
     contact = await get_contact(tenant, contact_id)
     assert contact.id is not None
     deleted = await tenant.delete_many(Contact, {"_id": contact.id})
     await tallies.add(tenant, tallies.CONTACTS, -deleted)
     await history.forget(tenant, contact.id)
+    if deleted:
+        for listener in _deleted_listeners:
+            await listener(tenant, contact.id)
     return str(contact.id)
 
 

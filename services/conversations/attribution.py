@@ -1,5 +1,6 @@
 """A reply's campaign: the latest one that messaged the contact from the sender the reply came
-in on, within the organization's attribution window.
+in on, within the organization's attribution window. It is chosen before the reply is stored
+(the message is written with its campaign) and recorded after.
 
 The first reply to a campaign inserts a `Reply` record (`_id` = campaign and contact), and
 that insert decides everything that happens once: the recipient becomes `replied`, and the
@@ -13,6 +14,7 @@ sender of its organization.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,8 +22,9 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from core.errors import NotFound
-from models import Campaign, Contact, Recipient, Reply, StepSend
+from models import Contact, Recipient, Reply
 from models.recipient import RecipientStatus
+from services.sending.contact_sends import ContactSends
 from services.storage import history
 from services.storage.history import Planned
 from services.storage.tenancy import Tenant
@@ -29,30 +32,31 @@ from services.storage.tenancy import Tenant
 MARK_ATTEMPTS = 3
 
 
-async def attribute(
-    tenant: Tenant,
+@dataclass(frozen=True)
+class Attribution:
+    """The campaign a reply answers: its recipient record and the step the contact last got."""
+
+    campaign_id: ObjectId
+    recipient: dict[str, Any]
+    step: int
+
+
+def choose(
     *,
-    contact_id: ObjectId,
     sender: str,
-    message_id: ObjectId,
     at: datetime,
     window: timedelta,
-) -> ObjectId | None:
-    """Attributes a reply received `at`; returns its campaign (None when no campaign of the
-    window messaged the contact from `sender`). Repeating it changes nothing."""
-    rows = await tenant.raw_find(
-        Recipient,
-        {"contactId": contact_id},
-        {"campaignId": 1, "sentAt": 1, "status": 1, "sender": 1, "replied": 1},
-    ).to_list()
+    sends: ContactSends,
+) -> Attribution | None:
+    """The campaign a reply received `at` answers (None when no campaign of the window
+    messaged the contact from `sender`); it writes nothing, so the reply is stored with it.
+    `sends` may be read before the reply is stored: a message recorded as sent after that
+    could not have been what the contact read."""
+    rows = sends.recipients
     since = at - window
     # A follow-up step is a later message of the same recipient: the window counts from the
-    # last one sent (one equality read of the contact's step records).
-    steps = await tenant.raw_find(
-        StepSend,
-        {"contactId": contact_id},
-        {"recipientId": 1, "step": 1, "status": 1, "sentAt": 1, "sender": 1},
-    ).to_list()
+    # last one sent.
+    steps = sends.steps
     last: dict[ObjectId, tuple[datetime, int]] = {}
     for row in rows:
         went: datetime | None = row.get("sentAt")
@@ -70,16 +74,29 @@ async def attribute(
     if not candidates:
         return None
     latest = max(candidates, key=lambda row: (last[row["_id"]], row["_id"]))
-    campaign_id: ObjectId = latest["campaignId"]
+    return Attribution(latest["campaignId"], latest, last[latest["_id"]][1])
+
+
+async def record(
+    tenant: Tenant,
+    choice: Attribution,
+    *,
+    contact_id: ObjectId,
+    message_id: ObjectId,
+    at: datetime,
+    sends: ContactSends,
+) -> None:
+    """Records the stored reply `message_id` (received `at`) as the contact's answer to the
+    chosen campaign. Repeating it changes nothing."""
     reply = Reply(
-        id=f"{campaign_id}:{contact_id}",
+        id=f"{choice.campaign_id}:{contact_id}",
         organizationId=tenant.organization_id,
-        campaignId=campaign_id,
+        campaignId=choice.campaign_id,
         contactId=contact_id,
-        recipientId=latest["_id"],
+        recipientId=choice.recipient["_id"],
         messageId=message_id,
         repliedAt=at,
-        step=last[latest["_id"]][1],
+        step=choice.step,
     )
     first = True
     try:
@@ -89,12 +106,11 @@ async def attribute(
         found = await tenant.raw_find(Reply, {"_id": reply.id}).to_list()
         if found:
             reply.recipientId, reply.repliedAt = found[0]["recipientId"], found[0]["repliedAt"]
-    if first or not latest.get("replied"):
+    if first or not choice.recipient.get("replied"):
         # Also after a duplicate: the first reply's writer may have died before this.
         await _mark_recipient(tenant, reply.recipientId, reply.repliedAt)
     if first:
-        await _move_contact(tenant, campaign_id, contact_id)
-    return campaign_id
+        await _move_contact(tenant, sends.campaigns.get(choice.campaign_id), contact_id)
 
 
 async def _mark_recipient(tenant: Tenant, recipient_id: ObjectId, at: datetime) -> None:
@@ -109,12 +125,11 @@ async def _mark_recipient(tenant: Tenant, recipient_id: ObjectId, at: datetime) 
             return
 
 
-async def _move_contact(tenant: Tenant, campaign_id: ObjectId, contact_id: ObjectId) -> None:
+async def _move_contact(
+    tenant: Tenant, campaign: dict[str, Any] | None, contact_id: ObjectId
+) -> None:
     """Moves the contact to the campaign's `contactStatusOnReply`, if it has one."""
-    found = await tenant.raw_find(
-        Campaign, {"_id": campaign_id}, {"contactStatusOnReply": 1}
-    ).to_list()
-    status = found[0].get("contactStatusOnReply") if found else None
+    status = campaign.get("contactStatusOnReply") if campaign else None
     if not status:
         return
 

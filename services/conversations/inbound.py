@@ -8,9 +8,11 @@ reply's attribution) in case the first delivery's handler died half-way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bson import ObjectId
@@ -32,9 +34,11 @@ from services.contacts.records import (
 )
 from services.conversations import activity, attribution, routing, summaries
 from services.conversations.keywords import Keyword, normalized, read_keyword
+from services.conversations.threads import contact_values
 from services.organizations.senders import remember_sender
 from services.organizations.settings import defaults_from, organization_settings
 from services.sending import followups
+from services.sending.contact_sends import contact_sends
 from services.storage.tenancy import Tenant
 
 MAX_MEDIA = 10
@@ -107,13 +111,22 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
     keyword = read_keyword(
         inbound.body, opted_out=contact.optedOut, opt_out_type=inbound.opt_out_type
     )
+    sends = await contact_sends(tenant, contact.id)
     # Before the message is stored: no follow-up goes out after it is.
     await followups.stop_follow_ups(
         tenant,
         contact.id,
+        sends,
         followups.OPTED_OUT if keyword is Keyword.OPT_OUT else followups.REPLIED,
     )
     now = Tenant.now()
+    attributable = keyword is None or keyword is Keyword.OPT_IN
+    window = timedelta(days=org.attributionWindowDays)
+
+    def choose(at: datetime) -> attribution.Attribution | None:
+        return attribution.choose(sender=found.sender, at=at, window=window, sends=sends)
+
+    choice = choose(now) if attributable else None
     message_id = ObjectId()
     message = Message(
         id=message_id,
@@ -128,6 +141,7 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
         providerMessageId=inbound.message_sid or f"local:{message_id}",
         status=MessageStatus.RECEIVED,
         keyword=keyword.value if keyword else None,
+        campaignId=choice.campaign_id if choice else None,
     )
     first = True
     try:
@@ -135,9 +149,18 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
     except DuplicateKeyError:
         first = False
         stored = await tenant.raw_find(
-            Message, {"providerMessageId": message.providerMessageId}, {"_id": 1, "createdAt": 1}
+            Message,
+            {"providerMessageId": message.providerMessageId},
+            {"_id": 1, "createdAt": 1, "campaignId": 1},
         ).to_list()
         message_id, now = stored[0]["_id"], stored[0]["createdAt"]
+        if attributable:
+            # Chosen as of the first delivery, which may have died before storing its choice.
+            choice = choose(now)
+            if choice is not None and stored[0].get("campaignId") != choice.campaign_id:
+                await tenant.update_one(
+                    Message, {"_id": message_id}, {"$set": {"campaignId": choice.campaign_id}}
+                )
     outcome = Outcome.STORED if first else Outcome.DUPLICATE
     reason = f"Replied {normalized(inbound.body) or inbound.opt_out_type}"
     if keyword is Keyword.OPT_OUT:
@@ -148,38 +171,37 @@ async def receive(inbound: Inbound, settings: Settings) -> Received:
         with contextlib.suppress(NotFound):
             await contact_edits.set_opt_out(tenant, str(contact.id), False)
         outcome = Outcome.OPTED_IN if first else outcome
-    campaign_id = None
-    if keyword is None or keyword is Keyword.OPT_IN:
-        campaign_id = await attribution.attribute(
-            tenant,
-            contact_id=contact.id,
-            sender=found.sender,
-            message_id=message_id,
-            at=now,
-            window=timedelta(days=org.attributionWindowDays),
-        )
-        if campaign_id is not None:
-            await tenant.update_one(
-                Message, {"_id": message_id}, {"$set": {"campaignId": campaign_id}}
+    # The reply's record and its activity entry depend on the stored message, not on each other.
+    after: list[Awaitable[object]] = []
+    if choice is not None:
+        after.append(
+            attribution.record(
+                tenant, choice, contact_id=contact.id, message_id=message_id, at=now, sends=sends
             )
+        )
+    if first:
+        after.append(
+            activity.append(
+                tenant,
+                contact_id=contact.id,
+                message_id=message_id,
+                direction=Direction.INBOUND,
+                at=now,
+            )
+        )
+    await asyncio.gather(*after)
     answer = None
     if keyword is Keyword.HELP:
         outcome = Outcome.HELP if first else outcome
         # Twilio's Advanced Opt-Out answered HELP itself when it says so.
         if first and org.helpText and not inbound.opt_out_type:
             answer = org.helpText
-    if first:
-        await activity.append(
-            tenant,
-            contact_id=contact.id,
-            message_id=message_id,
-            direction=Direction.INBOUND,
-            at=now,
-        )
     if answer is not None:
         await _record_answer(tenant, contact.id, inbound, found.sender, answer)
     # Also after a retry: the first delivery's handler may have died before this.
-    await summaries.refresh(tenant, contact.id)
+    reads = summaries.Reads(templates=sends.templates(), values=contact_values(contact))
+    await summaries.refresh(tenant, contact.id, reads=reads)
+    campaign_id = choice.campaign_id if choice is not None else None
     return Received(outcome, answer, message_id, tenant.organization_id, campaign_id)
 
 

@@ -31,6 +31,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from models import Activity, Contact, ConversationEvent, ConversationSummary, Message
 from models.conversation import SUMMARY_BUCKET, Direction
+from services.contacts import edits as contact_edits
 from services.contacts.records import REF_PROJECTION, ContactRef
 from services.conversations import activity
 from services.conversations.threads import (
@@ -207,12 +208,17 @@ async def write(tenant: Tenant, summary: Summary) -> None:
 
 
 async def refresh(
-    tenant: Tenant, contact_id: ObjectId, *, computed: Summary | None = None
+    tenant: Tenant,
+    contact_id: ObjectId,
+    *,
+    computed: Summary | None = None,
+    reads: Reads | None = None,
 ) -> Summary | None:
     """Brings the contact's summary to what its records say, after a change to them; returns
     it (None: no conversation). `computed` is a summary this writer computed earlier (its
-    write is then checked like any other)."""
-    reads = Reads()
+    write is then checked like any other); `reads` what the caller read already of what
+    `Reads` keeps."""
+    reads = reads if reads is not None else Reads()
     state = computed if computed is not None else await compute(tenant, contact_id, reads)
     for _ in range(MAX_ROUNDS):
         if state is None:
@@ -259,6 +265,15 @@ async def campaign_sends_changed(tenant: Tenant, contact_ids: Sequence[ObjectId]
     for start in range(0, len(talking), REFRESH_CONCURRENCY):
         chunk = talking[start : start + REFRESH_CONCURRENCY]
         await asyncio.gather(*(refresh(tenant, contact_id) for contact_id in chunk))
+
+
+@contact_edits.on_contact_deleted
+async def contact_deleted(tenant: Tenant, contact_id: ObjectId) -> None:
+    """Drops a deleted contact's summary, and its place in the organization's count: the inbox
+    no longer lists the conversation, so it is not counted either."""
+    removed = await tenant.delete_many(ConversationSummary, {"_id": summary_id(tenant, contact_id)})
+    if removed:
+        await tallies.add(tenant, tallies.CONVERSATIONS, -removed)
 
 
 async def build_missing() -> None:

@@ -21,6 +21,7 @@ from models.conversation import Direction, MessageStatus
 from models.recipient import RecipientStatus
 from services.campaigns.templates import TemplateError, parse_template
 from services.contacts.records import REF_PROJECTION, ContactRef
+from services.sending.contact_sends import campaign_texts
 from services.storage.pages import Cursors, LazyCursors, Page, page_size
 from services.storage.tenancy import Tenant
 
@@ -163,15 +164,7 @@ async def _campaign_sends(
     if values is None:
         reads.append(tenant.raw_find(Contact, {"_id": contact_id}, REF_PROJECTION).to_list())
     found = await asyncio.gather(*reads)
-    templates.update(
-        {
-            row["_id"]: [
-                row.get("message") or "",
-                *(f.get("message") or "" for f in row.get("followUps") or []),
-            ]
-            for row in found[0]
-        }
-    )
+    templates.update({row["_id"]: campaign_texts(row) for row in found[0]})
     if values is None:
         values = contact_values(ContactRef.from_document(found[1][0])) if found[1] else {}
     phone = values.get("phoneNumber")

@@ -54,6 +54,7 @@ from services.sending.batches import (
     split_by_window,
     write_counts,
 )
+from services.sending.contact_sends import ContactSends
 from services.sending.leases import Claim
 from services.sending.rate_slots import Grant
 from services.storage import history
@@ -407,24 +408,23 @@ def _counted(record: Mapping[str, Any]) -> str:
     return status
 
 
-async def stop_follow_ups(tenant: Tenant, contact_id: ObjectId, reason: str = REPLIED) -> int:
+async def stop_follow_ups(
+    tenant: Tenant,
+    contact_id: ObjectId,
+    sends: ContactSends,
+    reason: str = REPLIED,
+) -> int:
     """Keeps every follow-up not yet sent to the contact, in the organization's running
-    campaigns, from ever going; returns how many steps it stopped.
+    campaigns, from ever going; returns how many steps it stopped. `sends` are the contact's
+    records (`contact_sends`).
 
     Called before an inbound message is stored: a step already claimed is being handed over,
     and is waited for (at most `STOP_WAIT_S`), so none goes out after the message is stored.
     """
-    rows = await tenant.raw_find(
-        Recipient, {"contactId": contact_id}, {"campaignId": 1, "batch": 1}
-    ).to_list()
-    if not rows:
-        return 0
-    campaigns = await tenant.raw_find_in(
-        Campaign, "_id", [row["campaignId"] for row in rows], {"status": 1, "followUps": 1}
-    )
+    rows = sends.recipients
     steps = {
-        row["_id"]: len(row.get("followUps") or [])
-        for row in campaigns
+        campaign_id: len(row.get("followUps") or [])
+        for campaign_id, row in sends.campaigns.items()
         if row.get("status") in RUNNING and row.get("followUps")
     }
     markers = [
