@@ -346,19 +346,26 @@ class CampaignSlot(TenantDocument):
 
 
 class CampaignBucket(TenantDocument):
-    """A schedule bucket some campaign of the organization was put in (see
-    `services.campaigns.schedule_order`); `_id` is `"<organizationId>:<bucket>"`, inserted
-    once, before the first campaign goes in."""
+    """A schedule bucket (`kind` "bucket"), or a block of them ("block"), some campaign of the
+    organization was put in (see `services.storage.buckets`); `_id` is
+    `"<organizationId>:<bucket>"` or `"<organizationId>:block:<block>"`, inserted once, before
+    the first campaign goes in."""
 
     id: str | None = None  # type: ignore[assignment]
-    bucket: int
+    kind: str
+    block: int
+    bucket: int | None = None
 
     class Settings:
         name = "campaign_buckets"
         shard_key = ("organizationId", "_id")
         indexes = [
             IndexModel(
-                [("organizationId", pymongo.ASCENDING), ("bucket", pymongo.ASCENDING)],
-                name="org_bucket",
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("kind", pymongo.ASCENDING),
+                    ("block", pymongo.ASCENDING),
+                ],
+                name="org_kind_block",
             ),
         ]

@@ -9,7 +9,7 @@ import random
 from bson import ObjectId
 from fastapi import FastAPI
 
-from services.storage import slots
+from services.storage import buckets, slots
 from services.storage.slots import CHAPTER
 from services.storage.tenancy import Tenant
 
@@ -44,3 +44,22 @@ async def test_the_numbers_at_a_rank_skip_the_gaps_across_chapters(app: FastAPI)
         assert await slots.CAMPAIGNS.newest(tenant, skip, count) == live[skip : skip + count]
     assert await slots.CAMPAIGNS.newest(tenant, len(live), 20) == []
     assert await slots.CAMPAIGNS.newest(beside, 0, 20) == []
+
+
+async def test_schedule_buckets_are_walked_in_order_across_blocks(app: FastAPI) -> None:
+    tenant = Tenant.for_organization(ObjectId())
+    beside = Tenant.for_organization(ObjectId())
+    used = [buckets.UNDATED + 3, buckets.UNDATED, 5, 63, 64, 200, 20_000, 20_001]
+    await buckets.register(tenant, used[:4])
+    await buckets.register(tenant, used[2:])  # again, and more: a repeat is harmless
+    await buckets.register(beside, [7, 130])
+    assert [b async for b in buckets.walk(tenant, descending=False)] == sorted(used)
+    assert [b async for b in buckets.walk(tenant, descending=True)] == sorted(used)[::-1]
+    assert [b async for b in buckets.walk(tenant, descending=False, start=64)] == used[4:]
+    assert [b async for b in buckets.walk(tenant, descending=True, start=63)] == [
+        63,
+        5,
+        buckets.UNDATED + 3,
+        buckets.UNDATED,
+    ]
+    assert [b async for b in buckets.walk(beside, descending=False, start=8)] == [130]

@@ -193,15 +193,10 @@ async def _by_schedule(
     stops after `MAX_PAGES_READ` buckets with a cursor that resumes at the next.
     """
     cursors = Cursors(settings, f"campaigns:schedule:{'desc' if descending else 'asc'}")
-    ordered = await buckets.registered(tenant)
-    if descending:
-        ordered.reverse()
     start: ScheduleKey | None = None
     inclusive = False
     if after is not None:
         start, inclusive = _schedule_start(cursors, after, descending)
-        first = start[0]
-        ordered = [b for b in ordered if (b <= first if descending else b >= first)]
 
     def beyond(key: ScheduleKey, bound: ScheduleKey) -> bool:
         if inclusive:
@@ -210,7 +205,10 @@ async def _by_schedule(
 
     found: list[Campaign] = []
     resume = None
-    for read, bucket in enumerate(ordered):
+    read = 0
+    async for bucket in buckets.walk(
+        tenant, descending=descending, start=None if start is None else start[0]
+    ):
         if len(found) > size:
             break
         if read == MAX_PAGES_READ:
@@ -218,6 +216,7 @@ async def _by_schedule(
             resume = cursors.encode(f"{bucket}|{FROM_START}", edge)
             break
         rows = await tenant.find_all(Campaign, {**query, "scheduleBucket": bucket})
+        read += 1
         keyed = sorted(((_schedule_key(c), c) for c in rows), key=lambda kc: kc[0])
         if descending:
             keyed.reverse()
