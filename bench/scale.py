@@ -25,6 +25,12 @@ small organization and as the large one, interleaved sample by sample, it times:
   by the status of the other 19, against the raw reads of their plan, beside the raw sorted
   read the list sent before.
 
+`--campaign-lists 400 4000` runs only the campaign lists, at those numbers of campaigns in one
+organization with 4,000 of another beside it (no contacts): numbered REST pages (the first,
+the middle and the last) against their plan's raw reads and the sorted `skip` read the list
+sent before, and the first page in schedule-date order against one list page's read and the
+raw sorted read.
+
 `--only-scale` runs only the last three (the id-list, count and filtered-list cliffs of
 issue 19).
 
@@ -73,6 +79,8 @@ from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStats, CampaignStatus, CreatedBy
 from services.storage import migrations
+from services.storage.buckets import bucket_of
+from services.storage.buckets import records as bucket_records
 from services.storage.positions import CAMPAIGNS_PER_PAGE, CONTACTS_PER_PAGE
 from tests.support import auth, token
 
@@ -87,6 +95,8 @@ PAUSED_EVERY = 20
 STATUSES = ("New Lead", "Contacted", "Qualified", "Customer")
 CONTACT_QUERY = "query($id: ID!) { contact(id: $id) { id phoneNumber firstName } }"
 TARGET_P95_MS = 15.0
+LIST_NEIGHBOUR = 4_000
+"""Campaigns of the organization beside the one whose campaign lists are timed."""
 
 
 @dataclass
@@ -167,17 +177,16 @@ async def load(db: Any, total: int, rng: random.Random, small_orgs: int) -> list
                 raw_recipient(campaign_id, c, stamp, seq) for seq, c in enumerate(chosen)
             )
             doc = campaign_doc(org, campaign_id, len(chosen), f"Campaign {n}", created)
-            doc["page"] = (count - 1 - n) // CAMPAIGNS_PER_PAGE  # as creations claim them
+            number = count - 1 - n  # as creations claim them
+            doc["listSeq"], doc["page"] = number, number // CAMPAIGNS_PER_PAGE
+            # campaign_doc schedules it a day after its creation
+            doc["scheduleBucket"] = bucket_of(created + timedelta(days=1), None)
             if n % PAUSED_EVERY == 0:
                 doc["status"] = CampaignStatus.PAUSED.value  # a sparse status, on every page
             campaigns.append(doc)
         await db.campaigns.insert_many(campaigns)
-        await db.campaign_pages.insert_many(
-            [
-                {"_id": f"{org.id}:{p}", "organizationId": org.id, "page": p}
-                for p in range(-(-count // CAMPAIGNS_PER_PAGE))
-            ]
-        )
+        await claim_list_numbers(db, org.id, count)
+        await register_buckets(db, org.id, campaigns)
         for start in range(0, len(recipients), LOAD_BATCH):
             await db.recipients.insert_many(recipients[start : start + LOAD_BATCH])
     return orgs
@@ -643,6 +652,196 @@ async def listing_floor(s: Session, org: Org, samples: int) -> dict[str, list[fl
     }
 
 
+async def claim_list_numbers(db: Any, org_id: ObjectId, count: int) -> None:
+    """The list numbers' claims of `count` campaigns (`services.storage.slots`), and the page
+    claims the list read before them (so the previous version can run on the same load)."""
+    await db.campaign_slots.insert_many(
+        [{"_id": f"{org_id}:{n}", "organizationId": org_id, "seq": n} for n in range(count)]
+    )
+    await db.campaign_pages.insert_many(
+        [
+            {"_id": f"{org_id}:{p}", "organizationId": org_id, "page": p}
+            for p in range(-(-count // CAMPAIGNS_PER_PAGE))
+        ]
+    )
+
+
+async def register_buckets(db: Any, org_id: ObjectId, campaigns: list[dict[str, Any]]) -> None:
+    """The schedule buckets' records of these campaigns (`services.storage.buckets`)."""
+    used = [doc["scheduleBucket"] for doc in campaigns]
+    rows = [{**row, "organizationId": org_id} for row in bucket_records(org_id, used)]
+    await db.campaign_buckets.insert_many(rows)
+
+
+async def load_campaigns_only(db: Any, org: Org, count: int) -> None:
+    """`count` campaigns of `org` (no recipients), one a minute, as creations store them, with
+    schedule dates spread one an hour over the weeks ahead, every 20th paused."""
+    now = utcnow()
+    docs: list[dict[str, Any]] = []
+    for n in range(count):
+        created = now - timedelta(minutes=count - n)
+        doc = campaign_doc(org, PydanticObjectId(), 0, f"Campaign {n}", created)
+        doc["listSeq"], doc["page"] = n, n // CAMPAIGNS_PER_PAGE
+        doc["scheduleDate"] = when = now + timedelta(hours=(n * 7919) % count)
+        doc["scheduleBucket"] = bucket_of(when, doc["page"])
+        if n % PAUSED_EVERY == 0:
+            doc["status"] = CampaignStatus.PAUSED.value
+        docs.append(doc)
+    for start in range(0, count, LOAD_BATCH):
+        await db.campaigns.insert_many(docs[start : start + LOAD_BATCH])
+    await claim_list_numbers(db, org.id, count)
+    await register_buckets(db, org.id, docs)
+    org.campaigns = count
+
+
+async def numbered_page_case(
+    s: Session, org: Org, samples: int, page: int
+) -> tuple[Timings, list[float]]:
+    """`GET /api/campaigns?page=N&limit=20` (the legacy numbered list). The floor is the
+    plan's reads in raw PyMongo: the running total (its folds and entries), the probe for the
+    last list number, the gaps of the chapters down to the page, and the list pages that hold
+    it, each by equality. Also timed: the raw sorted read with `skip` the list sent before."""
+    t = Timings()
+    before: list[float] = []
+    headers = auth(token(org=org.id))
+    limit = 20
+    skip = (page - 1) * limit
+    last = org.campaigns - 1
+    scope = {"organizationId": org.id}
+    numbers = range(last - skip, max(-1, last - skip - limit), -1)
+    pages = sorted({n // CAMPAIGNS_PER_PAGE for n in numbers}, reverse=True)
+    chapters = range(last // 1000, (last - skip - limit + 1) // 1000 - 1, -1)
+    wanted = [f"Campaign {n}" for n in numbers]
+    for _ in range(samples):
+
+        async def api() -> None:
+            response = await s.http.get(
+                f"/api/campaigns?page={page}&limit={limit}", headers=headers
+            )
+            names = [c.get("name") for c in (response.json().get("data") or [])]
+            s.check(names == wanted, f"numbered page {page}: {response.text[:200]}")
+
+        async def floor() -> None:
+            await s.db.tallies.find({**scope, "kind": "campaigns:fold"}).to_list(None)
+            await s.db.tallies.find({**scope, "kind": "campaigns"}).to_list(None)
+            await s.db.campaign_slots.find_one({"_id": f"{org.id}:{last + 1}"})
+            for chapter in chapters:
+                await s.db.campaign_slots.find({**scope, "chapter": chapter}).to_list(None)
+            found: list[Any] = []
+            for p in pages:
+                found += await s.db.campaigns.find({**scope, "page": p}).to_list(None)
+            s.check(len(found) >= len(wanted), "numbered floor")
+
+        async def sorted_read() -> None:
+            cursor = s.db.campaigns.find(scope).sort([("createdAt", -1), ("_id", -1)])
+            docs = await cursor.skip(skip).limit(limit).to_list(None)
+            s.check([d["name"] for d in docs] == wanted, "sorted skip read")
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+        before.append(await timed(sorted_read))
+    return t, before
+
+
+SCHEDULED = """
+query($after: String) { campaigns(first: 20, after: $after,
+  orderBy: {field: SCHEDULE_DATE, direction: ASC}) {
+  edges { node { id } } pageInfo { endCursor } } }
+"""
+
+
+async def schedule_order_case(s: Session, org: Org, samples: int) -> tuple[Timings, list[float]]:
+    """The first page of 20 in schedule-date order over GraphQL. The floor is the plan's
+    reads in raw PyMongo: the organization's blocks of schedule buckets, the buckets of the
+    first block, then bucket after bucket by equality until 21 campaigns are read; also
+    timed: the raw sorted read of the organization's campaigns by `(scheduleDate, _id)` with
+    a limit (what the order sent before, and what MongoDB answers from its index)."""
+    t = Timings()
+    sorted_reads: list[float] = []
+    headers = auth(token(org=org.id))
+    scope = {"organizationId": org.id}
+    for _ in range(samples):
+
+        async def api() -> None:
+            response = await s.http.post("/graphql", json={"query": SCHEDULED}, headers=headers)
+            edges = ((response.json().get("data") or {}).get("campaigns") or {}).get("edges")
+            s.check(len(edges or []) == 20, f"schedule order: {response.text[:200]}")
+
+        async def floor() -> None:
+            blocks = await s.db.campaign_buckets.find({**scope, "kind": "block"}).to_list(None)
+            found: list[Any] = []
+            for block in sorted(row["block"] for row in blocks):
+                query = {**scope, "kind": "bucket", "block": block}
+                days = await s.db.campaign_buckets.find(query).to_list(None)
+                for bucket in sorted(row["bucket"] for row in days):
+                    query = {**scope, "scheduleBucket": bucket}
+                    found += await s.db.campaigns.find(query).to_list(None)
+                    if len(found) > 20:
+                        break
+                if len(found) > 20:
+                    break
+            s.check(len(found) > 20, "bucket floor")
+
+        async def sorted_read() -> None:
+            cursor = s.db.campaigns.find(scope).sort([("scheduleDate", 1), ("_id", 1)])
+            s.check(len(await cursor.limit(21).to_list(None)) == 21, "sorted by date")
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+        sorted_reads.append(await timed(sorted_read))
+    return t, sorted_reads
+
+
+async def run_campaign_lists(
+    uri: str, admin: MongoClient, count: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The campaign-list cases alone, at `count` campaigns in one organization with
+    `LIST_NEIGHBOUR` of another beside it (no contacts or recipients)."""
+    settings = bench_settings(uri, 1000, 1 << 20)
+    db = admin[settings.mongodb_db]
+    app = create_app(settings)
+    result: dict[str, Any] = {"campaigns": count, "cases": {}}
+    try:
+        async with serving(app) as http:
+            org = Org(f"{count}", ObjectId(), 0)
+            await load_campaigns_only(db, Org("beside", ObjectId(), 0), LIST_NEIGHBOUR)
+            await load_campaigns_only(db, org, count)
+            await migrations.count_existing_data()
+            if args.settle:
+                await asyncio.sleep(args.settle)
+            print(
+                f"\n== {count:,} campaigns in one organization, {LIST_NEIGHBOUR:,} in another",
+                flush=True,
+            )
+            s = Session(http, db, ContactSource(), random.Random(count))
+            last_page = -(-count // 20)
+            references: dict[str, list[float]] = {}
+            cases: dict[str, Timings] = {}
+            for page in sorted({1, last_page // 2, last_page}):
+                timings, before = await numbered_page_case(s, org, args.listings, page)
+                cases[f"REST page {page} of {last_page}"] = timings
+                references[f"page {page} sorted+skip (raw, before)"] = before
+            timings, before = await schedule_order_case(s, org, args.listings)
+            cases["campaigns(SCHEDULE_DATE) first 20"] = timings
+            references["by date sorted (raw)"] = before
+            for name, t in cases.items():
+                row = summarize(t)
+                result["cases"][name] = row
+                print_row(name, org, row)
+            for name, values in references.items():
+                reference = {"p50_ms": pct(values, 0.5), "p95_ms": pct(values, 0.95)}
+                result["cases"][name] = reference
+                print(
+                    f"  {name:<32} {org.label:<8} "
+                    f"{reference['p50_ms']:8.1f} {reference['p95_ms']:8.1f}",
+                    flush=True,
+                )
+            result["problems"] = s.problems
+    finally:
+        await admin.drop_database(settings.mongodb_db)
+    return result
+
+
 # -- the run ------------------------------------------------------------------------------
 
 
@@ -766,6 +965,12 @@ async def main_async(args: argparse.Namespace) -> int:
     try:
         server = await server_description(admin)
         print(f"server: {server['name']} {server['version']} ({uri.split('@')[-1]})")
+        if args.campaign_lists:
+            lists = []
+            for count in args.campaign_lists:
+                print_row.header = False  # type: ignore[attr-defined]
+                lists.append(await run_campaign_lists(uri, admin, count, args))
+            return exit_code([p for r in lists for p in r["problems"]])
         results = []
         for total in args.sizes:
             print_row.header = False  # type: ignore[attr-defined]
@@ -813,6 +1018,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id-counts", type=int, nargs="+", default=[100, 500, 2000])
     parser.add_argument(
         "--only-scale", action="store_true", help="only the id-list and count cases"
+    )
+    parser.add_argument(
+        "--campaign-lists",
+        type=int,
+        nargs="+",
+        metavar="CAMPAIGNS",
+        help="only the campaign-list cases, at these numbers of campaigns (e.g. 400 4000)",
     )
     parser.add_argument("--small-orgs", type=int, default=SMALL_ORGS)
     parser.add_argument("--json", help="also write the figures to this file")

@@ -2,7 +2,7 @@
 
 from beanie import Document
 
-from models.campaign import Campaign, CampaignPage
+from models.campaign import Campaign, CampaignBucket, CampaignPage, CampaignSlot
 from models.compliance import FirstMessage, Suppression, SuppressionPage
 from models.contact import Contact, ContactPage
 from models.conversation import (
@@ -36,6 +36,8 @@ DOCUMENT_MODELS: list[type[Document]] = [
     Change,
     ContactPage,
     CampaignPage,
+    CampaignSlot,
+    CampaignBucket,
     BatchLease,
     BatchCounts,
     SendSlot,
@@ -67,7 +69,9 @@ __all__ = [
     "BatchCounts",
     "BatchLease",
     "Campaign",
+    "CampaignBucket",
     "CampaignPage",
+    "CampaignSlot",
     "Change",
     "Contact",
     "ContactPage",

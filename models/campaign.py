@@ -177,8 +177,16 @@ class Campaign(TenantDocument):
     nextSeq: int = 0
     """The `seq` the next added recipient gets; recipients are numbered from 0."""
     startedAt: datetime | None = None
+    listSeq: int | None = None
+    """Its number in the organization's list, dense from 0 in creation order (claimed with a
+    unique insert, `services.storage.slots`): numbered pages count from it."""
     page: int | None = None
-    """Its page in the organization's list, newest last (see `services.storage.positions`)."""
+    """Its page in the organization's list, `listSeq // 20`, newest last (see
+    `services.storage.positions`)."""
+    scheduleBucket: int | None = None
+    """Where it sits in schedule-date order: the day of `scheduleDate`, or for a campaign
+    without a date one bucket per list page, below every day
+    (`services.campaigns.schedule_order`); written with `scheduleDate`."""
     contactStatusOnReply: str | None = None
     """The pipeline stage a contact moves to on its first reply to this campaign."""
     followUps: list[FollowUp] = []
@@ -246,6 +254,18 @@ class Campaign(TenantDocument):
                 ],
                 name="org_status_schedule",
             ),
+            IndexModel(  # one schedule bucket's campaigns (the schedule-date order)
+                [("organizationId", pymongo.ASCENDING), ("scheduleBucket", pymongo.ASCENDING)],
+                name="org_schedule_bucket",
+            ),
+            IndexModel(  # a status's campaigns by list number (the REST numbered list)
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("status", pymongo.ASCENDING),
+                    ("listSeq", pymongo.ASCENDING),
+                ],
+                name="org_status_list_seq",
+            ),
             IndexModel(  # a status's campaigns in list order (`list_campaigns`)
                 [
                     ("organizationId", pymongo.ASCENDING),
@@ -303,3 +323,49 @@ class CampaignPage(TenantDocument):
     class Settings:
         name = "campaign_pages"
         shard_key = ("organizationId", "_id")
+
+
+class CampaignSlot(TenantDocument):
+    """A claimed number of an organization's campaign list, or a gap in it (see
+    `services.storage.slots`): a claim's `_id` is `"<organizationId>:<n>"`, a gap's
+    `"<organizationId>:gap:<n>"` with its `chapter` (gaps are read a chapter at a time)."""
+
+    id: str | None = None  # type: ignore[assignment]
+    seq: int
+    chapter: int | None = None
+
+    class Settings:
+        name = "campaign_slots"
+        shard_key = ("organizationId", "_id")
+        indexes = [
+            IndexModel(
+                [("organizationId", pymongo.ASCENDING), ("chapter", pymongo.ASCENDING)],
+                name="org_chapter",
+            ),
+        ]
+
+
+class CampaignBucket(TenantDocument):
+    """A schedule bucket (`kind` "bucket"), or a block of them ("block"), some campaign of the
+    organization was put in (see `services.storage.buckets`); `_id` is
+    `"<organizationId>:<bucket>"` or `"<organizationId>:block:<block>"`, inserted once, before
+    the first campaign goes in."""
+
+    id: str | None = None  # type: ignore[assignment]
+    kind: str
+    block: int
+    bucket: int | None = None
+
+    class Settings:
+        name = "campaign_buckets"
+        shard_key = ("organizationId", "_id")
+        indexes = [
+            IndexModel(
+                [
+                    ("organizationId", pymongo.ASCENDING),
+                    ("kind", pymongo.ASCENDING),
+                    ("block", pymongo.ASCENDING),
+                ],
+                name="org_kind_block",
+            ),
+        ]

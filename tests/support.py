@@ -1078,18 +1078,23 @@ RESIDUAL: dict[str, tuple[frozenset[str], str]] = {
 
 
 def acceptable(shape: Shape, indexes: list[Index]) -> bool:
-    """Served as it is, or once the collection's residual filter fields are set aside."""
+    """Served as it is, or once the collection's residual filter fields are set aside: all of
+    them, or only their ranges (an index on a residual equality, such as a status, then serves
+    the rest, the ranges checked on the rows it returns)."""
     if index_serves(shape, indexes):
         return True
     residual = RESIDUAL.get(shape.collection, (frozenset(), ""))[0]
-    core = Shape(
-        shape.collection,
-        shape.equality - residual,
-        shape.ranges - residual,
-        shape.sort,
-        shape.unsupported,
-    )
-    return core != shape and index_serves(core, indexes)
+    cores = {
+        Shape(
+            shape.collection,
+            shape.equality - dropped,
+            shape.ranges - residual,
+            shape.sort,
+            shape.unsupported,
+        )
+        for dropped in (residual, frozenset())
+    }
+    return any(core != shape and index_serves(core, indexes) for core in cores)
 
 
 CALLBACK = (

@@ -130,11 +130,13 @@ async def test_long_lists_in_a_small_organization_go_as_one_in_each(
     assert seen[0] == seen[1]
     # contacts, their page claims, recipients, campaign, the caller's user; per list one read
     # of the running total and one `$in` (ids, reused phones); one probe for the last page
-    # + the campaign's list page claimed, and an entry in each of the two running totals
-    assert (seen[1]["insert"], seen[1]["update"]) == (8, 0)
+    # + the campaign's list number claimed, its schedule bucket recorded, and an entry in
+    # each of the two running totals
+    assert (seen[1]["insert"], seen[1]["update"]) == (9, 0)
     # (a running total's read is two: its folds, then its entries)
-    # + probes for the campaigns' last page, the suppression list's and the footer's reads
-    assert seen[1]["find"] == 5 + 2 + 2 + 2, seen[1]
+    # + the probe for the campaigns' last list number, the suppression list's and the
+    # footer's reads
+    assert seen[1]["find"] == 5 + 2 + 1 + 2, seen[1]
 
 
 async def test_a_list_that_is_a_small_share_of_the_organization_costs_a_lookup_per_id(
@@ -147,9 +149,9 @@ async def test_a_list_that_is_a_small_share_of_the_organization_costs_a_lookup_p
     n = 3 * ALWAYS_LOOKED_UP
     counts = await _with_known_contacts(http, counter, n, bystanders=40 * n)
     # n ids and n/2 reused phones one each, a total read per list (folds, then entries), the
-    # last-page probes of the contact and campaign lists, the suppression list's and the
-    # footer's reads
-    assert counts["find"] == n + n // 2 + 4 + 3 + 2, counts
+    # probes for the contact list's last page and the campaign list's last number, the
+    # suppression list's and the footer's reads
+    assert counts["find"] == n + n // 2 + 4 + 2 + 2, counts
     assert not any(
         isinstance(value, dict) and "$in" in value for f in counter.filters for value in f.values()
     ), counter.filters
@@ -161,8 +163,9 @@ async def test_a_few_ids_and_reused_phones_are_looked_up_by_equality(
     """`$in` is not pushed down on FerretDB (it reads the whole organization), equality is."""
     http, counter = counted
     counts = await _with_known_contacts(http, counter, 6)
-    # + the probes for the lists' last pages, the suppression list's and the footer's reads
-    assert counts["find"] == 6 + 3 + 3 + 2, counts
+    # + the probes for the lists' last page and number, the suppression list's and the
+    # footer's reads
+    assert counts["find"] == 6 + 3 + 2 + 2, counts
     assert all(not isinstance(value, dict) for f in counter.filters for value in f.values()), (
         counter.filters
     )

@@ -12,6 +12,7 @@ from pymongo import monitoring
 from main import create_app
 from models import Recipient
 from models.recipient import HEAD_SIZE
+from services.campaigns import queries
 from services.storage.positions import CAMPAIGNS_PER_PAGE
 from tests.support import (
     auth,
@@ -406,7 +407,7 @@ async def test_listing_with_nested_fields_reads_by_page_not_by_organization(
     # entries: how `raw_find_in` picks `$in` or lookups by id)
     assert others.count("campaigns") <= campaigns // CAMPAIGNS_PER_PAGE + 1, others
     rest = sorted(c for c in others if c != "campaigns")
-    assert rest == ["campaign_pages", "contacts", "tallies", "tallies", "users"], others
+    assert rest == ["campaign_slots", "contacts", "tallies", "tallies", "users"], others
     listed = {ObjectId(e["node"]["id"]) for e in edges}
     assert len(recipients) == campaigns
     assert {q["campaignId"] for q in recipients} == listed  # an equality each, no `$in`
@@ -482,3 +483,170 @@ async def test_a_page_far_past_the_end_is_empty_not_a_server_error(
         assert answer.status_code == 200, answer.text
         assert answer.json()["data"] == []
         assert answer.json()["pagination"]["total"] == 1
+
+
+async def rest_pages(
+    http: httpx.AsyncClient, org: ObjectId, limit: int, query: str = ""
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Reads the numbered REST list page by page; returns the names and each pagination."""
+    names: list[str] = []
+    paginations: list[dict[str, Any]] = []
+    for page in range(1, 200):
+        answer = await http.get(
+            f"/api/campaigns?page={page}&limit={limit}{query}", headers=auth(token(org=org))
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        names.extend(c["name"] for c in body["data"])
+        paginations.append(body["pagination"])
+        if not body["data"]:
+            return names, paginations
+    raise AssertionError("too many pages")
+
+
+async def test_numbered_rest_pages_cover_every_campaign_once_newest_first_past_deletions(
+    client: httpx.AsyncClient,
+) -> None:
+    """The legacy numbered list reads its page by list number (no sort of the organization):
+    every campaign once, newest first (creation order), pages of any size across list pages
+    and past deleted campaigns, beside another organization's, the total unchanged."""
+    org, other = ObjectId(), ObjectId()
+    made = []
+    for i in range(2 * CAMPAIGNS_PER_PAGE + 9):
+        made.append(
+            await create_campaign(client, org, name=f"C{i}", status="draft", scheduleDate=...)
+        )
+        if i % 7 == 0:
+            await create_campaign(client, other, name=f"O{i}", status="draft", scheduleDate=...)
+    gone = {0, 3, 19, 20, 21, 35, len(made) - 1}
+    for i in sorted(gone):
+        query = f'mutation {{ deleteCampaign(id: "{made[i]["_id"]}") {{ deletedId }} }}'
+        await gql(client, query, headers=auth(token(org=org)))
+    kept = [f"C{i}" for i in reversed(range(len(made))) if i not in gone]
+    for limit in (1, 7, 20, 100):
+        names, paginations = await rest_pages(client, org, limit)
+        assert names == kept, limit
+        assert {p["total"] for p in paginations} == {len(kept)}
+        pages = -(-len(kept) // limit)
+        assert paginations[0] == {"page": 1, "limit": limit, "total": len(kept), "pages": pages}
+        assert len(paginations) == pages + 1  # the page past the end answers empty
+    theirs, _ = await rest_pages(client, other, 3)
+    assert theirs == [f"O{i}" for i in reversed(range(0, len(made), 7))]
+
+
+async def test_numbered_rest_pages_filtered_by_status_or_search(
+    client: httpx.AsyncClient,
+) -> None:
+    org = ObjectId()
+    total = 2 * CAMPAIGNS_PER_PAGE + 3
+    drafts = {i for i in range(total) if i % 6 == 1}
+    for i in range(total):
+        status = "draft" if i in drafts else "scheduled"
+        date = ... if i in drafts else future(5)
+        await create_campaign(client, org, name=f"C{i}", status=status, scheduleDate=date)
+    newest = [f"C{i}" for i in reversed(range(total))]
+    draft_names = [n for n in newest if int(n[1:]) in drafts]
+    for limit in (2, 20):
+        names, paginations = await rest_pages(client, org, limit, "&status=draft")
+        assert names == draft_names
+        assert paginations[0]["total"] == len(draft_names)
+    both, _ = await rest_pages(client, org, 4, "&status=draft,scheduled")
+    assert both == newest
+    searched, paginations = await rest_pages(client, org, 3, "&search=C1")
+    assert searched == [n for n in newest if n.startswith("C1")]
+    assert paginations[0]["total"] == len(searched)
+
+
+async def test_schedule_order_reads_buckets_and_follows_reschedules(
+    client: httpx.AsyncClient,
+) -> None:
+    """The schedule-date order is read a day (or a list page of undated campaigns) at a time:
+    pages of any size, either way, give every campaign once in `(scheduleDate, id)` order
+    with the undated ones by list order, also after a date is set, moved or removed, with a
+    filter, beside another organization's campaigns on the same days."""
+    org, other = ObjectId(), ObjectId()
+    dates: dict[str, str | None] = {}
+    ids: dict[str, str] = {}
+    for i in range(CAMPAIGNS_PER_PAGE + 14):
+        day = (i * 7) % 9  # several campaigns a day, days out of creation order
+        when = None if i % 5 == 2 else future(1 + day)[:11] + f"{10 + i % 3}:00:00.000Z"
+        status = "draft" if when is None or i % 4 == 0 else "scheduled"
+        made = await create_campaign(
+            client, org, name=f"C{i}", status=status, scheduleDate=when or ...
+        )
+        dates[f"C{i}"], ids[f"C{i}"] = when, made["_id"]
+        if i % 6 == 0:
+            await create_campaign(client, other, name=f"O{i}", scheduleDate=when or future(3))
+    headers = auth(token(org=org))
+
+    async def edit(name: str, when: str | None) -> None:
+        variables = {"id": ids[name], "input": {"scheduleDate": when}}
+        body = await gql(client, UPDATE_DATE, variables, headers)
+        assert body["data"]["updateCampaign"]["userErrors"] == [], body
+        dates[name] = when
+
+    await edit("C0", future(30))  # moved to a day no campaign had
+    await edit("C4", None)  # a draft loses its date
+    await edit("C2", future(2))  # an undated one gets one
+    moved = await client.post(
+        f"/api/campaigns/{ids['C8']}/schedule", json={"scheduleDate": future(1)}, headers=headers
+    )
+    assert moved.status_code == 200, moved.text
+    dates["C8"] = moved.json()["data"]["scheduleDate"]
+
+    created_order = list(dates)
+    undated = [n for n in created_order if dates[n] is None]  # ids grow with creation
+    dated = sorted(
+        (n for n in created_order if dates[n] is not None),
+        key=lambda n: (str(dates[n]).replace(".000Z", "Z"), ids[n]),
+    )
+    ascending = undated + dated
+    order = {"field": "SCHEDULE_DATE", "direction": "ASC"}
+    for size in (1, 4, 100):
+        assert await list_all(client, org, first=size, orderBy=order) == ascending, size
+    descending = {**order, "direction": "DESC"}
+    assert await list_all(client, org, first=3, orderBy=descending) == ascending[::-1]
+    drafts = await list_all(client, org, first=2, orderBy=order, filter={"status": ["DRAFT"]})
+    body = await gql(client, LIST, {"first": 100, "filter": {"status": ["DRAFT"]}}, headers)
+    draft_names = {e["node"]["name"] for e in body["data"]["campaigns"]["edges"]}
+    assert drafts == [n for n in ascending if n in draft_names]
+    theirs = await list_all(client, other, first=5, orderBy=order)
+    assert sorted(theirs) == sorted(f"O{i}" for i in range(0, CAMPAIGNS_PER_PAGE + 14, 6))
+
+
+UPDATE_DATE = """
+mutation($id: ID!, $input: UpdateCampaignInput!) {
+  updateCampaign(id: $id, input: $input) { campaign { id } userErrors { field code } }
+}
+"""
+
+
+async def test_a_schedule_order_filter_few_campaigns_match_resumes_after_its_read_limit(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter few campaigns match stops after a number of schedule buckets with a cursor
+    that resumes at the next bucket (proven at a patched limit of 2 buckets)."""
+    monkeypatch.setattr(queries, "MAX_PAGES_READ", 2)
+    org = ObjectId()
+    for day in range(7):
+        name = "needle" if day in (3, 6) else f"hay{day}"
+        await create_campaign(client, org, name=name, scheduleDate=future(1 + day))
+    order = {"field": "SCHEDULE_DATE", "direction": "ASC"}
+    first = await gql(
+        client,
+        LIST,
+        {"first": 5, "filter": {"search": "needle"}, "orderBy": order},
+        auth(token(org=org)),
+    )
+    page = first["data"]["campaigns"]
+    assert page["edges"] == [] and page["pageInfo"]["hasNextPage"] is True
+    for direction in ("ASC", "DESC"):
+        found = await list_all(
+            client,
+            org,
+            first=5,
+            filter={"search": "needle"},
+            orderBy={**order, "direction": direction},
+        )
+        assert found == ["needle", "needle"]
+    assert len(await list_all(client, org, first=2, orderBy=order)) == 7

@@ -13,7 +13,9 @@ from tests.support import (
     ROOT,
     Index,
     QueryRecorder,
+    acceptable,
     auth,
+    declared_indexes,
     index_coverage_problems,
     index_serves,
     shapes_of,
@@ -167,3 +169,19 @@ def test_the_rule_of_a_compound_index(
 ) -> None:
     shapes = shapes_of("c", query, sort)
     assert all(index_serves(shape, indexes) for shape in shapes) is expected
+
+
+def test_a_residual_range_is_checked_on_the_rows_an_index_on_a_residual_equality_serves() -> None:
+    """A status (a residual field with an index of its own) by equality, in list-number order,
+    with a name search on top: the status index serves the order, the search is checked on
+    its rows. A residual equality no index starts with does not help."""
+    campaigns = declared_indexes()["campaigns"]
+    search = {"$regex": "x", "$options": "i"}
+    [by_status] = shapes_of(
+        "campaigns", {"organizationId": 1, "status": "a", "name": search}, ("listSeq",)
+    )
+    assert acceptable(by_status, campaigns)
+    [by_type] = shapes_of(
+        "campaigns", {"organizationId": 1, "type": "sms", "name": search}, ("listSeq",)
+    )
+    assert not acceptable(by_type, campaigns)

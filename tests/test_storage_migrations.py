@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from core.config import Settings
 from main import create_app
-from models import Campaign, Contact, MigrationRecord, Recipient, Tally
+from models import Campaign, CampaignSlot, Contact, MigrationRecord, Recipient, Tally
 from models.base import utcnow
 from models.campaign import CreatedBy
 from services.sending.dispatcher import Dispatcher
@@ -345,3 +345,70 @@ async def test_recipients_stored_before_seq_list_send_and_count_after_a_start(
             # The dispatcher reads a batch's contacts by their pages.
             assert None not in pages.values()
             assert all(r.contactPage == pages[r.contactId] for r in rows if r.seq >= 40)
+
+
+async def test_campaigns_stored_before_list_numbers_list_by_number_after_a_start(
+    app: FastAPI, settings: Settings
+) -> None:
+    """Campaigns of the layout before list numbers (a list `page` from page claims, no
+    `listSeq`) are numbered in creation order at start, after what an interrupted attempt
+    numbered (the numbers it claimed without using them become gaps): the numbered REST list
+    and the GraphQL list show them newest first, and a deletion after the start is a gap."""
+    org = ObjectId()
+    created = utcnow() - timedelta(days=2)
+    docs = []
+    for i in range(45):  # one a minute; their old pages in the opposite order, as a race left
+        campaign = Campaign(
+            id=PydanticObjectId(),
+            organizationId=PydanticObjectId(org),
+            name=f"Old {i}",
+            message="Hi",
+            createdBy=CreatedBy(id=PydanticObjectId(), fullName="Rep"),
+            createdAt=created + timedelta(minutes=i),
+            page=(44 - i) // 20,
+        )
+        doc = campaign.model_dump(by_alias=True)
+        del doc["listSeq"]
+        docs.append(doc)
+    # An attempt that died: it claimed numbers 0-6 and gave 2-6 to the five oldest.
+    for n, doc in enumerate(docs[:5], start=2):
+        doc["listSeq"], doc["page"] = n, n // 20
+    await Campaign.get_pymongo_collection().insert_many(list(reversed(docs)))
+    await CampaignSlot.get_pymongo_collection().insert_many(
+        [{"_id": f"{org}:{n}", "organizationId": org, "seq": n} for n in range(7)]
+    )
+    await MigrationRecord.get_pymongo_collection().delete_many({})
+
+    restarted = create_app(settings)
+    async with LifespanManager(restarted):
+        transport = httpx.ASGITransport(app=restarted)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            headers = auth(token(org=org))
+            await create_campaign(http, org, name="New", newContacts=phones(1))
+            expected = ["New"] + [f"Old {i}" for i in reversed(range(45))]
+
+            async def numbered(limit: int) -> list[str]:
+                names: list[str] = []
+                for page in range(1, 100):
+                    answer = await http.get(
+                        f"/api/campaigns?page={page}&limit={limit}", headers=headers
+                    )
+                    assert answer.status_code == 200, answer.text
+                    assert answer.json()["pagination"]["total"] == len(expected)
+                    if not answer.json()["data"]:
+                        return names
+                    names += [c["name"] for c in answer.json()["data"]]
+                raise AssertionError("too many pages")
+
+            assert await numbered(20) == expected
+            assert await numbered(7) == expected
+            body = await gql(http, CAMPAIGNS, {}, headers=headers)
+            assert [e["node"]["name"] for e in body["data"]["campaigns"]["edges"]] == expected[:10]
+            victim = docs[30]["_id"]
+            query = f'mutation {{ deleteCampaign(id: "{victim}") {{ deletedId }} }}'
+            assert "errors" not in await gql(http, query, headers=headers)
+            expected.remove("Old 30")
+            assert await numbered(6) == expected
+        stored = await Campaign.find({"organizationId": org}).to_list()
+    assert all(c.listSeq is not None and c.page == c.listSeq // 20 for c in stored)
+    assert sorted(c.listSeq for c in stored if c.listSeq is not None)[:6] == [2, 3, 4, 5, 6, 7]

@@ -60,7 +60,7 @@ from services.dates import parse_send_time
 from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput
 from services.organizations.footer import footer_for, with_footer
 from services.organizations.settings import opt_out_footer
-from services.storage import idempotency, positions, tallies
+from services.storage import buckets, idempotency, positions, slots, tallies
 from services.storage.tenancy import Tenant
 
 MAX_TEMPLATE_CHARS = 4 * MAX_RENDERED_CHARS
@@ -210,13 +210,16 @@ async def create_in(
         messageStats=message_stats(request.template, chosen.worst, failed, footer),
     )
     await _insert_recipients(tenant, campaign_id, chosen.contacts, request.assignees)
-    campaign.page = await positions.CAMPAIGNS.page_for_one(tenant)
+    campaign.listSeq = await slots.CAMPAIGNS.claim(tenant)
+    campaign.page = campaign.listSeq // positions.CAMPAIGNS_PER_PAGE
+    campaign.scheduleBucket = await buckets.place(tenant, campaign.scheduleDate, campaign.page)
     try:
         await tenant.insert(campaign)
     except ConnectionFailure:
         raise  # the insert may have landed: keep its recipients; a keyed retry settles it
     except BaseException:
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
+        await slots.CAMPAIGNS.record_gaps(tenant, [campaign.listSeq])
         raise
     await tallies.add(tenant, tallies.CAMPAIGNS, 1)
     return CreatedCampaign(campaign=campaign, contact_ids=[str(r.id) for r in chosen.contacts])

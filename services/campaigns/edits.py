@@ -35,6 +35,7 @@ from services.contacts.records import ContactRef, contacts_by_ids
 from services.contacts.suppressions import suppressed_among
 from services.dates import parse_send_time
 from services.inputs import MAX_NAME, CreateCampaignInput, FollowUpInput, UpdateCampaignInput
+from services.storage import buckets
 from services.storage.history import Planned, change
 from services.storage.tenancy import Tenant
 
@@ -102,6 +103,7 @@ async def update_campaign(
                 message = "A scheduled campaign needs a date; pause or cancel it instead"
                 raise InvalidInput(message, [FieldError(("scheduleDate",), "REQUIRED", message)])
             applied["scheduleDate"] = when
+            applied["scheduleBucket"] = await buckets.place(tenant, when, campaign.page)
         failed.clear()
         current = template or parse_template(campaign.message)
         added = await _added(tenant, campaign, current, add, failed)

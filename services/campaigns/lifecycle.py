@@ -20,7 +20,7 @@ from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStatus
 from services.dates import parse_send_time
-from services.storage import history, tallies
+from services.storage import buckets, history, slots, tallies
 from services.storage.history import LostToStatusChange, Planned
 from services.storage.tenancy import Tenant
 
@@ -47,7 +47,8 @@ async def schedule(
     async def plan(campaign: Campaign) -> Planned:
         _allow("schedule", campaign, EDITABLE)
         _need_recipients(campaign)
-        return _move("schedule", campaign, S.SCHEDULED, scheduleDate=when)
+        bucket = await buckets.place(tenant, when, campaign.page)
+        return _move("schedule", campaign, S.SCHEDULED, scheduleDate=when, scheduleBucket=bucket)
 
     return await _apply(tenant, campaign_id, "schedule", plan)
 
@@ -60,7 +61,10 @@ async def send_now(tenant: Tenant, campaign_id: str) -> Campaign:
         _need_recipients(campaign)
         now = utcnow()
         started = campaign.startedAt or now  # resuming a paused send keeps when it began
-        return _move("send", campaign, S.SENDING, scheduleDate=now, startedAt=started)
+        bucket = await buckets.place(tenant, now, campaign.page)
+        return _move(
+            "send", campaign, S.SENDING, scheduleDate=now, scheduleBucket=bucket, startedAt=started
+        )
 
     return await _apply(tenant, campaign_id, "send", plan)
 
@@ -108,6 +112,8 @@ async def delete(tenant: Tenant, campaign_id: str) -> str:
 
     campaign = await _apply(tenant, campaign_id, "delete", plan)
     assert campaign.id is not None
+    if campaign.listSeq is not None:  # its number first: a numbered page never counts it
+        await slots.CAMPAIGNS.record_gaps(tenant, [campaign.listSeq])
     deleted = await tenant.delete_many(Campaign, {"_id": campaign.id})
     await tallies.add(tenant, tallies.CAMPAIGNS, -deleted)
     await history.forget(tenant, campaign.id)

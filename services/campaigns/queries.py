@@ -8,14 +8,15 @@ MongoDB and on FerretDB alike.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from beanie import PydanticObjectId, SortDirection
+from beanie import PydanticObjectId
 from bson import ObjectId
 
 from core.config import Settings
@@ -26,8 +27,8 @@ from models.recipient import HEAD_SIZE, RECIPIENT_BATCH, RecipientRow, Recipient
 from services.campaigns.stats import with_live_stats
 from services.dates import parse_instant
 from services.inputs import CampaignFilter, CampaignOrder, CampaignOrderField
-from services.storage import history, positions, tallies
-from services.storage.pages import Cursors, LazyCursors, Page, after_filter, page_size
+from services.storage import buckets, history, positions, slots, tallies
+from services.storage.pages import Cursors, LazyCursors, Page, page_size
 from services.storage.tenancy import Tenant
 
 MAX_SEARCH = 100
@@ -121,7 +122,7 @@ async def list_campaigns(
     more than `PAGES_BEFORE_MATCHES` list pages to fill the page reads its matches from there on
     (one read per status, merged): the page is full whenever enough campaigns match. Other
     filters stop after `MAX_PAGES_READ` list pages with a cursor that resumes there. By
-    schedule date, the matches are read in order (an index range on MongoDB).
+    schedule date, the campaigns are read a schedule bucket at a time (`_by_schedule`).
     """
     order = order or CampaignOrder()
     size = page_size(first)
@@ -129,20 +130,111 @@ async def list_campaigns(
     descending = order.direction.value == "desc"
     if order.field == CampaignOrderField.CREATED_AT:
         return await _by_position(tenant, settings, query, size, after, descending)
-    cursors = Cursors(settings, f"campaigns:{order.field.value}:{order.direction.value}")
+    return await _by_schedule(tenant, settings, query, size, after, descending)
+
+
+ScheduleKey = tuple[int, datetime, ObjectId]
+"""A campaign's place in schedule-date order: its bucket, its date (the earliest for none)
+and its id."""
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+FROM_START = "*"
+"""A cursor's date part meaning "from the start of this bucket" (a read limit stopped there)."""
+
+
+def _schedule_key(campaign: Campaign) -> ScheduleKey:
+    when = campaign.scheduleDate
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    bucket = campaign.scheduleBucket
+    if bucket is None:
+        bucket = buckets.bucket_of(campaign.scheduleDate, campaign.page)
+    assert campaign.id is not None
+    return bucket, when or EARLIEST, campaign.id
+
+
+def _schedule_cursor_value(key: ScheduleKey) -> str:
+    bucket, when, _ = key
+    return f"{bucket}|{'' if when == EARLIEST else when.isoformat()}"
+
+
+def _schedule_start(cursors: Cursors, after: str, descending: bool) -> tuple[ScheduleKey, bool]:
+    """The key a cursor names, and whether that key itself is to be read again (a resume at
+    the start of a bucket)."""
+    value, last_id = cursors.decode(after)
+    try:
+        bucket_text, _, date_text = str(value).partition("|")
+        bucket = int(bucket_text)
+        if date_text == FROM_START:
+            edge = datetime.max.replace(tzinfo=UTC) if descending else EARLIEST
+            return (bucket, edge, last_id), True
+        when = datetime.fromisoformat(date_text) if date_text else EARLIEST
+    except ValueError:
+        raise InvalidInput(
+            "Invalid cursor", [FieldError(("after",), "INVALID_CURSOR", "Bad cursor")]
+        ) from None
+    return (bucket, when if when.tzinfo else when.replace(tzinfo=UTC), last_id), False
+
+
+async def _by_schedule(
+    tenant: Tenant,
+    settings: Settings,
+    query: dict[str, Any],
+    size: int,
+    after: str | None,
+    descending: bool,
+) -> Page[Campaign]:
+    """Campaigns by `(scheduleDate, _id)`, those without a date first when ascending and last
+    when descending, read one schedule bucket at a time (`services.storage.buckets`): a
+    day's campaigns, or a list page's without a date, by equality, put in order in memory.
+
+    On MongoDB `{organizationId, scheduleDate, _id}` with a limit would read only the page, but
+    on FerretDB that query reads and sorts every campaign of the organization; a bucket read is
+    an index equality on both. A filter is added to each bucket's read; one few campaigns match
+    stops after `MAX_PAGES_READ` buckets with a cursor that resumes at the next.
+    """
+    cursors = Cursors(settings, f"campaigns:schedule:{'desc' if descending else 'asc'}")
+    start: ScheduleKey | None = None
+    inclusive = False
     if after is not None:
-        value, last_id = cursors.decode(after)
-        query = {"$and": [query, after_filter(order.field, value, last_id, descending=descending)]}
-    direction = -1 if descending else 1
-    found = await tenant.find_all(
-        Campaign, query, sort=[(order.field.value, direction), ("_id", direction)], limit=size + 1
-    )
+        start, inclusive = _schedule_start(cursors, after, descending)
+
+    def beyond(key: ScheduleKey, bound: ScheduleKey) -> bool:
+        if inclusive:
+            return key <= bound if descending else key >= bound
+        return key < bound if descending else key > bound
+
+    found: list[Campaign] = []
+    resume = None
+    read = 0
+    async for bucket in buckets.walk(
+        tenant, descending=descending, start=None if start is None else start[0]
+    ):
+        if len(found) > size:
+            break
+        if read == MAX_PAGES_READ:
+            edge = ObjectId("f" * 24 if descending else "0" * 24)
+            resume = cursors.encode(f"{bucket}|{FROM_START}", edge)
+            break
+        rows = await tenant.find_all(Campaign, {**query, "scheduleBucket": bucket})
+        read += 1
+        keyed = sorted(((_schedule_key(c), c) for c in rows), key=lambda kc: kc[0])
+        if descending:
+            keyed.reverse()
+        if start is not None and bucket == start[0]:
+            keyed = [(k, c) for k, c in keyed if beyond(k, start)]
+        found += [c for _, c in keyed]
     items = found[:size]
     await with_live_stats(tenant, items)
+
+    def position(campaign: Campaign) -> tuple[object, Any]:
+        key = _schedule_key(campaign)
+        return _schedule_cursor_value(key), key[2]
+
     return Page(
         items=items,
-        cursors=LazyCursors(cursors, items, lambda c: (getattr(c, order.field), c.id)),
-        has_next=len(found) > size,
+        cursors=LazyCursors(cursors, items, position),
+        has_next=len(found) > size or (resume is not None and len(found) <= size),
+        resume=resume if len(found) <= size else None,
     )
 
 
@@ -157,7 +249,7 @@ async def _by_position(
     """Campaigns in list order (by page, then by id within a page: ids grow with time), newest
     or oldest first, matching `query`."""
     cursors = Cursors(settings, f"campaigns:page:{'desc' if descending else 'asc'}")
-    last = await positions.CAMPAIGNS.last_page(tenant)
+    last = await slots.CAMPAIGNS.last(tenant) // positions.CAMPAIGNS_PER_PAGE
     page_number = last if descending else 0
     last_id: ObjectId | None = None
     if after is not None:
@@ -243,22 +335,72 @@ async def _count(tenant: Tenant, query: dict[str, Any]) -> int:
 async def list_campaigns_by_page(
     tenant: Tenant, filter: CampaignFilter | None, *, page: int, limit: int
 ) -> tuple[list[Campaign], int]:
-    """Returns numbered page `page` (from 1) of `limit` campaigns, newest first, and the total:
-    the legacy REST listing's shape."""
+    """Returns numbered page `page` (from 1) of `limit` campaigns, newest first (by list
+    number: creation order), and the total: the legacy REST listing's shape.
+
+    Unfiltered, the page's list numbers are found from the gap records above them
+    (`services.storage.slots`) and read by list page, so it costs the same at any number of
+    campaigns and nearly the same at any depth. Filtered by status, each status's matches are
+    read in list order (an index range on MongoDB; on FerretDB the pushed-down equality, so in
+    proportion to the matches, as their count is). Other filters walk the list pages from the
+    newest, checking each page's campaigns, until the page is filled.
+    """
     query = campaign_query(filter, at=())
     total = await _count(tenant, query)
     skip = (page - 1) * limit
     if skip >= total:
         return [], total  # past the end (and never a skip over MongoDB's 64-bit integers)
-    found = (
-        await tenant.find(Campaign, query)
-        .sort([("createdAt", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)])
-        .skip(skip)
-        .limit(limit)
-        .to_list()
-    )
+    if not query:
+        found = await _numbered(tenant, skip, limit)
+    elif "status" in query:
+        found = await _numbered_matches(tenant, query, skip, limit)
+    else:
+        found = await _numbered_walk(tenant, query, skip, limit)
     await with_live_stats(tenant, found)
     return found, total
+
+
+async def _numbered(tenant: Tenant, skip: int, limit: int) -> list[Campaign]:
+    """The campaigns at ranks `[skip, skip + limit)`, newest first: their numbers, then the
+    list pages that hold them, by equality."""
+    numbers = await slots.CAMPAIGNS.newest(tenant, skip, limit)
+    wanted = set(numbers)
+    per_page = positions.CAMPAIGNS_PER_PAGE
+    pages = sorted({n // per_page for n in numbers}, reverse=True)
+    rows = await asyncio.gather(*(tenant.find_all(Campaign, {"page": p}) for p in pages))
+    by_number = {c.listSeq: c for page in rows for c in page if c.listSeq in wanted}
+    return [by_number[n] for n in numbers if n in by_number]
+
+
+async def _numbered_matches(
+    tenant: Tenant, query: dict[str, Any], skip: int, limit: int
+) -> list[Campaign]:
+    """Ranks `[skip, skip + limit)` of a status filter's matches, newest first: one read per
+    status (an equality each, which FerretDB pushes down), merged."""
+    statuses = query["status"]
+    each = statuses["$in"] if isinstance(statuses, dict) else [statuses]
+    found: list[Campaign] = []
+    for status in each:
+        found += await tenant.find_all(
+            Campaign, {**query, "status": status}, sort=[("listSeq", -1)], limit=skip + limit
+        )
+    found.sort(key=lambda c: c.listSeq or 0, reverse=True)
+    return found[skip : skip + limit]
+
+
+async def _numbered_walk(
+    tenant: Tenant, query: dict[str, Any], skip: int, limit: int
+) -> list[Campaign]:
+    """Ranks `[skip, skip + limit)` of other filters' matches: list pages from the newest,
+    each read by equality with the filter added, until the page is filled."""
+    page_number = await slots.CAMPAIGNS.last(tenant) // positions.CAMPAIGNS_PER_PAGE
+    found: list[Campaign] = []
+    while page_number >= 0 and len(found) < skip + limit:
+        rows = await tenant.find_all(Campaign, {**query, "page": page_number})
+        rows.sort(key=lambda c: c.listSeq or 0, reverse=True)
+        found += rows
+        page_number -= 1
+    return found[skip : skip + limit]
 
 
 async def recipient_contact_ids(tenant: Tenant, campaign_id: PydanticObjectId) -> list[str]:

@@ -29,7 +29,7 @@ from models import Campaign, Contact, MigrationRecord, Recipient, Suppression
 from models.base import utcnow
 from models.compliance import prefix_key
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH
-from services.storage import positions, tallies
+from services.storage import buckets, positions, slots, tallies
 from services.storage.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
@@ -164,6 +164,65 @@ async def _number_recipients(tenant: Tenant, campaign_id: ObjectId) -> int:
     return first + len(waiting)
 
 
+async def number_campaigns_in_list() -> None:
+    """Campaigns stored before list numbers (`listSeq`, `services.storage.slots`) get them in
+    the order they were created, the oldest first, and their list page becomes the number's
+    (`listSeq // CAMPAIGNS_PER_PAGE`; the page claims they had are no longer read): until
+    then the numbered REST list does not show them. Then campaigns without a schedule bucket
+    (`services.storage.buckets`) get theirs, registered first: until then the schedule-date
+    order does not show them.
+
+    Each organization's campaigns are read once. A repeat after an interruption first
+    records as gaps the numbers the interrupted run claimed but gave no campaign, then
+    numbers only what is still unnumbered, after what is; buckets are set again from the
+    campaign's date and page, which gives the same bucket."""
+    per_page = positions.CAMPAIGNS_PER_PAGE
+    for organization_id in await organizations():
+        tenant = Tenant.for_organization(organization_id)
+        fields = {"_id": 1, "createdAt": 1, "listSeq": 1, "scheduleDate": 1, "scheduleBucket": 1}
+        rows = await tenant.raw_find(Campaign, {}, fields).to_list()
+        waiting = [row for row in rows if row.get("listSeq") is None]
+        if waiting:
+            numbered = {int(row["listSeq"]) for row in rows if row.get("listSeq") is not None}
+            last = await slots.CAMPAIGNS.last(tenant)
+            await slots.CAMPAIGNS.record_gaps(
+                tenant, [n for n in range(last + 1) if n not in numbered]
+            )
+            waiting.sort(
+                key=lambda row: (_aware(row.get("createdAt") or _created(row)), row["_id"])
+            )
+            for start in range(0, len(waiting), PAGE_BACKFILL_BATCH):
+                batch = waiting[start : start + PAGE_BACKFILL_BATCH]
+                numbers = await slots.CAMPAIGNS.claim_run(tenant, len(batch))
+                for n, row in zip(numbers, batch, strict=True):
+                    row["listSeq"] = n
+                await tenant.update_each(
+                    Campaign,
+                    [
+                        (
+                            row["_id"],
+                            {"listSeq": row["listSeq"], "page": row["listSeq"] // per_page},
+                        )
+                        for row in batch
+                    ],
+                )
+        unplaced = [
+            (row["_id"], buckets.bucket_of(row.get("scheduleDate"), row["listSeq"] // per_page))
+            for row in rows
+            if row.get("scheduleBucket") is None
+        ]
+        await buckets.register(tenant, [bucket for _, bucket in unplaced])
+        await tenant.update_each(
+            Campaign, [(row_id, {"scheduleBucket": bucket}) for row_id, bucket in unplaced]
+        )
+
+
+def _created(row: dict[str, object]) -> datetime:
+    document_id = row["_id"]
+    assert isinstance(document_id, ObjectId)
+    return document_id.generation_time
+
+
 async def count_existing_data() -> None:
     """Sets each organization's running totals from a count of what it holds (see
     `services.storage.tallies`); a repeat recounts and changes nothing."""
@@ -213,6 +272,11 @@ MIGRATIONS: Sequence[Migration] = (
         6,
         "numbered recipients and versions for data stored before them",
         number_recipients_stored_before_seq,
+    ),
+    Migration(
+        7,
+        "list numbers and schedule buckets for campaigns stored before them",
+        number_campaigns_in_list,
     ),
 )
 _registered: list[Migration] = []

@@ -9,9 +9,13 @@ when it is created, and a list is read page by page with an equality filter
 at any size.
 
 Pages are numbered densely from 0 per organization and list. A writer claims the pages it needs
-with a unique-index insert (`ContactPage`, `CampaignPage`), so two writers never share one; a
+with a unique-index insert (`ContactPage`, `SuppressionPage`), so two writers never share one; a
 claimed page may hold fewer than its size (phones that already existed, deletions, a single
 new contact), which the reader simply walks past.
+
+A campaign's page is its list number divided by `CAMPAIGNS_PER_PAGE` (`services.storage.slots`,
+which numbered pages of the REST list need); `CAMPAIGNS` (`CampaignPage` claims) is what
+migration 3 gave campaigns stored before pages, before migration 7 numbered them.
 """
 
 from __future__ import annotations
