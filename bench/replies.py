@@ -76,17 +76,17 @@ from services.sending.providers import SimulatedProvider
 from services.storage.positions import CONTACTS_PER_PAGE
 from tests.support import (
     FAST,
-    INBOUND,
     PUBLIC,
     TEST_JWT_SECRET,
     TWILIO_TOKEN,
     WEBHOOK_SETTINGS,
     Org,
     gql,
+    inbound_form,
     new_sid,
     own,
     phones,
-    signed,
+    post_inbound,
     text,
     until_done,
 )
@@ -273,16 +273,7 @@ async def webhooks(
 
 async def post_reply(http: httpx.AsyncClient, frm: str, sid: str) -> None:
     """Twilio's signed webhook for one reply, timed to its answer (applied after it)."""
-    form = {
-        "MessageSid": sid,
-        "AccountSid": "AC" + "0" * 32,
-        "From": frm,
-        "To": NUMBER,
-        "Body": "yes, call me",
-        "NumMedia": "0",
-    }
-    answer = await http.post(INBOUND, data=form, headers=signed(INBOUND, form))
-    assert answer.status_code == 200, answer.text
+    await post_inbound(http, inbound_form(frm=frm, to=NUMBER, body="yes, call me", sid=sid))
 
 
 async def drained() -> None:

@@ -738,6 +738,28 @@ def signed(path: str, form: dict[str, str]) -> dict[str, str]:
     return {"X-Twilio-Signature": signature}
 
 
+def inbound_form(
+    *, frm: str, to: str, body: str, sid: str | None = None, **extra: str
+) -> dict[str, str]:
+    """The form of Twilio's inbound webhook for one message."""
+    return {
+        "MessageSid": sid or new_sid(),
+        "AccountSid": "AC" + "0" * 32,
+        "From": frm,
+        "To": to,
+        "Body": body,
+        "NumMedia": "0",
+        **extra,
+    }
+
+
+async def post_inbound(client: httpx.AsyncClient, form: dict[str, str]) -> httpx.Response:
+    """Posts a signed inbound webhook; its answer comes before an ordinary reply is applied."""
+    answer = await client.post(INBOUND, data=form, headers=signed(INBOUND, form))
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
 async def text(
     client: httpx.AsyncClient,
     *,
@@ -747,18 +769,9 @@ async def text(
     sid: str | None = None,
     **extra: str,
 ) -> httpx.Response:
-    """A contact texts `to`: Twilio's signed inbound webhook."""
-    form = {
-        "MessageSid": sid or new_sid(),
-        "AccountSid": "AC" + "0" * 32,
-        "From": frm,
-        "To": to,
-        "Body": body,
-        "NumMedia": "0",
-        **extra,
-    }
-    answer = await client.post(INBOUND, data=form, headers=signed(INBOUND, form))
-    assert answer.status_code == 200, answer.text
+    """A contact texts `to`: Twilio's signed inbound webhook, and the reply applied."""
+    form = inbound_form(frm=frm, to=to, body=body, sid=sid, **extra)
+    answer = await post_inbound(client, form)
     await applied(form["MessageSid"])
     return answer
 

@@ -15,19 +15,19 @@ import pytest
 from models import PendingInbound
 from models.base import utcnow
 from tests.support import (
-    INBOUND,
     WEBHOOK_SETTINGS,
     Org,
     applied,
     client_with,
     contact,
+    inbound_form,
     messages,
     new_sid,
     own,
     phones,
+    post_inbound,
     recipient,
     send,
-    signed,
 )
 
 NUMBER = "+14155550100"
@@ -44,20 +44,7 @@ async def hooked(mongo_uri: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def form(frm: str, body: str, sid: str | None = None) -> dict[str, str]:
-    return {
-        "MessageSid": sid or new_sid(),
-        "AccountSid": "AC" + "0" * 32,
-        "From": frm,
-        "To": NUMBER,
-        "Body": body,
-        "NumMedia": "0",
-    }
-
-
-async def post(client: httpx.AsyncClient, fields: dict[str, str]) -> httpx.Response:
-    answer = await client.post(INBOUND, data=fields, headers=signed(INBOUND, fields))
-    assert answer.status_code == 200, answer.text
-    return answer
+    return inbound_form(frm=frm, to=NUMBER, body=body, sid=sid)
 
 
 async def test_an_opt_out_is_applied_before_the_webhook_answers(
@@ -66,7 +53,7 @@ async def test_an_opt_out_is_applied_before_the_webhook_answers(
     org = Org(hooked)
     await own(hooked, org, NUMBER)
     alice = phones(1)[0]["phoneNumber"]
-    await post(hooked, form(alice, " stop "))
+    await post_inbound(hooked, form(alice, " stop "))
     # No waiting for the workers: the answer came after the opt-out was written.
     found = await contact(org, alice)
     assert found is not None and found["optedOut"] is True
@@ -96,7 +83,7 @@ async def test_a_reply_left_pending_by_a_stopped_process_is_applied_by_a_sweep(
     assert stored["body"] == "yes, call me" and str(stored["campaignId"]) == campaign_id
     assert (await recipient(org, campaign_id, alice))["replied"] is True
     # Twilio retrying it afterwards stores nothing more.
-    await post(hooked, form(alice, "yes, call me", sid))
+    await post_inbound(hooked, form(alice, "yes, call me", sid))
     await applied(sid)
     assert len(await messages(org)) == 1
 
@@ -131,6 +118,6 @@ async def test_a_reply_that_keeps_failing_is_marked_failed_and_kept(
     assert 'campaign_webhook_events_total{kind="inbound",outcome="failed"}' in metrics
     # Others' replies still go through.
     good = form(phones(1)[0]["phoneNumber"], "still here")
-    await post(hooked, good)
+    await post_inbound(hooked, good)
     await applied(good["MessageSid"])
     assert [m["body"] for m in await messages(org)] == ["still here"]
