@@ -87,7 +87,6 @@ from tests.support import (
     own,
     phones,
     post_inbound,
-    text,
     until_done,
 )
 
@@ -552,7 +551,8 @@ async def open_inboxes(settings: Settings, count: int, problems: list[str]) -> N
                 nonlocal sent
                 while not stop.is_set():
                     phone = f"+1212{3000000 + sent:07d}"
-                    await text(http, frm=phone, to=NUMBER, body="yes, call me")
+                    form = inbound_form(frm=phone, to=NUMBER, body="yes, call me")
+                    await post_inbound(http, form)
                     sent += 1
                     await asyncio.sleep(TRICKLE_S)
 
