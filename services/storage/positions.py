@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from typing import Any
 
 from models import Campaign, CampaignPage, Contact, ContactPage, Suppression, SuppressionPage
 from models.base import TenantDocument
-from services.storage.sequences import last_claimed
+from services.storage.sequences import claim_run, last_claimed
 from services.storage.tenancy import Tenant
 
 CONTACTS_PER_PAGE = 100
@@ -54,25 +53,22 @@ class Positions:
         them as pages small imports fill together (`pages_for`).
         """
         wanted = max(1, math.ceil(count / self.per_page))
-        pages: list[int] = []
         org = str(tenant.organization_id)
-        while len(pages) < wanted:
-            first = await self.last_page(tenant) + 1
-            run = [first + i for i in range(wanted - len(pages))]
-            claims = [{"_id": self.claim_id(tenant, p), "page": p} for p in run]
+
+        def document(page: int) -> dict[str, Any]:
+            claim: dict[str, Any] = {"_id": self.claim_id(tenant, page), "page": page}
             if shared:
-                for claim in claims:
-                    claim["shared"] = True
-            try:
-                await tenant.raw_insert_many(self.claims, claims, ordered=True)
-            except (BulkWriteError, DuplicateKeyError) as exc:
-                got = exc.details.get("nInserted", 0) if isinstance(exc, BulkWriteError) else 0
-                pages.extend(run[:got])
-                self._known_last[org] = first + got  # taken by someone
-                continue
-            pages.extend(run)
-            self._known_last[org] = run[-1]
-        return pages
+                claim["shared"] = True
+            return claim
+
+        return await claim_run(
+            tenant,
+            self.claims,
+            wanted,
+            last=lambda: self.last_page(tenant),
+            document=document,
+            seen=lambda high: self._known_last.update({org: high}),
+        )
 
     async def page_for_one(self, tenant: Tenant) -> int:
         """Returns a page for one new member: the last page while it has room, else a new one.

@@ -23,12 +23,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from models import CampaignSlot
 from models.base import TenantDocument
 from services.storage.history import DUPLICATE_KEY
-from services.storage.sequences import last_claimed
+from services.storage.sequences import claim_run, last_claimed
 from services.storage.tenancy import Tenant
 
 CHAPTER = 1000
@@ -51,22 +51,15 @@ class Slots:
     async def claim_run(self, tenant: Tenant, count: int) -> list[int]:
         """Claims `count` numbers from just past the last claimed one, ascending; a number
         another writer took first ends the run, and the rest are claimed after it."""
-        numbers: list[int] = []
         org = str(tenant.organization_id)
-        while len(numbers) < count:
-            first = await self.last(tenant) + 1
-            run = [first + i for i in range(count - len(numbers))]
-            claims = [{"_id": self.claim_id(tenant, n), "seq": n} for n in run]
-            try:
-                await tenant.raw_insert_many(self.claims, claims, ordered=True)
-            except (BulkWriteError, DuplicateKeyError) as exc:
-                got = exc.details.get("nInserted", 0) if isinstance(exc, BulkWriteError) else 0
-                numbers.extend(run[:got])
-                self._known_last[org] = first + got  # taken by someone
-                continue
-            numbers.extend(run)
-            self._known_last[org] = run[-1]
-        return numbers
+        return await claim_run(
+            tenant,
+            self.claims,
+            count,
+            last=lambda: self.last(tenant),
+            document=lambda n: {"_id": self.claim_id(tenant, n), "seq": n},
+            seen=lambda high: self._known_last.update({org: high}),
+        )
 
     async def last(self, tenant: Tenant) -> int:
         """Returns the highest claimed number (-1 when none), probing forward from the hint."""
