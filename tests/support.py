@@ -54,6 +54,7 @@ from models import (
     MigrationRecord,
     PendingInbound,
     Recipient,
+    Tally,
     User,
 )
 from scripts import dbserver
@@ -371,6 +372,20 @@ async def client_with(mongo_uri: str, **overrides: object) -> AsyncIterator[http
                 yield http
     finally:
         await release_database(settings)
+
+
+@asynccontextmanager
+async def started_again(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started again on a database a test wrote in an older layout: the records of
+    applied migrations and the running totals (which older versions did not keep) are
+    forgotten first, so the start migrates everything as an upgrade would."""
+    await Tally.get_pymongo_collection().delete_many({})
+    await MigrationRecord.get_pymongo_collection().delete_many({})
+    application = create_app(settings)
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            yield http
 
 
 # Served over a real socket

@@ -9,16 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
 from bson import ObjectId
 from fastapi import FastAPI
 
 from core.config import Settings
-from main import create_app
-from models import Campaign, CampaignSlot, Contact, MigrationRecord, Recipient, Tally
+from models import Campaign, CampaignSlot, Contact, MigrationRecord, Recipient
 from models.base import utcnow
 from models.campaign import CreatedBy
 from services.sending.dispatcher import Dispatcher
@@ -34,6 +31,7 @@ from tests.support import (
     gql,
     ledger_keys,
     phones,
+    started_again,
     token,
     until_done,
 )
@@ -94,34 +92,29 @@ async def test_contacts_of_the_previous_layout_list_and_count_after_a_start(
         del doc["page"]
         older_campaigns.append(doc)
     await Campaign.get_pymongo_collection().insert_many(older_campaigns)
-    await Tally.get_pymongo_collection().delete_many({})
-    await MigrationRecord.get_pymongo_collection().delete_many({})
 
-    restarted = create_app(settings)
-    async with LifespanManager(restarted):
-        transport = httpx.ASGITransport(app=restarted)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            await create_campaign(http, org, name="New", newContacts=phones(3))
-            listed: list[str] = []
-            after = None
-            while True:
-                body = await gql(http, LIST, {"after": after}, headers=auth(token(org=org)))
-                page = body["data"]["contacts"]
-                assert page["totalCount"] == 153
-                listed += [e["node"]["phoneNumber"] for e in page["edges"]]
-                if not page["pageInfo"]["hasNextPage"]:
-                    break
-                after = page["pageInfo"]["endCursor"]
-            names: list[str] = []
-            after = None
-            while True:
-                body = await gql(http, CAMPAIGNS, {"after": after}, headers=auth(token(org=org)))
-                page = body["data"]["campaigns"]
-                assert page["totalCount"] == 26
-                names += [e["node"]["name"] for e in page["edges"]]
-                if not page["pageInfo"]["hasNextPage"]:
-                    break
-                after = page["pageInfo"]["endCursor"]
+    async with started_again(settings) as http:
+        await create_campaign(http, org, name="New", newContacts=phones(3))
+        listed: list[str] = []
+        after = None
+        while True:
+            body = await gql(http, LIST, {"after": after}, headers=auth(token(org=org)))
+            page = body["data"]["contacts"]
+            assert page["totalCount"] == 153
+            listed += [e["node"]["phoneNumber"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        names: list[str] = []
+        after = None
+        while True:
+            body = await gql(http, CAMPAIGNS, {"after": after}, headers=auth(token(org=org)))
+            page = body["data"]["campaigns"]
+            assert page["totalCount"] == 26
+            names += [e["node"]["name"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
         assert names == ["New"] + [f"Old {i}" for i in reversed(range(25))], names
         assert await Contact.find({"organizationId": org, "page": None}).count() == 0
         done = await MigrationRecord.find({"_id": {"$regex": ":done$"}}).to_list()
@@ -277,8 +270,6 @@ async def test_recipients_stored_before_seq_list_send_and_count_after_a_start(
     await Campaign.get_pymongo_collection().insert_one(campaign)
     # The order on disk is not the order they were added.
     await Recipient.get_pymongo_collection().insert_many(list(reversed(recipients)))
-    await MigrationRecord.get_pymongo_collection().delete_many({})
-    await Tally.get_pymongo_collection().delete_many({})
     # An earlier attempt died after numbering the first 40: the next goes on after them.
     first = recipients[:40]
     for seq, row in enumerate(first):
@@ -287,64 +278,61 @@ async def test_recipients_stored_before_seq_list_send_and_count_after_a_start(
         )
     added_order = [str(c["_id"]) for c in contacts]
 
-    restarted = create_app(settings)
-    async with LifespanManager(restarted):
-        transport = httpx.ASGITransport(app=restarted)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            owner = Org(http)
-            owner.id, owner.user = org, rep
-            owner.headers = auth(token(org=org, user=rep))
-            campaign_id = str(campaign["_id"])
-            # Listed in the order they were added, page after page, and counted.
-            listed: list[str] = []
-            after = None
-            while True:
-                variables = {"id": campaign_id, "after": after}
-                body = await gql(http, RECIPIENTS, variables, headers=owner.headers)
-                assert "errors" not in body, body
-                found = body["data"]["campaign"]
-                assert found["stats"]["total"] == 130
-                page = found["recipients"]
-                assert page["totalCount"] == 130
-                listed += [e["node"]["contactId"] for e in page["edges"]]
-                if not page["pageInfo"]["hasNextPage"]:
-                    break
-                after = page["pageInfo"]["endCursor"]
-            assert listed == added_order
-            legacy = await http.get(
-                f"/api/campaigns/{campaign_id}/recipients?page=2&limit=100", headers=owner.headers
-            )
-            assert legacy.status_code == 200, legacy.text
-            assert len(legacy.json()["data"]) == 30
-            # A change claims the next version of the campaign and of a contact...
-            renamed = await http.patch(
-                f"/api/campaigns/{campaign_id}", json={"name": "Renamed"}, headers=owner.headers
-            )
-            assert renamed.status_code == 200, renamed.text
-            edited = await http.patch(
-                f"/api/contacts/{contacts[0]['_id']}",
-                json={"firstName": "New"},
-                headers=owner.headers,
-            )
-            assert edited.status_code == 200, edited.text
-            # ...and the campaign goes out once per recipient.
-            await owner.mutate("sendCampaignNow", campaign_id)
-            provider = SimulatedProvider(tmp_path / "ledger.jsonl")
-            done = await until_done(owner, campaign_id, Dispatcher(provider, FAST))
-            assert done["status"] == "completed"
-            assert (done["stats"]["total"], done["stats"]["sent"]) == (130, 130)
-            keys = ledger_keys(tmp_path / "ledger.jsonl")
-            assert set(keys) == {str(r["_id"]) for r in recipients} and set(keys.values()) == {1}
-            rows = await Recipient.find({"campaignId": campaign["_id"]}).to_list()
-            assert sorted(r.seq for r in rows) == list(range(130))
-            by_id = {r.id: r for r in rows}
-            assert [by_id[r["_id"]].seq for r in first] == list(range(40))  # kept, not renumbered
-            stored_campaign = await Campaign.find_one({"_id": campaign["_id"]})
-            assert stored_campaign is not None and stored_campaign.nextSeq == 130
-            pages = {c.id: c.page for c in await Contact.find({"organizationId": org}).to_list()}
-            # The dispatcher reads a batch's contacts by their pages.
-            assert None not in pages.values()
-            assert all(r.contactPage == pages[r.contactId] for r in rows if r.seq >= 40)
+    async with started_again(settings) as http:
+        owner = Org(http)
+        owner.id, owner.user = org, rep
+        owner.headers = auth(token(org=org, user=rep))
+        campaign_id = str(campaign["_id"])
+        # Listed in the order they were added, page after page, and counted.
+        listed: list[str] = []
+        after = None
+        while True:
+            variables = {"id": campaign_id, "after": after}
+            body = await gql(http, RECIPIENTS, variables, headers=owner.headers)
+            assert "errors" not in body, body
+            found = body["data"]["campaign"]
+            assert found["stats"]["total"] == 130
+            page = found["recipients"]
+            assert page["totalCount"] == 130
+            listed += [e["node"]["contactId"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        assert listed == added_order
+        legacy = await http.get(
+            f"/api/campaigns/{campaign_id}/recipients?page=2&limit=100", headers=owner.headers
+        )
+        assert legacy.status_code == 200, legacy.text
+        assert len(legacy.json()["data"]) == 30
+        # A change claims the next version of the campaign and of a contact...
+        renamed = await http.patch(
+            f"/api/campaigns/{campaign_id}", json={"name": "Renamed"}, headers=owner.headers
+        )
+        assert renamed.status_code == 200, renamed.text
+        edited = await http.patch(
+            f"/api/contacts/{contacts[0]['_id']}",
+            json={"firstName": "New"},
+            headers=owner.headers,
+        )
+        assert edited.status_code == 200, edited.text
+        # ...and the campaign goes out once per recipient.
+        await owner.mutate("sendCampaignNow", campaign_id)
+        provider = SimulatedProvider(tmp_path / "ledger.jsonl")
+        done = await until_done(owner, campaign_id, Dispatcher(provider, FAST))
+        assert done["status"] == "completed"
+        assert (done["stats"]["total"], done["stats"]["sent"]) == (130, 130)
+        keys = ledger_keys(tmp_path / "ledger.jsonl")
+        assert set(keys) == {str(r["_id"]) for r in recipients} and set(keys.values()) == {1}
+        rows = await Recipient.find({"campaignId": campaign["_id"]}).to_list()
+        assert sorted(r.seq for r in rows) == list(range(130))
+        by_id = {r.id: r for r in rows}
+        assert [by_id[r["_id"]].seq for r in first] == list(range(40))  # kept, not renumbered
+        stored_campaign = await Campaign.find_one({"_id": campaign["_id"]})
+        assert stored_campaign is not None and stored_campaign.nextSeq == 130
+        pages = {c.id: c.page for c in await Contact.find({"organizationId": org}).to_list()}
+        # The dispatcher reads a batch's contacts by their pages.
+        assert None not in pages.values()
+        assert all(r.contactPage == pages[r.contactId] for r in rows if r.seq >= 40)
 
 
 async def test_campaigns_stored_before_list_numbers_list_by_number_after_a_start(
@@ -377,38 +365,34 @@ async def test_campaigns_stored_before_list_numbers_list_by_number_after_a_start
     await CampaignSlot.get_pymongo_collection().insert_many(
         [{"_id": f"{org}:{n}", "organizationId": org, "seq": n} for n in range(7)]
     )
-    await MigrationRecord.get_pymongo_collection().delete_many({})
 
-    restarted = create_app(settings)
-    async with LifespanManager(restarted):
-        transport = httpx.ASGITransport(app=restarted)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            headers = auth(token(org=org))
-            await create_campaign(http, org, name="New", newContacts=phones(1))
-            expected = ["New"] + [f"Old {i}" for i in reversed(range(45))]
+    async with started_again(settings) as http:
+        headers = auth(token(org=org))
+        await create_campaign(http, org, name="New", newContacts=phones(1))
+        expected = ["New"] + [f"Old {i}" for i in reversed(range(45))]
 
-            async def numbered(limit: int) -> list[str]:
-                names: list[str] = []
-                for page in range(1, 100):
-                    answer = await http.get(
-                        f"/api/campaigns?page={page}&limit={limit}", headers=headers
-                    )
-                    assert answer.status_code == 200, answer.text
-                    assert answer.json()["pagination"]["total"] == len(expected)
-                    if not answer.json()["data"]:
-                        return names
-                    names += [c["name"] for c in answer.json()["data"]]
-                raise AssertionError("too many pages")
+        async def numbered(limit: int) -> list[str]:
+            names: list[str] = []
+            for page in range(1, 100):
+                answer = await http.get(
+                    f"/api/campaigns?page={page}&limit={limit}", headers=headers
+                )
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["pagination"]["total"] == len(expected)
+                if not answer.json()["data"]:
+                    return names
+                names += [c["name"] for c in answer.json()["data"]]
+            raise AssertionError("too many pages")
 
-            assert await numbered(20) == expected
-            assert await numbered(7) == expected
-            body = await gql(http, CAMPAIGNS, {}, headers=headers)
-            assert [e["node"]["name"] for e in body["data"]["campaigns"]["edges"]] == expected[:10]
-            victim = docs[30]["_id"]
-            query = f'mutation {{ deleteCampaign(id: "{victim}") {{ deletedId }} }}'
-            assert "errors" not in await gql(http, query, headers=headers)
-            expected.remove("Old 30")
-            assert await numbered(6) == expected
+        assert await numbered(20) == expected
+        assert await numbered(7) == expected
+        body = await gql(http, CAMPAIGNS, {}, headers=headers)
+        assert [e["node"]["name"] for e in body["data"]["campaigns"]["edges"]] == expected[:10]
+        victim = docs[30]["_id"]
+        query = f'mutation {{ deleteCampaign(id: "{victim}") {{ deletedId }} }}'
+        assert "errors" not in await gql(http, query, headers=headers)
+        expected.remove("Old 30")
+        assert await numbered(6) == expected
         stored = await Campaign.find({"organizationId": org}).to_list()
     assert all(c.listSeq is not None and c.page == c.listSeq // 20 for c in stored)
     assert sorted(c.listSeq for c in stored if c.listSeq is not None)[:6] == [2, 3, 4, 5, 6, 7]

@@ -10,16 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from asgi_lifespan import LifespanManager
 from bson import ObjectId
 from fastapi import FastAPI
 
 from core.config import Settings
-from main import create_app
-from models import MigrationRecord, Suppression, SuppressionPage, Tally
+from models import Suppression, SuppressionPage
 from models.base import utcnow
 from services.contacts import suppressions
-from tests.support import Org, auth, gql, token
+from tests.support import Org, auth, gql, started_again, token
 
 LIST = """
 query ($first: Int, $after: String, $search: String) {
@@ -231,19 +229,14 @@ async def test_numbers_stored_before_list_pages_are_numbered_at_start(
     collection = Suppression.get_pymongo_collection()
     await collection.insert_many(old)
     await collection.create_index([("organizationId", 1), ("_id", 1)], name="org_id")  # as before
-    await Tally.get_pymongo_collection().delete_many({})
-    await MigrationRecord.get_pymongo_collection().delete_many({})
 
-    restarted = create_app(settings)
-    async with LifespanManager(restarted):
-        transport = httpx.ASGITransport(app=restarted)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            mine = Org(http)
-            mine.id, mine.headers = org, auth(token(org=org))
-            assert await import_numbers(mine, ["+14155559999"]) == 1
-            seen, _, total = await walk(mine, 100)
-            assert seen == [*numbers, "+14155559999"] and total == 251
-            found, _, total = await walk(mine, 10, "+14155550")
-            assert found == [n for n in numbers if n.startswith("+14155550")] and total == 100
+    async with started_again(settings) as http:
+        mine = Org(http)
+        mine.id, mine.headers = org, auth(token(org=org))
+        assert await import_numbers(mine, ["+14155559999"]) == 1
+        seen, _, total = await walk(mine, 100)
+        assert seen == [*numbers, "+14155559999"] and total == 251
+        found, _, total = await walk(mine, 10, "+14155550")
+        assert found == [n for n in numbers if n.startswith("+14155550")] and total == 100
         assert await Suppression.find({"organizationId": org, "page": None}).count() == 0
         assert "org_id" not in {index["name"] async for index in await collection.list_indexes()}
