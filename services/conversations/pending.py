@@ -5,8 +5,9 @@ Applying a reply (`inbound.receive`: the contact, follow-ups stopped, the messag
 the activity log, the conversation's summary) is about twenty database commands. A burst after
 a large campaign sends hundreds at once, and answering each only after all of that makes
 Twilio wait, retry, and add to the burst. So the webhook writes one `PendingInbound` (its `_id`
-the `MessageSid`, so retries accept a message once) and answers; a few workers in the process
-apply what it accepted, in order, and delete each once applied.
+the `MessageSid`, so retries accept a message once; a burst's are written by one insert at a
+time, `GroupedInserts`) and answers; a few workers in the process apply what it accepted, in
+order, and delete each once applied.
 
 Nothing accepted is lost: a process that stops or dies leaves its pending replies behind, and
 every process sweeps now and then for replies accepted more than `retry_after` ago and hands
@@ -30,7 +31,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from core.config import Settings
 from models import PendingInbound
@@ -38,6 +38,7 @@ from models.base import utcnow
 from services.conversations.inbound import Inbound, Received, receive
 from services.conversations.keywords import might_be_keyword
 from services.sending import metrics
+from services.storage.grouped import GroupedInserts
 
 logger = logging.getLogger(__name__)
 
@@ -73,17 +74,17 @@ class PendingReplies:
         self.queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue(QUEUED_MOST)
         self.held: set[str] = set()
         """Replies queued or being applied here: a sweep does not queue them again."""
+        self.inserts: GroupedInserts | None = None
+        """A burst's replies are stored by one insert at a time (made once the database is)."""
 
     async def accept(self, form: dict[str, str], message: Inbound) -> bool:
         """Stores a reply for applying; False when it was accepted before (a retry while the
         first is still pending)."""
         key = message.message_sid or f"local:{uuid.uuid4().hex}"
+        if self.inserts is None:
+            self.inserts = GroupedInserts(PendingInbound.get_pymongo_collection())
         document = {"_id": key, "form": form, "receivedAt": self.clock()}
-        try:
-            await PendingInbound.get_pymongo_collection().insert_one(
-                {**document, "attempts": 0, "failed": False}
-            )
-        except DuplicateKeyError:
+        if not await self.inserts.insert({**document, "attempts": 0, "failed": False}):
             return False
         self._enqueue(key, form)
         return True
