@@ -332,6 +332,31 @@ async def empty_collections(
     await asyncio.gather(*(empty(name) for name in names))
 
 
+class CommandLog(monitoring.CommandListener):
+    """Records the commands an app sends while `counting`: name, collection and filter (pass it
+    to `create_app(event_listeners=...)` or `client_with(listeners=...)`)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, Any]] = []
+        self.counting = False
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.seen]
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.counting:
+            command = event.command
+            collection = command.get(event.command_name)
+            self.seen.append((event.command_name, str(collection), command.get("filter")))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
 def make_settings(mongo_uri: str, **overrides: object) -> Settings:
     """Returns test settings on a database of its own (new or emptied: `DatabasePool`)."""
     values: dict[str, object] = {
@@ -361,10 +386,13 @@ async def release_database(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def client_with(mongo_uri: str, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
-    """Runs an app with some settings overridden, on a database of its own released afterwards."""
+async def client_with(
+    mongo_uri: str, *, listeners: Sequence[monitoring.CommandListener] = (), **overrides: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Runs an app with some settings overridden, on a database of its own released afterwards
+    (`listeners` watch its commands)."""
     settings = make_settings(mongo_uri, **overrides)
-    application = create_app(settings)
+    application = create_app(settings, event_listeners=listeners)
     try:
         async with LifespanManager(application):
             transport = httpx.ASGITransport(app=application)
@@ -831,6 +859,58 @@ async def messages(org: Org) -> list[dict[str, Any]]:
 async def contact(org: Org, phone: str) -> dict[str, Any] | None:
     rows = await org.tenant().raw_find(Contact, {"phoneNumber": phone}).to_list()
     return rows[0] if rows else None
+
+
+# The rep's inbox
+
+INBOX = """
+query ($first: Int, $after: String, $filter: ConversationFilter) {
+  conversations(first: $first, after: $after, filter: $filter) {
+    edges { node {
+      contact { phoneNumber }
+      lastMessage { body direction }
+      unreadCount
+      owner { id }
+    } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+READ = """
+mutation ($id: ID!) {
+  markConversationRead(contactId: $id) {
+    conversation { unreadCount } userErrors { field code }
+  }
+}"""
+ASSIGN = """
+mutation ($id: ID!, $user: ID) {
+  assignConversation(contactId: $id, userId: $user) {
+    conversation { owner { id } } userErrors { field code }
+  }
+}"""
+
+
+async def inbox(org: Org, **variables: Any) -> dict[str, Any]:
+    body = await gql(org.client, INBOX, variables, org.headers)
+    assert "errors" not in body, body
+    result: dict[str, Any] = body["data"]["conversations"]
+    return result
+
+
+def rows(page: dict[str, Any]) -> list[tuple[str, str, int]]:
+    return [
+        (
+            e["node"]["contact"]["phoneNumber"],
+            e["node"]["lastMessage"]["body"],
+            e["node"]["unreadCount"],
+        )
+        for e in page["edges"]
+    ]
+
+
+async def contact_id(org: Org, phone: str) -> str:
+    found = await contact(org, phone)
+    assert found is not None
+    return str(found["_id"])
 
 
 async def send(org: Org, count: int, tmp_path: Path, **overrides: Any) -> str:

@@ -7,7 +7,6 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
-from pymongo import monitoring
 
 from main import create_app
 from models import Recipient
@@ -15,6 +14,7 @@ from models.recipient import HEAD_SIZE
 from services.campaigns import queries
 from services.storage.positions import CAMPAIGNS_PER_PAGE
 from tests.support import (
+    CommandLog,
     auth,
     create_campaign,
     future,
@@ -341,30 +341,6 @@ query {
 """
 
 
-class Commands(monitoring.CommandListener):
-    """Records the commands the app sends: name, collection and filter."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, Any]] = []
-        self.counting = False
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _, _ in self.seen]
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.counting:
-            command = event.command
-            collection = command.get(event.command_name)
-            self.seen.append((event.command_name, str(collection), command.get("filter")))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.mark.parametrize("campaigns", [10, 100])
 async def test_listing_with_nested_fields_reads_by_page_not_by_organization(
     mongo_uri: str, campaigns: int
@@ -375,7 +351,7 @@ async def test_listing_with_nested_fields_reads_by_page_not_by_organization(
     campaign of the organization (4 s for a page of 20 at 400 campaigns)."""
     from asgi_lifespan import LifespanManager
 
-    listener = Commands()
+    listener = CommandLog()
     settings = make_settings(mongo_uri)
     app = create_app(settings, event_listeners=[listener])
     org = ObjectId()

@@ -10,11 +10,15 @@ import httpx
 from bson import ObjectId
 
 from tests.support import (
+    ASSIGN,
+    READ,
     Org,
-    contact,
+    contact_id,
     gql,
+    inbox,
     make_contact,
     own,
+    rows,
     send,
     text,
 )
@@ -22,18 +26,6 @@ from tests.support import (
 NUMBER = "+14155550100"
 ALICE, BOB, CARL = "+12122000000", "+12122000001", "+12122000002"
 
-INBOX = """
-query ($first: Int, $after: String, $filter: ConversationFilter) {
-  conversations(first: $first, after: $after, filter: $filter) {
-    edges { node {
-      contact { phoneNumber }
-      lastMessage { body direction }
-      unreadCount
-      owner { id }
-    } }
-    pageInfo { hasNextPage endCursor }
-  }
-}"""
 THREAD = """
 query ($id: ID!, $first: Int, $after: String) {
   contact(id: $id) {
@@ -43,42 +35,6 @@ query ($id: ID!, $first: Int, $after: String) {
     }
   }
 }"""
-READ = """
-mutation ($id: ID!) {
-  markConversationRead(contactId: $id) {
-    conversation { unreadCount } userErrors { field code }
-  }
-}"""
-ASSIGN = """
-mutation ($id: ID!, $user: ID) {
-  assignConversation(contactId: $id, userId: $user) {
-    conversation { owner { id } } userErrors { field code }
-  }
-}"""
-
-
-async def inbox(org: Org, **variables: Any) -> dict[str, Any]:
-    body = await gql(org.client, INBOX, variables, org.headers)
-    assert "errors" not in body, body
-    result: dict[str, Any] = body["data"]["conversations"]
-    return result
-
-
-def rows(page: dict[str, Any]) -> list[tuple[str, str, int]]:
-    return [
-        (
-            e["node"]["contact"]["phoneNumber"],
-            e["node"]["lastMessage"]["body"],
-            e["node"]["unreadCount"],
-        )
-        for e in page["edges"]
-    ]
-
-
-async def contact_id(org: Org, phone: str) -> str:
-    found = await contact(org, phone)
-    assert found is not None
-    return str(found["_id"])
 
 
 async def test_the_inbox_shows_newest_activity_first_with_unread_counts(

@@ -18,8 +18,25 @@ from models import Activity, ConversationEvent, ConversationSummary, Message, Mi
 from services.conversations import summaries
 from services.storage import migrations
 from services.storage.tenancy import Tenant
-from tests.support import Org, contact, gql, own, phones, recipient, send, signed, text
-from tests.test_conversations_inbox import ASSIGN, READ, contact_id, inbox, rows
+from tests.support import (
+    ASSIGN,
+    READ,
+    WEBHOOK_SETTINGS,
+    CommandLog,
+    Org,
+    client_with,
+    contact,
+    contact_id,
+    gql,
+    inbox,
+    own,
+    phones,
+    recipient,
+    rows,
+    send,
+    signed,
+    text,
+)
 
 NUMBER = "+14155550100"
 ALICE, BOB = "+12122000000", "+12122000001"
@@ -87,6 +104,27 @@ async def test_racing_writers_of_one_contact_leave_its_summary_as_its_records_sa
     assert total["data"]["conversations"]["totalCount"] == 2
     [node] = [e["node"] for e in page["edges"] if e["node"]["contact"]["phoneNumber"] == ALICE]
     assert node["owner"] == {"id": str(org.user)}
+
+
+async def test_a_burst_of_refreshes_of_one_thread_takes_turns(mongo_uri: str) -> None:
+    """Refreshes of one contact asked for at once in one process are answered by two turns
+    (the one running, then one that reads after every change asked about), not one write
+    each racing the others: a chatty thread's burst no longer costs a refresh per message."""
+    log = CommandLog()
+    async with client_with(mongo_uri, listeners=[log], **WEBHOOK_SETTINGS) as http:
+        http.base_url = httpx.URL("http://internal:8000")
+        org = Org(http)
+        await own(http, org, NUMBER)
+        await text(http, frm=ALICE, to=NUMBER, body="hello")
+        alice = ObjectId(await contact_id(org, ALICE))
+        tenant = org.tenant()
+        log.counting = True
+        answers = await asyncio.gather(*(summaries.refresh(tenant, alice) for _ in range(20)))
+        log.counting = False
+        kept = await summaries.stored(tenant, alice)
+    assert kept is not None and all(answer == kept for answer in answers)
+    writes = [c for c in log.seen if c[1] == ConversationSummary.Settings.name and c[0] == "update"]
+    assert 1 <= len(writes) <= 2, log.seen
 
 
 async def test_an_older_state_written_last_is_put_right_by_its_own_writer(

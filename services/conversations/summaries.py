@@ -15,7 +15,7 @@ condition, so a slow writer could put an older state over a newer one. `refresh`
 reads the records again after writing and writes again until what it wrote is what the
 records say: whichever write lands last, its writer then checks it against records that
 include every change made before it, and every change made after it has a writer that
-refreshes after it too.
+refreshes after it too. Within a process, one contact's refreshes take turns (`_Turns`).
 """
 
 from __future__ import annotations
@@ -207,6 +207,24 @@ async def write(tenant: Tenant, summary: Summary) -> None:
         await tenant.update_one(ConversationSummary, {"_id": key}, {"$set": fields})
 
 
+@dataclass
+class _Turns:
+    """One contact's refreshes in this process, taken one at a time: a refresh asked for while
+    another runs waits, and is answered by the next one to start (which reads the records after
+    every change whose writer asked by then), so a burst of changes to one thread costs two
+    refreshes here, not one each racing the others round after round."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    asked: int = 0
+    done: int = 0
+    """The `asked` count when the last finished refresh started."""
+    result: Summary | None = None
+    users: int = 0
+
+
+_TURNS: dict[str, _Turns] = {}
+
+
 async def refresh(
     tenant: Tenant,
     contact_id: ObjectId,
@@ -218,6 +236,29 @@ async def refresh(
     it (None: no conversation). `computed` is a summary this writer computed earlier (its
     write is then checked like any other); `reads` what the caller read already of what
     `Reads` keeps."""
+    key = summary_id(tenant, contact_id)
+    turns = _TURNS.setdefault(key, _Turns())
+    turns.asked += 1
+    mine = turns.asked
+    turns.users += 1
+    try:
+        async with turns.lock:
+            if turns.done >= mine:  # one that started after this change has finished
+                return turns.result
+            started = turns.asked
+            turns.result = await _refresh(tenant, contact_id, computed, reads)
+            turns.done = started
+            return turns.result
+    finally:
+        turns.users -= 1
+        if not turns.users:
+            del _TURNS[key]
+
+
+async def _refresh(
+    tenant: Tenant, contact_id: ObjectId, computed: Summary | None, reads: Reads | None
+) -> Summary | None:
+    """Writes the summary until what it wrote is what the records say (the module's note)."""
     reads = reads if reads is not None else Reads()
     state = computed if computed is not None else await compute(tenant, contact_id, reads)
     for _ in range(MAX_ROUNDS):
