@@ -301,7 +301,10 @@ class PendingInbound(Document):
     """
 
     id: str | None = None  # type: ignore[assignment]
-    form: dict[str, str]
+    form: list[dict[str, str]] | dict[str, str]
+    """The webhook's fields as `{name, value}` entries: any name is kept, even one a document
+    could not hold as a field name (`$where`, `a.b`). Records accepted by older versions hold
+    a document."""
     receivedAt: datetime
     attempts: int = 0
     """How many times a sweep has taken it up after its first applier did not finish."""

@@ -334,7 +334,7 @@ async def empty_collections(
 
 class CommandLog(monitoring.CommandListener):
     """Records the commands an app sends while `counting`: name, collection and filter (pass it
-    to `create_app(event_listeners=...)` or `client_with(listeners=...)`)."""
+    to `create_app(event_listeners=...)` or `client_with(uri, [log])`)."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, Any]] = []
@@ -387,7 +387,7 @@ async def release_database(settings: Settings) -> None:
 
 @asynccontextmanager
 async def client_with(
-    mongo_uri: str, *, listeners: Sequence[monitoring.CommandListener] = (), **overrides: object
+    mongo_uri: str, listeners: Sequence[monitoring.CommandListener] = (), /, **overrides: object
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Runs an app with some settings overridden, on a database of its own released afterwards
     (`listeners` watch its commands)."""

@@ -14,6 +14,7 @@ import pytest
 
 from models import PendingInbound
 from models.base import utcnow
+from services.conversations.pending import form_of
 from tests.support import (
     WEBHOOK_SETTINGS,
     Org,
@@ -113,7 +114,7 @@ async def test_a_reply_that_keeps_failing_is_marked_failed_and_kept(
             break
         await asyncio.sleep(0.02)
     assert row is not None and row["failed"] is True and row["attempts"] == 5
-    assert row["form"]["Body"] == "hello"
+    assert form_of(row["form"])["Body"] == "hello"
     metrics = (await hooked.get("/metrics")).text
     assert 'campaign_webhook_events_total{kind="inbound",outcome="failed"}' in metrics
     # Others' replies still go through.
@@ -121,3 +122,17 @@ async def test_a_reply_that_keeps_failing_is_marked_failed_and_kept(
     await post_inbound(hooked, good)
     await applied(good["MessageSid"])
     assert [m["body"] for m in await messages(org)] == ["still here"]
+
+
+async def test_a_reply_with_fields_no_document_could_name_is_accepted_and_applied(
+    hooked: httpx.AsyncClient,
+) -> None:
+    """The form is kept as pairs: a field named like an operator or a path (a provider adding
+    fields, or a hostile signed request) is stored, not answered with a 500."""
+    org = Org(hooked)
+    await own(hooked, org, NUMBER)
+    odd = {**form(phones(1)[0]["phoneNumber"], "odd fields"), "$where": "1", "a.b": "x"}
+    answer = await post_inbound(hooked, odd)
+    assert answer.status_code == 200, answer.text
+    await applied(odd["MessageSid"])
+    assert [m["body"] for m in await messages(org)] == ["odd fields"]

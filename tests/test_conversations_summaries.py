@@ -111,7 +111,7 @@ async def test_a_burst_of_refreshes_of_one_thread_takes_turns(mongo_uri: str) ->
     (the one running, then one that reads after every change asked about), not one write
     each racing the others: a chatty thread's burst no longer costs a refresh per message."""
     log = CommandLog()
-    async with client_with(mongo_uri, listeners=[log], **WEBHOOK_SETTINGS) as http:
+    async with client_with(mongo_uri, [log], **WEBHOOK_SETTINGS) as http:
         http.base_url = httpx.URL("http://internal:8000")
         org = Org(http)
         await own(http, org, NUMBER)

@@ -54,6 +54,13 @@ def deferrable(message: Inbound) -> bool:
     return not message.opt_out_type and not might_be_keyword(message.body)
 
 
+def form_of(stored: list[dict[str, str]] | dict[str, str]) -> dict[str, str]:
+    """A pending record's form: its fields, or (stored by older versions) a document."""
+    if isinstance(stored, dict):
+        return stored
+    return {field["name"]: field["value"] for field in stored}
+
+
 class PendingReplies:
     """One process's accepted replies and the workers that apply them (`run`)."""
 
@@ -83,7 +90,8 @@ class PendingReplies:
         key = message.message_sid or f"local:{uuid.uuid4().hex}"
         if self.inserts is None:
             self.inserts = GroupedInserts(PendingInbound.get_pymongo_collection())
-        document = {"_id": key, "form": form, "receivedAt": self.clock()}
+        fields = [{"name": name, "value": value} for name, value in form.items()]
+        document = {"_id": key, "form": fields, "receivedAt": self.clock()}
         if not await self.inserts.insert({**document, "attempts": 0, "failed": False}):
             return False
         self._enqueue(key, form)
@@ -162,5 +170,5 @@ class PendingReplies:
             .to_list()
         )
         for row in rows:
-            self._enqueue(row["_id"], row["form"])
+            self._enqueue(row["_id"], form_of(row["form"]))
         return len(rows)
