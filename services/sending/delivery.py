@@ -71,7 +71,9 @@ async def reported(
     `organization` None: a callback URL from before the organization rode in it, so the
     document is looked for in every organization (on a sharded deployment, on every shard)."""
     if organization is None:
-        found = await Tenant.across_organizations(model, {"_id": key}, projection)
+        found = await Tenant.across_organizations(
+            model, {"_id": key}, {**projection, "organizationId": 1}
+        )
         if not found:
             return None
         return Tenant.for_organization(found[0]["organizationId"]), found[0]
