@@ -985,6 +985,7 @@ class Shape:
 class Index:
     keys: tuple[str, ...]
     unique: bool
+    name: str = field(default="", compare=False)
 
 
 def shapes_of(collection: str, query: Mapping[str, Any], sort: Iterable[str] = ()) -> list[Shape]:
@@ -1041,12 +1042,13 @@ def declared_indexes() -> dict[str, list[Index]]:
     """Each collection's indexes as the models declare them (`_id` first), by collection."""
     found: dict[str, list[Index]] = {}
     for model in DOCUMENT_MODELS:
-        indexes = [Index(("_id",), unique=True)]
+        indexes = [Index(("_id",), unique=True, name="_id_")]
         for declared in getattr(model.Settings, "indexes", None) or []:
             assert isinstance(declared, IndexModel), model
             document = declared.document
             keys = tuple(str(name) for name in document["key"])
-            indexes.append(Index(keys, unique=bool(document.get("unique"))))
+            unique = bool(document.get("unique"))
+            indexes.append(Index(keys, unique=unique, name=str(document["name"])))
         found[str(model.Settings.name)] = indexes
     return found
 
@@ -1177,9 +1179,9 @@ RESIDUAL: dict[str, tuple[frozenset[str], str]] = {
     "campaigns": (
         frozenset({"status", "type", "createdBy._id", "name", "scheduleDate", "createdAt"}),
         "A list's optional filters (CampaignFilter, the REST query parameters) combine freely; "
-        "the organization's index in the requested order serves the page, and the other "
-        "conditions are checked on the campaigns it returns (status and creator alone have "
-        "indexes of their own).",
+        "the organization's list page or schedule bucket serves the page, and the other "
+        "conditions are checked on the campaigns it returns (a status, a creator and a date "
+        "range alone have indexes of their own, for the lists' counts).",
     ),
     "contacts": (
         frozenset(
@@ -1199,6 +1201,11 @@ def acceptable(shape: Shape, indexes: list[Index]) -> bool:
     the rest, the ranges checked on the rows it returns)."""
     if index_serves(shape, indexes):
         return True
+    return any(index_serves(core, indexes) for core in _cores(shape))
+
+
+def _cores(shape: Shape) -> set[Shape]:
+    """`shape` without its collection's residual fields (all of them, or only their ranges)."""
     residual = RESIDUAL.get(shape.collection, (frozenset(), ""))[0]
     cores = {
         Shape(
@@ -1210,7 +1217,46 @@ def acceptable(shape: Shape, indexes: list[Index]) -> bool:
         )
         for dropped in (residual, frozenset())
     }
-    return any(core != shape and index_serves(core, indexes) for core in cores)
+    return cores - {shape}
+
+
+def serving_indexes(shape: Shape, indexes: Sequence[Index]) -> tuple[int, list[Index]]:
+    """Which of `indexes` serve `shape`, and how: 0, as it is (its `_id` index for a read by id);
+    1, only once residual fields are set aside (`acceptable`); 2 and none: not at all."""
+    if shape.unsupported:
+        return 2, []
+    if "_id" in shape.equality:
+        return 0, [i for i in indexes if i.keys == ("_id",)]
+    direct = [i for i in indexes if index_serves(shape, [i])]
+    if direct:
+        return 0, direct
+    residual = [i for i in indexes if any(index_serves(c, [i]) for c in _cores(shape))]
+    return (1, residual) if residual else (2, [])
+
+
+def idle_indexes(
+    shapes: Iterable[Shape], declared: Mapping[str, Sequence[Index]] | None = None
+) -> list[str]:
+    """The declared indexes (`collection.name`) the queries in `shapes` do without: set aside one
+    at a time, the last declared first, each whose every query is still served as well by the
+    indexes kept (so of two serving the same queries the first declared stays). Unique indexes
+    keep a rule, not a read, and are never idle. Every index costs each write of its fields."""
+    declared = declared_indexes() if declared is None else declared
+    by_collection: dict[str, list[Shape]] = {}
+    for shape in shapes:
+        by_collection.setdefault(shape.collection, []).append(shape)
+    idle: list[str] = []
+    for collection, indexes in declared.items():
+        mine = by_collection.get(collection, [])
+        kept = list(indexes)
+        for index in reversed(indexes):
+            if index.unique:
+                continue
+            rest = [i for i in kept if i is not index]
+            if all(serving_indexes(s, kept)[0] == serving_indexes(s, rest)[0] for s in mine):
+                kept = rest
+                idle.append(f"{collection}.{index.name}")
+    return sorted(idle)
 
 
 CALLBACK = (
@@ -1337,6 +1383,12 @@ class IndexCoverageGate:
         if not shapes:
             problems.append("no worker handed over any query: the recording is broken")
         terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None and shapes and (idle := idle_indexes(shapes)):
+            # Information, not a failure: a query the suite does not send may still need one.
+            terminal.write_line(
+                "declared indexes no recorded query needs (each write pays for them): "
+                + ", ".join(idle)
+            )
         if not problems:
             if terminal is not None:
                 terminal.write_line(
