@@ -246,14 +246,6 @@ class Campaign(TenantDocument):
                 ],
                 name="org_page_id",
             ),
-            IndexModel(
-                [
-                    ("organizationId", pymongo.ASCENDING),
-                    ("status", pymongo.ASCENDING),
-                    ("scheduleDate", pymongo.ASCENDING),
-                ],
-                name="org_status_schedule",
-            ),
             IndexModel(  # one schedule bucket's campaigns (the schedule-date order)
                 [("organizationId", pymongo.ASCENDING), ("scheduleBucket", pymongo.ASCENDING)],
                 name="org_schedule_bucket",
@@ -275,7 +267,7 @@ class Campaign(TenantDocument):
                 ],
                 name="org_status_page_id",
             ),
-            IndexModel(
+            IndexModel(  # a filtered list's count: created after or before
                 [
                     ("organizationId", pymongo.ASCENDING),
                     ("createdAt", pymongo.DESCENDING),
@@ -283,7 +275,7 @@ class Campaign(TenantDocument):
                 ],
                 name="org_created_id",
             ),
-            IndexModel(
+            IndexModel(  # a filtered list's count: scheduled after or before
                 [
                     ("organizationId", pymongo.ASCENDING),
                     ("scheduleDate", pymongo.ASCENDING),
@@ -291,16 +283,7 @@ class Campaign(TenantDocument):
                 ],
                 name="org_schedule_id",
             ),
-            IndexModel(
-                [
-                    ("organizationId", pymongo.ASCENDING),
-                    ("status", pymongo.ASCENDING),
-                    ("createdAt", pymongo.DESCENDING),
-                    ("_id", pymongo.DESCENDING),
-                ],
-                name="org_status_created_id",
-            ),
-            IndexModel(
+            IndexModel(  # a filtered list's count: one rep's campaigns
                 [
                     ("organizationId", pymongo.ASCENDING),
                     ("createdBy._id", pymongo.ASCENDING),

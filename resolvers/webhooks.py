@@ -65,14 +65,15 @@ async def twilio_status(request: Request, settings: SettingsDep) -> Response:
     except BadSignature:
         return _refused()
     about = request.query_params.get("recipient", "")
+    organization = request.query_params.get("org")  # None: a callback URL from before it rode there
     status, sid, error = (
         form.get("MessageStatus", ""),
         form.get("MessageSid"),
         form.get("ErrorCode"),
     )
-    outcome = await delivery.record_status(about, status, sid, error)
+    outcome = await delivery.record_status(about, status, sid, error, organization)
     if outcome is delivery.Outcome.UNKNOWN_RECIPIENT and await outbound.record_status(
-        about, status, sid, error
+        about, status, sid, error, organization
     ):
         outcome = delivery.Outcome.APPLIED  # a rep's message (its id rides in the same place)
     metrics.WEBHOOKS.labels("status", outcome.value).inc()

@@ -122,6 +122,9 @@ async def test_filters(client: httpx.AsyncClient) -> None:
     ]
     assert await names({"scheduledAfter": future(20)}) == ["Autumn"]
     assert await names({"scheduledBefore": future(20), "type": "SMS"}) == ["Spring (a+b)"]
+    everything = ["Autumn", "Spring (a+b)", "spring sale"]
+    assert await names({"createdAfter": future(-1)}) == everything
+    assert await names({"createdBefore": future(-1)}) == []
     me = token(org=org)
     created_by = (await gql(client, "{ me { userId } }", headers=auth(me)))["data"]["me"]
     assert await names({"createdBy": str(ObjectId())}) == []

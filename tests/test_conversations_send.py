@@ -28,6 +28,8 @@ from tests.support import (
     make_contact,
     make_settings,
     own,
+    signed,
+    status_path,
     text,
 )
 
@@ -182,16 +184,20 @@ async def test_quiet_hours_hold_a_cold_message_but_not_an_answer(
 async def test_delivery_reports_move_a_reps_message_forward(
     hooked: httpx.AsyncClient, ledger: Path
 ) -> None:
-    from tests.support import signed
-
     org = Org(hooked)
     alice = await make_contact(org.id, ALICE)
     sent = await send_message(org, contactId=str(alice.id), body="Hi", idempotencyKey="k-1")
     message_id = sent["message"]["id"]
-    path = f"/webhooks/twilio/status?recipient={message_id}"
-    for status in ("delivered", "sent"):
+
+    async def report(org_named: object, status: str) -> str:
+        path = status_path(message_id, org_named)
         form = {"MessageSid": "SM" + "c" * 32, "MessageStatus": status}
         answer = await hooked.post(path, data=form, headers=signed(path, form))
         assert answer.status_code == 204
-    [stored] = await Message.get_pymongo_collection().find({}).to_list()
-    assert stored["status"] == "delivered"
+        [stored] = await Message.get_pymongo_collection().find({}).to_list()
+        return str(stored["status"])
+
+    assert await report(Org(hooked).id, "delivered") == "sent"  # not that organization's
+    assert await report(None, "queued") == "queued"  # a URL from before it named one
+    assert await report(org.id, "delivered") == "delivered"
+    assert await report(org.id, "sent") == "delivered"

@@ -35,6 +35,7 @@ from tests.support import (
     rows,
     send,
     signed,
+    status_path,
     text,
 )
 
@@ -235,7 +236,7 @@ async def test_a_campaign_send_and_its_report_reach_the_summary_of_a_conversatio
         }
     ]
     row = await recipient(org, campaign_id, talking)
-    path = f"/webhooks/twilio/status?recipient={row['_id']}"
+    path = status_path(row["_id"], org.id)
     form = {"MessageSid": row["providerMessageId"], "MessageStatus": "delivered"}
     answer = await hooked.post(path, data=form, headers=signed(path, form))
     assert answer.status_code == 204, answer.text

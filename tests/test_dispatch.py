@@ -158,12 +158,14 @@ class PausingProvider(SimulatedProvider):
     accepted_by_then: int = -1
     """Messages the provider had accepted when the pause (or cancel) was committed."""
 
-    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
+    async def send(
+        self, to: str, body: str, key: str, *, organization: ObjectId, sender: str | None = None
+    ) -> str:
         if not self.fired and self.org is not None:
             self.fired = True
             await self.org.mutate(self.action, self.campaign_id)
             self.accepted_by_then = len(read_ledger(self.ledger))
-        return await super().send(to, body, key)
+        return await super().send(to, body, key, organization=organization, sender=sender)
 
 
 @pytest.mark.parametrize("action", ["pauseCampaign", "cancelCampaign"])
@@ -206,7 +208,9 @@ class OptingOutProvider(SimulatedProvider):
     contact_id: str = ""
     fired: bool = False
 
-    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
+    async def send(
+        self, to: str, body: str, key: str, *, organization: ObjectId, sender: str | None = None
+    ) -> str:
         if not self.fired and self.org is not None:
             self.fired = True
             query = (
@@ -214,7 +218,7 @@ class OptingOutProvider(SimulatedProvider):
             )
             answer = await gql(self.org.client, query, None, self.org.headers)
             assert answer["data"]["optOutContact"]["userErrors"] == []
-        return await super().send(to, body, key)
+        return await super().send(to, body, key, organization=organization, sender=sender)
 
 
 async def test_a_contact_opted_out_mid_send_is_skipped(
@@ -255,7 +259,8 @@ async def plant_dead_sender(
         await tenant.raw_find(Recipient, {"campaignId": cid}).to_list(), key=lambda r: r["seq"]
     )
     for row in rows[:handed_over]:
-        await provider_send(f"+1212{2000000 + row['seq']:07d}", "Hi", str(row["_id"]))
+        phone = f"+1212{2000000 + row['seq']:07d}"
+        await provider_send(phone, "Hi", str(row["_id"]), organization=tenant.organization_id)
 
 
 async def test_a_dead_senders_batch_is_taken_over_without_sending_twice(

@@ -24,6 +24,7 @@ from tests.support import (
     ledger_keys,
     phones,
     signed,
+    status_path,
     until_done,
 )
 
@@ -43,15 +44,15 @@ def phone(i: int) -> str:
     return phones(1, i)[0]["phoneNumber"]
 
 
-async def report(client: httpx.AsyncClient, key: str, sid: str, status: str, code: str) -> None:
-    path = f"/webhooks/twilio/status?recipient={key}"
+async def report(org: Org, key: str, sid: str, status: str, code: str) -> None:
+    path = status_path(key, org.id)
     form = {
         "MessageSid": sid,
         "MessageStatus": status,
         "AccountSid": "AC" + "0" * 32,
         "ErrorCode": code,
     }
-    answer = await client.post(path, data=form, headers=signed(path, form))
+    answer = await org.client.post(path, data=form, headers=signed(path, form))
     assert answer.status_code == 204, answer.text
 
 
@@ -95,11 +96,9 @@ async def test_failures_are_explained_and_only_retryable_ones_are_sent_again(
     by_phone = {phone(i): row for i in range(6) for row in rows.values() if row["seq"] == i}
     unreachable, filtered = by_phone[phone(2)], by_phone[phone(3)]
     await report(
-        hooked, str(unreachable["_id"]), unreachable["providerMessageId"], "undelivered", "30003"
+        org, str(unreachable["_id"]), unreachable["providerMessageId"], "undelivered", "30003"
     )
-    await report(
-        hooked, str(filtered["_id"]), filtered["providerMessageId"], "undelivered", "30007"
-    )
+    await report(org, str(filtered["_id"]), filtered["providerMessageId"], "undelivered", "30007")
 
     assert [
         (f["stage"], f["code"], f["retryable"], f["count"])
@@ -157,11 +156,11 @@ async def test_failures_are_explained_and_only_retryable_ones_are_sent_again(
 
     # A late report about the replaced message changes nothing; the new one's applies.
     await report(
-        hooked, str(unreachable["_id"]), unreachable["providerMessageId"], "undelivered", "30003"
+        org, str(unreachable["_id"]), unreachable["providerMessageId"], "undelivered", "30003"
     )
     row = (await org.tenant().raw_find(Recipient, {"_id": unreachable["_id"]}).to_list())[0]
     assert row["deliveryStatus"] is None and row["status"] == "sent"
-    await report(hooked, f"{unreachable['_id']}:r1", row["providerMessageId"], "delivered", "")
+    await report(org, f"{unreachable['_id']}:r1", row["providerMessageId"], "delivered", "")
     row = (await org.tenant().raw_find(Recipient, {"_id": unreachable["_id"]}).to_list())[0]
     assert row["deliveryStatus"] == "delivered"
     assert [(f["stage"], f["code"]) for f in await failures(org, campaign_id)] == [
@@ -199,7 +198,7 @@ async def test_failed_follow_up_steps_are_listed_with_their_step_and_never_resen
     rows = await org.tenant().raw_find(Recipient, {"campaignId": ObjectId(campaign_id)}).to_list()
     second = next(row for row in rows if row["seq"] == 1)
     step = (await org.tenant().raw_find(StepSend, {"_id": f"{second['_id']}:1"}).to_list())[0]
-    await report(hooked, f"{second['_id']}:1", step["providerMessageId"], "undelivered", "30003")
+    await report(org, f"{second['_id']}:1", step["providerMessageId"], "undelivered", "30003")
 
     assert [
         (f["stage"], f["code"], f["retryable"], f["count"], f["step"])

@@ -38,6 +38,7 @@ from tests.support import (
     own,
     phones,
     signed,
+    status_path,
     text,
 )
 
@@ -278,8 +279,10 @@ class Timed(SimulatedProvider):
         super().__post_init__()
         self.accepted = {}
 
-    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
-        message_id = await super().send(to, body, key, sender)
+    async def send(
+        self, to: str, body: str, key: str, *, organization: ObjectId, sender: str | None = None
+    ) -> str:
+        message_id = await super().send(to, body, key, organization=organization, sender=sender)
         self.accepted.setdefault(key, datetime.now(UTC))
         return message_id
 
@@ -373,7 +376,7 @@ async def test_carrier_reports_reach_steps_and_an_undelivered_step_ends_the_cade
     first, second, third = sorted(rows, key=lambda row: row["_id"])
 
     async def report(row: dict[str, Any], status: str, sid: str | None = None) -> None:
-        path = f"/webhooks/twilio/status?recipient={row['_id']}"
+        path = status_path(row["_id"], org.id)
         form = {
             "MessageSid": sid or row["providerMessageId"],
             "MessageStatus": status,
@@ -453,10 +456,12 @@ class SlowSteps(SimulatedProvider):
     delay_s: float = 1.5
     accepted: dict[str, datetime] = field(default_factory=dict, init=False)
 
-    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
+    async def send(
+        self, to: str, body: str, key: str, *, organization: ObjectId, sender: str | None = None
+    ) -> str:
         if ":" in key:
             await asyncio.sleep(self.delay_s)
-        message_id = await super().send(to, body, key, sender)
+        message_id = await super().send(to, body, key, organization=organization, sender=sender)
         self.accepted.setdefault(key, datetime.now(UTC))
         return message_id
 

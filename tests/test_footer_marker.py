@@ -35,7 +35,9 @@ mutation ($input: UpdateOrganizationSettingsInput!) {
 class Unsure(SimulatedProvider):
     """A provider whose every request times out after it may have arrived: outcome unknown."""
 
-    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
+    async def send(
+        self, to: str, body: str, key: str, *, organization: ObjectId, sender: str | None = None
+    ) -> str:
         raise SendError("TIMEOUT", "read timed out", transient=True, unknown=True)
 
 

@@ -16,6 +16,7 @@ from tests.support import (
     acceptable,
     auth,
     declared_indexes,
+    idle_indexes,
     index_coverage_problems,
     index_serves,
     shapes_of,
@@ -118,6 +119,7 @@ def test_the_controller_fails_a_run_when_one_workers_query_is_not_served(
     result.assert_outcomes(passed=5, failed=1)
     result.stdout.fnmatch_lines(
         [
+            "*declared indexes no recorded query needs (each write pays for them): *recipients.*",
             "*not served by a declared index: recipients: eq=*nope*(from services/fake.py:0)",
             "FAILED tests/test_index_coverage.py::every query of every worker is index-served*",
         ]
@@ -169,6 +171,29 @@ def test_the_rule_of_a_compound_index(
 ) -> None:
     shapes = shapes_of("c", query, sort)
     assert all(index_serves(shape, indexes) for shape in shapes) is expected
+
+
+def test_an_index_whose_every_query_another_serves_as_well_is_reported_idle() -> None:
+    """Information the gate prints after a whole run (every index costs each write): of two
+    indexes serving the same queries the first declared stays, an index serving a query no
+    other does stays, and unique ones keep a rule, never idle."""
+    declared = {
+        "c": [
+            Index(("_id",), unique=True, name="_id_"),
+            Index(("organizationId", "status", "listSeq"), unique=False, name="by_status"),
+            Index(("organizationId", "status", "createdAt"), unique=False, name="status_created"),
+            Index(("organizationId", "createdAt"), unique=False, name="by_created"),
+            Index(("organizationId", "phone"), unique=True, name="phone_unique"),
+            Index(("organizationId", "other"), unique=False, name="unused"),
+        ]
+    }
+    shapes = [
+        *shapes_of("c", {"organizationId": 1, "status": 2}),
+        *shapes_of("c", {"organizationId": 1, "createdAt": {"$gt": 1}}),
+        *shapes_of("c", {"_id": 1, "organizationId": 1}),
+    ]
+    assert idle_indexes(shapes, declared) == ["c.status_created", "c.unused"]
+    assert idle_indexes(shapes[:1], declared) == ["c.by_created", "c.status_created", "c.unused"]
 
 
 def test_a_residual_range_is_checked_on_the_rows_an_index_on_a_residual_equality_serves() -> None:

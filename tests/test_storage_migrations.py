@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
 from bson import ObjectId
 from fastapi import FastAPI
 
 from core.config import Settings
+from main import create_app
 from models import Campaign, CampaignSlot, Contact, MigrationRecord, Recipient
 from models.base import utcnow
 from models.campaign import CreatedBy
@@ -25,6 +27,7 @@ from services.storage.migrations import Migration
 from tests.support import (
     FAST,
     Clock,
+    CommandLog,
     Org,
     auth,
     create_campaign,
@@ -396,3 +399,34 @@ async def test_campaigns_stored_before_list_numbers_list_by_number_after_a_start
         stored = await Campaign.find({"organizationId": org}).to_list()
     assert all(c.listSeq is not None and c.page == c.listSeq // 20 for c in stored)
     assert sorted(c.listSeq for c in stored if c.listSeq is not None)[:6] == [2, 3, 4, 5, 6, 7]
+
+
+async def test_indexes_no_query_uses_are_dropped_at_start(app: FastAPI, settings: Settings) -> None:
+    """A database an earlier version set up still has the campaign lists' former sort indexes,
+    which every campaign write paid for: the start drops them and keeps every declared one; a
+    start that runs the migration again finds nothing to drop."""
+    await Campaign.get_pymongo_collection().create_index(
+        [("organizationId", 1), ("status", 1), ("scheduleDate", 1)], name="org_status_schedule"
+    )
+    await Campaign.get_pymongo_collection().create_index(
+        [("organizationId", 1), ("status", 1), ("createdAt", -1), ("_id", -1)],
+        name="org_status_created_id",
+    )
+    declared = {index.document["name"] for index in Campaign.Settings.indexes} | {"_id_"}
+    retired = set(migrations.RETIRED_INDEXES[Campaign])
+
+    async def names() -> set[str]:
+        # the started app's client: each start binds the models to its own
+        collection = Campaign.get_pymongo_collection()
+        return {index["name"] async for index in await collection.list_indexes()}
+
+    assert await names() == declared | retired
+    async with started_again(settings):
+        assert await names() == declared
+        await MigrationRecord.get_pymongo_collection().delete_many({"version": 8})
+    log = CommandLog()
+    log.counting = True
+    async with LifespanManager(create_app(settings, event_listeners=[log])):
+        assert await names() == declared
+        assert await MigrationRecord.find_one({"_id": "8:done"}) is not None
+    assert "dropIndexes" not in log.names

@@ -37,11 +37,16 @@ from services.sending.twilio import TwilioProvider
 from tests.support import (
     FAST,
     Org,
+    QueryRecorder,
+    client_with,
     gql,
     loopback,
     make_settings,
     served,
+    shapes_of,
+    status_path,
     statuses,
+    untargeted_queries,
     until_done,
 )
 
@@ -49,6 +54,8 @@ ACCOUNT = "AC" + "0" * 32
 TOKEN = "twilio-auth-token-for-tests"
 SERVICE = "MG" + "1" * 32
 PUBLIC = "https://sms.example.com"
+ORG = ObjectId()
+"""The organization of a message sent straight through the provider (no campaign's)."""
 
 
 @dataclass
@@ -172,7 +179,8 @@ async def test_a_campaign_goes_out_through_twilio(
     assert first["MessagingServiceSid"] == SERVICE
     assert first["Body"] == "Hi P0\nReply STOP to opt out"  # a first message: the footer
     rid = by_contact_phone[number(0)]["_id"]
-    assert first["StatusCallback"] == f"{PUBLIC}/webhooks/twilio/status?recipient={rid}"
+    callback = f"{PUBLIC}/webhooks/twilio/status?recipient={rid}&org={org.id}"
+    assert first["StatusCallback"] == callback
 
 
 async def test_twilio_refusals_are_read_as_twilio_means_them() -> None:
@@ -180,21 +188,21 @@ async def test_twilio_refusals_are_read_as_twilio_means_them() -> None:
         fake.script = {number(1): [(400, 21610)]}
         fake.hang = {number(2)}
         good = twilio(fake, messaging_service_sid=None, from_number="+15005550006")
-        assert (await good.send(number(0), "hello", "k0")).startswith("SM")
+        assert (await good.send(number(0), "hello", "k0", organization=ORG)).startswith("SM")
         assert fake.requests[-1]["From"] == "+15005550006"
         with pytest.raises(SendError) as refused:
-            await good.send(number(1), "hello", "k1")
+            await good.send(number(1), "hello", "k1", organization=ORG)
         assert (refused.value.code, refused.value.transient) == (UNSUBSCRIBED, False)
 
         wrong = twilio(fake, auth_token="not-the-token")
         with pytest.raises(SendError) as unauthorised:
-            await wrong.send(number(0), "hello", "k2")
+            await wrong.send(number(0), "hello", "k2", organization=ORG)
         assert (unauthorised.value.code, unauthorised.value.transient) == ("TWILIO_20003", False)
 
         # No answer in time: it may have been sent, and Twilio keeps no keys. Unknown, not retried.
         slow = twilio(fake, timeout_s=0.3)
         with pytest.raises(SendError) as timed_out:
-            await slow.send(number(2), "hello", "k3")
+            await slow.send(number(2), "hello", "k3", organization=ORG)
         assert timed_out.value.unknown and not timed_out.value.transient
         for provider in (good, wrong, slow):
             await provider.close()
@@ -202,7 +210,7 @@ async def test_twilio_refusals_are_read_as_twilio_means_them() -> None:
     # Nothing listens there any more: the request never left, so it may be retried.
     gone = twilio(fake)
     with pytest.raises(SendError) as unreachable:
-        await gone.send(number(0), "hello", "k4")
+        await gone.send(number(0), "hello", "k4", organization=ORG)
     assert unreachable.value.transient and unreachable.value.code == "TWILIO_UNREACHABLE"
     await gone.close()
 
@@ -210,12 +218,13 @@ async def test_twilio_refusals_are_read_as_twilio_means_them() -> None:
 async def test_an_organizations_sender_replaces_the_deployments() -> None:
     async with fake_twilio() as fake:
         provider = twilio(fake, messaging_service_sid="MG" + "0" * 32)
-        await provider.send(number(0), "hi", "k0", sender="phone:+14155550100")
+        await provider.send(number(0), "hi", "k0", organization=ORG, sender="phone:+14155550100")
         assert fake.requests[-1]["From"] == "+14155550100"
         assert "MessagingServiceSid" not in fake.requests[-1]
-        await provider.send(number(0), "hi", "k1", sender="service:MG" + "1" * 32)
+        await provider.send(number(0), "hi", "k1", organization=ORG, sender="service:MG" + "1" * 32)
         assert fake.requests[-1]["MessagingServiceSid"] == "MG" + "1" * 32
-        await provider.send(number(0), "hi", "k2")  # no sender of its own: the deployment's
+        # no sender of its own: the deployment's
+        await provider.send(number(0), "hi", "k2", organization=ORG)
         assert fake.requests[-1]["MessagingServiceSid"] == "MG" + "0" * 32
         await provider.close()
 
@@ -272,7 +281,7 @@ async def test_delivery_reports_only_move_forward(
 ) -> None:
     org = Org(hooked)
     rows = await sent_campaign(org, 4, tmp_path)
-    path = [f"/webhooks/twilio/status?recipient={row['_id']}" for row in rows]
+    path = [status_path(row["_id"], org.id) for row in rows]
 
     # Late and repeated: delivered, then a late `sent`, then `delivered` again.
     for status in ("delivered", "sent", "delivered"):
@@ -301,12 +310,8 @@ async def test_delivery_reports_only_move_forward(
     await post(hooked, path[3], stranger)
     assert await delivery(org, rows[3]["_id"]) is None
     # Nor does one for a recipient that does not exist, or a status that is not a report.
-    assert (
-        await post(hooked, f"/webhooks/twilio/status?recipient={ObjectId()}", stranger)
-    ).status_code == 204
-    assert (
-        await post(hooked, "/webhooks/twilio/status?recipient=nonsense", stranger)
-    ).status_code == 204
+    assert (await post(hooked, status_path(ObjectId(), org.id), stranger)).status_code == 204
+    assert (await post(hooked, status_path("nonsense", org.id), stranger)).status_code == 204
     await post(hooked, path[3], status_form(rows[3], "canceled"))
     assert await delivery(org, rows[3]["_id"]) is None
 
@@ -320,12 +325,86 @@ async def test_delivery_reports_only_move_forward(
     assert seen == ["DELIVERED", "SENT", "UNDELIVERED", None]
 
 
+BACKGROUND = ("services/conversations/pending.py", "services/storage/idempotency.py")
+"""The app's own loops, which may query while a test looks at what one request sent."""
+
+
+async def test_a_report_naming_its_organization_is_read_within_it(
+    mongo_uri: str, tmp_path: Path
+) -> None:
+    """On a sharded deployment such a report goes to its organization's shard only: every query
+    it sends names the organization (the shard key's first field), the recipient's read
+    included, none through the exception listed for reports from before the URL named it."""
+    recorder = QueryRecorder()
+    async with client_with(mongo_uri, listeners=[recorder], **WEBHOOK_SETTINGS) as hooked:
+        hooked.base_url = httpx.URL("http://internal:8000")
+        org = Org(hooked)
+        [row] = await sent_campaign(org, 1, tmp_path)
+        recorder.shapes.clear()
+        path = status_path(row["_id"], org.id)
+        answer = await post(hooked, path, status_form(row, "delivered", ErrorCode="30003"))
+        assert answer.status_code == 204, answer.text
+        assert await delivery(org, row["_id"]) == "delivered"
+    report = {s: o for s, o in recorder.shapes.items() if not o.startswith(BACKGROUND)}
+    read = shapes_of("recipients", {"organizationId": 1, "_id": 2})[0]
+    assert report.get(read, "").startswith("services/sending/delivery.py"), report
+    assert untargeted_queries(report, listed={}) == []
+
+
+async def test_a_report_from_before_the_url_named_the_organization_still_applies(
+    mongo_uri: str, tmp_path: Path
+) -> None:
+    """Messages sent before the change are reported on at the old URL: their recipient is
+    looked for in every organization (the listed exception), and the report applies."""
+    recorder = QueryRecorder()
+    async with client_with(mongo_uri, listeners=[recorder], **WEBHOOK_SETTINGS) as hooked:
+        hooked.base_url = httpx.URL("http://internal:8000")
+        org = Org(hooked)
+        [row] = await sent_campaign(org, 1, tmp_path)
+        recorder.shapes.clear()
+        answer = await post(hooked, status_path(row["_id"], None), status_form(row, "delivered"))
+        assert answer.status_code == 204, answer.text
+        assert await delivery(org, row["_id"]) == "delivered"
+    report = {s: o for s, o in recorder.shapes.items() if not o.startswith(BACKGROUND)}
+    assert [str(shape) for shape in report if "organizationId" not in shape.equality] == [
+        "recipients: eq=['_id']"
+    ]
+    assert untargeted_queries(report) == []
+
+
+async def test_a_report_naming_another_organization_changes_nothing(
+    hooked: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The organization in the URL is the one the report is read in: another organization's id
+    (signed, so only a mistake could send it) or one that is no id at all finds no recipient,
+    is answered 204 (Twilio would retry anything else) and counted."""
+    org, other = Org(hooked), Org(hooked)
+    [row] = await sent_campaign(org, 1, tmp_path)
+    await sent_campaign(other, 1, tmp_path)
+    form = status_form(row, "failed", ErrorCode="21610")  # would opt the contact out
+    unknown_before = await unknown_recipients(hooked)
+    for named in (other.id, ObjectId(), "nonsense", ""):
+        answer = await post(hooked, status_path(row["_id"], named), form)
+        assert answer.status_code == 204, (named, answer.text)
+    assert await delivery(org, row["_id"]) is None
+    contacts = await org.tenant().raw_find(Contact, {}).to_list()
+    assert [c["optedOut"] for c in contacts] == [False]
+    assert await unknown_recipients(hooked) == unknown_before + 4
+
+
+async def unknown_recipients(client: httpx.AsyncClient) -> float:
+    """The reports counted so far as about no known recipient (the counter is the process's)."""
+    name = 'campaign_webhook_events_total{kind="status",outcome="unknown_recipient"} '
+    lines = (await client.get("/metrics")).text.splitlines()
+    return next((float(line[len(name) :]) for line in lines if line.startswith(name)), 0.0)
+
+
 async def test_webhooks_refuse_a_bad_or_missing_signature(
     hooked: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     org = Org(hooked)
     rows = await sent_campaign(org, 1, tmp_path)
-    path = f"/webhooks/twilio/status?recipient={rows[0]['_id']}"
+    path = status_path(rows[0]["_id"], org.id)
     form = status_form(rows[0], "delivered")
     stop = {"From": "+12122000000", "Body": "STOP", "To": "+15005550006"}
     attempts = [
@@ -363,7 +442,7 @@ async def test_a_21610_report_opts_the_contact_out(
 ) -> None:
     org = Org(hooked)
     rows = await sent_campaign(org, 2, tmp_path)
-    path = f"/webhooks/twilio/status?recipient={rows[1]['_id']}"
+    path = status_path(rows[1]["_id"], org.id)
     answer = await post(hooked, path, status_form(rows[1], "failed", ErrorCode="21610"))
     assert answer.status_code == 204
     contacts = await org.tenant().raw_find(Contact, {}).to_list()

@@ -40,7 +40,7 @@ from services.organizations import footer as footers
 from services.organizations.senders import contact_senders, list_senders
 from services.organizations.settings import OrganizationSettings, opt_out_footer, send_window
 from services.sending.config import DispatchConfig
-from services.sending.delivery import TWILIO_STATUSES
+from services.sending.delivery import TWILIO_STATUSES, reported
 from services.sending.provider import Provider, SendError
 from services.sending.rate_slots import RateSlots, RepMeter
 from services.storage import idempotency
@@ -181,7 +181,11 @@ async def deliver(
     fields: dict[str, Any]
     try:
         sid = await provider.send(
-            row["toNumber"], row["body"], str(message_id), sender=row.get("sender")
+            row["toNumber"],
+            row["body"],
+            str(message_id),
+            organization=tenant.organization_id,
+            sender=row.get("sender"),
         )
     except SendError as exc:
         status = MessageStatus.UNKNOWN if exc.unknown else MessageStatus.FAILED
@@ -234,23 +238,26 @@ async def run_due(
 
 
 async def record_status(
-    message_id: str, status: str, message_sid: str | None, error_code: str | None
+    message_id: str,
+    status: str,
+    message_sid: str | None,
+    error_code: str | None,
+    organization: str | None = None,
 ) -> bool:
-    """A delivery report about a rep's message; False when no such message exists. Only moves
-    forward, as recipients' reports do."""
+    """A delivery report about a rep's message of `organization` (None: a report from before
+    callbacks named it); False when no such message exists there. Only moves forward, as
+    recipients' reports do."""
     delivery = TWILIO_STATUSES.get(status.strip().lower())
     if delivery is None or not ObjectId.is_valid(message_id):
         return False
-    found = await Tenant.across_organizations(
-        Message,
-        {"_id": ObjectId(message_id)},
-        {"organizationId": 1, "deliveryRank": 1, "contactId": 1},
+    found = await reported(
+        Message, ObjectId(message_id), organization, {"deliveryRank": 1, "contactId": 1}
     )
-    if not found:
+    if found is None:
         return False
-    tenant = Tenant.for_organization(found[0]["organizationId"])
+    tenant, row = found
     rank = DELIVERY_RANK[delivery]
-    if int(found[0].get("deliveryRank") or 0) >= rank:
+    if int(row.get("deliveryRank") or 0) >= rank:
         return True
     fields: dict[str, Any] = {"status": delivery.value, "deliveryRank": rank}
     if error_code:
@@ -258,7 +265,7 @@ async def record_status(
     if message_sid:
         fields["providerMessageId"] = message_sid
     await tenant.update_one(Message, {"_id": ObjectId(message_id)}, {"$set": fields})
-    await summaries.refresh(tenant, found[0]["contactId"])
+    await summaries.refresh(tenant, row["contactId"])
     return True
 
 

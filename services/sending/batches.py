@@ -514,7 +514,11 @@ class BatchSender:
                             )
                         try:
                             message_id = await self.provider.send(
-                                contact["phoneNumber"], text, key, sender=sender
+                                contact["phoneNumber"],
+                                text,
+                                key,
+                                organization=tenant.organization_id,
+                                sender=sender,
                             )
                         finally:
                             if handover is not None:

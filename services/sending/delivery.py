@@ -1,18 +1,23 @@
 """What happens after a message left: carrier delivery reports.
 
-They arrive as provider webhooks, already verified by the route. A report names no
-organization but a recipient (its id rides in the callback URL); the organization is read from
-the recipient, and every write then goes through that organization's scope. Replies are the
-conversations domain's (`services.conversations.inbound`).
+They arrive as provider webhooks, already verified by the route. A report names the recipient
+and its organization (both ride in the callback URL, `services.sending.twilio`), so the
+recipient is read within that organization (one shard of a sharded deployment) and every write
+goes through its scope. An organization that is not the recipient's finds nothing, as an
+unknown recipient. Messages sent before the organization rode in the URL report without it:
+theirs are looked for in every organization (`reported`). Replies are the conversations
+domain's (`services.conversations.inbound`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
+from beanie import Document
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
@@ -24,6 +29,8 @@ from services.sending import observers
 from services.storage.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
+
+D = TypeVar("D", bound=Document)
 
 TWILIO_STATUSES = {
     "accepted": DeliveryStatus.QUEUED,
@@ -52,39 +59,65 @@ class Outcome(StrEnum):
     UNKNOWN_RECIPIENT = "unknown_recipient"
 
 
+async def reported(
+    model: type[D],
+    key: ObjectId | str,
+    organization: str | None,
+    projection: Mapping[str, Any],
+) -> tuple[Tenant, dict[str, Any]] | None:
+    """What a report is about, and its organization's scope; None when no such document is in
+    the organization the report names (another's, or not an id at all).
+
+    `organization` None: a callback URL from before the organization rode in it, so the
+    document is looked for in every organization (on a sharded deployment, on every shard)."""
+    if organization is None:
+        found = await Tenant.across_organizations(
+            model, {"_id": key}, {**projection, "organizationId": 1}
+        )
+        if not found:
+            return None
+        return Tenant.for_organization(found[0]["organizationId"]), found[0]
+    if not ObjectId.is_valid(organization):
+        return None
+    tenant = Tenant.for_organization(organization)
+    rows = await tenant.raw_find(model, {"_id": key}, projection).to_list()
+    return (tenant, rows[0]) if rows else None
+
+
 async def record_status(
-    recipient_id: str, status: str, message_sid: str | None, error_code: str | None
+    recipient_id: str,
+    status: str,
+    message_sid: str | None,
+    error_code: str | None,
+    organization: str | None = None,
 ) -> Outcome:
-    """Records one delivery report; late, repeated and out-of-order reports are harmless."""
+    """Records one delivery report about a message of `organization` (None: a report from
+    before callbacks named it); late, repeated and out-of-order reports are harmless."""
     delivery = TWILIO_STATUSES.get(status.strip().lower())
     if delivery is None:
         return Outcome.IGNORED
     about, _, retry = recipient_id.partition(":r")
     if ":" in about:
-        return await _record_step_status(recipient_id, delivery, message_sid, error_code)
+        return await _record_step_status(
+            recipient_id, delivery, message_sid, error_code, organization
+        )
     if not ObjectId.is_valid(about) or (retry and not retry.isdigit()):
         return Outcome.UNKNOWN_RECIPIENT
     rid, round = ObjectId(about), int(retry or 0)
-    found = await Tenant.across_organizations(
+    found = await reported(
         Recipient,
-        {"_id": rid},
-        {
-            "organizationId": 1,
-            "providerMessageId": 1,
-            "contactId": 1,
-            "campaignId": 1,
-            "retryRound": 1,
-        },
+        rid,
+        organization,
+        {"providerMessageId": 1, "contactId": 1, "campaignId": 1, "retryRound": 1},
     )
-    if not found:
+    if found is None:
         return Outcome.UNKNOWN_RECIPIENT
-    row = found[0]
+    tenant, row = found
     if int(row.get("retryRound") or 0) != round:
         return Outcome.STALE  # about a message a retry has replaced (or not sent yet)
     known_sid = row.get("providerMessageId")
     if message_sid and known_sid and known_sid != message_sid:
         return Outcome.IGNORED  # about another message than the one recorded
-    tenant = Tenant.for_organization(row["organizationId"])
     rank = DELIVERY_RANK[delivery]
     report = DeliveryReport(
         id=f"{rid}:r{round}:{delivery.value}" if round else f"{rid}:{delivery.value}",
@@ -114,23 +147,26 @@ async def record_status(
 
 
 async def _record_step_status(
-    key: str, delivery: DeliveryStatus, message_sid: str | None, error_code: str | None
+    key: str,
+    delivery: DeliveryStatus,
+    message_sid: str | None,
+    error_code: str | None,
+    organization: str | None,
 ) -> Outcome:
     """A report about a follow-up step (`"<recipient>:<step>"`, its `StepSend`'s id): kept as a
     report and moving the step's delivery state forward, never back, as for first messages."""
-    found = await Tenant.across_organizations(
-        StepSend,
-        {"_id": key},
-        {"organizationId": 1, "providerMessageId": 1, "contactId": 1, "campaignId": 1},
-    )
-    if not found:
+    rid, _, step = key.partition(":")
+    if not ObjectId.is_valid(rid) or not step.isdigit():
         return Outcome.UNKNOWN_RECIPIENT
-    row = found[0]
+    found = await reported(
+        StepSend, key, organization, {"providerMessageId": 1, "contactId": 1, "campaignId": 1}
+    )
+    if found is None:
+        return Outcome.UNKNOWN_RECIPIENT
+    tenant, row = found
     known_sid = row.get("providerMessageId")
     if message_sid and known_sid and known_sid != message_sid:
         return Outcome.IGNORED
-    tenant = Tenant.for_organization(row["organizationId"])
-    rid, _, step = key.partition(":")
     rank = DELIVERY_RANK[delivery]
     report = DeliveryReport(
         id=f"{key}:{delivery.value}",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from bson import ObjectId
+
 
 class SendError(Exception):
     """The provider refused a message. `transient` ones (rate limits, 5xx, a connection that
@@ -36,8 +38,12 @@ class Provider(Protocol):
     name: str
     honours_idempotency: bool
 
-    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
-        """Sends one message from `sender` (an organization's sender key, `phone:+1…` or
-        `service:MG…`; None: the deployment's own); returns the provider's message id or
-        raises `SendError`."""
+    async def send(
+        self, to: str, body: str, key: str, *, organization: ObjectId, sender: str | None = None
+    ) -> str:
+        """Sends one message of `organization` from `sender` (an organization's sender key,
+        `phone:+1…` or `service:MG…`; None: the deployment's own); returns the provider's
+        message id or raises `SendError`. A provider that reports delivery later names both
+        `key` and `organization` in its report, so the report is read within one organization
+        (one shard) rather than looked for in all of them."""
         ...

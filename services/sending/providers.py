@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bson import ObjectId
+
 from core.config import Settings
 from services.sending.provider import Provider, SendError
 from services.sending.twilio import TwilioProvider
@@ -27,7 +29,9 @@ class LogProvider:
     name = "log"
     honours_idempotency = False
 
-    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
+    async def send(
+        self, to: str, body: str, key: str, *, organization: ObjectId, sender: str | None = None
+    ) -> str:
         message_id = f"log-{uuid.uuid4().hex}"
         entry = {"provider": "log", "to": to, "from": sender, "body": body, "key": key}
         logger.info(json.dumps({**entry, "id": message_id}))
@@ -67,7 +71,9 @@ class SimulatedProvider:
         self.ledger.parent.mkdir(parents=True, exist_ok=True)
         self.ledger.touch(exist_ok=True)
 
-    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
+    async def send(
+        self, to: str, body: str, key: str, *, organization: ObjectId, sender: str | None = None
+    ) -> str:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         self._maybe_fail(to)

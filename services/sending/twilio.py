@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 import httpx
+from bson import ObjectId
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from core.config import Settings
@@ -60,14 +61,19 @@ class TwilioProvider:
             timeout_s=settings.twilio_timeout_seconds,
         )
 
-    def status_callback(self, key: str) -> str:
-        """Where Twilio reports this message's delivery: the recipient id rides in the URL,
-        which the signature covers, so a callback that arrives before the send's answer was
-        recorded still finds its recipient."""
-        return f"{self.public_url}/webhooks/twilio/status?recipient={quote(key)}"
+    def status_callback(self, key: str, organization: ObjectId) -> str:
+        """Where Twilio reports this message's delivery: the recipient id and its organization
+        ride in the URL, which the signature covers, so a callback that arrives before the
+        send's answer was recorded still finds its recipient, read by `{organizationId, _id}`
+        (the shard key's field: one shard, not all of them)."""
+        query = urlencode({"recipient": key, "org": str(organization)})
+        return f"{self.public_url}/webhooks/twilio/status?{query}"
 
-    async def send(self, to: str, body: str, key: str, sender: str | None = None) -> str:
-        form = {"To": to, "Body": body, "StatusCallback": self.status_callback(key)}
+    async def send(
+        self, to: str, body: str, key: str, *, organization: ObjectId, sender: str | None = None
+    ) -> str:
+        callback = self.status_callback(key, organization)
+        form = {"To": to, "Body": body, "StatusCallback": callback}
         kind, _, value = (sender or "").partition(":")
         if kind == "service" and value:
             form["MessagingServiceSid"] = value

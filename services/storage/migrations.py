@@ -18,12 +18,13 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from beanie import Document
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from models import Campaign, Contact, MigrationRecord, Recipient, Suppression
 from models.base import utcnow
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
 POLL_SECONDS = 0.2
 PAGE_BACKFILL_BATCH = 1000
+INDEX_NOT_FOUND = 27
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,30 @@ async def give_suppressions_list_pages() -> None:
         await tallies.recount(tenant, tallies.SUPPRESSIONS)
 
 
+RETIRED_INDEXES: Mapping[type[Document], tuple[str, ...]] = {
+    Campaign: ("org_status_schedule", "org_status_created_id"),
+}
+"""Indexes once declared that no query needs any more: sort orders of the campaign lists from
+before list pages and schedule buckets, whose every query another index serves as well
+(docs/database.md, "Every query is served by a declared index")."""
+
+
+async def drop_retired_indexes() -> None:
+    """Drops the `RETIRED_INDEXES` a database still has: the start creates only what is
+    declared and never drops, and every index costs each write of its fields. A repeat finds
+    them gone; one dropped meanwhile by another process is not an error."""
+    for model, names in RETIRED_INDEXES.items():
+        collection = model.get_pymongo_collection()
+        existing = {index["name"] async for index in await collection.list_indexes()}
+        for name in names:
+            if name in existing:
+                try:
+                    await collection.drop_index(name)
+                except OperationFailure as exc:
+                    if exc.code != INDEX_NOT_FOUND:  # not another process's drop meanwhile
+                        raise
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "list pages for contacts stored before them", give_contacts_list_pages),
     Migration(2, "running totals of contacts and campaigns", count_existing_data),
@@ -278,6 +304,7 @@ MIGRATIONS: Sequence[Migration] = (
         "list numbers and schedule buckets for campaigns stored before them",
         number_campaigns_in_list,
     ),
+    Migration(8, "indexes no query uses any more", drop_retired_indexes),
 )
 _registered: list[Migration] = []
 
