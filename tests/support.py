@@ -375,6 +375,8 @@ def make_settings(mongo_uri: str, **overrides: object) -> Settings:
         # Refusals answered at once unless a test holds them (`test_request_limits`).
         "api_refusal_pause_seconds": 0.0,
     }
+    unknown = set(overrides) - set(Settings.model_fields)
+    assert not unknown, f"not settings: {sorted(unknown)}"  # a typo would be ignored silently
     values.update(overrides)
     if "mongodb_db" not in values:
         values["mongodb_db"] = DATABASES.take(mongo_uri)

@@ -336,7 +336,7 @@ async def test_a_report_naming_its_organization_is_read_within_it(
     it sends names the organization (the shard key's first field), the recipient's read
     included, none through the exception listed for reports from before the URL named it."""
     recorder = QueryRecorder()
-    async with client_with(mongo_uri, listeners=[recorder], **WEBHOOK_SETTINGS) as hooked:
+    async with client_with(mongo_uri, [recorder], **WEBHOOK_SETTINGS) as hooked:
         hooked.base_url = httpx.URL("http://internal:8000")
         org = Org(hooked)
         [row] = await sent_campaign(org, 1, tmp_path)
@@ -357,7 +357,7 @@ async def test_a_report_from_before_the_url_named_the_organization_still_applies
     """Messages sent before the change are reported on at the old URL: their recipient is
     looked for in every organization (the listed exception), and the report applies."""
     recorder = QueryRecorder()
-    async with client_with(mongo_uri, listeners=[recorder], **WEBHOOK_SETTINGS) as hooked:
+    async with client_with(mongo_uri, [recorder], **WEBHOOK_SETTINGS) as hooked:
         hooked.base_url = httpx.URL("http://internal:8000")
         org = Org(hooked)
         [row] = await sent_campaign(org, 1, tmp_path)
