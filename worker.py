@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 
+import uvloop
 from prometheus_client import start_http_server
 
 from core.config import get_settings
@@ -50,4 +51,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())  # the loop uvicorn runs the API on

@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvloop
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pymongo import monitoring
@@ -44,6 +45,11 @@ QUERIES = QueryRecorder()
 # Before any client exists: every client of the session reports to both.
 monitoring.register(QUERIES)
 monitoring.register(DATABASES)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Any]:
+    """The tests run on uvloop, the loop the service runs on under uvicorn and in workers."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")
