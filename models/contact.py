@@ -65,10 +65,6 @@ class Contact(TenantDocument):
             # (single-tenant mode, `services.conversations.routing`).
             IndexModel([("phoneNumber", pymongo.ASCENDING)], name="phone"),
             IndexModel(
-                [("organizationId", pymongo.ASCENDING), ("contactStatus", pymongo.ASCENDING)],
-                name="org_status",
-            ),
-            IndexModel(
                 [
                     ("organizationId", pymongo.ASCENDING),
                     ("page", pymongo.ASCENDING),

@@ -138,10 +138,6 @@ class Message(TenantDocument):
                 [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
                 name="org_contact",
             ),
-            IndexModel(
-                [("organizationId", pymongo.ASCENDING), ("status", pymongo.ASCENDING)],
-                name="org_status",
-            ),
             # Held messages are found in every organization, as the dispatcher finds campaigns.
             IndexModel([("status", pymongo.ASCENDING)], name="status_across_organizations"),
         ]
@@ -167,11 +163,7 @@ class Reply(TenantDocument):
         name = "replies"
         shard_key = ("organizationId", "_id")
         indexes = [
-            IndexModel(
-                [("organizationId", pymongo.ASCENDING), ("campaignId", pymongo.ASCENDING)],
-                name="org_campaign",
-            ),
-            IndexModel(  # replies per follow-up step
+            IndexModel(  # a campaign's replies, and its follow-up steps'
                 [
                     ("organizationId", pymongo.ASCENDING),
                     ("campaignId", pymongo.ASCENDING),

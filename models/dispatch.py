@@ -161,8 +161,4 @@ class ContactSend(TenantDocument):
                 name="org_key_unique",
                 unique=True,
             ),
-            IndexModel(  # a contact's sends (e.g. to delete them with the contact)
-                [("organizationId", pymongo.ASCENDING), ("contactId", pymongo.ASCENDING)],
-                name="org_contact",
-            ),
         ]

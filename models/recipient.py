@@ -125,14 +125,6 @@ class Recipient(TenantDocument):
                 [
                     ("organizationId", pymongo.ASCENDING),
                     ("campaignId", pymongo.ASCENDING),
-                    ("seq", pymongo.ASCENDING),
-                ],
-                name="org_campaign_seq",
-            ),
-            IndexModel(
-                [
-                    ("organizationId", pymongo.ASCENDING),
-                    ("campaignId", pymongo.ASCENDING),
                     ("status", pymongo.ASCENDING),
                     ("seq", pymongo.ASCENDING),
                 ],

@@ -1144,12 +1144,21 @@ def _fields(sort: Any) -> tuple[str, ...]:
     return tuple(str(name) for name in sort or ())
 
 
+UNTRACED = "(a task of its own: no project frame on its stack)"
+"""The origin of a query sent by a cursor a task awaits alone (`asyncio.gather(cursor.to_list(),
+...)`): its stack starts in the driver, so it cannot say who decided it. Judged all the same."""
+
+
 def _app_origin() -> str | None:
     """`file:line` of the innermost project frame past the storage layer (the caller that
-    decided the query), or None when the tests themselves sent the command."""
+    decided the query), `UNTRACED` when no project frame is on the stack, or None when the tests
+    themselves sent the command."""
     frame = inspect.currentframe()
+    frame = frame.f_back.f_back if frame and frame.f_back else None  # past `started`
     storage: str | None = None
     while frame is not None:
+        if frame.f_code.co_filename in (__file__, str(HERE)):
+            return None  # a test helper's query (emptying a released database, say)
         relative = _project_file(frame.f_code.co_filename)
         if relative is not None:
             if relative.parts[0] in ("tests", "bench"):
@@ -1159,7 +1168,7 @@ def _app_origin() -> str | None:
                 return where
             storage = storage or where
         frame = frame.f_back
-    return storage
+    return storage or UNTRACED
 
 
 @functools.cache

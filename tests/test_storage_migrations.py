@@ -401,26 +401,52 @@ async def test_campaigns_stored_before_list_numbers_list_by_number_after_a_start
     assert sorted(c.listSeq for c in stored if c.listSeq is not None)[:6] == [2, 3, 4, 5, 6, 7]
 
 
+RETIRED_KEYS: dict[str, list[tuple[str, int]]] = {
+    "campaigns.org_status_schedule": [("organizationId", 1), ("status", 1), ("scheduleDate", 1)],
+    "campaigns.org_status_created_id": [
+        ("organizationId", 1),
+        ("status", 1),
+        ("createdAt", -1),
+        ("_id", -1),
+    ],
+    "contacts.org_status": [("organizationId", 1), ("contactStatus", 1)],
+    "contact_sends.org_contact": [("organizationId", 1), ("contactId", 1)],
+    "messages.org_status": [("organizationId", 1), ("status", 1)],
+    "recipients.org_campaign_seq": [("organizationId", 1), ("campaignId", 1), ("seq", 1)],
+    "replies.org_campaign": [("organizationId", 1), ("campaignId", 1)],
+}
+"""The retired indexes as an earlier version declared them."""
+
+
 async def test_indexes_no_query_uses_are_dropped_at_start(app: FastAPI, settings: Settings) -> None:
-    """A database an earlier version set up still has the campaign lists' former sort indexes,
-    which every campaign write paid for: the start drops them and keeps every declared one; a
-    start that runs the migration again finds nothing to drop."""
-    await Campaign.get_pymongo_collection().create_index(
-        [("organizationId", 1), ("status", 1), ("scheduleDate", 1)], name="org_status_schedule"
-    )
-    await Campaign.get_pymongo_collection().create_index(
-        [("organizationId", 1), ("status", 1), ("createdAt", -1), ("_id", -1)],
-        name="org_status_created_id",
-    )
-    declared = {index.document["name"] for index in Campaign.Settings.indexes} | {"_id_"}
-    retired = set(migrations.RETIRED_INDEXES[Campaign])
+    """A database an earlier version set up still has the indexes no query needs any more,
+    which every write paid for: the start drops them and keeps every declared one; a start
+    that runs the migration again finds nothing to drop."""
+    retired = migrations.RETIRED_INDEXES
+    assert {
+        f"{model.Settings.name}.{name}" for model, retiring in retired.items() for name in retiring
+    } == set(RETIRED_KEYS)
+    for model, retiring in retired.items():
+        for name in retiring:
+            keys = RETIRED_KEYS[f"{model.Settings.name}.{name}"]
+            await model.get_pymongo_collection().create_index(keys, name=name)
 
-    async def names() -> set[str]:
+    async def names() -> dict[str, set[str]]:
         # the started app's client: each start binds the models to its own
-        collection = Campaign.get_pymongo_collection()
-        return {index["name"] async for index in await collection.list_indexes()}
+        found = {}
+        for model in retired:
+            collection = model.get_pymongo_collection()
+            found[model.Settings.name] = {i["name"] async for i in await collection.list_indexes()}
+        return found
 
-    assert await names() == declared | retired
+    declared = {
+        model.Settings.name: {i.document["name"] for i in model.Settings.indexes} | {"_id_"}
+        for model in retired
+    }
+    assert await names() == {
+        model.Settings.name: declared[model.Settings.name] | set(retiring)
+        for model, retiring in retired.items()
+    }
     async with started_again(settings):
         assert await names() == declared
         await MigrationRecord.get_pymongo_collection().delete_many({"version": 8})

@@ -89,7 +89,7 @@ async def test_indexes_exist_on_the_server(app: FastAPI) -> None:
     assert contacts["org_phone_unique"]["unique"] is True
     assert contacts["org_phone_unique"]["key"] == [("organizationId", 1), ("phoneNumber", 1)]
     assert recipients["org_campaign_contact_unique"]["unique"] is True
-    assert "org_campaign_seq" in recipients and "org_campaign_status_seq" in recipients
+    assert "org_campaign_batch_seq" in recipients and "org_campaign_status_seq" in recipients
     assert campaigns["org_status_list_seq"]["key"] == [
         ("organizationId", 1),
         ("status", 1),
