@@ -4,13 +4,19 @@ without indexes too, so nothing else would notice a query that walks a whole col
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import httpx
 import pytest
 from bson import ObjectId
+from pymongo import AsyncMongoClient
 
+from core.config import Settings
 from models import Campaign
 from tests.support import (
     ROOT,
+    UNTRACED,
     Index,
     QueryRecorder,
     acceptable,
@@ -210,3 +216,21 @@ def test_a_residual_range_is_checked_on_the_rows_an_index_on_a_residual_equality
         "campaigns", {"organizationId": 1, "type": "sms", "name": search}, ("listSeq",)
     )
     assert not acceptable(by_type, campaigns)
+
+
+async def test_a_query_a_task_awaits_alone_is_judged_not_skipped(settings: Settings) -> None:
+    """A cursor handed to `asyncio.gather` runs in a task whose stack starts in the driver: no
+    frame says who sent it, and such a query is recorded (and judged) rather than taken for
+    the test's own."""
+    recorder = QueryRecorder()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongodb_uri, event_listeners=[recorder]
+    )
+    try:
+        contacts = client[settings.mongodb_db]["contacts"]
+        await asyncio.gather(contacts.find({"organizationId": 1, "nickname": "x"}).to_list())
+        await contacts.find({"organizationId": 1, "shoeSize": 9}).to_list()  # the test's own
+    finally:
+        await client.close()
+    untraced = shapes_of("contacts", {"organizationId": 1, "nickname": "x"})[0]
+    assert recorder.shapes == {untraced: UNTRACED}
