@@ -228,9 +228,10 @@ async def test_a_query_a_task_awaits_alone_is_judged_not_skipped(settings: Setti
     )
     try:
         contacts = client[settings.mongodb_db]["contacts"]
-        await asyncio.gather(contacts.find({"organizationId": 1, "nickname": "x"}).to_list())
+        # A served shape: the session's own recorder sees this query too, and judges it.
+        await asyncio.gather(contacts.find({"organizationId": 1, "phoneNumber": "x"}).to_list())
         await contacts.find({"organizationId": 1, "shoeSize": 9}).to_list()  # the test's own
     finally:
         await client.close()
-    untraced = shapes_of("contacts", {"organizationId": 1, "nickname": "x"})[0]
+    untraced = shapes_of("contacts", {"organizationId": 1, "phoneNumber": "x"})[0]
     assert recorder.shapes == {untraced: UNTRACED}
