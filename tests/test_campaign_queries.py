@@ -355,7 +355,8 @@ async def test_listing_with_nested_fields_reads_by_page_not_by_organization(
     from asgi_lifespan import LifespanManager
 
     listener = CommandLog()
-    settings = make_settings(mongo_uri)
+    # No sweep for pending replies while the page's commands are counted (it runs at start).
+    settings = make_settings(mongo_uri, inbound_sweep_seconds=3600)
     app = create_app(settings, event_listeners=[listener])
     org = ObjectId()
     try:
