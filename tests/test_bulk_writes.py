@@ -55,7 +55,8 @@ class CommandCounter(CommandListener):
 
 @pytest.fixture
 async def counted(mongo_uri: str) -> AsyncIterator[tuple[httpx.AsyncClient, CommandCounter]]:
-    settings = make_settings(mongo_uri)
+    # No sweep for pending replies while commands are counted (it runs at start).
+    settings = make_settings(mongo_uri, inbound_sweep_seconds=3600)
     counter = CommandCounter()
     app = create_app(settings, event_listeners=[counter])
     async with LifespanManager(app):
