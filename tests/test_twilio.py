@@ -38,6 +38,7 @@ from tests.support import (
     FAST,
     Org,
     QueryRecorder,
+    Shape,
     client_with,
     gql,
     loopback,
@@ -329,23 +330,33 @@ BACKGROUND = ("services/conversations/pending.py", "services/storage/idempotency
 """The app's own loops, which may query while a test looks at what one request sent."""
 
 
-async def test_a_report_naming_its_organization_is_read_within_it(
-    mongo_uri: str, tmp_path: Path
-) -> None:
-    """On a sharded deployment such a report goes to its organization's shard only: every query
-    it sends names the organization (the shard key's first field), the recipient's read
-    included, none through the exception listed for reports from before the URL named it."""
+async def queries_of_one_report(
+    mongo_uri: str, tmp_path: Path, *, names_organization: bool, **form: str
+) -> dict[Shape, str]:
+    """A delivered report about a sent message, at the URL naming its organization or at the
+    one from before: applied, and the queries that report (not the app's own loops) sent."""
     recorder = QueryRecorder()
     async with client_with(mongo_uri, [recorder], **WEBHOOK_SETTINGS) as hooked:
         hooked.base_url = httpx.URL("http://internal:8000")
         org = Org(hooked)
         [row] = await sent_campaign(org, 1, tmp_path)
         recorder.shapes.clear()
-        path = status_path(row["_id"], org.id)
-        answer = await post(hooked, path, status_form(row, "delivered", ErrorCode="30003"))
+        path = status_path(row["_id"], org.id if names_organization else None)
+        answer = await post(hooked, path, status_form(row, "delivered", **form))
         assert answer.status_code == 204, answer.text
         assert await delivery(org, row["_id"]) == "delivered"
-    report = {s: o for s, o in recorder.shapes.items() if not o.startswith(BACKGROUND)}
+    return {s: o for s, o in recorder.shapes.items() if not o.startswith(BACKGROUND)}
+
+
+async def test_a_report_naming_its_organization_is_read_within_it(
+    mongo_uri: str, tmp_path: Path
+) -> None:
+    """On a sharded deployment such a report goes to its organization's shard only: every query
+    it sends names the organization (the shard key's first field), the recipient's read
+    included, none through the exception listed for reports from before the URL named it."""
+    report = await queries_of_one_report(
+        mongo_uri, tmp_path, names_organization=True, ErrorCode="30003"
+    )
     read = shapes_of("recipients", {"organizationId": 1, "_id": 2})[0]
     assert report.get(read, "").startswith("services/sending/delivery.py"), report
     assert untargeted_queries(report, listed={}) == []
@@ -356,16 +367,7 @@ async def test_a_report_from_before_the_url_named_the_organization_still_applies
 ) -> None:
     """Messages sent before the change are reported on at the old URL: their recipient is
     looked for in every organization (the listed exception), and the report applies."""
-    recorder = QueryRecorder()
-    async with client_with(mongo_uri, [recorder], **WEBHOOK_SETTINGS) as hooked:
-        hooked.base_url = httpx.URL("http://internal:8000")
-        org = Org(hooked)
-        [row] = await sent_campaign(org, 1, tmp_path)
-        recorder.shapes.clear()
-        answer = await post(hooked, status_path(row["_id"], None), status_form(row, "delivered"))
-        assert answer.status_code == 204, answer.text
-        assert await delivery(org, row["_id"]) == "delivered"
-    report = {s: o for s, o in recorder.shapes.items() if not o.startswith(BACKGROUND)}
+    report = await queries_of_one_report(mongo_uri, tmp_path, names_organization=False)
     assert [str(shape) for shape in report if "organizationId" not in shape.equality] == [
         "recipients: eq=['_id']"
     ]
