@@ -29,6 +29,7 @@ from core.config import Settings
 from main import create_app
 from scripts import dbserver
 from tests.support import (
+    APPLIED,
     DATABASES,
     WEBHOOK_SETTINGS,
     IndexCoverageGate,
@@ -42,9 +43,10 @@ from tests.support import (
 pytest_plugins = ["pytester"]  # a test of the index-coverage gate runs a small xdist session
 
 QUERIES = QueryRecorder()
-# Before any client exists: every client of the session reports to both.
+# Before any client exists: every client of the session reports to each.
 monitoring.register(QUERIES)
 monitoring.register(DATABASES)
+monitoring.register(APPLIED)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Any]:

@@ -829,14 +829,88 @@ async def text(
     return answer
 
 
+class AppliedReplies(monitoring.CommandListener):
+    """The replies whose pending record this process's clients deleted, as their commands
+    report it: what `applied` waits on, instead of asking the database every few milliseconds
+    (asking was most of a chatty conversation test's commands, and slowed what it waited for).
+    Register it before any client exists (the conftest does); apps served in another thread
+    report here too."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deleting: dict[tuple[object, int], list[str]] = {}
+        self._done: set[str] = set()
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        command = event.command
+        if event.command_name != "delete" or command.get("delete") != PENDING_COLLECTION:
+            return
+        sids = [d["q"].get("_id") for d in command.get("deletes", [])]
+        with self._lock:
+            self._deleting[(event.connection_id, event.request_id)] = [
+                sid for sid in sids if isinstance(sid, str)
+            ]
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        with self._lock:
+            sids = self._deleting.pop((event.connection_id, event.request_id), [])
+            self._done.update(sids)
+            waiters = [w for sid in sids for w in self._waiters.pop(sid, [])]
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_resolve, future)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        with self._lock:
+            self._deleting.pop((event.connection_id, event.request_id), None)
+
+    async def deleted(self, sid: str, within: float) -> bool:
+        """Whether the pending record of `sid` is deleted, waiting up to `within` seconds."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if sid in self._done:
+                self._done.discard(sid)
+                return True
+            if within <= 0:
+                return False
+            self._waiters.setdefault(sid, []).append((loop, future))
+        try:
+            await asyncio.wait_for(future, within)
+        except TimeoutError:
+            with self._lock:
+                waiting = self._waiters.get(sid, [])
+                if (loop, future) in waiting:
+                    waiting.remove((loop, future))
+            return False
+        with self._lock:
+            self._done.discard(sid)
+        return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+PENDING_COLLECTION = PendingInbound.Settings.name
+APPLIED = AppliedReplies()
+
+
 async def applied(sid: str) -> None:
     """Waits until a reply the webhook accepted has been applied: an ordinary reply is
-    answered first and applied right after (`services.conversations.pending`)."""
+    answered first and applied right after (`services.conversations.pending`). The delete is
+    usually seen by `APPLIED`; the database is asked first (a reply applied before the answer,
+    an opt-out, was never pending) and between waits (a delete sent by another process)."""
     collection = PendingInbound.get_pymongo_collection()
-    for _ in range(1000):
+    deadline = time.monotonic() + 10
+    wait = 0.0
+    while time.monotonic() < deadline:
+        if await APPLIED.deleted(sid, within=wait):
+            return
         if await collection.find_one({"_id": sid}, {"_id": 1}) is None:
             return
-        await asyncio.sleep(0.01)
+        wait = 0.25
     raise AssertionError(f"the reply {sid} is still pending after 10 s")
 
 
