@@ -28,12 +28,11 @@ from pymongo import monitoring
 from core.config import Settings
 from main import create_app
 from scripts import dbserver
+from tests.index_gate import IndexCoverageGate, QueryRecorder
 from tests.support import (
     APPLIED,
     DATABASES,
     WEBHOOK_SETTINGS,
-    IndexCoverageGate,
-    QueryRecorder,
     client_with,
     fresh_database_name,
     make_settings,

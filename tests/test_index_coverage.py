@@ -1,5 +1,5 @@
 """Production is MongoDB: every query the app sent during the suite is served by an index the
-models declare, under MongoDB's rules (see `tests.support`). The embedded server answers
+models declare, under MongoDB's rules (see `tests.index_gate`). The embedded server answers
 without indexes too, so nothing else would notice a query that walks a whole collection."""
 
 from __future__ import annotations
@@ -14,20 +14,18 @@ from pymongo import AsyncMongoClient
 
 from core.config import Settings
 from models import Campaign
-from tests.support import (
-    ROOT,
+from tests.index_gate import (
     UNTRACED,
     Index,
     QueryRecorder,
     acceptable,
-    auth,
     declared_indexes,
     idle_indexes,
     index_coverage_problems,
     index_serves,
     shapes_of,
-    token,
 )
+from tests.support import ROOT, auth, token
 
 
 async def test_the_recorder_sees_the_apps_queries_and_not_the_tests(
@@ -54,7 +52,7 @@ def test_every_query_the_app_sent_is_served_by_a_declared_index(
 ) -> None:
     """Alone, this process saw everything the session ran. As one pytest-xdist worker it
     saw its share, and the controller judges every worker's once all have finished
-    (`tests.support.IndexCoverageGate`)."""
+    (`tests.index_gate.IndexCoverageGate`)."""
     whole_suite = not hasattr(pytestconfig, "workerinput")
     problems = index_coverage_problems(recorded_queries.shapes, whole_suite=whole_suite)
     assert problems == [], "\n".join(problems)
@@ -77,7 +75,7 @@ def test_a_query_no_declared_index_serves_is_reported_after_a_workers_hand_over(
 
 
 GATE_CONFTEST = """
-from tests.support import IndexCoverageGate, QueryRecorder
+from tests.index_gate import IndexCoverageGate, QueryRecorder
 
 RECORDER = QueryRecorder()
 
@@ -90,7 +88,7 @@ def pytest_configure(config):
 GATE_TESTS = """
 import pytest
 
-from tests.support import shapes_of
+from tests.index_gate import shapes_of
 from conftest import RECORDER
 
 

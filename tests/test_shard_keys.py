@@ -13,13 +13,8 @@ import re
 
 import pytest
 
-from tests.support import (
-    ROOT,
-    QueryRecorder,
-    declared_indexes,
-    shard_keys,
-    untargeted_queries,
-)
+from tests.index_gate import QueryRecorder, declared_indexes, shard_keys, untargeted_queries
+from tests.support import ROOT
 
 DOC = ROOT / "docs" / "database.md"
 

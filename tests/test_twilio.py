@@ -34,20 +34,17 @@ from services.sending.dispatcher import Dispatcher
 from services.sending.provider import UNSUBSCRIBED, SendError
 from services.sending.providers import SimulatedProvider
 from services.sending.twilio import TwilioProvider
+from tests.index_gate import QueryRecorder, Shape, shapes_of, untargeted_queries
 from tests.support import (
     FAST,
     Org,
-    QueryRecorder,
-    Shape,
     client_with,
     gql,
     loopback,
     make_settings,
     served,
-    shapes_of,
     status_path,
     statuses,
-    untargeted_queries,
     until_done,
 )
 
