@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import httpx
 import jwt
@@ -34,7 +34,7 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo import AsyncMongoClient, MongoClient, monitoring, uri_parser
 from pymongo.asynchronous.database import AsyncDatabase
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from websockets.sync.client import connect
@@ -414,6 +414,62 @@ async def started_again(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             yield http
+
+
+# A database connection a test can cut
+
+
+class DatabaseLink:
+    """A TCP relay in front of the session's database server that a test cuts and joins
+    again: an app on `uri` sees its database go away and come back, as after a server restart
+    or a network fault, and the server itself (shared by the other tests) keeps running."""
+
+    def __init__(self, mongo_uri: str) -> None:
+        parsed = uri_parser.parse_uri(mongo_uri)
+        (self.host, self.port), *_ = parsed["nodelist"]
+        self.listen_port = dbserver.free_port()
+        user = parsed["username"]
+        credentials = f"{quote_plus(user)}:{quote_plus(parsed['password'] or '')}@" if user else ""
+        self.uri = f"mongodb://{credentials}127.0.0.1:{self.listen_port}/?directConnection=true"
+        self._server: asyncio.Server | None = None
+        self._ends: set[asyncio.StreamWriter] = set()
+
+    async def join(self) -> None:
+        """Accepts and relays connections (again)."""
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.listen_port)
+
+    async def cut(self) -> None:
+        """Refuses new connections and drops every open one."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for end in list(self._ends):
+            end.close()
+        self._ends.clear()
+
+    async def _relay(self, client: asyncio.StreamReader, client_end: asyncio.StreamWriter) -> None:
+        try:
+            server, server_end = await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            client_end.close()
+            return
+        self._ends.update((client_end, server_end))
+        await asyncio.gather(
+            self._pump(client, server_end), self._pump(server, client_end), return_exceptions=True
+        )
+        for end in (client_end, server_end):
+            end.close()
+            self._ends.discard(end)
+
+    @staticmethod
+    async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await source.read(1 << 16):
+                sink.write(chunk)
+                await sink.drain()
+        finally:
+            sink.close()
 
 
 # Served over a real socket

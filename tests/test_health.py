@@ -1,10 +1,8 @@
-"""Liveness and readiness against a database server this test starts and stops."""
+"""Liveness and readiness, and what an app answers while its database is away."""
 
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,8 +14,7 @@ from core.config import Settings
 from core.db import INDEXES_RECORD
 from main import create_app
 from models import DOCUMENT_MODELS, Campaign, Contact
-from scripts import dbserver
-from tests.support import auth, gql, make_settings, release_database, token
+from tests.support import DatabaseLink, auth, gql, release_database, token
 
 
 async def test_healthz_answers(client: httpx.AsyncClient) -> None:
@@ -42,32 +39,34 @@ async def _writes_answer_503_while_down(http: httpx.AsyncClient) -> None:
     assert graphql["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
 
 
-async def test_readyz_follows_the_database() -> None:
-    with tempfile.TemporaryDirectory(prefix="campaigns-readyz-") as tmp:
-        server = dbserver.new_server(Path(tmp), ephemeral=True)
-        await asyncio.to_thread(server.start)
-        try:
-            app = create_app(make_settings(server.uri, mongodb_timeout_ms=800))
-            async with LifespanManager(app):
-                transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                    assert (await http.get("/readyz")).status_code == 200
+async def test_readyz_follows_the_database(settings: Settings) -> None:
+    """The app's database goes away (its connection cut) and comes back."""
+    link = DatabaseLink(settings.mongodb_uri)
+    await link.join()
+    linked = settings.model_copy(update={"mongodb_uri": link.uri, "mongodb_timeout_ms": 800})
+    try:
+        app = create_app(linked)
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                assert (await http.get("/readyz")).status_code == 200
 
-                    await asyncio.to_thread(server.stop)
-                    down = await http.get("/readyz")
-                    assert down.status_code == 503
-                    assert down.json()["database"] == "unreachable"
-                    assert (await http.get("/healthz")).status_code == 200
-                    await _writes_answer_503_while_down(http)
+                await link.cut()
+                down = await http.get("/readyz")
+                assert down.status_code == 503
+                assert down.json()["database"] == "unreachable"
+                assert (await http.get("/healthz")).status_code == 200
+                await _writes_answer_503_while_down(http)
 
-                    await asyncio.to_thread(server.start)
-                    for _ in range(50):
-                        if (await http.get("/readyz")).status_code == 200:
-                            break
-                        await asyncio.sleep(0.2)
-                    assert (await http.get("/readyz")).status_code == 200
-        finally:
-            await asyncio.to_thread(server.close)
+                await link.join()
+                for _ in range(50):
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                    await asyncio.sleep(0.2)
+                assert (await http.get("/readyz")).status_code == 200
+    finally:
+        await link.cut()
+        await release_database(settings)
 
 
 @pytest.mark.fresh_database  # the first start sets it up
