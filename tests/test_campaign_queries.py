@@ -344,7 +344,7 @@ query {
 """
 
 
-@pytest.mark.parametrize("campaigns", [10, 100])
+@pytest.mark.parametrize("campaigns", [10, 50])
 async def test_listing_with_nested_fields_reads_by_page_not_by_organization(
     mongo_uri: str, campaigns: int
 ) -> None:
