@@ -60,6 +60,8 @@ APP_POOL_SIZE = 16
 
 FerretDB holds one PostgreSQL connection per update while it waits for a second, so more
 concurrent updates than its pool can hang it; clients stay far below `FERRETDB_PG_POOL`."""
+START_TIMEOUT_S = 60.0
+"""How long a start waits for the server to answer."""
 FERRETDB_PG_POOL = 120
 PG_MAX_CONNECTIONS = 160
 FERRETDB_GOGC = "400"
@@ -442,7 +444,7 @@ class Server:
     def command(self) -> list[str]:
         return self.main.command
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
         """Starts the server (PostgreSQL first, then FerretDB) and returns once it answers."""
         try:
             if self.postgres is not None:

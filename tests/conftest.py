@@ -15,6 +15,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +89,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist starts the workers (its hook runs last)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """The controller starts the one server all workers share: one start, not one each."""
+    """The controller starts the one server all workers share: one start, not one each. It
+    starts while the workers start (their imports take longer), and each waits for it."""
     config = session.config
     if distributing(config) and not os.environ.get("MONGODB_URI"):
         stack = contextlib.ExitStack()
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="campaigns-test-db-"))
-        server = stack.enter_context(dbserver.running_server(Path(tmp), ephemeral=True))
+        server = dbserver.new_server(Path(tmp), ephemeral=True)
+        starting = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        stack.callback(server.close)
+        started = starting.submit(server.start)
+        # At the end (callbacks run last first): wait for the start, which raises if it failed,
+        # then close the server.
+        stack.callback(started.result)
         config.stash[SERVER] = (stack, server.uri)
 
 
@@ -113,6 +121,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def mongo_uri(pytestconfig: pytest.Config) -> Iterator[str]:
     """Yields the URI of the session's database server, starting one if needed."""
     if shared := getattr(pytestconfig, "workerinput", {}).get(SHARED_SERVER):
+        if not dbserver.ping(shared, timeout_ms=int(dbserver.START_TIMEOUT_S * 1000)):
+            raise RuntimeError(f"the session's server at {shared} did not start; see above")
         yield shared  # the controller's server, thrown away whole after the run
         return
     if uri := os.environ.get("MONGODB_URI"):
