@@ -34,6 +34,7 @@ from tests.support import (
     APPLIED,
     DATABASES,
     WEBHOOK_SETTINGS,
+    Browser,
     client_with,
     fresh_database_name,
     make_settings,
@@ -179,3 +180,13 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """The process's headless Chromium, started by its first page (`Browser`)."""
+    shared = Browser()
+    try:
+        yield shared
+    finally:
+        shared.close()

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -754,36 +755,69 @@ class DevTools:
         self.ws.close()
 
 
-@contextmanager
-def open_page(url: str, profile: Path) -> Iterator[DevTools]:
-    """Headless Chromium on `url`, driven over the DevTools protocol."""
-    args = [*chromium_args(str(profile)), "--remote-debugging-port=0", url]
-    # Own process group, so teardown ends Chromium's helper processes too (and only them).
-    process = subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        # Chromium writes the port it picked into the profile directory.
-        port_file = profile / "DevToolsActivePort"
+class Browser:
+    """One headless Chromium per test process, driven over the DevTools protocol. Each page
+    opens in a browser context of its own (its own cookies and storage, as a new profile would
+    have), so tests share the browser's start, not their state."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._profile: Path | None = None
+        self._port = ""
+        self._control: DevTools | None = None
+
+    def _started(self) -> DevTools:
+        if self._control is not None:
+            return self._control
+        self._profile = Path(tempfile.mkdtemp(prefix="campaigns-chromium-"))
+        args = [*chromium_args(str(self._profile)), "--remote-debugging-port=0", "about:blank"]
+        # Own process group, so `close` ends Chromium's helper processes too (and only them).
+        self._process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        # Chromium writes the port it picked, then its browser endpoint, into the profile.
+        port_file = self._profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
-        while not (port_file.is_file() and port_file.read_text().strip()):
-            assert process.poll() is None, "Chromium exited early"
+        while len(lines := _lines(port_file)) < 2:
+            assert self._process.poll() is None, "Chromium exited early"
             assert time.monotonic() < deadline, "Chromium opened no DevTools port"
-            time.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        page_ws = ""
-        while not page_ws:
-            assert time.monotonic() < deadline, "Chromium opened no page"
-            targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-            page_ws = next((t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page"), "")
-            time.sleep(0.1)
-        client = DevTools(page_ws)
+            time.sleep(0.05)
+        self._port = lines[0]
+        self._control = DevTools(f"ws://127.0.0.1:{lines[0]}{lines[1]}")
+        return self._control
+
+    @contextmanager
+    def page(self, url: str) -> Iterator[DevTools]:
+        """A new page on `url`, in a browser context of its own, closed with it."""
+        control = self._started()
+        context = control.call("Target.createBrowserContext")["browserContextId"]
         try:
-            yield client
+            target = control.call(
+                "Target.createTarget", url=url, browserContextId=context, width=1280, height=800
+            )["targetId"]
+            page = DevTools(f"ws://127.0.0.1:{self._port}/devtools/page/{target}")
+            try:
+                yield page
+            finally:
+                page.close()
         finally:
-            client.close()
-    finally:
-        stop_process_group(process)
+            control.call("Target.disposeBrowserContext", browserContextId=context)
+
+    def close(self) -> None:
+        """Ends Chromium and removes its profile."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._process is not None:
+            stop_process_group(self._process)
+            self._process = None
+        if self._profile is not None:
+            shutil.rmtree(self._profile, ignore_errors=True)
+            self._profile = None
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.is_file() else []
 
 
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:

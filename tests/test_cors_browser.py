@@ -12,14 +12,13 @@ import functools
 import http.server
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from bson import ObjectId
 
-from tests.support import ROOT, auth, make_settings, open_page, serving_in_thread, token
+from tests.support import ROOT, Browser, auth, make_settings, serving_in_thread, token
 
 BUNDLE = ROOT / "e2e" / "apollo" / "dist" / "apollo-browser.js"
 PAGE = """<!doctype html><meta charset="utf-8"><title>cors</title>
@@ -57,8 +56,8 @@ def api(mongo_uri: str, page_server: int) -> Iterator[str]:
         yield url
 
 
-def run_apollo(page_url: str, api: str, tok: str, name: str, profile: Path) -> dict[str, Any]:
-    with open_page(page_url, profile) as page:
+def run_apollo(browser: Browser, page_url: str, api: str, tok: str, name: str) -> dict[str, Any]:
+    with browser.page(page_url) as page:
         page.wait_for("typeof window.runApollo === 'function'", "the Apollo bundle")
         outcome: dict[str, Any] = page.evaluate(f"window.runApollo({api!r}, {tok!r}, {name!r})")
     return outcome
@@ -71,12 +70,12 @@ def campaign_names(api: str, tok: str) -> list[str]:
 
 
 def test_an_allowed_origin_queries_mutates_and_subscribes(
-    api: str, page_server: int, tmp_path: Path
+    api: str, page_server: int, browser: Browser
 ) -> None:
     org = ObjectId()
     tok = token(org=org)
     page = f"http://127.0.0.1:{page_server}/index.html"
-    outcome = run_apollo(page, api, tok, "from the app origin", tmp_path / "profile")
+    outcome = run_apollo(browser, page, api, tok, "from the app origin")
     assert outcome["me"]["organizationId"] == str(org), outcome
     created = outcome["create"]
     assert created["userErrors"] == [] and created["campaign"]["status"] == "DRAFT", outcome
@@ -85,11 +84,11 @@ def test_an_allowed_origin_queries_mutates_and_subscribes(
 
 
 def test_an_origin_not_on_the_list_gets_nothing_and_runs_nothing(
-    api: str, page_server: int, tmp_path: Path
+    api: str, page_server: int, browser: Browser
 ) -> None:
     tok = token(org=ObjectId())
     page = f"http://localhost:{page_server}/index.html"  # same server, another origin
-    outcome = run_apollo(page, api, tok, "from elsewhere", tmp_path / "profile")
+    outcome = run_apollo(browser, page, api, tok, "from elsewhere")
     for step in ("me", "create", "progress"):
         assert "error" in outcome[step], outcome
     assert "Failed to fetch" in outcome["create"]["error"], outcome
