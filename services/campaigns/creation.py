@@ -478,8 +478,7 @@ async def _insert_recipients(
 ) -> None:
     docs = recipients.recipient_documents(campaign_id, chosen, assignees)
     try:
-        for start in range(0, len(docs), WRITE_BATCH):
-            await tenant.raw_insert_many(Recipient, docs[start : start + WRITE_BATCH], ordered=True)
+        await tenant.insert_in_batches(Recipient, docs, batch=WRITE_BATCH)
     except BaseException:
         await tenant.delete_many(Recipient, {"campaignId": campaign_id})
         raise

@@ -32,6 +32,11 @@ IN_CHUNK = 20_000
 """Values per `$in` command: each chunk is one read of the organization on FerretDB."""
 ROWS_PER_LOOKUP = 4
 """Rows FerretDB reads and filters in the time of one concurrent point lookup."""
+INSERTS_AT_ONCE = 2
+"""Insert commands one caller keeps in flight (see `Tenant.insert_in_batches`)."""
+INSERT_SHARE_MIN = 250
+"""Documents below which a list is not split to fill a second command (its cost would
+outweigh what the second core saves)."""
 BULK_CHUNK = 25
 """Statements per bulk update command (see `Tenant.update_each`)."""
 _BULK_GATE = asyncio.Semaphore(1)
@@ -233,6 +238,30 @@ class Tenant:
             doc.setdefault("createdAt", now)
             doc.setdefault("updatedAt", now)
         await model.get_pymongo_collection().insert_many(list(documents), ordered=ordered)
+
+    async def insert_in_batches(
+        self, model: type[D], documents: Sequence[dict[str, Any]], *, batch: int
+    ) -> None:
+        """Inserts plain dicts as `raw_insert_many` does (ordered within a batch), in batches of
+        at most `batch`, `INSERTS_AT_ONCE` commands at a time: FerretDB writes one command's
+        documents in one PostgreSQL transaction, on one core, so two at once keep a second core
+        busy (docs/performance.md). Every batch has landed or failed before the first failure
+        is raised, so a caller that cleans up after one removes all that landed."""
+        if not documents:
+            return
+        size = min(batch, max(INSERT_SHARE_MIN, -(-len(documents) // INSERTS_AT_ONCE)))
+        gate = asyncio.Semaphore(INSERTS_AT_ONCE)
+
+        async def one(start: int) -> None:
+            async with gate:
+                await self.raw_insert_many(model, documents[start : start + size], ordered=True)
+
+        outcomes = await asyncio.gather(
+            *(one(start) for start in range(0, len(documents), size)), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def stamp(self, document: D) -> D:
         """Sets the owner and timestamps on a new document before it is inserted."""
