@@ -35,8 +35,8 @@ ROWS_PER_LOOKUP = 4
 INSERTS_AT_ONCE = 2
 """Insert commands one caller keeps in flight (see `Tenant.insert_in_batches`)."""
 INSERT_SHARE_MIN = 250
-"""Documents below which a list is not split to fill a second command (its cost would
-outweigh what the second core saves)."""
+"""The smallest share of a list worth a command of its own: a shorter list goes whole (the
+second command would cost more than the second core saves)."""
 BULK_CHUNK = 25
 """Statements per bulk update command (see `Tenant.update_each`)."""
 _BULK_GATE = asyncio.Semaphore(1)
@@ -249,7 +249,8 @@ class Tenant:
         is raised, so a caller that cleans up after one removes all that landed."""
         if not documents:
             return
-        size = min(batch, max(INSERT_SHARE_MIN, -(-len(documents) // INSERTS_AT_ONCE)))
+        share = -(-len(documents) // INSERTS_AT_ONCE)
+        size = min(batch, share if share >= INSERT_SHARE_MIN else len(documents))
         gate = asyncio.Semaphore(INSERTS_AT_ONCE)
 
         async def one(start: int) -> None:
