@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         starting = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         stack.callback(server.close)
         started = starting.submit(server.start)
+        started.add_done_callback(_report_failed_start)
         # At the end (callbacks run last first): wait for the start, which raises if it failed,
         # then close the server.
         stack.callback(started.result)
         config.stash[SERVER] = (stack, server.uri)
+
+
+def _report_failed_start(started: Future[None]) -> None:
+    """Says at once why the session's server did not start (the workers wait for it)."""
+    if (error := started.exception()) is not None:
+        print(f"the session's database server did not start: {error!r}", file=sys.stderr)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -122,8 +130,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def mongo_uri(pytestconfig: pytest.Config) -> Iterator[str]:
     """Yields the URI of the session's database server, starting one if needed."""
     if shared := getattr(pytestconfig, "workerinput", {}).get(SHARED_SERVER):
-        if not dbserver.ping(shared, timeout_ms=int(dbserver.START_TIMEOUT_S * 1000)):
-            raise RuntimeError(f"the session's server at {shared} did not start; see above")
+        # Its start waits for PostgreSQL, then for FerretDB: up to twice the start timeout.
+        if not dbserver.ping(shared, timeout_ms=int(2 * dbserver.START_TIMEOUT_S * 1000)):
+            raise RuntimeError(
+                f"the session's server at {shared} did not start; the controller's output says why"
+            )
         yield shared  # the controller's server, thrown away whole after the run
         return
     if uri := os.environ.get("MONGODB_URI"):

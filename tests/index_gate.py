@@ -236,8 +236,6 @@ def _app_origin() -> str | None:
     frame = frame.f_back.f_back if frame and frame.f_back else None  # past `started`
     storage: str | None = None
     while frame is not None:
-        if frame.f_code.co_filename in (__file__, str(HERE)):
-            return None  # a test helper's query (emptying a released database, say)
         relative = _project_file(frame.f_code.co_filename)
         if relative is not None:
             if relative.parts[0] in ("tests", "bench"):

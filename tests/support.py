@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import jwt
@@ -423,39 +423,56 @@ async def started_again(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 class DatabaseLink:
     """A TCP relay in front of the session's database server that a test cuts and joins
     again: an app on `uri` sees its database go away and come back, as after a server restart
-    or a network fault, and the server itself (shared by the other tests) keeps running."""
+    or a network fault, and the server itself (shared by the other tests) keeps running. A cut
+    link keeps its port and drops every connection, open or new."""
 
     def __init__(self, mongo_uri: str) -> None:
-        parsed = uri_parser.parse_uri(mongo_uri)
-        (self.host, self.port), *_ = parsed["nodelist"]
+        (self.host, self.port), *_ = uri_parser.parse_uri(mongo_uri)["nodelist"]
         self.listen_port = dbserver.free_port()
-        user = parsed["username"]
-        credentials = f"{quote_plus(user)}:{quote_plus(parsed['password'] or '')}@" if user else ""
-        self.uri = f"mongodb://{credentials}127.0.0.1:{self.listen_port}/?directConnection=true"
+        parts = urlsplit(mongo_uri)
+        assert parts.scheme == "mongodb", "a link fronts one host named in the URI"
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@" if userinfo else ""
+        query = "&".join(filter(None, [parts.query, "directConnection=true"]))
+        self.uri = urlunsplit(
+            ("mongodb", f"{netloc}127.0.0.1:{self.listen_port}", parts.path or "/", query, "")
+        )
         self._server: asyncio.Server | None = None
+        self._cut = False
         self._ends: set[asyncio.StreamWriter] = set()
 
     async def join(self) -> None:
-        """Accepts and relays connections (again)."""
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.listen_port)
+        """Relays connections (again)."""
+        self._cut = False
+        if self._server is None:
+            self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.listen_port)
 
     async def cut(self) -> None:
-        """Refuses new connections and drops every open one."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        """Drops every open connection and every new one until `join`."""
+        self._cut = True
         for end in list(self._ends):
             end.close()
         self._ends.clear()
 
+    async def close(self) -> None:
+        """Cuts the link for good and stops listening."""
+        await self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
     async def _relay(self, client: asyncio.StreamReader, client_end: asyncio.StreamWriter) -> None:
+        self._ends.add(client_end)
         try:
             server, server_end = await asyncio.open_connection(self.host, self.port)
         except OSError:
             client_end.close()
             return
-        self._ends.update((client_end, server_end))
+        self._ends.add(server_end)
+        if self._cut:  # cut while this one was connecting
+            await self.cut()
+            return
         await asyncio.gather(
             self._pump(client, server_end), self._pump(server, client_end), return_exceptions=True
         )
@@ -771,19 +788,23 @@ class Browser:
             return self._control
         self._profile = Path(tempfile.mkdtemp(prefix="campaigns-chromium-"))
         args = [*chromium_args(str(self._profile)), "--remote-debugging-port=0", "about:blank"]
-        # Own process group, so `close` ends Chromium's helper processes too (and only them).
-        self._process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        # Chromium writes the port it picked, then its browser endpoint, into the profile.
-        port_file = self._profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while len(lines := _lines(port_file)) < 2:
-            assert self._process.poll() is None, "Chromium exited early"
-            assert time.monotonic() < deadline, "Chromium opened no DevTools port"
-            time.sleep(0.05)
-        self._port = lines[0]
-        self._control = DevTools(f"ws://127.0.0.1:{lines[0]}{lines[1]}")
+        try:
+            # Own process group, so `close` ends Chromium's helpers too (and only them).
+            self._process = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            )
+            # Chromium writes the port it picked, then its browser endpoint, into the profile.
+            port_file = self._profile / "DevToolsActivePort"
+            deadline = time.monotonic() + 30
+            while len(lines := _lines(port_file)) < 2:
+                assert self._process.poll() is None, "Chromium exited early"
+                assert time.monotonic() < deadline, "Chromium opened no DevTools port"
+                time.sleep(0.05)
+            self._port = lines[0]
+            self._control = DevTools(f"ws://127.0.0.1:{lines[0]}{lines[1]}")
+        except BaseException:
+            self.close()  # the next test starts a browser of its own, and nothing is left behind
+            raise
         return self._control
 
     @contextmanager
@@ -801,7 +822,9 @@ class Browser:
             finally:
                 page.close()
         finally:
-            control.call("Target.disposeBrowserContext", browserContextId=context)
+            # A browser that died meanwhile fails here too: the test's own error is the news.
+            with contextlib.suppress(Exception):
+                control.call("Target.disposeBrowserContext", browserContextId=context)
 
     def close(self) -> None:
         """Ends Chromium and removes its profile."""
@@ -917,16 +940,15 @@ async def text(
 
 
 class AppliedReplies(monitoring.CommandListener):
-    """The replies whose pending record this process's clients deleted, as their commands
-    report it: what `applied` waits on, instead of asking the database every few milliseconds
-    (asking was most of a chatty conversation test's commands, and slowed what it waited for).
-    Register it before any client exists (the conftest does); apps served in another thread
-    report here too."""
+    """Wakes whoever waits for a reply's pending record when this process's clients delete it:
+    what `applied` waits on between looks at the database, instead of looking every few
+    milliseconds (that was most of a chatty conversation test's commands, and slowed what it
+    waited for). Register it before any client exists (the conftest does); apps served in
+    another thread report here too."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._deleting: dict[tuple[object, int], list[str]] = {}
-        self._done: set[str] = set()
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
@@ -942,37 +964,30 @@ class AppliedReplies(monitoring.CommandListener):
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         with self._lock:
             sids = self._deleting.pop((event.connection_id, event.request_id), [])
-            self._done.update(sids)
-            waiters = [w for sid in sids for w in self._waiters.pop(sid, [])]
+            waiters = [w for sid in sids for w in self._waiters.get(sid, [])]
         for loop, future in waiters:
-            loop.call_soon_threadsafe(_resolve, future)
+            with contextlib.suppress(RuntimeError):  # its loop closed since: nobody waits
+                loop.call_soon_threadsafe(_resolve, future)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         with self._lock:
             self._deleting.pop((event.connection_id, event.request_id), None)
 
-    async def deleted(self, sid: str, within: float) -> bool:
-        """Whether the pending record of `sid` is deleted, waiting up to `within` seconds."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+    @contextmanager
+    def watching(self, sid: str) -> Iterator[asyncio.Future[None]]:
+        """A future resolved by the next delete of `sid`'s pending record, while the block runs."""
+        waiter = (asyncio.get_running_loop(), asyncio.get_running_loop().create_future())
         with self._lock:
-            if sid in self._done:
-                self._done.discard(sid)
-                return True
-            if within <= 0:
-                return False
-            self._waiters.setdefault(sid, []).append((loop, future))
+            self._waiters.setdefault(sid, []).append(waiter)
         try:
-            await asyncio.wait_for(future, within)
-        except TimeoutError:
+            yield waiter[1]
+        finally:
             with self._lock:
                 waiting = self._waiters.get(sid, [])
-                if (loop, future) in waiting:
-                    waiting.remove((loop, future))
-            return False
-        with self._lock:
-            self._done.discard(sid)
-        return True
+                if waiter in waiting:
+                    waiting.remove(waiter)
+                if not waiting:
+                    self._waiters.pop(sid, None)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -986,18 +1001,18 @@ APPLIED = AppliedReplies()
 
 async def applied(sid: str) -> None:
     """Waits until a reply the webhook accepted has been applied: an ordinary reply is
-    answered first and applied right after (`services.conversations.pending`). The delete is
-    usually seen by `APPLIED`; the database is asked first (a reply applied before the answer,
-    an opt-out, was never pending) and between waits (a delete sent by another process)."""
+    answered first and applied right after (`services.conversations.pending`). The database
+    decides (a retry may reuse a sid); `APPLIED` only wakes the wait when the record is
+    deleted, and without it (a delete sent by another process) the database is asked again
+    every 0.25 s."""
     collection = PendingInbound.get_pymongo_collection()
     deadline = time.monotonic() + 10
-    wait = 0.0
     while time.monotonic() < deadline:
-        if await APPLIED.deleted(sid, within=wait):
-            return
-        if await collection.find_one({"_id": sid}, {"_id": 1}) is None:
-            return
-        wait = 0.25
+        with APPLIED.watching(sid) as deleted:
+            if await collection.find_one({"_id": sid}, {"_id": 1}) is None:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(deleted, 0.25)
     raise AssertionError(f"the reply {sid} is still pending after 10 s")
 
 

@@ -65,7 +65,7 @@ async def test_readyz_follows_the_database(settings: Settings) -> None:
                     await asyncio.sleep(0.2)
                 assert (await http.get("/readyz")).status_code == 200
     finally:
-        await link.cut()
+        await link.close()
         await release_database(settings)
 
 

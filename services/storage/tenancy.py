@@ -245,24 +245,37 @@ class Tenant:
         """Inserts plain dicts as `raw_insert_many` does (ordered within a batch), in batches of
         at most `batch`, `INSERTS_AT_ONCE` commands at a time: FerretDB writes one command's
         documents in one PostgreSQL transaction, on one core, so two at once keep a second core
-        busy (docs/performance.md). Every batch has landed or failed before the first failure
-        is raised, so a caller that cleans up after one removes all that landed."""
+        busy (docs/performance.md). After a failure no further batch starts; the failure is
+        raised once the batches in flight have ended, also when the caller is cancelled, so a
+        caller that cleans up after it removes all that landed."""
         if not documents:
             return
         share = -(-len(documents) // INSERTS_AT_ONCE)
         size = min(batch, share if share >= INSERT_SHARE_MIN else len(documents))
         gate = asyncio.Semaphore(INSERTS_AT_ONCE)
+        stopped = False
 
         async def one(start: int) -> None:
+            nonlocal stopped
             async with gate:
-                await self.raw_insert_many(model, documents[start : start + size], ordered=True)
+                if stopped:
+                    return
+                try:
+                    await self.raw_insert_many(model, documents[start : start + size], ordered=True)
+                except BaseException:
+                    stopped = True
+                    raise
 
-        outcomes = await asyncio.gather(
-            *(one(start) for start in range(0, len(documents), size)), return_exceptions=True
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        batches = [asyncio.ensure_future(one(start)) for start in range(0, len(documents), size)]
+        try:
+            await asyncio.wait(batches)
+        except asyncio.CancelledError:
+            stopped = True
+            await asyncio.wait(batches)  # the inserts in flight end before the caller cleans up
+            raise
+        failures = [b.exception() for b in batches]  # each retrieved: none is logged as lost
+        if first := next((f for f in failures if f is not None), None):
+            raise first
 
     def stamp(self, document: D) -> D:
         """Sets the owner and timestamps on a new document before it is inserted."""
