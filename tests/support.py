@@ -112,6 +112,30 @@ async def gql(
     return body
 
 
+async def pages(
+    http: httpx.AsyncClient,
+    query: str,
+    path: Sequence[str],
+    headers: dict[str, str],
+    **variables: Any,
+) -> list[dict[str, Any]]:
+    """Every page of the connection at `path` in the answer, in order: the query reads it with
+    `$after`, which this sets from each page's end cursor until there is no next page."""
+    found: list[dict[str, Any]] = []
+    after = None
+    for _ in range(500):
+        body = await gql(http, query, {**variables, "after": after}, headers)
+        assert "errors" not in body, body
+        page: dict[str, Any] = body["data"]
+        for key in path:
+            page = page[key]
+        found.append(page)
+        if not page["pageInfo"]["hasNextPage"]:
+            return found
+        after = page["pageInfo"]["endCursor"]
+    raise AssertionError("more than 500 pages")
+
+
 def principal(org: ObjectId | None = None, user: ObjectId | None = None) -> Principal:
     """Returns a verified-looking principal for service-level tests."""
     return Principal(user or ObjectId(), org or ObjectId(), "Alex Rep", ("rep",))

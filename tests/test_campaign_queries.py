@@ -20,6 +20,7 @@ from tests.support import (
     future,
     gql,
     make_settings,
+    pages,
     phones,
     release_database,
     token,
@@ -38,17 +39,8 @@ query List($first: Int, $after: String, $filter: CampaignFilter, $orderBy: Campa
 
 async def list_all(http: httpx.AsyncClient, org: ObjectId, **variables: Any) -> list[str]:
     """Pages through `campaigns` and returns the names in order."""
-    names: list[str] = []
-    after = None
-    for _ in range(50):
-        body = await gql(http, LIST, {**variables, "after": after}, auth(token(org=org)))
-        assert "errors" not in body, body
-        page = body["data"]["campaigns"]
-        names.extend(e["node"]["name"] for e in page["edges"])
-        if not page["pageInfo"]["hasNextPage"]:
-            return names
-        after = page["pageInfo"]["endCursor"]
-    raise AssertionError("too many pages")
+    found = await pages(http, LIST, ["campaigns"], auth(token(org=org)), **variables)
+    return [e["node"]["name"] for page in found for e in page["edges"]]
 
 
 async def test_pages_cover_every_campaign_once_in_order(client: httpx.AsyncClient) -> None:

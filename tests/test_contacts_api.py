@@ -13,7 +13,7 @@ from models import Contact, ContactPage
 from services.contacts.queries import list_contacts
 from services.inputs import ContactFilter
 from services.storage.tenancy import Tenant
-from tests.support import auth, create_campaign, gql, phones, token
+from tests.support import auth, create_campaign, gql, pages, phones, token
 
 CREATE = """
 mutation($input: CreateContactInput!) {
@@ -176,16 +176,9 @@ async def test_contacts_page_through_in_creation_order(client: httpx.AsyncClient
         await rest(
             client, org, "POST", "", json={"phoneNumber": f"+1415555010{i}", "firstName": f"C{i}"}
         )
-    seen: list[str] = []
-    after = None
-    while True:
-        body = await gql(client, LIST, {"first": 2, "after": after}, auth(token(org=org)))
-        page = body["data"]["contacts"]
-        seen += [e["node"]["firstName"] for e in page["edges"]]
-        if not page["pageInfo"]["hasNextPage"]:
-            break
-        after = page["pageInfo"]["endCursor"]
-    assert seen == [f"C{i}" for i in range(5)] and page["totalCount"] == 5
+    found = await pages(client, LIST, ["contacts"], auth(token(org=org)), first=2)
+    seen = [e["node"]["firstName"] for page in found for e in page["edges"]]
+    assert seen == [f"C{i}" for i in range(5)] and found[-1]["totalCount"] == 5
 
 
 async def test_contacts_stored_before_versions_existed_can_be_changed(
@@ -242,16 +235,9 @@ async def test_concurrent_creations_each_get_listed(client: httpx.AsyncClient) -
     singles, campaigns = made[:8], made[8:]  # `create_campaign` asserts its own 201
     assert [m.status_code for m in singles] == [201] * 8, [m.text for m in singles]
     assert [c["stats"]["total"] for c in campaigns] == [120] * 3, campaigns
-    total = 0
-    after = None
-    while True:
-        body = await gql(client, LIST, {"first": 100, "after": after}, auth(token(org=org)))
-        page = body["data"]["contacts"]
-        total += len(page["edges"])
-        if not page["pageInfo"]["hasNextPage"]:
-            break
-        after = page["pageInfo"]["endCursor"]
-    assert total == 8 + 3 * 120 == page["totalCount"]
+    found = await pages(client, LIST, ["contacts"], auth(token(org=org)), first=100)
+    total = sum(len(page["edges"]) for page in found)
+    assert total == 8 + 3 * 120 == found[-1]["totalCount"]
     claimed = sorted([p["page"] async for p in ContactPage.get_pymongo_collection().find()])
     assert claimed == list(range(len(claimed)))  # claims stay a dense prefix
 

@@ -33,6 +33,7 @@ from tests.support import (
     create_campaign,
     gql,
     ledger_keys,
+    pages,
     phones,
     started_again,
     token,
@@ -98,26 +99,13 @@ async def test_contacts_of_the_previous_layout_list_and_count_after_a_start(
 
     async with started_again(settings) as http:
         await create_campaign(http, org, name="New", newContacts=phones(3))
-        listed: list[str] = []
-        after = None
-        while True:
-            body = await gql(http, LIST, {"after": after}, headers=auth(token(org=org)))
-            page = body["data"]["contacts"]
-            assert page["totalCount"] == 153
-            listed += [e["node"]["phoneNumber"] for e in page["edges"]]
-            if not page["pageInfo"]["hasNextPage"]:
-                break
-            after = page["pageInfo"]["endCursor"]
-        names: list[str] = []
-        after = None
-        while True:
-            body = await gql(http, CAMPAIGNS, {"after": after}, headers=auth(token(org=org)))
-            page = body["data"]["campaigns"]
-            assert page["totalCount"] == 26
-            names += [e["node"]["name"] for e in page["edges"]]
-            if not page["pageInfo"]["hasNextPage"]:
-                break
-            after = page["pageInfo"]["endCursor"]
+        headers = auth(token(org=org))
+        contact_pages = await pages(http, LIST, ["contacts"], headers)
+        assert {p["totalCount"] for p in contact_pages} == {153}
+        listed = [e["node"]["phoneNumber"] for p in contact_pages for e in p["edges"]]
+        campaign_pages = await pages(http, CAMPAIGNS, ["campaigns"], headers)
+        assert {p["totalCount"] for p in campaign_pages} == {26}
+        names = [e["node"]["name"] for p in campaign_pages for e in p["edges"]]
         assert names == ["New"] + [f"Old {i}" for i in reversed(range(25))], names
         assert await Contact.find({"organizationId": org, "page": None}).count() == 0
         done = await MigrationRecord.find({"_id": {"$regex": ":done$"}}).to_list()

@@ -15,9 +15,7 @@ from pymongo.errors import BulkWriteError
 
 from models import Contact
 from services.storage import positions, tallies
-from services.storage.tenancy import Tenant
-
-DUPLICATE_KEY = 11000
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
 
 class PhoneError(ValueError):

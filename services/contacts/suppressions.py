@@ -38,9 +38,8 @@ from services.contacts.records import PhoneError, normalize_phone
 from services.inputs import SuppressNumbersInput, UnsuppressNumbersInput
 from services.storage import positions, tallies
 from services.storage.pages import Cursors, LazyCursors, Page, page_size
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
-DUPLICATE_KEY = 11000
 MAX_NUMBERS = 100_000
 """Numbers one request may list (typed and CSV rows together)."""
 MAX_REASON = 200

@@ -19,14 +19,13 @@ from pymongo.errors import BulkWriteError
 from models import Activity
 from models.conversation import ACTIVITY_PAGE, Direction
 from services.storage.sequences import last_claimed
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
 _known_last: dict[str, int] = {}
 """The highest entry this process has seen per organization: a hint, never trusted."""
 _locks: dict[str, asyncio.Lock] = {}
 _waiting: dict[str, list[_Waiting]] = {}
 """Entries of each organization waiting for the next turn to append."""
-DUPLICATE_KEY = 11000
 
 
 @dataclass

@@ -22,9 +22,8 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from models import FirstMessage
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
-DUPLICATE_KEY = 11000
 SAYS_STOP = re.compile(r"\bstop\b", re.IGNORECASE)
 SEPARATOR = "\n"
 GIVE_BACK_CONCURRENCY = 8

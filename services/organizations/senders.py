@@ -26,9 +26,8 @@ from models import ContactSender, Sender
 from models.conversation import sender_key
 from services.contacts.records import PhoneError, normalize_phone
 from services.inputs import SenderInput
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
-DUPLICATE_KEY = 11000
 SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 
 

@@ -59,12 +59,11 @@ from services.sending.leases import Claim
 from services.sending.rate_slots import Grant
 from services.storage import history
 from services.storage.history import LostToStatusChange, Planned
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
 logger = logging.getLogger(__name__)
 
 S = StepStatus
-DUPLICATE_KEY = 11000
 FAILED_DELIVERY = frozenset({"undelivered", "failed"})
 """Carrier reports that mean the previous message never arrived: no follow-up to it."""
 RUNNING = frozenset({CampaignStatus.SENDING.value, CampaignStatus.PAUSED.value})

@@ -31,7 +31,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from models import SendSlot
 from services.organizations.settings import rate_per_second
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
 PURGE_AFTER_S = 60
 """A second's slots matter only during that second; older ones are deleted by the dispatcher
@@ -44,7 +44,6 @@ REP_HORIZON_S = 60
 than their units for a whole minute) it goes out without one."""
 CLOCK_STEP_S = 0.05
 """How often a rep's message waiting for its second reads the clock again."""
-DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)

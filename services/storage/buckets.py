@@ -27,8 +27,7 @@ from typing import Any
 from pymongo.errors import BulkWriteError
 
 from models import CampaignBucket
-from services.storage.history import DUPLICATE_KEY
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
 UNDATED = -(10**9)
 """The bucket of list page 0's campaigns without a date; page p's is `UNDATED + p`."""

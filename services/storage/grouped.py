@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-DUPLICATE_KEY = 11000
+from services.storage.tenancy import DUPLICATE_KEY
 
 Waiting = tuple[dict[str, Any], "asyncio.Future[bool]"]
 

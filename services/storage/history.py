@@ -30,12 +30,11 @@ from core.errors import Conflict, FieldError, NotFound
 from models import Change, Recipient, StepSend
 from models.base import TenantDocument
 from models.campaign import CreatedBy
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
 STALE_AFTER = timedelta(seconds=30)
 """A claim this old whose document was not written is finished by the next writer."""
 GIVE_UP_AFTER = timedelta(seconds=10)
-DUPLICATE_KEY = 11000
 RESET = {
     "status": "pending",
     "errorCode": None,

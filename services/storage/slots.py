@@ -27,9 +27,8 @@ from pymongo.errors import BulkWriteError
 
 from models import CampaignSlot
 from models.base import TenantDocument
-from services.storage.history import DUPLICATE_KEY
 from services.storage.sequences import claim_run, last_claimed
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
 CHAPTER = 1000
 """Numbers whose gaps are read together."""

@@ -40,6 +40,8 @@ second command would cost more than the second core saves)."""
 BULK_CHUNK = 25
 """Statements per bulk update command (see `Tenant.update_each`)."""
 _BULK_GATE = asyncio.Semaphore(1)
+DUPLICATE_KEY = 11000
+"""The server's code for a write a unique index refused: how a claim by insert learns it lost."""
 
 SizeEstimate = Callable[["Tenant"], Awaitable[int]]
 size_estimates: dict[type[TenantDocument], SizeEstimate] = {}
