@@ -23,7 +23,7 @@ def suppression_id(organization_id: object, phone: str) -> str:
 
 class Suppression(TenantDocument):
     """A number the organization must never text, contact or not; `_id` is
-    `"<organizationId>:<E.164>"`, so a send checks it by point lookups and an import inserts
+    `"<organizationId>:<E.164>"`, so a send checks it by `_id` and an import inserts
     without reading.
 
     `page` is its list page, claimed at insert (`services.storage.positions`), and `prefixKey`

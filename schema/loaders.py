@@ -2,8 +2,8 @@
 
 A list of 100 campaigns that shows each one's creator and first recipients with their
 contacts costs one command for the campaigns and one for the creators, and reads recipients
-and contacts as `Tenant.raw_find_in` does (by equality, or one `$in` when the list is most of
-the organization), never a command per campaign (tested with a command listener). Loaders
+and contacts as `Tenant.raw_find_in` does (`$in` commands of a bounded length), never a command
+per campaign (tested with a command listener). Loaders
 live in the request's context, so nothing is cached across requests or tenants.
 """
 
@@ -56,7 +56,7 @@ class Loaders:
         )
 
     async def _users(self, ids: Sequence[PydanticObjectId]) -> list[str | None]:
-        rows = await self.tenant.find_by(User, "userId", ids, {"userId": 1, "fullName": 1})
+        rows = await self.tenant.raw_find_in(User, "userId", ids, {"userId": 1, "fullName": 1})
         names = {row["userId"]: row.get("fullName") for row in rows}
         return [names.get(i) for i in ids]
 

@@ -11,8 +11,12 @@ Order of choice (documented in docs/database.md):
 
 `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2` compiles, but the binary panics at
 start because module downloads lack the generated `build/version/version.txt`; so the build copies
-the module from Go's module cache, writes that file, and runs `go build` on FerretDB's own
-`cmd/ferretdb`. The binary is FerretDB's, unchanged.
+the module from Go's module cache, writes that file, applies one patch
+(`ferretdb-in-pushdown.patch`: an `$in` of plain values is pushed down to PostgreSQL as the OR
+of the equalities FerretDB already pushes down, so a list of ids is read from an index instead
+of every row of the organization; docs/database.md) and runs `go build` on FerretDB's own
+`cmd/ferretdb`. The build reports itself as `FERRETDB_BUILD`; a `ferretdb` on PATH is used when it
+is that build, or, without Go to build one, whatever it is.
 
 Every server process is started in a session of its own (Ctrl-C reaches the app, which is then
 stopped in order) and with a parent-death signal, so a killed bootstrap never leaves a database
@@ -51,7 +55,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN_DIR = ROOT / ".bin"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.2"
-FERRETDB_BINARY = BIN_DIR / f"ferretdb-{FERRETDB_VERSION}"
+FERRETDB_PATCH = Path(__file__).with_name("ferretdb-in-pushdown.patch")
+FERRETDB_BUILD = f"{FERRETDB_VERSION}-in-pushdown"
+"""The version the patched build reports (`--version`, `buildInfo.ferretdbVersion`)."""
+FERRETDB_BINARY = (
+    BIN_DIR
+    / f"ferretdb-{FERRETDB_BUILD}-{hashlib.sha1(FERRETDB_PATCH.read_bytes()).hexdigest()[:8]}"
+)
+"""Named after the patch's content, so a changed patch is built again."""
 GIN_TWINS_SQL = Path(__file__).with_name("gin_twins.sql")
 
 BACKENDS = ("postgresql", "sqlite")
@@ -128,7 +139,15 @@ def build_ferretdb() -> Path:
         shutil.copytree(module_dir, src)
         for path in src.rglob("*"):
             path.chmod(path.stat().st_mode | 0o200)
-        (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+        (src / "build" / "version" / "version.txt").write_text(FERRETDB_BUILD + "\n")
+        # The copy lies inside this repository's work tree: the ceiling keeps `git apply` from
+        # finding the repository and applying the patch's paths relative to its root.
+        subprocess.run(
+            ["git", "apply", str(FERRETDB_PATCH)],
+            cwd=src,
+            check=True,
+            env={**os.environ, "GIT_CEILING_DIRECTORIES": tmp},
+        )
         out = Path(tmp) / "ferretdb"
         subprocess.run([go, "build", "-o", str(out), "./cmd/ferretdb"], cwd=src, check=True)
         out.replace(FERRETDB_BINARY)
@@ -136,8 +155,9 @@ def build_ferretdb() -> Path:
     return FERRETDB_BINARY
 
 
-def _working_ferretdb_on_path() -> str | None:
-    """Returns a `ferretdb` on PATH that starts; a bare `go install` build panics and is skipped."""
+def _working_ferretdb_on_path() -> tuple[str, bool] | None:
+    """Returns a `ferretdb` on PATH that starts, and whether it is the patched build; a bare
+    `go install` build panics and is skipped."""
     found = shutil.which("ferretdb")
     if found is None:
         return None
@@ -145,7 +165,25 @@ def _working_ferretdb_on_path() -> str | None:
     if probe.returncode != 0:
         _log(f"ignoring {found}: it does not start (a `go install` build lacks version.txt)")
         return None
-    return found
+    return found, f"version: {FERRETDB_BUILD}" in probe.stdout
+
+
+def ferretdb_binary() -> str:
+    """Returns the FerretDB to run: the patched build (on PATH, built before, or built now);
+    a stock `ferretdb` on PATH only when none can be built, with a warning."""
+    on_path = _working_ferretdb_on_path()
+    if on_path and on_path[1]:
+        return on_path[0]
+    try:
+        return str(build_ferretdb())
+    except ServerUnavailable:
+        if on_path is None:
+            raise
+    _log(
+        f"using {on_path[0]}, which lacks the `$in` patch: a list of ids reads every row of the "
+        "organization (docs/database.md); install Go to have the patched build made"
+    )
+    return on_path[0]
 
 
 def _postgres_bindir() -> Path | None:
@@ -383,6 +421,10 @@ class EmbeddedPostgres:
             # new data within seconds, not the default minute.
             "autovacuum_naptime": "5s",
             "autovacuum_analyze_scale_factor": "0.05",
+            # Many small concurrent queries on few cores: a parallel plan (which PostgreSQL
+            # picks for a list of a few hundred ids once the table is large) starts workers
+            # that compete with the other queries for the same cores.
+            "max_parallel_workers_per_gather": "0",
             # Unique inserts are how the service decides races, so duplicate keys are routine;
             # logged, each would put its key (a phone number, say) in the server log. Errors
             # still reach the client through FerretDB.
@@ -529,7 +571,7 @@ def new_server(data_dir: Path, port: int | None = None, *, ephemeral: bool = Fal
         command += ["--dbpath", str(data_dir), "--quiet"]
         main = Child("mongod", command, log_path)
         return Server("mongod", data_dir, port, log_path, main, ephemeral=ephemeral)
-    ferretdb = _working_ferretdb_on_path() or str(build_ferretdb())
+    ferretdb = ferretdb_binary()
     if embedded_backend() == "sqlite":
         _log(
             "EMBEDDED_BACKEND=sqlite: FerretDB's SQLite backend filters every query but a bare "
@@ -654,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "build":
             if not shutil.which("mongod"):
-                _working_ferretdb_on_path() or build_ferretdb()
+                ferretdb_binary()
                 if embedded_backend() == "postgresql":
                     ensure_postgres()
             return 0

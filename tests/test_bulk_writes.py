@@ -21,7 +21,7 @@ from pymongo.monitoring import (
 
 from main import create_app
 from models import Recipient
-from services.storage.tenancy import ALWAYS_LOOKED_UP, INSERTS_AT_ONCE, Tenant
+from services.storage.tenancy import IN_CHUNK, INSERTS_AT_ONCE, Tenant
 from tests.support import (
     auth,
     future,
@@ -135,55 +135,40 @@ async def _with_known_contacts(
     return await _commands_for(http, counter, org, phones, existing)
 
 
-async def test_long_lists_in_a_small_organization_go_as_one_in_each(
-    counted: tuple[httpx.AsyncClient, CommandCounter],
-) -> None:
-    """A list that is most of the organization costs one `$in` read, whatever its length."""
-    http, counter = counted
-    sizes = (4 * ALWAYS_LOOKED_UP, 6 * ALWAYS_LOOKED_UP)
-    seen = [await _with_known_contacts(http, counter, n) for n in sizes]
-    assert seen[0] == seen[1]
-    # contacts, their page claims, recipients, campaign, the caller's user; per list one read
-    # of the running total and one `$in` (ids, reused phones); one probe for the last page
-    # + the campaign's list number claimed, its schedule bucket recorded, and an entry in
-    # each of the two running totals
-    assert (seen[1]["insert"], seen[1]["update"]) == (9, 0)
-    # (a running total's read is two: its folds, then its entries)
-    # + the probe for the campaigns' last list number, the suppression list's and the
-    # footer's reads
-    assert seen[1]["find"] == 5 + 2 + 1 + 2, seen[1]
+def _in_lists(counter: CommandCounter) -> list[int]:
+    """The length of each `$in` list the recorded finds sent."""
+    return [
+        len(value["$in"])
+        for f in counter.filters
+        for value in f.values()
+        if isinstance(value, dict) and "$in" in value
+    ]
 
 
-async def test_a_list_that_is_a_small_share_of_the_organization_costs_a_lookup_per_id(
-    counted: tuple[httpx.AsyncClient, CommandCounter],
+@pytest.mark.parametrize("bystanders", [0, 600])
+async def test_a_list_of_ids_costs_one_in_per_chunk_whatever_the_organization(
+    counted: tuple[httpx.AsyncClient, CommandCounter], bystanders: int
 ) -> None:
-    """Past a few ids, a list that is a small share of the organization is still read one
-    equality each (an `$in` would read the whole organization on FerretDB): its cost follows
-    the list, not the organization."""
+    """A list is read in `$in` commands of at most `IN_CHUNK` values: their number follows the
+    list, not the organization (that each is read from an index, on the embedded server too,
+    is proven in test_embedded_server.py)."""
     http, counter = counted
-    n = 3 * ALWAYS_LOOKED_UP
-    counts = await _with_known_contacts(http, counter, n, bystanders=40 * n)
-    # n ids and n/2 reused phones one each, a total read per list (folds, then entries), the
-    # probes for the contact list's last page and the campaign list's last number, the
+    n = IN_CHUNK + 10
+    counts = await _with_known_contacts(http, counter, n, bystanders=bystanders)
+    # the ids in two `$in`, the n/2 reused phones in one
+    assert sorted(_in_lists(counter)) == sorted([IN_CHUNK, 10, n // 2]), _in_lists(counter)
+    # + the probes for the contact list's last page and the campaign list's last number, the
     # suppression list's and the footer's reads
-    assert counts["find"] == n + n // 2 + 4 + 2 + 2, counts
-    assert not any(
-        isinstance(value, dict) and "$in" in value for f in counter.filters for value in f.values()
-    ), counter.filters
+    assert counts["find"] == 3 + 2 + 2, counts
 
 
-async def test_a_few_ids_and_reused_phones_are_looked_up_by_equality(
+async def test_a_few_ids_and_reused_phones_cost_one_in_each(
     counted: tuple[httpx.AsyncClient, CommandCounter],
 ) -> None:
-    """`$in` is not pushed down on FerretDB (it reads the whole organization), equality is."""
     http, counter = counted
     counts = await _with_known_contacts(http, counter, 6)
-    # + the probes for the lists' last page and number, the suppression list's and the
-    # footer's reads
-    assert counts["find"] == 6 + 3 + 2 + 2, counts
-    assert all(not isinstance(value, dict) for f in counter.filters for value in f.values()), (
-        counter.filters
-    )
+    assert sorted(_in_lists(counter)) == [3, 6], counter.filters
+    assert counts["find"] == 2 + 2 + 2, counts
 
 
 def _recipient(

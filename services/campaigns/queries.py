@@ -507,8 +507,8 @@ async def first_recipients(
 
     Each campaign's start is read with an equality on `campaignId` plus `head: true` (its first
     `HEAD_SIZE` recipients) for short pages or `batch: 0` otherwise, and `seq` up to the page
-    size. `Tenant.raw_find_in` reads a page's campaigns (at most `MAX_PAGE`) one equality each,
-    so the cost follows the page, not the organization's campaigns. A campaign whose start has
+    size. `Tenant.raw_find_in` reads a page's campaigns (at most `MAX_PAGE`) by `$in`, so the
+    cost follows the page, not the organization's campaigns. A campaign whose start has
     gaps (recipients removed) is completed by `recipients_page`.
     """
     size = page_size(first)

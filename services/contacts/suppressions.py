@@ -256,8 +256,8 @@ async def unsuppress_numbers(
 
 
 async def suppressed_among(tenant: Tenant, phones: Iterable[str]) -> set[str]:
-    """The numbers of `phones` on the organization's list: point lookups by `_id` (for a long
-    list when the organization's whole list is shorter: one read of that list instead)."""
+    """The numbers of `phones` on the organization's list, read by `_id` (for a long list
+    when the organization's whole list is shorter: one read of that list instead)."""
     wanted = list(dict.fromkeys(phones))
     if not wanted:
         return set()

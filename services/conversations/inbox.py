@@ -138,9 +138,9 @@ async def list_conversations(
         read = await summaries.of_buckets(tenant, planned)
         if not unfiltered or guess is None:
             return read, {}
-        ids = [s.contactId for s in read if s.n <= guess][: first + 1]
-        found = await asyncio.gather(*(tenant.get(Contact, i) for i in ids))
-        return read, dict(zip(ids, found, strict=True))
+        return read, await _contacts(
+            tenant, [s.contactId for s in read if s.n <= guess][: first + 1]
+        )
 
     # Read the buckets the process's last known entry points at, and an unfiltered page's
     # contacts, while the end of the log is checked: when it is still the end (usually), the
@@ -172,8 +172,10 @@ async def list_conversations(
         while candidates and len(items) <= first:
             need = first + 1 - len(items)
             chunk, candidates = candidates[:need], candidates[need:]
-            contacts = await asyncio.gather(*(_contact_of(tenant, s, prefetched) for s in chunk))
-            for summary, contact in zip(chunk, contacts, strict=True):
+            missing = [s.contactId for s in chunk if s.contactId not in prefetched]
+            prefetched.update(await _contacts(tenant, missing) if missing else {})
+            for summary in chunk:
+                contact = prefetched[summary.contactId]
                 if contact is None:
                     continue  # deleted since
                 found_one = _conversation(summary, contact)
@@ -183,12 +185,13 @@ async def list_conversations(
     return InboxPage(items[:first], len(items) > first, None)
 
 
-async def _contact_of(
-    tenant: Tenant, summary: Summary, prefetched: dict[ObjectId, Contact | None]
-) -> Contact | None:
-    if summary.contactId in prefetched:
-        return prefetched[summary.contactId]
-    return await tenant.get(Contact, summary.contactId)
+async def _contacts(tenant: Tenant, ids: list[ObjectId]) -> dict[ObjectId, Contact | None]:
+    """The contacts of `ids` in one read; None for one deleted since."""
+    found = {
+        row["_id"]: Contact.model_validate(row)
+        for row in await tenant.raw_find_in(Contact, "_id", ids)
+    }
+    return {i: found.get(i) for i in ids}
 
 
 def _buckets(start: int, bucket: int, wanted: int) -> list[int]:

@@ -10,7 +10,7 @@
 - **Pause and cancel** are read before a batch and between chunks of it: they take effect within
   one chunk; recipients not sent yet stay `pending`, and resuming continues from there.
 - **Opt-outs** are read at send time: a contact opted out since creation is `skipped`.
-- **Suppressed numbers** are read at send time too, per chunk by `_id` point lookups: a number
+- **Suppressed numbers** are read at send time too, per chunk by `_id` (`$in`): a number
   put on the list since creation is `skipped` (`SUPPRESSED`). The opt-out footer goes to the
   contacts whose first message this is (`services.organizations.footer`, one marker insert
   per chunk).
@@ -540,7 +540,7 @@ class BatchSender:
         chunk: Sequence[Mapping[str, Any]],
         contacts: Mapping[ObjectId, Mapping[str, Any]],
     ) -> frozenset[str]:
-        """The chunk's numbers on the suppression list, read now (point lookups by `_id`)."""
+        """The chunk's numbers on the suppression list, read now (by `_id`)."""
         phones = [
             str(c["phoneNumber"])
             for row in chunk

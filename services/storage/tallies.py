@@ -37,7 +37,7 @@ from pymongo.errors import DuplicateKeyError
 
 from models import Campaign, Contact, ConversationSummary, Suppression, Tally
 from models.base import TenantDocument
-from services.storage.tenancy import Tenant, size_estimates
+from services.storage.tenancy import Tenant
 
 CONTACTS: Final = "contacts"
 CAMPAIGNS: Final = "campaigns"
@@ -184,20 +184,3 @@ async def recount(tenant: Tenant, kind: str) -> int:
     if correction:
         await _record(tenant, kind, correction, RECOUNT_WRITER)
     return counted
-
-
-async def _contacts(tenant: Tenant) -> int:
-    return await total(tenant, CONTACTS)
-
-
-async def _campaigns(tenant: Tenant) -> int:
-    return await total(tenant, CAMPAIGNS)
-
-
-async def _suppressions(tenant: Tenant) -> int:
-    return await total(tenant, SUPPRESSIONS)
-
-
-size_estimates[Contact] = _contacts
-size_estimates[Campaign] = _campaigns
-size_estimates[Suppression] = _suppressions

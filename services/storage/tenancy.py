@@ -8,7 +8,7 @@ does not exist: it is never found, counted, updated or deleted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -24,14 +24,12 @@ from models.base import TenantDocument, utcnow
 D = TypeVar("D", bound=TenantDocument)
 RAW_BATCH = 5000
 """Documents per cursor batch on hot paths: fewer round trips than the driver's 101-first."""
-ALWAYS_LOOKED_UP = 20
-"""Up to this many values (a page of one campaign's recipients) are looked up one equality
-each without asking how large the organization is (see `raw_find_in`)."""
-POINT_LOOKUP_CONCURRENCY = 8
-IN_CHUNK = 20_000
-"""Values per `$in` command: each chunk is one read of the organization on FerretDB."""
-ROWS_PER_LOOKUP = 4
-"""Rows FerretDB reads and filters in the time of one concurrent point lookup."""
+IN_CHUNK = 250
+"""Values per `$in` command. FerretDB checks each document it reads against the whole list, so
+one command's cost grows with the square of its length; shorter lists cost round trips
+(docs/performance.md#id-lists)."""
+IN_AT_ONCE = 2
+"""`$in` commands one caller keeps in flight: one per core of the embedded server."""
 INSERTS_AT_ONCE = 2
 """Insert commands one caller keeps in flight (see `Tenant.insert_in_batches`)."""
 INSERT_SHARE_MIN = 250
@@ -42,12 +40,6 @@ BULK_CHUNK = 25
 _BULK_GATE = asyncio.Semaphore(1)
 DUPLICATE_KEY = 11000
 """The server's code for a write a unique index refused: how a claim by insert learns it lost."""
-
-SizeEstimate = Callable[["Tenant"], Awaitable[int]]
-size_estimates: dict[type[TenantDocument], SizeEstimate] = {}
-"""How many documents of a model an organization holds, for models that keep a running total
-(`services.storage.tallies` registers them): what lets `raw_find_in` weigh `$in` against
-point lookups. A model without one is always read by point lookups."""
 
 
 class Tenant:
@@ -129,41 +121,39 @@ class Tenant:
         where: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Returns this organization's documents (matching `where`) whose `field` is one of
-        `values`, at a cost in proportion to the list.
+        `values`, at a cost in proportion to the list: `$in` commands of `IN_CHUNK` values,
+        `IN_AT_ONCE` at a time.
 
-        Each value is read with its own equality filter, a few at a time, because an equality
-        is what every server answers from an index (FerretDB pushes it down to PostgreSQL)
-        while `$in` is not pushed down on FerretDB: there it reads every row of the
-        organization the pushed part matches, whatever the list's length (see
-        docs/database.md). Only when the list is a large share of what that read would return
-        (a quarter of the organization's rows of `model`, known from `size_estimates`) does
-        one `$in` read beat the lookups.
+        MongoDB answers `$in` from the index on `field`. So does the embedded FerretDB, built
+        with the project's patch (scripts/ferretdb-in-pushdown.patch); a stock FerretDB v1
+        reads every row of the organization for each command (docs/database.md).
         """
-        unique = list(dict.fromkeys(values))
-        if not unique:
-            return []
-        if not await self._in_is_cheaper(model, len(unique), where):
-            return await self._point_lookups(model, field, unique, projection, where)
-        docs: list[dict[str, Any]] = []
-        for start in range(0, len(unique), IN_CHUNK):
-            query = {**(where or {}), field: {"$in": unique[start : start + IN_CHUNK]}}
-            docs.extend([doc async for doc in self.raw_find(model, query, projection)])
-        return docs
+        chunks = self._chunks(values)
+        if len(chunks) == 1:
+            return await self._find_in(model, field, chunks[0], projection, where)
+        gate = asyncio.Semaphore(IN_AT_ONCE)
 
-    async def _in_is_cheaper(
-        self, model: type[D], values: int, where: Mapping[str, Any] | None
-    ) -> bool:
-        """Whether `$in` chunks, each reading the organization's rows of `model` on FerretDB,
-        cost less than `values` point lookups (one row read costs about a quarter of a lookup
-        there; docs/performance.md#id-lists)."""
-        if values <= ALWAYS_LOOKED_UP or where:
-            return False
-        estimate = size_estimates.get(model)
-        if estimate is None:
-            return False
-        rows = await estimate(self)
-        chunks = -(-values // IN_CHUNK)
-        return chunks * rows <= values * ROWS_PER_LOOKUP
+        async def one(chunk: list[Hashable]) -> list[dict[str, Any]]:
+            async with gate:
+                return await self._find_in(model, field, chunk, projection, where)
+
+        return [doc for docs in await asyncio.gather(*map(one, chunks)) for doc in docs]
+
+    @staticmethod
+    def _chunks(values: Sequence[Hashable]) -> list[list[Hashable]]:
+        unique = list(dict.fromkeys(values))
+        return [unique[start : start + IN_CHUNK] for start in range(0, len(unique), IN_CHUNK)]
+
+    async def _find_in(
+        self,
+        model: type[D],
+        field: str,
+        chunk: list[Hashable],
+        projection: Mapping[str, Any] | None,
+        where: Mapping[str, Any] | None,
+    ) -> list[dict[str, Any]]:
+        query = {**(where or {}), field: {"$in": chunk}}
+        return [doc async for doc in self.raw_find(model, query, projection)]
 
     async def find_all(
         self,
@@ -182,46 +172,6 @@ class Tenant:
         if sort:
             cursor = cursor.sort(list(sort))
         return [model.model_validate(doc) async for doc in cursor]
-
-    async def find_by(
-        self,
-        model: type[D],
-        field: str,
-        values: Sequence[Hashable],
-        projection: Mapping[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Returns this organization's documents whose `field` is one of `values` in one `$in`
-        command: for collections that stay small per organization (its reps), where reading
-        them all on FerretDB costs less than a lookup per key. Anything that grows with the
-        organization goes through `raw_find_in`."""
-        unique = list(dict.fromkeys(values))
-        if not unique:
-            return []
-        return [d async for d in self.raw_find(model, {field: {"$in": unique}}, projection)]
-
-    async def _point_lookups(
-        self,
-        model: type[D],
-        field: str,
-        values: Sequence[Hashable],
-        projection: Mapping[str, Any] | None,
-        where: Mapping[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Reads the documents of each value with its own equality filter (and `where`), a few
-        at a time: all of them, whether `field` is unique (ids, phones) or not (a campaign's
-        first recipients)."""
-        collection = model.get_pymongo_collection()
-        gate = asyncio.Semaphore(POINT_LOOKUP_CONCURRENCY)
-
-        async def one(value: Hashable) -> list[dict[str, Any]]:
-            query = self._filter({**(where or {}), field: value})
-            async with gate:
-                return await collection.find(query, projection).to_list()
-
-        unique = list(dict.fromkeys(values))
-        if len(unique) == 1:
-            return await one(unique[0])  # a detail page: no task for a gather of one
-        return [doc for docs in await asyncio.gather(*map(one, unique)) for doc in docs]
 
     async def raw_insert_many(
         self, model: type[D], documents: Sequence[dict[str, Any]], *, ordered: bool
@@ -342,22 +292,12 @@ class Tenant:
         values: Sequence[Hashable],
         where: Mapping[str, Any] | None = None,
     ) -> int:
-        """Deletes the documents whose `field` is one of `values` (and match `where`), with
-        `raw_find_in`'s choice between one equality each and `$in` chunks."""
-        unique = list(dict.fromkeys(values))
-        if await self._in_is_cheaper(model, len(unique), where):
-            deleted = 0
-            for start in range(0, len(unique), IN_CHUNK):
-                chunk = unique[start : start + IN_CHUNK]
-                deleted += await self.delete_many(model, {**(where or {}), field: {"$in": chunk}})
-            return deleted
-        gate = asyncio.Semaphore(POINT_LOOKUP_CONCURRENCY)
-
-        async def one(value: Hashable) -> int:
-            async with gate:
-                return await self.delete_many(model, {**(where or {}), field: value})
-
-        return sum(await asyncio.gather(*map(one, unique)))
+        """Deletes the documents whose `field` is one of `values` (and match `where`), in
+        `raw_find_in`'s chunks, one after the other."""
+        deleted = 0
+        for chunk in self._chunks(values):
+            deleted += await self.delete_many(model, {**(where or {}), field: {"$in": chunk}})
+        return deleted
 
     async def delete_many(self, model: type[D], query: Mapping[str, Any]) -> int:
         """Deletes this organization's documents matching `query`; returns how many."""
