@@ -66,8 +66,7 @@ QUERY = """query CampaignScreen($id: ID!) {
 }"""
 """What REST answers (the campaign and its recipients' contact ids), plus the creator's name."""
 WITH_CONTACTS = QUERY.replace("contactId", "contactId contact { id firstName phoneNumber }")
-"""More than REST gives: each recipient's contact (10 lookups by id on FerretDB, where `$in`
-reads the whole organization; one `$in` on MongoDB)."""
+"""More than REST gives: each recipient's contact (one `$in` by id)."""
 SHA = hashlib.sha256(QUERY.encode()).hexdigest()
 PERSISTED = {"persistedQuery": {"version": 1, "sha256Hash": SHA}}
 

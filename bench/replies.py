@@ -394,7 +394,7 @@ async def load_inbox(org: Org, size: int, start: int) -> None:
 async def inbox_floor(org_id: ObjectId, last: int) -> None:
     """The least a first inbox page reads: the newest summaries by equality on their bucket
     (the one holding the newest activity, and the one below when it holds fewer than 21),
-    and their 20 contacts by id."""
+    and their 20 contacts by id (one `$in`)."""
     summaries = ConversationSummary.get_pymongo_collection()
     top = last // SUMMARY_BUCKET
     buckets = [top] if last % SUMMARY_BUCKET >= 20 else [top, top - 1]
@@ -402,10 +402,9 @@ async def inbox_floor(org_id: ObjectId, last: int) -> None:
         *(summaries.find({"organizationId": org_id, "bucket": b}).to_list() for b in buckets)
     )
     newest = sorted((row for part in found for row in part), key=lambda row: -row["n"])[:20]
-    contacts = Contact.get_pymongo_collection()
-    await asyncio.gather(
-        *(contacts.find_one({"_id": row["contactId"], "organizationId": org_id}) for row in newest)
-    )
+    ids = [row["contactId"] for row in newest]
+    query = {"_id": {"$in": ids}, "organizationId": org_id}
+    await Contact.get_pymongo_collection().find(query).to_list()
 
 
 async def inbox_page(http: httpx.AsyncClient, org: Org, size: int, problems: list[str]) -> None:

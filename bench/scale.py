@@ -29,8 +29,10 @@ small organization and as the large one, interleaved sample by sample, it times:
 `--campaign-lists 400 4000` runs only the campaign lists, at those numbers of campaigns in one
 organization with 4,000 of another beside it (no contacts): numbered REST pages (the first,
 the middle and the last) against their plan's raw reads and the sorted `skip` read the list
-sent before, and the first page in schedule-date order against one list page's read and the
-raw sorted read.
+sent before, numbered pages filtered by a status 19 campaigns in 20 have (the first and the
+middle) and by one 1 in 20 has, against the raw read of the list pages holding them and the
+read of the status's matches the list sent before, and the first page in schedule-date order
+against one list page's read and the raw sorted read.
 
 `--only-scale` runs only the last three (the id-list, count and filtered-list cliffs of
 issue 19).
@@ -736,6 +738,57 @@ async def numbered_page_case(
     return t, before
 
 
+async def status_page_case(
+    s: Session, org: Org, samples: int, status: CampaignStatus, page: int
+) -> tuple[Timings, list[float]]:
+    """`GET /api/campaigns?status=S&page=N&limit=20`. The floor is the raw read of the list
+    pages that hold the page's campaigns, narrowed by the status (one `$in` of page numbers).
+    Also timed: the read the list sent before (the status's matches, newest first, up to
+    the page's end)."""
+    t = Timings()
+    before: list[float] = []
+    headers = auth(token(org=org.id))
+    limit = 20
+    skip = (page - 1) * limit
+    scope = {"organizationId": org.id, "status": status.value}
+    paused = CampaignStatus.PAUSED
+
+    def status_of(n: int) -> CampaignStatus:
+        return paused if n % PAUSED_EVERY == 0 else CampaignStatus.SCHEDULED
+
+    matches = [n for n in range(org.campaigns - 1, -1, -1) if status_of(n) is status]
+    numbers = matches[skip : skip + limit]
+    pages = sorted({n // CAMPAIGNS_PER_PAGE for n in numbers}, reverse=True)
+    wanted = [f"Campaign {n}" for n in numbers]
+    for _ in range(samples):
+
+        async def api() -> None:
+            response = await s.http.get(
+                f"/api/campaigns?status={status.value}&page={page}&limit={limit}",
+                headers=headers,
+            )
+            body = response.json()
+            names = [c.get("name") for c in (body.get("data") or [])]
+            s.check(names == wanted, f"{status} page {page}: {response.text[:200]}")
+            total = (body.get("pagination") or {}).get("total")
+            s.check(total == len(matches), f"{status} total {total} != {len(matches)}")
+
+        async def floor() -> None:
+            query = {**scope, "page": {"$in": pages}}
+            found = await s.db.campaigns.find(query).to_list(None)
+            s.check(len(found) >= len(wanted), "status page floor")
+
+        async def matches_read() -> None:
+            cursor = s.db.campaigns.find(scope).sort([("listSeq", -1)]).limit(skip + limit)
+            docs = await cursor.to_list(None)
+            s.check([d["name"] for d in docs[skip:]] == wanted, "status matches read")
+
+        t.api.append(await timed(api))
+        t.floor.append(await timed(floor))
+        before.append(await timed(matches_read))
+    return t, before
+
+
 SCHEDULED = """
 query($after: String) { campaigns(first: 20, after: $after,
   orderBy: {field: SCHEDULE_DATE, direction: ASC}) {
@@ -800,6 +853,7 @@ async def run_campaign_lists(
             await load_campaigns_only(db, Org("beside", ObjectId(), 0), LIST_NEIGHBOUR)
             await load_campaigns_only(db, org, count)
             await migrations.count_existing_data()
+            await migrations.count_campaigns_by_status()
             if args.settle:
                 await asyncio.sleep(args.settle)
             print(
@@ -814,6 +868,15 @@ async def run_campaign_lists(
                 timings, before = await numbered_page_case(s, org, args.listings, page)
                 cases[f"REST page {page} of {last_page}"] = timings
                 references[f"page {page} sorted+skip (raw, before)"] = before
+            scheduled_pages = -(-(count - count // PAUSED_EVERY) // 20)
+            for status, page in (
+                (CampaignStatus.SCHEDULED, 1),
+                (CampaignStatus.SCHEDULED, max(1, scheduled_pages // 2)),
+                (CampaignStatus.PAUSED, 1),
+            ):
+                timings, before = await status_page_case(s, org, args.listings, status, page)
+                cases[f"REST {status.value} page {page}"] = timings
+                references[f"{status.value} page {page} matches (raw, before)"] = before
             timings, before = await schedule_order_case(s, org, args.listings)
             cases["campaigns(SCHEDULE_DATE) first 20"] = timings
             references["by date sorted (raw)"] = before
@@ -852,6 +915,7 @@ async def run_size(
             orgs = await load(db, total, rng, args.small_orgs)
             # Loaded behind the app's back: set the running totals as an operator would.
             await migrations.count_existing_data()
+            await migrations.count_campaigns_by_status()
             result["load_seconds"] = time.perf_counter() - started
             if args.settle:
                 # Right after a bulk load PostgreSQL has no statistics for the new rows yet

@@ -56,13 +56,13 @@ BIN_DIR = ROOT / ".bin"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.2"
 FERRETDB_PATCH = Path(__file__).with_name("ferretdb-in-pushdown.patch")
-FERRETDB_BUILD = f"{FERRETDB_VERSION}-in-pushdown"
-"""The version the patched build reports (`--version`, `buildInfo.ferretdbVersion`)."""
-FERRETDB_BINARY = (
-    BIN_DIR
-    / f"ferretdb-{FERRETDB_BUILD}-{hashlib.sha1(FERRETDB_PATCH.read_bytes()).hexdigest()[:8]}"
+FERRETDB_BUILD = (
+    f"{FERRETDB_VERSION}-in-pushdown-{hashlib.sha1(FERRETDB_PATCH.read_bytes()).hexdigest()[:8]}"
 )
-"""Named after the patch's content, so a changed patch is built again."""
+"""The version the patched build reports (`--version`, `buildInfo.ferretdbVersion`): named
+after the patch's content, so a changed patch is built again and an older build is not
+taken for it."""
+FERRETDB_BINARY = BIN_DIR / f"ferretdb-{FERRETDB_BUILD}"
 GIN_TWINS_SQL = Path(__file__).with_name("gin_twins.sql")
 
 BACKENDS = ("postgresql", "sqlite")
@@ -125,7 +125,16 @@ def build_ferretdb() -> Path:
             "FerretDB v1.24.2 (`ferretdb` on PATH), or Go >= 1.22 so the project can build "
             "FerretDB itself; or set MONGODB_URI to a running MongoDB."
         )
-    _log(f"building FerretDB {FERRETDB_VERSION} with {go} (once; about a minute)")
+    if shutil.which("git") is None:
+        raise ServerUnavailable("Building FerretDB needs git (to apply the project's patch)")
+    _log(f"building FerretDB {FERRETDB_BUILD} with {go} (once; about a minute)")
+    try:
+        return _build_ferretdb(go)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ServerUnavailable(f"Building FerretDB {FERRETDB_BUILD} failed: {exc}") from exc
+
+
+def _build_ferretdb(go: str) -> Path:
     download = subprocess.run(
         [go, "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
         check=True,
@@ -146,7 +155,10 @@ def build_ferretdb() -> Path:
             ["git", "apply", str(FERRETDB_PATCH)],
             cwd=src,
             check=True,
-            env={**os.environ, "GIT_CEILING_DIRECTORIES": tmp},
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+                "GIT_CEILING_DIRECTORIES": tmp,
+            },
         )
         out = Path(tmp) / "ferretdb"
         subprocess.run([go, "build", "-o", str(out), "./cmd/ferretdb"], cwd=src, check=True)
@@ -165,12 +177,13 @@ def _working_ferretdb_on_path() -> tuple[str, bool] | None:
     if probe.returncode != 0:
         _log(f"ignoring {found}: it does not start (a `go install` build lacks version.txt)")
         return None
-    return found, f"version: {FERRETDB_BUILD}" in probe.stdout
+    return found, f"version: {FERRETDB_BUILD}" in probe.stdout.splitlines()
 
 
 def ferretdb_binary() -> str:
     """Returns the FerretDB to run: the patched build (on PATH, built before, or built now);
-    a stock `ferretdb` on PATH only when none can be built, with a warning."""
+    a `ferretdb` on PATH that is not it only when the build fails (no Go or git, offline),
+    with a warning."""
     on_path = _working_ferretdb_on_path()
     if on_path and on_path[1]:
         return on_path[0]
@@ -181,7 +194,7 @@ def ferretdb_binary() -> str:
             raise
     _log(
         f"using {on_path[0]}, which lacks the `$in` patch: a list of ids reads every row of the "
-        "organization (docs/database.md); install Go to have the patched build made"
+        "organization (docs/database.md); with Go and git the patched build is made"
     )
     return on_path[0]
 

@@ -118,8 +118,8 @@ async def test_command_count_does_not_grow_with_contacts(
     # user, page claims, contacts, recipients (two commands), campaign; one probe for the last
     # page, one read; the running totals of contacts and campaigns; the campaign list's page
     # (a probe for the last one, twice when it claims one, and the claim), whether the
-    # suppression list holds anything, and the opt-out footer
-    assert sum(large.values()) <= 13 + INSERTS_AT_ONCE, large
+    # suppression list holds anything, the opt-out footer, and the status's running total
+    assert sum(large.values()) <= 14 + INSERTS_AT_ONCE, large
 
 
 async def _with_known_contacts(
@@ -151,7 +151,7 @@ async def test_a_list_of_ids_costs_one_in_per_chunk_whatever_the_organization(
 ) -> None:
     """A list is read in `$in` commands of at most `IN_CHUNK` values: their number follows the
     list, not the organization (that each is read from an index, on the embedded server too,
-    is proven in test_embedded_server.py)."""
+    is proven in test_database_guarantees.py)."""
     http, counter = counted
     n = IN_CHUNK + 10
     counts = await _with_known_contacts(http, counter, n, bystanders=bystanders)
@@ -209,3 +209,23 @@ async def test_a_failed_batch_stops_the_rest_and_is_raised_once_those_in_flight_
     await asyncio.sleep(0.2)  # time for a stray insert to land, if one were still going
     assert await tenant.delete_many(Recipient, {"campaignId": campaign}) == len(landed)
     assert await tenant.count(Recipient, {"campaignId": campaign}) == 0
+
+
+async def test_a_status_filter_total_sends_no_count(
+    counted: tuple[httpx.AsyncClient, CommandCounter],
+) -> None:
+    """A status filter's total is the statuses' running totals (services/storage/tallies.py),
+    over GraphQL and REST: no count, which FerretDB answers by decoding every match."""
+    http, counter = counted
+    org = ObjectId()
+    await _commands_for(http, counter, org, _phones(0, 2), [])
+    headers = auth(token(org=org))
+    counter.counts.clear()
+    counter.recording = True
+    query = "{ campaigns(first: 1, filter: {status: [SCHEDULED, DRAFT]}) { totalCount } }"
+    body = (await http.post("/graphql", json={"query": query}, headers=headers)).json()
+    rest = await http.get("/api/campaigns?status=scheduled&limit=1", headers=headers)
+    counter.recording = False
+    assert body["data"]["campaigns"]["totalCount"] == 1
+    assert rest.json()["pagination"]["total"] == 1
+    assert not counter.counts.keys() & {"count", "aggregate"}, counter.counts

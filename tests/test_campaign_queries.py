@@ -505,9 +505,14 @@ async def test_numbered_rest_pages_cover_every_campaign_once_newest_first_past_d
     assert theirs == [f"O{i}" for i in reversed(range(0, len(made), 7))]
 
 
+@pytest.mark.parametrize("read_most", [queries.MATCHES_READ_MOST, 0])
 async def test_numbered_rest_pages_filtered_by_status_or_search(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, read_most: int
 ) -> None:
+    """A status filter's page comes from its matches when they are few (or the page is deep
+    among them), else from a walk of the list pages: both give the same pages (`read_most`
+    0 has the first pages walked)."""
+    monkeypatch.setattr(queries, "MATCHES_READ_MOST", read_most)
     org = ObjectId()
     total = 2 * CAMPAIGNS_PER_PAGE + 3
     drafts = {i for i in range(total) if i % 6 == 1}

@@ -228,13 +228,16 @@ async def test_tenant_equality_lookups_are_answered_from_an_index(db: Db) -> Non
             assert _index_names(explained["queryPlanner"]), explained["queryPlanner"]
 
 
-async def test_in_matches_what_each_equality_matches(db: Db) -> None:
-    """`$in` finds exactly the documents some equality of its list finds: scalars of every
-    type, arrays holding a value, a missing field for `null`; a number matches across int and
-    float. The embedded build pushes `$in` of plain values down to PostgreSQL, which must only
-    narrow what FerretDB then filters itself."""
+async def test_in_finds_what_mongodb_finds(db: Db) -> None:
+    """`$in` answers as MongoDB does (the expected sets are MongoDB's), through find, count and
+    delete: scalars of every type, arrays holding a value, numbers past 2**53, a missing field
+    for `null`, a dotted key into an array of documents, a string with NUL, a list longer than
+    PostgreSQL's 65,535 query parameters allow as one equality each. The embedded build
+    pushes `$in` of plain values down to PostgreSQL (scripts/ferretdb-in-pushdown.patch),
+    which must only narrow what FerretDB then filters itself."""
     stamp = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     oid = ObjectId()
+    big = 2**60
     values: list[Any] = [1, 2.0, 3.5, 2**40, "a", "", oid, stamp, True, False, None]
     docs: list[dict[str, Any]] = [{"_id": i, "v": v} for i, v in enumerate(values)]
     docs += [
@@ -244,22 +247,40 @@ async def test_in_matches_what_each_equality_matches(db: Db) -> None:
         {"_id": 103, "v": {"a": 1}},
         {"_id": 104, "v": "A"},
         {"_id": 105, "v": 2},  # int 2 equals the listed 2.0
+        {"_id": 106, "v": [-big]},  # past 2**53, in arrays, both signs
+        {"_id": 107, "v": [-1e300]},
+        {"_id": 108, "v": big},
+        {"_id": 109, "v": [1e300]},
+        {"_id": 110, "a": [{"b": 1}, {"b": 2}]},  # no `v` either
     ]
     await db.values.insert_many(docs)
-    lists: list[list[Any]] = [
-        [1, "a"],
-        [2.0, 3.5, 2**40],
-        [oid, stamp, True],
-        [False, ""],
-        ["x", "nothing"],
-        [None],  # not pushed down (null), still answered
-        ["a", {"a": 1}],  # a document in the list: not pushed down
-        [2],
+    expected: list[tuple[list[Any], set[int]]] = [
+        ([1, "a"], {0, 4, 100}),
+        ([2.0, 3.5, 2**40], {1, 2, 3, 105}),
+        ([oid, stamp, True], {6, 7, 8}),
+        ([False, ""], {5, 9}),
+        (["x", "nothing"], {100}),
+        ([None], {10, 102, 110}),  # not pushed down (null), still answered
+        (["a", {"a": 1}], {4, 103}),  # a document in the list: not pushed down
+        ([2], {1, 105}),
+        ([-big], {106}),
+        ([-1e300], {107}),
+        ([big, 1e300], {108, 109}),
+        (["a\x00b", "a"], {4}),  # NUL, which jsonb cannot hold
+        ([*range(3, 40_003), "a"], {4}),
+        ([*range(40_000), "a"], {0, 1, 4, 100, 105}),
     ]
-    for listed in lists:
-        want = set()
-        for value in listed:
-            want |= {doc["_id"] async for doc in db.values.find({"v": value}, {"_id": 1})}
-        got = {doc["_id"] async for doc in db.values.find({"v": {"$in": listed}}, {"_id": 1})}
-        assert got == want, (listed, got, want)
-        assert want, listed  # each list matches something
+    for listed, want in expected:
+        query = {"v": {"$in": listed}}
+        got = {doc["_id"] async for doc in db.values.find(query, {"_id": 1})}
+        assert got == want, (listed[:5], got, want)
+        assert await db.values.count_documents(query) == len(want), listed[:5]
+    dotted = {"a.b": {"$in": [1, 9]}}
+    assert [d["_id"] async for d in db.values.find(dotted, {"_id": 1})] == [110]
+    assert await db.values.count_documents(dotted) == 1
+    for query, deleted in (
+        ({"v": {"$in": [-1e300, -big]}}, 2),
+        (dotted, 1),
+        ({"v": {"$in": [*range(40_000), "a"]}}, 5),
+    ):
+        assert (await db.values.delete_many(query)).deleted_count == deleted, query

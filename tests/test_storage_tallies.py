@@ -10,9 +10,9 @@ import httpx
 from bson import ObjectId
 
 from models import Campaign, Contact, Tally
-from services.storage import tallies
+from services.storage import migrations, tallies
 from services.storage.tenancy import Tenant
-from tests.support import auth, create_campaign, gql, phones, principal, token
+from tests.support import Org, auth, create_campaign, future, gql, phones, principal, token
 
 TOTALS = "query { contacts(first: 1) { totalCount } campaigns(first: 1) { totalCount } }"
 CREATE = """
@@ -192,3 +192,104 @@ async def test_entries_of_older_layouts_are_folded_like_any(app: object) -> None
     assert await tallies.total(tenant, tallies.CONTACTS) == 825 + 2 * tallies.FOLD_AT
     left = {d.writer for d in await _documents(org, tallies.CONTACTS)}
     assert not {w for w in left if w.startswith("host:")}
+
+
+STATUSES = ("DRAFT", "SCHEDULED", "SENDING", "PAUSED", "COMPLETED", "CANCELLED")
+STATUS_TOTALS = (
+    "query { "
+    + " ".join(
+        f"{s}: campaigns(first: 1, filter: {{status: [{s}]}}) {{ totalCount }}" for s in STATUSES
+    )
+    + " both: campaigns(first: 1, filter: {status: [DRAFT, PAUSED, DRAFT]}) { totalCount } }"
+)
+
+
+async def _status_totals(client: httpx.AsyncClient, org: ObjectId) -> dict[str, int]:
+    body = await gql(client, STATUS_TOTALS, headers=auth(token(org=org)))
+    return {name: value["totalCount"] for name, value in body["data"].items()}
+
+
+async def _counted_by_status(org: ObjectId) -> dict[str, int]:
+    collection = Campaign.get_pymongo_collection()
+    counted = {
+        s: await collection.count_documents({"organizationId": org, "status": s.lower()})
+        for s in STATUSES
+    }
+    return {**counted, "both": counted["DRAFT"] + counted["PAUSED"]}
+
+
+async def test_status_totals_follow_every_status_change(client: httpx.AsyncClient) -> None:
+    """A status filter's `totalCount` (and the REST list's `pagination.total`) is a running
+    total per status, moved by every status change: it equals a count of each status after
+    creations in either status, a copy, scheduling, pausing, resuming, cancelling, refused
+    moves and deletions, and never mixes organizations."""
+    org, other = Org(client), Org(client)
+    drafts = [await org.create(2, start=10 * i) for i in range(3)]
+    scheduled = await create_campaign(client, org.id, newContacts=phones(2, start=90))
+    foreign = await other.create(2)
+    copy = (
+        await gql(
+            client,
+            f'mutation {{ duplicateCampaign(id: "{scheduled["_id"]}") {{ campaign {{ id }} }} }}',
+            headers=org.headers,
+        )
+    )["data"]["duplicateCampaign"]["campaign"]["id"]
+    assert await _status_totals(client, org.id) == await _counted_by_status(org.id)
+    assert (await _status_totals(client, org.id))["DRAFT"] == 4
+
+    await org.mutate("pauseCampaign", scheduled["_id"])
+    await org.mutate("resumeCampaign", scheduled["_id"])
+    await org.mutate("pauseCampaign", scheduled["_id"])
+    # Refused (a draft cannot be paused): nothing moves.
+    body = await gql(
+        client,
+        f'mutation {{ pauseCampaign(id: "{drafts[0]}") {{ userErrors {{ code }} }} }}',
+        headers=org.headers,
+    )
+    assert body["data"]["pauseCampaign"]["userErrors"]
+    when = future(3)
+    await gql(
+        client,
+        f'mutation {{ scheduleCampaign(id: "{drafts[1]}", scheduleDate: "{when}") '
+        "{ userErrors { code } } }",
+        headers=org.headers,
+    )
+    for campaign_id in (drafts[2], copy):
+        await org.mutate("cancelCampaign", campaign_id)
+    await gql(
+        client, f'mutation {{ deleteCampaign(id: "{copy}") {{ deletedId }} }}', headers=org.headers
+    )
+    # At once: two requests pausing one campaign move it once.
+    await asyncio.gather(
+        *(
+            gql(
+                client,
+                f'mutation {{ pauseCampaign(id: "{drafts[1]}") {{ userErrors {{ code }} }} }}',
+                headers=org.headers,
+            )
+            for _ in range(2)
+        )
+    )
+    await other.mutate("cancelCampaign", foreign)
+
+    totals = await _status_totals(client, org.id)
+    assert totals == await _counted_by_status(org.id)
+    assert (totals["DRAFT"], totals["PAUSED"], totals["CANCELLED"], totals["both"]) == (1, 2, 1, 3)
+    assert await _status_totals(client, other.id) == await _counted_by_status(other.id)
+    rest = await client.get("/api/campaigns?status=paused,draft&limit=2", headers=org.headers)
+    assert rest.json()["pagination"]["total"] == 3
+
+
+async def test_the_migration_counts_each_status_once(client: httpx.AsyncClient) -> None:
+    """Campaigns stored before the status totals are counted by the migration that
+    introduced them; a repeat changes nothing."""
+    org = Org(client)
+    await org.create(2)
+    tenant = org.tenant()
+    kind = tallies.campaigns_in("draft")
+    await Tally.get_pymongo_collection().delete_many({"organizationId": org.id})  # as before it
+    assert await tallies.total(tenant, kind) == 0
+    await migrations.count_campaigns_by_status()
+    for _ in range(2):  # a repeat changes nothing
+        assert await tallies.total(tenant, kind) == 1
+        await migrations.count_campaigns_by_status()

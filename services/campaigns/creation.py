@@ -222,6 +222,7 @@ async def create_in(
         await slots.CAMPAIGNS.record_gaps(tenant, [campaign.listSeq])
         raise
     await tallies.add(tenant, tallies.CAMPAIGNS, 1)
+    await tallies.moved(tenant, Campaign, None, campaign.status)
     return CreatedCampaign(campaign=campaign, contact_ids=[str(r.id) for r in chosen.contacts])
 
 

@@ -240,8 +240,7 @@ async def _removable(
 async def _recipients_of(
     tenant: Tenant, campaign: Campaign, contact_ids: list[ObjectId]
 ) -> list[dict[str, Any]]:
-    """The campaign's recipients for these contacts: a lookup each for a short list (a `$in`
-    would read the whole campaign on FerretDB), `$in` chunks for a long one."""
+    """The campaign's recipients for these contacts, in `$in` chunks."""
     return await tenant.raw_find_in(
         Recipient,
         "contactId",

@@ -102,6 +102,14 @@ would take more list pages than that."""
 PUSHED = frozenset({"status", "type"})
 """Filter fields whose single values every server answers from an index (FerretDB pushes them
 down): reading their matches costs in proportion to the matches."""
+MATCHES_READ_MOST = 200
+"""A status filter with at most this many matches has a numbered page read from them at once,
+whatever the page."""
+WALK_ROWS_PER_DECODE = 8
+"""Campaign rows a walk of list pages has the database check in the time FerretDB decodes one
+match (docs/performance.md#numbered-campaign-pages-and-the-schedule-date-order)."""
+LIST_PAGES_PER_READ = 16
+"""List pages a walk reads in one command at most."""
 
 
 async def list_campaigns(
@@ -327,9 +335,19 @@ async def count_campaigns(tenant: Tenant, filter: CampaignFilter | None = None) 
 
 
 async def _count(tenant: Tenant, query: dict[str, Any]) -> int:
+    """The running total without a filter or with a status filter alone; a count otherwise."""
     if not query:
         return await tallies.total(tenant, tallies.CAMPAIGNS)
+    if query.keys() == {"status"}:
+        kinds = [tallies.campaigns_in(status) for status in _statuses(query)]
+        return sum(await asyncio.gather(*(tallies.total(tenant, kind) for kind in kinds)))
     return await tenant.count(Campaign, query)
+
+
+def _statuses(query: dict[str, Any]) -> list[str]:
+    """The statuses a query's status condition names, each once."""
+    statuses = query["status"]
+    return list(dict.fromkeys(statuses["$in"] if isinstance(statuses, dict) else [statuses]))
 
 
 async def list_campaigns_by_page(
@@ -340,10 +358,11 @@ async def list_campaigns_by_page(
 
     Unfiltered, the page's list numbers are found from the gap records above them
     (`services.storage.slots`) and read by list page, so it costs the same at any number of
-    campaigns and nearly the same at any depth. Filtered by status, each status's matches are
-    read in list order (an index range on MongoDB; on FerretDB the pushed-down equality, so in
-    proportion to the matches, as their count is). Other filters walk the list pages from the
-    newest, checking each page's campaigns, until the page is filled.
+    campaigns and nearly the same at any depth. Filtered by status alone, the total is the
+    statuses' running totals, and the page is read from the status's matches when they are
+    few or the page is deep among them (on FerretDB that read decodes every match), else by
+    walking the list pages from the newest, as every other filter does: that costs the
+    page's depth, not the organization's campaigns.
     """
     query = campaign_query(filter, at=())
     total = await _count(tenant, query)
@@ -352,7 +371,7 @@ async def list_campaigns_by_page(
         return [], total  # past the end (and never a skip over MongoDB's 64-bit integers)
     if not query:
         found = await _numbered(tenant, skip, limit)
-    elif "status" in query:
+    elif query.keys() == {"status"} and await _matches_are_cheaper(tenant, total, skip + limit):
         found = await _numbered_matches(tenant, query, skip, limit)
     else:
         found = await _numbered_walk(tenant, query, skip, limit)
@@ -372,15 +391,24 @@ async def _numbered(tenant: Tenant, skip: int, limit: int) -> list[Campaign]:
     return [by_number[n] for n in numbers if n in by_number]
 
 
+async def _matches_are_cheaper(tenant: Tenant, matches: int, wanted: int) -> bool:
+    """Whether reading a status filter's `matches` (FerretDB decodes each) costs less than
+    walking list pages down to rank `wanted`: the walk reads about `wanted` times the
+    organization's campaigns over the matches, rows the database only checks, and decodes
+    just the matches on its way."""
+    if matches <= MATCHES_READ_MOST:
+        return True
+    campaigns = await tallies.total(tenant, tallies.CAMPAIGNS)
+    return wanted * campaigns > WALK_ROWS_PER_DECODE * matches * matches
+
+
 async def _numbered_matches(
     tenant: Tenant, query: dict[str, Any], skip: int, limit: int
 ) -> list[Campaign]:
     """Ranks `[skip, skip + limit)` of a status filter's matches, newest first: one read per
     status (an equality each, which FerretDB pushes down), merged."""
-    statuses = query["status"]
-    each = statuses["$in"] if isinstance(statuses, dict) else [statuses]
     found: list[Campaign] = []
-    for status in each:
+    for status in _statuses(query):
         found += await tenant.find_all(
             Campaign, {**query, "status": status}, sort=[("listSeq", -1)], limit=skip + limit
         )
@@ -391,15 +419,20 @@ async def _numbered_matches(
 async def _numbered_walk(
     tenant: Tenant, query: dict[str, Any], skip: int, limit: int
 ) -> list[Campaign]:
-    """Ranks `[skip, skip + limit)` of other filters' matches: list pages from the newest,
-    each read by equality with the filter added, until the page is filled."""
+    """Ranks `[skip, skip + limit)` of a filter's matches: list pages from the newest, read
+    with the filter added, until the page is filled; one page first, then twice as many per
+    read up to `LIST_PAGES_PER_READ` (an `$in` of page numbers)."""
     page_number = await slots.CAMPAIGNS.last(tenant) // positions.CAMPAIGNS_PER_PAGE
     found: list[Campaign] = []
+    width = 1
     while page_number >= 0 and len(found) < skip + limit:
-        rows = await tenant.find_all(Campaign, {**query, "page": page_number})
+        pages = list(range(page_number, max(page_number - width, -1), -1))
+        where = pages[0] if len(pages) == 1 else {"$in": pages}
+        rows = await tenant.find_all(Campaign, {**query, "page": where})
         rows.sort(key=lambda c: c.listSeq or 0, reverse=True)
         found += rows
-        page_number -= 1
+        page_number -= len(pages)
+        width = min(width * 2, LIST_PAGES_PER_READ)
     return found[skip : skip + limit]
 
 

@@ -2,8 +2,8 @@
 
 One document per organization and E.164 number, its `_id` `"<organizationId>:<phone>"`: an
 import is a bulk unordered insert whose duplicates are simply numbers already on the list (no
-read before the write, no two writers), and a send checks its recipients by `_id` point
-lookups. The list is read by equality only (FerretDB pushes nothing else down): each number
+read before the write, no two writers), and a send checks its recipients by `_id`. The list
+is read by equality only (FerretDB pushes no range or sort down): each number
 carries the list page its import claimed and a prefix key, so a page of the list or of a
 search costs the same whatever the list's size (`suppressed_page`). Numbers are normalised as
 contacts' phones are, so `(415) 555-0101` suppresses the contact `+14155550101`; a number that

@@ -30,6 +30,7 @@ from core.errors import Conflict, FieldError, NotFound
 from models import Change, Recipient, StepSend
 from models.base import TenantDocument
 from models.campaign import CreatedBy
+from services.storage import tallies
 from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
 STALE_AFTER = timedelta(seconds=30)
@@ -198,6 +199,10 @@ async def _finish(tenant: Tenant, model: type[Doc], claim: Change, now: datetime
     matched = await tenant.update_one(
         model, {"_id": claim.subjectId, "version": current}, {"$set": update}
     )
+    if matched and claim.fromStatus != claim.toStatus:
+        # Only the write that moved the version counts the move: a slow writer finishing
+        # after the one that finished for it matches nothing here.
+        await tallies.moved(tenant, model, claim.fromStatus, claim.toStatus)
     if not matched and await tenant.get(model, claim.subjectId) is None:
         await tenant.delete_many(Change, {"subjectId": claim.subjectId})
         raise NotFound(model.__name__.lower())

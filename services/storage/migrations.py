@@ -37,6 +37,7 @@ from models import (
     Suppression,
 )
 from models.base import utcnow
+from models.campaign import CampaignStatus
 from models.compliance import prefix_key
 from models.recipient import HEAD_SIZE, RECIPIENT_BATCH
 from services.storage import buckets, positions, slots, tallies
@@ -243,6 +244,16 @@ async def count_existing_data() -> None:
             await tallies.recount(tenant, kind)
 
 
+async def count_campaigns_by_status() -> None:
+    """Sets each organization's running totals of campaigns per status (a status filter's
+    `totalCount` and the REST list's `pagination.total`) from a count of each status; a
+    repeat recounts and changes nothing."""
+    for organization_id in await Campaign.get_pymongo_collection().distinct("organizationId"):
+        tenant = Tenant.for_organization(organization_id)
+        for status in CampaignStatus:
+            await tallies.recount(tenant, tallies.campaigns_in(status.value))
+
+
 async def give_suppressions_list_pages() -> None:
     """Numbers suppressed before the list had pages get pages and prefix keys (until then the
     list and prefix searches do not show them), each organization's in number order, and
@@ -320,6 +331,7 @@ MIGRATIONS: Sequence[Migration] = (
         number_campaigns_in_list,
     ),
     Migration(8, "indexes no query uses any more", drop_retired_indexes),
+    Migration(9, "running totals of campaigns per status", count_campaigns_by_status),
 )
 _registered: list[Migration] = []
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,18 +37,31 @@ from pymongo.errors import DuplicateKeyError
 
 from models import Campaign, Contact, ConversationSummary, Suppression, Tally
 from models.base import TenantDocument
+from models.campaign import CampaignStatus
 from services.storage.tenancy import Tenant
 
 CONTACTS: Final = "contacts"
 CAMPAIGNS: Final = "campaigns"
 SUPPRESSIONS: Final = "suppressions"
 CONVERSATIONS: Final = "conversations"
-COUNTED: dict[str, type[TenantDocument]] = {
-    CONTACTS: Contact,
-    CAMPAIGNS: Campaign,
-    SUPPRESSIONS: Suppression,
-    CONVERSATIONS: ConversationSummary,
+
+
+def campaigns_in(status: str) -> str:
+    """The total of the organization's campaigns in `status` (what a status filter's
+    `totalCount` and the REST list's `pagination.total` read)."""
+    return f"{CAMPAIGNS}:status:{status}"
+
+
+COUNTED: dict[str, tuple[type[TenantDocument], Mapping[str, Any]]] = {
+    CONTACTS: (Contact, {}),
+    CAMPAIGNS: (Campaign, {}),
+    SUPPRESSIONS: (Suppression, {}),
+    CONVERSATIONS: (ConversationSummary, {}),
+    **{campaigns_in(s.value): (Campaign, {"status": s.value}) for s in CampaignStatus},
 }
+"""Each total, with the documents it counts (what `recount` counts)."""
+STATUS_COUNTED: dict[type[TenantDocument], Callable[[str], str]] = {Campaign: campaigns_in}
+"""Models with a total per status, kept by `moved` on every status change."""
 RECOUNT_WRITER: Final = "recount"
 """The writer of the corrections `recount` records."""
 FOLD_AT = 32
@@ -94,6 +107,20 @@ async def add(tenant: Tenant, kind: str, delta: int) -> None:
         _recorded[key] = recorded
     else:
         await fold(tenant, kind, at=1)
+
+
+async def moved(
+    tenant: Tenant, model: type[TenantDocument], from_status: str | None, to_status: str | None
+) -> None:
+    """Moves one document of `model` from one status's total to another's (a status that has
+    no total, such as a deletion's `deleted`, is skipped): called once per status change,
+    after its write (`services.storage.history`), and for a creation with no `from_status`."""
+    kind_of = STATUS_COUNTED.get(model)
+    if kind_of is None:
+        return
+    for status, delta in ((from_status, -1), (to_status, 1)):
+        if status is not None and kind_of(status) in COUNTED:
+            await add(tenant, kind_of(status), delta)
 
 
 async def _record(tenant: Tenant, kind: str, delta: int, writer: str) -> None:
@@ -179,7 +206,8 @@ async def recount(tenant: Tenant, kind: str) -> int:
     Exact when nothing creates or deletes them meanwhile (at start-up, before serving);
     running it again changes nothing.
     """
-    counted = await tenant.count(COUNTED[kind])
+    model, query = COUNTED[kind]
+    counted = await tenant.count(model, query)
     correction = counted - (await _read(tenant, kind)).total
     if correction:
         await _record(tenant, kind, correction, RECOUNT_WRITER)

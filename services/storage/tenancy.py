@@ -152,7 +152,7 @@ class Tenant:
         projection: Mapping[str, Any] | None,
         where: Mapping[str, Any] | None,
     ) -> list[dict[str, Any]]:
-        query = {**(where or {}), field: {"$in": chunk}}
+        query = {**(where or {}), field: _one_of(chunk)}
         return [doc async for doc in self.raw_find(model, query, projection)]
 
     async def find_all(
@@ -270,11 +270,10 @@ class Tenant:
     ) -> None:
         """Sets fields on many documents by `_id`, each its own update, in few commands.
 
-        An `_id` equality per document is what both servers answer from an index (a shared
-        `$in` would read the organization on FerretDB). FerretDB v1 takes a pool connection per
-        statement of an `update` command and waits for them all: one command of 400 statements,
-        or two of 100 at once, exhaust its pool (120) and hang it for good. So statements go
-        `BULK_CHUNK` per command, one command at a time per process.
+        Each document gets its own fields, so each its own `_id` equality. FerretDB v1 takes a
+        pool connection per statement of an `update` command and waits for them all: one
+        command of 400 statements, or two of 100 at once, exhaust its pool (120) and hang it
+        for good. So statements go `BULK_CHUNK` per command, one command at a time per process.
         """
         operations = [
             UpdateOne(self._filter({"_id": document_id}), {"$set": dict(fields)})
@@ -296,7 +295,7 @@ class Tenant:
         `raw_find_in`'s chunks, one after the other."""
         deleted = 0
         for chunk in self._chunks(values):
-            deleted += await self.delete_many(model, {**(where or {}), field: {"$in": chunk}})
+            deleted += await self.delete_many(model, {**(where or {}), field: _one_of(chunk)})
         return deleted
 
     async def delete_many(self, model: type[D], query: Mapping[str, Any]) -> int:
@@ -304,3 +303,9 @@ class Tenant:
         collection = model.get_pymongo_collection()
         result = await collection.delete_many(self._filter(query))
         return int(result.deleted_count)
+
+
+def _one_of(values: list[Hashable]) -> Hashable | dict[str, list[Hashable]]:
+    """The condition that `field` is one of `values`: an equality for one value, which a stock
+    FerretDB pushes down too (a detail page's loader, one phone's suppression check)."""
+    return values[0] if len(values) == 1 else {"$in": values}
