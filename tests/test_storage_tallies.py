@@ -5,12 +5,14 @@ phones, imports, concurrent writers and deletions, and never mix organizations."
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 from bson import ObjectId
 
-from models import Campaign, Contact, Tally
-from services.storage import migrations, tallies
+from models import Campaign, Change, Contact, Tally
+from models.base import utcnow
+from services.storage import history, migrations, tallies
 from services.storage.tenancy import Tenant
 from tests.support import Org, auth, create_campaign, future, gql, phones, principal, token
 
@@ -292,4 +294,69 @@ async def test_the_migration_counts_each_status_once(client: httpx.AsyncClient) 
     await migrations.count_campaigns_by_status()
     for _ in range(2):  # a repeat changes nothing
         assert await tallies.total(tenant, kind) == 1
+        assert await _status_totals(client, org.id) == await _counted_by_status(org.id)
         await migrations.count_campaigns_by_status()
+
+
+async def _stale_claim(
+    org: Org, campaign_id: str, action: str, to: str, applied: dict[str, Any]
+) -> None:
+    """A change claimed by a writer that died before writing the campaign (version 1)."""
+    claim = Change(
+        organizationId=org.id,
+        subjectId=ObjectId(campaign_id),
+        version=1,
+        action=action,
+        fromStatus="scheduled" if action != "delete" else "draft",
+        toStatus=to,
+        applied=applied,
+    )
+    await org.tenant().insert(claim)
+    long_ago = utcnow() - 2 * history.STALE_AFTER
+    await Change.get_pymongo_collection().update_one(
+        {"_id": claim.id}, {"$set": {"createdAt": long_ago}}
+    )
+
+
+async def test_a_change_finished_by_many_at_once_moves_the_totals_once(
+    client: httpx.AsyncClient,
+) -> None:
+    """Requests that all find a dead writer's change and finish it at once (on FerretDB each
+    sees its write match) move the totals once."""
+    org = Org(client)
+    made = await create_campaign(client, org.id, newContacts=phones(1))
+    await _stale_claim(org, made["_id"], "pause", "paused", {"status": "paused"})
+    cancel = "mutation($id: ID!) { cancelCampaign(id: $id) { userErrors { code } } }"
+    await asyncio.gather(
+        *(gql(client, cancel, {"id": made["_id"]}, headers=org.headers) for _ in range(8))
+    )
+    # paused by the finished change, then cancelled by a request that came after it
+    status = (await org.campaign(made["_id"]))["status"]
+    assert status in {"paused", "cancelled"}
+    totals = await _status_totals(client, org.id)
+    assert totals == await _counted_by_status(org.id)
+    assert sum(totals[s] for s in STATUSES) == totals[status.upper()] == 1
+
+
+async def test_a_deletion_counts_the_campaign_until_it_is_gone(client: httpx.AsyncClient) -> None:
+    """A deletion whose change was written by a writer that died before deleting the campaign
+    leaves it counted in its status; the next deletion deletes it (not refused) and counts it
+    out once."""
+    org = Org(client)
+    draft = await org.create(1)
+    await _stale_claim(org, draft, "delete", "deleted", {})
+    # Scheduling finds the dead deletion, finishes its change, and is refused.
+    schedule = (
+        "mutation($id: ID!, $when: DateTime!) { scheduleCampaign(id: $id, scheduleDate: $when) "
+        "{ userErrors { code } } }"
+    )
+    variables = {"id": draft, "when": future(2)}
+    body = await gql(client, schedule, variables, headers=org.headers)
+    assert body["data"]["scheduleCampaign"]["userErrors"], body
+    assert await _status_totals(client, org.id) == await _counted_by_status(org.id)
+    assert (await _status_totals(client, org.id))["DRAFT"] == 1
+    await asyncio.gather(
+        *(gql(client, DELETE_CAMPAIGN, {"id": draft}, headers=org.headers) for _ in range(2))
+    )
+    assert await _status_totals(client, org.id) == await _counted_by_status(org.id)
+    assert (await _status_totals(client, org.id))["DRAFT"] == 0

@@ -15,7 +15,7 @@ for the status the caller saw, so it is not replayed on top of another move.
 from __future__ import annotations
 
 from core.config import Settings
-from core.errors import FieldError, InvalidInput, InvalidTransition
+from core.errors import FieldError, InvalidInput, InvalidTransition, NotFound
 from models import Campaign
 from models.base import utcnow
 from models.campaign import CampaignStatus
@@ -110,12 +110,24 @@ async def delete(tenant: Tenant, campaign_id: str) -> str:
         work = {"deleteRecipientsOf": campaign.id}
         return Planned("delete", {}, campaign.status.value, "deleted", work)
 
-    campaign = await _apply(tenant, campaign_id, "delete", plan)
+    try:
+        campaign = await _apply(tenant, campaign_id, "delete", plan)
+    except InvalidTransition as lost:
+        if lost.current != "deleted":
+            raise
+        # Another deletion's change is written (by it, or just here for a writer that died)
+        # but the campaign is still there: delete it as that deletion would have.
+        found = await tenant.get(Campaign, campaign_id)
+        if found is None:
+            raise NotFound("campaign") from None
+        campaign = found
     assert campaign.id is not None
     if campaign.listSeq is not None:  # its number first: a numbered page never counts it
         await slots.CAMPAIGNS.record_gaps(tenant, [campaign.listSeq])
     deleted = await tenant.delete_many(Campaign, {"_id": campaign.id})
     await tallies.add(tenant, tallies.CAMPAIGNS, -deleted)
+    if deleted:  # of deletions at once, the one that deleted it
+        await tallies.moved(tenant, Campaign, campaign.status, None)
     await history.forget(tenant, campaign.id)
     return str(campaign.id)
 

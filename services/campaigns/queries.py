@@ -340,7 +340,9 @@ async def _count(tenant: Tenant, query: dict[str, Any]) -> int:
         return await tallies.total(tenant, tallies.CAMPAIGNS)
     if query.keys() == {"status"}:
         kinds = [tallies.campaigns_in(status) for status in _statuses(query)]
-        return sum(await asyncio.gather(*(tallies.total(tenant, kind) for kind in kinds)))
+        totals = await asyncio.gather(*(tallies.total(tenant, kind) for kind in kinds))
+        # A campaign started before its creation's entry lands is out of its status first.
+        return sum(max(0, n) for n in totals)
     return await tenant.count(Campaign, query)
 
 
@@ -361,8 +363,9 @@ async def list_campaigns_by_page(
     campaigns and nearly the same at any depth. Filtered by status alone, the total is the
     statuses' running totals, and the page is read from the status's matches when they are
     few or the page is deep among them (on FerretDB that read decodes every match), else by
-    walking the list pages from the newest, as every other filter does: that costs the
-    page's depth, not the organization's campaigns.
+    walking the list pages from the newest: that costs the page's depth, not the
+    organization's campaigns. A status with other filters reads the status's matches with
+    them; other filters walk the list pages.
     """
     query = campaign_query(filter, at=())
     total = await _count(tenant, query)
@@ -371,7 +374,9 @@ async def list_campaigns_by_page(
         return [], total  # past the end (and never a skip over MongoDB's 64-bit integers)
     if not query:
         found = await _numbered(tenant, skip, limit)
-    elif query.keys() == {"status"} and await _matches_are_cheaper(tenant, total, skip + limit):
+    elif "status" in query and (
+        query.keys() != {"status"} or await _matches_are_cheaper(tenant, total, skip + limit)
+    ):
         found = await _numbered_matches(tenant, query, skip, limit)
     else:
         found = await _numbered_walk(tenant, query, skip, limit)
@@ -393,13 +398,14 @@ async def _numbered(tenant: Tenant, skip: int, limit: int) -> list[Campaign]:
 
 async def _matches_are_cheaper(tenant: Tenant, matches: int, wanted: int) -> bool:
     """Whether reading a status filter's `matches` (FerretDB decodes each) costs less than
-    walking list pages down to rank `wanted`: the walk reads about `wanted` times the
-    organization's campaigns over the matches, rows the database only checks, and decodes
-    just the matches on its way."""
+    walking list pages down to rank `wanted`, which decodes the `wanted` matches above it and
+    has the database check about `wanted` times the organization's campaigns over the
+    matches: rows it rejects by status, `WALK_ROWS_PER_DECODE` of them the cost of a decode."""
     if matches <= MATCHES_READ_MOST:
         return True
     campaigns = await tallies.total(tenant, tallies.CAMPAIGNS)
-    return wanted * campaigns > WALK_ROWS_PER_DECODE * matches * matches
+    walk = wanted * (campaigns + WALK_ROWS_PER_DECODE * matches)
+    return walk >= WALK_ROWS_PER_DECODE * matches * matches
 
 
 async def _numbered_matches(

@@ -17,6 +17,7 @@ writer that was only slow and the one finishing for it write the same things.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from beanie import PydanticObjectId
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from core.errors import Conflict, FieldError, NotFound
 from models import Change, Recipient, StepSend
@@ -33,6 +34,7 @@ from models.campaign import CreatedBy
 from services.storage import tallies
 from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
+logger = logging.getLogger(__name__)
 STALE_AFTER = timedelta(seconds=30)
 """A claim this old whose document was not written is finished by the next writer."""
 GIVE_UP_AFTER = timedelta(seconds=10)
@@ -199,10 +201,15 @@ async def _finish(tenant: Tenant, model: type[Doc], claim: Change, now: datetime
     matched = await tenant.update_one(
         model, {"_id": claim.subjectId, "version": current}, {"$set": update}
     )
-    if matched and claim.fromStatus != claim.toStatus:
-        # Only the write that moved the version counts the move: a slow writer finishing
-        # after the one that finished for it matches nothing here.
-        await tallies.moved(tenant, model, claim.fromStatus, claim.toStatus)
+    to_status = claim.applied.get("status")
+    if matched and to_status is not None and to_status != claim.fromStatus:
+        # Only a write that matched counts the move, once per change however many writers
+        # finish it at once. The change is written: a failed count is a recount's to mend,
+        # not the caller's error.
+        try:
+            await tallies.moved(tenant, model, claim.fromStatus, to_status, change=claim.id)
+        except PyMongoError:
+            logger.warning("status totals missed change %s; recount to mend", claim.id)
     if not matched and await tenant.get(model, claim.subjectId) is None:
         await tenant.delete_many(Change, {"subjectId": claim.subjectId})
         raise NotFound(model.__name__.lower())

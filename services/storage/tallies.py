@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from models import Campaign, Contact, ConversationSummary, Suppression, Tally
 from models.base import TenantDocument
 from models.campaign import CampaignStatus
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import DUPLICATE_KEY, Tenant
 
 CONTACTS: Final = "contacts"
 CAMPAIGNS: Final = "campaigns"
@@ -99,8 +99,13 @@ async def add(tenant: Tenant, kind: str, delta: int) -> None:
     if not delta:
         return
     await _record(tenant, kind, delta, _writer())
-    # Every FOLD_AT-th change this process records for a total, it folds that total's entries
-    # (everyone's, a dead process's too): reads never write, and what they read stays short.
+    await _noted(tenant, kind)
+
+
+async def _noted(tenant: Tenant, kind: str) -> None:
+    """Every FOLD_AT-th change this process records for a total, it folds that total's
+    entries (everyone's, a dead process's too): reads never write, and what they read stays
+    short."""
     key = (tenant.organization_id, kind)
     recorded = _recorded.pop(key, 0) + 1
     if recorded < FOLD_AT:
@@ -110,17 +115,43 @@ async def add(tenant: Tenant, kind: str, delta: int) -> None:
 
 
 async def moved(
-    tenant: Tenant, model: type[TenantDocument], from_status: str | None, to_status: str | None
+    tenant: Tenant,
+    model: type[TenantDocument],
+    from_status: str | None,
+    to_status: str | None,
+    *,
+    change: object = None,
 ) -> None:
-    """Moves one document of `model` from one status's total to another's (a status that has
-    no total, such as a deletion's `deleted`, is skipped): called once per status change,
-    after its write (`services.storage.history`), and for a creation with no `from_status`."""
+    """Moves one document of `model` from one status's total to another's: `from_status` None
+    for a creation, `to_status` None for a deletion (a status without a total is skipped).
+
+    `change` names the status change (its `Change` record) when several writers may record
+    it: its entries then have ids of their own, so of writers finishing one change at once
+    (FerretDB lets each see its write match) one entry each lands and the rest are refused.
+    """
     kind_of = STATUS_COUNTED.get(model)
     if kind_of is None:
         return
-    for status, delta in ((from_status, -1), (to_status, 1)):
-        if status is not None and kind_of(status) in COUNTED:
-            await add(tenant, kind_of(status), delta)
+    entries = []
+    for status, delta, side in ((from_status, -1, "out"), (to_status, 1, "in")):
+        if status is None or (kind := kind_of(status)) not in COUNTED:
+            continue
+        name = f"change:{change}:{side}" if change is not None else str(ObjectId())
+        entry = {"_id": f"{tenant.organization_id}:{kind}:{name}", "kind": kind, "n": delta}
+        entries.append({**entry, "writer": _writer()})
+    if not entries:
+        return
+    try:
+        await tenant.raw_insert_many(Tally, entries, ordered=False)
+        landed = entries
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        refused = {int(error["index"]) for error in errors}
+        landed = [entry for i, entry in enumerate(entries) if i not in refused]
+    for entry in landed:
+        await _noted(tenant, str(entry["kind"]))
 
 
 async def _record(tenant: Tenant, kind: str, delta: int, writer: str) -> None:
