@@ -174,6 +174,14 @@ ORG_CAMPAIGN_BATCH = [Index(("organizationId", "campaignId", "batch", "seq"), un
             True,
         ),
         ({"organizationId": 1, "name": {"$where": "1"}}, (), ORG_CAMPAIGN_BATCH, False),
+        # a page's first recipients: `$in` is equality, then a range on the next key
+        (
+            {"organizationId": 1, "campaignId": {"$in": [1, 2]}, "batch": 0, "seq": {"$lte": 5}},
+            (),
+            ORG_CAMPAIGN_BATCH,
+            True,
+        ),
+        ({"organizationId": 1, "campaignId": {"$in": [1, 2]}}, ("seq",), ORG_CAMPAIGN_BATCH, False),
     ],
 )
 def test_the_rule_of_a_compound_index(
