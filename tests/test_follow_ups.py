@@ -599,8 +599,9 @@ async def test_one_recipient_waiting_does_not_hold_the_others_next_step(
 ) -> None:
     """At 08:30 in New York the window (08:00-21:00) is open, in Los Angeles (05:30) it is
     not: the New York recipient gets its follow-up while the Los Angeles one still waits for
-    its first message; the step is done for the batch only once both had theirs. (The clock
-    is set years ahead of the messages' real send times, so every delay has passed.)"""
+    its first message; the step is done for the batch only once both had theirs. (A message
+    is sent at the dispatcher's clock's time, which moves past the step's delay between
+    ticks.)"""
     morning = datetime(2030, 1, 7, 13, 30, tzinfo=UTC)
     hours = OrganizationSettings("08:00", "21:00", "America/New_York")
     org = Org(client)
@@ -622,6 +623,7 @@ async def test_one_recipient_waiting_does_not_hold_the_others_next_step(
     dispatcher = Dispatcher(SimulatedProvider(ledger), replace(FAST, clock=clock, defaults=hours))
     await org.mutate("sendCampaignNow", campaign_id)
     await dispatcher.tick()
+    clock.advance(timedelta(minutes=2))
     await dispatcher.tick()
     went = [(entry["to"], ":" in entry["key"]) for entry in read_ledger(ledger)]
     assert went == [(new_york, False), (new_york, True)]
@@ -633,6 +635,7 @@ async def test_one_recipient_waiting_does_not_hold_the_others_next_step(
     # Los Angeles' window opens at 16:00 UTC: its first message, then its step.
     clock.now = datetime(2030, 1, 7, 16, tzinfo=UTC)
     await dispatcher.tick()
+    clock.advance(timedelta(minutes=2))
     await dispatcher.tick()
     assert steps_sent(ledger) == {0: 2, 1: 2}
     assert (await org.campaign(campaign_id))["status"] == "completed"

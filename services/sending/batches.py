@@ -419,8 +419,10 @@ class BatchSender:
         return BatchEnd(BatchResult.DONE)
 
     async def _write_outcomes(self, claim: Claim, outcomes: Mapping[ObjectId, Outcome]) -> None:
-        """Records each outcome on its recipient (`BULK_CHUNK` statements per command)."""
-        written = Tenant.now()
+        """Records each outcome on its recipient (`BULK_CHUNK` statements per command), at
+        the dispatcher's clock's time: a follow-up step is due `delayMinutes` after `sentAt`
+        by that clock."""
+        written = self.config.clock()
         updates: list[tuple[ObjectId, Mapping[str, Any]]] = []
         for recipient_id, outcome in outcomes.items():
             fields: dict[str, Any] = {
