@@ -63,6 +63,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "operator object in a segment": campaign_body(
         segmentation={"contactStatus": [{"$regex": ".*"}]}
     ),
+    "a segment of 101 tags": campaign_body(segmentation={"tags": [f"t{i}" for i in range(101)]}),
     "too many follow-ups": campaign_body(
         followUps=[{"delayMinutes": 60, "message": "Again?"}] * 6, isAutopilot=True
     ),

@@ -10,7 +10,7 @@ from bson import ObjectId
 
 from core.config import Settings
 from models import Contact, ContactPage
-from services.contacts.queries import list_contacts
+from services.contacts.queries import MAX_ANY_OF, list_contacts
 from services.inputs import ContactFilter
 from services.storage.tenancy import Tenant
 from tests.support import auth, create_campaign, gql, pages, phones, token
@@ -281,3 +281,18 @@ async def test_a_sparse_filter_of_equalities_gives_full_pages(
         after = page.end_cursor
     assert sizes == [10, 10, 5]
     assert seen == [p["phoneNumber"] for p in phones(25, start=5000)]
+
+
+async def test_a_filter_lists_at_most_a_hundred_values(client: httpx.AsyncClient) -> None:
+    """FerretDB checks every contact it reads against the whole list: a list of 40,000 tags
+    took 25 s at 20,000 contacts. A filter names at most `MAX_ANY_OF` values per condition."""
+    query = "query($t: [String!]) { contacts(first: 1, filter: {tags: $t}) { totalCount } }"
+    org = ObjectId()
+    for tags, refused in (([f"t{i}" for i in range(MAX_ANY_OF)], False), (["t"] * 40_000, True)):
+        body = await gql(client, query, {"t": tags}, headers=auth(token(org=org)))
+        if refused:
+            [error] = body["errors"]
+            found = [(u["field"], u["code"]) for u in error["extensions"]["userErrors"]]
+            assert found == [(["filter", "tags"], "TOO_MANY")], error
+        else:
+            assert body["data"]["contacts"]["totalCount"] == 0, body

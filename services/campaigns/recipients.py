@@ -176,7 +176,9 @@ def _add_csv(sources: Sources, input: CreateCampaignInput, settings: Settings) -
 
 
 def _segment_query(seg: Segmentation, errors: list[FieldError]) -> dict[str, Any]:
-    query = contact_conditions(contact_status=seg.contactStatus, process=seg.process, tags=seg.tags)
+    query = contact_conditions(
+        contact_status=seg.contactStatus, process=seg.process, tags=seg.tags, at=("segmentation",)
+    )
     created: dict[str, datetime] = {}
     after = parse_instant(seg.createdAfter, ("segmentation", "createdAfter"), errors)
     before = parse_instant(seg.createdBefore, ("segmentation", "createdBefore"), errors)

@@ -28,14 +28,30 @@ async def get_contact(tenant: Tenant, contact_id: str) -> Contact:
     return contact
 
 
+MAX_ANY_OF = 100
+"""Values one condition may list (stages, tags): the server checks each contact it reads
+against the whole list."""
+
+
 def contact_conditions(
-    *, contact_status: list[str] | None, process: str | None, tags: list[str] | None
+    *,
+    contact_status: list[str] | None,
+    process: str | None,
+    tags: list[str] | None,
+    at: Path = ("filter",),
 ) -> dict[str, Any]:
     """The conditions a contact filter and a campaign's segment share.
 
     Any of the stages, the pipeline, and any of the tags (a contact with one of them
     matches); one value is an equality, which the embedded server pushes down.
     """
+    errors = [
+        FieldError((*at, name), "TOO_MANY", f"At most {MAX_ANY_OF} values")
+        for name, values in (("contactStatus", contact_status), ("tags", tags))
+        if values and len(values) > MAX_ANY_OF
+    ]
+    if errors:
+        raise InvalidInput("Too many values in a filter", errors)
     query: dict[str, Any] = {}
     if contact_status:
         query["contactStatus"] = _any_of(contact_status)
@@ -62,7 +78,7 @@ def contact_query(
     if filter is None:
         return {}
     query = contact_conditions(
-        contact_status=filter.contactStatus, process=filter.process, tags=filter.tags
+        contact_status=filter.contactStatus, process=filter.process, tags=filter.tags, at=at
     )
     if filter.optedOut is not None:
         query["optedOut"] = filter.optedOut
