@@ -29,7 +29,7 @@ from services.dates import parse_instant
 from services.inputs import CampaignFilter, CampaignOrder, CampaignOrderField
 from services.storage import buckets, history, positions, slots, tallies
 from services.storage.pages import Cursors, LazyCursors, Page, page_size
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import Tenant, one_of
 
 MAX_SEARCH = 100
 
@@ -54,7 +54,7 @@ def campaign_query(filter: CampaignFilter | None, at: Path = ("filter",)) -> dic
             _choice(CampaignStatus, s, (*at, "status", i), errors)
             for i, s in enumerate(filter.status)
         ]
-        query["status"] = statuses[0] if len(statuses) == 1 else {"$in": statuses}
+        query["status"] = one_of(statuses)
     if filter.type is not None:
         query["type"] = _choice(CampaignType, filter.type, (*at, "type"), errors)
     if filter.createdBy is not None:
@@ -314,8 +314,7 @@ async def _matches_from(
 ) -> list[Campaign]:
     """The campaigns matching `query` from list page `page` on, in list order: one read per
     status asked for (each an equality the server answers from an index), merged."""
-    statuses = query.get("status")
-    each = statuses["$in"] if isinstance(statuses, dict) else [statuses]
+    each: list[str | None] = [*_statuses(query)] if "status" in query else [None]
     direction = -1 if descending else 1
     start = {"page": {"$lte": page} if descending else {"$gte": page}}
     found: list[Campaign] = []
@@ -433,8 +432,7 @@ async def _numbered_walk(
     width = 1
     while page_number >= 0 and len(found) < skip + limit:
         pages = list(range(page_number, max(page_number - width, -1), -1))
-        where = pages[0] if len(pages) == 1 else {"$in": pages}
-        rows = await tenant.find_all(Campaign, {**query, "page": where})
+        rows = await tenant.find_all(Campaign, {**query, "page": one_of(pages)})
         rows.sort(key=lambda c: c.listSeq or 0, reverse=True)
         found += rows
         page_number -= len(pages)

@@ -14,7 +14,7 @@ from services.contacts.records import PhoneError, normalize_phone
 from services.inputs import ContactFilter
 from services.storage import positions, tallies
 from services.storage.pages import Cursors, LazyCursors, Page, after_filter, page_size
-from services.storage.tenancy import Tenant
+from services.storage.tenancy import Tenant, one_of
 
 MAX_SEARCH = 100
 DIGITS = re.compile(r"[\d\s()+.-]+")
@@ -54,16 +54,12 @@ def contact_conditions(
         raise InvalidInput("Too many values in a filter", errors)
     query: dict[str, Any] = {}
     if contact_status:
-        query["contactStatus"] = _any_of(contact_status)
+        query["contactStatus"] = one_of(contact_status)
     if process is not None:
         query["process"] = process
     if tags:
-        query["tags"] = _any_of(tags)
+        query["tags"] = one_of(tags)
     return query
-
-
-def _any_of(values: list[str]) -> Any:
-    return values[0] if len(values) == 1 else {"$in": values}
 
 
 def contact_query(

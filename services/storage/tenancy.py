@@ -152,7 +152,7 @@ class Tenant:
         projection: Mapping[str, Any] | None,
         where: Mapping[str, Any] | None,
     ) -> list[dict[str, Any]]:
-        query = {**(where or {}), field: _one_of(chunk)}
+        query = {**(where or {}), field: one_of(chunk)}
         return [doc async for doc in self.raw_find(model, query, projection)]
 
     async def find_all(
@@ -295,7 +295,7 @@ class Tenant:
         `raw_find_in`'s chunks, one after the other."""
         deleted = 0
         for chunk in self._chunks(values):
-            deleted += await self.delete_many(model, {**(where or {}), field: _one_of(chunk)})
+            deleted += await self.delete_many(model, {**(where or {}), field: one_of(chunk)})
         return deleted
 
     async def delete_many(self, model: type[D], query: Mapping[str, Any]) -> int:
@@ -305,7 +305,8 @@ class Tenant:
         return int(result.deleted_count)
 
 
-def _one_of(values: list[Hashable]) -> Hashable | dict[str, list[Hashable]]:
-    """The condition that `field` is one of `values`: an equality for one value, which a stock
-    FerretDB pushes down too (a detail page's loader, one phone's suppression check)."""
-    return values[0] if len(values) == 1 else {"$in": values}
+def one_of(values: Sequence[Any]) -> Any:
+    """The condition that a field is one of `values`: an equality for one value, which a stock
+    FerretDB pushes down too (a detail page's loader, one phone's suppression check), `$in`
+    for more."""
+    return values[0] if len(values) == 1 else {"$in": list(values)}
