@@ -1,5 +1,10 @@
 """Each organization's request budget: spent, its requests get 429 with the retry hint and
-the IETF draft's headers in both APIs, and other organizations are not affected."""
+the IETF draft's headers in both APIs, and other organizations are not affected.
+
+On the real clock these budgets are per hour: the sliding window lets a per-minute budget's
+request through just after a minute ends (the last window's weight rounds down, as the
+`limits` library's counter does), which a test crossing that boundary took for a failure.
+`test_request_limits_shared.py` tests the windows themselves on a test clock."""
 
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from tests.support import (
 
 @pytest.fixture
 async def limited(mongo_uri: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_with(mongo_uri, api_rate_limit="3/minute") as client:
+    async with client_with(mongo_uri, api_rate_limit="3/hour") as client:
         yield client
 
 
@@ -54,7 +59,7 @@ async def test_an_organization_over_its_budget_gets_429_in_both_apis(
         "remaining=0",
     ]
     refused = answers[3]
-    assert refused.headers["RateLimit-Policy"] == "3;w=60"
+    assert refused.headers["RateLimit-Policy"] == "3;w=3600"
     assert int(refused.headers["Retry-After"]) >= 1
     assert refused.json()["success"] is False
     assert refused.json()["errors"][0]["code"] == "RATE_LIMITED"
@@ -89,21 +94,21 @@ def test_limits_are_on_by_default_except_in_tests() -> None:
 
 async def test_one_user_cannot_spend_the_organizations_budget(mongo_uri: str) -> None:
     async with client_with(
-        mongo_uri, api_rate_limit="10/minute", api_user_rate_limit="3/minute"
+        mongo_uri, api_rate_limit="10/hour", api_user_rate_limit="3/hour"
     ) as client:
         org = Org(client)
         script = [await client.get("/api/contacts", headers=org.headers) for _ in range(4)]
         colleague = auth(token(org=org.id, user=ObjectId()))
         theirs = await client.get("/api/contacts", headers=colleague)
     assert [a.status_code for a in script] == [200, 200, 200, 429]
-    assert script[3].headers["RateLimit-Policy"] == "3;w=60"  # the user's budget refused it
+    assert script[3].headers["RateLimit-Policy"] == "3;w=3600"  # the user's budget refused it
     assert theirs.status_code == 200
     # The organization's budget was charged for the three allowed, not for the refused one.
     assert theirs.headers["RateLimit"].split(", ")[1] in ("remaining=2", "remaining=6")
 
 
 async def test_writes_cost_more_than_reads_in_both_apis(mongo_uri: str) -> None:
-    async with client_with(mongo_uri, api_rate_limit="12/minute", api_write_cost=5) as client:
+    async with client_with(mongo_uri, api_rate_limit="12/hour", api_write_cost=5) as client:
         org = Org(client)
         read = await client.post(
             "/graphql", json={"query": "{ contacts { totalCount } }"}, headers=org.headers
@@ -123,7 +128,7 @@ async def test_writes_cost_more_than_reads_in_both_apis(mongo_uri: str) -> None:
 
 
 async def test_a_mutation_hidden_behind_a_json_escape_still_costs_a_write(mongo_uri: str) -> None:
-    async with client_with(mongo_uri, api_rate_limit="12/minute", api_write_cost=5) as client:
+    async with client_with(mongo_uri, api_rate_limit="12/hour", api_write_cost=5) as client:
         org = Org(client)
         body = (
             b'{"query": "\\u006dutation { createContact(input: {phoneNumber: \\"+14155550123\\"})'
@@ -190,7 +195,7 @@ async def test_the_app_holds_refusals_in_front_and_through_cors(
 ) -> None:
     settings = make_settings(
         mongo_uri,
-        api_rate_limit="1/minute",
+        api_rate_limit="1/hour",
         api_refusal_pause_seconds=10.0,
         cors_allowed_origins=["https://app.example.com"],
     )

@@ -171,7 +171,7 @@ async def test_a_browsers_refusal_carries_cors_headers_and_others_an_id(
     mongo_uri: str, path: str
 ) -> None:
     settings = make_settings(
-        mongo_uri, api_rate_limit="1/minute", cors_allowed_origins=["https://app.example.com"]
+        mongo_uri, api_rate_limit="1/hour", cors_allowed_origins=["https://app.example.com"]
     )
     app = create_app(settings)
     headers = auth(token(org=ObjectId()))
