@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN := uv run --frozen
 
-.PHONY: run test fuzz worker token org-rate bench lint format typecheck schema ide
+.PHONY: run test fuzz worker token org-rate recount bench lint format typecheck schema ide
 
 run: ## Serve on http://$(HOST):$(PORT) (GraphQL IDE at /graphql, REST under /api)
 	@scripts/ensure-tools.sh
@@ -38,6 +38,10 @@ worker: ## A sending worker on the same database as `make run` (any number may r
 org-rate: ## An organization's own sending rate on make run's database: ARGS="--org ID --rate 20"
 	@scripts/ensure-tools.sh >/dev/null
 	@$(RUN) python -m scripts.dbserver attach --data-dir .data/dev -- $(RUN) python -m scripts.org_rate $(ARGS)
+
+recount: ## Put organizations' running totals right on make run's database: ARGS="--org ID" or "--all"
+	@scripts/ensure-tools.sh >/dev/null
+	@$(RUN) python -m scripts.dbserver attach --data-dir .data/dev -- $(RUN) python -m scripts.recount $(ARGS)
 
 token: ## Print a development token for the IDE's Headers tab
 	@scripts/ensure-tools.sh >/dev/null

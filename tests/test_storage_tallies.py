@@ -12,6 +12,7 @@ from bson import ObjectId
 
 from models import Campaign, Change, Contact, Tally
 from models.base import utcnow
+from scripts import recount
 from services.storage import history, migrations, tallies
 from services.storage.tenancy import Tenant
 from tests.support import Org, auth, create_campaign, future, gql, phones, principal, token
@@ -360,3 +361,24 @@ async def test_a_deletion_counts_the_campaign_until_it_is_gone(client: httpx.Asy
     )
     assert await _status_totals(client, org.id) == await _counted_by_status(org.id)
     assert (await _status_totals(client, org.id))["DRAFT"] == 0
+
+
+async def test_an_operator_recounts_what_the_writers_missed(client: httpx.AsyncClient) -> None:
+    """`scripts/recount.py` corrects each total of the organization it is given, and only
+    that one's, after writes no entry counted (here: a raw delete and a raw status change)."""
+    org, other = Org(client), Org(client)
+    made = await create_campaign(client, org.id, newContacts=phones(3))
+    await other.create(2)
+    contacts = Contact.get_pymongo_collection()
+    await contacts.delete_many({"organizationId": org.id, "firstName": "P0"})
+    await Campaign.get_pymongo_collection().update_one(
+        {"_id": ObjectId(made["_id"])}, {"$set": {"status": "paused"}}
+    )
+    assert (await _status_totals(client, org.id))["PAUSED"] == 0
+    for _ in range(2):  # a repeat changes nothing
+        counted = await recount.recount([org.id])
+        assert list(counted) == [org.id] and counted[org.id][tallies.CONTACTS] == 2
+        assert await _totals(client, org.id) == (2, 1) == await _counted(org.id)
+        assert await _status_totals(client, org.id) == await _counted_by_status(org.id)
+    assert (await _status_totals(client, org.id))["PAUSED"] == 1
+    assert recount.main(["--org", "not-an-id"]) == 2
