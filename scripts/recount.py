@@ -2,7 +2,7 @@
 status, suppressed numbers, conversations (`services/storage/tallies.py`).
 
     python -m scripts.recount --org ID     # one organization
-    python -m scripts.recount --all        # every organization with contacts or campaigns
+    python -m scripts.recount --all        # every organization that holds or counts anything
 
 A total is kept by the writers, so it drifts only when a process died between a write and the
 entry that counts it, or when a process of an older version wrote during a rollout. Each total
@@ -22,6 +22,7 @@ from bson.errors import InvalidId
 
 from core.config import Settings, get_settings
 from core.db import create_client, init_database
+from models import ConversationSummary, Suppression, Tally
 from services.storage import migrations, tallies
 from services.storage.tenancy import Tenant
 
@@ -29,7 +30,7 @@ from services.storage.tenancy import Tenant
 async def recount(organizations: list[ObjectId] | None) -> dict[ObjectId, dict[str, int]]:
     """Recounts every total of `organizations` (None: all) on the database the models are
     bound to; returns each one's counts."""
-    chosen = organizations if organizations is not None else await migrations.organizations()
+    chosen = organizations if organizations is not None else await _every_organization()
     counted: dict[ObjectId, dict[str, int]] = {}
     for organization in chosen:
         tenant = Tenant.for_organization(organization)
@@ -37,6 +38,16 @@ async def recount(organizations: list[ObjectId] | None) -> dict[ObjectId, dict[s
             kind: await tallies.recount(tenant, kind) for kind in tallies.COUNTED
         }
     return counted
+
+
+async def _every_organization() -> list[ObjectId]:
+    """Every organization with something counted or a total kept: one read of each collection's
+    organization ids (an organization may hold only suppressed numbers, or only totals that
+    drifted after its contacts and campaigns were deleted)."""
+    found = set(await migrations.organizations())
+    for model in (Suppression, ConversationSummary, Tally):
+        found.update(await model.get_pymongo_collection().distinct("organizationId"))
+    return sorted(found)
 
 
 async def run(

@@ -370,6 +370,10 @@ SCATTER_GATHER: dict[str, str] = {
     "likewise.",
     "idempotency_keys: eq=[]": "The purge lists the organizations that hold idempotency "
     "records (one distinct over the organization's index per purge), then purges each.",
+    "conversation_summaries: eq=[]": "An operator's recount of every organization lists those "
+    "that hold conversations (one distinct over the organization's index, run by hand).",
+    "tallies: eq=[]": "An operator's recount of every organization lists those that keep "
+    "totals, likewise.",
 }
 """Shapes (as `str(Shape)`) of queries sent to every shard, each with the reason."""
 

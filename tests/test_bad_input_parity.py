@@ -64,6 +64,9 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         segmentation={"contactStatus": [{"$regex": ".*"}]}
     ),
     "a segment of 101 tags": campaign_body(segmentation={"tags": [f"t{i}" for i in range(101)]}),
+    "a segment of 101 tags and a blank name": campaign_body(
+        name=" ", segmentation={"tags": [f"t{i}" for i in range(101)]}
+    ),
     "too many follow-ups": campaign_body(
         followUps=[{"delayMinutes": 60, "message": "Again?"}] * 6, isAutopilot=True
     ),
@@ -188,6 +191,13 @@ async def test_both_apis_answer_alike(mongo_uri: str, case: str) -> None:
             assert await counts("campaigns", "contacts", "recipients") == before
     assert rest[1], "every case reports something"
     assert graphql == rest
+
+
+async def test_a_segment_over_its_limit_is_reported_with_the_other_errors(mongo_uri: str) -> None:
+    body = CATALOGUE["a segment of 101 tags and a blank name"]
+    async with client_with(mongo_uri) as http:
+        outcome = await via_rest(http, body, ObjectId())
+    assert outcome == ("refused", [("name", "REQUIRED"), ("segmentation.tags", "TOO_MANY")])
 
 
 def test_the_catalogue_has_both_outcomes() -> None:

@@ -2,7 +2,8 @@
 it and have not answered or opted out, once each, and a reply stored first always stops it.
 
 The dispatcher runs on a test clock that starts at the real time (the first message's `sentAt`
-is the database's time) and is moved forward past each step's delay.
+is the clock's time; a step's, the real time) and is moved forward past each step's delay.
+Replies arrive on the real clock, so a test's clock never runs far ahead of them.
 """
 
 from __future__ import annotations

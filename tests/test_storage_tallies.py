@@ -382,3 +382,8 @@ async def test_an_operator_recounts_what_the_writers_missed(client: httpx.AsyncC
         assert await _status_totals(client, org.id) == await _counted_by_status(org.id)
     assert (await _status_totals(client, org.id))["PAUSED"] == 1
     assert recount.main(["--org", "not-an-id"]) == 2
+    # `--all` reaches an organization that holds nothing but a drifted total, too.
+    await Contact.get_pymongo_collection().delete_many({"organizationId": other.id})
+    assert (await _totals(client, other.id))[0] == 2
+    assert other.id in await recount.recount(None)
+    assert await _totals(client, other.id) == (0, 1) == await _counted(other.id)

@@ -176,9 +176,17 @@ def _add_csv(sources: Sources, input: CreateCampaignInput, settings: Settings) -
 
 
 def _segment_query(seg: Segmentation, errors: list[FieldError]) -> dict[str, Any]:
-    query = contact_conditions(
-        contact_status=seg.contactStatus, process=seg.process, tags=seg.tags, at=("segmentation",)
-    )
+    too_many = False
+    try:
+        query = contact_conditions(
+            contact_status=seg.contactStatus,
+            process=seg.process,
+            tags=seg.tags,
+            at=("segmentation",),
+        )
+    except InvalidInput as refused:  # reported with the request's other errors
+        errors.extend(refused.errors)
+        query, too_many = {}, True
     created: dict[str, datetime] = {}
     after = parse_instant(seg.createdAfter, ("segmentation", "createdAfter"), errors)
     before = parse_instant(seg.createdBefore, ("segmentation", "createdBefore"), errors)
@@ -188,7 +196,7 @@ def _segment_query(seg: Segmentation, errors: list[FieldError]) -> dict[str, Any
         created["$lt"] = before
     if created:
         query["createdAt"] = created
-    if not query and not (seg.createdAfter or seg.createdBefore):
+    if not query and not too_many and not (seg.createdAfter or seg.createdBefore):
         errors.append(
             FieldError(
                 ("segmentation",),

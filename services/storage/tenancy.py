@@ -305,8 +305,9 @@ class Tenant:
         return int(result.deleted_count)
 
 
-def one_of(values: Sequence[Any]) -> Any:
+def one_of(values: Sequence[Hashable]) -> Any:
     """The condition that a field is one of `values`: an equality for one value, which a stock
     FerretDB pushes down too (a detail page's loader, one phone's suppression check), `$in`
     for more."""
-    return values[0] if len(values) == 1 else {"$in": list(values)}
+    unique = list(dict.fromkeys(values))
+    return unique[0] if len(unique) == 1 else {"$in": unique}
