@@ -296,3 +296,19 @@ async def test_a_filter_lists_at_most_a_hundred_values(client: httpx.AsyncClient
             assert found == [(["filter", "tags"], "TOO_MANY")], error
         else:
             assert body["data"]["contacts"]["totalCount"] == 0, body
+
+
+async def test_rest_names_a_bad_filter_by_its_query_parameter(client: httpx.AsyncClient) -> None:
+    """REST takes the filter's fields as query parameters, so its errors name them so."""
+    headers = auth(token(org=ObjectId()))
+    tags = "&".join(f"tags=t{i}" for i in range(MAX_ANY_OF + 1))
+    cases = [
+        (f"/api/contacts?{tags}", "tags", "TOO_MANY"),
+        (f"/api/contacts.csv?{tags}", "tags", "TOO_MANY"),
+        ("/api/contacts?search=" + "1" * 101, "search", "TOO_LONG"),
+    ]
+    for path, field, code in cases:
+        answer = await client.get(path, headers=headers)
+        assert answer.status_code == 400, (path[:40], answer.text)
+        [error] = answer.json()["errors"]
+        assert (error["field"], error["code"]) == (field, code), error

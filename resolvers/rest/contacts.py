@@ -55,7 +55,7 @@ async def list_contacts(
 ) -> ContactListEnvelope:
     limit = page_limit(limit)
     page = await contact_queries.list_contacts(
-        tenant, settings, filter=filter, first=limit, after=after
+        tenant, settings, filter=filter, first=limit, after=after, at=()
     )
     return ContactListEnvelope(
         message="Contacts",

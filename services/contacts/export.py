@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.config import Settings
+from core.errors import Path
 from models import Contact
 from services.contacts.queries import contact_query
 from services.inputs import ContactFilter
@@ -37,15 +38,16 @@ CONTACT_COLUMNS = (
 
 
 async def export_contacts(
-    tenant: Tenant, settings: Settings, filter: ContactFilter | None = None
+    tenant: Tenant, settings: Settings, filter: ContactFilter | None = None, at: Path = ()
 ) -> Export:
     """Returns the contacts a filter matches, in list order, as a stream of pages.
 
     The filter is checked (and the list's end found) before the first row, so a bad filter is
     a 400 rather than a broken download. Each page is one `{organizationId, page}` equality
-    read plus the filter's conditions, as in `list_contacts`.
+    read plus the filter's conditions, as in `list_contacts`. `at` is where the filter's fields
+    are in the request (the CSV route's query parameters: at the top).
     """
-    query = contact_query(filter, settings)
+    query = contact_query(filter, settings, at)
     projection = {name: 1 for name in CONTACT_COLUMNS if name != "contactId"}
     last = await positions.last_page(tenant)
     if isinstance(query.get("phoneNumber"), str):  # one exact number: at most one contact

@@ -112,6 +112,7 @@ async def list_contacts(
     first: int | None = None,
     after: str | None = None,
     max_pages: int = MAX_PAGES_READ,
+    at: Path = ("filter",),
 ) -> Page[Contact]:
     """Returns contacts in list order (by page, then id), reading page by page.
 
@@ -124,10 +125,11 @@ async def list_contacts(
     equalities select them, whatever the organization's size), so the page is full when enough
     contacts match. Other filters (tags, a name search) are checked on each page; one that
     matches few contacts may return fewer than `first` with `has_next` set and a cursor past
-    the `max_pages` pages read. A search for one exact phone number is one lookup.
+    the `max_pages` pages read. A search for one exact phone number is one lookup. `at` is
+    where the filter's fields are in the request (REST sends them as query parameters).
     """
     size = page_size(first)
-    query = contact_query(filter, settings)
+    query = contact_query(filter, settings, at)
     cursors = Cursors(settings, "contacts:page")
     page_number, last_id = 0, None
     if after is not None:
