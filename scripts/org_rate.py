@@ -15,23 +15,18 @@ import asyncio
 import sys
 
 from bson import ObjectId
-from bson.errors import InvalidId
 
 from core.config import Settings, get_settings
-from core.db import create_client, init_database
 from core.errors import InvalidInput
+from scripts.operator import on_database, organization_id
 from services.organizations.settings import set_rate_per_second
 from services.storage.tenancy import Tenant
 
 
 async def apply(settings: Settings, organization: ObjectId, rate: int | None) -> None:
     """Stores `rate` (None: the deployment's) as the organization's own."""
-    client = create_client(settings)
-    try:
-        await init_database(client, settings.mongodb_db)
-        await set_rate_per_second(Tenant.for_organization(organization), rate)
-    finally:
-        await client.close()
+    tenant = Tenant.for_organization(organization)
+    await on_database(settings, lambda: set_rate_per_second(tenant, rate))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,10 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--org", required=True, help="the organization's id (24 hex digits)")
     parser.add_argument("--rate", required=True, help="messages a second, or 'default'")
     args = parser.parse_args(argv)
-    try:
-        organization = ObjectId(args.org)
-    except InvalidId:
-        print(f"--org: {args.org!r} is not an organization id", file=sys.stderr)
+    organization = organization_id(args.org)
+    if organization is None:
         return 2
     rate: int | None = None
     if args.rate != "default":

@@ -18,11 +18,10 @@ import asyncio
 import sys
 
 from bson import ObjectId
-from bson.errors import InvalidId
 
 from core.config import Settings, get_settings
-from core.db import create_client, init_database
 from models import ConversationSummary, Suppression, Tally
+from scripts.operator import on_database, organization_id
 from services.storage import migrations, tallies
 from services.storage.tenancy import Tenant
 
@@ -54,12 +53,7 @@ async def run(
     settings: Settings, organizations: list[ObjectId] | None
 ) -> dict[ObjectId, dict[str, int]]:
     """`recount` against the configured database."""
-    client = create_client(settings)
-    try:
-        await init_database(client, settings.mongodb_db)
-        return await recount(organizations)
-    finally:
-        await client.close()
+    return await on_database(settings, lambda: recount(organizations))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,11 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     organizations: list[ObjectId] | None = None
     if args.org is not None:
-        try:
-            organizations = [ObjectId(args.org)]
-        except InvalidId:
-            print(f"--org: {args.org!r} is not an organization id", file=sys.stderr)
+        organization = organization_id(args.org)
+        if organization is None:
             return 2
+        organizations = [organization]
     counted = asyncio.run(run(get_settings(), organizations))
     for organization, totals in counted.items():
         shown = ", ".join(f"{kind} {n}" for kind, n in totals.items() if n)
